@@ -1,0 +1,1 @@
+//! Sandman's core. Functions wire these pieces; every rule lives here.
