@@ -1,1 +1,7 @@
 //! Sandman's core. Functions wire these pieces; every rule lives here.
+
+pub mod config;
+pub mod domain;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;

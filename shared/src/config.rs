@@ -1,0 +1,176 @@
+//! Configuration, parsed once per cold start. A missing or malformed variable fails start-up with
+//! its name; secrets are not here (see `secrets.rs`).
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsSource {
+    /// Local runs and tests: `E2B_API_KEY`, `E2B_TEAM_API_KEYS`, `E2B_WEBHOOK_SECRETS`, `JWT_HS256_SECRET`.
+    Environment,
+    /// Deployed: one Secrets Manager secret holding them all as JSON.
+    SecretsManager { secret_id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub team_claim: String,
+    pub jwks_url: Option<String>,
+}
+
+/// Defaults for projects registered without their own policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectDefaults {
+    pub idle_timeout: Duration,
+    pub sandbox_timeout: Duration,
+    pub keep_last: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforcerConfig {
+    pub concurrency: usize,
+    pub tick_deadline: Duration,
+    /// After this many consecutive failed pauses a session is flagged instead of retried.
+    pub max_failures: u32,
+    /// Transitional states older than this are repaired by the reconciler.
+    pub stuck_after: Duration,
+    pub orphan_policy: OrphanPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    Pause,
+    Kill,
+    Report,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunerConfig {
+    pub dry_run: bool,
+    pub tick_deadline: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub e2b_api_url: String,
+    pub secrets: SecretsSource,
+    pub auth: AuthConfig,
+    pub defaults: ProjectDefaults,
+    /// A heartbeat within this interval of the last recorded one writes nothing.
+    pub heartbeat_interval: Duration,
+    pub enforcer: EnforcerConfig,
+    pub pruner: PrunerConfig,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = Env(&get);
+        Ok(Config {
+            table: env.required("SANDMAN_TABLE")?,
+            e2b_api_url: env.get("E2B_API_URL").unwrap_or_else(|| "https://api.e2b.app".into()),
+            secrets: match env.get("SANDMAN_SECRET_ARN") {
+                Some(secret_id) => SecretsSource::SecretsManager { secret_id },
+                None => SecretsSource::Environment,
+            },
+            auth: AuthConfig {
+                issuer: env.get("JWT_ISSUER"),
+                audience: env.get("JWT_AUDIENCE"),
+                team_claim: env.get("JWT_TEAM_CLAIM").unwrap_or_else(|| "team_id".into()),
+                jwks_url: env.get("JWT_JWKS_URL"),
+            },
+            defaults: ProjectDefaults {
+                idle_timeout: env.seconds("DEFAULT_IDLE_TIMEOUT_SECS", 600)?,
+                sandbox_timeout: env.seconds("DEFAULT_SANDBOX_TIMEOUT_SECS", 1800)?,
+                keep_last: env.number("DEFAULT_KEEP_SNAPSHOTS", 10)?,
+            },
+            heartbeat_interval: env.seconds("HEARTBEAT_INTERVAL_SECS", 30)?,
+            enforcer: EnforcerConfig {
+                concurrency: env.number("ENFORCER_CONCURRENCY", 32)?,
+                tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,
+                max_failures: env.number("ENFORCER_MAX_FAILURES", 5)?,
+                stuck_after: env.seconds("RECONCILE_STUCK_AFTER_SECS", 300)?,
+                orphan_policy: match env.get("ORPHAN_POLICY").as_deref() {
+                    None | Some("pause") => OrphanPolicy::Pause,
+                    Some("kill") => OrphanPolicy::Kill,
+                    Some("report") => OrphanPolicy::Report,
+                    Some(other) => return Err(invalid("ORPHAN_POLICY", format!("{other:?} is not pause, kill or report"))),
+                },
+            },
+            pruner: PrunerConfig {
+                dry_run: matches!(env.get("PRUNER_DRY_RUN").as_deref(), Some("1" | "true")),
+                tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,
+            },
+        })
+    }
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name, reason: reason.into() }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text.trim().parse().map_err(|_| invalid(name, format!("{text:?} is not a number"))),
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        assert_eq!(Config::from_lookup(lookup(&[])), Err(ConfigError::Missing("SANDMAN_TABLE")));
+    }
+
+    #[test]
+    fn defaults_apply_and_values_parse() {
+        let config = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("HEARTBEAT_INTERVAL_SECS", "45"), ("SANDMAN_SECRET_ARN", "arn:x")])).unwrap();
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(45));
+        assert_eq!(config.defaults.idle_timeout, Duration::from_secs(600));
+        assert_eq!(config.secrets, SecretsSource::SecretsManager { secret_id: "arn:x".into() });
+        assert_eq!(config.auth.team_claim, "team_id");
+    }
+
+    #[test]
+    fn names_the_malformed_variable() {
+        let err = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("ENFORCER_CONCURRENCY", "lots")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "ENFORCER_CONCURRENCY", .. }), "{err}");
+    }
+}

@@ -1,0 +1,16 @@
+//! The domain: what a project, its session and its snapshots are, and the one state machine
+//! every writer (API, webhook, enforcer, reconciler) goes through.
+
+mod ids;
+mod lifecycle;
+mod project;
+mod session;
+mod snapshot;
+mod state;
+
+pub use ids::{IdError, ProjectId, ProjectKey, SnapshotId, TeamId};
+pub use lifecycle::{Actor, LifecycleRecord};
+pub use project::{IdlePolicy, Project, ProjectSpec, RetentionPolicy};
+pub use session::{SandboxRef, Session, Usage};
+pub use snapshot::{Snapshot, SnapshotKind, SnapshotStatus};
+pub use state::{Refusal, SessionEvent, SessionState, transition};

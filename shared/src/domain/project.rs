@@ -1,0 +1,64 @@
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{ProjectId, ProjectKey, TeamId};
+
+/// When a running sandbox counts as idle, and what to do before pausing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdlePolicy {
+    pub idle_timeout: Duration,
+    pub snapshot_on_idle: bool,
+}
+
+impl Default for IdlePolicy {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::from_secs(600), snapshot_on_idle: false }
+    }
+}
+
+/// How many runtime snapshots a project keeps. Pinned snapshots never count against `keep_last`
+/// and never age out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub keep_last: u32,
+    pub max_age: Option<Duration>,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self { keep_last: 10, max_age: None }
+    }
+}
+
+/// What a caller says about a project: everything but its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSpec {
+    pub key: ProjectKey,
+    pub template_id: String,
+    pub idle: IdlePolicy,
+    pub retention: RetentionPolicy,
+    /// The E2B timeout given on create and resume; activity extends it, and E2B auto-pauses the
+    /// sandbox when it runs out, a backstop should the idle enforcer not run.
+    pub sandbox_timeout: Duration,
+    pub snapshot_before_kill: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub team_id: TeamId,
+    pub project_id: ProjectId,
+    pub template_id: String,
+    pub idle: IdlePolicy,
+    pub retention: RetentionPolicy,
+    pub sandbox_timeout: Duration,
+    pub snapshot_before_kill: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Project {
+    pub fn key(&self) -> ProjectKey {
+        ProjectKey::new(self.team_id.clone(), self.project_id.clone())
+    }
+}

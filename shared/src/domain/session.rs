@@ -1,0 +1,54 @@
+use time::OffsetDateTime;
+
+use super::{Actor, SessionState, SnapshotId};
+
+/// Where the sandbox is reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRef {
+    pub sandbox_id: String,
+    pub domain: Option<String>,
+}
+
+/// Compute E2B reported for this project's sandboxes (from `paused`/`killed` events), for cost reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub run_seconds: f64,
+    pub vcpu_seconds: f64,
+    pub memory_mb_seconds: f64,
+}
+
+impl Usage {
+    pub fn add(self, other: Usage) -> Usage {
+        Usage {
+            run_seconds: self.run_seconds + other.run_seconds,
+            vcpu_seconds: self.vcpu_seconds + other.vcpu_seconds,
+            memory_mb_seconds: self.memory_mb_seconds + other.memory_mb_seconds,
+        }
+    }
+}
+
+/// The one sandbox a project is using now, and how it got into its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// A new id for every sandbox the project gets (create or restore), carried in the
+    /// sandbox's E2B metadata so events about an older sandbox are recognised as such.
+    pub session_id: String,
+    pub sandbox: Option<SandboxRef>,
+    pub state: SessionState,
+    pub state_since: OffsetDateTime,
+    pub last_active_at: OffsetDateTime,
+    /// When the idle enforcer may pause it: `last_active_at` plus the project's idle timeout.
+    pub idle_at: Option<OffsetDateTime>,
+    /// When E2B will time the sandbox out unless extended.
+    pub timeout_at: Option<OffsetDateTime>,
+    pub paused_at: Option<OffsetDateTime>,
+    pub last_actor: Actor,
+    pub last_cause: String,
+    pub last_error: Option<String>,
+    /// Consecutive failed attempts of the last action (pause, mostly); reset by success.
+    pub failures: u32,
+    pub restored_from: Option<SnapshotId>,
+    /// Timestamp of the newest E2B event applied; older deliveries change nothing.
+    pub last_event_at: Option<OffsetDateTime>,
+    pub usage: Usage,
+}

@@ -1,0 +1,175 @@
+//! The stored shape of each item, decoded with serde_dynamo and turned into domain types.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+
+use super::StoreError;
+use super::time_ms::from_ms;
+use crate::domain::{
+    Actor, IdlePolicy, LifecycleRecord, Project, ProjectId, RetentionPolicy, SandboxRef, Session, SessionState,
+    Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId, Usage,
+};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// A project with its session (if it ever had one) and the version that guards both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRecord {
+    pub project: Project,
+    pub session: Option<Session>,
+    pub version: u64,
+}
+
+impl ProjectRecord {
+    pub fn state(&self) -> Option<SessionState> {
+        self.session.as_ref().map(|s| s.state)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProjectItem {
+    team_id: String,
+    project_id: String,
+    template_id: String,
+    idle_timeout_ms: u64,
+    snapshot_on_idle: bool,
+    keep_last: u32,
+    max_age_ms: Option<u64>,
+    sandbox_timeout_ms: u64,
+    #[serde(default)]
+    snapshot_before_kill: bool,
+    created_at: i64,
+    updated_at: i64,
+    version: u64,
+    session_id: Option<String>,
+    sandbox_id: Option<String>,
+    sandbox_domain: Option<String>,
+    state: Option<String>,
+    state_since: Option<i64>,
+    last_active_at: Option<i64>,
+    idle_at: Option<i64>,
+    timeout_at: Option<i64>,
+    paused_at: Option<i64>,
+    last_actor: Option<String>,
+    last_cause: Option<String>,
+    last_error: Option<String>,
+    failures: Option<u32>,
+    restored_from: Option<String>,
+    last_event_at: Option<i64>,
+    usage_run_seconds: Option<f64>,
+    usage_vcpu_seconds: Option<f64>,
+    usage_memory_mb_seconds: Option<f64>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
+    let it: ProjectItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+    let project = Project {
+        team_id: TeamId::parse(it.team_id).map_err(corrupt)?,
+        project_id: ProjectId::parse(it.project_id).map_err(corrupt)?,
+        template_id: it.template_id,
+        idle: IdlePolicy {
+            idle_timeout: Duration::from_millis(it.idle_timeout_ms),
+            snapshot_on_idle: it.snapshot_on_idle,
+        },
+        retention: RetentionPolicy { keep_last: it.keep_last, max_age: it.max_age_ms.map(Duration::from_millis) },
+        sandbox_timeout: Duration::from_millis(it.sandbox_timeout_ms),
+        snapshot_before_kill: it.snapshot_before_kill,
+        created_at: from_ms(it.created_at),
+        updated_at: from_ms(it.updated_at),
+    };
+    let session = match (it.state, it.session_id) {
+        (Some(state), Some(session_id)) => Some(Session {
+            session_id,
+            sandbox: it.sandbox_id.map(|sandbox_id| SandboxRef { sandbox_id, domain: it.sandbox_domain }),
+            state: SessionState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
+            state_since: from_ms(it.state_since.unwrap_or(it.updated_at)),
+            last_active_at: from_ms(it.last_active_at.unwrap_or(it.updated_at)),
+            idle_at: it.idle_at.map(from_ms),
+            timeout_at: it.timeout_at.map(from_ms),
+            paused_at: it.paused_at.map(from_ms),
+            last_actor: it.last_actor.as_deref().and_then(Actor::parse).unwrap_or(Actor::User),
+            last_cause: it.last_cause.unwrap_or_default(),
+            last_error: it.last_error,
+            failures: it.failures.unwrap_or(0),
+            restored_from: it.restored_from.map(SnapshotId::parse).transpose().map_err(corrupt)?,
+            last_event_at: it.last_event_at.map(from_ms),
+            usage: Usage {
+                run_seconds: it.usage_run_seconds.unwrap_or(0.0),
+                vcpu_seconds: it.usage_vcpu_seconds.unwrap_or(0.0),
+                memory_mb_seconds: it.usage_memory_mb_seconds.unwrap_or(0.0),
+            },
+        }),
+        _ => None,
+    };
+    Ok(ProjectRecord { project, session, version: it.version })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotItem {
+    snapshot_id: String,
+    team_id: String,
+    project_id: String,
+    e2b_snapshot_id: String,
+    source_sandbox_id: String,
+    description: String,
+    kind: String,
+    pinned: bool,
+    status: String,
+    created_at: i64,
+    size_bytes: Option<u64>,
+    file_count: Option<u64>,
+}
+
+pub(crate) fn snapshot(item: Item) -> Result<Snapshot, StoreError> {
+    let it: SnapshotItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+    Ok(Snapshot {
+        snapshot_id: SnapshotId::parse(it.snapshot_id).map_err(corrupt)?,
+        team_id: TeamId::parse(it.team_id).map_err(corrupt)?,
+        project_id: ProjectId::parse(it.project_id).map_err(corrupt)?,
+        e2b_snapshot_id: it.e2b_snapshot_id,
+        source_sandbox_id: it.source_sandbox_id,
+        description: it.description,
+        kind: SnapshotKind::parse(&it.kind).ok_or_else(|| corrupt(format!("unknown snapshot kind {}", it.kind)))?,
+        pinned: it.pinned,
+        status: match it.status.as_str() {
+            "DELETING" => SnapshotStatus::Deleting,
+            _ => SnapshotStatus::Ready,
+        },
+        created_at: from_ms(it.created_at),
+        size_bytes: it.size_bytes,
+        file_count: it.file_count,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventItem {
+    at: i64,
+    actor: String,
+    cause: String,
+    from: Option<String>,
+    to: String,
+    sandbox_id: Option<String>,
+}
+
+pub(crate) fn lifecycle_record(item: Item) -> Result<LifecycleRecord, StoreError> {
+    let it: EventItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+    let state = |name: &str| SessionState::parse(name).ok_or_else(|| corrupt(format!("unknown state {name}")));
+    Ok(LifecycleRecord {
+        at: from_ms(it.at),
+        actor: Actor::parse(&it.actor).ok_or_else(|| corrupt(format!("unknown actor {}", it.actor)))?,
+        cause: it.cause,
+        from: it.from.as_deref().map(state).transpose()?,
+        to: state(&it.to)?,
+        sandbox_id: it.sandbox_id,
+    })
+}

@@ -1,0 +1,80 @@
+//! Every key and index attribute of the table is built here and nowhere else.
+//! The layout is described in `TABLE.md` beside this file.
+
+use crate::domain::{ProjectKey, SnapshotId};
+
+pub const PROJECT_SK: &str = "PROJECT";
+pub const SNAPSHOT_PREFIX: &str = "SNAPSHOT#";
+pub const EVENT_PREFIX: &str = "EVENT#";
+pub const WEBHOOK_SK: &str = "WEBHOOK";
+
+pub const IDLE_INDEX: &str = "idle";
+pub const SANDBOX_INDEX: &str = "bySandbox";
+pub const TEAM_INDEX: &str = "byTeam";
+pub const PRUNE_INDEX: &str = "prune";
+
+/// Running sessions are spread over this many idle-index partitions so heartbeats from a large
+/// fleet never concentrate on one; a tick with nothing idle reads one empty page per shard.
+pub const IDLE_SHARDS: u32 = 16;
+/// Projects due for snapshot retention, spread the same way.
+pub const PRUNE_SHARDS: u32 = 4;
+
+pub fn project_pk(key: &ProjectKey) -> String {
+    format!("PROJECT#{}#{}", key.team, key.project)
+}
+
+pub fn snapshot_sk(id: &SnapshotId) -> String {
+    format!("{SNAPSHOT_PREFIX}{id}")
+}
+
+pub fn event_sk(id: &ulid::Ulid) -> String {
+    format!("{EVENT_PREFIX}{id}")
+}
+
+pub fn webhook_pk(event_id: &str) -> String {
+    format!("WEBHOOK#{event_id}")
+}
+
+pub fn idle_shard(key: &ProjectKey) -> String {
+    shard_name("RUNNING", key, IDLE_SHARDS)
+}
+
+pub fn idle_shards() -> impl Iterator<Item = String> {
+    (0..IDLE_SHARDS).map(|n| format!("RUNNING#{n:02}"))
+}
+
+pub fn prune_shard(key: &ProjectKey) -> String {
+    shard_name("PRUNE", key, PRUNE_SHARDS)
+}
+
+pub fn prune_shards() -> impl Iterator<Item = String> {
+    (0..PRUNE_SHARDS).map(|n| format!("PRUNE#{n:02}"))
+}
+
+fn shard_name(prefix: &str, key: &ProjectKey, shards: u32) -> String {
+    format!("{prefix}#{:02}", fnv1a(&project_pk(key)) % u64::from(shards))
+}
+
+/// A stable hash (unlike `std`'s, which is seeded per process): the shard must be the same in
+/// every Lambda instance.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ProjectId, TeamId};
+
+    fn key(team: &str, project: &str) -> ProjectKey {
+        ProjectKey::new(TeamId::parse(team).unwrap(), ProjectId::parse(project).unwrap())
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(idle_shard(&key("t", "p")), idle_shard(&key("t", "p")));
+        let used: std::collections::HashSet<_> = (0..500).map(|i| idle_shard(&key("team", &format!("p{i}")))).collect();
+        assert_eq!(used.len(), IDLE_SHARDS as usize);
+        assert!(used.iter().all(|s| idle_shards().any(|all| &all == s)));
+    }
+}

@@ -1,0 +1,60 @@
+//! The single-table DynamoDB store. Layout: `TABLE.md`. Keys: `keys.rs`. Every session write is
+//! conditional on the version the writer read, so concurrent writers cannot both win.
+
+mod capacity;
+mod cursor;
+mod error;
+mod expr;
+mod items;
+pub mod keys;
+mod log;
+mod projects;
+mod sessions;
+mod snapshots;
+mod time_ms;
+
+pub use capacity::{Capacity, CapacityMeter};
+pub use cursor::{Cursor, Page};
+pub use error::StoreError;
+pub use items::ProjectRecord;
+pub use projects::ProjectSummary;
+pub use sessions::{Dedupe, FailureCount, IdleCandidate, SessionChanges, SessionWrite, Written};
+pub use snapshots::PruneCandidate;
+
+use aws_sdk_dynamodb::Client;
+
+/// Reads that feed a decision to write use `Strong`; status reads for frontends use `Eventual`
+/// (half the price).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    Eventual,
+    Strong,
+}
+
+impl Consistency {
+    fn strong(self) -> bool {
+        self == Consistency::Strong
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+    capacity: CapacityMeter,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), capacity: CapacityMeter::default() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Capacity units consumed by this store's calls so far, as DynamoDB reported them.
+    pub fn capacity(&self) -> &CapacityMeter {
+        &self.capacity
+    }
+}

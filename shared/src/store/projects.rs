@@ -1,0 +1,137 @@
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
+use time::OffsetDateTime;
+
+use super::expr::{Expr, n, s};
+use super::items::{ProjectRecord, project_record};
+use super::time_ms::{duration_ms, from_ms, to_ms};
+use super::{Consistency, Cursor, Page, Store, StoreError, keys};
+use crate::domain::{ProjectId, ProjectKey, SessionState, TeamId};
+
+/// A line of a team's project list, read from the `byTeam` index alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectSummary {
+    pub project_id: ProjectId,
+    pub template_id: String,
+    pub state: Option<SessionState>,
+    pub sandbox_id: Option<String>,
+    pub state_since: Option<OffsetDateTime>,
+}
+
+impl Store {
+    /// Creates the project or updates its settings, never touching its session's state.
+    /// A running session's idle deadline follows a new idle timeout in the same write.
+    pub async fn put_project(&self, spec: &crate::domain::ProjectSpec, now: OffsetDateTime) -> Result<ProjectRecord, StoreError> {
+        let mut e = Expr::default();
+        let now_ms = to_ms(now);
+        let idle_ms = duration_ms(spec.idle.idle_timeout);
+        e.set("teamId", s(spec.key.team.as_str()))
+            .set("projectId", s(spec.key.project.as_str()))
+            .set("teamKey", s(spec.key.team.as_str()))
+            .set("projectKey", s(spec.key.project.as_str()))
+            .set("templateId", s(&spec.template_id))
+            .set("idleTimeoutMs", n(idle_ms))
+            .set("snapshotOnIdle", AttributeValue::Bool(spec.idle.snapshot_on_idle))
+            .set("keepLast", n(spec.retention.keep_last))
+            .set("sandboxTimeoutMs", n(duration_ms(spec.sandbox_timeout)))
+            .set("snapshotBeforeKill", AttributeValue::Bool(spec.snapshot_before_kill))
+            .set("updatedAt", n(now_ms))
+            // A changed retention policy may make snapshots prunable: let the pruner look once.
+            .set("pruneShard", s(keys::prune_shard(&spec.key)))
+            .set("pruneAt", n(now_ms));
+        match spec.retention.max_age {
+            Some(age) => e.set("maxAgeMs", n(duration_ms(age))),
+            None => e.remove("maxAgeMs"),
+        };
+        let (created, version, active, now_v, zero, idle_v) =
+            (e.name("createdAt"), e.name("version"), e.name("lastActiveAt"), e.value(n(now_ms)), e.value(n(0)), e.value(n(idle_ms)));
+        e.set_expression("createdAt", format!("if_not_exists({created}, {now_v})"))
+            .set_expression("version", format!("if_not_exists({version}, {zero})"))
+            .set_expression("idleAt", format!("if_not_exists({active}, {now_v}) + {idle_v}"));
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(&spec.key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression(e.update_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        project_record(out.attributes.unwrap_or_default())
+    }
+
+    pub async fn get_project(&self, key: &ProjectKey, consistency: Consistency) -> Result<Option<ProjectRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .consistent_read(consistency.strong())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        out.item.map(project_record).transpose()
+    }
+
+    pub async fn list_projects(&self, team: &TeamId, cursor: Option<&Cursor>, limit: i32) -> Result<Page<ProjectSummary>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::TEAM_INDEX)
+            .key_condition_expression("teamKey = :team")
+            .expression_attribute_values(":team", s(team.as_str()))
+            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
+            .limit(limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        let items = out.items().iter().map(summary).collect::<Result<_, _>>()?;
+        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+    }
+
+    /// Removes the project item. Its snapshots are removed by the snapshot service first; its
+    /// lifecycle log expires by TTL.
+    pub async fn delete_project(&self, key: &ProjectKey) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .condition_expression("attribute_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+}
+
+fn summary(item: &super::items::Item) -> Result<ProjectSummary, StoreError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let project_id = text("projectId").ok_or_else(|| StoreError::Corrupt("project without projectId".into()))?;
+    Ok(ProjectSummary {
+        project_id: ProjectId::parse(project_id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        template_id: text("templateId").unwrap_or_default(),
+        state: text("state").as_deref().and_then(SessionState::parse),
+        sandbox_id: text("sandboxId"),
+        state_since: item.get("stateSince").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(from_ms),
+    })
+}

@@ -1,0 +1,437 @@
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use time::OffsetDateTime;
+
+use super::expr::{Expr, n, s};
+use super::items::{Item, ProjectRecord, project_record};
+use super::time_ms::{from_ms, to_ms, ttl_seconds};
+use super::{Consistency, Cursor, Page, Store, StoreError, keys};
+use crate::domain::{Actor, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage, transition};
+
+/// How long a project's lifecycle log is kept.
+const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailureCount {
+    #[default]
+    Keep,
+    Reset,
+    Increment,
+}
+
+/// What a write changes besides the state. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SessionChanges {
+    /// A new sandbox incarnation: a fresh session id.
+    pub session_id: Option<String>,
+    pub sandbox: Option<SandboxRef>,
+    /// Counts as activity: moves `lastActiveAt` and the idle deadline.
+    pub last_active_at: Option<OffsetDateTime>,
+    pub timeout_at: Option<OffsetDateTime>,
+    /// `Some(None)` clears the last error.
+    pub last_error: Option<Option<String>>,
+    pub failures: FailureCount,
+    /// `Some(None)` clears it.
+    pub restored_from: Option<Option<SnapshotId>>,
+    pub usage: Option<Usage>,
+    /// The E2B event time this write applies; later older events are ignored.
+    pub event_at: Option<OffsetDateTime>,
+}
+
+/// A webhook delivery to record in the same transaction, so a redelivery changes nothing.
+#[derive(Debug, Clone)]
+pub struct Dedupe {
+    pub id: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// One conditional write of a session: the state machine's answer to (`from`, `event`) and the
+/// changes, applied only if the item still holds `expected_version`. With an event, the lifecycle
+/// log line commits in the same transaction.
+#[derive(Debug, Clone)]
+pub struct SessionWrite {
+    pub key: ProjectKey,
+    pub expected_version: u64,
+    pub from: Option<SessionState>,
+    pub event: Option<SessionEvent>,
+    pub actor: Actor,
+    pub cause: String,
+    pub at: OffsetDateTime,
+    pub changes: SessionChanges,
+    /// The idle enforcer's claim: also require the idle deadline to have passed.
+    pub idle_by: Option<OffsetDateTime>,
+    pub dedupe: Option<Dedupe>,
+}
+
+impl SessionWrite {
+    pub fn new(record: &ProjectRecord, actor: Actor, cause: impl Into<String>, at: OffsetDateTime) -> Self {
+        Self {
+            key: record.project.key(),
+            expected_version: record.version,
+            from: record.state(),
+            event: None,
+            actor,
+            cause: cause.into(),
+            at,
+            changes: SessionChanges::default(),
+            idle_by: None,
+            dedupe: None,
+        }
+    }
+
+    pub fn event(mut self, event: SessionEvent) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    pub fn changes(mut self, changes: SessionChanges) -> Self {
+        self.changes = changes;
+        self
+    }
+}
+
+/// What a write did: the new version, and the state it left the session in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub version: u64,
+    pub state: Option<SessionState>,
+}
+
+/// A running session whose idle deadline has passed, as the idle index holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdleCandidate {
+    pub key: ProjectKey,
+    pub sandbox_id: Option<String>,
+    pub version: u64,
+    pub last_active_at: OffsetDateTime,
+    pub idle_at: OffsetDateTime,
+}
+
+impl Store {
+    /// Applies one session write. Errors: `Refused` (the state machine said no, nothing sent),
+    /// `Conflict` (someone else wrote first), `Duplicate` (the webhook event was applied before).
+    pub async fn write_session(&self, write: &SessionWrite) -> Result<Written, StoreError> {
+        let to = write.event.map(|event| transition(write.from, event)).transpose()?;
+        let update = self.session_update(write, to)?;
+        let mut transaction = vec![TransactWriteItem::builder().update(update).build()];
+        if let Some(to) = to {
+            transaction.push(TransactWriteItem::builder().put(self.log_put(write, to)?).build());
+        }
+        if let Some(dedupe) = &write.dedupe {
+            transaction.push(TransactWriteItem::builder().put(self.dedupe_put(dedupe)?).build());
+        }
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(transaction))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(Written { version: write.expected_version + 1, state: to.or(write.from) })
+            }
+            Err(err) => Err(self.cancellation(err)),
+        }
+    }
+
+    fn session_update(&self, write: &SessionWrite, to: Option<SessionState>) -> Result<Update, StoreError> {
+        let mut e = Expr::default();
+        let at = to_ms(write.at);
+        let (version, expected) = (e.name("version"), e.value(n(write.expected_version)));
+        e.condition(format!("{version} = {expected}"));
+        let state = e.name("state");
+        match write.from {
+            Some(from) => {
+                let from = e.value(s(from.as_str()));
+                e.condition(format!("{state} = {from}"))
+            }
+            None => e.condition(format!("attribute_not_exists({state})")),
+        };
+        if let Some(idle_by) = write.idle_by {
+            let (idle_at, by) = (e.name("idleAt"), e.value(n(to_ms(idle_by))));
+            e.condition(format!("{idle_at} <= {by}"));
+        }
+        e.set("version", n(write.expected_version + 1)).set("updatedAt", n(at));
+        let c = &write.changes;
+        if let Some(to) = to {
+            e.set("state", s(to.as_str()))
+                .set("stateSince", n(at))
+                .set("lastActor", s(write.actor.as_str()))
+                .set("lastCause", s(&write.cause));
+            if to == SessionState::Running {
+                e.set("idleShard", s(keys::idle_shard(&write.key)));
+                let timeout = e.name("idleTimeoutMs");
+                let active = match c.last_active_at {
+                    Some(active) => e.value(n(to_ms(active))),
+                    None => {
+                        let (active, now) = (e.name("lastActiveAt"), e.value(n(at)));
+                        format!("if_not_exists({active}, {now})")
+                    }
+                };
+                e.set_expression("idleAt", format!("{timeout} + {active}"));
+            } else {
+                e.remove("idleShard").remove("idleAt");
+            }
+            if to == SessionState::Paused {
+                e.set("pausedAt", n(at));
+            }
+        }
+        self.apply_changes(&mut e, write, to);
+        Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(&write.key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(StoreError::build)
+    }
+
+    fn apply_changes(&self, e: &mut Expr, write: &SessionWrite, to: Option<SessionState>) {
+        let c = &write.changes;
+        if let Some(id) = &c.session_id {
+            e.set("sessionId", s(id));
+        }
+        if let Some(sandbox) = &c.sandbox {
+            e.set("sandboxId", s(&sandbox.sandbox_id)).set("sandboxKey", s(&sandbox.sandbox_id));
+            match &sandbox.domain {
+                Some(domain) => e.set("sandboxDomain", s(domain)),
+                None => e.remove("sandboxDomain"),
+            };
+        }
+        if let Some(active) = c.last_active_at {
+            e.set("lastActiveAt", n(to_ms(active)));
+            if to.is_none() {
+                let (timeout, value) = (e.name("idleTimeoutMs"), e.value(n(to_ms(active))));
+                e.set_expression("idleAt", format!("{timeout} + {value}"));
+            }
+        }
+        if let Some(timeout_at) = c.timeout_at {
+            e.set("timeoutAt", n(to_ms(timeout_at)));
+        }
+        match &c.last_error {
+            Some(Some(error)) => e.set("lastError", s(error)),
+            Some(None) => e.remove("lastError"),
+            None => e,
+        };
+        match c.failures {
+            FailureCount::Keep => {}
+            FailureCount::Reset => {
+                e.set("failures", n(0));
+            }
+            FailureCount::Increment => {
+                let (failures, zero, one) = (e.name("failures"), e.value(n(0)), e.value(n(1)));
+                e.set_expression("failures", format!("if_not_exists({failures}, {zero}) + {one}"));
+            }
+        }
+        match &c.restored_from {
+            Some(Some(snapshot)) => e.set("restoredFrom", s(snapshot.as_str())),
+            Some(None) => e.remove("restoredFrom"),
+            None => e,
+        };
+        if let Some(usage) = c.usage {
+            for (attribute, amount) in [
+                ("usageRunSeconds", usage.run_seconds),
+                ("usageVcpuSeconds", usage.vcpu_seconds),
+                ("usageMemoryMbSeconds", usage.memory_mb_seconds),
+            ] {
+                let (name, zero, add) = (e.name(attribute), e.value(n(0)), e.value(n(amount)));
+                e.set_expression(attribute, format!("if_not_exists({name}, {zero}) + {add}"));
+            }
+        }
+        if let Some(event_at) = c.event_at {
+            e.set("lastEventAt", n(to_ms(event_at)));
+        }
+    }
+
+    fn log_put(&self, write: &SessionWrite, to: SessionState) -> Result<Put, StoreError> {
+        let mut item: Item = [
+            ("pk", s(keys::project_pk(&write.key))),
+            ("sk", s(keys::event_sk(&ulid::Ulid::new()))),
+            ("at", n(to_ms(write.at))),
+            ("actor", s(write.actor.as_str())),
+            ("cause", s(&write.cause)),
+            ("to", s(to.as_str())),
+            ("expiresAt", n(ttl_seconds(write.at + EVENT_LOG_TTL))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(from) = write.from {
+            item.insert("from".into(), s(from.as_str()));
+        }
+        if let Some(sandbox) = &write.changes.sandbox {
+            item.insert("sandboxId".into(), s(&sandbox.sandbox_id));
+        }
+        Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(StoreError::build)
+    }
+
+    fn dedupe_put(&self, dedupe: &Dedupe) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(keys::webhook_pk(&dedupe.id)))
+            .item("sk", s(keys::WEBHOOK_SK))
+            .item("expiresAt", n(ttl_seconds(dedupe.expires_at)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(StoreError::build)
+    }
+
+    fn cancellation<R: std::fmt::Debug>(
+        &self,
+        err: aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+    ) -> StoreError {
+        let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        else {
+            return StoreError::dynamo(err);
+        };
+        let reasons = cancel.cancellation_reasons();
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            let current = reasons[0].item().cloned().and_then(|item| project_record(item).ok()).map(Box::new);
+            return StoreError::Conflict { current };
+        }
+        if (1..reasons.len()).any(failed) {
+            return StoreError::Duplicate;
+        }
+        StoreError::dynamo(err)
+    }
+
+    /// A heartbeat: moves `lastActiveAt` (and the idle deadline) of a running session, unless
+    /// one was recorded since `not_since`. Returns whether it wrote. Never bumps the version: it
+    /// is not a transition, and must not make a concurrent transition fail.
+    pub async fn record_activity(
+        &self,
+        key: &ProjectKey,
+        at: OffsetDateTime,
+        not_since: OffsetDateTime,
+        timeout_at: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let at_v = e.value(n(to_ms(at)));
+        let timeout = e.name("idleTimeoutMs");
+        e.set("lastActiveAt", n(to_ms(at))).set_expression("idleAt", format!("{timeout} + {at_v}"));
+        if let Some(timeout_at) = timeout_at {
+            e.set("timeoutAt", n(to_ms(timeout_at)));
+        }
+        let (state, running, active, since) =
+            (e.name("state"), e.value(s(SessionState::Running.as_str())), e.name("lastActiveAt"), e.value(n(to_ms(not_since))));
+        e.condition(format!("{state} = {running} AND {active} < {since}"));
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// One page of one idle-index shard: running sessions whose idle deadline is at or before `now`,
+    /// oldest deadline first.
+    pub async fn idle_page(&self, shard: &str, now: OffsetDateTime, limit: i32, cursor: Option<&Cursor>) -> Result<Page<IdleCandidate>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::IDLE_INDEX)
+            .key_condition_expression("idleShard = :shard AND idleAt <= :now")
+            .expression_attribute_values(":shard", s(shard))
+            .expression_attribute_values(":now", n(to_ms(now)))
+            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
+            .limit(limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        let items = out.items().iter().map(idle_candidate).collect::<Result<_, _>>()?;
+        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+    }
+
+    /// Every idle candidate across all shards, page by page (shards queried concurrently).
+    pub async fn idle_candidates(&self, now: OffsetDateTime, page_size: i32) -> Result<Vec<IdleCandidate>, StoreError> {
+        let shards = keys::idle_shards().map(|shard| async move {
+            let mut found = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = self.idle_page(&shard, now, page_size, cursor.as_ref()).await?;
+                found.extend(page.items);
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok::<_, StoreError>(found),
+                }
+            }
+        });
+        let pages = futures::future::try_join_all(shards).await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
+    /// The project whose current or last sandbox is `sandbox_id`, for events that carry no
+    /// Sandman metadata.
+    pub async fn find_by_sandbox(&self, sandbox_id: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::SANDBOX_INDEX)
+            .key_condition_expression("sandboxKey = :id")
+            .expression_attribute_values(":id", s(sandbox_id))
+            .limit(1)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        let Some(key) = out.items().first().and_then(project_key_of) else { return Ok(None) };
+        self.get_project(&key, Consistency::Strong).await
+    }
+}
+
+fn project_key_of(item: &Item) -> Option<ProjectKey> {
+    let pk = item.get("pk")?.as_s().ok()?;
+    let mut parts = pk.strip_prefix("PROJECT#")?.splitn(2, '#');
+    let team = TeamId::parse(parts.next()?).ok()?;
+    let project = ProjectId::parse(parts.next()?).ok()?;
+    Some(ProjectKey::new(team, project))
+}
+
+fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
+    let corrupt = || StoreError::Corrupt("idle index entry lacks a key attribute".into());
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let key = ProjectKey::new(
+        TeamId::parse(text("teamId").ok_or_else(corrupt)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ProjectId::parse(text("projectId").ok_or_else(corrupt)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    );
+    Ok(IdleCandidate {
+        key,
+        sandbox_id: text("sandboxId"),
+        version: number("version").ok_or_else(corrupt)? as u64,
+        last_active_at: from_ms(number("lastActiveAt").unwrap_or_default()),
+        idle_at: from_ms(number("idleAt").ok_or_else(corrupt)?),
+    })
+}
+

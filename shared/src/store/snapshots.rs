@@ -1,0 +1,271 @@
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use time::OffsetDateTime;
+
+use super::expr::{n, s};
+use super::items::{Item, snapshot};
+use super::time_ms::to_ms;
+use super::{Cursor, Page, Store, StoreError, keys};
+use crate::domain::{ProjectId, ProjectKey, Snapshot, SnapshotId, SnapshotStatus, TeamId};
+
+/// A project the prune index says is due for a retention pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneCandidate {
+    pub key: ProjectKey,
+}
+
+impl Store {
+    /// Records a snapshot and, in the same transaction, marks its project due for a retention pass.
+    pub async fn put_snapshot(&self, snap: &Snapshot) -> Result<(), StoreError> {
+        let key = ProjectKey::new(snap.team_id.clone(), snap.project_id.clone());
+        let mut item: Item = [
+            ("pk", s(keys::project_pk(&key))),
+            ("sk", s(keys::snapshot_sk(&snap.snapshot_id))),
+            ("snapshotId", s(snap.snapshot_id.as_str())),
+            ("teamId", s(snap.team_id.as_str())),
+            ("projectId", s(snap.project_id.as_str())),
+            ("e2bSnapshotId", s(&snap.e2b_snapshot_id)),
+            ("sourceSandboxId", s(&snap.source_sandbox_id)),
+            ("description", s(&snap.description)),
+            ("kind", s(snap.kind.as_str())),
+            ("pinned", AttributeValue::Bool(snap.pinned)),
+            ("status", s(status_name(snap.status))),
+            ("createdAt", n(to_ms(snap.created_at))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(size) = snap.size_bytes {
+            item.insert("sizeBytes".into(), n(size));
+        }
+        if let Some(files) = snap.file_count {
+            item.insert("fileCount".into(), n(files));
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(StoreError::build)?;
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(&key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression("SET pruneShard = :shard, pruneAt = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":shard", s(keys::prune_shard(&key)))
+            .expression_attribute_values(":now", n(to_ms(snap.created_at)))
+            .build()
+            .map_err(StoreError::build)?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(mark).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if is_cancelled(&err) => Err(StoreError::NotFound),
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    pub async fn get_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Option<Snapshot>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        out.item.map(snapshot).transpose()
+    }
+
+    /// A project's snapshots, newest first (snapshot ids are ULIDs).
+    pub async fn list_snapshots(&self, key: &ProjectKey, cursor: Option<&Cursor>, limit: i32) -> Result<Page<Snapshot>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::project_pk(key)))
+            .expression_attribute_values(":prefix", s(keys::SNAPSHOT_PREFIX))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
+            .limit(limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        let items = out.items.unwrap_or_default().into_iter().map(snapshot).collect::<Result<_, _>>()?;
+        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key.as_ref()) })
+    }
+
+    /// Every snapshot of a project, newest first.
+    pub async fn all_snapshots(&self, key: &ProjectKey) -> Result<Vec<Snapshot>, StoreError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_snapshots(key, cursor.as_ref(), 100).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET pinned = :pinned")
+            .condition_expression("attribute_exists(pk) AND #status = :ready")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pinned", AttributeValue::Bool(pinned))
+            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                snapshot(out.attributes.unwrap_or_default())
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
+    /// (`Conflict`) when it is pinned, `NotFound` when it does not exist. Idempotent.
+    pub async fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET #status = :deleting")
+            .condition_expression("attribute_exists(pk) AND pinned = :false")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":deleting", s(status_name(SnapshotStatus::Deleting)))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                snapshot(out.attributes.unwrap_or_default())
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) if failed.item().is_some() => {
+                    Err(StoreError::Conflict { current: None })
+                }
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Err(StoreError::NotFound),
+                _ => Err(StoreError::dynamo(err)),
+            },
+        }
+    }
+
+    pub async fn delete_snapshot_record(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        Ok(())
+    }
+
+    /// One page of one prune-index shard: projects due for a retention pass at or before `now`.
+    pub async fn prune_page(&self, shard: &str, now: OffsetDateTime, limit: i32, cursor: Option<&Cursor>) -> Result<Page<PruneCandidate>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::PRUNE_INDEX)
+            .key_condition_expression("pruneShard = :shard AND pruneAt <= :now")
+            .expression_attribute_values(":shard", s(shard))
+            .expression_attribute_values(":now", n(to_ms(now)))
+            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
+            .limit(limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        let items = out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                let team = TeamId::parse(text("teamId")?).ok()?;
+                let project = ProjectId::parse(text("projectId")?).ok()?;
+                Some(PruneCandidate { key: ProjectKey::new(team, project) })
+            })
+            .collect();
+        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+    }
+
+    /// When the project next needs a retention pass (`None`: not until it gains a snapshot).
+    pub async fn set_prune_at(&self, key: &ProjectKey, at: Option<OffsetDateTime>) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .condition_expression("attribute_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match at {
+            Some(at) => request
+                .update_expression("SET pruneShard = :shard, pruneAt = :at")
+                .expression_attribute_values(":shard", s(keys::prune_shard(key)))
+                .expression_attribute_values(":at", n(to_ms(at))),
+            None => request.update_expression("REMOVE pruneShard, pruneAt"),
+        };
+        match request.send().await {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+}
+
+fn status_name(status: SnapshotStatus) -> &'static str {
+    match status {
+        SnapshotStatus::Ready => "READY",
+        SnapshotStatus::Deleting => "DELETING",
+    }
+}
+
+fn is_cancelled<R>(err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>) -> bool {
+    err.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception())
+}

@@ -1,0 +1,90 @@
+//! Logs and metrics. In Lambda: JSON log lines (one span per request or tick carries projectId /
+//! sandboxId) and CloudWatch embedded-metric-format lines. Locally: readable text.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use tracing_subscriber::EnvFilter;
+
+/// Call once at start-up. JSON when running in Lambda or when `LOG_FORMAT=json`.
+pub fn init(function: &str) {
+    let json = std::env::var("LOG_FORMAT").map(|f| f == "json").unwrap_or_else(|_| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let result = if json {
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).without_time().try_init()
+    } else {
+        builder.compact().try_init()
+    };
+    if result.is_ok() {
+        tracing::debug!(function, "telemetry ready");
+    }
+}
+
+/// Counters and durations for one request or tick, emitted as one EMF line in namespace `Sandman`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    function: String,
+    values: BTreeMap<&'static str, (f64, &'static str)>,
+}
+
+impl Metrics {
+    pub fn new(function: impl Into<String>) -> Self {
+        Self { function: function.into(), values: BTreeMap::new() }
+    }
+
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        let entry = self.values.entry(name).or_insert((0.0, "Count"));
+        entry.0 += n as f64;
+    }
+
+    pub fn milliseconds(&mut self, name: &'static str, ms: f64) {
+        self.values.insert(name, (ms, "Milliseconds"));
+    }
+
+    pub fn get(&self, name: &str) -> f64 {
+        self.values.get(name).map(|(v, _)| *v).unwrap_or(0.0)
+    }
+
+    /// The EMF document (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+    pub fn to_emf(&self, timestamp_ms: i64) -> serde_json::Value {
+        let definitions: Vec<_> = self.values.iter().map(|(name, (_, unit))| serde_json::json!({"Name": name, "Unit": unit})).collect();
+        let mut doc = serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{"Namespace": "Sandman", "Dimensions": [["Function"]], "Metrics": definitions}]
+            },
+            "Function": self.function,
+        });
+        for (name, (value, _)) in &self.values {
+            doc[*name] = serde_json::json!(value);
+        }
+        doc
+    }
+
+    pub fn emit(&self) {
+        let now = time::OffsetDateTime::now_utc();
+        let line = self.to_emf((now.unix_timestamp_nanos() / 1_000_000) as i64);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_declares_every_metric_it_carries() {
+        let mut metrics = Metrics::new("idle-enforcer");
+        metrics.count("Paused", 2);
+        metrics.count("Paused", 1);
+        metrics.milliseconds("TickDurationMs", 12.5);
+        let doc = metrics.to_emf(1_700_000_000_000);
+        assert_eq!(doc["Paused"], 3.0);
+        assert_eq!(doc["TickDurationMs"], 12.5);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Sandman");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map(Vec::len), Some(2));
+        assert_eq!(doc["Function"], "idle-enforcer");
+    }
+}
