@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 
-use super::client::{E2bClient, Reply, Request};
+use super::client::E2bClient;
 use super::error::E2bError;
+use super::request::{Reply, Request};
 
 /// An E2B team API key, sent as `X-API-Key`. `Debug` and `Display` never show it.
 #[derive(Clone)]

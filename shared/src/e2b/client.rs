@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::accounts::ApiKey;
 use super::error::E2bError;
-use super::retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
+use super::request::{Reply, Request};
+use super::retry::{AttemptFailure, FailedAttempt, RetryPolicy, parse_retry_after};
 
 const API_KEY_HEADER: &str = "X-API-Key";
 
@@ -50,74 +51,6 @@ struct Transport {
     base_url: Url,
     call_deadline: Duration,
     policy: RetryPolicy,
-}
-
-/// One logical call; `route` is the path template, used in logs instead of the concrete URL.
-pub(crate) struct Request<'a> {
-    pub method: Method,
-    pub route: &'static str,
-    pub path: Vec<&'a str>,
-    pub query: Vec<(&'static str, String)>,
-    pub body: Option<Vec<u8>>,
-    pub sandbox_id: Option<&'a str>,
-    pub repeat: Repeat,
-}
-
-impl<'a> Request<'a> {
-    /// A call that is safe to repeat; see the `with_*` / `not_idempotent` adjustments.
-    pub fn new(method: Method, route: &'static str, path: &[&'a str]) -> Self {
-        Self {
-            method,
-            route,
-            path: path.to_vec(),
-            query: Vec::new(),
-            body: None,
-            sandbox_id: None,
-            repeat: Repeat::Safe,
-        }
-    }
-
-    pub fn with_json<T: serde::Serialize>(mut self, body: &T) -> Result<Self, E2bError> {
-        let bytes = serde_json::to_vec(body).map_err(|source| E2bError::Decode {
-            route: self.route,
-            source,
-        })?;
-        self.body = Some(bytes);
-        Ok(self)
-    }
-
-    pub fn with_query(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.query.push((name, value.into()));
-        self
-    }
-
-    pub fn for_sandbox(mut self, sandbox_id: &'a str) -> Self {
-        self.sandbox_id = Some(sandbox_id);
-        self
-    }
-
-    /// The call creates something: repeat it only when E2B refused it outright.
-    pub fn not_idempotent(mut self) -> Self {
-        self.repeat = Repeat::OnlyIfRefused;
-        self
-    }
-}
-
-/// A success answer.
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json<T: serde::de::DeserializeOwned>(&self, route: &'static str) -> Result<T, E2bError> {
-        serde_json::from_slice(&self.body).map_err(|source| E2bError::Decode { route, source })
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
 }
 
 enum Failure {
@@ -181,7 +114,7 @@ impl E2bClient {
         key: &ApiKey,
         request: &Request<'_>,
     ) -> Result<Reply, E2bError> {
-        let url = self.url(request);
+        let url = request.url(&self.inner.base_url);
         let started = Instant::now();
         let deadline = started + self.inner.call_deadline;
         let mut attempt = 0;
@@ -206,11 +139,22 @@ impl E2bClient {
             let policy = &self.inner.policy;
             match policy.next_delay(request.repeat, &failed, remaining, fastrand::f64()) {
                 Some(delay) => {
-                    tracing::debug!(failure = ?failed.failure, attempt, elapsed_ms, delay_ms = delay.as_millis() as u64, "E2B call failed, retrying");
+                    tracing::debug!(
+                        failure = ?failed.failure,
+                        attempt,
+                        elapsed_ms,
+                        delay_ms = delay.as_millis() as u64,
+                        "E2B call failed, retrying"
+                    );
                     tokio::time::sleep(delay).await;
                 }
                 None => {
-                    tracing::debug!(failure = ?failed.failure, attempt, elapsed_ms, "E2B call failed");
+                    tracing::debug!(
+                        failure = ?failed.failure,
+                        attempt,
+                        elapsed_ms,
+                        "E2B call failed"
+                    );
                     return Err(into_error(failure, &failed));
                 }
             }
@@ -252,20 +196,6 @@ impl E2bClient {
             Ok(Ok(reply)) if reply.status.is_success() => Ok(reply),
             Ok(Ok(reply)) => Err(Failure::Status(reply)),
         }
-    }
-
-    fn url(&self, request: &Request<'_>) -> Url {
-        let mut url = self.inner.base_url.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend(&request.path);
-        }
-        if !request.query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (name, value) in &request.query {
-                pairs.append_pair(name, value);
-            }
-        }
-        url
     }
 }
 
@@ -345,27 +275,5 @@ mod tests {
             ..E2bSettings::default()
         };
         assert!(E2bClient::new(no_attempts).is_err());
-    }
-
-    #[test]
-    fn builds_urls_with_escaped_ids_and_queries() {
-        let settings = E2bSettings {
-            base_url: "http://127.0.0.1:9/prefix/".into(),
-            ..E2bSettings::default()
-        };
-        let client = E2bClient::new(settings).unwrap();
-        let request = Request {
-            method: Method::DELETE,
-            route: "DELETE /templates/{id}",
-            path: vec!["templates", "team/snap:default"],
-            query: vec![("metadata", "a=b&c=d".into())],
-            body: None,
-            sandbox_id: None,
-            repeat: Repeat::Safe,
-        };
-        assert_eq!(
-            client.url(&request).as_str(),
-            "http://127.0.0.1:9/prefix/templates/team%2Fsnap:default?metadata=a%3Db%26c%3Dd"
-        );
     }
 }

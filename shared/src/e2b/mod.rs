@@ -9,6 +9,7 @@ mod accounts;
 mod client;
 mod error;
 mod pages;
+mod request;
 mod retry;
 mod sandboxes;
 mod snapshots;

@@ -8,8 +8,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::accounts::E2b;
-use super::client::Request;
 use super::error::E2bError;
+use super::request::Request;
 use super::types::{
     Connected, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SandboxMetric,
     whole_seconds,

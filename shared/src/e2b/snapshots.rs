@@ -4,8 +4,8 @@ use reqwest::Method;
 use serde::Serialize;
 
 use super::accounts::E2b;
-use super::client::Request;
 use super::error::E2bError;
+use super::request::Request;
 use super::types::SnapshotInfo;
 
 #[derive(Serialize)]

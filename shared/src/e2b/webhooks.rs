@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::accounts::E2b;
-use super::client::Request;
 use super::error::E2bError;
+use super::request::Request;
 use super::types::Secret;
 
 /// `POST /events/webhooks`.
