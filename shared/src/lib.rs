@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod e2b;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

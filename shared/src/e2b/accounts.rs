@@ -1,0 +1,169 @@
+//! Whose key a call is made with. Sandman never assumes one global E2B key: each team may bring its own.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::header::HeaderValue;
+
+use super::client::E2bClient;
+use super::error::E2bError;
+use super::request::{Reply, Request};
+
+/// An E2B team API key, sent as `X-API-Key`. `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct ApiKey(HeaderValue);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Result<Self, E2bError> {
+        let key = key.into();
+        let invalid = || E2bError::InvalidSettings {
+            detail: "an E2B API key must be non-empty visible ASCII".to_owned(),
+        };
+        if key.trim().is_empty() {
+            return Err(invalid());
+        }
+        let mut value = HeaderValue::from_str(key.trim()).map_err(|_| invalid())?;
+        value.set_sensitive(true);
+        Ok(Self(value))
+    }
+
+    pub(crate) fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The E2B credentials of a deployment: a key per team, and optionally a default for teams without one.
+#[derive(Clone, Debug)]
+pub struct E2bAccounts {
+    default: Option<E2b>,
+    teams: HashMap<String, E2b>,
+}
+
+impl E2bAccounts {
+    pub fn new(
+        client: E2bClient,
+        default_key: Option<ApiKey>,
+        team_keys: HashMap<String, ApiKey>,
+    ) -> Self {
+        let handle = |key| E2b::new(client.clone(), key);
+        Self {
+            default: default_key.map(handle),
+            teams: team_keys
+                .into_iter()
+                .map(|(team, key)| (team, handle(key)))
+                .collect(),
+        }
+    }
+
+    /// The team's own key, else the deployment default.
+    pub fn for_team(&self, team_id: &str) -> Result<E2b, E2bError> {
+        if let Some(e2b) = self.teams.get(team_id) {
+            return Ok(e2b.clone());
+        }
+        self.default.clone().ok_or_else(|| {
+            tracing::warn!(team_id, "no E2B API key for team and no default");
+            E2bError::NoCredentials
+        })
+    }
+
+    /// The deployment default key (e.g. to register the deployment's webhook).
+    pub fn default_account(&self) -> Result<E2b, E2bError> {
+        self.default.clone().ok_or(E2bError::NoCredentials)
+    }
+}
+
+/// E2B as seen with one key. Cheap to clone; every E2B call is a method on it.
+#[derive(Clone, Debug)]
+pub struct E2b {
+    inner: Arc<Account>,
+}
+
+#[derive(Debug)]
+struct Account {
+    client: E2bClient,
+    key: ApiKey,
+}
+
+impl E2b {
+    pub fn new(client: E2bClient, key: ApiKey) -> Self {
+        Self {
+            inner: Arc::new(Account { client, key }),
+        }
+    }
+
+    pub(crate) async fn send(&self, request: Request<'_>) -> Result<Reply, E2bError> {
+        self.inner.client.execute(&self.inner.key, request).await
+    }
+
+    #[cfg(test)]
+    fn key(&self) -> &ApiKey {
+        &self.inner.key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e2b::E2bSettings;
+
+    fn accounts(default: Option<&str>) -> E2bAccounts {
+        let client = E2bClient::new(E2bSettings::default()).unwrap();
+        let teams = HashMap::from([("team-a".to_owned(), ApiKey::new("key-a").unwrap())]);
+        E2bAccounts::new(client, default.map(|k| ApiKey::new(k).unwrap()), teams)
+    }
+
+    #[test]
+    fn keys_are_never_shown() {
+        let key = ApiKey::new("e2b_secret_123").unwrap();
+        assert!(!format!("{key:?} {key}").contains("secret"));
+        let e2b = accounts(Some("e2b_default_456")).for_team("other").unwrap();
+        assert!(!format!("{e2b:?}").contains("456"));
+    }
+
+    #[test]
+    fn rejects_keys_that_cannot_be_a_header() {
+        assert!(ApiKey::new("").is_err());
+        assert!(ApiKey::new("   ").is_err());
+        assert!(ApiKey::new("line\nbreak").is_err());
+    }
+
+    #[test]
+    fn team_key_wins_then_default_then_nothing() {
+        let with_default = accounts(Some("key-default"));
+        assert_eq!(
+            with_default
+                .for_team("team-a")
+                .unwrap()
+                .key()
+                .header_value(),
+            "key-a"
+        );
+        assert_eq!(
+            with_default
+                .for_team("team-b")
+                .unwrap()
+                .key()
+                .header_value(),
+            "key-default"
+        );
+        let without = accounts(None);
+        assert!(without.for_team("team-a").is_ok());
+        assert!(matches!(
+            without.for_team("team-b"),
+            Err(E2bError::NoCredentials)
+        ));
+    }
+}

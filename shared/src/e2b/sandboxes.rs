@@ -1,0 +1,168 @@
+//! Sandbox lifecycle calls: create, inspect, list, pause, connect (resume), timeouts, kill, metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::accounts::E2b;
+use super::error::E2bError;
+use super::request::Request;
+use super::types::{
+    Connected, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SandboxMetric,
+    whole_seconds,
+};
+
+impl E2b {
+    /// Not idempotent: retried only when E2B refused it (429), never after a 5xx or a timeout.
+    pub async fn create_sandbox(&self, new: &NewSandbox) -> Result<Sandbox, E2bError> {
+        const ROUTE: &str = "POST /v2/sandboxes";
+        let request = Request::new(Method::POST, ROUTE, &["v2", "sandboxes"])
+            .with_json(new)?
+            .not_idempotent();
+        self.send(request).await?.json(ROUTE)
+    }
+
+    pub async fn get_sandbox(&self, sandbox_id: &str) -> Result<SandboxDetail, E2bError> {
+        const ROUTE: &str = "GET /sandboxes/{id}";
+        let request =
+            Request::new(Method::GET, ROUTE, &["sandboxes", sandbox_id]).for_sandbox(sandbox_id);
+        self.send(request).await?.json(ROUTE)
+    }
+
+    /// Every matching sandbox, across all pages.
+    pub async fn list_sandboxes(
+        &self,
+        filter: &SandboxFilter,
+    ) -> Result<Vec<ListedSandbox>, E2bError> {
+        const ROUTE: &str = "GET /v2/sandboxes";
+        let states = filter
+            .states
+            .iter()
+            .map(|state| state.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let metadata = metadata_query(&filter.metadata);
+        self.all_pages(|| {
+            let mut request = Request::new(Method::GET, ROUTE, &["v2", "sandboxes"]);
+            if !states.is_empty() {
+                request = request.with_query("state", states.clone());
+            }
+            if !metadata.is_empty() {
+                request = request.with_query("metadata", metadata.clone());
+            }
+            request
+        })
+        .await
+    }
+
+    /// Pauses with memory. A sandbox already paused (or mid-transition) answers `Conflict`.
+    pub async fn pause(&self, sandbox_id: &str) -> Result<(), E2bError> {
+        const ROUTE: &str = "POST /sandboxes/{id}/pause";
+        let request = Request::new(Method::POST, ROUTE, &["sandboxes", sandbox_id, "pause"])
+            .for_sandbox(sandbox_id);
+        self.send(request).await.map(drop)
+    }
+
+    /// Resumes a paused sandbox, or just reaches a running one. `timeout` is always sent: without
+    /// it E2B resets a resumed sandbox to 5 minutes.
+    pub async fn connect(
+        &self,
+        sandbox_id: &str,
+        timeout: Duration,
+    ) -> Result<Connected, E2bError> {
+        const ROUTE: &str = "POST /v2/sandboxes/{id}/connect";
+        let request = Request::new(
+            Method::POST,
+            ROUTE,
+            &["v2", "sandboxes", sandbox_id, "connect"],
+        )
+        .with_json(&json!({ "timeout": whole_seconds(timeout) }))?
+        .for_sandbox(sandbox_id);
+        let reply = self.send(request).await?;
+        Ok(Connected {
+            sandbox: reply.json(ROUTE)?,
+            resumed: reply.status == StatusCode::CREATED,
+        })
+    }
+
+    /// The sandbox now ends `timeout` from now (this can shorten its life).
+    pub async fn set_timeout(&self, sandbox_id: &str, timeout: Duration) -> Result<(), E2bError> {
+        const ROUTE: &str = "POST /sandboxes/{id}/timeout";
+        let request = Request::new(Method::POST, ROUTE, &["sandboxes", sandbox_id, "timeout"])
+            .with_json(&json!({ "timeout": whole_seconds(timeout) }))?
+            .for_sandbox(sandbox_id);
+        self.send(request).await.map(drop)
+    }
+
+    /// Keeps the sandbox alive for at least `duration` more (E2B accepts up to an hour; only extends).
+    pub async fn refresh(&self, sandbox_id: &str, duration: Duration) -> Result<(), E2bError> {
+        const ROUTE: &str = "POST /sandboxes/{id}/refreshes";
+        let request = Request::new(Method::POST, ROUTE, &["sandboxes", sandbox_id, "refreshes"])
+            .with_json(&json!({ "duration": whole_seconds(duration) }))?
+            .for_sandbox(sandbox_id);
+        self.send(request).await.map(drop)
+    }
+
+    /// Retried like every safe call, so a kill whose answer was lost may end in `NotFound`.
+    pub async fn kill(&self, sandbox_id: &str) -> Result<(), E2bError> {
+        const ROUTE: &str = "DELETE /sandboxes/{id}";
+        let request =
+            Request::new(Method::DELETE, ROUTE, &["sandboxes", sandbox_id]).for_sandbox(sandbox_id);
+        self.send(request).await.map(drop)
+    }
+
+    pub async fn metrics(
+        &self,
+        sandbox_id: &str,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Result<Vec<SandboxMetric>, E2bError> {
+        const ROUTE: &str = "GET /sandboxes/{id}/metrics";
+        let request = Request::new(Method::GET, ROUTE, &["sandboxes", sandbox_id, "metrics"])
+            .with_query("start", start.unix_timestamp().max(0).to_string())
+            .with_query("end", end.unix_timestamp().max(0).to_string())
+            .for_sandbox(sandbox_id);
+        self.send(request).await?.json(ROUTE)
+    }
+}
+
+/// E2B's `metadata` filter is itself a query string (`k=v&k2=v2`, each part URL-encoded), sent
+/// as the value of one parameter (and so encoded a second time).
+fn metadata_query(metadata: &BTreeMap<String, String>) -> String {
+    metadata
+        .iter()
+        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_filter_is_an_encoded_query_string() {
+        let metadata = BTreeMap::from([
+            ("projectId".to_owned(), "p 1&2".to_owned()),
+            ("app".to_owned(), "sandman".to_owned()),
+        ]);
+        assert_eq!(metadata_query(&metadata), "app=sandman&projectId=p%201%262");
+        assert_eq!(metadata_query(&BTreeMap::new()), "");
+        assert_eq!(percent_encode("é=~"), "%C3%A9%3D~");
+    }
+}
