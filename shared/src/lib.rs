@@ -1,8 +1,17 @@
 //! Sandman's core. Functions wire these pieces; every rule lives here.
 
+mod app;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod e2b;
+pub mod error;
+pub mod sandbox_metadata;
 pub mod secrets;
+pub mod snapshots;
 pub mod store;
 pub mod telemetry;
+pub mod workspace;
+
+pub use app::{Sandman, StartupError};
+pub use error::Error;

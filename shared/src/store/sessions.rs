@@ -82,6 +82,22 @@ impl SessionWrite {
         }
     }
 
+    /// The next write on a session this process just wrote.
+    pub fn following(key: &ProjectKey, written: Written, actor: Actor, cause: impl Into<String>, at: OffsetDateTime) -> Self {
+        Self {
+            key: key.clone(),
+            expected_version: written.version,
+            from: written.state,
+            event: None,
+            actor,
+            cause: cause.into(),
+            at,
+            changes: SessionChanges::default(),
+            idle_by: None,
+            dedupe: None,
+        }
+    }
+
     pub fn event(mut self, event: SessionEvent) -> Self {
         self.event = Some(event);
         self

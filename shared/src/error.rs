@@ -1,0 +1,38 @@
+use crate::domain::Refusal;
+use crate::e2b::E2bError;
+use crate::store::StoreError;
+
+/// What Sandman's operations answer when they cannot do what was asked. The API maps each to a
+/// status code; scheduled functions log and count them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The session is mid-transition or another writer won a race; trying again later may work.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("E2B: {0}")]
+    E2b(#[from] E2bError),
+    #[error("storage: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Error::NotFound("project"),
+            StoreError::Conflict { .. } => Error::Conflict("the sandbox was changed concurrently; try again".into()),
+            StoreError::Refused(refusal) => Error::from(refusal),
+            StoreError::BadCursor(bad) => Error::Invalid { field: "cursor", message: bad.to_string() },
+            other => Error::Store(other),
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        Error::Conflict(refusal.to_string())
+    }
+}

@@ -1,0 +1,100 @@
+//! Runtime snapshots: saved in E2B, recorded in the table. Retention lives in `retention`.
+
+use crate::Sandman;
+use crate::domain::{ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus};
+use crate::e2b::E2bError;
+use crate::error::Error;
+use crate::store::{Cursor, Page, ProjectRecord, StoreError};
+
+impl Sandman {
+    /// Saves the project's current sandbox. The record is written after E2B answers; should that
+    /// write fail, the E2B snapshot is deleted again so nothing is left that the table does not know.
+    pub async fn create_snapshot(&self, record: &ProjectRecord, kind: SnapshotKind, description: String) -> Result<Snapshot, Error> {
+        let key = record.project.key();
+        let sandbox = record
+            .session
+            .as_ref()
+            .filter(|s| s.state != SessionState::Killed)
+            .and_then(|s| s.sandbox.clone())
+            .ok_or_else(|| Error::Conflict("the project has no live sandbox to snapshot".into()))?;
+        let e2b = self.e2b_for(&key)?;
+        let snapshot_id = SnapshotId::generate();
+        let info = e2b.create_snapshot(&sandbox.sandbox_id, Some(&format!("sandman-{}", snapshot_id.as_str().to_lowercase()))).await?;
+        let snapshot = Snapshot {
+            snapshot_id,
+            team_id: key.team.clone(),
+            project_id: key.project.clone(),
+            e2b_snapshot_id: info.snapshot_id,
+            source_sandbox_id: sandbox.sandbox_id,
+            description,
+            kind,
+            pinned: false,
+            status: SnapshotStatus::Ready,
+            created_at: self.now(),
+            size_bytes: None,
+            file_count: None,
+        };
+        if let Err(err) = self.store.put_snapshot(&snapshot).await {
+            if let Err(cleanup) = e2b.delete_snapshot(&snapshot.e2b_snapshot_id).await {
+                tracing::error!(e2b_snapshot = %snapshot.e2b_snapshot_id, error = %cleanup, "unrecorded E2B snapshot could not be deleted");
+            }
+            return Err(err.into());
+        }
+        tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, kind = kind.as_str(), "snapshot saved");
+        Ok(snapshot)
+    }
+
+    pub async fn list_snapshots(&self, key: &ProjectKey, cursor: Option<&Cursor>, limit: i32) -> Result<Page<Snapshot>, Error> {
+        self.project(key).await?;
+        Ok(self.store.list_snapshots(key, cursor, limit).await?)
+    }
+
+    pub async fn snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, Error> {
+        self.store.get_snapshot(key, id).await?.ok_or(Error::NotFound("snapshot"))
+    }
+
+    pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, Error> {
+        self.store.set_pinned(key, id, pinned).await.map_err(|err| match err {
+            StoreError::NotFound => Error::NotFound("snapshot"),
+            other => other.into(),
+        })
+    }
+
+    /// Deletes a snapshot: marked DELETING, then deleted in E2B (a 404 there is fine), then the
+    /// record. Pinned snapshots and the one the live sandbox was restored from are refused.
+    pub async fn delete_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), Error> {
+        let snapshot = self.snapshot(key, id).await?;
+        if snapshot.pinned {
+            return Err(Error::Conflict("the snapshot is pinned; unpin it first".into()));
+        }
+        let record = self.project(key).await?;
+        if in_use(&record, id) {
+            return Err(Error::Conflict("the project's live sandbox was restored from this snapshot".into()));
+        }
+        self.store.mark_deleting(key, id).await.map_err(|err| match err {
+            StoreError::NotFound => Error::NotFound("snapshot"),
+            StoreError::Conflict { .. } => Error::Conflict("the snapshot is pinned; unpin it first".into()),
+            other => other.into(),
+        })?;
+        self.finish_delete(key, &snapshot).await
+    }
+
+    /// The E2B half and the record half of a deletion already marked DELETING. Safe to repeat.
+    pub async fn finish_delete(&self, key: &ProjectKey, snapshot: &Snapshot) -> Result<(), Error> {
+        match self.e2b_for(key)?.delete_snapshot(&snapshot.e2b_snapshot_id).await {
+            Ok(()) | Err(E2bError::NotFound) => {}
+            Err(err) => {
+                // The record stays DELETING; the pruner's next pass over this project retries.
+                self.store.set_prune_at(key, Some(self.now())).await.ok();
+                return Err(err.into());
+            }
+        }
+        self.store.delete_snapshot_record(key, &snapshot.snapshot_id).await?;
+        Ok(())
+    }
+}
+
+/// E2B refuses to delete a snapshot while a sandbox created from it runs.
+pub(crate) fn in_use(record: &ProjectRecord, id: &SnapshotId) -> bool {
+    record.session.as_ref().is_some_and(|s| s.state != SessionState::Killed && s.restored_from.as_ref() == Some(id))
+}

@@ -1,0 +1,69 @@
+//! Killing a project's sandbox, saving a snapshot first when asked or when the project says so.
+
+use crate::Sandman;
+use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, Snapshot, SnapshotKind};
+use crate::e2b::E2bError;
+use crate::error::Error;
+use crate::store::{SessionChanges, SessionWrite, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Killed {
+    pub snapshot: Option<Snapshot>,
+    /// There was nothing to kill.
+    pub already: bool,
+}
+
+impl Sandman {
+    /// `snapshot`: `Some(true)` requires a snapshot (the kill is abandoned if it fails), `Some(false)`
+    /// skips it, `None` follows the project's `snapshotBeforeKill` (best effort).
+    pub async fn kill(&self, key: &ProjectKey, snapshot: Option<bool>, actor: Actor) -> Result<Killed, Error> {
+        let record = self.project(key).await?;
+        match record.state() {
+            Some(SessionState::Running | SessionState::Paused) => {}
+            None | Some(SessionState::Killed) => return Ok(Killed { snapshot: None, already: true }),
+            Some(state) => return Err(Error::Conflict(format!("the sandbox is {}; try again shortly", state.as_str()))),
+        }
+        let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
+            return Err(Error::Conflict("the session has no sandbox id".into()));
+        };
+        let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
+        let claimed = match self.store.write_session(&claim).await {
+            Ok(written) => written,
+            Err(StoreError::Conflict { .. }) => return Err(Error::Conflict("another request is changing the sandbox".into())),
+            Err(err) => return Err(err.into()),
+        };
+        let required = snapshot == Some(true);
+        let saved = if snapshot.unwrap_or(record.project.snapshot_before_kill) {
+            match self.create_snapshot(&record, SnapshotKind::AutoBeforeKill, "saved before kill".into()).await {
+                Ok(saved) => Some(saved),
+                Err(err) if required => {
+                    let back = SessionWrite::following(key, claimed, actor, "kill abandoned: snapshot failed", self.now())
+                        .event(SessionEvent::Failed)
+                        .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                    self.settle(back).await?;
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(project = %key, error = %err, "snapshot before kill failed; killing anyway");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match self.e2b_for(key)?.kill(&sandbox.sandbox_id).await {
+            Ok(()) | Err(E2bError::NotFound) => {
+                let cause = if actor == Actor::User { "killed by user" } else { "killed" };
+                self.settle(SessionWrite::following(key, claimed, actor, cause, self.now()).event(SessionEvent::Killed)).await?;
+                Ok(Killed { snapshot: saved, already: false })
+            }
+            Err(err) => {
+                let back = SessionWrite::following(key, claimed, actor, format!("kill failed: {}", err.kind()), self.now())
+                    .event(SessionEvent::Failed)
+                    .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                self.settle(back).await?;
+                Err(err.into())
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Opening a workspace is get-or-create: running -> return it; paused -> resume it; none or gone ->
+//! restore the latest snapshot, falling back to older ones and then to the template. Concurrent
+//! opens collapse into one E2B action: only the writer that wins the claim calls E2B.
+
+use serde::Serialize;
+
+use crate::Sandman;
+use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
+use crate::e2b::{E2bError, NewSandbox};
+use crate::error::Error;
+use crate::sandbox_metadata;
+use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenPath {
+    AlreadyRunning,
+    Resumed,
+    Restored,
+    Created,
+    /// Another request is starting, resuming or pausing it: poll the status.
+    InProgress,
+}
+
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub path: OpenPath,
+    pub record: ProjectRecord,
+    pub restored_from: Option<SnapshotId>,
+    /// Why an earlier rung of the ladder was passed over (a snapshot that failed to restore).
+    pub fallback_reason: Option<String>,
+}
+
+/// How many snapshots the ladder tries before the template.
+const RESTORE_ATTEMPTS: usize = 3;
+
+enum Claim<T> {
+    Won(T),
+    Lost,
+}
+
+impl Sandman {
+    pub async fn open(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        for _ in 0..3 {
+            let record = self.project(key).await?;
+            let step = match record.state() {
+                Some(SessionState::Running) => return Ok(Opened { path: OpenPath::AlreadyRunning, record, restored_from: None, fallback_reason: None }),
+                Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
+                None | Some(SessionState::Killed) => self.start_fresh(record, actor, None, "open").await?,
+                Some(_) => return Ok(Opened { path: OpenPath::InProgress, record, restored_from: None, fallback_reason: None }),
+            };
+            if let Claim::Won(opened) = step {
+                return Ok(opened);
+            }
+        }
+        let record = self.project(key).await?;
+        Ok(Opened { path: OpenPath::InProgress, record, restored_from: None, fallback_reason: None })
+    }
+
+    /// Resumes a paused sandbox (user's resume, or activity on a paused sandbox).
+    pub async fn resume(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        let record = self.project(key).await?;
+        match record.state() {
+            Some(SessionState::Paused) => match self.resume_or_replace(record, actor).await? {
+                Claim::Won(opened) => Ok(opened),
+                Claim::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
+            },
+            Some(SessionState::Running) => Ok(Opened { path: OpenPath::AlreadyRunning, record, restored_from: None, fallback_reason: None }),
+            Some(state) => Err(Error::Conflict(format!("the sandbox is {}, not paused", state.as_str()))),
+            None => Err(Error::Conflict("the project has no sandbox; open it first".into())),
+        }
+    }
+
+    /// Replaces the project's sandbox with one restored from `snapshot` (or an older one, or the template).
+    pub async fn restore(&self, key: &crate::domain::ProjectKey, snapshot: &SnapshotId, actor: Actor) -> Result<Opened, Error> {
+        let chosen = self.snapshot(key, snapshot).await?;
+        if chosen.status != SnapshotStatus::Ready {
+            return Err(Error::Conflict("the snapshot is being deleted".into()));
+        }
+        let record = self.project(key).await?;
+        if matches!(record.state(), Some(SessionState::Running | SessionState::Paused)) {
+            self.kill(key, None, actor).await?;
+        }
+        let record = self.project(key).await?;
+        match self.start_fresh(record, actor, Some(chosen), "restore").await? {
+            Claim::Won(opened) => Ok(opened),
+            Claim::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
+        }
+    }
+
+    async fn resume_or_replace(&self, record: ProjectRecord, actor: Actor) -> Result<Claim<Opened>, Error> {
+        let key = record.project.key();
+        let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
+            return Err(Error::Conflict("the paused session has no sandbox id".into()));
+        };
+        let claim = SessionWrite::new(&record, actor, "resume requested", self.now()).event(SessionEvent::Resume);
+        let Claim::Won(claimed) = self.claim(&claim).await? else { return Ok(Claim::Lost) };
+        let timeout = record.project.sandbox_timeout;
+        match self.e2b_for(&key)?.connect(&sandbox.sandbox_id, timeout).await {
+            Ok(connected) => {
+                let now = self.now();
+                let write = SessionWrite::following(&key, claimed, actor, "resumed", now).event(SessionEvent::Running).changes(SessionChanges {
+                    sandbox: Some(SandboxRef { sandbox_id: connected.sandbox.sandbox_id, domain: connected.sandbox.domain }),
+                    last_active_at: Some(now),
+                    timeout_at: Some(now + timeout),
+                    failures: FailureCount::Reset,
+                    last_error: Some(None),
+                    ..SessionChanges::default()
+                });
+                self.settle(write).await?;
+                Ok(Claim::Won(self.opened(OpenPath::Resumed, &key, None, None).await?))
+            }
+            Err(E2bError::NotFound) => {
+                let gone = SessionWrite::following(&key, claimed, actor, "paused sandbox no longer exists in E2B", self.now()).event(SessionEvent::Killed);
+                self.settle(gone).await?;
+                let record = self.project(&key).await?;
+                self.start_fresh(record, actor, None, "paused sandbox was gone").await
+            }
+            Err(err) => {
+                let failed = SessionWrite::following(&key, claimed, actor, format!("resume failed: {}", err.kind()), self.now())
+                    .event(SessionEvent::Failed)
+                    .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                self.settle(failed).await?;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// A new sandbox for the project: from `preferred` (or the newest snapshots), else the template.
+    async fn start_fresh(&self, record: ProjectRecord, actor: Actor, preferred: Option<Snapshot>, cause: &str) -> Result<Claim<Opened>, Error> {
+        let key = record.project.key();
+        let session_id = ulid::Ulid::new().to_string();
+        let claim = SessionWrite::new(&record, actor, cause, self.now())
+            .event(SessionEvent::Start)
+            .changes(SessionChanges { session_id: Some(session_id.clone()), restored_from: Some(None), ..SessionChanges::default() });
+        let Claim::Won(claimed) = self.claim(&claim).await? else { return Ok(Claim::Lost) };
+        let e2b = self.e2b_for(&key)?;
+        let project = &record.project;
+        let sandbox_for = |template_id: &str| NewSandbox {
+            template_id: template_id.to_string(),
+            timeout: project.sandbox_timeout,
+            auto_pause: true,
+            metadata: sandbox_metadata::for_session(&key, &session_id),
+            env_vars: Default::default(),
+        };
+        let mut fallback_reason = None;
+        let mut created = None;
+        for snapshot in self.restore_candidates(&key, preferred).await? {
+            match e2b.create_sandbox(&sandbox_for(&snapshot.e2b_snapshot_id)).await {
+                Ok(sandbox) => {
+                    created = Some((sandbox, Some(snapshot.snapshot_id)));
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
+                    fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
+                }
+            }
+        }
+        let (sandbox, restored_from) = match created {
+            Some(found) => found,
+            None => match e2b.create_sandbox(&sandbox_for(&project.template_id)).await {
+                Ok(sandbox) => (sandbox, None),
+                Err(err) => {
+                    let failed = SessionWrite::following(&key, claimed, actor, format!("create failed: {}", err.kind()), self.now())
+                        .event(SessionEvent::Failed)
+                        .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                    self.settle(failed).await?;
+                    return Err(err.into());
+                }
+            },
+        };
+        let now = self.now();
+        let path = if restored_from.is_some() { OpenPath::Restored } else { OpenPath::Created };
+        let started = SessionWrite::following(&key, claimed, actor, if restored_from.is_some() { "restored from snapshot" } else { "created from template" }, now)
+            .event(SessionEvent::Running)
+            .changes(SessionChanges {
+                sandbox: Some(SandboxRef { sandbox_id: sandbox.sandbox_id, domain: sandbox.domain }),
+                last_active_at: Some(now),
+                timeout_at: Some(now + project.sandbox_timeout),
+                restored_from: Some(restored_from.clone()),
+                failures: FailureCount::Reset,
+                last_error: Some(None),
+                ..SessionChanges::default()
+            });
+        self.settle(started).await?;
+        Ok(Claim::Won(self.opened(path, &key, restored_from, fallback_reason).await?))
+    }
+
+    async fn restore_candidates(&self, key: &crate::domain::ProjectKey, preferred: Option<Snapshot>) -> Result<Vec<Snapshot>, Error> {
+        let newest = self.store.list_snapshots(key, None, 20).await?.items;
+        let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
+        Ok(match preferred {
+            Some(chosen) => std::iter::once(chosen.clone()).chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id)).take(RESTORE_ATTEMPTS).collect(),
+            None => ready.take(RESTORE_ATTEMPTS).collect(),
+        })
+    }
+
+    async fn claim(&self, write: &SessionWrite) -> Result<Claim<Written>, Error> {
+        match self.store.write_session(write).await {
+            Ok(written) => Ok(Claim::Won(written)),
+            Err(StoreError::Conflict { .. }) => Ok(Claim::Lost),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn opened(&self, path: OpenPath, key: &crate::domain::ProjectKey, restored_from: Option<SnapshotId>, fallback_reason: Option<String>) -> Result<Opened, Error> {
+        Ok(Opened { path, record: self.project(key).await?, restored_from, fallback_reason })
+    }
+}

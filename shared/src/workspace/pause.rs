@@ -1,0 +1,97 @@
+//! Pausing a running sandbox: the API's pause and the idle enforcer's both come here.
+
+use time::OffsetDateTime;
+
+use crate::Sandman;
+use crate::domain::{Actor, ProjectKey, SessionEvent, SnapshotKind};
+use crate::e2b::{E2bError, SandboxState};
+use crate::error::Error;
+use crate::store::{FailureCount, SessionChanges, SessionWrite, StoreError, Written};
+
+#[derive(Debug, Clone)]
+pub struct PauseRequest {
+    pub key: ProjectKey,
+    /// The version read with the session in RUNNING.
+    pub expected_version: u64,
+    pub sandbox_id: String,
+    pub actor: Actor,
+    pub cause: String,
+    /// The idle enforcer's claim: only if the idle deadline is still at or before this.
+    pub idle_by: Option<OffsetDateTime>,
+    /// Save a snapshot between the claim and the pause (the project's `snapshotOnIdle`).
+    pub snapshot_first: bool,
+}
+
+#[derive(Debug)]
+pub enum PauseOutcome {
+    Paused,
+    /// E2B had paused it already (409 and a paused sandbox).
+    AlreadyPaused,
+    /// E2B no longer has the sandbox: the session is now KILLED.
+    Gone,
+    /// The claim failed: activity or another writer changed the session first. Nothing was called.
+    LostRace,
+    /// E2B refused or failed; the session is back in RUNNING with the error recorded.
+    Failed(E2bError),
+}
+
+impl Sandman {
+    pub async fn pause(&self, request: PauseRequest) -> Result<PauseOutcome, Error> {
+        let now = self.now();
+        let claim = SessionWrite {
+            key: request.key.clone(),
+            expected_version: request.expected_version,
+            from: Some(crate::domain::SessionState::Running),
+            event: Some(SessionEvent::Pause),
+            actor: request.actor,
+            cause: request.cause.clone(),
+            at: now,
+            changes: SessionChanges::default(),
+            idle_by: request.idle_by,
+            dedupe: None,
+        };
+        let claimed = match self.store.write_session(&claim).await {
+            Ok(written) => written,
+            Err(StoreError::Conflict { .. }) => return Ok(PauseOutcome::LostRace),
+            Err(err) => return Err(err.into()),
+        };
+        let e2b = self.e2b_for(&request.key)?;
+        if request.snapshot_first {
+            let record = self.project(&request.key).await?;
+            if let Err(err) = self.create_snapshot(&record, SnapshotKind::AutoBeforePause, "saved before an idle pause".into()).await {
+                tracing::warn!(project = %request.key, error = %err, "snapshot before pause failed; pausing anyway");
+            }
+        }
+        let outcome = match e2b.pause(&request.sandbox_id).await {
+            Ok(()) => PauseOutcome::Paused,
+            Err(E2bError::NotFound) => PauseOutcome::Gone,
+            Err(err @ E2bError::Conflict { .. }) => match e2b.get_sandbox(&request.sandbox_id).await {
+                Ok(detail) if detail.state == SandboxState::Paused => PauseOutcome::AlreadyPaused,
+                Err(E2bError::NotFound) => PauseOutcome::Gone,
+                _ => PauseOutcome::Failed(err),
+            },
+            Err(err) => PauseOutcome::Failed(err),
+        };
+        self.record_pause(&request, claimed, &outcome).await?;
+        Ok(outcome)
+    }
+
+    async fn record_pause(&self, request: &PauseRequest, claimed: Written, outcome: &PauseOutcome) -> Result<(), Error> {
+        let next = |cause: String| SessionWrite::following(&request.key, claimed, request.actor, cause, self.now());
+        let write = match outcome {
+            PauseOutcome::Paused | PauseOutcome::AlreadyPaused => next(request.cause.clone()).event(SessionEvent::Paused).changes(SessionChanges {
+                failures: FailureCount::Reset,
+                last_error: Some(None),
+                ..SessionChanges::default()
+            }),
+            PauseOutcome::Gone => next("sandbox no longer exists in E2B".into()).event(SessionEvent::Killed),
+            PauseOutcome::Failed(err) => next(format!("pause failed: {}", err.kind())).event(SessionEvent::Failed).changes(SessionChanges {
+                failures: FailureCount::Increment,
+                last_error: Some(Some(err.to_string())),
+                ..SessionChanges::default()
+            }),
+            PauseOutcome::LostRace => return Ok(()),
+        };
+        self.settle(write).await.map(|_| ())
+    }
+}
