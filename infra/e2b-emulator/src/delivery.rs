@@ -200,6 +200,9 @@ async fn dispatch_loop(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Job>) {
                     core.record_dropped(&job);
                     core.finish_one();
                 } else if reorder {
+                    // The hold is this job's delay; once flushed it goes out at once.
+                    let mut job = job;
+                    job.ready_at = Instant::now();
                     if held.is_empty() {
                         flush_at = Some(Instant::now() + delay.max(REORDER_WINDOW));
                     }
@@ -235,9 +238,8 @@ impl Core {
             self.pending.send_modify(|n| *n += 1);
         }
         for _ in 0..copies {
-            if self.attempt(&job, 1).await {
-                self.finish_one();
-            } else if self.max_retries == 0 {
+            let delivered = self.attempt(&job, 1).await;
+            if delivered || self.max_retries == 0 {
                 self.finish_one();
             } else {
                 let core = self.clone();

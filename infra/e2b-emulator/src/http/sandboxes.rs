@@ -316,12 +316,12 @@ pub(crate) async fn metrics(
             })
     };
     let (start, end) = (bound("start")?, bound("end")?);
-    if let (Some(start), Some(end)) = (start, end) {
-        if start > end {
-            return Err(ApiError::BadRequest(
-                "start must not be after end".to_owned(),
-            ));
-        }
+    if let (Some(start), Some(end)) = (start, end)
+        && start > end
+    {
+        return Err(ApiError::BadRequest(
+            "start must not be after end".to_owned(),
+        ));
     }
     let sandbox = app.world().get(&team, &id)?;
     if sandbox.reported_state() != SandboxState::Running {

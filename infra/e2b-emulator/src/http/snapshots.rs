@@ -21,12 +21,12 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<SnapshotInfoBody>), ApiError> {
     let body: SnapshotBody = wire::parse_optional(&body)?;
     let name = body.name.filter(|n| !n.is_empty());
-    if let Some(name) = &name {
-        if !is_valid_name(name) {
-            return Err(ApiError::BadRequest(format!(
-                "invalid snapshot name {name:?}: use lowercase letters, digits, '-', '_' or '.'"
-            )));
-        }
+    if let Some(name) = &name
+        && !is_valid_name(name)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid snapshot name {name:?}: use lowercase letters, digits, '-', '_' or '.'"
+        )));
     }
     app.world().begin(&team, &id, Transition::Snapshotting)?;
     let hold = app.config.snapshot_duration;
