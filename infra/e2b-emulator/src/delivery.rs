@@ -1,7 +1,7 @@
 //! Webhook delivery: signing, retries and injected delivery faults, off the request path.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -82,7 +82,10 @@ pub(crate) struct Publisher {
 
 #[derive(Debug)]
 struct Core {
-    client: reqwest::Client,
+    /// Built on first use: building it loads TLS roots, which an emulator that never
+    /// delivers a webhook should not pay for (nor wait on at exit).
+    client: OnceLock<Result<reqwest::Client, String>>,
+    timeout: Duration,
     clock: Arc<Clock>,
     faults: Mutex<WebhookFaults>,
     log: Mutex<Vec<WebhookDelivery>>,
@@ -107,13 +110,10 @@ impl Publisher {
     pub(crate) fn start(
         clock: Arc<Clock>,
         settings: DeliverySettings,
-    ) -> std::io::Result<(Publisher, tokio::task::JoinHandle<()>)> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(std::io::Error::other)?;
+    ) -> (Publisher, tokio::task::JoinHandle<()>) {
         let core = Arc::new(Core {
-            client,
+            client: OnceLock::new(),
+            timeout: settings.timeout,
             clock,
             faults: Mutex::new(WebhookFaults::default()),
             log: Mutex::new(Vec::new()),
@@ -125,7 +125,7 @@ impl Publisher {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(dispatch_loop(core.clone(), rx));
-        Ok((Publisher { tx, core }, task))
+        (Publisher { tx, core }, task)
     }
 
     pub(crate) fn publish(
@@ -274,25 +274,27 @@ impl Core {
             ),
         ]);
         let at = self.clock.now();
-        let mut request = self
-            .client
-            .post(&job.target.url)
-            .body(job.body.as_ref().clone());
-        for (name, value) in &headers {
-            request = request.header(name, value);
-        }
-        let (outcome, status, error) = match request.send().await {
-            Ok(response) if response.status().is_success() => (
-                DeliveryOutcome::Delivered,
-                Some(response.status().as_u16()),
-                None,
-            ),
-            Ok(response) => (
-                DeliveryOutcome::Failed,
-                Some(response.status().as_u16()),
-                None,
-            ),
-            Err(err) => (DeliveryOutcome::Failed, None, Some(err.to_string())),
+        let (outcome, status, error) = match self.client() {
+            Err(err) => (DeliveryOutcome::Failed, None, Some(err)),
+            Ok(client) => {
+                let mut request = client.post(&job.target.url).body(job.body.as_ref().clone());
+                for (name, value) in &headers {
+                    request = request.header(name, value);
+                }
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => (
+                        DeliveryOutcome::Delivered,
+                        Some(response.status().as_u16()),
+                        None,
+                    ),
+                    Ok(response) => (
+                        DeliveryOutcome::Failed,
+                        Some(response.status().as_u16()),
+                        None,
+                    ),
+                    Err(err) => (DeliveryOutcome::Failed, None, Some(err.to_string())),
+                }
+            }
         };
         tracing::debug!(
             url = %job.target.url, event = job.event_type, sandbox_id = %job.sandbox_id,
@@ -314,6 +316,17 @@ impl Core {
             at,
         });
         outcome == DeliveryOutcome::Delivered
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .build()
+                    .map_err(|err| err.to_string())
+            })
+            .clone()
     }
 
     fn record_dropped(&self, job: &Job) {
