@@ -96,17 +96,18 @@ pub(crate) async fn list(
         .map(wire::decode_token)
         .transpose()?;
 
-    let sandboxes = app.world().list(&team, &filter);
-    let page = wire::paginate(
-        sandboxes,
-        |s| (s.started_at, s.sandbox_id.clone()),
-        ascending,
-        limit,
-        after,
-    );
-    let body: Vec<_> = page.items.iter().map(SandboxDetailBody::listed).collect();
+    let (body, next_token) = {
+        let world = app.world();
+        let page = wire::paginate(world.list(&team, &filter), ascending, limit, after);
+        let body: Vec<_> = page
+            .items
+            .into_iter()
+            .map(SandboxDetailBody::listed)
+            .collect();
+        (body, page.next_token)
+    };
     let mut headers = HeaderMap::new();
-    if let Some(token) = page.next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+    if let Some(token) = next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         headers.insert("x-next-token", token);
     }
     Ok((headers, Json(body)).into_response())
@@ -121,16 +122,13 @@ pub(crate) async fn list_running(
     let pairs = wire::query_pairs(&uri)?;
     let mut filter = list_filter(&pairs)?;
     filter.states = vec![SandboxState::Running];
-    let sandboxes = app.world().list(&team, &filter);
-    let page = wire::paginate(
-        sandboxes,
-        |s| (s.started_at, s.sandbox_id.clone()),
-        false,
-        usize::MAX,
-        None,
-    );
+    let world = app.world();
+    let page = wire::paginate(world.list(&team, &filter), false, usize::MAX, None);
     Ok(Json(
-        page.items.iter().map(SandboxDetailBody::listed).collect(),
+        page.items
+            .into_iter()
+            .map(SandboxDetailBody::listed)
+            .collect(),
     ))
 }
 
