@@ -70,7 +70,22 @@ pub(crate) struct Job {
     pub sandbox_id: String,
     pub body: Arc<Vec<u8>>,
     pub target: Target,
+    /// The faults in force when the event was published decide its fate.
+    fate: Fate,
     ready_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    Dropped,
+    /// Held for reordering, for at least `hold`.
+    Held {
+        hold: Duration,
+        copies: u8,
+    },
+    Sent {
+        copies: u8,
+    },
 }
 
 /// The cheap handle that lifecycle code publishes jobs through.
@@ -136,14 +151,36 @@ impl Publisher {
         body: Arc<Vec<u8>>,
         target: Target,
     ) {
-        let delay = lock(&self.core.faults).delay;
+        let (fate, delay) = {
+            let mut faults = lock(&self.core.faults);
+            let fate = if faults.drop_next > 0 {
+                faults.drop_next -= 1;
+                Fate::Dropped
+            } else {
+                let copies = if faults.duplicate { 2 } else { 1 };
+                match faults.reorder {
+                    true => Fate::Held {
+                        hold: faults.delay.max(REORDER_WINDOW),
+                        copies,
+                    },
+                    false => Fate::Sent { copies },
+                }
+            };
+            (fate, faults.delay)
+        };
+        // A held job's hold is its delay; once flushed it goes out at once.
+        let ready_at = match fate {
+            Fate::Held { .. } => Instant::now(),
+            _ => Instant::now() + delay,
+        };
         let job = Job {
             event_id: event_id.to_owned(),
             event_type,
             sandbox_id: sandbox_id.to_owned(),
             body,
             target,
-            ready_at: Instant::now() + delay,
+            fate,
+            ready_at,
         };
         self.core.pending.send_modify(|n| *n += 1);
         if self.tx.send(job).is_err() {
@@ -185,30 +222,24 @@ async fn dispatch_loop(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut flush_at: Option<Instant> = None;
     loop {
         let hold_deadline = flush_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        // Biased: everything already queued is taken in before a flush, so a flush
+        // releases every event held so far.
         tokio::select! {
+            biased;
             job = rx.recv() => {
                 let Some(job) = job else { break };
-                let (dropped, reorder, delay) = {
-                    let mut faults = lock(&core.faults);
-                    let dropped = faults.drop_next > 0;
-                    if dropped {
-                        faults.drop_next -= 1;
+                match job.fate {
+                    Fate::Dropped => {
+                        core.record_dropped(&job);
+                        core.finish_one();
                     }
-                    (dropped, faults.reorder, faults.delay)
-                };
-                if dropped {
-                    core.record_dropped(&job);
-                    core.finish_one();
-                } else if reorder {
-                    // The hold is this job's delay; once flushed it goes out at once.
-                    let mut job = job;
-                    job.ready_at = Instant::now();
-                    if held.is_empty() {
-                        flush_at = Some(Instant::now() + delay.max(REORDER_WINDOW));
+                    Fate::Held { hold, .. } => {
+                        if held.is_empty() {
+                            flush_at = Some(Instant::now() + hold);
+                        }
+                        held.push(job);
                     }
-                    held.push(job);
-                } else {
-                    core.clone().dispatch(job).await;
+                    Fate::Sent { .. } => core.clone().dispatch(job).await,
                 }
             }
             _ = tokio::time::sleep_until(hold_deadline), if flush_at.is_some() => {
@@ -233,9 +264,12 @@ impl Core {
     /// Sends the first attempt in order; failures retry in the background.
     async fn dispatch(self: Arc<Self>, job: Job) {
         tokio::time::sleep_until(job.ready_at).await;
-        let copies = if lock(&self.faults).duplicate { 2 } else { 1 };
-        if copies == 2 {
-            self.pending.send_modify(|n| *n += 1);
+        let copies = match job.fate {
+            Fate::Sent { copies } | Fate::Held { copies, .. } => copies,
+            Fate::Dropped => 1,
+        };
+        if copies > 1 {
+            self.pending.send_modify(|n| *n += usize::from(copies - 1));
         }
         for _ in 0..copies {
             let delivered = self.attempt(&job, 1).await;
