@@ -80,7 +80,7 @@ dynamodb_local_start() {
     local waited=0
     while ((waited < 600)); do # 60 s, in tenths
       if _dynamodb_local_answers "$port"; then
-        DYNAMODB_LOCAL_PORT="$port"
+        export DYNAMODB_LOCAL_PORT="$port"
         export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
         export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
         export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
