@@ -1,0 +1,166 @@
+//! The reconciler: E2B retries a webhook only three times, so the table can drift from what E2B
+//! runs. Every run compares the two and corrects the table (or E2B, for orphans) both ways.
+//! Every correction of a session is a conditional [`SessionWrite`] by [`Actor::Reconciler`] with a
+//! cause starting "reconciled:", so it lands in the lifecycle log and loses to any concurrent writer.
+//!
+//! What it reads, and why nothing is scanned:
+//! - The table's RUNNING sessions: the idle index queried with no upper bound on `idleAt` (it holds
+//!   exactly the RUNNING sessions). Proportional to what runs, not to the fleet.
+//! - Stuck sessions: the sparse `transit` index holds only sessions mid-action, sorted by
+//!   `stateSince`; the query for "entered before now - stuck_after" returns only stuck ones.
+//! - E2B's running and paused sandboxes, per distinct account (default key and team keys), all
+//!   pages; Sandman's are recognised by their metadata.
+//! - One strong `GetItem` per Sandman sandbox E2B runs that is not a RUNNING session's current
+//!   sandbox (normally none), and per stuck session. Paused sandboxes are looked up only when the
+//!   orphan policy would act on a paused orphan (kill or report).
+//!
+//! Nothing is corrected on the list alone: a `GET` of the sandbox confirms E2B's state first (a
+//! list can be older than the table read it is compared with). Only disagreements cost that call.
+
+mod decide;
+mod drift;
+mod orphans;
+mod report;
+mod stuck;
+mod view;
+
+pub use report::ReconcileReport;
+
+use std::collections::HashSet;
+
+use futures::{FutureExt, StreamExt};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::Sandman;
+use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState};
+use crate::error::Error;
+use crate::store::{FailureCount, SessionChanges, SessionWrite, StoreError};
+
+/// `idleAt <= this` matches every RUNNING session.
+const END_OF_TIME: OffsetDateTime = datetime!(9999-12-31 0:00 UTC);
+const PAGE_SIZE: i32 = 100;
+
+/// What one check found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Consistent,
+    Repaired {
+        to: SessionState,
+        stuck: bool,
+    },
+    Orphan(OrphanAction),
+    /// Another writer changed the session first; the next run looks again.
+    Raced,
+    /// Not checked: its E2B account could not be listed, or the deadline came first.
+    Skipped,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrphanAction {
+    Paused,
+    Killed,
+    Reported,
+}
+
+impl Sandman {
+    /// One reconciliation run. Never fails as a whole: problems are counted and logged.
+    pub async fn reconcile(&self) -> ReconcileReport {
+        let started = Instant::now();
+        let deadline = started + self.config.enforcer.tick_deadline;
+        let now = self.now();
+        async move {
+            let mut report = ReconcileReport::default();
+            // The table first: a session RUNNING now was created before the list below is taken.
+            let running = match self.store.idle_candidates(END_OF_TIME, PAGE_SIZE).await {
+                Ok(running) => running,
+                Err(err) => {
+                    tracing::error!(error = %err, "reading the running sessions failed; nothing reconciled");
+                    report.errors += 1;
+                    report.aborted = true;
+                    return report;
+                }
+            };
+            let stuck = self.stuck_sessions(now).await.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "reading stuck sessions failed; they wait for the next run");
+                report.errors += 1;
+                Vec::new()
+            });
+            let view = self.list_e2b().await;
+            report.accounts_unlisted = view.unlisted.len() as u64;
+            report.listed = view.sandboxes.len() as u64;
+            report.running = running.len() as u64;
+            report.stuck = stuck.len() as u64;
+            let concurrency = self.config.enforcer.concurrency.max(1);
+            let running_ids: HashSet<&str> = running.iter().filter_map(|s| s.sandbox_id.as_deref()).collect();
+            let checks = futures::stream::iter(running.iter().map(|session| self.check_running(session, &view, deadline).boxed()))
+                .chain(futures::stream::iter(stuck.iter().map(|session| self.repair_stuck(session, &view, now, deadline).boxed())))
+                .chain(futures::stream::iter(
+                    view.sandboxes.values().filter(|listed| !running_ids.contains(listed.sandbox.sandbox_id.as_str())).map(|listed| self.check_listed(listed, &view, deadline).boxed()),
+                ));
+            let outcomes: Vec<Outcome> = checks.buffer_unordered(concurrency).collect().await;
+            outcomes.into_iter().for_each(|outcome| report.record(outcome));
+            report.duration = started.elapsed();
+            tracing::info!(?report, "reconcile done");
+            report
+        }
+        .instrument(tracing::info_span!("reconcile", now = %now))
+        .await
+    }
+
+    /// Applies `steps` in order to a session read at (`from`, `version`). The first write carries
+    /// `changes`. A conflict on the first write means someone else moved the session: `Raced`.
+    async fn correct(
+        &self,
+        key: &ProjectKey,
+        version: u64,
+        from: SessionState,
+        steps: &[SessionEvent],
+        cause: String,
+        changes: SessionChanges,
+        stuck: bool,
+    ) -> Outcome {
+        if steps.is_empty() {
+            return Outcome::Consistent;
+        }
+        let mut at = (version, Some(from));
+        let mut changes = Some(changes);
+        for &event in steps {
+            let mut changes = changes.take().unwrap_or_default();
+            if matches!(event, SessionEvent::Paused | SessionEvent::Killed) {
+                changes.failures = FailureCount::Reset;
+            }
+            let write = SessionWrite {
+                key: key.clone(),
+                expected_version: at.0,
+                from: at.1,
+                event: Some(event),
+                actor: Actor::Reconciler,
+                cause: format!("reconciled: {cause}"),
+                at: self.now(),
+                changes,
+                idle_by: None,
+                dedupe: None,
+            };
+            match self.store.write_session(&write).await {
+                Ok(written) => at = (written.version, written.state),
+                Err(StoreError::Conflict { .. }) => return Outcome::Raced,
+                Err(err) => {
+                    tracing::error!(project = %key, error = %err, "reconciler write failed");
+                    return Outcome::Error;
+                }
+            }
+        }
+        let to = at.1.unwrap_or(SessionState::Killed);
+        tracing::warn!(project = %key, from = from.as_str(), to = to.as_str(), cause, "reconciled");
+        Outcome::Repaired { to, stuck }
+    }
+}
+
+fn error(what: &str, key: &ProjectKey, err: &Error) -> Outcome {
+    tracing::error!(project = %key, error = %err, "{what}");
+    Outcome::Error
+}
