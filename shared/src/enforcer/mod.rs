@@ -150,7 +150,7 @@ impl Sandman {
 /// `10m`, or `90s` when not a whole number of minutes: the cause written in the lifecycle log.
 fn short_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
-    if seconds % 60 == 0 {
+    if seconds.is_multiple_of(60) {
         format!("{}m", seconds / 60)
     } else {
         format!("{seconds}s")

@@ -2,6 +2,7 @@
 
 use tokio::time::Instant;
 
+use super::correct::Correction;
 use super::view::E2bView;
 use super::{Outcome, decide, error};
 use crate::Sandman;
@@ -46,16 +47,15 @@ impl Sandman {
             Some(SandboxState::Paused) => "E2B reports the sandbox paused",
             None => "E2B no longer has the sandbox",
         };
-        let steps = decide::steps(SessionState::Running, observed);
-        self.correct(
-            &session.key,
-            session.version,
-            SessionState::Running,
-            &steps,
-            cause.into(),
-            SessionChanges::default(),
-            false,
-        )
+        self.correct(Correction {
+            key: &session.key,
+            version: session.version,
+            from: SessionState::Running,
+            steps: decide::steps(SessionState::Running, observed),
+            cause: cause.into(),
+            changes: SessionChanges::default(),
+            stuck: false,
+        })
         .await
     }
 }

@@ -17,6 +17,7 @@
 //! Nothing is corrected on the list alone: a `GET` of the sandbox confirms E2B's state first (a
 //! list can be older than the table read it is compared with). Only disagreements cost that call.
 
+mod correct;
 mod decide;
 mod drift;
 mod orphans;
@@ -35,9 +36,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::Sandman;
-use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState};
+use crate::domain::{ProjectKey, SessionState};
 use crate::error::Error;
-use crate::store::{FailureCount, SessionChanges, SessionWrite, StoreError};
 
 /// `idleAt <= this` matches every RUNNING session.
 const END_OF_TIME: OffsetDateTime = datetime!(9999-12-31 0:00 UTC);
@@ -109,54 +109,6 @@ impl Sandman {
         }
         .instrument(tracing::info_span!("reconcile", now = %now))
         .await
-    }
-
-    /// Applies `steps` in order to a session read at (`from`, `version`). The first write carries
-    /// `changes`. A conflict on the first write means someone else moved the session: `Raced`.
-    async fn correct(
-        &self,
-        key: &ProjectKey,
-        version: u64,
-        from: SessionState,
-        steps: &[SessionEvent],
-        cause: String,
-        changes: SessionChanges,
-        stuck: bool,
-    ) -> Outcome {
-        if steps.is_empty() {
-            return Outcome::Consistent;
-        }
-        let mut at = (version, Some(from));
-        let mut changes = Some(changes);
-        for &event in steps {
-            let mut changes = changes.take().unwrap_or_default();
-            if matches!(event, SessionEvent::Paused | SessionEvent::Killed) {
-                changes.failures = FailureCount::Reset;
-            }
-            let write = SessionWrite {
-                key: key.clone(),
-                expected_version: at.0,
-                from: at.1,
-                event: Some(event),
-                actor: Actor::Reconciler,
-                cause: format!("reconciled: {cause}"),
-                at: self.now(),
-                changes,
-                idle_by: None,
-                dedupe: None,
-            };
-            match self.store.write_session(&write).await {
-                Ok(written) => at = (written.version, written.state),
-                Err(StoreError::Conflict { .. }) => return Outcome::Raced,
-                Err(err) => {
-                    tracing::error!(project = %key, error = %err, "reconciler write failed");
-                    return Outcome::Error;
-                }
-            }
-        }
-        let to = at.1.unwrap_or(SessionState::Killed);
-        tracing::warn!(project = %key, from = from.as_str(), to = to.as_str(), cause, "reconciled");
-        Outcome::Repaired { to, stuck }
     }
 }
 

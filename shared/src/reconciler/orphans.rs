@@ -3,6 +3,7 @@
 
 use tokio::time::Instant;
 
+use super::correct::Correction;
 use super::decide::{self, Finding};
 use super::view::{E2bView, Listed};
 use super::{OrphanAction, Outcome, error};
@@ -68,15 +69,15 @@ impl Sandman {
                 // The table follows E2B; the idle enforcer then pauses it if it is idle.
                 let cause = "E2B reports the sandbox running".to_string();
                 let (key, version) = (record.project.key(), record.version);
-                self.correct(
-                    &key,
+                self.correct(Correction {
+                    key: &key,
                     version,
-                    SessionState::Paused,
-                    &[SessionEvent::Running],
+                    from: SessionState::Paused,
+                    steps: vec![SessionEvent::Running],
                     cause,
-                    SessionChanges::default(),
-                    false,
-                )
+                    changes: SessionChanges::default(),
+                    stuck: false,
+                })
                 .await
             }
         }

@@ -4,6 +4,7 @@
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::correct::Correction;
 use super::view::E2bView;
 use super::{Outcome, PAGE_SIZE, decide, error};
 use crate::Sandman;
@@ -118,16 +119,15 @@ impl Sandman {
             session.state.as_str(),
             describe(observed)
         );
-        let steps = decide::steps(session.state, observed);
-        self.correct(
-            &stuck.key,
-            record.version,
-            session.state,
-            &steps,
+        self.correct(Correction {
+            key: &stuck.key,
+            version: record.version,
+            from: session.state,
+            steps: decide::steps(session.state, observed),
             cause,
             changes,
-            true,
-        )
+            stuck: true,
+        })
         .await
     }
 }
