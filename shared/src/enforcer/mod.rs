@@ -131,7 +131,12 @@ impl Sandman {
             Ok(PauseOutcome::LostRace) => Verdict::SkippedActive,
             Ok(PauseOutcome::Gone) => Verdict::Gone,
             Ok(PauseOutcome::Failed(err)) => self.failed(&candidate, &sandbox_id, &err.to_string()),
-            Err(err) => self.failed(&candidate, &sandbox_id, &err.to_string()),
+            Err(err) => {
+                // Not E2B's answer: the table could not be written (a claim that did not land
+                // changed nothing; an outcome that did not land is repaired by the reconciler).
+                tracing::error!(project = %candidate.key, sandbox_id, error = %err, "pause could not be recorded");
+                Verdict::Failed { flagged: false }
+            }
         }
     }
 

@@ -29,6 +29,7 @@ pub use report::ReconcileReport;
 
 use std::collections::HashSet;
 
+use futures::stream;
 use futures::{FutureExt, StreamExt};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -70,45 +71,67 @@ impl Sandman {
     /// One reconciliation run. Never fails as a whole: problems are counted and logged.
     pub async fn reconcile(&self) -> ReconcileReport {
         let started = Instant::now();
-        let deadline = started + self.config.enforcer.tick_deadline;
         let now = self.now();
-        async move {
-            let mut report = ReconcileReport::default();
-            // The table first: a session RUNNING now was created before the list below is taken.
-            let running = match self.store.idle_candidates(END_OF_TIME, PAGE_SIZE).await {
-                Ok(running) => running,
-                Err(err) => {
-                    tracing::error!(error = %err, "reading the running sessions failed; nothing reconciled");
-                    report.errors += 1;
-                    report.aborted = true;
-                    return report;
-                }
-            };
-            let stuck = self.stuck_sessions(now).await.unwrap_or_else(|err| {
-                tracing::error!(error = %err, "reading stuck sessions failed; they wait for the next run");
+        let span = tracing::info_span!("reconcile", now = %now);
+        let mut report = self
+            .reconcile_at(now, started + self.config.enforcer.tick_deadline)
+            .instrument(span)
+            .await;
+        report.duration = started.elapsed();
+        tracing::info!(?report, "reconcile done");
+        report
+    }
+
+    async fn reconcile_at(&self, now: OffsetDateTime, deadline: Instant) -> ReconcileReport {
+        let mut report = ReconcileReport::default();
+        // The table first: a session RUNNING now had its sandbox before the list below is taken.
+        let running = match self.store.idle_candidates(END_OF_TIME, PAGE_SIZE).await {
+            Ok(running) => running,
+            Err(err) => {
+                tracing::error!(error = %err, "reading the running sessions failed");
                 report.errors += 1;
-                Vec::new()
-            });
-            let view = self.list_e2b().await;
-            report.accounts_unlisted = view.unlisted.len() as u64;
-            report.listed = view.sandboxes.len() as u64;
-            report.running = running.len() as u64;
-            report.stuck = stuck.len() as u64;
-            let concurrency = self.config.enforcer.concurrency.max(1);
-            let running_ids: HashSet<&str> = running.iter().filter_map(|s| s.sandbox_id.as_deref()).collect();
-            let checks = futures::stream::iter(running.iter().map(|session| self.check_running(session, &view, deadline).boxed()))
-                .chain(futures::stream::iter(stuck.iter().map(|session| self.repair_stuck(session, &view, now, deadline).boxed())))
-                .chain(futures::stream::iter(
-                    view.sandboxes.values().filter(|listed| !running_ids.contains(listed.sandbox.sandbox_id.as_str())).map(|listed| self.check_listed(listed, &view, deadline).boxed()),
-                ));
-            let outcomes: Vec<Outcome> = checks.buffer_unordered(concurrency).collect().await;
-            outcomes.into_iter().for_each(|outcome| report.record(outcome));
-            report.duration = started.elapsed();
-            tracing::info!(?report, "reconcile done");
-            report
-        }
-        .instrument(tracing::info_span!("reconcile", now = %now))
-        .await
+                report.aborted = true;
+                return report;
+            }
+        };
+        let stuck = self.stuck_sessions(now).await.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "reading stuck sessions failed");
+            report.errors += 1;
+            Vec::new()
+        });
+        let view = self.list_e2b().await;
+        report.accounts_unlisted = view.unlisted.len() as u64;
+        report.listed = view.sandboxes.len() as u64;
+        report.running = running.len() as u64;
+        report.stuck = stuck.len() as u64;
+
+        let running_ids: HashSet<&str> = running
+            .iter()
+            .filter_map(|s| s.sandbox_id.as_deref())
+            .collect();
+        let not_running = view
+            .sandboxes
+            .values()
+            .filter(|listed| !running_ids.contains(listed.sandbox.sandbox_id.as_str()));
+        let checks = stream::iter(
+            running
+                .iter()
+                .map(|session| self.check_running(session, &view, deadline).boxed()),
+        )
+        .chain(stream::iter(stuck.iter().map(|session| {
+            self.repair_stuck(session, &view, now, deadline).boxed()
+        })))
+        .chain(stream::iter(
+            not_running.map(|listed| self.check_listed(listed, &view, deadline).boxed()),
+        ));
+        let outcomes: Vec<Outcome> = checks
+            .buffer_unordered(self.config.enforcer.concurrency.max(1))
+            .collect()
+            .await;
+        outcomes
+            .into_iter()
+            .for_each(|outcome| report.record(outcome));
+        report
     }
 }
 
