@@ -3,7 +3,8 @@
 # Source scripts/lib/common.sh first. Used by scripts/test and the dev stack.
 #
 #   dynamodb_local_install   # idempotent, into $SANDMAN_CACHE/dynamodb-local
-#   dynamodb_local_start     # in memory on a free port; exports the AWS_* variables; stops itself on exit
+#   dynamodb_local_start     # in memory on a free port; exports the AWS_* variables; stops itself on exit;
+#                            # returns non-zero (after saying why) if it cannot start
 
 DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
 DYNAMODB_LOCAL_PREFIX="$SANDMAN_CACHE/dynamodb-local"
@@ -69,7 +70,10 @@ dynamodb_local_stop() {
 # variables the AWS SDK reads, and registers its stop for when the calling script exits.
 dynamodb_local_start() {
   local dir attempt port log="$SANDMAN_LOGS/dynamodb-local.log"
-  dir="$(dynamodb_local_dir)" || die "DynamoDB Local is not installed; run scripts/setup"
+  if ! dir="$(dynamodb_local_dir)"; then
+    log_error "DynamoDB Local is not installed; run scripts/setup"
+    return 1
+  fi
   mkdir -p "$SANDMAN_LOGS"
   on_exit dynamodb_local_stop
   for attempt in 1 2 3; do
@@ -80,7 +84,7 @@ dynamodb_local_start() {
     local waited=0
     while ((waited < 600)); do # 60 s, in tenths
       if _dynamodb_local_answers "$port"; then
-        DYNAMODB_LOCAL_PORT="$port"
+        export DYNAMODB_LOCAL_PORT="$port"
         export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
         export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
         export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -96,5 +100,6 @@ dynamodb_local_start() {
     tail -n 20 "$log" >&2
     dynamodb_local_stop
   done
-  die "could not start DynamoDB Local (java -jar $dir/DynamoDBLocal.jar); see $log"
+  log_error "could not start DynamoDB Local (java -jar $dir/DynamoDBLocal.jar); see $log"
+  return 1
 }
