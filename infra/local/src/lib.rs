@@ -1,1 +1,5 @@
+//! Running Sandman locally: the table from template.yaml, test fixtures, and the dev stack.
 
+pub mod fixture;
+pub mod table;
+pub mod testkit;
