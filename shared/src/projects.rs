@@ -27,8 +27,15 @@ impl Sandman {
             }
         }
         // An open racing this deletion would leave a sandbox no project accounts for.
-        if self.project(key).await?.state().is_some_and(|state| state != SessionState::Killed) {
-            return Err(Error::Conflict("the sandbox was reopened while the project was being deleted; try again".into()));
+        if self
+            .project(key)
+            .await?
+            .state()
+            .is_some_and(|state| state != SessionState::Killed)
+        {
+            return Err(Error::Conflict(
+                "the sandbox was reopened while the project was being deleted; try again".into(),
+            ));
         }
         self.store.delete_project(key).await?;
         tracing::info!(project = %key, "project deleted");

@@ -38,11 +38,20 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
     }
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field: Some(field), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -59,7 +68,11 @@ impl ApiError {
 
     fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "unexpected failure");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an unexpected error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an unexpected error occurred",
+        )
     }
 }
 
@@ -71,9 +84,16 @@ impl From<sandman::Error> for ApiError {
             Error::Conflict(message) => Self::conflict(message),
             Error::Invalid { field, message } => Self::invalid(field, message),
             Error::E2b(err) => e2b(err),
-            Error::Store(StoreError::Dynamo { message, retryable: true }) => {
+            Error::Store(StoreError::Dynamo {
+                message,
+                retryable: true,
+            }) => {
                 tracing::warn!(error = %message, "storage unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable; try again")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "storage is unavailable; try again",
+                )
             }
             Error::Store(other) => Self::internal(other),
         }
@@ -83,16 +103,23 @@ impl From<sandman::Error> for ApiError {
 fn e2b(err: E2bError) -> ApiError {
     let status = match &err {
         E2bError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        E2bError::Unavailable { .. } | E2bError::NoCredentials | E2bError::InvalidSettings { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        E2bError::Unavailable { .. }
+        | E2bError::NoCredentials
+        | E2bError::InvalidSettings { .. } => StatusCode::SERVICE_UNAVAILABLE,
         // E2B disagrees with what the table says about the sandbox: the caller may try again.
         E2bError::NotFound | E2bError::Conflict { .. } => StatusCode::CONFLICT,
-        E2bError::BadRequest { .. } | E2bError::Unauthorized | E2bError::Unexpected { .. } | E2bError::Decode { .. } => StatusCode::BAD_GATEWAY,
+        E2bError::BadRequest { .. }
+        | E2bError::Unauthorized
+        | E2bError::Unexpected { .. }
+        | E2bError::Decode { .. } => StatusCode::BAD_GATEWAY,
     };
     if status.is_server_error() {
         tracing::warn!(error = %err, kind = err.kind(), "E2B call failed");
     }
     let retry_after = match &err {
-        E2bError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(1))),
+        E2bError::RateLimited { retry_after } => {
+            Some(retry_after.unwrap_or(Duration::from_secs(1)))
+        }
         _ => None,
     };
     let code = match &err {
@@ -103,16 +130,25 @@ fn e2b(err: E2bError) -> ApiError {
         E2bError::Conflict { .. } => "e2b_conflict",
         _ => "e2b_error",
     };
-    ApiError { retry_after, ..ApiError::new(status, code, err.to_string()) }
+    ApiError {
+        retry_after,
+        ..ApiError::new(status, code, err.to_string())
+    }
 }
 
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::MissingToken | AuthError::Rejected(_) => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string()),
+            AuthError::MissingToken | AuthError::Rejected(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
+            }
             AuthError::KeysUnavailable(_) => {
                 tracing::warn!(error = %err, "cannot verify tokens");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", "tokens cannot be verified right now; try again")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    "tokens cannot be verified right now; try again",
+                )
             }
             AuthError::NotConfigured | AuthError::Signing(_) => Self::internal(err),
         }
@@ -121,14 +157,23 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(after) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
         }
         response
     }
@@ -141,19 +186,58 @@ mod tests {
     #[test]
     fn core_errors_get_their_status() {
         let status = |err: sandman::Error| ApiError::from(err).status;
-        assert_eq!(status(sandman::Error::NotFound("project")), StatusCode::NOT_FOUND);
-        assert_eq!(status(sandman::Error::Conflict("busy".into())), StatusCode::CONFLICT);
-        assert_eq!(status(sandman::Error::Invalid { field: "cursor", message: "bad".into() }), StatusCode::BAD_REQUEST);
-        assert_eq!(status(E2bError::RateLimited { retry_after: None }.into()), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(status(E2bError::Unavailable { attempts: 3, detail: "HTTP 503".into() }.into()), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(status(E2bError::Unauthorized.into()), StatusCode::BAD_GATEWAY);
-        assert_eq!(status(sandman::Error::Store(StoreError::Dynamo { message: "throttled".into(), retryable: true })), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(status(sandman::Error::Store(StoreError::Corrupt("x".into()))), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status(sandman::Error::NotFound("project")),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(sandman::Error::Conflict("busy".into())),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(sandman::Error::Invalid {
+                field: "cursor",
+                message: "bad".into()
+            }),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(E2bError::RateLimited { retry_after: None }.into()),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            status(
+                E2bError::Unavailable {
+                    attempts: 3,
+                    detail: "HTTP 503".into()
+                }
+                .into()
+            ),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(E2bError::Unauthorized.into()),
+            StatusCode::BAD_GATEWAY
+        );
+        assert_eq!(
+            status(sandman::Error::Store(StoreError::Dynamo {
+                message: "throttled".into(),
+                retryable: true
+            })),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(sandman::Error::Store(StoreError::Corrupt("x".into()))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]
     fn rate_limits_tell_when_to_retry() {
-        let response = ApiError::from(sandman::Error::E2b(E2bError::RateLimited { retry_after: Some(Duration::from_secs(7)) })).into_response();
+        let response = ApiError::from(sandman::Error::E2b(E2bError::RateLimited {
+            retry_after: Some(Duration::from_secs(7)),
+        }))
+        .into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 }

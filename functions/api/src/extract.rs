@@ -2,8 +2,8 @@
 //! (from the bearer token, checked before anything else), the project and snapshot named by the
 //! path, and a JSON body.
 
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use http::request::Parts;
 use http::{StatusCode, header};
 use sandman::domain::{ProjectId, ProjectKey, SnapshotId, TeamId};
@@ -19,7 +19,10 @@ impl FromRequestParts<Api> for Team {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
         let caller = api.verifier.verify_header(header).await?;
         Ok(Team(caller.team))
     }
@@ -34,7 +37,8 @@ impl FromRequestParts<Api> for Project {
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         let Team(team) = Team::from_request_parts(parts, api).await?;
-        let project = ProjectId::parse(path_param(parts, api, "projectId").await?).map_err(|err| ApiError::invalid("projectId", err.to_string()))?;
+        let project = ProjectId::parse(path_param(parts, api, "projectId").await?)
+            .map_err(|err| ApiError::invalid("projectId", err.to_string()))?;
         Ok(Project(ProjectKey::new(team, project)))
     }
 }
@@ -47,13 +51,16 @@ impl FromRequestParts<Api> for ProjectSnapshot {
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         let Project(key) = Project::from_request_parts(parts, api).await?;
-        let snapshot = SnapshotId::parse(path_param(parts, api, "snapshotId").await?).map_err(|err| ApiError::invalid("snapshotId", err.to_string()))?;
+        let snapshot = SnapshotId::parse(path_param(parts, api, "snapshotId").await?)
+            .map_err(|err| ApiError::invalid("snapshotId", err.to_string()))?;
         Ok(ProjectSnapshot(key, snapshot))
     }
 }
 
 async fn path_param(parts: &mut Parts, api: &Api, name: &'static str) -> Result<String, ApiError> {
-    let params = RawPathParams::from_request_parts(parts, api).await.map_err(|err| ApiError::invalid(name, err.body_text()))?;
+    let params = RawPathParams::from_request_parts(parts, api)
+        .await
+        .map_err(|err| ApiError::invalid(name, err.body_text()))?;
     params
         .iter()
         .find(|(key, _)| *key == name)
@@ -69,13 +76,20 @@ impl<T: DeserializeOwned> FromRequest<Api> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, api: &Api) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, api).await.map_err(|rejection| match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {} bytes", crate::BODY_LIMIT)),
-            _ => ApiError::invalid("body", rejection.body_text()),
-        })?;
+        let bytes = Bytes::from_request(request, api)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {} bytes", crate::BODY_LIMIT),
+                ),
+                _ => ApiError::invalid("body", rejection.body_text()),
+            })?;
         // An empty body reads as `{}`. The message names the offending field (`retention.keepLast: ...`).
         let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        let axum::Json(value) = axum::Json::<T>::from_bytes(json).map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(json)
+            .map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
         Ok(JsonBody(value))
     }
 }

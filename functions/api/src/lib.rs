@@ -34,12 +34,24 @@ pub struct Api {
 }
 
 pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
-    let api = Api { sandman, verifier: Arc::new(verifier) };
+    let api = Api {
+        sandman,
+        verifier: Arc::new(verifier),
+    };
     let (router, document) = routes::all().split_for_parts();
-    let document = serde_json::to_vec(&document).map(Bytes::from).unwrap_or_default();
+    let document = openapi::finish(document);
+    let document = serde_json::to_vec(&document)
+        .map(Bytes::from)
+        .unwrap_or_default();
     router
         .fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(axum::Extension(routes::Document(document)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
@@ -48,13 +60,16 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
 
 /// The OpenAPI document the router serves at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::all().into_openapi()
+    openapi::finish(routes::all().into_openapi())
 }
 
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -35,7 +35,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Query(query) = Query::<PageQuery>::try_from_uri(&parts.uri).map_err(|err| ApiError::invalid("query", err.body_text()))?;
+        let Query(query) = Query::<PageQuery>::try_from_uri(&parts.uri)
+            .map_err(|err| ApiError::invalid("query", err.body_text()))?;
         Ok(query)
     }
 }
@@ -48,13 +49,20 @@ impl PageQuery {
                 .parse::<i32>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| ApiError::invalid("limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}"))),
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "limit",
+                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                    )
+                }),
         }
     }
 
     /// The store cursor, if the request carried one issued for `list`.
     pub fn cursor(&self, list: &str) -> Result<Option<Cursor>, ApiError> {
-        let Some(text) = self.cursor.as_deref() else { return Ok(None) };
+        let Some(text) = self.cursor.as_deref() else {
+            return Ok(None);
+        };
         let bad = || ApiError::invalid("cursor", "the cursor is not one this list returned");
         let (tag, inner) = text.split_once('.').ok_or_else(bad)?;
         if tag != list_tag(list) {
@@ -64,12 +72,23 @@ impl PageQuery {
     }
 }
 
-pub fn page<T, U>(items: Vec<T>, next: Option<Cursor>, list: &str, view: impl FnMut(T) -> U) -> Page<U> {
-    Page { items: items.into_iter().map(view).collect(), next_cursor: next.map(|cursor| format!("{}.{}", list_tag(list), cursor.as_str())) }
+pub fn page<T, U>(
+    items: Vec<T>,
+    next: Option<Cursor>,
+    list: &str,
+    view: impl FnMut(T) -> U,
+) -> Page<U> {
+    Page {
+        items: items.into_iter().map(view).collect(),
+        next_cursor: next.map(|cursor| format!("{}.{}", list_tag(list), cursor.as_str())),
+    }
 }
 
 fn list_tag(list: &str) -> String {
-    Sha256::digest(list.as_bytes())[..6].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(list.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -77,7 +96,10 @@ mod tests {
     use super::*;
 
     fn query(limit: Option<&str>, cursor: Option<&str>) -> PageQuery {
-        PageQuery { limit: limit.map(str::to_owned), cursor: cursor.map(str::to_owned) }
+        PageQuery {
+            limit: limit.map(str::to_owned),
+            cursor: cursor.map(str::to_owned),
+        }
     }
 
     #[test]
@@ -85,15 +107,29 @@ mod tests {
         assert_eq!(query(None, None).limit().unwrap(), DEFAULT_LIMIT);
         assert_eq!(query(Some("100"), None).limit().unwrap(), 100);
         for bad in ["0", "101", "-1", "ten", "2.5"] {
-            assert_eq!(query(Some(bad), None).limit().unwrap_err().status(), http::StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(
+                query(Some(bad), None).limit().unwrap_err().status(),
+                http::StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn a_cursor_only_works_for_the_list_it_came_from() {
         let store_cursor = Cursor::parse("eyJwayI6WyJTIiwiUCMxIl19").expect("a store cursor");
-        let issued = page(Vec::<u8>::new(), Some(store_cursor.clone()), "events:t/p", |x| x).next_cursor.unwrap();
-        assert_eq!(query(None, Some(&issued)).cursor("events:t/p").unwrap(), Some(store_cursor));
+        let issued = page(
+            Vec::<u8>::new(),
+            Some(store_cursor.clone()),
+            "events:t/p",
+            |x| x,
+        )
+        .next_cursor
+        .unwrap();
+        assert_eq!(
+            query(None, Some(&issued)).cursor("events:t/p").unwrap(),
+            Some(store_cursor)
+        );
         assert!(query(None, Some(&issued)).cursor("events:t/q").is_err());
         assert!(query(None, Some("garbage")).cursor("events:t/p").is_err());
     }

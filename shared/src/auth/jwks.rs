@@ -24,7 +24,12 @@ pub struct JwksSettings {
 
 impl JwksSettings {
     pub fn new(url: String) -> Self {
-        Self { url, min_refresh: Duration::from_secs(300), retry_after_failure: Duration::from_secs(10), timeout: Duration::from_secs(5) }
+        Self {
+            url,
+            min_refresh: Duration::from_secs(300),
+            retry_after_failure: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -55,10 +60,19 @@ impl Jwks {
             .timeout(settings.timeout)
             .build()
             .map_err(|err| AuthError::KeysUnavailable(format!("HTTP client: {err}")))?;
-        Ok(Jwks { settings, http, cache: RwLock::default(), refresh: tokio::sync::Mutex::new(()) })
+        Ok(Jwks {
+            settings,
+            http,
+            cache: RwLock::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        })
     }
 
-    pub(super) async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
+    pub(super) async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<DecodingKey, AuthError> {
         if let Some(key) = self.cached(kid, alg) {
             return Ok(key);
         }
@@ -88,7 +102,9 @@ impl Jwks {
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
         match (&cache.keys, &cache.last_error) {
             (None, Some(err)) => Err(AuthError::KeysUnavailable(err.clone())),
-            _ => Err(AuthError::Rejected("the token's signing key is not one of the provider's keys".into())),
+            _ => Err(AuthError::Rejected(
+                "the token's signing key is not one of the provider's keys".into(),
+            )),
         }
     }
 
@@ -97,7 +113,11 @@ impl Jwks {
         let usable = |k: &&Key| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg);
         let keys = cache.keys.as_ref()?;
         match kid {
-            Some(kid) => keys.iter().filter(usable).find(|k| k.kid.as_deref() == Some(kid)).map(|k| k.key.clone()),
+            Some(kid) => keys
+                .iter()
+                .filter(usable)
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .map(|k| k.key.clone()),
             // Without a key id, only an unambiguous key will do.
             None => {
                 let mut candidates = keys.iter().filter(usable);
@@ -111,7 +131,11 @@ impl Jwks {
 
     fn refresh_due(&self) -> bool {
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        let wait = if cache.keys.is_some() { self.settings.min_refresh } else { self.settings.retry_after_failure };
+        let wait = if cache.keys.is_some() {
+            self.settings.min_refresh
+        } else {
+            self.settings.retry_after_failure
+        };
         cache.attempted_at.is_none_or(|at| at.elapsed() >= wait)
     }
 
@@ -120,18 +144,38 @@ impl Jwks {
         struct Set {
             keys: Vec<serde_json::Value>,
         }
-        let response = self.http.get(&self.settings.url).send().await.map_err(|err| format!("GET {}: {err}", self.settings.url))?;
+        let response = self
+            .http
+            .get(&self.settings.url)
+            .send()
+            .await
+            .map_err(|err| format!("GET {}: {err}", self.settings.url))?;
         if !response.status().is_success() {
-            return Err(format!("GET {} answered {}", self.settings.url, response.status()));
+            return Err(format!(
+                "GET {} answered {}",
+                self.settings.url,
+                response.status()
+            ));
         }
-        let set: Set = response.json().await.map_err(|err| format!("{} is not a JWKS: {err}", self.settings.url))?;
+        let set: Set = response
+            .json()
+            .await
+            .map_err(|err| format!("{} is not a JWKS: {err}", self.settings.url))?;
         // A key we cannot use (an encryption key, an unknown key type) is skipped, not fatal.
-        Ok(set.keys.into_iter().filter_map(|value| serde_json::from_value::<Jwk>(value).ok()).filter_map(usable_key).collect())
+        Ok(set
+            .keys
+            .into_iter()
+            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
+            .filter_map(usable_key)
+            .collect())
     }
 }
 
 fn usable_key(jwk: Jwk) -> Option<Key> {
-    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))) {
+    if matches!(
+        jwk.common.public_key_use,
+        Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+    ) {
         return None;
     }
     let alg = match jwk.common.key_algorithm {
@@ -139,5 +183,9 @@ fn usable_key(jwk: Jwk) -> Option<Key> {
         None => None,
     };
     let key = DecodingKey::from_jwk(&jwk).ok()?;
-    Some(Key { kid: jwk.common.key_id, alg, key })
+    Some(Key {
+        kid: jwk.common.key_id,
+        alg,
+        key,
+    })
 }

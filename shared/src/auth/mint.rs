@@ -11,7 +11,13 @@ use crate::config::AuthConfig;
 use crate::domain::TeamId;
 use crate::secrets::Secret;
 
-pub fn mint_dev_token(config: &AuthConfig, secret: &Secret, team: &TeamId, subject: &str, ttl: Duration) -> Result<String, AuthError> {
+pub fn mint_dev_token(
+    config: &AuthConfig,
+    secret: &Secret,
+    team: &TeamId,
+    subject: &str,
+    ttl: Duration,
+) -> Result<String, AuthError> {
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(subject));
@@ -25,5 +31,6 @@ pub fn mint_dev_token(config: &AuthConfig, secret: &Secret, team: &TeamId, subje
         claims.insert("aud".into(), json!(audience));
     }
     let key = EncodingKey::from_secret(secret.expose().as_bytes());
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &Value::Object(claims), &key).map_err(|err| AuthError::Signing(err.to_string()))
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &Value::Object(claims), &key)
+        .map_err(|err| AuthError::Signing(err.to_string()))
 }

@@ -55,21 +55,43 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(config: &AuthConfig, secrets: &Secrets) -> Result<Verifier, AuthError> {
-        let jwks = config.jwks_url.as_ref().map(|url| JwksSettings::new(url.clone())).map(jwks::Jwks::new).transpose()?;
+        let jwks = config
+            .jwks_url
+            .as_ref()
+            .map(|url| JwksSettings::new(url.clone()))
+            .map(jwks::Jwks::new)
+            .transpose()?;
         Self::with_jwks(config, secrets, jwks)
     }
 
     /// As `new`, with the JWKS refresh policy given (tests shorten the minimum refresh interval).
-    pub fn with_jwks_settings(config: &AuthConfig, secrets: &Secrets, settings: JwksSettings) -> Result<Verifier, AuthError> {
+    pub fn with_jwks_settings(
+        config: &AuthConfig,
+        secrets: &Secrets,
+        settings: JwksSettings,
+    ) -> Result<Verifier, AuthError> {
         Self::with_jwks(config, secrets, Some(jwks::Jwks::new(settings)?))
     }
 
-    fn with_jwks(config: &AuthConfig, secrets: &Secrets, jwks: Option<jwks::Jwks>) -> Result<Verifier, AuthError> {
-        let hs256 = secrets.jwt_hs256_secret.as_ref().map(|secret| DecodingKey::from_secret(secret.expose().as_bytes()));
+    fn with_jwks(
+        config: &AuthConfig,
+        secrets: &Secrets,
+        jwks: Option<jwks::Jwks>,
+    ) -> Result<Verifier, AuthError> {
+        let hs256 = secrets
+            .jwt_hs256_secret
+            .as_ref()
+            .map(|secret| DecodingKey::from_secret(secret.expose().as_bytes()));
         if hs256.is_none() && jwks.is_none() {
             return Err(AuthError::NotConfigured);
         }
-        Ok(Verifier { hs256, jwks, issuer: config.issuer.clone(), audience: config.audience.clone(), team_claim: config.team_claim.clone() })
+        Ok(Verifier {
+            hs256,
+            jwks,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            team_claim: config.team_claim.clone(),
+        })
     }
 
     /// Checks an `Authorization` header value.
@@ -87,17 +109,42 @@ impl Verifier {
         // `alg: none` (and any algorithm jsonwebtoken does not know) fails here: it is no `Algorithm`.
         let header = jsonwebtoken::decode_header(token).map_err(|err| rejected(&err))?;
         let key = match header.alg {
-            Algorithm::HS256 => self.hs256.clone().ok_or_else(|| AuthError::Rejected("HS256 tokens are not accepted".into()))?,
+            Algorithm::HS256 => self
+                .hs256
+                .clone()
+                .ok_or_else(|| AuthError::Rejected("HS256 tokens are not accepted".into()))?,
             Algorithm::RS256 | Algorithm::ES256 => match &self.jwks {
                 Some(jwks) => jwks.key_for(header.kid.as_deref(), header.alg).await?,
-                None => return Err(AuthError::Rejected(format!("{:?} tokens are not accepted", header.alg))),
+                None => {
+                    return Err(AuthError::Rejected(format!(
+                        "{:?} tokens are not accepted",
+                        header.alg
+                    )));
+                }
             },
-            other => return Err(AuthError::Rejected(format!("{other:?} tokens are not accepted"))),
+            other => {
+                return Err(AuthError::Rejected(format!(
+                    "{other:?} tokens are not accepted"
+                )));
+            }
         };
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(header.alg)).map_err(|err| rejected(&err))?.claims;
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(header.alg))
+                .map_err(|err| rejected(&err))?
+                .claims;
         let team = match claims.get(&self.team_claim) {
-            Some(Value::String(team)) => TeamId::parse(team.as_str()).map_err(|_| AuthError::Rejected(format!("the {} claim is not a valid team id", self.team_claim)))?,
-            _ => return Err(AuthError::Rejected(format!("the token has no {} claim", self.team_claim))),
+            Some(Value::String(team)) => TeamId::parse(team.as_str()).map_err(|_| {
+                AuthError::Rejected(format!(
+                    "the {} claim is not a valid team id",
+                    self.team_claim
+                ))
+            })?,
+            _ => {
+                return Err(AuthError::Rejected(format!(
+                    "the token has no {} claim",
+                    self.team_claim
+                )));
+            }
         };
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         Ok(Caller { team, subject })

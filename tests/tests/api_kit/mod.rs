@@ -34,11 +34,15 @@ pub struct Reply {
 impl Reply {
     /// The `error.code` of an error answer.
     pub fn code(&self) -> &str {
-        self.json["error"]["code"].as_str().unwrap_or("<no error code>")
+        self.json["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
     }
 
     pub fn message(&self) -> &str {
-        self.json["error"]["message"].as_str().unwrap_or("<no error message>")
+        self.json["error"]["message"]
+            .as_str()
+            .unwrap_or("<no error message>")
     }
 }
 
@@ -52,14 +56,25 @@ impl ApiStack {
         let stack = TestStack::start_with(EmulatorConfig::default(), env).await;
         let router = router_for(stack.sandman.clone());
         let team = stack.team();
-        let mut api = ApiStack { stack, router, token: String::new() };
+        let mut api = ApiStack {
+            stack,
+            router,
+            token: String::new(),
+        };
         api.token = api.token_for(team.as_str());
         api
     }
 
     pub fn token_for(&self, team: &str) -> String {
         let team = TeamId::parse(team).expect("a valid team id");
-        mint_dev_token(&self.stack.sandman.config.auth, &Secret::new(JWT_SECRET), &team, "tester", Duration::from_secs(600)).expect("a token")
+        mint_dev_token(
+            &self.stack.sandman.config.auth,
+            &Secret::new(JWT_SECRET),
+            &team,
+            "tester",
+            Duration::from_secs(600),
+        )
+        .expect("a token")
     }
 
     /// The same table, E2B and clock through a second `Sandman`: another Lambda instance, with its
@@ -67,8 +82,17 @@ impl ApiStack {
     /// Its store is returned to read the capacity it used.
     pub fn another_instance(&self) -> (Router, Store) {
         let sandman = &self.stack.sandman;
-        let store = Store::new(self.stack.table.client.clone(), self.stack.table.name.clone());
-        let other = Sandman::new(store.clone(), (*sandman.config).clone(), (*sandman.secrets).clone(), sandman.clock.clone()).expect("a second instance");
+        let store = Store::new(
+            self.stack.table.client.clone(),
+            self.stack.table.name.clone(),
+        );
+        let other = Sandman::new(
+            store.clone(),
+            (*sandman.config).clone(),
+            (*sandman.secrets).clone(),
+            sandman.clock.clone(),
+        )
+        .expect("a second instance");
         (router_for(other), store)
     }
 
@@ -86,7 +110,13 @@ impl ApiStack {
 
     /// Registers `project` with the emulator's `base` template and default policies.
     pub async fn register(&self, project: &str) -> Reply {
-        let reply = self.call(Method::PUT, &format!("/v1/projects/{project}"), Some(serde_json::json!({"templateId": "base"}))).await;
+        let reply = self
+            .call(
+                Method::PUT,
+                &format!("/v1/projects/{project}"),
+                Some(serde_json::json!({"templateId": "base"})),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
         reply
     }
@@ -109,7 +139,12 @@ pub fn router_for(sandman: Sandman) -> Router {
     sandman_api::router(sandman, verifier)
 }
 
-pub fn request(method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
+pub fn request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(path);
     if let Some(token) = token {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -125,12 +160,27 @@ pub fn request(method: Method, path: &str, token: Option<&str>, body: Option<Val
 }
 
 pub async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.expect("the router answers");
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router answers");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("a body");
-    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes))) };
-    Reply { status, headers, json }
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("a body");
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    Reply {
+        status,
+        headers,
+        json,
+    }
 }
 
 /// Every error answer has the documented shape.

@@ -12,7 +12,9 @@ use utoipa_axum::routes;
 use crate::Api;
 
 pub fn routes() -> OpenApiRouter<Api> {
-    OpenApiRouter::new().routes(routes!(openapi_json)).routes(routes!(healthz))
+    OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .routes(routes!(healthz))
 }
 
 /// The OpenAPI document, serialized once when the router is built.
@@ -22,7 +24,13 @@ pub struct Document(pub Bytes);
 /// This document (OpenAPI 3.1).
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
 async fn openapi_json(Extension(document): Extension<Document>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], document.0)
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document.0,
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -65,12 +65,23 @@ impl From<LifecycleRecord> for EventView {
 #[utoipa::path(get, path = "/v1/projects/{projectId}/events", tag = "events", params(("projectId" = String, Path), PageQuery),
     responses((status = 200, body = Page<EventView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn list_events(Shared(api): Shared<Api>, Project(key): Project, query: PageQuery) -> Result<Json<Page<EventView>>, ApiError> {
+async fn list_events(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    query: PageQuery,
+) -> Result<Json<Page<EventView>>, ApiError> {
     let list = format!("events:{key}");
     let (cursor, limit) = (query.cursor(&list)?, query.limit()?);
     // The log outlives its project until it expires: a deleted project has no events to show.
     let store = &api.sandman.store;
-    store.get_project(&key, Consistency::Eventual).await.map_err(sandman::Error::from)?.ok_or_else(|| ApiError::not_found("project not found"))?;
-    let found = store.list_events(&key, cursor.as_ref(), limit).await.map_err(sandman::Error::from)?;
+    store
+        .get_project(&key, Consistency::Eventual)
+        .await
+        .map_err(sandman::Error::from)?
+        .ok_or_else(|| ApiError::not_found("project not found"))?;
+    let found = store
+        .list_events(&key, cursor.as_ref(), limit)
+        .await
+        .map_err(sandman::Error::from)?;
     Ok(Json(page(found.items, found.next, &list, EventView::from)))
 }

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::extract::State as Shared;
 use http::StatusCode;
 use sandman::config::ProjectDefaults;
-use sandman::domain::{IdlePolicy, Project as StoredProject, ProjectKey, ProjectSpec, RetentionPolicy};
+use sandman::domain::{
+    IdlePolicy, Project as StoredProject, ProjectKey, ProjectSpec, RetentionPolicy,
+};
 use sandman::store::{Consistency, ProjectSummary};
 use sandman::workspace::Status;
 use serde::{Deserialize, Serialize};
@@ -22,7 +24,9 @@ use crate::page::{Page, PageQuery, page};
 use crate::views::{SandboxStatus, State};
 
 pub fn routes() -> OpenApiRouter<Api> {
-    OpenApiRouter::new().routes(routes!(list_projects)).routes(routes!(put_project, get_project, delete_project))
+    OpenApiRouter::new()
+        .routes(routes!(list_projects))
+        .routes(routes!(put_project, get_project, delete_project))
 }
 
 /// A project's settings. `PUT` replaces them: an omitted field takes the deployment's default.
@@ -55,34 +59,71 @@ const TIMEOUT_SECONDS: std::ops::RangeInclusive<u64> = 60..=86_400;
 const MAX_AGE_SECONDS: std::ops::RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 
 impl ProjectSettings {
-    fn into_spec(self, key: ProjectKey, defaults: &ProjectDefaults) -> Result<ProjectSpec, ApiError> {
+    fn into_spec(
+        self,
+        key: ProjectKey,
+        defaults: &ProjectDefaults,
+    ) -> Result<ProjectSpec, ApiError> {
         let template_id = self.template_id.trim().to_string();
-        if template_id.is_empty() || template_id.len() > 128 || !template_id.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::invalid("templateId", "templateId must be 1 to 128 visible ASCII characters"));
+        if template_id.is_empty()
+            || template_id.len() > 128
+            || !template_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ApiError::invalid(
+                "templateId",
+                "templateId must be 1 to 128 visible ASCII characters",
+            ));
         }
-        let seconds = |field: &'static str, value: Option<u64>, default: Duration, range: std::ops::RangeInclusive<u64>| match value {
+        let seconds = |field: &'static str,
+                       value: Option<u64>,
+                       default: Duration,
+                       range: std::ops::RangeInclusive<u64>| match value {
             None => Ok(default),
             Some(s) if range.contains(&s) => Ok(Duration::from_secs(s)),
-            Some(_) => Err(ApiError::invalid(field, format!("{field} must be from {} to {}", range.start(), range.end()))),
+            Some(_) => Err(ApiError::invalid(
+                field,
+                format!("{field} must be from {} to {}", range.start(), range.end()),
+            )),
         };
-        let retention = self.retention.unwrap_or(RetentionSettings { keep_last: None, max_age_seconds: None });
+        let retention = self.retention.unwrap_or(RetentionSettings {
+            keep_last: None,
+            max_age_seconds: None,
+        });
         let keep_last = retention.keep_last.unwrap_or(defaults.keep_last);
         if keep_last > 1000 {
-            return Err(ApiError::invalid("retention.keepLast", "retention.keepLast must be from 0 to 1000"));
+            return Err(ApiError::invalid(
+                "retention.keepLast",
+                "retention.keepLast must be from 0 to 1000",
+            ));
         }
         let max_age = match retention.max_age_seconds {
             None => None,
-            Some(s) => Some(seconds("retention.maxAgeSeconds", Some(s), Duration::ZERO, MAX_AGE_SECONDS)?),
+            Some(s) => Some(seconds(
+                "retention.maxAgeSeconds",
+                Some(s),
+                Duration::ZERO,
+                MAX_AGE_SECONDS,
+            )?),
         };
         Ok(ProjectSpec {
             key,
             template_id,
             idle: IdlePolicy {
-                idle_timeout: seconds("idleTimeoutSeconds", self.idle_timeout_seconds, defaults.idle_timeout, TIMEOUT_SECONDS)?,
+                idle_timeout: seconds(
+                    "idleTimeoutSeconds",
+                    self.idle_timeout_seconds,
+                    defaults.idle_timeout,
+                    TIMEOUT_SECONDS,
+                )?,
                 snapshot_on_idle: self.snapshot_on_idle.unwrap_or(false),
             },
             retention: RetentionPolicy { keep_last, max_age },
-            sandbox_timeout: seconds("sandboxTimeoutSeconds", self.sandbox_timeout_seconds, defaults.sandbox_timeout, TIMEOUT_SECONDS)?,
+            sandbox_timeout: seconds(
+                "sandboxTimeoutSeconds",
+                self.sandbox_timeout_seconds,
+                defaults.sandbox_timeout,
+                TIMEOUT_SECONDS,
+            )?,
             snapshot_before_kill: self.snapshot_before_kill.unwrap_or(false),
         })
     }
@@ -123,7 +164,10 @@ impl ProjectView {
             snapshot_on_idle: project.idle.snapshot_on_idle,
             snapshot_before_kill: project.snapshot_before_kill,
             sandbox_timeout_seconds: project.sandbox_timeout.as_secs(),
-            retention: RetentionView { keep_last: project.retention.keep_last, max_age_seconds: project.retention.max_age.map(|d| d.as_secs()) },
+            retention: RetentionView {
+                keep_last: project.retention.keep_last,
+                max_age_seconds: project.retention.max_age.map(|d| d.as_secs()),
+            },
             created_at: project.created_at,
             updated_at: project.updated_at,
             sandbox: status.into(),
@@ -162,9 +206,18 @@ impl From<ProjectSummary> for ProjectLine {
     params(("projectId" = String, Path, description = "1 to 128 of letters, digits, '-', '_', '.'")),
     responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn put_project(Shared(api): Shared<Api>, Project(key): Project, JsonBody(settings): JsonBody<ProjectSettings>) -> Result<Json<ProjectView>, ApiError> {
+async fn put_project(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    JsonBody(settings): JsonBody<ProjectSettings>,
+) -> Result<Json<ProjectView>, ApiError> {
     let spec = settings.into_spec(key, &api.sandman.config.defaults)?;
-    let record = api.sandman.store.put_project(&spec, api.sandman.now()).await.map_err(sandman::Error::from)?;
+    let record = api
+        .sandman
+        .store
+        .put_project(&spec, api.sandman.now())
+        .await
+        .map_err(sandman::Error::from)?;
     Ok(Json(ProjectView::of(&record.project, Status::of(&record))))
 }
 
@@ -172,18 +225,40 @@ async fn put_project(Shared(api): Shared<Api>, Project(key): Project, JsonBody(s
 #[utoipa::path(get, path = "/v1/projects", tag = "projects", params(PageQuery),
     responses((status = 200, body = Page<ProjectLine>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn list_projects(Shared(api): Shared<Api>, Team(team): Team, query: PageQuery) -> Result<Json<Page<ProjectLine>>, ApiError> {
+async fn list_projects(
+    Shared(api): Shared<Api>,
+    Team(team): Team,
+    query: PageQuery,
+) -> Result<Json<Page<ProjectLine>>, ApiError> {
     let list = format!("projects:{team}");
-    let found = api.sandman.store.list_projects(&team, query.cursor(&list)?.as_ref(), query.limit()?).await.map_err(sandman::Error::from)?;
-    Ok(Json(page(found.items, found.next, &list, ProjectLine::from)))
+    let found = api
+        .sandman
+        .store
+        .list_projects(&team, query.cursor(&list)?.as_ref(), query.limit()?)
+        .await
+        .map_err(sandman::Error::from)?;
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &list,
+        ProjectLine::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{projectId}", tag = "projects",
     params(("projectId" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn get_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<ProjectView>, ApiError> {
-    let record = api.sandman.store.get_project(&key, Consistency::Eventual).await.map_err(sandman::Error::from)?;
+async fn get_project(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+) -> Result<Json<ProjectView>, ApiError> {
+    let record = api
+        .sandman
+        .store
+        .get_project(&key, Consistency::Eventual)
+        .await
+        .map_err(sandman::Error::from)?;
     let record = record.ok_or_else(|| ApiError::not_found("project not found"))?;
     Ok(Json(ProjectView::of(&record.project, Status::of(&record))))
 }
@@ -194,7 +269,10 @@ async fn get_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<
     params(("projectId" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn delete_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<StatusCode, ApiError> {
+async fn delete_project(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+) -> Result<StatusCode, ApiError> {
     api.sandman.delete_project(&key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -205,7 +283,11 @@ mod tests {
     use sandman::domain::{ProjectId, TeamId};
 
     fn defaults() -> ProjectDefaults {
-        ProjectDefaults { idle_timeout: Duration::from_secs(600), sandbox_timeout: Duration::from_secs(1800), keep_last: 10 }
+        ProjectDefaults {
+            idle_timeout: Duration::from_secs(600),
+            sandbox_timeout: Duration::from_secs(1800),
+            keep_last: 10,
+        }
     }
 
     fn key() -> ProjectKey {
@@ -213,7 +295,9 @@ mod tests {
     }
 
     fn settings(json: serde_json::Value) -> Result<ProjectSpec, ApiError> {
-        serde_json::from_value::<ProjectSettings>(json).expect("parses").into_spec(key(), &defaults())
+        serde_json::from_value::<ProjectSettings>(json)
+            .expect("parses")
+            .into_spec(key(), &defaults())
     }
 
     #[test]
@@ -221,17 +305,35 @@ mod tests {
         let spec = settings(serde_json::json!({"templateId": "base"})).unwrap();
         assert_eq!(spec.idle.idle_timeout, Duration::from_secs(600));
         assert_eq!(spec.sandbox_timeout, Duration::from_secs(1800));
-        assert_eq!(spec.retention, RetentionPolicy { keep_last: 10, max_age: None });
+        assert_eq!(
+            spec.retention,
+            RetentionPolicy {
+                keep_last: 10,
+                max_age: None
+            }
+        );
         assert!(!spec.snapshot_before_kill && !spec.idle.snapshot_on_idle);
     }
 
     #[test]
     fn out_of_range_values_name_their_field() {
         let field = |json| format!("{:?}", settings(json).unwrap_err());
-        assert!(field(serde_json::json!({"templateId": "base", "idleTimeoutSeconds": 59})).contains("idleTimeoutSeconds"));
-        assert!(field(serde_json::json!({"templateId": "base", "sandboxTimeoutSeconds": 86401})).contains("sandboxTimeoutSeconds"));
-        assert!(field(serde_json::json!({"templateId": "base", "retention": {"keepLast": 1001}})).contains("retention.keepLast"));
-        assert!(field(serde_json::json!({"templateId": "base", "retention": {"maxAgeSeconds": 10}})).contains("retention.maxAgeSeconds"));
+        assert!(
+            field(serde_json::json!({"templateId": "base", "idleTimeoutSeconds": 59}))
+                .contains("idleTimeoutSeconds")
+        );
+        assert!(
+            field(serde_json::json!({"templateId": "base", "sandboxTimeoutSeconds": 86401}))
+                .contains("sandboxTimeoutSeconds")
+        );
+        assert!(
+            field(serde_json::json!({"templateId": "base", "retention": {"keepLast": 1001}}))
+                .contains("retention.keepLast")
+        );
+        assert!(
+            field(serde_json::json!({"templateId": "base", "retention": {"maxAgeSeconds": 10}}))
+                .contains("retention.maxAgeSeconds")
+        );
         assert!(field(serde_json::json!({"templateId": " "})).contains("templateId"));
     }
 }

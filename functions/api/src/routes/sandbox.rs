@@ -27,7 +27,11 @@ pub fn routes() -> OpenApiRouter<Api> {
 
 /// 200 once the sandbox runs, 202 while another request is still bringing it up.
 pub(crate) fn opened(result: OpenResult) -> Response {
-    let code = if result.sandbox.state == Some(State::Running) { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let code = if result.sandbox.state == Some(State::Running) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     (code, Json(result)).into_response()
 }
 
@@ -48,26 +52,55 @@ async fn open(Shared(api): Shared<Api>, Project(key): Project) -> Result<Respons
     responses((status = 200, body = SandboxStatus, headers(("ETag" = String))), (status = 304, description = "unchanged"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn status(Shared(api): Shared<Api>, Project(key): Project, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn status(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let status = SandboxStatus::from(api.sandman.status(&key).await?);
-    let body = serde_json::to_vec(&status).map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string()))?;
+    let body = serde_json::to_vec(&status).map_err(|err| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            err.to_string(),
+        )
+    })?;
     let etag = entity_tag(&body);
-    let cache = [(header::ETAG, etag.clone()), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+    let cache = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
     if matches_any(headers.get(header::IF_NONE_MATCH), &etag) {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    Ok((cache, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    Ok((
+        cache,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 fn entity_tag(body: &[u8]) -> HeaderValue {
-    let hex: String = Sha256::digest(body)[..12].iter().map(|b| format!("{b:02x}")).collect();
-    HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    let hex: String = Sha256::digest(body)[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    HeaderValue::from_str(&format!("\"{hex}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 fn matches_any(if_none_match: Option<&HeaderValue>, etag: &HeaderValue) -> bool {
-    let Some(list) = if_none_match.and_then(|v| v.to_str().ok()) else { return false };
+    let Some(list) = if_none_match.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
     let ours = etag.to_str().unwrap_or_default();
-    list.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,11 +135,24 @@ pub struct ActivityResult {
     responses((status = 200, body = ActivityResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn activity(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<ActivityResult>, ApiError> {
-    let result = |outcome, extended_timeout, state, opened| ActivityResult { outcome, extended_timeout, state, opened };
+async fn activity(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+) -> Result<Json<ActivityResult>, ApiError> {
+    let result = |outcome, extended_timeout, state, opened| ActivityResult {
+        outcome,
+        extended_timeout,
+        state,
+        opened,
+    };
     Ok(Json(match api.sandman.activity(&key).await? {
         Activity::Throttled => result(Heartbeat::Throttled, None, None, None),
-        Activity::Recorded { extended_timeout } => result(Heartbeat::Recorded, Some(extended_timeout), Some(State::Running), None),
+        Activity::Recorded { extended_timeout } => result(
+            Heartbeat::Recorded,
+            Some(extended_timeout),
+            Some(State::Running),
+            None,
+        ),
         Activity::Woke(opened) => {
             let opened = OpenResult::from(*opened);
             result(Heartbeat::Woke, None, opened.sandbox.state, Some(opened))
@@ -117,7 +163,7 @@ async fn activity(Shared(api): Shared<Api>, Project(key): Project) -> Result<Jso
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum Paused {
+pub enum Pause {
     Paused,
     AlreadyPaused,
     /// E2B no longer had the sandbox: it is recorded as killed.
@@ -127,7 +173,7 @@ pub enum Paused {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PauseResult {
-    pub outcome: Paused,
+    pub outcome: Pause,
     pub sandbox: SandboxStatus,
 }
 
@@ -136,23 +182,46 @@ pub struct PauseResult {
         (status = 409, body = ErrorBody, description = "not running, or changed meanwhile"), (status = 429, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn pause(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<PauseResult>, ApiError> {
+async fn pause(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+) -> Result<Json<PauseResult>, ApiError> {
     let record = api.sandman.project(&key).await?;
-    let sandbox_id = record.session.as_ref().and_then(|s| s.sandbox.as_ref()).map(|s| s.sandbox_id.clone());
+    let sandbox_id = record
+        .session
+        .as_ref()
+        .and_then(|s| s.sandbox.as_ref())
+        .map(|s| s.sandbox_id.clone());
     let outcome = match (record.state(), sandbox_id) {
         (Some(SessionState::Running), Some(sandbox_id)) => {
-            let request =
-                PauseRequest { key: key.clone(), expected_version: record.version, sandbox_id, actor: Actor::User, cause: "paused by user".into(), idle_by: None, snapshot_first: false };
+            let request = PauseRequest {
+                key: key.clone(),
+                expected_version: record.version,
+                sandbox_id,
+                actor: Actor::User,
+                cause: "paused by user".into(),
+                idle_by: None,
+                snapshot_first: false,
+            };
             match api.sandman.pause(request).await? {
-                PauseOutcome::Paused => Paused::Paused,
-                PauseOutcome::AlreadyPaused => Paused::AlreadyPaused,
-                PauseOutcome::Gone => Paused::Gone,
-                PauseOutcome::LostRace => return Err(ApiError::conflict("the sandbox changed while pausing it; try again")),
+                PauseOutcome::Paused => Pause::Paused,
+                PauseOutcome::AlreadyPaused => Pause::AlreadyPaused,
+                PauseOutcome::Gone => Pause::Gone,
+                PauseOutcome::LostRace => {
+                    return Err(ApiError::conflict(
+                        "the sandbox changed while pausing it; try again",
+                    ));
+                }
                 PauseOutcome::Failed(err) => return Err(sandman::Error::E2b(err).into()),
             }
         }
-        (Some(SessionState::Paused), _) => Paused::AlreadyPaused,
-        (state, _) => return Err(ApiError::conflict(format!("the sandbox is {}, not running", state.map_or("not open", SessionState::as_str)))),
+        (Some(SessionState::Paused), _) => Pause::AlreadyPaused,
+        (state, _) => {
+            return Err(ApiError::conflict(format!(
+                "the sandbox is {}, not running",
+                state.map_or("not open", SessionState::as_str)
+            )));
+        }
     };
     let sandbox = Status::of(&api.sandman.project(&key).await?).into();
     Ok(Json(PauseResult { outcome, sandbox }))
@@ -187,16 +256,28 @@ pub struct KillResult {
     responses((status = 200, body = KillResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn kill(Shared(api): Shared<Api>, Project(key): Project, query: Result<Query<KillQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<KillResult>, ApiError> {
+async fn kill(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    query: Result<Query<KillQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<KillResult>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::invalid("query", err.body_text()))?;
     let snapshot = match query.snapshot.as_deref() {
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(_) => return Err(ApiError::invalid("snapshot", "snapshot must be true or false")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "snapshot",
+                "snapshot must be true or false",
+            ));
+        }
     };
     let killed = api.sandman.kill(&key, snapshot, Actor::User).await?;
-    Ok(Json(KillResult { already_killed: killed.already, snapshot: killed.snapshot.map(SnapshotView::from) }))
+    Ok(Json(KillResult {
+        already_killed: killed.already,
+        snapshot: killed.snapshot.map(SnapshotView::from),
+    }))
 }
 
 #[cfg(test)]
@@ -209,7 +290,10 @@ mod tests {
         let header = |text: &str| HeaderValue::from_str(text).unwrap();
         let tag = etag.to_str().unwrap().to_string();
         assert!(matches_any(Some(&header(&tag)), &etag));
-        assert!(matches_any(Some(&header(&format!("\"x\", W/{tag}"))), &etag));
+        assert!(matches_any(
+            Some(&header(&format!("\"x\", W/{tag}"))),
+            &etag
+        ));
         assert!(matches_any(Some(&header("*")), &etag));
         assert!(!matches_any(Some(&header("\"other\"")), &etag));
         assert!(!matches_any(None, &etag));

@@ -46,12 +46,22 @@ pub struct SnapshotChange {
         (status = 409, body = ErrorBody, description = "no live sandbox"), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn create_snapshot(Shared(api): Shared<Api>, Project(key): Project, JsonBody(new): JsonBody<NewSnapshot>) -> Result<(StatusCode, Json<SnapshotView>), ApiError> {
+async fn create_snapshot(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    JsonBody(new): JsonBody<NewSnapshot>,
+) -> Result<(StatusCode, Json<SnapshotView>), ApiError> {
     if new.description.chars().count() > MAX_DESCRIPTION {
-        return Err(ApiError::invalid("description", format!("description must be at most {MAX_DESCRIPTION} characters")));
+        return Err(ApiError::invalid(
+            "description",
+            format!("description must be at most {MAX_DESCRIPTION} characters"),
+        ));
     }
     let record = api.sandman.project(&key).await?;
-    let snapshot = api.sandman.create_snapshot(&record, SnapshotKind::Manual, new.description).await?;
+    let snapshot = api
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, new.description)
+        .await?;
     Ok((StatusCode::CREATED, Json(snapshot.into())))
 }
 
@@ -59,18 +69,39 @@ async fn create_snapshot(Shared(api): Shared<Api>, Project(key): Project, JsonBo
 #[utoipa::path(get, path = "/v1/projects/{projectId}/snapshots", tag = "snapshots", params(("projectId" = String, Path), PageQuery),
     responses((status = 200, body = Page<SnapshotView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn list_snapshots(Shared(api): Shared<Api>, Project(key): Project, query: PageQuery) -> Result<Json<Page<SnapshotView>>, ApiError> {
+async fn list_snapshots(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    query: PageQuery,
+) -> Result<Json<Page<SnapshotView>>, ApiError> {
     let list = format!("snapshots:{key}");
-    let found = api.sandman.list_snapshots(&key, query.cursor(&list)?.as_ref(), query.limit()?).await?;
-    Ok(Json(page(found.items, found.next, &list, SnapshotView::from)))
+    let found = api
+        .sandman
+        .list_snapshots(&key, query.cursor(&list)?.as_ref(), query.limit()?)
+        .await?;
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &list,
+        SnapshotView::from,
+    )))
 }
 
 #[utoipa::path(patch, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",
     params(("projectId" = String, Path), ("snapshotId" = String, Path)), request_body = SnapshotChange,
     responses((status = 200, body = SnapshotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn pin_snapshot(Shared(api): Shared<Api>, ProjectSnapshot(key, id): ProjectSnapshot, JsonBody(change): JsonBody<SnapshotChange>) -> Result<Json<SnapshotView>, ApiError> {
-    Ok(Json(api.sandman.set_pinned(&key, &id, change.pinned).await?.into()))
+async fn pin_snapshot(
+    Shared(api): Shared<Api>,
+    ProjectSnapshot(key, id): ProjectSnapshot,
+    JsonBody(change): JsonBody<SnapshotChange>,
+) -> Result<Json<SnapshotView>, ApiError> {
+    Ok(Json(
+        api.sandman
+            .set_pinned(&key, &id, change.pinned)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",
@@ -78,7 +109,10 @@ async fn pin_snapshot(Shared(api): Shared<Api>, ProjectSnapshot(key, id): Projec
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "pinned, or the live sandbox was restored from it"), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn delete_snapshot(Shared(api): Shared<Api>, ProjectSnapshot(key, id): ProjectSnapshot) -> Result<StatusCode, ApiError> {
+async fn delete_snapshot(
+    Shared(api): Shared<Api>,
+    ProjectSnapshot(key, id): ProjectSnapshot,
+) -> Result<StatusCode, ApiError> {
     api.sandman.delete_snapshot(&key, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -90,6 +124,11 @@ async fn delete_snapshot(Shared(api): Shared<Api>, ProjectSnapshot(key, id): Pro
     responses((status = 200, body = OpenResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn restore_snapshot(Shared(api): Shared<Api>, ProjectSnapshot(key, id): ProjectSnapshot) -> Result<Response, ApiError> {
-    Ok(super::sandbox::opened(api.sandman.restore(&key, &id, Actor::User).await?.into()))
+async fn restore_snapshot(
+    Shared(api): Shared<Api>,
+    ProjectSnapshot(key, id): ProjectSnapshot,
+) -> Result<Response, ApiError> {
+    Ok(super::sandbox::opened(
+        api.sandman.restore(&key, &id, Actor::User).await?.into(),
+    ))
 }
