@@ -1,12 +1,14 @@
 //! Sandman's core. Functions wire these pieces; every rule lives here.
 
 mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod e2b;
 pub mod enforcer;
 pub mod error;
+mod projects;
 pub mod sandbox_metadata;
 pub mod reconciler;
 pub mod secrets;
