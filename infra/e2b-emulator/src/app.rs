@@ -1,0 +1,136 @@
+//! State shared by the HTTP handlers, the background tasks and the `Emulator` handle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::calls::CallLog;
+use crate::clock::Clock;
+use crate::config::EmulatorConfig;
+use crate::delivery::Publisher;
+use crate::error::ApiError;
+use crate::faults::{FaultBook, lock};
+use crate::world::World;
+
+#[derive(Clone)]
+pub(crate) struct App(Arc<Shared>);
+
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub clock: Arc<Clock>,
+    pub faults: FaultBook,
+    pub calls: CallLog,
+    pub publisher: Publisher,
+    world: Mutex<World>,
+    /// API key -> team id.
+    teams: HashMap<String, String>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The team whose API key authenticated the request.
+#[derive(Debug, Clone)]
+pub(crate) struct Team(pub String);
+
+impl App {
+    pub(crate) fn new(
+        config: EmulatorConfig,
+        clock: Arc<Clock>,
+        publisher: Publisher,
+        world: World,
+    ) -> App {
+        let teams = config
+            .teams
+            .iter()
+            .map(|t| (t.api_key.clone(), t.team_id.clone()))
+            .collect();
+        App(Arc::new(Shared {
+            config,
+            clock,
+            faults: FaultBook::default(),
+            calls: CallLog::default(),
+            publisher,
+            world: Mutex::new(world),
+            teams,
+        }))
+    }
+}
+
+impl Shared {
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        lock(&self.world)
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn team_for_key(&self, key: &str) -> Option<Team> {
+        self.teams.get(key).cloned().map(Team)
+    }
+
+    /// Applies every timeout and retention due by the emulated now.
+    pub(crate) fn sweep(&self) {
+        let now = self.now();
+        let handled = self.world().expire_due(now);
+        if handled > 0 {
+            tracing::debug!(handled, "expired sandboxes");
+        }
+    }
+
+    /// Runs `finish` after `hold` in its own task, so a client hanging up mid-transition
+    /// cannot leave a sandbox stuck in it.
+    pub(crate) async fn after<T, F>(
+        self: &Arc<Self>,
+        hold: Duration,
+        finish: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
+    {
+        let shared = self.clone();
+        let task = tokio::spawn(async move {
+            if !hold.is_zero() {
+                tokio::time::sleep(hold).await;
+            }
+            finish(&shared)
+        });
+        task.await
+            .map_err(|err| ApiError::Internal(err.to_string()))?
+    }
+}
+
+impl App {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Shared {
+    /// Moves the emulated clock and applies whatever became due, before returning.
+    pub(crate) fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+        self.sweep();
+    }
+
+    /// Back to a fresh emulator: no sandboxes, snapshots, webhooks, faults, calls or
+    /// deliveries, and the clock at real time.
+    pub(crate) fn reset(&self) {
+        self.world().reset();
+        self.faults.clear();
+        self.publisher
+            .set_faults(crate::faults::WebhookFaults::default());
+        self.publisher.clear_deliveries();
+        self.calls.clear();
+        self.clock.reset();
+    }
+}

@@ -1,0 +1,51 @@
+//! A record of every API request the emulator answered, for tests to inspect.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::faults::{Route, lock};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedCall {
+    pub route: Route,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The request body, when it was JSON.
+    pub body: Option<Value>,
+    pub status: u16,
+    /// The team whose API key was presented, if it was a valid one.
+    pub team_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CallLog {
+    calls: Mutex<Vec<RecordedCall>>,
+}
+
+impl CallLog {
+    pub(crate) fn record(&self, call: RecordedCall) {
+        lock(&self.calls).push(call);
+    }
+
+    pub(crate) fn all(&self) -> Vec<RecordedCall> {
+        lock(&self.calls).clone()
+    }
+
+    pub(crate) fn to(&self, route: Route) -> Vec<RecordedCall> {
+        lock(&self.calls)
+            .iter()
+            .filter(|call| call.route == route)
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.calls).clear();
+    }
+}

@@ -1,0 +1,201 @@
+//! The handle tests and the binary hold: starts the server and exposes the controls.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::calls::RecordedCall;
+use crate::clock::Clock;
+use crate::config::EmulatorConfig;
+use crate::delivery::{DeliverySettings, Publisher, WebhookDelivery};
+use crate::faults::{Fault, Route, WebhookFaults};
+use crate::http;
+use crate::sandbox::SandboxView;
+use crate::snapshot::SnapshotView;
+use crate::world::{Limits, World};
+
+pub struct Emulator {
+    app: App,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds 127.0.0.1 and serves until [`Emulator::shutdown`] (or drop).
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        if config.teams.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "at least one team is required",
+            ));
+        }
+        let clock = Arc::new(Clock::default());
+        let settings = DeliverySettings {
+            retry_delay: config.webhook_retry_delay,
+            max_retries: config.webhook_max_retries,
+            timeout: config.webhook_timeout,
+        };
+        let (publisher, dispatcher) = Publisher::start(clock.clone(), settings);
+        let limits = Limits {
+            paused_retention: config.paused_retention,
+            max_timeout: config.max_timeout,
+        };
+        let world = World::new(limits, publisher.clone());
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let sweep_interval = config.sweep_interval.max(Duration::from_millis(1));
+        let app = App::new(config, clock, publisher, world);
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = http::router(app.clone());
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "emulator server stopped");
+            }
+        });
+        let sweeper_app = app.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                sweeper_app.sweep();
+            }
+        });
+        tracing::info!(%addr, "e2b emulator listening");
+        Ok(Emulator {
+            app,
+            addr,
+            stop: Some(stop),
+            server: Some(server),
+            background: vec![dispatcher, sweeper],
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first team's API key.
+    pub fn api_key(&self) -> String {
+        self.app
+            .config
+            .teams
+            .first()
+            .map(|t| t.api_key.clone())
+            .unwrap_or_default()
+    }
+
+    /// The first team's id.
+    pub fn team_id(&self) -> String {
+        self.app
+            .config
+            .teams
+            .first()
+            .map(|t| t.team_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Moves emulated time forward and applies every timeout and retention now due
+    /// before returning (their webhooks are queued, not yet delivered).
+    pub async fn advance_clock(&self, by: Duration) {
+        self.app.advance_clock(by);
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.app.now()
+    }
+
+    pub fn set_fault(&self, route: Route, fault: Fault) {
+        self.app.faults.set(route, fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.app.faults.clear();
+    }
+
+    pub fn set_webhook_faults(&self, faults: WebhookFaults) {
+        self.app.publisher.set_faults(faults);
+    }
+
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.app.calls.all()
+    }
+
+    pub fn calls_to(&self, route: Route) -> Vec<RecordedCall> {
+        self.app.calls.to(route)
+    }
+
+    pub fn clear_calls(&self) {
+        self.app.calls.clear();
+    }
+
+    /// Any sandbox ever created, killed ones included, whatever its team.
+    pub fn sandbox(&self, id: &str) -> Option<SandboxView> {
+        self.app.world().sandbox_view(id)
+    }
+
+    pub fn sandboxes(&self) -> Vec<SandboxView> {
+        self.app.world().sandbox_views()
+    }
+
+    /// Existing (not deleted) snapshots of every team, oldest first.
+    pub fn snapshots(&self) -> Vec<SnapshotView> {
+        self.app.world().snapshot_views()
+    }
+
+    /// Every delivery attempt so far, in the order they were made.
+    pub fn deliveries(&self) -> Vec<WebhookDelivery> {
+        self.app.publisher.deliveries()
+    }
+
+    /// Waits until no delivery is queued, held, in flight or waiting to retry.
+    pub async fn settle_webhooks(&self) {
+        self.app.publisher.settle().await;
+    }
+
+    /// Forgets all state, faults, calls and deliveries; the clock returns to real time.
+    pub fn reset(&self) {
+        self.app.reset();
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.abort_background();
+    }
+
+    fn abort_background(&mut self) {
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        self.app.publisher.stop_retries();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        self.abort_background();
+    }
+}

@@ -1,0 +1,216 @@
+//! Injected misbehaviour: per-route API faults and webhook delivery faults.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The emulated API's operations, as tests name them for faults and call records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Route {
+    CreateSandbox,
+    GetSandbox,
+    ListSandboxes,
+    PauseSandbox,
+    ConnectSandbox,
+    ResumeSandbox,
+    SetTimeout,
+    RefreshSandbox,
+    KillSandbox,
+    CreateSnapshot,
+    ListSnapshots,
+    DeleteSnapshot,
+    SandboxMetrics,
+    SandboxEvents,
+    Webhooks,
+    Unknown,
+}
+
+impl Route {
+    /// Maps a matched route template (e.g. `/sandboxes/{id}/pause`) to the operation.
+    pub(crate) fn classify(method: &Method, matched: Option<&str>) -> Route {
+        let Some(path) = matched else {
+            return Route::Unknown;
+        };
+        let path = path.strip_prefix("/v2").unwrap_or(path);
+        match (method.as_str(), path) {
+            ("POST", "/sandboxes") => Route::CreateSandbox,
+            ("GET", "/sandboxes") => Route::ListSandboxes,
+            ("GET", "/sandboxes/{id}") => Route::GetSandbox,
+            ("DELETE", "/sandboxes/{id}") => Route::KillSandbox,
+            ("POST", "/sandboxes/{id}/pause") => Route::PauseSandbox,
+            ("POST", "/sandboxes/{id}/connect") => Route::ConnectSandbox,
+            ("POST", "/sandboxes/{id}/resume") => Route::ResumeSandbox,
+            ("POST", "/sandboxes/{id}/timeout") => Route::SetTimeout,
+            ("POST", "/sandboxes/{id}/refreshes") => Route::RefreshSandbox,
+            ("POST", "/sandboxes/{id}/snapshots") => Route::CreateSnapshot,
+            ("GET", "/sandboxes/{id}/metrics") => Route::SandboxMetrics,
+            ("GET", "/snapshots") => Route::ListSnapshots,
+            ("DELETE", "/templates/{id}") => Route::DeleteSnapshot,
+            (_, p) if p.starts_with("/events/webhooks") => Route::Webhooks,
+            (_, p) if p.starts_with("/events/sandboxes") => Route::SandboxEvents,
+            _ => Route::Unknown,
+        }
+    }
+}
+
+/// How one route misbehaves. Counters (`rate_limit_burst`, `fail_next`) count down per call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    /// Probability (0..=1) that a call fails with `error_status`.
+    pub error_rate: f64,
+    pub error_status: u16,
+    /// The next N calls get 429 with `Retry-After`.
+    pub rate_limit_burst: u32,
+    /// The next N calls (after any rate-limit burst) get `error_status`.
+    pub fail_next: u32,
+    /// Added before every call is answered.
+    #[serde(with = "millis")]
+    pub latency: Duration,
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Self {
+            error_rate: 0.0,
+            error_status: 500,
+            rate_limit_burst: 0,
+            fail_next: 0,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// How webhook delivery misbehaves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookFaults {
+    /// The next N deliveries (event x webhook) are silently dropped.
+    /// All webhook faults apply to events as they happen, not to those already queued.
+    pub drop_next: u32,
+    /// Every delivery is sent twice (same event, new delivery id).
+    pub duplicate: bool,
+    /// Queued events are held (for `delay`, at least 100 ms, or until settled or the
+    /// faults change) and then delivered newest-first.
+    pub reorder: bool,
+    /// Every delivery waits this long before its first attempt.
+    #[serde(with = "millis")]
+    pub delay: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FaultBook {
+    routes: Mutex<HashMap<Route, Fault>>,
+}
+
+impl FaultBook {
+    pub(crate) fn set(&self, route: Route, fault: Fault) {
+        lock(&self.routes).insert(route, fault);
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.routes).clear();
+    }
+
+    pub(crate) fn all(&self) -> HashMap<Route, Fault> {
+        lock(&self.routes).clone()
+    }
+
+    /// Applies the route's fault to one call: sleeps for its latency and says whether
+    /// the call must fail instead of reaching the handler.
+    pub(crate) async fn intercept(&self, route: Route) -> Option<ApiError> {
+        let (latency, verdict) = {
+            let mut routes = lock(&self.routes);
+            let fault = routes.get_mut(&route)?;
+            (fault.latency, fault.next_verdict())
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        verdict
+    }
+}
+
+impl Fault {
+    fn next_verdict(&mut self) -> Option<ApiError> {
+        let status =
+            StatusCode::from_u16(self.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.rate_limit_burst > 0 {
+            self.rate_limit_burst -= 1;
+            return Some(ApiError::RateLimited);
+        }
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            return Some(ApiError::Injected(status));
+        }
+        if self.error_rate > 0.0 && fastrand::f64() < self.error_rate {
+            return Some(ApiError::Injected(status));
+        }
+        None
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Durations travel as whole milliseconds in the admin API.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_v1_and_v2_paths() {
+        assert_eq!(
+            Route::classify(&Method::POST, Some("/v2/sandboxes")),
+            Route::CreateSandbox
+        );
+        assert_eq!(
+            Route::classify(&Method::GET, Some("/v2/sandboxes")),
+            Route::ListSandboxes
+        );
+        assert_eq!(
+            Route::classify(&Method::POST, Some("/v2/sandboxes/{id}/connect")),
+            Route::ConnectSandbox
+        );
+        assert_eq!(
+            Route::classify(&Method::DELETE, Some("/templates/{id}")),
+            Route::DeleteSnapshot
+        );
+        assert_eq!(Route::classify(&Method::GET, None), Route::Unknown);
+    }
+
+    #[test]
+    fn burst_then_fail_next_then_healthy() {
+        let mut fault = Fault {
+            rate_limit_burst: 1,
+            fail_next: 1,
+            error_status: 503,
+            ..Fault::default()
+        };
+        assert!(matches!(fault.next_verdict(), Some(ApiError::RateLimited)));
+        assert!(matches!(fault.next_verdict(), Some(ApiError::Injected(s)) if s.as_u16() == 503));
+        assert!(fault.next_verdict().is_none());
+    }
+}

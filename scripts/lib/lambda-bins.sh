@@ -1,0 +1,10 @@
+# shellcheck shell=bash
+# The Lambda function binaries, as named in template.yaml's BuildProperties.
+SANDMAN_LAMBDA_BINS=(api webhook idle-enforcer snapshot-pruner)
+
+# Cross-builds every function for Lambda's arm64 (Graviton) runtime into <target>/lambda/<bin>/bootstrap.
+build_lambda_arm64() {
+  local args=() bin
+  for bin in "${SANDMAN_LAMBDA_BINS[@]}"; do args+=(--bin "$bin"); done
+  (cd "$SANDMAN_ROOT" && cargo lambda build --release --arm64 "${args[@]}")
+}
