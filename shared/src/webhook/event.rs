@@ -99,7 +99,12 @@ impl LifecycleEvent {
             id: wire.id.filter(|id| !id.is_empty()),
             kind: EventKind::parse(&wire.event_type),
             type_name: wire.event_type,
-            timestamp: wire.timestamp,
+            // Sessions store times in milliseconds: compared at that precision, a redelivery is
+            // never "newer" than what it left behind.
+            timestamp: wire
+                .timestamp
+                .replace_millisecond(wire.timestamp.millisecond())
+                .unwrap_or(wire.timestamp),
             sandbox_id: wire.sandbox_id,
             execution_id: wire.sandbox_execution_id,
             metadata,

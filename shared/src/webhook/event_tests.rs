@@ -6,7 +6,7 @@ const SNAKE: &str = r#"{
   "id": "0b6a6f5e-7d52-4a8e-9f3e-2f1f5c7b2a10",
   "version": "v2",
   "type": "sandbox.lifecycle.killed",
-  "timestamp": "2026-11-01T12:00:05.250Z",
+  "timestamp": "2026-11-01T12:00:05.250987Z",
   "event_category": "lifecycle",
   "event_label": "kill",
   "sandbox_id": "sbx-1",
@@ -41,7 +41,11 @@ fn reads_the_snake_case_webhook_payload() {
         event.id.as_deref(),
         Some("0b6a6f5e-7d52-4a8e-9f3e-2f1f5c7b2a10")
     );
-    assert_eq!(event.timestamp, datetime!(2026-11-01 12:00:05.25 UTC));
+    assert_eq!(
+        event.timestamp,
+        datetime!(2026-11-01 12:00:05.25 UTC),
+        "kept to the millisecond, as stored"
+    );
     assert_eq!(event.sandbox_id, "sbx-1");
     assert_eq!(event.execution_id.as_deref(), Some("exec-2"));
     assert_eq!(event.kill_reason.as_deref(), Some("timeout"));
