@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod snapshots;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 pub mod workspace;
 
 pub use app::{Sandman, StartupError};
