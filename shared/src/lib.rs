@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod e2b;
 pub mod error;
+pub mod retention;
 pub mod sandbox_metadata;
 pub mod secrets;
 pub mod snapshots;
