@@ -91,10 +91,12 @@ impl Default for Fault {
 #[serde(default)]
 pub struct WebhookFaults {
     /// The next N deliveries (event x webhook) are silently dropped.
+    /// All webhook faults apply to events as they happen, not to those already queued.
     pub drop_next: u32,
     /// Every delivery is sent twice (same event, new delivery id).
     pub duplicate: bool,
-    /// Queued events are held briefly and delivered newest-first.
+    /// Queued events are held (for `delay`, at least 100 ms, or until settled or the
+    /// faults change) and then delivered newest-first.
     pub reorder: bool,
     /// Every delivery waits this long before its first attempt.
     #[serde(with = "millis")]

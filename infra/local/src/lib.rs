@@ -1,2 +1,8 @@
+//! Running Sandman locally: the table from template.yaml, test fixtures, and the dev stack.
+
+pub mod fixture;
+pub mod register;
+pub mod schedules;
+pub mod stack;
 pub mod table;
 pub mod testkit;

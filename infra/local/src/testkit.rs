@@ -69,3 +69,4 @@ pub fn local_endpoint() -> String {
         ),
     }
 }
+pub use crate::fixture::TestStack;

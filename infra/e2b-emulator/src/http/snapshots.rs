@@ -21,12 +21,12 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<SnapshotInfoBody>), ApiError> {
     let body: SnapshotBody = wire::parse_optional(&body)?;
     let name = body.name.filter(|n| !n.is_empty());
-    if let Some(name) = &name {
-        if !is_valid_name(name) {
-            return Err(ApiError::BadRequest(format!(
-                "invalid snapshot name {name:?}: use lowercase letters, digits, '-', '_' or '.'"
-            )));
-        }
+    if let Some(name) = &name
+        && !is_valid_name(name)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid snapshot name {name:?}: use lowercase letters, digits, '-', '_' or '.'"
+        )));
     }
     app.world().begin(&team, &id, Transition::Snapshotting)?;
     let hold = app.config.snapshot_duration;
@@ -58,19 +58,15 @@ pub(crate) async fn list(
         .filter(|t| !t.is_empty())
         .map(wire::decode_token)
         .transpose()?;
-    let snapshots = app
-        .world()
-        .list_snapshots(&team, value("sandboxID"), value("name"));
-    let page = wire::paginate(
-        snapshots,
-        |s| (s.created_at, s.template_id.clone()),
-        false,
-        limit,
-        after,
-    );
-    let body: Vec<_> = page.items.iter().map(SnapshotInfoBody::from).collect();
+    let (body, next_token) = {
+        let world = app.world();
+        let snapshots = world.list_snapshots(&team, value("sandboxID"), value("name"));
+        let page = wire::paginate(snapshots, false, limit, after);
+        let body: Vec<_> = page.items.into_iter().map(SnapshotInfoBody::from).collect();
+        (body, page.next_token)
+    };
     let mut headers = HeaderMap::new();
-    if let Some(token) = page.next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+    if let Some(token) = next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         headers.insert("x-next-token", token);
     }
     Ok((headers, Json(body)).into_response())
