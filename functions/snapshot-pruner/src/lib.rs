@@ -56,11 +56,13 @@ pub fn options(config: &PrunerConfig, payload: &Value) -> Result<PassOptions, Pr
     })
 }
 
-pub async fn handle(
-    sandman: &Sandman,
-    event: LambdaEvent<Value>,
-) -> Result<PruneReport, PrunerError> {
-    let options = options(&sandman.config.pruner, &event.payload)?;
+pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<PruneReport, PrunerError> {
+    tick(sandman, &event.payload).await
+}
+
+/// One tick for one invocation's input; emits the tick's metrics.
+pub async fn tick(sandman: &Sandman, payload: &Value) -> Result<PruneReport, PrunerError> {
+    let options = options(&sandman.config.pruner, payload)?;
     let report = sandman.prune(options).await?;
     report.metrics().emit();
     Ok(report)
