@@ -13,7 +13,7 @@ use crate::domain::{RetentionPolicy, Snapshot, SnapshotId, SnapshotStatus};
 /// this long: nothing marks the project due when that sandbox goes away.
 pub const IN_USE_RECHECK: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// Older than the project's `keep_last` newest unpinned snapshots.
