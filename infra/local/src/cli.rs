@@ -7,7 +7,8 @@ const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url U
 
 pub async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
-        None | Some("dev") => Err("dev: not wired yet".into()),
+        None | Some("dev") => sandman_local::dev::run().await,
+        Some("demo") => sandman_local::dev::demo().await,
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
         Some("-h" | "--help") => {
             println!("{USAGE}");

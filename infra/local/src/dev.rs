@@ -10,9 +10,10 @@ use sandman::e2b::Secret;
 use sandman::secrets::Secrets;
 use sandman::store::Store;
 use sandman::Sandman;
-use sandman_local::register::register;
-use sandman_local::stack::{LocalStack, StackOptions};
-use sandman_local::{table, testkit, wiring};
+use crate::register::register;
+use crate::stack::{LocalStack, StackOptions};
+use crate::walkthrough::{Wait, Walkthrough};
+use crate::{table, testkit, wiring};
 
 pub const DEV_TEAM: &str = "team-local";
 const DEV_WEBHOOK_SECRET: &str = "sandman-local-webhook-secret";
@@ -27,20 +28,52 @@ fn port(name: &str, default: u16) -> Result<SocketAddr, String> {
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-/// Starts everything; `run_timers: false` leaves the scheduled functions to `run_job` (the demo).
-pub async fn start(run_timers: bool) -> Result<LocalStack, String> {
-    let table = env("SANDMAN_TABLE").unwrap_or_else(|| "sandman-local".into());
+pub struct DevOptions {
+    pub table: String,
+    /// False when the caller made the table already (tests).
+    pub create_table: bool,
+    pub stack: StackOptions,
+    pub clock: Clock,
+}
+
+impl DevOptions {
+    /// `make dev`: fixed ports (overridable), the emulator unless `E2B_API_KEY` is set, timers on.
+    pub fn from_env() -> Result<DevOptions, String> {
+        let real_e2b = env("E2B_API_KEY").is_some();
+        Ok(DevOptions {
+            table: env("SANDMAN_TABLE").unwrap_or_else(|| "sandman-local".into()),
+            create_table: true,
+            stack: StackOptions {
+                api_addr: port("SANDMAN_API_PORT", 3000)?,
+                webhook_addr: port("SANDMAN_WEBHOOK_PORT", 3001)?,
+                emulator_addr: if real_e2b { None } else { Some(port("E2B_EMULATOR_PORT", 4010)?) },
+                run_timers: true,
+            },
+            clock: Clock::System,
+        })
+    }
+
+    /// Free ports, the emulator, no timers: the walkthrough runs the scheduled functions itself.
+    pub fn ephemeral(table: String, create_table: bool, clock: Clock) -> DevOptions {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        DevOptions {
+            table,
+            create_table,
+            stack: StackOptions { api_addr: any, webhook_addr: any, emulator_addr: Some(any), run_timers: false },
+            clock,
+        }
+    }
+}
+
+/// Starts everything over DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`).
+pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
+    let DevOptions { table, create_table, stack: options, clock } = options;
     let dynamodb = testkit::local_client();
-    step(&format!("creating table {table} from template.yaml"));
-    table::create_table(&dynamodb, &table).await.map_err(|e| e.to_string())?;
-    let real_e2b = env("E2B_API_KEY").is_some();
-    let options = StackOptions {
-        api_addr: port("SANDMAN_API_PORT", 3000)?,
-        webhook_addr: port("SANDMAN_WEBHOOK_PORT", 3001)?,
-        emulator_addr: if real_e2b { None } else { Some(port("E2B_EMULATOR_PORT", 4010)?) },
-        run_timers,
-    };
-    step(if real_e2b { "using the real E2B (E2B_API_KEY is set)" } else { "starting the E2B emulator" });
+    if create_table {
+        step(&format!("creating table {table} from template.yaml"));
+        table::create_table(&dynamodb, &table).await.map_err(|e| e.to_string())?;
+    }
+    step(if options.emulator_addr.is_none() { "using the real E2B (E2B_API_KEY is set)" } else { "starting the E2B emulator" });
     let mut failure = None;
     let stack = LocalStack::start(
         options,
@@ -63,7 +96,7 @@ pub async fn start(run_timers: bool) -> Result<LocalStack, String> {
                 secrets.webhook_secrets = vec![Secret::new(DEV_WEBHOOK_SECRET)];
             }
             secrets.jwt_hs256_secret.get_or_insert_with(|| Secret::new(DEV_JWT_SECRET));
-            Sandman::new(Store::new(dynamodb.clone(), table.clone()), config, secrets, Clock::System).expect("the local stack assembles")
+            Sandman::new(Store::new(dynamodb.clone(), table.clone()), config, secrets, clock.clone()).expect("the local stack assembles")
         },
         |sandman| wiring::functions(sandman).expect("the functions assemble"),
     )
@@ -77,7 +110,7 @@ pub async fn start(run_timers: bool) -> Result<LocalStack, String> {
         let e2b = stack.sandman.e2b.default_account().map_err(|e| e.to_string())?;
         let secret = stack.sandman.secrets.webhook_secrets[0].clone();
         register(&e2b, &stack.webhook_url, &secret).await.map_err(|e| e.to_string())?;
-        let _ = emulator;
+        step(&format!("emulator at {} sends signed webhooks to {}", emulator.base_url(), stack.webhook_url));
     }
     Ok(stack)
 }
@@ -93,9 +126,10 @@ fn step(message: &str) {
     eprintln!("  \u{2022} {message}");
 }
 
+/// `make dev`.
 pub async fn run() -> Result<(), String> {
     eprintln!("Starting Sandman locally");
-    let stack = start(true).await?;
+    let stack = start(DevOptions::from_env()?).await?;
     let token = dev_token(&stack)?;
     let emulator = stack.emulator.as_ref().map(|e| e.base_url()).unwrap_or_else(|| "the real E2B".into());
     println!(
@@ -118,4 +152,19 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `make demo`: a stack of its own on free ports, the walkthrough in real time, then a clean stop.
+pub async fn demo() -> Result<(), String> {
+    eprintln!("Starting a local stack for the walkthrough");
+    let table = format!("sandman-demo-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let stack = start(DevOptions::ephemeral(table, true, Clock::System)).await?;
+    let token = dev_token(&stack)?;
+    let wait: Wait<'_> = Box::new(|duration| {
+        eprintln!("   ... waiting {} s for the sandbox to go idle", duration.as_secs());
+        Box::pin(tokio::time::sleep(duration))
+    });
+    let result = Walkthrough::new(&stack, token, wait, |line| println!("{line}")).run().await;
+    stack.shutdown().await;
+    result
 }

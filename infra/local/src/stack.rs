@@ -89,6 +89,10 @@ impl LocalStack {
         Ok(LocalStack { api_url, webhook_url, emulator, sandman, jobs, stop, tasks })
     }
 
+    pub fn store(&self) -> &sandman::store::Store {
+        &self.sandman.store
+    }
+
     /// Runs a scheduled function now, as its timer would.
     pub async fn run_job(&self, binary: &str, input: serde_json::Value) -> Result<serde_json::Value, StackError> {
         let job = self.jobs.get(binary).ok_or_else(|| StackError::UnknownJob(binary.into()))?;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::stack::LocalStack;
 
 /// How the walkthrough lets time pass: a real sleep in the demo, a clock moved by hand in tests.
-pub type Wait = Box<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type Wait<'a> = Box<dyn Fn(Duration) -> BoxFuture<'a, ()> + Send + Sync + 'a>;
 
 pub const PROJECT: &str = "demo";
 const IDLE: Duration = Duration::from_secs(60);
@@ -21,12 +21,12 @@ pub struct Walkthrough<'a> {
     stack: &'a LocalStack,
     http: reqwest::Client,
     token: String,
-    wait: Wait,
+    wait: Wait<'a>,
     say: Box<dyn Fn(&str) + Send + Sync + 'a>,
 }
 
 impl<'a> Walkthrough<'a> {
-    pub fn new(stack: &'a LocalStack, token: String, wait: Wait, say: impl Fn(&str) + Send + Sync + 'a) -> Self {
+    pub fn new(stack: &'a LocalStack, token: String, wait: Wait<'a>, say: impl Fn(&str) + Send + Sync + 'a) -> Self {
         Self { stack, http: reqwest::Client::new(), token, wait, say: Box::new(say) }
     }
 

@@ -22,9 +22,8 @@ pub fn functions(sandman: &Sandman) -> Result<Functions, String> {
     let snapshot_pruner: JobFn = Arc::new(move |input| {
         let sandman = pruner.clone();
         Box::pin(async move {
-            sandman_snapshot_pruner::handle(&sandman, LambdaEvent::new(input, Context::default()))
-                .await
-                .map_err(|e| e.to_string())
+            let report = sandman_snapshot_pruner::handle(&sandman, LambdaEvent::new(input, Context::default())).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
         })
     });
     Ok(Functions {

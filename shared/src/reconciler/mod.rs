@@ -29,6 +29,7 @@ pub use report::ReconcileReport;
 
 use std::collections::HashSet;
 
+use futures::future::BoxFuture;
 use futures::stream;
 use futures::{FutureExt, StreamExt};
 use time::OffsetDateTime;
@@ -109,22 +110,18 @@ impl Sandman {
             .iter()
             .filter_map(|s| s.sandbox_id.as_deref())
             .collect();
-        let not_running = view
-            .sandboxes
-            .values()
-            .filter(|listed| !running_ids.contains(listed.sandbox.sandbox_id.as_str()));
-        let checks = stream::iter(
-            running
-                .iter()
-                .map(|session| self.check_running(session, &view, deadline).boxed()),
-        )
-        .chain(stream::iter(stuck.iter().map(|session| {
-            self.repair_stuck(session, &view, now, deadline).boxed()
-        })))
-        .chain(stream::iter(
-            not_running.map(|listed| self.check_listed(listed, &view, deadline).boxed()),
-        ));
-        let outcomes: Vec<Outcome> = checks
+        // Collected before awaiting: lazy adapters inside the stream make the tick's future not
+        // provably `Send` (a rustc limitation with higher-ranked closures).
+        let mut checks: Vec<BoxFuture<'_, Outcome>> = Vec::new();
+        checks.extend(running.iter().map(|session| self.check_running(session, &view, deadline).boxed()));
+        checks.extend(stuck.iter().map(|session| self.repair_stuck(session, &view, now, deadline).boxed()));
+        checks.extend(
+            view.sandboxes
+                .values()
+                .filter(|listed| !running_ids.contains(listed.sandbox.sandbox_id.as_str()))
+                .map(|listed| self.check_listed(listed, &view, deadline).boxed()),
+        );
+        let outcomes: Vec<Outcome> = stream::iter(checks)
             .buffer_unordered(self.config.enforcer.concurrency.max(1))
             .collect()
             .await;
