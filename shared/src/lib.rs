@@ -1,11 +1,16 @@
 //! Sandman's core. Functions wire these pieces; every rule lives here.
 
 mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod e2b;
+pub mod enforcer;
 pub mod error;
+mod projects;
+pub mod reconciler;
+pub mod retention;
 pub mod sandbox_metadata;
 pub mod secrets;
 pub mod snapshots;

@@ -1,1 +1,83 @@
+//! Sandman's HTTP API: one axum `Router` that runs inside Lambda (`lambda_http::run`) behind an
+//! API Gateway HTTP API and, unchanged, as a local server (`axum::serve`). Handlers are thin: they
+//! parse and validate, make one call on the core (`Sandman`), and answer JSON.
 
+mod error;
+mod extract;
+mod openapi;
+mod page;
+mod routes;
+mod views;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use http::StatusCode;
+use sandman::Sandman;
+use sandman::auth::Verifier;
+
+pub use error::ApiError;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler shares: built once per cold start.
+#[derive(Clone)]
+pub struct Api {
+    pub sandman: Sandman,
+    pub verifier: Arc<Verifier>,
+}
+
+pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
+    let api = Api {
+        sandman,
+        verifier: Arc::new(verifier),
+    };
+    let (router, document) = routes::all().split_for_parts();
+    let document = openapi::finish(document);
+    let document = serde_json::to_vec(&document)
+        .map(Bytes::from)
+        .unwrap_or_default();
+    router
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(axum::Extension(routes::Document(document)))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(log_request))
+        .with_state(api)
+}
+
+/// The OpenAPI document the router serves at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes::all().into_openapi())
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let route = route.as_deref().unwrap_or("-");
+    if status >= 500 {
+        tracing::warn!(%method, route, status, ms, "request failed");
+    } else {
+        tracing::info!(%method, route, status, ms, "request");
+    }
+    response
+}

@@ -190,7 +190,11 @@ impl Sandman {
     }
 
     async fn restore_candidates(&self, key: &crate::domain::ProjectKey, preferred: Option<Snapshot>) -> Result<Vec<Snapshot>, Error> {
-        let newest = self.store.list_snapshots(key, None, 20).await?.items;
+        // A chosen snapshot may be older than any first page: its fallbacks are older still.
+        let newest = match preferred {
+            Some(_) => self.store.all_snapshots(key).await?,
+            None => self.store.list_snapshots(key, None, 20).await?.items,
+        };
         let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
         Ok(match preferred {
             Some(chosen) => std::iter::once(chosen.clone()).chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id)).take(RESTORE_ATTEMPTS).collect(),

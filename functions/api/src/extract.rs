@@ -1,0 +1,95 @@
+//! What a handler takes from a request, each refusing with the right `ApiError`: the caller's team
+//! (from the bearer token, checked before anything else), the project and snapshot named by the
+//! path, and a JSON body.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use http::request::Parts;
+use http::{StatusCode, header};
+use sandman::domain::{ProjectId, ProjectKey, SnapshotId, TeamId};
+use serde::de::DeserializeOwned;
+
+use crate::Api;
+use crate::error::ApiError;
+
+/// The team of the verified caller.
+pub struct Team(pub TeamId);
+
+impl FromRequestParts<Api> for Team {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let caller = api.verifier.verify_header(header).await?;
+        Ok(Team(caller.team))
+    }
+}
+
+/// `/projects/{projectId}/...` of the caller's team. Another team's project is simply not in
+/// this key space, so it answers 404 exactly like a missing one.
+pub struct Project(pub ProjectKey);
+
+impl FromRequestParts<Api> for Project {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Team(team) = Team::from_request_parts(parts, api).await?;
+        let project = ProjectId::parse(path_param(parts, api, "projectId").await?)
+            .map_err(|err| ApiError::invalid("projectId", err.to_string()))?;
+        Ok(Project(ProjectKey::new(team, project)))
+    }
+}
+
+/// `/projects/{projectId}/snapshots/{snapshotId}`.
+pub struct ProjectSnapshot(pub ProjectKey, pub SnapshotId);
+
+impl FromRequestParts<Api> for ProjectSnapshot {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Project(key) = Project::from_request_parts(parts, api).await?;
+        let snapshot = SnapshotId::parse(path_param(parts, api, "snapshotId").await?)
+            .map_err(|err| ApiError::invalid("snapshotId", err.to_string()))?;
+        Ok(ProjectSnapshot(key, snapshot))
+    }
+}
+
+async fn path_param(parts: &mut Parts, api: &Api, name: &'static str) -> Result<String, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, api)
+        .await
+        .map_err(|err| ApiError::invalid(name, err.body_text()))?;
+    params
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+        .ok_or_else(|| ApiError::invalid(name, format!("{name} is missing from the path")))
+}
+
+/// A JSON body, within the router's body limit (413 past it). The Content-Type is not checked:
+/// the body is JSON (or empty) or it is refused.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Api> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, api: &Api) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, api)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {} bytes", crate::BODY_LIMIT),
+                ),
+                _ => ApiError::invalid("body", rejection.body_text()),
+            })?;
+        // An empty body reads as `{}`. The message names the offending field (`retention.keepLast: ...`).
+        let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        let axum::Json(value) = axum::Json::<T>::from_bytes(json)
+            .map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
+        Ok(JsonBody(value))
+    }
+}

@@ -1,0 +1,136 @@
+//! `?limit=&cursor=` for list routes. A cursor is the store's opaque cursor tagged with the list it
+//! came from, so a cursor from another list (or another team's) is a 400, not a storage error.
+
+use axum::extract::{FromRequestParts, Query};
+use http::request::Parts;
+use sandman::store::Cursor;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: i32 = 20;
+pub const MAX_LIMIT: i32 = 100;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// How many items to return, 1 to 100 (default 20).
+    #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// One page of a list, and the cursor of the next page when there is one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::<PageQuery>::try_from_uri(&parts.uri)
+            .map_err(|err| ApiError::invalid("query", err.body_text()))?;
+        Ok(query)
+    }
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i32, ApiError> {
+        match self.limit.as_deref() {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => text
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "limit",
+                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                    )
+                }),
+        }
+    }
+
+    /// The store cursor, if the request carried one issued for `list`.
+    pub fn cursor(&self, list: &str) -> Result<Option<Cursor>, ApiError> {
+        let Some(text) = self.cursor.as_deref() else {
+            return Ok(None);
+        };
+        let bad = || ApiError::invalid("cursor", "the cursor is not one this list returned");
+        let (tag, inner) = text.split_once('.').ok_or_else(bad)?;
+        if tag != list_tag(list) {
+            return Err(bad());
+        }
+        Cursor::parse(inner).map(Some).map_err(|_| bad())
+    }
+}
+
+pub fn page<T, U>(
+    items: Vec<T>,
+    next: Option<Cursor>,
+    list: &str,
+    view: impl FnMut(T) -> U,
+) -> Page<U> {
+    Page {
+        items: items.into_iter().map(view).collect(),
+        next_cursor: next.map(|cursor| format!("{}.{}", list_tag(list), cursor.as_str())),
+    }
+}
+
+fn list_tag(list: &str) -> String {
+    Sha256::digest(list.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(limit: Option<&str>, cursor: Option<&str>) -> PageQuery {
+        PageQuery {
+            limit: limit.map(str::to_owned),
+            cursor: cursor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn limits_are_bounded_and_named() {
+        assert_eq!(query(None, None).limit().unwrap(), DEFAULT_LIMIT);
+        assert_eq!(query(Some("100"), None).limit().unwrap(), 100);
+        for bad in ["0", "101", "-1", "ten", "2.5"] {
+            assert_eq!(
+                query(Some(bad), None).limit().unwrap_err().status(),
+                http::StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cursor_only_works_for_the_list_it_came_from() {
+        let store_cursor = Cursor::parse("eyJwayI6WyJTIiwiUCMxIl19").expect("a store cursor");
+        let issued = page(
+            Vec::<u8>::new(),
+            Some(store_cursor.clone()),
+            "events:t/p",
+            |x| x,
+        )
+        .next_cursor
+        .unwrap();
+        assert_eq!(
+            query(None, Some(&issued)).cursor("events:t/p").unwrap(),
+            Some(store_cursor)
+        );
+        assert!(query(None, Some(&issued)).cursor("events:t/q").is_err());
+        assert!(query(None, Some("garbage")).cursor("events:t/p").is_err());
+    }
+}
