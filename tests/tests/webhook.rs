@@ -490,3 +490,55 @@ async fn a_recent_start_is_left_to_its_writer() {
         "the API records RUNNING with everything it knows"
     );
 }
+
+#[tokio::test]
+async fn concurrent_deliveries_for_one_session_each_apply_once() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    let session = hooks.record(&key).await.session.unwrap().session_id;
+    let start = hooks.stack.emulator.now();
+    // Four reports racing on one session item: losers re-read and decide again (at most three
+    // losses each, within the receiver's four attempts).
+    let signed: Vec<(Vec<u8>, String)> = (0..4)
+        .map(|n| {
+            let at = start + Duration::from_secs(n + 1);
+            let metadata = support::metadata_of(&key, &session);
+            let body = support::event_body(&format!("evt-{n}"), "paused", at, &sandbox, metadata);
+            let signature = sandman::webhook::sign(support::WEBHOOK_SECRET, &body);
+            (body, signature)
+        })
+        .collect();
+    let posts = signed
+        .iter()
+        .map(|(body, signature)| hooks.post(body, Some(signature)));
+    let answers = futures::future::join_all(posts).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(status, answer)| *status == 200 && answer["outcome"] == "applied"),
+        "{answers:?}"
+    );
+
+    let record = hooks.record(&key).await;
+    assert_eq!(
+        (record.state(), record.version),
+        (Some(SessionState::Paused), 6)
+    );
+    let session = record.session.unwrap();
+    assert_eq!(
+        session.usage.run_seconds,
+        4.0 * 30.0,
+        "each event's compute counted exactly once"
+    );
+    assert_eq!(
+        session
+            .last_event_at
+            .map(|at| at >= start + Duration::from_secs(1)),
+        Some(true)
+    );
+    let log = hooks.log(&key).await;
+    assert_eq!(
+        log.iter().filter(|l| l.to == SessionState::Paused).count(),
+        1
+    );
+}

@@ -70,6 +70,13 @@ impl Sandman {
                     });
                 }
                 Err(StoreError::Duplicate) => return Ok(Receipt::Duplicate),
+                // `decide` asked the same state machine first; a refusal here changes nothing either.
+                Err(StoreError::Refused(refusal)) => {
+                    tracing::warn!(%refusal, "the state machine refused a webhook write");
+                    return Ok(Receipt::Ignored {
+                        reason: Ignored::NoChange,
+                    });
+                }
                 Err(StoreError::Conflict { current }) => {
                     tracing::debug!(sandbox = %event.sandbox_id, "session changed while applying the event; deciding again");
                     record = match current {
