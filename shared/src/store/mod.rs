@@ -9,6 +9,7 @@ mod items;
 pub mod keys;
 mod log;
 mod projects;
+mod query;
 mod sessions;
 mod snapshots;
 mod time_ms;

@@ -1,6 +1,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use time::OffsetDateTime;
 
+use super::query::{number, project_key, text};
 use super::expr::{Expr, n, s};
 use super::items::{ProjectRecord, project_record};
 use super::time_ms::{duration_ms, from_ms, to_ms};
@@ -82,22 +83,13 @@ impl Store {
     }
 
     pub async fn list_projects(&self, team: &TeamId, cursor: Option<&Cursor>, limit: i32) -> Result<Page<ProjectSummary>, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
-            .table_name(&self.table)
             .index_name(keys::TEAM_INDEX)
             .key_condition_expression("teamKey = :team")
-            .expression_attribute_values(":team", s(team.as_str()))
-            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
-            .limit(limit)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_read(out.consumed_capacity());
-        let items = out.items().iter().map(summary).collect::<Result<_, _>>()?;
-        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+            .expression_attribute_values(":team", s(team.as_str()));
+        self.page(query, cursor, limit, summary).await
     }
 
     /// Removes the project item. Its snapshots are removed by the snapshot service first; its
@@ -125,13 +117,11 @@ impl Store {
 }
 
 fn summary(item: &super::items::Item) -> Result<ProjectSummary, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let project_id = text("projectId").ok_or_else(|| StoreError::Corrupt("project without projectId".into()))?;
     Ok(ProjectSummary {
-        project_id: ProjectId::parse(project_id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        template_id: text("templateId").unwrap_or_default(),
-        state: text("state").as_deref().and_then(SessionState::parse),
-        sandbox_id: text("sandboxId"),
-        state_since: item.get("stateSince").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(from_ms),
+        project_id: project_key(item, "byTeam")?.project,
+        template_id: text(item, "templateId").unwrap_or_default(),
+        state: text(item, "state").as_deref().and_then(SessionState::parse),
+        sandbox_id: text(item, "sandboxId"),
+        state_since: number(item, "stateSince").map(from_ms),
     })
 }

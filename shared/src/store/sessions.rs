@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+use super::query::{number, project_key, text};
 use super::expr::{Expr, n, s};
 use super::items::{Item, ProjectRecord, project_record};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
@@ -380,23 +381,14 @@ impl Store {
     /// One page of one idle-index shard: running sessions whose idle deadline is at or before `now`,
     /// oldest deadline first.
     pub async fn idle_page(&self, shard: &str, now: OffsetDateTime, limit: i32, cursor: Option<&Cursor>) -> Result<Page<IdleCandidate>, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
-            .table_name(&self.table)
             .index_name(keys::IDLE_INDEX)
             .key_condition_expression("idleShard = :shard AND idleAt <= :now")
             .expression_attribute_values(":shard", s(shard))
-            .expression_attribute_values(":now", n(to_ms(now)))
-            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
-            .limit(limit)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_read(out.consumed_capacity());
-        let items = out.items().iter().map(idle_candidate).collect::<Result<_, _>>()?;
-        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+            .expression_attribute_values(":now", n(to_ms(now)));
+        self.page(query, cursor, limit, idle_candidate).await
     }
 
     /// Every idle candidate across all shards, page by page (shards queried concurrently).
@@ -447,19 +439,14 @@ fn project_key_of(item: &Item) -> Option<ProjectKey> {
 }
 
 fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
-    let corrupt = || StoreError::Corrupt("idle index entry lacks a key attribute".into());
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-    let key = ProjectKey::new(
-        TeamId::parse(text("teamId").ok_or_else(corrupt)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        ProjectId::parse(text("projectId").ok_or_else(corrupt)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    );
+    let corrupt = |name: &str| StoreError::Corrupt(format!("idle index entry: no {name}"));
+    let number = |name: &str| number(item, name);
     Ok(IdleCandidate {
-        key,
-        sandbox_id: text("sandboxId"),
-        version: number("version").ok_or_else(corrupt)? as u64,
+        key: project_key(item, "idle")?,
+        sandbox_id: text(item, "sandboxId"),
+        version: number("version").ok_or_else(|| corrupt("version"))?.max(0) as u64,
         last_active_at: from_ms(number("lastActiveAt").unwrap_or_default()),
-        idle_at: from_ms(number("idleAt").ok_or_else(corrupt)?),
+        idle_at: from_ms(number("idleAt").ok_or_else(|| corrupt("idleAt"))?),
         idle_timeout: Duration::from_millis(number("idleTimeoutMs").unwrap_or_default().max(0) as u64),
         snapshot_on_idle: item.get("snapshotOnIdle").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         failures: number("failures").unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32,

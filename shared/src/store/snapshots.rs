@@ -2,11 +2,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, Retur
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use time::OffsetDateTime;
 
+use super::query::{number, project_key};
 use super::expr::{n, s};
 use super::items::{Item, snapshot};
 use super::time_ms::{from_ms, to_ms};
 use super::{Cursor, Page, Store, StoreError, keys};
-use crate::domain::{ProjectId, ProjectKey, Snapshot, SnapshotId, SnapshotStatus, TeamId};
+use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 
 /// A project the prune index says is due for a retention pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,23 +96,14 @@ impl Store {
 
     /// A project's snapshots, newest first (snapshot ids are ULIDs).
     pub async fn list_snapshots(&self, key: &ProjectKey, cursor: Option<&Cursor>, limit: i32) -> Result<Page<Snapshot>, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
-            .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(keys::project_pk(key)))
             .expression_attribute_values(":prefix", s(keys::SNAPSHOT_PREFIX))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
-            .limit(limit)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_read(out.consumed_capacity());
-        let items = out.items.unwrap_or_default().into_iter().map(snapshot).collect::<Result<_, _>>()?;
-        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key.as_ref()) })
+            .scan_index_forward(false);
+        self.page(query, cursor, limit, |item| snapshot(item.clone())).await
     }
 
     /// Every snapshot of a project, newest first.
@@ -205,33 +197,18 @@ impl Store {
 
     /// One page of one prune-index shard: projects due for a retention pass at or before `now`.
     pub async fn prune_page(&self, shard: &str, now: OffsetDateTime, limit: i32, cursor: Option<&Cursor>) -> Result<Page<PruneCandidate>, StoreError> {
-        let out = self
+        let query = self
             .client
             .query()
-            .table_name(&self.table)
             .index_name(keys::PRUNE_INDEX)
             .key_condition_expression("pruneShard = :shard AND pruneAt <= :now")
             .expression_attribute_values(":shard", s(shard))
-            .expression_attribute_values(":now", n(to_ms(now)))
-            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
-            .limit(limit)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_read(out.consumed_capacity());
-        let items = out
-            .items()
-            .iter()
-            .filter_map(|item| {
-                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-                let team = TeamId::parse(text("teamId")?).ok()?;
-                let project = ProjectId::parse(text("projectId")?).ok()?;
-                let due_at = item.get("pruneAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(from_ms)?;
-                Some(PruneCandidate { key: ProjectKey::new(team, project), due_at })
-            })
-            .collect();
-        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+            .expression_attribute_values(":now", n(to_ms(now)));
+        self.page(query, cursor, limit, |item| {
+            let due_at = number(item, "pruneAt").map(from_ms).ok_or_else(|| StoreError::Corrupt("prune index entry: no pruneAt".into()))?;
+            Ok(PruneCandidate { key: project_key(item, "prune")?, due_at })
+        })
+        .await
     }
 
     /// When the project next needs a retention pass (`None`: not until it gains a snapshot).
