@@ -1,5 +1,5 @@
 # Sandman's entry points. Each target is a script under scripts/ so it also runs without make.
-.PHONY: test setup dev bench measure build fmt lint
+.PHONY: test setup dev demo bench measure build fmt lint
 
 test: ## Everything CI runs: Rust tests on DynamoDB Local, emulator tests, sam validate, arm64 build
 	@scripts/test
@@ -7,8 +7,11 @@ test: ## Everything CI runs: Rust tests on DynamoDB Local, emulator tests, sam v
 setup: ## Install the tools into .cache/ (DynamoDB Local, SAM CLI, cargo-lambda, pytest)
 	@scripts/setup
 
-dev: ## Run the local stack
+dev: ## Run the whole stack locally (DynamoDB Local, E2B emulator, all four functions, schedules)
 	@scripts/dev
+
+demo: ## Walk through the lifecycle against a local stack of its own
+	@scripts/demo
 
 bench: ## Benchmarks
 	@scripts/bench

@@ -38,7 +38,7 @@ _sandman_run_cleanups() {
 }
 trap '_sandman_run_cleanups' EXIT
 # With `set -eE`, say which command stopped the script instead of exiting silently.
-trap 'log_error "stopped: \`$BASH_COMMAND\` failed (exit $?) at ${BASH_SOURCE[0]#"$SANDMAN_ROOT"/}:$LINENO"' ERR
+trap 'log_error "stopped: \`$BASH_COMMAND\` failed (exit $?) at ${BASH_SOURCE[0]:-$0}:$LINENO"' ERR
 trap '_sandman_run_cleanups; exit 130' INT
 trap '_sandman_run_cleanups; exit 143' TERM
 

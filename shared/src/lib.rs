@@ -6,13 +6,17 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod e2b;
+pub mod enforcer;
 pub mod error;
 mod projects;
+pub mod reconciler;
+pub mod retention;
 pub mod sandbox_metadata;
 pub mod secrets;
 pub mod snapshots;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 pub mod workspace;
 
 pub use app::{Sandman, StartupError};

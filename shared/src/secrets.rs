@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::SecretsSource;
 
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// A value that must never reach a log line: `Debug` is redacted. Serializes as the plain string,
+/// for the few places it is sent on (E2B's webhook registration).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 

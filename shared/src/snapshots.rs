@@ -53,11 +53,16 @@ impl Sandman {
         self.store.get_snapshot(key, id).await?.ok_or(Error::NotFound("snapshot"))
     }
 
+    /// Unpinning may put the project over its retention policy: it is marked due for a pass.
     pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, Error> {
-        self.store.set_pinned(key, id, pinned).await.map_err(|err| match err {
+        let snapshot = self.store.set_pinned(key, id, pinned).await.map_err(|err| match err {
             StoreError::NotFound => Error::NotFound("snapshot"),
             other => other.into(),
-        })
+        })?;
+        if !pinned {
+            self.store.set_prune_at(key, Some(self.now())).await?;
+        }
+        Ok(snapshot)
     }
 
     /// Deletes a snapshot: marked DELETING, then deleted in E2B (a 404 there is fine), then the

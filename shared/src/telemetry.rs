@@ -52,7 +52,8 @@ impl Metrics {
         let mut doc = serde_json::json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": "Sandman", "Dimensions": [["Function"]], "Metrics": definitions}]
+                // Per function, and once without dimensions: what alarms and the dashboard read.
+                "CloudWatchMetrics": [{"Namespace": "Sandman", "Dimensions": [["Function"], []], "Metrics": definitions}]
             },
             "Function": self.function,
         });
@@ -86,5 +87,6 @@ mod tests {
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Sandman");
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map(Vec::len), Some(2));
         assert_eq!(doc["Function"], "idle-enforcer");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"], []]), "alarms read the undimensioned series");
     }
 }

@@ -1,1 +1,125 @@
+//! The webhook receiver: E2B's lifecycle events, behind a Lambda function URL (or `axum::serve`
+//! locally). Thin: the raw body and two headers go to `Sandman::receive_webhook`; its answer comes
+//! back as JSON with a status E2B understands (only 5xx is worth a redelivery).
 
+mod metrics;
+
+pub use metrics::metrics_for;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use sandman::Sandman;
+use sandman::sandbox_metadata;
+use sandman::store::StoreError;
+use sandman::webhook::{Delivery, Receipt, WebhookError, verify_and_parse};
+use serde_json::json;
+use tracing::Instrument;
+
+/// `POST` on any path: function URLs post to `/`, a local stack may mount it elsewhere.
+pub fn router(sandman: Sandman) -> Router {
+    Router::new()
+        .route("/", post(receive))
+        .route("/{*path}", post(receive))
+        .with_state(sandman)
+}
+
+async fn receive(State(sandman): State<Sandman>, headers: HeaderMap, body: Bytes) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let delivery = Delivery {
+        signature: header("e2b-signature"),
+        delivery_id: header("e2b-delivery-id"),
+        body: &body,
+    };
+    let span = tracing::info_span!(
+        "webhook",
+        deliveryId = delivery.delivery_id,
+        sandboxId = tracing::field::Empty,
+        projectId = tracing::field::Empty,
+        eventType = tracing::field::Empty
+    );
+    let result = async {
+        let verified = verify_and_parse(&sandman.secrets.webhook_secrets, &delivery)?;
+        let span = tracing::Span::current();
+        span.record("sandboxId", verified.event.sandbox_id.as_str())
+            .record("eventType", verified.event.type_name.as_str());
+        if let Some((key, _)) = sandbox_metadata::owner(&verified.event.metadata) {
+            span.record("projectId", tracing::field::display(&key));
+        }
+        sandman.apply_webhook(&verified).await
+    }
+    .instrument(span.clone())
+    .await;
+    span.in_scope(|| log(&result));
+    metrics_for(&result).emit();
+    answer(result)
+}
+
+fn log(result: &Result<Receipt, WebhookError>) {
+    match result {
+        Ok(receipt) => tracing::info!(?receipt, "webhook acknowledged"),
+        Err(err) if err.retryable() => {
+            tracing::error!(error = %err, code = err.code(), "webhook failed; E2B will redeliver")
+        }
+        Err(err) => tracing::warn!(error = %err, code = err.code(), "webhook refused"),
+    }
+}
+
+fn answer(result: Result<Receipt, WebhookError>) -> Response {
+    match result {
+        Ok(receipt) => (StatusCode::OK, axum::Json(receipt)).into_response(),
+        Err(err) => {
+            let message = match &err {
+                WebhookError::Store(_) => "storage is unavailable; retry later".to_string(),
+                other => other.to_string(),
+            };
+            let body = json!({"error": {"code": err.code(), "message": message}});
+            (status_of(&err), axum::Json(body)).into_response()
+        }
+    }
+}
+
+fn status_of(err: &WebhookError) -> StatusCode {
+    match err {
+        WebhookError::Signature(sandman::webhook::SignatureError::NoSecrets) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
+        WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+        WebhookError::Store(StoreError::Dynamo { .. }) | WebhookError::Contended => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sandman::webhook::SignatureError;
+
+    #[test]
+    fn only_what_a_retry_may_fix_is_a_server_error() {
+        let cases = [
+            (WebhookError::Signature(SignatureError::Missing), 401),
+            (WebhookError::Signature(SignatureError::Mismatch), 401),
+            (WebhookError::Signature(SignatureError::NoSecrets), 500),
+            (WebhookError::Malformed("x".into()), 400),
+            (
+                WebhookError::Store(StoreError::Dynamo {
+                    message: "down".into(),
+                    retryable: true,
+                }),
+                503,
+            ),
+            (WebhookError::Contended, 503),
+        ];
+        for (err, status) in cases {
+            assert_eq!(status_of(&err).as_u16(), status, "{err:?}");
+            assert_eq!(status >= 500, err.retryable(), "{err:?}");
+        }
+    }
+}

@@ -14,7 +14,10 @@ impl Clock {
     /// Truncated to microseconds, the precision E2B's timestamps carry.
     pub(crate) fn now(&self) -> OffsetDateTime {
         let offset = self.offset_micros.load(Ordering::SeqCst);
-        let now = OffsetDateTime::now_utc() + time::Duration::microseconds(offset);
+        let real = OffsetDateTime::now_utc();
+        let now = real
+            .checked_add(time::Duration::microseconds(offset))
+            .unwrap_or(real);
         truncate_to_micros(now)
     }
 

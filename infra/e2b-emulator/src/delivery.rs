@@ -1,7 +1,7 @@
 //! Webhook delivery: signing, retries and injected delivery faults, off the request path.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -70,7 +70,22 @@ pub(crate) struct Job {
     pub sandbox_id: String,
     pub body: Arc<Vec<u8>>,
     pub target: Target,
+    /// The faults in force when the event was published decide its fate.
+    fate: Fate,
     ready_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    Dropped,
+    /// Held for reordering, for at least `hold`.
+    Held {
+        hold: Duration,
+        copies: u8,
+    },
+    Sent {
+        copies: u8,
+    },
 }
 
 /// The cheap handle that lifecycle code publishes jobs through.
@@ -82,7 +97,10 @@ pub(crate) struct Publisher {
 
 #[derive(Debug)]
 struct Core {
-    client: reqwest::Client,
+    /// Built on first use: building it loads TLS roots, which an emulator that never
+    /// delivers a webhook should not pay for (nor wait on at exit).
+    client: OnceLock<Result<reqwest::Client, String>>,
+    timeout: Duration,
     clock: Arc<Clock>,
     faults: Mutex<WebhookFaults>,
     log: Mutex<Vec<WebhookDelivery>>,
@@ -107,13 +125,10 @@ impl Publisher {
     pub(crate) fn start(
         clock: Arc<Clock>,
         settings: DeliverySettings,
-    ) -> std::io::Result<(Publisher, tokio::task::JoinHandle<()>)> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(std::io::Error::other)?;
+    ) -> (Publisher, tokio::task::JoinHandle<()>) {
         let core = Arc::new(Core {
-            client,
+            client: OnceLock::new(),
+            timeout: settings.timeout,
             clock,
             faults: Mutex::new(WebhookFaults::default()),
             log: Mutex::new(Vec::new()),
@@ -125,7 +140,7 @@ impl Publisher {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(dispatch_loop(core.clone(), rx));
-        Ok((Publisher { tx, core }, task))
+        (Publisher { tx, core }, task)
     }
 
     pub(crate) fn publish(
@@ -136,14 +151,36 @@ impl Publisher {
         body: Arc<Vec<u8>>,
         target: Target,
     ) {
-        let delay = lock(&self.core.faults).delay;
+        let (fate, delay) = {
+            let mut faults = lock(&self.core.faults);
+            let fate = if faults.drop_next > 0 {
+                faults.drop_next -= 1;
+                Fate::Dropped
+            } else {
+                let copies = if faults.duplicate { 2 } else { 1 };
+                match faults.reorder {
+                    true => Fate::Held {
+                        hold: faults.delay.max(REORDER_WINDOW),
+                        copies,
+                    },
+                    false => Fate::Sent { copies },
+                }
+            };
+            (fate, faults.delay)
+        };
+        // A held job's hold is its delay; once flushed it goes out at once.
+        let ready_at = match fate {
+            Fate::Held { .. } => Instant::now(),
+            _ => Instant::now() + delay,
+        };
         let job = Job {
             event_id: event_id.to_owned(),
             event_type,
             sandbox_id: sandbox_id.to_owned(),
             body,
             target,
-            ready_at: Instant::now() + delay,
+            fate,
+            ready_at,
         };
         self.core.pending.send_modify(|n| *n += 1);
         if self.tx.send(job).is_err() {
@@ -185,30 +222,24 @@ async fn dispatch_loop(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut flush_at: Option<Instant> = None;
     loop {
         let hold_deadline = flush_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        // Biased: everything already queued is taken in before a flush, so a flush
+        // releases every event held so far.
         tokio::select! {
+            biased;
             job = rx.recv() => {
                 let Some(job) = job else { break };
-                let (dropped, reorder, delay) = {
-                    let mut faults = lock(&core.faults);
-                    let dropped = faults.drop_next > 0;
-                    if dropped {
-                        faults.drop_next -= 1;
+                match job.fate {
+                    Fate::Dropped => {
+                        core.record_dropped(&job);
+                        core.finish_one();
                     }
-                    (dropped, faults.reorder, faults.delay)
-                };
-                if dropped {
-                    core.record_dropped(&job);
-                    core.finish_one();
-                } else if reorder {
-                    // The hold is this job's delay; once flushed it goes out at once.
-                    let mut job = job;
-                    job.ready_at = Instant::now();
-                    if held.is_empty() {
-                        flush_at = Some(Instant::now() + delay.max(REORDER_WINDOW));
+                    Fate::Held { hold, .. } => {
+                        if held.is_empty() {
+                            flush_at = Some(Instant::now() + hold);
+                        }
+                        held.push(job);
                     }
-                    held.push(job);
-                } else {
-                    core.clone().dispatch(job).await;
+                    Fate::Sent { .. } => core.clone().dispatch(job).await,
                 }
             }
             _ = tokio::time::sleep_until(hold_deadline), if flush_at.is_some() => {
@@ -233,9 +264,12 @@ impl Core {
     /// Sends the first attempt in order; failures retry in the background.
     async fn dispatch(self: Arc<Self>, job: Job) {
         tokio::time::sleep_until(job.ready_at).await;
-        let copies = if lock(&self.faults).duplicate { 2 } else { 1 };
-        if copies == 2 {
-            self.pending.send_modify(|n| *n += 1);
+        let copies = match job.fate {
+            Fate::Sent { copies } | Fate::Held { copies, .. } => copies,
+            Fate::Dropped => 1,
+        };
+        if copies > 1 {
+            self.pending.send_modify(|n| *n += usize::from(copies - 1));
         }
         for _ in 0..copies {
             let delivered = self.attempt(&job, 1).await;
@@ -274,25 +308,27 @@ impl Core {
             ),
         ]);
         let at = self.clock.now();
-        let mut request = self
-            .client
-            .post(&job.target.url)
-            .body(job.body.as_ref().clone());
-        for (name, value) in &headers {
-            request = request.header(name, value);
-        }
-        let (outcome, status, error) = match request.send().await {
-            Ok(response) if response.status().is_success() => (
-                DeliveryOutcome::Delivered,
-                Some(response.status().as_u16()),
-                None,
-            ),
-            Ok(response) => (
-                DeliveryOutcome::Failed,
-                Some(response.status().as_u16()),
-                None,
-            ),
-            Err(err) => (DeliveryOutcome::Failed, None, Some(err.to_string())),
+        let (outcome, status, error) = match self.client() {
+            Err(err) => (DeliveryOutcome::Failed, None, Some(err)),
+            Ok(client) => {
+                let mut request = client.post(&job.target.url).body(job.body.as_ref().clone());
+                for (name, value) in &headers {
+                    request = request.header(name, value);
+                }
+                match request.send().await {
+                    Ok(response) if response.status().is_success() => (
+                        DeliveryOutcome::Delivered,
+                        Some(response.status().as_u16()),
+                        None,
+                    ),
+                    Ok(response) => (
+                        DeliveryOutcome::Failed,
+                        Some(response.status().as_u16()),
+                        None,
+                    ),
+                    Err(err) => (DeliveryOutcome::Failed, None, Some(err.to_string())),
+                }
+            }
         };
         tracing::debug!(
             url = %job.target.url, event = job.event_type, sandbox_id = %job.sandbox_id,
@@ -314,6 +350,17 @@ impl Core {
             at,
         });
         outcome == DeliveryOutcome::Delivered
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(self.timeout)
+                    .build()
+                    .map_err(|err| err.to_string())
+            })
+            .clone()
     }
 
     fn record_dropped(&self, job: &Job) {

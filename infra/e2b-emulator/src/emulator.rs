@@ -42,7 +42,7 @@ impl Emulator {
             max_retries: config.webhook_max_retries,
             timeout: config.webhook_timeout,
         };
-        let (publisher, dispatcher) = Publisher::start(clock.clone(), settings)?;
+        let (publisher, dispatcher) = Publisher::start(clock.clone(), settings);
         let limits = Limits {
             paused_retention: config.paused_retention,
             max_timeout: config.max_timeout,

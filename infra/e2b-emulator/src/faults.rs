@@ -91,6 +91,7 @@ impl Default for Fault {
 #[serde(default)]
 pub struct WebhookFaults {
     /// The next N deliveries (event x webhook) are silently dropped.
+    /// All webhook faults apply to events as they happen, not to those already queued.
     pub drop_next: u32,
     /// Every delivery is sent twice (same event, new delivery id).
     pub duplicate: bool,

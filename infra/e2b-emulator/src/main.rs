@@ -63,6 +63,7 @@ async fn run() -> Result<(), String> {
     wait_for_stop_signal().await;
     tracing::info!("stopping");
     emulator.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

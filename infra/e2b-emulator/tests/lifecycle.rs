@@ -158,7 +158,7 @@ async fn pause_answers_409_when_already_paused_and_404_when_unknown_or_killed() 
 #[tokio::test]
 async fn pause_mid_transition_answers_409() {
     let config = EmulatorConfig {
-        pause_duration: Duration::from_millis(300),
+        pause_duration: Duration::from_secs(2),
         ..common::config()
     };
     let emulator = start_with(config).await;

@@ -125,7 +125,7 @@ async fn deleting_a_snapshot_is_refused_while_a_sandbox_from_it_runs() {
 #[tokio::test]
 async fn pause_during_a_snapshot_answers_409() {
     let config = EmulatorConfig {
-        snapshot_duration: Duration::from_millis(300),
+        snapshot_duration: Duration::from_secs(2),
         ..common::config()
     };
     let emulator = start_with(config).await;

@@ -1,5 +1,11 @@
 //! Running Sandman locally: the table from template.yaml, test fixtures, and the dev stack.
 
+pub mod dev;
 pub mod fixture;
+pub mod register;
+pub mod schedules;
+pub mod stack;
 pub mod table;
 pub mod testkit;
+pub mod walkthrough;
+pub mod wiring;

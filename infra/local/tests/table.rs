@@ -43,6 +43,10 @@ fn template_defines_the_table_sandman_expects() {
                 "sandboxId",
                 "version",
                 "lastActiveAt",
+                "idleTimeoutMs",
+                "snapshotOnIdle",
+                "failures",
+                "timeoutAt",
             ]),
         ),
         ("bySandbox", key("sandboxKey", None), Projection::KeysOnly),
@@ -64,6 +68,11 @@ fn template_defines_the_table_sandman_expects() {
             key("pruneShard", Some("pruneAt")),
             include(&["teamId", "projectId"]),
         ),
+        (
+            "transit",
+            key("transitShard", Some("stateSince")),
+            include(&["teamId", "projectId", "state", "sandboxId", "version"]),
+        ),
     ];
     assert_eq!(table.indexes.len(), expected.len());
     for (name, key, projection) in expected {
@@ -82,7 +91,7 @@ fn template_defines_the_table_sandman_expects() {
         .filter(|a| a.kind == AttributeKind::Number)
         .map(|a| a.name.as_str())
         .collect();
-    assert_eq!(numbers, ["idleAt", "pruneAt"]);
+    assert_eq!(numbers, ["idleAt", "pruneAt", "stateSince"]);
 }
 
 #[tokio::test]
@@ -118,7 +127,7 @@ async fn created_table_has_the_template_keys_and_every_index() {
         .filter_map(|i| i.index_name())
         .collect();
     indexes.sort_unstable();
-    assert_eq!(indexes, ["bySandbox", "byTeam", "idle", "prune"]);
+    assert_eq!(indexes, ["bySandbox", "byTeam", "idle", "prune", "transit"]);
     for index in described.global_secondary_indexes() {
         let name = index.index_name().unwrap_or_default();
         let expected = definition

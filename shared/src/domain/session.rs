@@ -18,7 +18,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn add(self, other: Usage) -> Usage {
+    pub fn plus(self, other: Usage) -> Usage {
         Usage {
             run_seconds: self.run_seconds + other.run_seconds,
             vcpu_seconds: self.vcpu_seconds + other.vcpu_seconds,

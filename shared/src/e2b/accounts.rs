@@ -83,6 +83,20 @@ impl E2bAccounts {
     pub fn default_account(&self) -> Result<E2b, E2bError> {
         self.default.clone().ok_or(E2bError::NoCredentials)
     }
+
+    /// Every distinct E2B account: the default (`None`), then each team key that differs from it
+    /// and from the others (`Some(team)`), in a stable order. Listing each once sees every sandbox.
+    pub fn all(&self) -> Vec<(Option<String>, E2b)> {
+        let mut teams: Vec<_> = self.teams.iter().collect();
+        teams.sort_by(|a, b| a.0.cmp(b.0));
+        let mut all: Vec<(Option<String>, E2b)> = self.default.iter().map(|e2b| (None, e2b.clone())).collect();
+        for (team, e2b) in teams {
+            if !all.iter().any(|(_, seen)| seen.same_account(e2b)) {
+                all.push((Some(team.clone()), e2b.clone()));
+            }
+        }
+        all
+    }
 }
 
 /// E2B as seen with one key. Cheap to clone; every E2B call is a method on it.
@@ -108,6 +122,11 @@ impl E2b {
         self.inner.client.execute(&self.inner.key, request).await
     }
 
+    /// Both handles use the same API key, so they see the same E2B team.
+    pub fn same_account(&self, other: &E2b) -> bool {
+        self.inner.key.header_value() == other.inner.key.header_value()
+    }
+
     #[cfg(test)]
     fn key(&self) -> &ApiKey {
         &self.inner.key
@@ -123,6 +142,22 @@ mod tests {
         let client = E2bClient::new(E2bSettings::default()).unwrap();
         let teams = HashMap::from([("team-a".to_owned(), ApiKey::new("key-a").unwrap())]);
         E2bAccounts::new(client, default.map(|k| ApiKey::new(k).unwrap()), teams)
+    }
+
+    #[test]
+    fn all_lists_each_distinct_key_once() {
+        let client = E2bClient::new(E2bSettings::default()).unwrap();
+        let teams = HashMap::from([
+            ("team-b".to_owned(), ApiKey::new("key-b").unwrap()),
+            ("team-a".to_owned(), ApiKey::new("key-a").unwrap()),
+            ("team-c".to_owned(), ApiKey::new("key-default").unwrap()),
+        ]);
+        let accounts = E2bAccounts::new(client, Some(ApiKey::new("key-default").unwrap()), teams);
+        let labels: Vec<_> = accounts.all().into_iter().map(|(team, _)| team).collect();
+        assert_eq!(labels, [None, Some("team-a".to_owned()), Some("team-b".to_owned())]);
+        let c = accounts.for_team("team-c").unwrap();
+        assert!(c.same_account(&accounts.default_account().unwrap()));
+        assert!(!c.same_account(&accounts.for_team("team-a").unwrap()));
     }
 
     #[test]

@@ -1,32 +1,12 @@
 //! What E2B's sandbox and snapshot calls send and answer, named as on the wire (camelCase, `…ID`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 
-/// A secret E2B hands out or accepts (envd tokens, webhook signing secret). Never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// The states E2B reports. A sandbox that is pausing already reads as paused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -12,12 +12,15 @@ pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";
 pub const TEAM_INDEX: &str = "byTeam";
 pub const PRUNE_INDEX: &str = "prune";
+pub const TRANSIT_INDEX: &str = "transit";
 
 /// Running sessions are spread over this many idle-index partitions so heartbeats from a large
 /// fleet never concentrate on one; a tick with nothing idle reads one empty page per shard.
 pub const IDLE_SHARDS: u32 = 16;
 /// Projects due for snapshot retention, spread the same way.
 pub const PRUNE_SHARDS: u32 = 4;
+/// Sessions in a transitional state (STARTING, PAUSING, RESUMING, STOPPING), for the reconciler.
+pub const TRANSIT_SHARDS: u32 = 4;
 
 pub fn project_pk(key: &ProjectKey) -> String {
     format!("PROJECT#{}#{}", key.team, key.project)
@@ -49,6 +52,14 @@ pub fn prune_shard(key: &ProjectKey) -> String {
 
 pub fn prune_shards() -> impl Iterator<Item = String> {
     (0..PRUNE_SHARDS).map(|n| format!("PRUNE#{n:02}"))
+}
+
+pub fn transit_shard(key: &ProjectKey) -> String {
+    shard_name("TRANSIT", key, TRANSIT_SHARDS)
+}
+
+pub fn transit_shards() -> impl Iterator<Item = String> {
+    (0..TRANSIT_SHARDS).map(|n| format!("TRANSIT#{n:02}"))
 }
 
 fn shard_name(prefix: &str, key: &ProjectKey, shards: u32) -> String {

@@ -12,6 +12,7 @@ mod projects;
 mod sessions;
 mod snapshots;
 mod time_ms;
+mod transit;
 
 pub use capacity::{Capacity, CapacityMeter};
 pub use cursor::{Cursor, Page};
@@ -20,6 +21,7 @@ pub use items::ProjectRecord;
 pub use projects::ProjectSummary;
 pub use sessions::{Dedupe, FailureCount, IdleCandidate, SessionChanges, SessionWrite, Written};
 pub use snapshots::PruneCandidate;
+pub use transit::TransitSession;
 
 use aws_sdk_dynamodb::Client;
 

@@ -124,6 +124,13 @@ pub struct IdleCandidate {
     pub version: u64,
     pub last_active_at: OffsetDateTime,
     pub idle_at: OffsetDateTime,
+    /// The project's idle policy, projected into the index so a tick needs no other read.
+    pub idle_timeout: Duration,
+    pub snapshot_on_idle: bool,
+    /// Consecutive failed pauses.
+    pub failures: u32,
+    /// When E2B would time the sandbox out (and stop billing it) on its own.
+    pub timeout_at: Option<OffsetDateTime>,
 }
 
 impl Store {
@@ -192,6 +199,11 @@ impl Store {
                 e.set_expression("idleAt", format!("{timeout} + {active}"));
             } else {
                 e.remove("idleShard").remove("idleAt");
+            }
+            if to.is_transitional() {
+                e.set("transitShard", s(keys::transit_shard(&write.key)));
+            } else {
+                e.remove("transitShard");
             }
             if to == SessionState::Paused {
                 e.set("pausedAt", n(at));
@@ -448,6 +460,10 @@ fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
         version: number("version").ok_or_else(corrupt)? as u64,
         last_active_at: from_ms(number("lastActiveAt").unwrap_or_default()),
         idle_at: from_ms(number("idleAt").ok_or_else(corrupt)?),
+        idle_timeout: Duration::from_millis(number("idleTimeoutMs").unwrap_or_default().max(0) as u64),
+        snapshot_on_idle: item.get("snapshotOnIdle").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        failures: number("failures").unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32,
+        timeout_at: number("timeoutAt").map(from_ms),
     })
 }
 

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::expr::{n, s};
 use super::items::{Item, snapshot};
-use super::time_ms::to_ms;
+use super::time_ms::{from_ms, to_ms};
 use super::{Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectId, ProjectKey, Snapshot, SnapshotId, SnapshotStatus, TeamId};
 
@@ -12,6 +12,8 @@ use crate::domain::{ProjectId, ProjectKey, Snapshot, SnapshotId, SnapshotStatus,
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneCandidate {
     pub key: ProjectKey,
+    /// The `pruneAt` the index held: a pass reschedules only if it is still this (`reschedule_prune`).
+    pub due_at: OffsetDateTime,
 }
 
 impl Store {
@@ -225,7 +227,8 @@ impl Store {
                 let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
                 let team = TeamId::parse(text("teamId")?).ok()?;
                 let project = ProjectId::parse(text("projectId")?).ok()?;
-                Some(PruneCandidate { key: ProjectKey::new(team, project) })
+                let due_at = item.get("pruneAt").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(from_ms)?;
+                Some(PruneCandidate { key: ProjectKey::new(team, project), due_at })
             })
             .collect();
         Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
@@ -254,6 +257,33 @@ impl Store {
                 Ok(())
             }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// After a retention pass: the project is next due at `next` (`None`: it leaves the index),
+    /// but only if `pruneAt` is still `seen`. A snapshot recorded or a policy changed during the
+    /// pass moved it, and the project stays due. Answers whether it was rescheduled.
+    pub async fn reschedule_prune(&self, key: &ProjectKey, seen: OffsetDateTime, next: Option<OffsetDateTime>) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .condition_expression("pruneAt = :seen")
+            .expression_attribute_values(":seen", n(to_ms(seen)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match next {
+            Some(at) => request.update_expression("SET pruneAt = :at").expression_attribute_values(":at", n(to_ms(at))),
+            None => request.update_expression("REMOVE pruneShard, pruneAt"),
+        };
+        match request.send().await {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }

@@ -26,6 +26,7 @@ impl Sandman {
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
+        let e2b = self.e2b_for(key)?;
         let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
         let claimed = match self.store.write_session(&claim).await {
             Ok(written) => written,
@@ -51,7 +52,7 @@ impl Sandman {
         } else {
             None
         };
-        match self.e2b_for(key)?.kill(&sandbox.sandbox_id).await {
+        match e2b.kill(&sandbox.sandbox_id).await {
             Ok(()) | Err(E2bError::NotFound) => {
                 let cause = if actor == Actor::User { "killed by user" } else { "killed" };
                 self.settle(SessionWrite::following(key, claimed, actor, cause, self.now()).event(SessionEvent::Killed)).await?;

@@ -93,10 +93,12 @@ impl Sandman {
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the paused session has no sandbox id".into()));
         };
+        // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
+        let e2b = self.e2b_for(&key)?;
         let claim = SessionWrite::new(&record, actor, "resume requested", self.now()).event(SessionEvent::Resume);
         let Claim::Won(claimed) = self.claim(&claim).await? else { return Ok(Claim::Lost) };
         let timeout = record.project.sandbox_timeout;
-        match self.e2b_for(&key)?.connect(&sandbox.sandbox_id, timeout).await {
+        match e2b.connect(&sandbox.sandbox_id, timeout).await {
             Ok(connected) => {
                 let now = self.now();
                 let write = SessionWrite::following(&key, claimed, actor, "resumed", now).event(SessionEvent::Running).changes(SessionChanges {
@@ -129,12 +131,12 @@ impl Sandman {
     /// A new sandbox for the project: from `preferred` (or the newest snapshots), else the template.
     async fn start_fresh(&self, record: ProjectRecord, actor: Actor, preferred: Option<Snapshot>, cause: &str) -> Result<Claim<Opened>, Error> {
         let key = record.project.key();
+        let e2b = self.e2b_for(&key)?;
         let session_id = ulid::Ulid::new().to_string();
         let claim = SessionWrite::new(&record, actor, cause, self.now())
             .event(SessionEvent::Start)
             .changes(SessionChanges { session_id: Some(session_id.clone()), restored_from: Some(None), ..SessionChanges::default() });
         let Claim::Won(claimed) = self.claim(&claim).await? else { return Ok(Claim::Lost) };
-        let e2b = self.e2b_for(&key)?;
         let project = &record.project;
         let sandbox_for = |template_id: &str| NewSandbox {
             template_id: template_id.to_string(),
@@ -188,7 +190,11 @@ impl Sandman {
     }
 
     async fn restore_candidates(&self, key: &crate::domain::ProjectKey, preferred: Option<Snapshot>) -> Result<Vec<Snapshot>, Error> {
-        let newest = self.store.list_snapshots(key, None, 20).await?.items;
+        // A chosen snapshot may be older than any first page: its fallbacks are older still.
+        let newest = match preferred {
+            Some(_) => self.store.all_snapshots(key).await?,
+            None => self.store.list_snapshots(key, None, 20).await?.items,
+        };
         let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
         Ok(match preferred {
             Some(chosen) => std::iter::once(chosen.clone()).chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id)).take(RESTORE_ATTEMPTS).collect(),

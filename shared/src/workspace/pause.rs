@@ -37,6 +37,8 @@ pub enum PauseOutcome {
 
 impl Sandman {
     pub async fn pause(&self, request: PauseRequest) -> Result<PauseOutcome, Error> {
+        // Resolved before the claim: a missing key must not leave the session PAUSING.
+        let e2b = self.e2b_for(&request.key)?;
         let now = self.now();
         let claim = SessionWrite {
             key: request.key.clone(),
@@ -55,10 +57,12 @@ impl Sandman {
             Err(StoreError::Conflict { .. }) => return Ok(PauseOutcome::LostRace),
             Err(err) => return Err(err.into()),
         };
-        let e2b = self.e2b_for(&request.key)?;
         if request.snapshot_first {
-            let record = self.project(&request.key).await?;
-            if let Err(err) = self.create_snapshot(&record, SnapshotKind::AutoBeforePause, "saved before an idle pause".into()).await {
+            let saved = match self.project(&request.key).await {
+                Ok(record) => self.create_snapshot(&record, SnapshotKind::AutoBeforePause, "saved before an idle pause".into()).await.map(drop),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = saved {
                 tracing::warn!(project = %request.key, error = %err, "snapshot before pause failed; pausing anyway");
             }
         }

@@ -54,6 +54,8 @@ async fn clock(State(app): State<App>) -> Json<Value> {
     Json(clock_body(&app))
 }
 
+const MAX_ADVANCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// `{"seconds": 90}` or `{"ms": 1500}`.
 #[derive(Debug, Default, Deserialize)]
 struct AdvanceBody {
@@ -76,6 +78,11 @@ async fn advance_clock(
             ));
         }
     };
+    if by > MAX_ADVANCE {
+        return Err(ApiError::BadRequest(
+            "advance by at most 100 years".to_owned(),
+        ));
+    }
     app.advance_clock(by);
     Ok(Json(clock_body(&app)))
 }

@@ -1,4 +1,4 @@
-//! Sandbox routes: create, get, list, pause, connect/resume, timeout, refresh, kill, metrics.
+//! Sandbox routes: create, get, list, pause, connect/resume, timeout, refresh, kill.
 
 use std::time::Duration;
 
@@ -11,8 +11,7 @@ use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::wire::{
-    self, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody,
-    SandboxMetricBody, TimeoutBody,
+    self, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody, TimeoutBody,
 };
 use crate::app::{App, Team};
 use crate::error::ApiError;
@@ -96,17 +95,18 @@ pub(crate) async fn list(
         .map(wire::decode_token)
         .transpose()?;
 
-    let sandboxes = app.world().list(&team, &filter);
-    let page = wire::paginate(
-        sandboxes,
-        |s| (s.started_at, s.sandbox_id.clone()),
-        ascending,
-        limit,
-        after,
-    );
-    let body: Vec<_> = page.items.iter().map(SandboxDetailBody::listed).collect();
+    let (body, next_token) = {
+        let world = app.world();
+        let page = wire::paginate(world.list(&team, &filter), ascending, limit, after);
+        let body: Vec<_> = page
+            .items
+            .into_iter()
+            .map(SandboxDetailBody::listed)
+            .collect();
+        (body, page.next_token)
+    };
     let mut headers = HeaderMap::new();
-    if let Some(token) = page.next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+    if let Some(token) = next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         headers.insert("x-next-token", token);
     }
     Ok((headers, Json(body)).into_response())
@@ -121,16 +121,13 @@ pub(crate) async fn list_running(
     let pairs = wire::query_pairs(&uri)?;
     let mut filter = list_filter(&pairs)?;
     filter.states = vec![SandboxState::Running];
-    let sandboxes = app.world().list(&team, &filter);
-    let page = wire::paginate(
-        sandboxes,
-        |s| (s.started_at, s.sandbox_id.clone()),
-        false,
-        usize::MAX,
-        None,
-    );
+    let world = app.world();
+    let page = wire::paginate(world.list(&team, &filter), false, usize::MAX, None);
     Ok(Json(
-        page.items.iter().map(SandboxDetailBody::listed).collect(),
+        page.items
+            .into_iter()
+            .map(SandboxDetailBody::listed)
+            .collect(),
     ))
 }
 
@@ -289,71 +286,4 @@ pub(crate) async fn kill(
 ) -> Result<StatusCode, ApiError> {
     app.world().kill(&team, &id, app.now())?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-const METRIC_STEP_SECS: i64 = 5;
-const MAX_METRICS: usize = 100;
-
-/// Synthetic samples every 5 s over the current execution; none while paused.
-pub(crate) async fn metrics(
-    State(app): State<App>,
-    Extension(Team(team)): Extension<Team>,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> Result<Json<Vec<SandboxMetricBody>>, ApiError> {
-    let pairs = wire::query_pairs(&uri)?;
-    let bound = |name: &str| -> Result<Option<i64>, ApiError> {
-        let Some((_, value)) = pairs.iter().find(|(k, _)| k == name) else {
-            return Ok(None);
-        };
-        value
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("{name} must be a unix timestamp in seconds"))
-            })
-    };
-    let (start, end) = (bound("start")?, bound("end")?);
-    if let (Some(start), Some(end)) = (start, end)
-        && start > end
-    {
-        return Err(ApiError::BadRequest(
-            "start must not be after end".to_owned(),
-        ));
-    }
-    let sandbox = app.world().get(&team, &id)?;
-    if sandbox.reported_state() != SandboxState::Running {
-        return Ok(Json(Vec::new()));
-    }
-    let now = app.now().unix_timestamp();
-    let from = start
-        .unwrap_or(i64::MIN)
-        .max(sandbox.started_at.unix_timestamp());
-    let to = end.unwrap_or(i64::MAX).min(now);
-    let mem_total = u64::from(sandbox.memory_mb) * 1024 * 1024;
-    let disk_total = u64::from(sandbox.disk_size_mb) * 1024 * 1024;
-    let mut samples: Vec<SandboxMetricBody> = (0..)
-        .map(|step| to - step * METRIC_STEP_SECS)
-        .take_while(|at| *at >= from)
-        .take(MAX_METRICS)
-        .filter_map(|at| {
-            let timestamp = OffsetDateTime::from_unix_timestamp(at).ok()?;
-            let wobble = (at.rem_euclid(7)) as u64;
-            Some(SandboxMetricBody {
-                timestamp,
-                timestamp_unix: at,
-                cpu_count: sandbox.cpu_count,
-                cpu_used_pct: 1.5 + wobble as f64,
-                mem_used: mem_total / 4 + wobble * 1024 * 1024,
-                mem_total,
-                mem_cache: mem_total / 16,
-                disk_used: disk_total / 10,
-                disk_total,
-            })
-        })
-        .collect();
-    samples.reverse();
-    Ok(Json(samples))
 }

@@ -58,19 +58,15 @@ pub(crate) async fn list(
         .filter(|t| !t.is_empty())
         .map(wire::decode_token)
         .transpose()?;
-    let snapshots = app
-        .world()
-        .list_snapshots(&team, value("sandboxID"), value("name"));
-    let page = wire::paginate(
-        snapshots,
-        |s| (s.created_at, s.template_id.clone()),
-        false,
-        limit,
-        after,
-    );
-    let body: Vec<_> = page.items.iter().map(SnapshotInfoBody::from).collect();
+    let (body, next_token) = {
+        let world = app.world();
+        let snapshots = world.list_snapshots(&team, value("sandboxID"), value("name"));
+        let page = wire::paginate(snapshots, false, limit, after);
+        let body: Vec<_> = page.items.into_iter().map(SnapshotInfoBody::from).collect();
+        (body, page.next_token)
+    };
     let mut headers = HeaderMap::new();
-    if let Some(token) = page.next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+    if let Some(token) = next_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         headers.insert("x-next-token", token);
     }
     Ok((headers, Json(body)).into_response())

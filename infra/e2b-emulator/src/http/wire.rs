@@ -271,40 +271,62 @@ pub(crate) fn parse_limit(value: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-pub(crate) struct Page<T> {
-    pub items: Vec<T>,
+pub(crate) struct Page<'a, T> {
+    pub items: Vec<&'a T>,
     pub next_token: Option<String>,
 }
 
+/// Where an item sits in a listing: by time, ties broken by id.
+pub(crate) trait SortKey {
+    fn sort_key(&self) -> (OffsetDateTime, &str);
+}
+
+impl SortKey for SandboxView {
+    fn sort_key(&self) -> (OffsetDateTime, &str) {
+        (self.started_at, &self.sandbox_id)
+    }
+}
+
+impl SortKey for SnapshotView {
+    fn sort_key(&self) -> (OffsetDateTime, &str) {
+        (self.created_at, &self.template_id)
+    }
+}
+
 /// Sorts by (time, id), newest first unless `ascending`, and returns the page after `after`.
-pub(crate) fn paginate<T>(
-    mut items: Vec<T>,
-    key: impl Fn(&T) -> (OffsetDateTime, String),
+pub(crate) fn paginate<'a, T: SortKey>(
+    mut items: Vec<&'a T>,
     ascending: bool,
     limit: usize,
     after: Option<(OffsetDateTime, String)>,
-) -> Page<T> {
-    items.sort_by_key(|item| key(item));
+) -> Page<'a, T> {
+    items.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     if !ascending {
         items.reverse();
     }
     let start = match &after {
         None => 0,
-        Some(cursor) => items
-            .iter()
-            .position(|item| {
-                let k = key(item);
-                if ascending { &k > cursor } else { &k < cursor }
-            })
-            .unwrap_or(items.len()),
+        Some((at, id)) => {
+            let cursor = (*at, id.as_str());
+            items
+                .iter()
+                .position(|item| {
+                    let key = item.sort_key();
+                    if ascending {
+                        key > cursor
+                    } else {
+                        key < cursor
+                    }
+                })
+                .unwrap_or(items.len())
+        }
     };
-    let mut page: Vec<T> = items.into_iter().skip(start).collect();
-    let more = page.len() > limit;
-    page.truncate(limit);
-    let next_token = if more {
+    let remaining = items.len() - start;
+    let page: Vec<&T> = items.into_iter().skip(start).take(limit).collect();
+    let next_token = if remaining > limit {
         page.last().map(|item| {
-            let (at, id) = key(item);
-            encode_token(at, &id)
+            let (at, id) = item.sort_key();
+            encode_token(at, id)
         })
     } else {
         None
@@ -325,16 +347,24 @@ mod tests {
         assert_eq!(percent_decode("bad%zz"), None);
     }
 
+    struct Item(OffsetDateTime, String);
+
+    impl SortKey for Item {
+        fn sort_key(&self) -> (OffsetDateTime, &str) {
+            (self.0, &self.1)
+        }
+    }
+
     #[test]
     fn pages_walk_every_item_once() {
         let base = OffsetDateTime::UNIX_EPOCH;
-        let items: Vec<(OffsetDateTime, String)> = (0..5)
-            .map(|i| (base + time::Duration::seconds(i % 2), format!("id{i}")))
+        let items: Vec<Item> = (0..5)
+            .map(|i| Item(base + time::Duration::seconds(i % 2), format!("id{i}")))
             .collect();
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = paginate(items.clone(), |item| item.clone(), false, 2, after.clone());
+            let page = paginate(items.iter().collect(), false, 2, after.clone());
             seen.extend(page.items.iter().map(|i| i.1.clone()));
             match page.next_token {
                 Some(token) => after = Some(decode_token(&token).expect("valid token")),

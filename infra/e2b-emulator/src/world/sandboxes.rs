@@ -114,7 +114,7 @@ impl World {
     }
 
     /// Unordered; the caller sorts and paginates.
-    pub(crate) fn list(&self, team: &str, filter: &ListFilter) -> Vec<SandboxView> {
+    pub(crate) fn list(&self, team: &str, filter: &ListFilter) -> Vec<&SandboxView> {
         let Some(ids) = self.live_by_team.get(team) else {
             return Vec::new();
         };
@@ -133,7 +133,6 @@ impl World {
                     .started_after
                     .is_none_or(|after| s.started_at >= after)
             })
-            .cloned()
             .collect()
     }
 

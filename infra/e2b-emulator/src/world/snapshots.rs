@@ -100,7 +100,7 @@ impl World {
         team: &str,
         sandbox_id: Option<&str>,
         name: Option<&str>,
-    ) -> Vec<SnapshotView> {
+    ) -> Vec<&SnapshotView> {
         let named = name.map(SnapshotRef::parse);
         let wanted = named
             .as_ref()
@@ -114,7 +114,6 @@ impl World {
                     .as_ref()
                     .is_none_or(|w| w.as_deref() == Some(s.template_id.as_str()))
             })
-            .cloned()
             .collect()
     }
 

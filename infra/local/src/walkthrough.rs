@@ -1,0 +1,123 @@
+//! The lifecycle end to end, through the HTTP API of a running local stack: register a project,
+//! open its sandbox, heartbeat, go idle and be paused by the enforcer (the webhook confirms),
+//! wake, snapshot, kill with auto-save, reopen from the snapshot, prune. `make demo` prints it;
+//! the end-to-end test runs the very same steps and fails on any unexpected answer.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::stack::LocalStack;
+
+/// How the walkthrough lets time pass: a real sleep in the demo, a clock moved by hand in tests.
+pub type Wait<'a> = Box<dyn Fn(Duration) -> BoxFuture<'a, ()> + Send + Sync + 'a>;
+
+pub const PROJECT: &str = "demo";
+const IDLE: Duration = Duration::from_secs(60);
+
+pub struct Walkthrough<'a> {
+    stack: &'a LocalStack,
+    http: reqwest::Client,
+    token: String,
+    wait: Wait<'a>,
+    say: Box<dyn Fn(&str) + Send + Sync + 'a>,
+}
+
+impl<'a> Walkthrough<'a> {
+    pub fn new(stack: &'a LocalStack, token: String, wait: Wait<'a>, say: impl Fn(&str) + Send + Sync + 'a) -> Self {
+        Self { stack, http: reqwest::Client::new(), token, wait, say: Box::new(say) }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+        let url = format!("{}/v1/projects/{PROJECT}{path}", self.stack.api_url);
+        let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| format!("{method} {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}: {text}"))? };
+        Ok((status, value))
+    }
+
+    async fn expect(&self, method: Method, path: &str, body: Option<Value>, statuses: &[u16]) -> Result<Value, String> {
+        let (status, value) = self.call(method.clone(), path, body).await?;
+        if statuses.contains(&status) { Ok(value) } else { Err(format!("{method} {path}: expected {statuses:?}, got {status}: {value}")) }
+    }
+
+    fn check(&self, ok: bool, what: &str, got: &Value) -> Result<(), String> {
+        if ok { Ok(()) } else { Err(format!("{what}; got {got}")) }
+    }
+
+    async fn state(&self) -> Result<Value, String> {
+        self.expect(Method::GET, "/sandbox", None, &[200]).await
+    }
+
+    async fn tick(&self, binary: &str) -> Result<Value, String> {
+        self.stack.run_job(binary, json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})).await.map_err(|e| e.to_string())
+    }
+
+    async fn settle_webhooks(&self) {
+        if let Some(emulator) = &self.stack.emulator {
+            emulator.settle_webhooks().await;
+        }
+    }
+
+    pub async fn run(&self) -> Result<(), String> {
+        let say = &self.say;
+        let project = json!({"templateId": "base", "idleTimeoutSeconds": IDLE.as_secs(), "retention": {"keepLast": 1}});
+        self.expect(Method::PUT, "", Some(project), &[200, 201]).await?;
+        say("1. registered project `demo` (template base, idle after 60 s, keep 1 snapshot)");
+
+        let opened = self.expect(Method::POST, "/sandbox", None, &[200]).await?;
+        self.check(opened["path"] == "created", "a new project's sandbox is created from its template", &opened)?;
+        let sandbox = opened["sandbox"]["sandboxId"].as_str().unwrap_or_default().to_string();
+        say(&format!("2. opened the workspace: sandbox {sandbox} created, RUNNING"));
+
+        let beat = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
+        let status = self.state().await?;
+        self.check(status["pollAfterMs"] == 30_000, "a running sandbox is polled every 30 s", &status)?;
+        say(&format!("3. heartbeat: {}; status says poll again in 30 s, pause at {}", beat["outcome"], status["pauseAt"]));
+
+        (self.wait)(IDLE + Duration::from_secs(1)).await;
+        let report = self.tick("idle-enforcer").await?;
+        let status = self.state().await?;
+        self.check(status["state"] == "PAUSED" && status["pollAfterMs"].is_null(), "the idle enforcer pauses an idle sandbox", &status)?;
+        self.settle_webhooks().await;
+        let delivered = self.stack.emulator.as_ref().map_or(0, |e| {
+            e.deliveries().iter().filter(|d| d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)).count()
+        });
+        say(&format!("4. idle for 60 s: the enforcer paused it ({report}); E2B's `paused` webhook delivered {delivered}x and verified"));
+
+        let woke = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
+        self.check(woke["outcome"] == "woke", "activity wakes a paused sandbox", &woke)?;
+        self.check(self.state().await?["state"] == "RUNNING", "the woken sandbox runs", &woke)?;
+        say("5. activity on the paused sandbox woke it: RUNNING again");
+
+        let manual = self.expect(Method::POST, "/snapshots", Some(json!({"description": "before the refactor"})), &[201]).await?;
+        say(&format!("6. saved snapshot {}", manual["snapshotId"]));
+
+        let killed = self.expect(Method::DELETE, "/sandbox?snapshot=true", None, &[200]).await?;
+        let auto = killed["snapshot"]["snapshotId"].clone();
+        self.check(auto.is_string(), "a kill with snapshot=true saves one first", &killed)?;
+        say(&format!("7. killed the sandbox, auto-saved as snapshot {auto}"));
+
+        let reopened = self.expect(Method::POST, "/sandbox", None, &[200]).await?;
+        self.check(reopened["path"] == "restored" && reopened["restoredFrom"] == auto, "reopening restores the latest snapshot", &reopened)?;
+        say(&format!("8. reopened: restored from {auto} into sandbox {}", reopened["sandbox"]["sandboxId"]));
+
+        let pruned = self.tick("snapshot-pruner").await?;
+        let left = self.expect(Method::GET, "/snapshots", None, &[200]).await?;
+        let ids: Vec<&Value> = left["items"].as_array().map(|a| a.iter().map(|s| &s["snapshotId"]).collect()).unwrap_or_default();
+        self.check(ids == vec![&auto], "retention keeps the newest snapshot, the one the sandbox runs from", &left)?;
+        say(&format!("9. pruner tick ({pruned}): kept {auto}, deleted the older one"));
+
+        let log = self.expect(Method::GET, "/events", None, &[200]).await?;
+        let lines = log["items"].as_array().map_or(0, Vec::len);
+        say(&format!("10. lifecycle log: {lines} transitions, newest first, each with actor and cause"));
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! The deployed functions, built over one `Sandman`: the very routers and handlers Lambda runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lambda_runtime::{Context, LambdaEvent};
+use sandman::Sandman;
+use sandman::auth::Verifier;
+
+use crate::stack::{Functions, JobFn};
+
+pub fn functions(sandman: &Sandman) -> Result<Functions, String> {
+    let verifier = Verifier::new(&sandman.config.auth, &sandman.secrets).map_err(|e| format!("JWT verifier: {e}"))?;
+    let enforcer = sandman.clone();
+    let pruner = sandman.clone();
+    let idle_enforcer: JobFn = Arc::new(move |input| {
+        let sandman = enforcer.clone();
+        Box::pin(async move {
+            sandman_idle_enforcer::handle(&sandman, LambdaEvent::new(input, Context::default())).await.map_err(|e| e.to_string())
+        })
+    });
+    let snapshot_pruner: JobFn = Arc::new(move |input| {
+        let sandman = pruner.clone();
+        Box::pin(async move {
+            let report = sandman_snapshot_pruner::handle(&sandman, LambdaEvent::new(input, Context::default())).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
+        })
+    });
+    Ok(Functions {
+        api: sandman_api::router(sandman.clone(), verifier),
+        webhook: sandman_webhook::router(sandman.clone()),
+        jobs: HashMap::from([("idle-enforcer".to_string(), idle_enforcer), ("snapshot-pruner".to_string(), snapshot_pruner)]),
+    })
+}

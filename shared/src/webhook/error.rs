@@ -1,0 +1,39 @@
+use super::signature::SignatureError;
+use crate::store::StoreError;
+
+/// Why a delivery was not acknowledged. The receiver maps each to a status: E2B retries any
+/// failure, so only what a retry may fix is a 5xx.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The body passed the signature check but is not a lifecycle event.
+    #[error("{0}")]
+    Malformed(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// Other writers kept changing the session while the event was being applied.
+    #[error("the session kept changing while the event was applied")]
+    Contended,
+}
+
+impl WebhookError {
+    /// Stable, for the `{"error": {"code": ...}}` body and for metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Signature(SignatureError::NoSecrets) => "not_configured",
+            Self::Signature(_) => "invalid_signature",
+            Self::Malformed(_) => "malformed_event",
+            Self::Store(_) => "storage_unavailable",
+            Self::Contended => "contended",
+        }
+    }
+
+    /// Whether a redelivery may succeed (and the answer must make E2B retry).
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(_) | Self::Contended | Self::Signature(SignatureError::NoSecrets)
+        )
+    }
+}
