@@ -1,9 +1,9 @@
 //! Benchmark of the two hot routes, status and heartbeat: the handler's own latency and the
-//! DynamoDB capacity each consumes. Ignored by `cargo test`; run it with DynamoDB Local up:
+//! DynamoDB capacity each consumes. Ignored by `cargo test`; `scripts/bench api` (part of
+//! `make bench`) starts a DynamoDB Local of its own and runs it with the bench profile:
 //!
 //! ```text
-//! CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-//!   cargo test -p sandman-tests --release --test api_bench -- --ignored --nocapture
+//! cargo test --profile bench -p sandman-tests --test api_bench -- --ignored --nocapture
 //! ```
 //!
 //! The router is driven in-process (tower `oneshot`, no socket), JWT check included. Status
