@@ -211,11 +211,17 @@ async fn status_and_heartbeat() {
         "{}",
         raw.line("     raw eventually consistent GetItem (same item)")
     );
+    let tail = routed.percentile(0.99) - raw.percentile(0.99);
+    // DynamoDB Local's tail (its JVM shares the cores) can be wider than the handler's work.
+    let tail = if tail > 0.0 {
+        format!("{tail:>8.1} µs")
+    } else {
+        "n/a (DynamoDB Local's tail dominates)".into()
+    };
     println!(
-        "{:<58} p50 {:>8.1} µs   p99 {:>8.1} µs",
+        "{:<58} p50 {:>8.1} µs   p99 {tail}",
         "     status handler's own (routed - raw percentiles)",
         routed.percentile(0.5) - raw.percentile(0.5),
-        routed.percentile(0.99) - raw.percentile(0.99)
     );
     println!(
         "{}",
