@@ -188,3 +188,39 @@ async fn an_api_gateway_http_api_event_goes_through_the_router() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn the_same_router_serves_over_tcp_on_loopback() {
+    let api = ApiStack::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(axum::serve(listener, api.router.clone()).into_future());
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let put = http
+        .put(format!("{base}/v1/projects/over-tcp"))
+        .bearer_auth(&api.token)
+        .json(&serde_json::json!({"templateId": "base"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let open = http
+        .post(format!("{base}/v1/projects/over-tcp/sandbox"))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = open.json().await.unwrap();
+    assert_eq!(body["path"], "created");
+    let anonymous = http
+        .get(format!("{base}/v1/projects"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let error: Value = anonymous.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "unauthorized");
+    server.abort();
+}

@@ -3,10 +3,12 @@
 //! parse and validate, make one call on the core (`Sandman`), and answer JSON.
 
 mod error;
+mod etag;
 mod extract;
 mod openapi;
 mod page;
 mod routes;
+mod settings;
 mod views;
 
 use std::sync::Arc;

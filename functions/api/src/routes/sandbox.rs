@@ -7,13 +7,13 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sandman::domain::{Actor, SessionState};
 use sandman::workspace::{Activity, PauseOutcome, PauseRequest, Status};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::Api;
 use crate::error::{ApiError, ErrorBody};
+use crate::etag::{entity_tag, matches_any};
 use crate::extract::Project;
 use crate::views::{OpenResult, SandboxStatus, SnapshotView, State};
 
@@ -82,25 +82,6 @@ async fn status(
         body,
     )
         .into_response())
-}
-
-fn entity_tag(body: &[u8]) -> HeaderValue {
-    let hex: String = Sha256::digest(body)[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    HeaderValue::from_str(&format!("\"{hex}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
-}
-
-fn matches_any(if_none_match: Option<&HeaderValue>, etag: &HeaderValue) -> bool {
-    let Some(list) = if_none_match.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let ours = etag.to_str().unwrap_or_default();
-    list.split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -278,25 +259,4 @@ async fn kill(
         already_killed: killed.already,
         snapshot: killed.snapshot.map(SnapshotView::from),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_accepts_lists_weak_tags_and_star() {
-        let etag = entity_tag(b"{}");
-        let header = |text: &str| HeaderValue::from_str(text).unwrap();
-        let tag = etag.to_str().unwrap().to_string();
-        assert!(matches_any(Some(&header(&tag)), &etag));
-        assert!(matches_any(
-            Some(&header(&format!("\"x\", W/{tag}"))),
-            &etag
-        ));
-        assert!(matches_any(Some(&header("*")), &etag));
-        assert!(!matches_any(Some(&header("\"other\"")), &etag));
-        assert!(!matches_any(None, &etag));
-        assert_ne!(entity_tag(b"{}"), entity_tag(b"{ }"));
-    }
 }
