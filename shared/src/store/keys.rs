@@ -30,7 +30,11 @@ pub fn snapshot_sk(id: &SnapshotId) -> String {
     format!("{SNAPSHOT_PREFIX}{id}")
 }
 
-pub fn event_sk(id: &ulid::Ulid) -> String {
+/// A new lifecycle-log sort key. Monotonic within this process, so two transitions written in
+/// the same millisecond still list in the order they happened.
+pub fn next_event_sk() -> String {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let id = GENERATOR.lock().unwrap_or_else(|p| p.into_inner()).generate().unwrap_or_else(|_| ulid::Ulid::new());
     format!("{EVENT_PREFIX}{id}")
 }
 
@@ -79,6 +83,12 @@ mod tests {
 
     fn key(team: &str, project: &str) -> ProjectKey {
         ProjectKey::new(TeamId::parse(team).unwrap(), ProjectId::parse(project).unwrap())
+    }
+
+    #[test]
+    fn event_keys_sort_in_the_order_they_were_made() {
+        let keys: Vec<String> = (0..1000).map(|_| next_event_sk()).collect();
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]

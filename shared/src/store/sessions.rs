@@ -284,7 +284,7 @@ impl Store {
     fn log_put(&self, write: &SessionWrite, to: SessionState) -> Result<Put, StoreError> {
         let mut item: Item = [
             ("pk", s(keys::project_pk(&write.key))),
-            ("sk", s(keys::event_sk(&ulid::Ulid::new()))),
+            ("sk", s(keys::next_event_sk())),
             ("at", n(to_ms(write.at))),
             ("actor", s(write.actor.as_str())),
             ("cause", s(&write.cause)),
