@@ -41,8 +41,15 @@ impl Sandman {
     }
 
     pub fn new(store: Store, config: Config, secrets: Secrets, clock: Clock) -> Result<Sandman, StartupError> {
-        let client = E2bClient::new(E2bSettings { base_url: config.e2b_api_url.clone(), ..E2bSettings::default() })?;
-        let default_key = secrets.e2b_api_key.as_ref().map(|k| ApiKey::new(k.expose())).transpose()?;
+        let client = E2bClient::new(E2bSettings {
+            base_url: config.e2b_api_url.clone(),
+            ..E2bSettings::default()
+        })?;
+        let default_key = secrets
+            .e2b_api_key
+            .as_ref()
+            .map(|k| ApiKey::new(k.expose()))
+            .transpose()?;
         let team_keys = secrets
             .team_e2b_api_keys
             .iter()

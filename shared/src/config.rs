@@ -107,7 +107,12 @@ impl Config {
                     None | Some("pause") => OrphanPolicy::Pause,
                     Some("kill") => OrphanPolicy::Kill,
                     Some("report") => OrphanPolicy::Report,
-                    Some(other) => return Err(invalid("ORPHAN_POLICY", format!("{other:?} is not pause, kill or report"))),
+                    Some(other) => {
+                        return Err(invalid(
+                            "ORPHAN_POLICY",
+                            format!("{other:?} is not pause, kill or report"),
+                        ));
+                    }
                 },
             },
             pruner: PrunerConfig {
@@ -119,7 +124,10 @@ impl Config {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name, reason: reason.into() }
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
 }
 
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
@@ -136,7 +144,10 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(text) => text.trim().parse().map_err(|_| invalid(name, format!("{text:?} is not a number"))),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| invalid(name, format!("{text:?} is not a number"))),
         }
     }
 
@@ -156,21 +167,43 @@ mod tests {
 
     #[test]
     fn names_the_missing_variable() {
-        assert_eq!(Config::from_lookup(lookup(&[])), Err(ConfigError::Missing("SANDMAN_TABLE")));
+        assert_eq!(
+            Config::from_lookup(lookup(&[])),
+            Err(ConfigError::Missing("SANDMAN_TABLE"))
+        );
     }
 
     #[test]
     fn defaults_apply_and_values_parse() {
-        let config = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("HEARTBEAT_INTERVAL_SECS", "45"), ("SANDMAN_SECRET_ARN", "arn:x")])).unwrap();
+        let config = Config::from_lookup(lookup(&[
+            ("SANDMAN_TABLE", "t"),
+            ("HEARTBEAT_INTERVAL_SECS", "45"),
+            ("SANDMAN_SECRET_ARN", "arn:x"),
+        ]))
+        .unwrap();
         assert_eq!(config.heartbeat_interval, Duration::from_secs(45));
         assert_eq!(config.defaults.idle_timeout, Duration::from_secs(600));
-        assert_eq!(config.secrets, SecretsSource::SecretsManager { secret_id: "arn:x".into() });
+        assert_eq!(
+            config.secrets,
+            SecretsSource::SecretsManager {
+                secret_id: "arn:x".into()
+            }
+        );
         assert_eq!(config.auth.team_claim, "team_id");
     }
 
     #[test]
     fn names_the_malformed_variable() {
         let err = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("ENFORCER_CONCURRENCY", "lots")])).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { name: "ENFORCER_CONCURRENCY", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: "ENFORCER_CONCURRENCY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -25,7 +25,10 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NotFound("project"),
             StoreError::Conflict { .. } => Error::Conflict("the sandbox was changed concurrently; try again".into()),
             StoreError::Refused(refusal) => Error::from(refusal),
-            StoreError::BadCursor(bad) => Error::Invalid { field: "cursor", message: bad.to_string() },
+            StoreError::BadCursor(bad) => Error::Invalid {
+                field: "cursor",
+                message: bad.to_string(),
+            },
             other => Error::Store(other),
         }
     }

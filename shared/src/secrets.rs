@@ -61,27 +61,43 @@ impl Secrets {
             SecretsSource::Environment => Self::from_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
             SecretsSource::SecretsManager { secret_id } => {
                 let client = aws_sdk_secretsmanager::Client::new(aws);
-                let out = client.get_secret_value().secret_id(secret_id).send().await.map_err(|err| SecretsError::Fetch {
-                    secret_id: secret_id.clone(),
-                    message: aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string(),
-                })?;
+                let out = client
+                    .get_secret_value()
+                    .secret_id(secret_id)
+                    .send()
+                    .await
+                    .map_err(|err| SecretsError::Fetch {
+                        secret_id: secret_id.clone(),
+                        message: aws_sdk_secretsmanager::error::DisplayErrorContext(&err).to_string(),
+                    })?;
                 let text = out.secret_string().unwrap_or_default();
-                serde_json::from_str(text).map_err(|err| SecretsError::Malformed { secret_id: secret_id.clone(), message: err.to_string() })
+                serde_json::from_str(text).map_err(|err| SecretsError::Malformed {
+                    secret_id: secret_id.clone(),
+                    message: err.to_string(),
+                })
             }
         }
     }
 
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Secrets, SecretsError> {
         let team_e2b_api_keys = match get("E2B_TEAM_API_KEYS") {
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|err| SecretsError::Environment { name: "E2B_TEAM_API_KEYS", message: format!("expected a JSON object of team id to key: {err}") })?,
+            Some(json) => serde_json::from_str(&json).map_err(|err| SecretsError::Environment {
+                name: "E2B_TEAM_API_KEYS",
+                message: format!("expected a JSON object of team id to key: {err}"),
+            })?,
             None => HashMap::new(),
         };
         Ok(Secrets {
             e2b_api_key: get("E2B_API_KEY").map(Secret::new),
             team_e2b_api_keys,
             webhook_secrets: get("E2B_WEBHOOK_SECRETS")
-                .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Secret::new).collect())
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                })
                 .unwrap_or_default(),
             jwt_hs256_secret: get("JWT_HS256_SECRET").map(Secret::new),
         })
@@ -105,7 +121,9 @@ mod tests {
 
     #[test]
     fn environment_lists_are_split_and_bad_json_is_named() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string());
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        };
         let secrets = Secrets::from_env(env(&[("E2B_WEBHOOK_SECRETS", "a, b,")])).unwrap();
         assert_eq!(secrets.webhook_secrets, vec![Secret::new("a"), Secret::new("b")]);
         let err = Secrets::from_env(env(&[("E2B_TEAM_API_KEYS", "nope")])).unwrap_err();

@@ -9,7 +9,12 @@ use crate::store::{Cursor, Page, ProjectRecord, StoreError};
 impl Sandman {
     /// Saves the project's current sandbox. The record is written after E2B answers; should that
     /// write fail, the E2B snapshot is deleted again so nothing is left that the table does not know.
-    pub async fn create_snapshot(&self, record: &ProjectRecord, kind: SnapshotKind, description: String) -> Result<Snapshot, Error> {
+    pub async fn create_snapshot(
+        &self,
+        record: &ProjectRecord,
+        kind: SnapshotKind,
+        description: String,
+    ) -> Result<Snapshot, Error> {
         let key = record.project.key();
         let sandbox = record
             .session
@@ -19,7 +24,12 @@ impl Sandman {
             .ok_or_else(|| Error::Conflict("the project has no live sandbox to snapshot".into()))?;
         let e2b = self.e2b_for(&key)?;
         let snapshot_id = SnapshotId::generate();
-        let info = e2b.create_snapshot(&sandbox.sandbox_id, Some(&format!("sandman-{}", snapshot_id.as_str().to_lowercase()))).await?;
+        let info = e2b
+            .create_snapshot(
+                &sandbox.sandbox_id,
+                Some(&format!("sandman-{}", snapshot_id.as_str().to_lowercase())),
+            )
+            .await?;
         let snapshot = Snapshot {
             snapshot_id,
             team_id: key.team.clone(),
@@ -44,13 +54,21 @@ impl Sandman {
         Ok(snapshot)
     }
 
-    pub async fn list_snapshots(&self, key: &ProjectKey, cursor: Option<&Cursor>, limit: i32) -> Result<Page<Snapshot>, Error> {
+    pub async fn list_snapshots(
+        &self,
+        key: &ProjectKey,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<Page<Snapshot>, Error> {
         self.project(key).await?;
         Ok(self.store.list_snapshots(key, cursor, limit).await?)
     }
 
     pub async fn snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, Error> {
-        self.store.get_snapshot(key, id).await?.ok_or(Error::NotFound("snapshot"))
+        self.store
+            .get_snapshot(key, id)
+            .await?
+            .ok_or(Error::NotFound("snapshot"))
     }
 
     /// Unpinning may put the project over its retention policy: it is marked due for a pass.
@@ -74,7 +92,9 @@ impl Sandman {
         }
         let record = self.project(key).await?;
         if in_use(&record, id) {
-            return Err(Error::Conflict("the project's live sandbox was restored from this snapshot".into()));
+            return Err(Error::Conflict(
+                "the project's live sandbox was restored from this snapshot".into(),
+            ));
         }
         self.store.mark_deleting(key, id).await.map_err(|err| match err {
             StoreError::NotFound => Error::NotFound("snapshot"),
@@ -101,5 +121,8 @@ impl Sandman {
 
 /// E2B refuses to delete a snapshot while a sandbox created from it runs.
 pub(crate) fn in_use(record: &ProjectRecord, id: &SnapshotId) -> bool {
-    record.session.as_ref().is_some_and(|s| s.state != SessionState::Killed && s.restored_from.as_ref() == Some(id))
+    record
+        .session
+        .as_ref()
+        .is_some_and(|s| s.state != SessionState::Killed && s.restored_from.as_ref() == Some(id))
 }

@@ -8,11 +8,19 @@ use tracing_subscriber::EnvFilter;
 
 /// Call once at start-up. JSON when running in Lambda or when `LOG_FORMAT=json`.
 pub fn init(function: &str) {
-    let json = std::env::var("LOG_FORMAT").map(|f| f == "json").unwrap_or_else(|_| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
+    let json = std::env::var("LOG_FORMAT")
+        .map(|f| f == "json")
+        .unwrap_or_else(|_| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).without_time().try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .try_init()
     } else {
         builder.compact().try_init()
     };
@@ -30,7 +38,10 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(function: impl Into<String>) -> Self {
-        Self { function: function.into(), values: BTreeMap::new() }
+        Self {
+            function: function.into(),
+            values: BTreeMap::new(),
+        }
     }
 
     pub fn count(&mut self, name: &'static str, n: u64) {
@@ -48,7 +59,11 @@ impl Metrics {
 
     /// The EMF document (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
     pub fn to_emf(&self, timestamp_ms: i64) -> serde_json::Value {
-        let definitions: Vec<_> = self.values.iter().map(|(name, (_, unit))| serde_json::json!({"Name": name, "Unit": unit})).collect();
+        let definitions: Vec<_> = self
+            .values
+            .iter()
+            .map(|(name, (_, unit))| serde_json::json!({"Name": name, "Unit": unit}))
+            .collect();
         let mut doc = serde_json::json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
@@ -85,8 +100,15 @@ mod tests {
         assert_eq!(doc["Paused"], 3.0);
         assert_eq!(doc["TickDurationMs"], 12.5);
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Sandman");
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map(Vec::len),
+            Some(2)
+        );
         assert_eq!(doc["Function"], "idle-enforcer");
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"], []]), "alarms read the undimensioned series");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function"], []]),
+            "alarms read the undimensioned series"
+        );
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use e2b_emulator::{Emulator, EmulatorConfig, Fault, Route, TeamAccount};
 use sandman::e2b::{
-    ApiKey, E2b, E2bAccounts, E2bClient, E2bError, E2bSettings, NewSandbox, NewWebhook,
-    SandboxFilter, SandboxState, Secret, WebhookUpdate,
+    ApiKey, E2b, E2bAccounts, E2bClient, E2bError, E2bSettings, NewSandbox, NewWebhook, SandboxFilter, SandboxState,
+    Secret, WebhookUpdate,
 };
 use serde_json::json;
 
@@ -21,10 +21,7 @@ const KEY_B: &str = "e2b_key_team_b";
 async fn emulator() -> Emulator {
     captured_logs();
     let config = EmulatorConfig {
-        teams: vec![
-            TeamAccount::new(TEAM_A, KEY_A),
-            TeamAccount::new(TEAM_B, KEY_B),
-        ],
+        teams: vec![TeamAccount::new(TEAM_A, KEY_A), TeamAccount::new(TEAM_B, KEY_B)],
         snapshot_duration: Duration::ZERO,
         ..EmulatorConfig::default()
     };
@@ -71,11 +68,7 @@ fn fail_always(status: u16) -> Fault {
 }
 
 fn statuses(emulator: &Emulator, route: Route) -> Vec<u16> {
-    emulator
-        .calls_to(route)
-        .iter()
-        .map(|call| call.status)
-        .collect()
+    emulator.calls_to(route).iter().map(|call| call.status).collect()
 }
 
 // ---- every call ----
@@ -85,10 +78,7 @@ async fn a_sandbox_goes_through_its_whole_life() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
 
-    let created = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create");
+    let created = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create");
     let id = created.sandbox_id.as_str();
     assert_eq!(created.template_id, "base");
     assert!(!created.envd_version.is_empty());
@@ -96,28 +86,19 @@ async fn a_sandbox_goes_through_its_whole_life() {
     assert_eq!(sent.path, "/v2/sandboxes");
     assert_eq!(
         sent.body,
-        Some(
-            json!({"templateID": "base", "timeout": 300, "autoPause": true,
-                    "metadata": {"projectId": "p1"}, "envVars": {"GREETING": "hello"}})
-        )
+        Some(json!({"templateID": "base", "timeout": 300, "autoPause": true,
+                    "metadata": {"projectId": "p1"}, "envVars": {"GREETING": "hello"}}))
     );
 
     let detail = e2b.get_sandbox(id).await.expect("get");
     assert_eq!(detail.state, SandboxState::Running);
     assert_eq!(detail.metadata["projectId"], "p1");
-    assert_eq!(
-        detail.end_at - detail.started_at,
-        time::Duration::seconds(300)
-    );
+    assert_eq!(detail.end_at - detail.started_at, time::Duration::seconds(300));
 
-    e2b.set_timeout(id, Duration::from_secs(60))
-        .await
-        .expect("set timeout");
+    e2b.set_timeout(id, Duration::from_secs(60)).await.expect("set timeout");
     let shortened = e2b.get_sandbox(id).await.expect("get").end_at;
     assert!(shortened < detail.end_at, "set_timeout can shorten");
-    e2b.refresh(id, Duration::from_secs(600))
-        .await
-        .expect("refresh");
+    e2b.refresh(id, Duration::from_secs(600)).await.expect("refresh");
     assert!(e2b.get_sandbox(id).await.expect("get").end_at > shortened);
     assert_eq!(
         emulator.calls_to(Route::SetTimeout)[0].body,
@@ -142,26 +123,17 @@ async fn a_sandbox_goes_through_its_whole_life() {
     );
 
     e2b.pause(id).await.expect("pause");
-    assert_eq!(
-        e2b.get_sandbox(id).await.expect("get").state,
-        SandboxState::Paused
-    );
+    assert_eq!(e2b.get_sandbox(id).await.expect("get").state, SandboxState::Paused);
     let again = e2b.pause(id).await.expect_err("already paused");
     assert!(again.is_conflict(), "{again:?}");
 
-    let resumed = e2b
-        .connect(id, Duration::from_secs(900))
-        .await
-        .expect("connect");
+    let resumed = e2b.connect(id, Duration::from_secs(900)).await.expect("connect");
     assert!(resumed.resumed);
     assert_eq!(resumed.sandbox.sandbox_id, id);
     let connect = emulator.calls_to(Route::ConnectSandbox)[0].clone();
     assert_eq!(connect.path, format!("/v2/sandboxes/{id}/connect"));
     assert_eq!(connect.body, Some(json!({"timeout": 900})));
-    let running = e2b
-        .connect(id, Duration::from_secs(900))
-        .await
-        .expect("connect");
+    let running = e2b.connect(id, Duration::from_secs(900)).await.expect("connect");
     assert!(!running.resumed);
 
     e2b.kill(id).await.expect("kill");
@@ -180,16 +152,10 @@ async fn listing_follows_every_page_and_applies_the_filter() {
     let tricky = "batch one&two=three";
     let mut wanted = BTreeSet::new();
     for _ in 0..105 {
-        let sandbox = e2b
-            .create_sandbox(&new_sandbox(tricky))
-            .await
-            .expect("create");
+        let sandbox = e2b.create_sandbox(&new_sandbox(tricky)).await.expect("create");
         wanted.insert(sandbox.sandbox_id);
     }
-    let other = e2b
-        .create_sandbox(&new_sandbox("other"))
-        .await
-        .expect("create");
+    let other = e2b.create_sandbox(&new_sandbox("other")).await.expect("create");
     let paused = wanted.first().expect("some").clone();
     e2b.pause(&paused).await.expect("pause");
     emulator.clear_calls();
@@ -204,13 +170,7 @@ async fn listing_follows_every_page_and_applies_the_filter() {
     assert_eq!(ids, wanted);
     let pages = emulator.calls_to(Route::ListSandboxes);
     assert_eq!(pages.len(), 2);
-    assert!(
-        pages[1]
-            .query
-            .as_deref()
-            .unwrap_or("")
-            .contains("nextToken=")
-    );
+    assert!(pages[1].query.as_deref().unwrap_or("").contains("nextToken="));
 
     let paused_only = SandboxFilter {
         states: vec![SandboxState::Paused],
@@ -221,10 +181,7 @@ async fn listing_follows_every_page_and_applies_the_filter() {
     assert_eq!(listed[0].sandbox_id, paused);
     assert_eq!(listed[0].state, SandboxState::Paused);
 
-    let everything = e2b
-        .list_sandboxes(&SandboxFilter::default())
-        .await
-        .expect("list");
+    let everything = e2b.list_sandboxes(&SandboxFilter::default()).await.expect("list");
     assert_eq!(everything.len(), 106);
     assert!(everything.iter().any(|s| s.sandbox_id == other.sandbox_id));
 }
@@ -233,23 +190,14 @@ async fn listing_follows_every_page_and_applies_the_filter() {
 async fn snapshots_are_taken_listed_restored_and_deleted() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let source = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create");
+    let source = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create");
     let id = source.sandbox_id.as_str();
 
-    let named = e2b
-        .create_snapshot(id, Some("nightly"))
-        .await
-        .expect("snapshot");
+    let named = e2b.create_snapshot(id, Some("nightly")).await.expect("snapshot");
     assert!(named.snapshot_id.contains('/'), "{named:?}");
     assert_eq!(named.names, vec![named.snapshot_id.clone()]);
     let unnamed = e2b.create_snapshot(id, None).await.expect("snapshot");
-    assert_eq!(
-        emulator.calls_to(Route::CreateSnapshot)[1].body,
-        Some(json!({}))
-    );
+    assert_eq!(emulator.calls_to(Route::CreateSnapshot)[1].body, Some(json!({})));
     for _ in 0..100 {
         e2b.create_snapshot(id, None).await.expect("snapshot");
     }
@@ -270,27 +218,17 @@ async fn snapshots_are_taken_listed_restored_and_deleted() {
         .expect("the emulator has it")
         .template_id;
     assert_eq!(
-        emulator
-            .sandbox(&restored.sandbox_id)
-            .expect("known")
-            .from_snapshot,
+        emulator.sandbox(&restored.sandbox_id).expect("known").from_snapshot,
         Some(template_of_unnamed)
     );
     e2b.kill(&restored.sandbox_id).await.expect("kill");
 
-    e2b.delete_snapshot(&named.snapshot_id)
-        .await
-        .expect("delete named");
-    e2b.delete_snapshot(&unnamed.snapshot_id)
-        .await
-        .expect("delete unnamed");
+    e2b.delete_snapshot(&named.snapshot_id).await.expect("delete named");
+    e2b.delete_snapshot(&unnamed.snapshot_id).await.expect("delete unnamed");
     let left = e2b.list_snapshots(id).await.expect("list");
     assert_eq!(left.len(), 100);
     assert!(left.iter().all(|s| s != &named && s != &unnamed));
-    let again = e2b
-        .delete_snapshot(&named.snapshot_id)
-        .await
-        .expect_err("gone");
+    let again = e2b.delete_snapshot(&named.snapshot_id).await.expect_err("gone");
     assert!(again.is_not_found(), "{again:?}");
 }
 
@@ -301,10 +239,7 @@ async fn webhooks_are_registered_listed_updated_and_deleted() {
     let new = NewWebhook {
         name: "sandman".into(),
         url: "https://sandman.example.com/e2b/webhook".into(),
-        events: vec![
-            "sandbox.lifecycle.paused".into(),
-            "sandbox.lifecycle.killed".into(),
-        ],
+        events: vec!["sandbox.lifecycle.paused".into(), "sandbox.lifecycle.killed".into()],
         signature_secret: Secret::new("whsec_local"),
         enabled: true,
     };
@@ -313,27 +248,18 @@ async fn webhooks_are_registered_listed_updated_and_deleted() {
     assert_eq!(registered.team_id, TEAM_A);
     assert_eq!(registered.events, new.events);
     assert!(registered.enabled);
-    let sent = emulator.calls_to(Route::Webhooks)[0]
-        .body
-        .clone()
-        .expect("json body");
+    let sent = emulator.calls_to(Route::Webhooks)[0].body.clone().expect("json body");
     assert_eq!(sent["signatureSecret"], "whsec_local");
 
     let listed = e2b.list_webhooks().await.expect("list");
     assert_eq!(listed, vec![registered.clone()]);
-    assert_eq!(
-        e2b.get_webhook(&registered.id).await.expect("get"),
-        registered
-    );
+    assert_eq!(e2b.get_webhook(&registered.id).await.expect("get"), registered);
 
     let disable = WebhookUpdate {
         enabled: Some(false),
         ..WebhookUpdate::default()
     };
-    let updated = e2b
-        .update_webhook(&registered.id, &disable)
-        .await
-        .expect("update");
+    let updated = e2b.update_webhook(&registered.id, &disable).await.expect("update");
     assert!(!updated.enabled);
     assert_eq!(updated.url, registered.url);
 
@@ -349,16 +275,9 @@ async fn webhooks_are_registered_listed_updated_and_deleted() {
 async fn e2b_errors_map_to_their_variants() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
 
-    assert!(matches!(
-        e2b.get_sandbox("nope").await,
-        Err(E2bError::NotFound)
-    ));
+    assert!(matches!(e2b.get_sandbox("nope").await, Err(E2bError::NotFound)));
 
     e2b.pause(&id).await.expect("pause");
     match e2b.pause(&id).await {
@@ -372,10 +291,7 @@ async fn e2b_errors_map_to_their_variants() {
     }
 
     let stranger = e2b_with(settings(emulator.base_url()), "e2b_not_a_key");
-    assert!(matches!(
-        stranger.get_sandbox(&id).await,
-        Err(E2bError::Unauthorized)
-    ));
+    assert!(matches!(stranger.get_sandbox(&id).await, Err(E2bError::Unauthorized)));
 
     emulator.set_fault(Route::GetSandbox, fail_always(418));
     match e2b.get_sandbox(&id).await {
@@ -411,11 +327,7 @@ async fn a_429_that_outlives_the_retries_is_rate_limited_with_retry_after() {
 async fn a_rate_limited_call_succeeds_on_its_second_attempt() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     emulator.set_fault(
         Route::GetSandbox,
         Fault {
@@ -432,11 +344,7 @@ async fn a_rate_limited_call_succeeds_on_its_second_attempt() {
 async fn a_persistent_500_is_unavailable_after_the_bounded_attempts() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     emulator.set_fault(Route::PauseSandbox, fail_always(500));
     match e2b.pause(&id).await {
         Err(E2bError::Unavailable { attempts, detail }) => {
@@ -452,11 +360,7 @@ async fn a_persistent_500_is_unavailable_after_the_bounded_attempts() {
 async fn every_transient_status_is_retried_for_safe_calls() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     for status in [500, 502, 503, 504] {
         emulator.clear_calls();
         let once = Fault {
@@ -465,9 +369,7 @@ async fn every_transient_status_is_retried_for_safe_calls() {
             ..Fault::default()
         };
         emulator.set_fault(Route::SetTimeout, once);
-        e2b.set_timeout(&id, Duration::from_secs(120))
-            .await
-            .expect("retried");
+        e2b.set_timeout(&id, Duration::from_secs(120)).await.expect("retried");
         assert_eq!(statuses(&emulator, Route::SetTimeout), vec![status, 204]);
     }
 }
@@ -482,22 +384,12 @@ async fn creates_are_not_repeated_after_a_server_error() {
         ..Fault::default()
     };
     emulator.set_fault(Route::CreateSandbox, once.clone());
-    let error = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect_err("not retried");
-    assert!(
-        matches!(error, E2bError::Unavailable { attempts: 1, .. }),
-        "{error:?}"
-    );
+    let error = e2b.create_sandbox(&new_sandbox("p1")).await.expect_err("not retried");
+    assert!(matches!(error, E2bError::Unavailable { attempts: 1, .. }), "{error:?}");
     assert_eq!(statuses(&emulator, Route::CreateSandbox), vec![500]);
     assert!(emulator.sandboxes().is_empty());
 
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     emulator.set_fault(
         Route::CreateSnapshot,
         Fault {
@@ -505,14 +397,8 @@ async fn creates_are_not_repeated_after_a_server_error() {
             ..once
         },
     );
-    let error = e2b
-        .create_snapshot(&id, None)
-        .await
-        .expect_err("not retried");
-    assert!(
-        matches!(error, E2bError::Unavailable { attempts: 1, .. }),
-        "{error:?}"
-    );
+    let error = e2b.create_snapshot(&id, None).await.expect_err("not retried");
+    assert!(matches!(error, E2bError::Unavailable { attempts: 1, .. }), "{error:?}");
     assert_eq!(statuses(&emulator, Route::CreateSnapshot), vec![503]);
     assert!(emulator.snapshots().is_empty());
 }
@@ -526,9 +412,7 @@ async fn creates_are_repeated_when_refused_with_429() {
         ..Fault::default()
     };
     emulator.set_fault(Route::CreateSandbox, burst);
-    e2b.create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("retried");
+    e2b.create_sandbox(&new_sandbox("p1")).await.expect("retried");
     assert_eq!(statuses(&emulator, Route::CreateSandbox), vec![429, 201]);
     assert_eq!(emulator.sandboxes().len(), 1);
 }
@@ -539,11 +423,7 @@ async fn creates_are_repeated_when_refused_with_429() {
 async fn the_call_deadline_cuts_a_slow_answer_short() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     let slow = Fault {
         latency: Duration::from_secs(5),
         ..Fault::default()
@@ -566,11 +446,7 @@ async fn the_call_deadline_cuts_a_slow_answer_short() {
 async fn the_call_deadline_bounds_all_attempts_together() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     let slow_and_failing = Fault {
         latency: Duration::from_millis(100),
         ..fail_always(503)
@@ -612,46 +488,24 @@ async fn each_team_reaches_e2b_with_its_own_key() {
         (TEAM_A.to_owned(), ApiKey::new(KEY_A).expect("key")),
         (TEAM_B.to_owned(), ApiKey::new(KEY_B).expect("key")),
     ]);
-    let with_default = E2bAccounts::new(
-        client.clone(),
-        Some(ApiKey::new(KEY_B).expect("key")),
-        keys.clone(),
-    );
+    let with_default = E2bAccounts::new(client.clone(), Some(ApiKey::new(KEY_B).expect("key")), keys.clone());
     let without_default = E2bAccounts::new(client, None, keys);
 
     let a = with_default.for_team(TEAM_A).expect("team a");
     let b = with_default.for_team(TEAM_B).expect("team b");
-    let in_a = a
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
-    let in_b = b
-        .create_sandbox(&new_sandbox("p2"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let in_a = a.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
+    let in_b = b.create_sandbox(&new_sandbox("p2")).await.expect("create").sandbox_id;
     assert_eq!(emulator.sandbox(&in_a).expect("known").team_id, TEAM_A);
     assert_eq!(emulator.sandbox(&in_b).expect("known").team_id, TEAM_B);
-    assert!(
-        b.get_sandbox(&in_a)
-            .await
-            .expect_err("not b's")
-            .is_not_found()
-    );
+    assert!(b.get_sandbox(&in_a).await.expect_err("not b's").is_not_found());
 
-    let newcomer = with_default
-        .for_team("team-new")
-        .expect("falls back to the default");
+    let newcomer = with_default.for_team("team-new").expect("falls back to the default");
     let via_default = newcomer
         .create_sandbox(&new_sandbox("p3"))
         .await
         .expect("create")
         .sandbox_id;
-    assert_eq!(
-        emulator.sandbox(&via_default).expect("known").team_id,
-        TEAM_B
-    );
+    assert_eq!(emulator.sandbox(&via_default).expect("known").team_id, TEAM_B);
     assert!(matches!(
         without_default.for_team("team-new"),
         Err(E2bError::NoCredentials)
@@ -712,11 +566,7 @@ fn captured_logs() -> &'static CapturedLogs {
 async fn calls_are_logged_with_their_route_and_never_with_the_key() {
     let emulator = emulator().await;
     let e2b = e2b(&emulator);
-    let id = e2b
-        .create_sandbox(&new_sandbox("p1"))
-        .await
-        .expect("create")
-        .sandbox_id;
+    let id = e2b.create_sandbox(&new_sandbox("p1")).await.expect("create").sandbox_id;
     let once = Fault {
         fail_next: 1,
         ..Fault::default()

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use sandman::domain::{
-    Actor, IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, SandboxRef, SessionEvent, SessionState, TeamId,
+    Actor, IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, SandboxRef, SessionEvent, SessionState,
+    TeamId,
 };
 use sandman::store::{Consistency, Dedupe, ProjectRecord, SessionChanges, SessionWrite, Store, StoreError, keys};
 use sandman_local::testkit::TestTable;
@@ -27,7 +28,10 @@ fn spec(project: &str, idle_timeout: Duration) -> ProjectSpec {
     ProjectSpec {
         key: key(project),
         template_id: "base".into(),
-        idle: IdlePolicy { idle_timeout, snapshot_on_idle: false },
+        idle: IdlePolicy {
+            idle_timeout,
+            snapshot_on_idle: false,
+        },
         retention: RetentionPolicy::default(),
         sandbox_timeout: Duration::from_secs(900),
         snapshot_before_kill: false,
@@ -35,7 +39,11 @@ fn spec(project: &str, idle_timeout: Duration) -> ProjectSpec {
 }
 
 async fn read(store: &Store, key: &ProjectKey) -> ProjectRecord {
-    store.get_project(key, Consistency::Strong).await.unwrap().expect("project exists")
+    store
+        .get_project(key, Consistency::Strong)
+        .await
+        .unwrap()
+        .expect("project exists")
 }
 
 /// A project whose sandbox started and was last active at `active_at`.
@@ -43,14 +51,22 @@ async fn running(store: &Store, project: &str, idle_timeout: Duration, active_at
     let record = store.put_project(&spec(project, idle_timeout), T0).await.unwrap();
     let start = SessionWrite::new(&record, Actor::User, "open", active_at)
         .event(SessionEvent::Start)
-        .changes(SessionChanges { session_id: Some(format!("s-{project}")), ..Default::default() });
+        .changes(SessionChanges {
+            session_id: Some(format!("s-{project}")),
+            ..Default::default()
+        });
     store.write_session(&start).await.unwrap();
     let record = read(store, &record.project.key()).await;
-    let started = SessionWrite::new(&record, Actor::User, "created", active_at).event(SessionEvent::Running).changes(SessionChanges {
-        sandbox: Some(SandboxRef { sandbox_id: format!("sbx-{project}"), domain: None }),
-        last_active_at: Some(active_at),
-        ..Default::default()
-    });
+    let started = SessionWrite::new(&record, Actor::User, "created", active_at)
+        .event(SessionEvent::Running)
+        .changes(SessionChanges {
+            sandbox: Some(SandboxRef {
+                sandbox_id: format!("sbx-{project}"),
+                domain: None,
+            }),
+            last_active_at: Some(active_at),
+            ..Default::default()
+        });
     store.write_session(&started).await.unwrap();
     read(store, &record.project.key()).await
 }
@@ -80,11 +96,18 @@ async fn a_project_round_trips_and_keeps_its_session_when_updated() {
     let session = record.session.as_ref().unwrap();
     assert_eq!(session.idle_at, Some(T0 + Duration::from_secs(600)));
 
-    let updated = store.put_project(&spec("p1", Duration::from_secs(60)), T0 + Duration::from_secs(5)).await.unwrap();
+    let updated = store
+        .put_project(&spec("p1", Duration::from_secs(60)), T0 + Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(updated.version, 2, "settings are not a transition");
     assert_eq!(updated.state(), Some(SessionState::Running));
     assert_eq!(updated.project.idle.idle_timeout, Duration::from_secs(60));
-    assert_eq!(updated.session.unwrap().idle_at, Some(T0 + Duration::from_secs(60)), "idle deadline follows the new timeout");
+    assert_eq!(
+        updated.session.unwrap().idle_at,
+        Some(T0 + Duration::from_secs(60)),
+        "idle deadline follows the new timeout"
+    );
     assert_eq!(updated.project.created_at, T0);
 }
 
@@ -101,13 +124,35 @@ async fn a_stale_version_or_wrong_state_is_refused_and_changes_nothing() {
     }
     let mut wrong_state = SessionWrite::new(&record, Actor::IdleEnforcer, "idle 10m", T0).event(SessionEvent::Pause);
     wrong_state.from = Some(SessionState::Paused);
-    assert!(matches!(store.write_session(&wrong_state).await, Err(StoreError::Refused(_))), "PAUSED + PAUSE is refused by the state machine");
+    assert!(
+        matches!(store.write_session(&wrong_state).await, Err(StoreError::Refused(_))),
+        "PAUSED + PAUSE is refused by the state machine"
+    );
     wrong_state.from = Some(SessionState::Resuming);
     wrong_state.event = Some(SessionEvent::Paused);
-    assert!(matches!(store.write_session(&wrong_state).await, Err(StoreError::Conflict { .. })), "the stored state is RUNNING, not RESUMING");
+    assert!(
+        matches!(
+            store.write_session(&wrong_state).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "the stored state is RUNNING, not RESUMING"
+    );
 
-    assert_eq!(read(&store, &record.project.key()).await, record, "the item is unchanged");
-    assert_eq!(store.list_events(&record.project.key(), None, 10).await.unwrap().items.len(), 2, "no log line for refused writes");
+    assert_eq!(
+        read(&store, &record.project.key()).await,
+        record,
+        "the item is unchanged"
+    );
+    assert_eq!(
+        store
+            .list_events(&record.project.key(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2,
+        "no log line for refused writes"
+    );
 }
 
 #[tokio::test]
@@ -117,16 +162,23 @@ async fn of_many_concurrent_writers_exactly_one_wins() {
     let writers = (0..24).map(|i| {
         let (store, record) = (store.clone(), record.clone());
         tokio::spawn(async move {
-            let write = SessionWrite::new(&record, Actor::IdleEnforcer, format!("writer {i}"), T0).event(SessionEvent::Pause);
+            let write =
+                SessionWrite::new(&record, Actor::IdleEnforcer, format!("writer {i}"), T0).event(SessionEvent::Pause);
             store.write_session(&write).await
         })
     });
     let results = futures::future::join_all(writers).await;
     let wins = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
-    let conflicts = results.iter().filter(|r| matches!(r, Ok(Err(StoreError::Conflict { .. })))).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(StoreError::Conflict { .. }))))
+        .count();
     assert_eq!((wins, conflicts), (1, 23));
     let after = read(&store, &record.project.key()).await;
-    assert_eq!((after.state(), after.version), (Some(SessionState::Pausing), record.version + 1));
+    assert_eq!(
+        (after.state(), after.version),
+        (Some(SessionState::Pausing), record.version + 1)
+    );
     let log = store.list_events(&record.project.key(), None, 50).await.unwrap().items;
     assert_eq!(log.iter().filter(|e| e.to == SessionState::Pausing).count(), 1);
 }
@@ -138,13 +190,25 @@ async fn a_session_leaves_the_idle_index_the_moment_it_stops_running() {
     let later = T0 + Duration::from_secs(120);
     assert_eq!(idle_keys(&store, later).await, BTreeSet::from(["p1".to_string()]));
 
-    let claim = SessionWrite { idle_by: Some(later), ..SessionWrite::new(&record, Actor::IdleEnforcer, "idle 1m", later).event(SessionEvent::Pause) };
+    let claim = SessionWrite {
+        idle_by: Some(later),
+        ..SessionWrite::new(&record, Actor::IdleEnforcer, "idle 1m", later).event(SessionEvent::Pause)
+    };
     store.write_session(&claim).await.unwrap();
     assert!(idle_keys(&store, later).await.is_empty());
 
     let pausing = read(&store, &record.project.key()).await;
-    store.write_session(&SessionWrite::new(&pausing, Actor::IdleEnforcer, "pause failed", later).event(SessionEvent::Failed)).await.unwrap();
-    assert_eq!(idle_keys(&store, later).await, BTreeSet::from(["p1".to_string()]), "back to RUNNING, still idle: back in the index");
+    store
+        .write_session(
+            &SessionWrite::new(&pausing, Actor::IdleEnforcer, "pause failed", later).event(SessionEvent::Failed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        idle_keys(&store, later).await,
+        BTreeSet::from(["p1".to_string()]),
+        "back to RUNNING, still idle: back in the index"
+    );
 }
 
 #[tokio::test]
@@ -152,11 +216,28 @@ async fn the_idle_claim_loses_to_a_heartbeat() {
     let store = store().await;
     let record = running(&store, "p1", Duration::from_secs(60), T0).await;
     let now = T0 + Duration::from_secs(120);
-    assert!(store.record_activity(&record.project.key(), now, now - Duration::from_secs(30), None).await.unwrap());
-    assert!(!store.record_activity(&record.project.key(), now, now - Duration::from_secs(30), None).await.unwrap(), "throttled");
+    assert!(
+        store
+            .record_activity(&record.project.key(), now, now - Duration::from_secs(30), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_activity(&record.project.key(), now, now - Duration::from_secs(30), None)
+            .await
+            .unwrap(),
+        "throttled"
+    );
 
-    let claim = SessionWrite { idle_by: Some(now), ..SessionWrite::new(&record, Actor::IdleEnforcer, "idle 1m", now).event(SessionEvent::Pause) };
-    assert!(matches!(store.write_session(&claim).await, Err(StoreError::Conflict { .. })));
+    let claim = SessionWrite {
+        idle_by: Some(now),
+        ..SessionWrite::new(&record, Actor::IdleEnforcer, "idle 1m", now).event(SessionEvent::Pause)
+    };
+    assert!(matches!(
+        store.write_session(&claim).await,
+        Err(StoreError::Conflict { .. })
+    ));
     let after = read(&store, &record.project.key()).await;
     assert_eq!(after.state(), Some(SessionState::Running));
     assert_eq!(after.version, record.version, "heartbeats do not bump the version");
@@ -167,12 +248,22 @@ async fn the_idle_claim_loses_to_a_heartbeat() {
 async fn the_event_log_records_every_transition_newest_first() {
     let store = store().await;
     let mut record = running(&store, "p1", Duration::from_secs(60), T0).await;
-    for (i, event) in [SessionEvent::Pause, SessionEvent::Paused, SessionEvent::Resume, SessionEvent::Running, SessionEvent::Stop, SessionEvent::Killed]
-        .into_iter()
-        .enumerate()
+    for (i, event) in [
+        SessionEvent::Pause,
+        SessionEvent::Paused,
+        SessionEvent::Resume,
+        SessionEvent::Running,
+        SessionEvent::Stop,
+        SessionEvent::Killed,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let at = T0 + Duration::from_secs(i as u64 + 1);
-        store.write_session(&SessionWrite::new(&record, Actor::User, format!("step {i}"), at).event(event)).await.unwrap();
+        store
+            .write_session(&SessionWrite::new(&record, Actor::User, format!("step {i}"), at).event(event))
+            .await
+            .unwrap();
         record = read(&store, &record.project.key()).await;
     }
     let log = store.list_events(&record.project.key(), None, 100).await.unwrap().items;
@@ -199,11 +290,20 @@ async fn the_event_log_records_every_transition_newest_first() {
 async fn a_redelivered_webhook_event_changes_nothing() {
     let store = store().await;
     let record = running(&store, "p1", Duration::from_secs(60), T0).await;
-    let dedupe = Dedupe { id: "evt-1".into(), expires_at: T0 + Duration::from_secs(3600) };
-    let write = SessionWrite { dedupe: Some(dedupe.clone()), ..SessionWrite::new(&record, Actor::Webhook, "e2b paused", T0).event(SessionEvent::Paused) };
+    let dedupe = Dedupe {
+        id: "evt-1".into(),
+        expires_at: T0 + Duration::from_secs(3600),
+    };
+    let write = SessionWrite {
+        dedupe: Some(dedupe.clone()),
+        ..SessionWrite::new(&record, Actor::Webhook, "e2b paused", T0).event(SessionEvent::Paused)
+    };
     store.write_session(&write).await.unwrap();
     let after = read(&store, &record.project.key()).await;
-    let again = SessionWrite { dedupe: Some(dedupe), ..SessionWrite::new(&after, Actor::Webhook, "e2b paused", T0).event(SessionEvent::Killed) };
+    let again = SessionWrite {
+        dedupe: Some(dedupe),
+        ..SessionWrite::new(&after, Actor::Webhook, "e2b paused", T0).event(SessionEvent::Killed)
+    };
     assert!(matches!(store.write_session(&again).await, Err(StoreError::Duplicate)));
     assert_eq!(read(&store, &record.project.key()).await, after);
 }
@@ -221,15 +321,29 @@ async fn a_sandbox_id_finds_its_project() {
 async fn a_team_lists_only_its_projects() {
     let store = store().await;
     running(&store, "p1", Duration::from_secs(60), T0).await;
-    store.put_project(&spec("p2", Duration::from_secs(60)), T0).await.unwrap();
+    store
+        .put_project(&spec("p2", Duration::from_secs(60)), T0)
+        .await
+        .unwrap();
     let mut other = spec("p3", Duration::from_secs(60));
     other.key.team = TeamId::parse("team-b").unwrap();
     store.put_project(&other, T0).await.unwrap();
 
     let first = store.list_projects(&key("x").team, None, 1).await.unwrap();
-    let second = store.list_projects(&key("x").team, first.next.as_ref(), 1).await.unwrap();
-    let ids: Vec<_> = first.items.iter().chain(&second.items).map(|p| (p.project_id.to_string(), p.state)).collect();
-    assert_eq!(ids, vec![("p1".into(), Some(SessionState::Running)), ("p2".into(), None)]);
+    let second = store
+        .list_projects(&key("x").team, first.next.as_ref(), 1)
+        .await
+        .unwrap();
+    let ids: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|p| (p.project_id.to_string(), p.state))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("p1".into(), Some(SessionState::Running)), ("p2".into(), None)]
+    );
 }
 
 proptest! {

@@ -34,34 +34,21 @@ fn hs256(claims: Value, secret: &str) -> String {
 }
 
 async fn status_with(api: &ApiStack, token: &str) -> api_kit::Reply {
-    send(
-        &api.router,
-        request(Method::GET, "/v1/projects", Some(token), None),
-    )
-    .await
+    send(&api.router, request(Method::GET, "/v1/projects", Some(token), None)).await
 }
 
 #[tokio::test]
 async fn every_documented_route_but_docs_and_health_needs_a_token() {
     let api = ApiStack::start().await;
-    let document = send(
-        &api.router,
-        request(Method::GET, "/openapi.json", None, None),
-    )
-    .await
-    .json;
+    let document = send(&api.router, request(Method::GET, "/openapi.json", None, None))
+        .await
+        .json;
     let mut checked = 0;
     for (path, item) in document["paths"].as_object().unwrap() {
-        let concrete = path
-            .replace("{projectId}", "app")
-            .replace("{snapshotId}", "01SNAPSHOT");
+        let concrete = path.replace("{projectId}", "app").replace("{snapshotId}", "01SNAPSHOT");
         for (method, operation) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let reply = send(
-                &api.router,
-                request(method.clone(), &concrete, None, Some(json!({}))),
-            )
-            .await;
+            let reply = send(&api.router, request(method.clone(), &concrete, None, Some(json!({})))).await;
             if operation.get("security").is_none() {
                 assert_eq!(reply.status, StatusCode::OK, "{method} {path} is open");
                 assert!(
@@ -88,7 +75,8 @@ async fn forged_expired_unsigned_and_misaddressed_tokens_get_401() {
     .await;
     let team = api.stack.team().to_string();
     let claims = |patch: Value| {
-        let mut claims = json!({"team_id": team, "sub": "u", "aud": "sandman-api", "iss": "https://id.example", "exp": now() + 300});
+        let mut claims =
+            json!({"team_id": team, "sub": "u", "aud": "sandman-api", "iss": "https://id.example", "exp": now() + 300});
         claims
             .as_object_mut()
             .unwrap()
@@ -96,9 +84,7 @@ async fn forged_expired_unsigned_and_misaddressed_tokens_get_401() {
         claims
     };
     assert_eq!(
-        status_with(&api, &hs256(claims(json!({})), JWT_SECRET))
-            .await
-            .status,
+        status_with(&api, &hs256(claims(json!({})), JWT_SECRET)).await.status,
         StatusCode::OK,
         "the control token works"
     );
@@ -110,10 +96,7 @@ async fn forged_expired_unsigned_and_misaddressed_tokens_get_401() {
 
     let refused = [
         ("forged", hs256(claims(json!({})), "not-the-secret")),
-        (
-            "expired",
-            hs256(claims(json!({"exp": now() - 300})), JWT_SECRET),
-        ),
+        ("expired", hs256(claims(json!({"exp": now() - 300})), JWT_SECRET)),
         (
             "wrong audience",
             hs256(claims(json!({"aud": "another-api"})), JWT_SECRET),
@@ -127,10 +110,7 @@ async fn forged_expired_unsigned_and_misaddressed_tokens_get_401() {
             c.as_object_mut().unwrap().remove("aud");
             hs256(c, JWT_SECRET)
         }),
-        (
-            "bad team",
-            hs256(claims(json!({"team_id": "a b"})), JWT_SECRET),
-        ),
+        ("bad team", hs256(claims(json!({"team_id": "a b"})), JWT_SECRET)),
         (
             "alg none",
             format!(
@@ -184,10 +164,7 @@ impl JwksServer {
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/.well-known/jwks.json",
-            listener.local_addr().unwrap()
-        );
+        let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.ok();
         });
@@ -203,10 +180,7 @@ impl JwksServer {
         let key = encoding_key(pem, alg);
         let mut jwk = Jwk::from_encoding_key(&key, alg).expect("a public JWK");
         jwk.common.key_id = Some(kid.into());
-        self.keys
-            .lock()
-            .unwrap()
-            .push(serde_json::to_value(jwk).unwrap());
+        self.keys.lock().unwrap().push(serde_json::to_value(jwk).unwrap());
     }
 
     fn fetches(&self) -> usize {
@@ -254,17 +228,9 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
     // The EC key is not published yet, and unknown key ids refresh at most once per few minutes.
     let ec = signed(ES256_PEM, Algorithm::ES256, Some("ec-1"), &team);
     for _ in 0..5 {
-        assert_error(
-            &status_with(&api, &ec).await,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        );
+        assert_error(&status_with(&api, &ec).await, StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    assert_eq!(
-        jwks.fetches(),
-        1,
-        "unknown key ids did not hammer the provider"
-    );
+    assert_eq!(jwks.fetches(), 1, "unknown key ids did not hammer the provider");
     // A token naming a published key id but signed with another (EC) key is refused.
     let forged = signed(ES256_PEM, Algorithm::ES256, Some("rsa-1"), &team);
     assert_error(
@@ -297,12 +263,9 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     let no_kid = signed(ES256_PEM, Algorithm::ES256, None, &team);
     assert_eq!(
-        send(
-            &eager,
-            request(Method::GET, "/v1/projects", Some(&no_kid), None)
-        )
-        .await
-        .status,
+        send(&eager, request(Method::GET, "/v1/projects", Some(&no_kid), None))
+            .await
+            .status,
         StatusCode::OK,
         "the only EC key"
     );
@@ -315,12 +278,7 @@ async fn an_unreachable_jwks_is_a_503_not_a_401() {
     task.abort();
     let _ = task.await;
     let api = ApiStack::start_with(move |var| (var == "JWT_JWKS_URL").then(|| url.clone())).await;
-    let token = signed(
-        RS256_PEM,
-        Algorithm::RS256,
-        Some("rsa-1"),
-        api.stack.team().as_str(),
-    );
+    let token = signed(RS256_PEM, Algorithm::RS256, Some("rsa-1"), api.stack.team().as_str());
     assert_error(
         &status_with(&api, &token).await,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -341,11 +299,7 @@ async fn docs_and_health_are_open() {
         (health.status, health.json.clone()),
         (StatusCode::OK, json!({"status": "ok"}))
     );
-    let doc = send(
-        &api.router,
-        request(Method::GET, "/openapi.json", None, None),
-    )
-    .await;
+    let doc = send(&api.router, request(Method::GET, "/openapi.json", None, None)).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert_eq!(doc.headers[header::CONTENT_TYPE], "application/json");
     assert!(doc.json["openapi"].as_str().unwrap().starts_with("3."));

@@ -70,12 +70,7 @@ async fn status_and_heartbeat() {
     let status = || {
         send(
             &api.router,
-            request(
-                Method::GET,
-                "/v1/projects/bench/sandbox",
-                Some(&api.token),
-                None,
-            ),
+            request(Method::GET, "/v1/projects/bench/sandbox", Some(&api.token), None),
         )
     };
     let heartbeat = || {
@@ -92,10 +87,7 @@ async fn status_and_heartbeat() {
 
     for _ in 0..WARM_UP {
         status().await;
-        store
-            .get_project(&key, Consistency::Eventual)
-            .await
-            .unwrap();
+        store.get_project(&key, Consistency::Eventual).await.unwrap();
     }
 
     // Status: routed vs raw GetItem, interleaved so both see the same DynamoDB Local.
@@ -104,18 +96,11 @@ async fn status_and_heartbeat() {
     for round in 0..ROUNDS {
         let time_raw = async || {
             let t = Instant::now();
-            store
-                .get_project(&key, Consistency::Eventual)
-                .await
-                .unwrap();
+            store.get_project(&key, Consistency::Eventual).await.unwrap();
             micros(t)
         };
         // Alternate which goes first, so neither always follows the other.
-        let early = if round % 2 == 0 {
-            Some(time_raw().await)
-        } else {
-            None
-        };
+        let early = if round % 2 == 0 { Some(time_raw().await) } else { None };
         let t = Instant::now();
         let reply = status().await;
         let r = micros(t);
@@ -139,10 +124,7 @@ async fn status_and_heartbeat() {
     // The same right after a DynamoDB call, as in a real instance: caches are colder.
     let mut cold = Vec::new();
     for _ in 0..ROUNDS {
-        store
-            .get_project(&key, Consistency::Eventual)
-            .await
-            .unwrap();
+        store.get_project(&key, Consistency::Eventual).await.unwrap();
         let t = Instant::now();
         heartbeat().await;
         cold.push(micros(t));
@@ -192,9 +174,7 @@ async fn status_and_heartbeat() {
 
     // The JWT check alone, part of every request above.
     let mut jwt = Vec::new();
-    let verifier =
-        sandman::auth::Verifier::new(&api.stack.sandman.config.auth, &api.stack.sandman.secrets)
-            .unwrap();
+    let verifier = sandman::auth::Verifier::new(&api.stack.sandman.config.auth, &api.stack.sandman.secrets).unwrap();
     for _ in 0..ROUNDS {
         let t = Instant::now();
         verifier.verify(&api.token).await.unwrap();
@@ -203,14 +183,8 @@ async fn status_and_heartbeat() {
 
     println!("\nSandman API benchmark: {ROUNDS} requests each, in-process router, DynamoDB Local");
     let (routed, raw, own) = (Sample(routed), Sample(raw), Sample(own));
-    println!(
-        "{}",
-        routed.line("GET  .../sandbox (status), routed, incl. GetItem")
-    );
-    println!(
-        "{}",
-        raw.line("     raw eventually consistent GetItem (same item)")
-    );
+    println!("{}", routed.line("GET  .../sandbox (status), routed, incl. GetItem"));
+    println!("{}", raw.line("     raw eventually consistent GetItem (same item)"));
     let tail = routed.percentile(0.99) - raw.percentile(0.99);
     // DynamoDB Local's tail (its JVM shares the cores) can be wider than the handler's work.
     let tail = if tail > 0.0 {
@@ -223,23 +197,14 @@ async fn status_and_heartbeat() {
         "     status handler's own (routed - raw percentiles)",
         routed.percentile(0.5) - raw.percentile(0.5),
     );
-    println!(
-        "{}",
-        own.line("     status handler's own (paired per request; noisy)")
-    );
+    println!("{}", own.line("     status handler's own (paired per request; noisy)"));
     println!("     capacity: {}", per_call(before, after, ROUNDS));
     println!(
         "{}",
         Sample(throttled).line("POST .../sandbox/activity, throttled in memory")
     );
-    println!(
-        "{}",
-        Sample(cold).line("     the same, each right after a raw GetItem")
-    );
-    println!(
-        "     capacity: {}",
-        per_call(hb_before, hb_after, 2 * ROUNDS)
-    );
+    println!("{}", Sample(cold).line("     the same, each right after a raw GetItem"));
+    println!("     capacity: {}", per_call(hb_before, hb_after, 2 * ROUNDS));
     println!(
         "     heartbeat throttled by the stored time (new instance): {}",
         per_call(Capacity::default(), stored, fresh_rounds)

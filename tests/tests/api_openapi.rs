@@ -13,11 +13,7 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn the_document_is_openapi_3_1_and_lists_every_route() {
     let api = ApiStack::start().await;
-    let reply = send(
-        &api.router,
-        request(Method::GET, "/openapi.json", None, None),
-    )
-    .await;
+    let reply = send(&api.router, request(Method::GET, "/openapi.json", None, None)).await;
     let text = reply.json.to_string();
     let spec = oas3::from_json(&text).expect("parses as OpenAPI 3.1");
     assert_eq!(spec.validate_version().expect("a 3.1 version").minor, 1);
@@ -59,10 +55,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         let pointer = reference
             .strip_prefix('#')
             .unwrap_or_else(|| panic!("{reference} is not local"));
-        assert!(
-            document.pointer(pointer).is_some(),
-            "{reference} does not resolve"
-        );
+        assert!(document.pointer(pointer).is_some(), "{reference} does not resolve");
     }
     for (path, method, operation) in spec.operations() {
         let responses = operation
@@ -82,14 +75,8 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
             );
         }
         if path.starts_with("/v1") {
-            assert!(
-                responses.contains(&"401".to_string()),
-                "{method} {path} documents 401"
-            );
-            assert!(
-                operation.security.len() == 1,
-                "{method} {path} names its security"
-            );
+            assert!(responses.contains(&"401".to_string()), "{method} {path} documents 401");
+            assert!(operation.security.len() == 1, "{method} {path} names its security");
         }
     }
     assert!(document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer");
@@ -99,8 +86,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
 /// Also checks against the OpenAPI JSON Schema with `openapi-spec-validator`, where the project's
 /// venv has it (`.cache/venv/bin/pip install openapi-spec-validator`).
 fn validate_with_python(document: &str) {
-    let validator = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.cache/venv/bin/openapi-spec-validator");
+    let validator = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/openapi-spec-validator");
     if !validator.exists() {
         eprintln!("openapi-spec-validator not installed in .cache/venv: checked with oas3 only");
         return;
@@ -135,8 +121,7 @@ fn collect_refs(value: &Value, into: &mut Vec<String>) {
 
 /// `sam local generate-event apigateway http-api-proxy`, committed under tests/fixtures/api/.
 fn lambda_request(fixture: &str, token: &str) -> lambda_http::Request {
-    let mut request =
-        lambda_http::request::from_str(fixture).expect("an API Gateway HTTP API event");
+    let mut request = lambda_http::request::from_str(fixture).expect("an API Gateway HTTP API event");
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     request.headers_mut().insert(header::AUTHORIZATION, bearer);
     request
@@ -146,45 +131,25 @@ fn lambda_request(fixture: &str, token: &str) -> lambda_http::Request {
 async fn an_api_gateway_http_api_event_goes_through_the_router() {
     let api = ApiStack::start().await;
     // The fixtures address project `app-1` of whichever team the token names.
-    let put = lambda_request(
-        include_str!("../fixtures/api/http-api-put-project.json"),
-        &api.token,
-    );
-    assert_eq!(
-        (put.method(), put.uri().path()),
-        (&Method::PUT, "/v1/projects/app-1")
-    );
+    let put = lambda_request(include_str!("../fixtures/api/http-api-put-project.json"), &api.token);
+    assert_eq!((put.method(), put.uri().path()), (&Method::PUT, "/v1/projects/app-1"));
     let response = api.router.clone().oneshot(put).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = serde_json::from_slice(
-        &axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
     assert_eq!(
         (&body["projectId"], &body["idleTimeoutSeconds"]),
         (&Value::from("app-1"), &Value::from(300))
     );
 
-    let get = lambda_request(
-        include_str!("../fixtures/api/http-api-get-sandbox.json"),
-        &api.token,
-    );
+    let get = lambda_request(include_str!("../fixtures/api/http-api-get-sandbox.json"), &api.token);
     let response = api.router.clone().oneshot(get).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().contains_key(header::ETAG));
 
-    let anonymous =
-        lambda_http::request::from_str(include_str!("../fixtures/api/http-api-get-sandbox.json"))
-            .unwrap();
+    let anonymous = lambda_http::request::from_str(include_str!("../fixtures/api/http-api-get-sandbox.json")).unwrap();
     assert_eq!(
-        api.router
-            .clone()
-            .oneshot(anonymous)
-            .await
-            .unwrap()
-            .status(),
+        api.router.clone().oneshot(anonymous).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
 }
@@ -214,11 +179,7 @@ async fn the_same_router_serves_over_tcp_on_loopback() {
         .unwrap();
     let body: Value = open.json().await.unwrap();
     assert_eq!(body["path"], "created");
-    let anonymous = http
-        .get(format!("{base}/v1/projects"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = http.get(format!("{base}/v1/projects")).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
     let error: Value = anonymous.json().await.unwrap();
     assert_eq!(error["error"]["code"], "unauthorized");

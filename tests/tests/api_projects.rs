@@ -14,15 +14,10 @@ async fn register_read_update_and_list() {
         "templateId": "base", "idleTimeoutSeconds": 300, "snapshotOnIdle": true, "snapshotBeforeKill": true,
         "sandboxTimeoutSeconds": 900, "retention": {"keepLast": 3, "maxAgeSeconds": 86400}
     });
-    let put = api
-        .call(Method::PUT, "/v1/projects/app-1", Some(settings))
-        .await;
+    let put = api.call(Method::PUT, "/v1/projects/app-1", Some(settings)).await;
     assert_eq!(put.status, StatusCode::OK, "{put:?}");
     assert_eq!(put.json["idleTimeoutSeconds"], 300);
-    assert_eq!(
-        put.json["retention"],
-        json!({"keepLast": 3, "maxAgeSeconds": 86400})
-    );
+    assert_eq!(put.json["retention"], json!({"keepLast": 3, "maxAgeSeconds": 86400}));
     assert_eq!(put.json["sandbox"]["state"], json!(null));
 
     let got = api.get("/v1/projects/app-1").await;
@@ -32,11 +27,7 @@ async fn register_read_update_and_list() {
 
     // PUT replaces: omitted settings fall back to the deployment's defaults.
     let updated = api
-        .call(
-            Method::PUT,
-            "/v1/projects/app-1",
-            Some(json!({"templateId": "other"})),
-        )
+        .call(Method::PUT, "/v1/projects/app-1", Some(json!({"templateId": "other"})))
         .await;
     assert_eq!(updated.json["templateId"], "other");
     assert_eq!(updated.json["idleTimeoutSeconds"], 600);
@@ -58,12 +49,11 @@ async fn register_read_update_and_list() {
         assert_eq!(page.status, StatusCode::OK, "{page:?}");
         let items = page.json["items"].as_array().unwrap();
         assert!(items.len() <= 3);
-        seen.extend(items.iter().map(|p| {
-            (
-                p["projectId"].as_str().unwrap().to_string(),
-                p["state"].clone(),
-            )
-        }));
+        seen.extend(
+            items
+                .iter()
+                .map(|p| (p["projectId"].as_str().unwrap().to_string(), p["state"].clone())),
+        );
         match page.json["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
             None => break,
@@ -104,10 +94,7 @@ async fn bad_settings_are_refused_naming_the_field() {
             json!({"templateId": "base", "retention": {"keepLast": -1}}),
             "retention.keepLast",
         ),
-        (
-            json!({"templateId": "base", "idleTimeout": 300}),
-            "idleTimeout",
-        ),
+        (json!({"templateId": "base", "idleTimeout": 300}), "idleTimeout"),
         (json!({"idleTimeoutSeconds": 300}), "templateId"),
         (json!({"templateId": ""}), "templateId"),
     ];
@@ -134,11 +121,7 @@ async fn bad_settings_are_refused_naming_the_field() {
     let too_long = api.get(&format!("/v1/projects/{}", "x".repeat(129))).await;
     assert_error(&too_long, StatusCode::BAD_REQUEST, "invalid_request");
     // Nothing was written by any of them.
-    assert_error(
-        &api.get("/v1/projects/app").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    assert_error(&api.get("/v1/projects/app").await, StatusCode::NOT_FOUND, "not_found");
 }
 
 fn raw(api: &ApiStack, method: Method, path: &str, body: &str) -> http::Request<axum::body::Body> {
@@ -150,21 +133,10 @@ fn raw(api: &ApiStack, method: Method, path: &str, body: &str) -> http::Request<
 #[tokio::test]
 async fn oversized_bodies_unknown_routes_and_methods_answer_json() {
     let api = ApiStack::start().await;
-    let huge = format!(
-        "{{\"templateId\": \"base\", \"pad\": \"{}\"}}",
-        "x".repeat(70 * 1024)
-    );
-    let reply = send(
-        &api.router,
-        raw(&api, Method::PUT, "/v1/projects/app", &huge),
-    )
-    .await;
+    let huge = format!("{{\"templateId\": \"base\", \"pad\": \"{}\"}}", "x".repeat(70 * 1024));
+    let reply = send(&api.router, raw(&api, Method::PUT, "/v1/projects/app", &huge)).await;
     assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    assert_error(
-        &api.get("/v1/nothing-here").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    assert_error(&api.get("/v1/nothing-here").await, StatusCode::NOT_FOUND, "not_found");
     assert_error(
         &api.call(Method::PATCH, "/v1/projects/app", None).await,
         StatusCode::METHOD_NOT_ALLOWED,
@@ -190,38 +162,18 @@ async fn another_teams_project_is_indistinguishable_from_a_missing_one() {
     let calls_before = api.stack.emulator.calls().len();
 
     let intruder = api.token_for("team-b");
-    let as_b = |method: Method, path: String| {
-        send(&api.router, request(method, &path, Some(&intruder), None))
-    };
+    let as_b = |method: Method, path: String| send(&api.router, request(method, &path, Some(&intruder), None));
     let routes = [
         (Method::GET, "/v1/projects/shared-name".to_string()),
         (Method::DELETE, "/v1/projects/shared-name".to_string()),
         (Method::POST, "/v1/projects/shared-name/sandbox".to_string()),
         (Method::GET, "/v1/projects/shared-name/sandbox".to_string()),
-        (
-            Method::DELETE,
-            "/v1/projects/shared-name/sandbox".to_string(),
-        ),
-        (
-            Method::POST,
-            "/v1/projects/shared-name/sandbox/activity".to_string(),
-        ),
-        (
-            Method::POST,
-            "/v1/projects/shared-name/sandbox/pause".to_string(),
-        ),
-        (
-            Method::POST,
-            "/v1/projects/shared-name/sandbox/resume".to_string(),
-        ),
-        (
-            Method::GET,
-            "/v1/projects/shared-name/snapshots".to_string(),
-        ),
-        (
-            Method::POST,
-            "/v1/projects/shared-name/snapshots".to_string(),
-        ),
+        (Method::DELETE, "/v1/projects/shared-name/sandbox".to_string()),
+        (Method::POST, "/v1/projects/shared-name/sandbox/activity".to_string()),
+        (Method::POST, "/v1/projects/shared-name/sandbox/pause".to_string()),
+        (Method::POST, "/v1/projects/shared-name/sandbox/resume".to_string()),
+        (Method::GET, "/v1/projects/shared-name/snapshots".to_string()),
+        (Method::POST, "/v1/projects/shared-name/snapshots".to_string()),
         (
             Method::DELETE,
             format!("/v1/projects/shared-name/snapshots/{snapshot_id}"),
@@ -234,11 +186,7 @@ async fn another_teams_project_is_indistinguishable_from_a_missing_one() {
     ];
     for (method, path) in routes {
         let theirs = as_b(method.clone(), path.clone()).await;
-        let missing = as_b(
-            method.clone(),
-            path.replace("shared-name", "never-registered"),
-        )
-        .await;
+        let missing = as_b(method.clone(), path.replace("shared-name", "never-registered")).await;
         assert_error(&theirs, StatusCode::NOT_FOUND, "not_found");
         assert_eq!(
             theirs.json, missing.json,
@@ -277,10 +225,7 @@ async fn deleting_a_project_kills_its_sandbox_and_deletes_every_snapshot() {
     let api = ApiStack::start().await;
     api.register("doomed").await;
     let opened = api.open("doomed").await;
-    let sandbox = opened.json["sandbox"]["sandboxId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sandbox = opened.json["sandbox"]["sandboxId"].as_str().unwrap().to_string();
     let first = api.post("/v1/projects/doomed/snapshots").await.json["snapshotId"]
         .as_str()
         .unwrap()

@@ -31,11 +31,7 @@ async fn open_creates_then_answers_already_running() {
         (StatusCode::OK, Some("already-running"))
     );
     assert_eq!(api.stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
-    assert_error(
-        &api.open("unregistered").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    assert_error(&api.open("unregistered").await, StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
@@ -45,12 +41,7 @@ async fn sixteen_concurrent_opens_make_one_sandbox() {
     let opens = (0..16).map(|_| {
         send(
             &api.router,
-            request(
-                Method::POST,
-                "/v1/projects/app/sandbox",
-                Some(&api.token),
-                None,
-            ),
+            request(Method::POST, "/v1/projects/app/sandbox", Some(&api.token), None),
         )
     });
     let replies = futures::future::join_all(opens).await;
@@ -63,11 +54,7 @@ async fn sixteen_concurrent_opens_make_one_sandbox() {
         .iter()
         .map(|r| r.json["path"].as_str().unwrap_or("<error>").to_string())
         .collect();
-    assert_eq!(
-        paths.iter().filter(|p| *p == "created").count(),
-        1,
-        "{paths:?}"
-    );
+    assert_eq!(paths.iter().filter(|p| *p == "created").count(), 1, "{paths:?}");
     for reply in &replies {
         match reply.json["path"].as_str() {
             Some("in-progress") => assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}"),
@@ -86,12 +73,7 @@ async fn sixteen_concurrent_opens_make_one_sandbox() {
     let opens = (0..16).map(|_| {
         send(
             &api.router,
-            request(
-                Method::POST,
-                "/v1/projects/app/sandbox",
-                Some(&api.token),
-                None,
-            ),
+            request(Method::POST, "/v1/projects/app/sandbox", Some(&api.token), None),
         )
     });
     let replies = futures::future::join_all(opens).await;
@@ -100,13 +82,7 @@ async fn sixteen_concurrent_opens_make_one_sandbox() {
         1,
         "one E2B connect for 16 opens"
     );
-    assert_eq!(
-        replies
-            .iter()
-            .filter(|r| r.json["path"] == "resumed")
-            .count(),
-        1
-    );
+    assert_eq!(replies.iter().filter(|r| r.json["path"] == "resumed").count(), 1);
     assert_eq!(api.stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
 }
 
@@ -128,35 +104,19 @@ async fn the_open_ladder_resumes_restores_and_falls_back_to_the_template() {
     // killed with a snapshot -> restored from it
     let snapshot = api.post("/v1/projects/app/snapshots").await.json;
     let killed = api
-        .call(
-            Method::DELETE,
-            "/v1/projects/app/sandbox?snapshot=false",
-            None,
-        )
+        .call(Method::DELETE, "/v1/projects/app/sandbox?snapshot=false", None)
         .await;
-    assert_eq!(
-        killed.json,
-        json!({"alreadyKilled": false, "snapshot": null})
-    );
+    assert_eq!(killed.json, json!({"alreadyKilled": false, "snapshot": null}));
     let restored = api.open("app").await;
     assert_eq!(restored.json["path"], "restored", "{restored:?}");
     assert_eq!(restored.json["restoredFrom"], snapshot["snapshotId"]);
-    let create = api
-        .stack
-        .emulator
-        .calls_to(Route::CreateSandbox)
-        .pop()
-        .unwrap();
+    let create = api.stack.emulator.calls_to(Route::CreateSandbox).pop().unwrap();
     assert_ne!(create.body.unwrap_or_default()["templateID"], "base");
 
     // the snapshot is gone from E2B -> the template, saying why
     let later = api.post("/v1/projects/app/snapshots").await.json;
-    api.call(
-        Method::DELETE,
-        "/v1/projects/app/sandbox?snapshot=false",
-        None,
-    )
-    .await;
+    api.call(Method::DELETE, "/v1/projects/app/sandbox?snapshot=false", None)
+        .await;
     for snap in api.stack.emulator.snapshots() {
         let e2b = api.stack.sandman.e2b_for(&api.stack.key("app")).unwrap();
         e2b.delete_snapshot(&snap.template_id)
@@ -179,12 +139,7 @@ async fn the_open_ladder_resumes_restores_and_falls_back_to_the_template() {
         "{reason}"
     );
     assert!(later["snapshotId"].as_str().unwrap() > snapshot["snapshotId"].as_str().unwrap());
-    let create = api
-        .stack
-        .emulator
-        .calls_to(Route::CreateSandbox)
-        .pop()
-        .unwrap();
+    let create = api.stack.emulator.calls_to(Route::CreateSandbox).pop().unwrap();
     assert_eq!(create.body.unwrap_or_default()["templateID"], "base");
 }
 
@@ -212,11 +167,7 @@ async fn status_is_one_eventually_consistent_read_with_an_etag() {
         ),
         (1, 0.5, 0.0)
     );
-    assert_eq!(
-        api.stack.emulator.calls().len(),
-        calls,
-        "status never asks E2B"
-    );
+    assert_eq!(api.stack.emulator.calls().len(), calls, "status never asks E2B");
     assert_eq!(status.json["state"], "RUNNING");
     assert_eq!(status.json["pollAfterMs"], 30_000);
     let idle_at = time::OffsetDateTime::parse(
@@ -234,12 +185,7 @@ async fn status_is_one_eventually_consistent_read_with_an_etag() {
     let etag = status.headers[header::ETAG].to_str().unwrap().to_string();
 
     let conditional = |tag: String| {
-        let mut request = request(
-            Method::GET,
-            "/v1/projects/app/sandbox",
-            Some(&api.token),
-            None,
-        );
+        let mut request = request(Method::GET, "/v1/projects/app/sandbox", Some(&api.token), None);
         request
             .headers_mut()
             .insert(header::IF_NONE_MATCH, tag.parse().unwrap());
@@ -305,11 +251,7 @@ async fn heartbeats_are_throttled_in_memory_and_by_the_stored_time() {
             "throttled"
         );
     }
-    assert_eq!(
-        api.capacity(),
-        after_first,
-        "throttled heartbeats touch no table"
-    );
+    assert_eq!(api.capacity(), after_first, "throttled heartbeats touch no table");
 
     // Past the interval: one read and one write; E2B's timeout is far from running out.
     api.advance(Duration::from_secs(31)).await;
@@ -337,10 +279,7 @@ async fn heartbeats_are_throttled_in_memory_and_by_the_stored_time() {
     .await;
     assert_eq!(reply.json["outcome"], "throttled");
     let used = other_store.capacity().total();
-    assert_eq!(
-        (used.calls, used.read_units, used.write_units),
-        (1, 0.5, 0.0)
-    );
+    assert_eq!((used.calls, used.read_units, used.write_units), (1, 0.5, 0.0));
 
     // With less than half of E2B's timeout left, a heartbeat extends it.
     api.advance(Duration::from_secs(1000)).await;
@@ -364,8 +303,7 @@ async fn a_heartbeat_wakes_a_paused_sandbox_and_ignores_a_killed_one() {
     assert_eq!(woke.json["outcome"], "woke", "{woke:?}");
     assert_eq!(woke.json["opened"]["path"], "resumed");
     assert_eq!(woke.json["state"], "RUNNING");
-    api.call(Method::DELETE, "/v1/projects/app/sandbox", None)
-        .await;
+    api.call(Method::DELETE, "/v1/projects/app/sandbox", None).await;
     api.advance(Duration::from_secs(31)).await;
     assert_eq!(
         api.post("/v1/projects/app/sandbox/activity").await.json,
@@ -399,11 +337,7 @@ async fn pause_resume_and_kill() {
 
     let paused = api.post("/v1/projects/app/sandbox/pause").await;
     assert_eq!(
-        (
-            paused.status,
-            &paused.json["outcome"],
-            &paused.json["sandbox"]["state"]
-        ),
+        (paused.status, &paused.json["outcome"], &paused.json["sandbox"]["state"]),
         (StatusCode::OK, &json!("paused"), &json!("PAUSED"))
     );
     assert_eq!(
@@ -422,21 +356,13 @@ async fn pause_resume_and_kill() {
     );
 
     assert_error(
-        &api.call(
-            Method::DELETE,
-            "/v1/projects/app/sandbox?snapshot=maybe",
-            None,
-        )
-        .await,
+        &api.call(Method::DELETE, "/v1/projects/app/sandbox?snapshot=maybe", None)
+            .await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
     let killed = api
-        .call(
-            Method::DELETE,
-            "/v1/projects/app/sandbox?snapshot=true",
-            None,
-        )
+        .call(Method::DELETE, "/v1/projects/app/sandbox?snapshot=true", None)
         .await;
     assert_eq!(killed.status, StatusCode::OK, "{killed:?}");
     assert_eq!(killed.json["alreadyKilled"], false);
@@ -446,9 +372,7 @@ async fn pause_resume_and_kill() {
         Some(SandboxState::Killed)
     );
     assert_eq!(
-        api.call(Method::DELETE, "/v1/projects/app/sandbox", None)
-            .await
-            .json["alreadyKilled"],
+        api.call(Method::DELETE, "/v1/projects/app/sandbox", None).await.json["alreadyKilled"],
         true
     );
 
@@ -524,9 +448,6 @@ async fn e2b_failures_map_to_429_503_and_leave_nothing_half_done() {
         "e2b_unavailable",
     );
     let after = api.get("/v1/projects/app/sandbox").await;
-    assert_eq!(
-        after.json["state"], "RUNNING",
-        "the failed pause was rolled back"
-    );
+    assert_eq!(after.json["state"], "RUNNING", "the failed pause was rolled back");
     assert!(after.json["lastError"].is_string());
 }

@@ -57,8 +57,7 @@ async fn take_list_pin_and_delete() {
     assert_eq!(second.json["items"][0]["snapshotId"], ids[2].as_str());
     // A cursor from this list means nothing to another list.
     assert_error(
-        &api.get(&format!("/v1/projects/app/events?cursor={next}"))
-            .await,
+        &api.get(&format!("/v1/projects/app/events?cursor={next}")).await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     );
@@ -72,11 +71,7 @@ async fn take_list_pin_and_delete() {
         .await;
     assert_eq!(pinned.json["pinned"], true);
     let refused = api
-        .call(
-            Method::DELETE,
-            &format!("/v1/projects/app/snapshots/{}", ids[0]),
-            None,
-        )
+        .call(Method::DELETE, &format!("/v1/projects/app/snapshots/{}", ids[0]), None)
         .await;
     assert_error(&refused, StatusCode::CONFLICT, "conflict");
     assert!(refused.message().contains("pinned"));
@@ -87,21 +82,13 @@ async fn take_list_pin_and_delete() {
     )
     .await;
     let deleted = api
-        .call(
-            Method::DELETE,
-            &format!("/v1/projects/app/snapshots/{}", ids[0]),
-            None,
-        )
+        .call(Method::DELETE, &format!("/v1/projects/app/snapshots/{}", ids[0]), None)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
     assert_eq!(api.stack.emulator.calls_to(Route::DeleteSnapshot).len(), 1);
     assert_error(
-        &api.call(
-            Method::DELETE,
-            &format!("/v1/projects/app/snapshots/{}", ids[0]),
-            None,
-        )
-        .await,
+        &api.call(Method::DELETE, &format!("/v1/projects/app/snapshots/{}", ids[0]), None)
+            .await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -124,14 +111,9 @@ async fn bad_snapshot_requests_are_refused() {
         .await;
     assert_error(&long, StatusCode::BAD_REQUEST, "invalid_request");
     assert!(long.message().contains("description"));
-    let id = snapshot(&api, "ok").await["snapshotId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = snapshot(&api, "ok").await["snapshotId"].as_str().unwrap().to_string();
     let path = format!("/v1/projects/app/snapshots/{id}");
-    let not_bool = api
-        .call(Method::PATCH, &path, Some(json!({"pinned": "yes"})))
-        .await;
+    let not_bool = api.call(Method::PATCH, &path, Some(json!({"pinned": "yes"}))).await;
     assert_error(&not_bool, StatusCode::BAD_REQUEST, "invalid_request");
     assert!(not_bool.message().contains("pinned"), "{not_bool:?}");
     assert_error(
@@ -160,8 +142,7 @@ async fn bad_snapshot_requests_are_refused() {
         "not_found",
     );
     assert_error(
-        &api.post("/v1/projects/app/snapshots/01NOSUCHSNAPSHOT/restore")
-            .await,
+        &api.post("/v1/projects/app/snapshots/01NOSUCHSNAPSHOT/restore").await,
         StatusCode::NOT_FOUND,
         "not_found",
     );
@@ -204,10 +185,7 @@ async fn restore_replaces_the_sandbox_with_the_chosen_snapshot() {
     let in_use = api
         .call(
             Method::DELETE,
-            &format!(
-                "/v1/projects/app/snapshots/{}",
-                older["snapshotId"].as_str().unwrap()
-            ),
+            &format!("/v1/projects/app/snapshots/{}", older["snapshotId"].as_str().unwrap()),
             None,
         )
         .await;
@@ -217,11 +195,7 @@ async fn restore_replaces_the_sandbox_with_the_chosen_snapshot() {
     let first = &events.json["items"][0];
     assert_eq!(
         (&first["to"], &first["cause"], &first["actor"]),
-        (
-            &json!("RUNNING"),
-            &json!("restored from snapshot"),
-            &json!("user")
-        )
+        (&json!("RUNNING"), &json!("restored from snapshot"), &json!("user"))
     );
     assert!(first["at"].is_string() && first["sandboxId"].is_string());
 }
@@ -241,13 +215,13 @@ async fn events_are_paged_newest_first() {
     let mut path = "/v1/projects/app/events?limit=2".to_string();
     loop {
         let page = api.get(&path).await;
-        seen.extend(page.json["items"].as_array().unwrap().iter().map(|e| {
-            format!(
-                "{}->{}",
-                e["from"].as_str().unwrap_or("-"),
-                e["to"].as_str().unwrap()
-            )
-        }));
+        seen.extend(
+            page.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| format!("{}->{}", e["from"].as_str().unwrap_or("-"), e["to"].as_str().unwrap())),
+        );
         match page.json["nextCursor"].as_str() {
             Some(next) => path = format!("/v1/projects/app/events?limit=2&cursor={next}"),
             None => break,

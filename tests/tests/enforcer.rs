@@ -7,9 +7,7 @@ mod kit;
 use std::time::Duration;
 
 use e2b_emulator::{Fault, Route, SandboxState as E2bState};
-use kit::{
-    MINUTE, e2b, e2b_state, event_into, pause_calls, record, running, same_shard, stack, state,
-};
+use kit::{MINUTE, e2b, e2b_state, event_into, pause_calls, record, running, same_shard, stack, state};
 use sandman::domain::{Actor, SessionState, SnapshotKind};
 
 #[tokio::test]
@@ -21,11 +19,7 @@ async fn idle_sessions_are_paused_under_their_own_policy_and_active_ones_are_not
     stack.clock.advance(10 * MINUTE);
     let now = stack.clock.now();
     assert!(
-        stack
-            .store()
-            .record_activity(&busy, now, now, None)
-            .await
-            .unwrap(),
+        stack.store().record_activity(&busy, now, now, None).await.unwrap(),
         "the heartbeat is recorded"
     );
 
@@ -58,10 +52,7 @@ async fn idle_sessions_are_paused_under_their_own_policy_and_active_ones_are_not
             .is_some()
     );
     // Paused 10 minutes into a 30-minute E2B timeout: 20 minutes E2B would otherwise have billed.
-    assert!(
-        (report.idle_minutes_saved - 20.0).abs() < 0.01,
-        "{report:?}"
-    );
+    assert!((report.idle_minutes_saved - 20.0).abs() < 0.01, "{report:?}");
 
     let again = stack.sandman.enforce_idle().await;
     assert_eq!(
@@ -100,13 +91,7 @@ async fn a_session_touched_between_the_query_and_its_claim_is_not_paused() {
         }
     };
     let now = stack.clock.now();
-    assert!(
-        stack
-            .store()
-            .record_activity(&touched, now, now, None)
-            .await
-            .unwrap()
-    );
+    assert!(stack.store().record_activity(&touched, now, now, None).await.unwrap());
     let report = tick.await.unwrap();
 
     assert_eq!(
@@ -173,19 +158,11 @@ async fn server_errors_rate_limits_and_timeouts_leave_it_running_and_the_next_ti
         let paused = record(&stack, &key).await;
         let session = paused.session.as_ref().unwrap();
         assert_eq!(
-            (
-                session.state,
-                session.failures,
-                session.last_error.as_deref()
-            ),
+            (session.state, session.failures, session.last_error.as_deref()),
             (SessionState::Paused, 0, None),
             "{name}"
         );
-        assert_eq!(
-            e2b_state(&stack, &sandbox),
-            Some(E2bState::Paused),
-            "{name}"
-        );
+        assert_eq!(e2b_state(&stack, &sandbox), Some(E2bState::Paused), "{name}");
     }
 }
 
@@ -198,11 +175,7 @@ async fn a_sandbox_e2b_no_longer_has_is_recorded_killed() {
 
     let report = stack.sandman.enforce_idle().await;
 
-    assert_eq!(
-        (report.gone, report.paused, report.failed),
-        (1, 0, 0),
-        "{report:?}"
-    );
+    assert_eq!((report.gone, report.paused, report.failed), (1, 0, 0), "{report:?}");
     assert_eq!(state(&stack, &key).await, Some(SessionState::Killed));
     assert!(
         event_into(&stack, &key, Actor::IdleEnforcer, SessionState::Killed)
@@ -267,26 +240,15 @@ async fn repeated_failures_flag_the_session_instead_of_retrying_forever() {
     let calls = pause_calls(&stack, &sandbox);
 
     let third = stack.sandman.enforce_idle().await;
-    assert_eq!(
-        (third.candidates, third.failed, third.flagged),
-        (1, 0, 1),
-        "{third:?}"
-    );
-    assert_eq!(
-        pause_calls(&stack, &sandbox),
-        calls,
-        "a flagged session is not retried"
-    );
+    assert_eq!((third.candidates, third.failed, third.flagged), (1, 0, 1), "{third:?}");
+    assert_eq!(pause_calls(&stack, &sandbox), calls, "a flagged session is not retried");
     assert_eq!(
         third.metrics().to_emf(0)["PauseFailures"],
         1.0,
         "it still counts against the alarm"
     );
     let session = record(&stack, &key).await.session.unwrap();
-    assert_eq!(
-        (session.state, session.failures),
-        (SessionState::Running, 2)
-    );
+    assert_eq!((session.state, session.failures), (SessionState::Running, 2));
 }
 
 #[tokio::test]
@@ -310,16 +272,8 @@ async fn two_concurrent_ticks_never_pause_one_sandbox_twice_or_lose_one() {
     assert_eq!(one.paused + two.paused, 24, "{one:?} {two:?}");
     assert_eq!(one.failed + two.failed, 0);
     for (key, sandbox) in &sessions {
-        assert_eq!(
-            pause_calls(&stack, sandbox),
-            1,
-            "{sandbox} was paused exactly once"
-        );
-        assert_eq!(
-            state(&stack, key).await,
-            Some(SessionState::Paused),
-            "{key}"
-        );
+        assert_eq!(pause_calls(&stack, sandbox), 1, "{sandbox} was paused exactly once");
+        assert_eq!(state(&stack, key).await, Some(SessionState::Paused), "{key}");
         assert_eq!(e2b_state(&stack, sandbox), Some(E2bState::Paused));
     }
 }
@@ -356,10 +310,7 @@ async fn the_deadline_stops_claiming_and_leaves_nothing_half_paused() {
         }
     }
     assert_eq!(paused, report.paused);
-    assert!(
-        paused < 10,
-        "the deadline came before every pause: {report:?}"
-    );
+    assert!(paused < 10, "the deadline came before every pause: {report:?}");
 
     stack.emulator.clear_faults();
     let rest = stack.sandman.enforce_idle().await;
@@ -375,12 +326,7 @@ async fn snapshot_on_idle_saves_before_pausing() {
     let report = stack.sandman.enforce_idle().await;
 
     assert_eq!(report.paused, 1, "{report:?}");
-    let snapshots = stack
-        .store()
-        .list_snapshots(&key, None, 10)
-        .await
-        .unwrap()
-        .items;
+    let snapshots = stack.store().list_snapshots(&key, None, 10).await.unwrap().items;
     assert_eq!(snapshots.len(), 1);
     assert_eq!(snapshots[0].kind, SnapshotKind::AutoBeforePause);
     assert_eq!(snapshots[0].source_sandbox_id, sandbox);
@@ -392,16 +338,10 @@ async fn the_scheduled_event_fixture_runs_a_tick() {
     let stack = stack(&[]).await;
     let (key, _) = running(&stack, "app", 5 * MINUTE, false).await;
     stack.clock.advance(10 * MINUTE);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/scheduled/enforce.json"
-    );
-    let event: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scheduled/enforce.json");
+    let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
 
-    let answer = sandman_idle_enforcer::run(&stack.sandman, &event)
-        .await
-        .unwrap();
+    let answer = sandman_idle_enforcer::run(&stack.sandman, &event).await.unwrap();
 
     assert_eq!(answer["task"], "enforce");
     assert_eq!(answer["report"]["paused"], 1);

@@ -60,19 +60,11 @@ async fn tick_reads(size: usize) {
         key: stack.key(&format!("bench-{i}")),
         sandbox_id: format!("absent-{i}"),
         // 1% becomes idle a minute from now, the rest in an hour.
-        idle_at: now
-            + if i % idle_every == 0 {
-                MINUTE
-            } else {
-                60 * MINUTE
-            },
+        idle_at: now + if i % idle_every == 0 { MINUTE } else { 60 * MINUTE },
     });
     let started = Instant::now();
     seed(&stack, &prototype, seeds).await;
-    println!(
-        "[{size} sessions] seeded in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("[{size} sessions] seeded in {:.1} s", started.elapsed().as_secs_f64());
 
     let quiet = measured_tick(&stack).await;
     println!(
@@ -176,10 +168,7 @@ async fn measured_reconcile(stack: &TestStack, label: &str) {
     let report = stack.sandman.reconcile().await;
     let after = stack.store().capacity().total();
     let e2b_calls = stack.emulator.calls();
-    let lists = e2b_calls
-        .iter()
-        .filter(|c| c.route == Route::ListSandboxes)
-        .count();
+    let lists = e2b_calls.iter().filter(|c| c.route == Route::ListSandboxes).count();
     println!(
         "[reconcile, {label}] {} running in the table, {} Sandman sandboxes listed: {:.1} RCU in {} reads, {} E2B list pages, {} other E2B calls, {} repaired, {:.0} ms",
         report.running,
@@ -223,12 +212,7 @@ async fn write_batch(stack: &TestStack, batch: Vec<Item>) {
         .into_iter()
         .map(|item| {
             WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("put"),
-                )
+                .put_request(PutRequest::builder().set_item(Some(item)).build().expect("put"))
                 .build()
         })
         .collect();
@@ -249,8 +233,7 @@ async fn write_batch(stack: &TestStack, batch: Vec<Item>) {
 }
 
 fn item(prototype: &Item, seed: &Seed) -> Item {
-    let ms =
-        |at: OffsetDateTime| AttributeValue::N((at.unix_timestamp_nanos() / 1_000_000).to_string());
+    let ms = |at: OffsetDateTime| AttributeValue::N((at.unix_timestamp_nanos() / 1_000_000).to_string());
     let s = |v: String| AttributeValue::S(v);
     let mut item = prototype.clone();
     let last_active = seed.idle_at - 10 * MINUTE;

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use e2b_emulator::{EmulatorConfig, Fault, Route};
 use sandman::domain::{
-    Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind,
-    SnapshotStatus,
+    Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
 };
 use sandman::retention::{IN_USE_RECHECK, PassOptions, PruneReport, Reason};
 use sandman::store::keys;
@@ -37,11 +36,7 @@ async fn open_projects(stack: &TestStack, projects: &[(&str, RetentionPolicy)]) 
     for (project, policy) in projects {
         let key = stack.key(project);
         stack.register(&spec(stack, project, *policy)).await;
-        stack
-            .sandman
-            .open(&key, Actor::User)
-            .await
-            .expect("the project opens");
+        stack.sandman.open(&key, Actor::User).await.expect("the project opens");
         keys.push(key);
     }
     keys
@@ -77,9 +72,7 @@ async fn with_snapshots(
     count: usize,
 ) -> (ProjectKey, Vec<Snapshot>) {
     let key = open_projects(stack, &[(project, policy)]).await.remove(0);
-    let saved = save_hourly(stack, std::slice::from_ref(&key), count)
-        .await
-        .remove(0);
+    let saved = save_hourly(stack, std::slice::from_ref(&key), count).await.remove(0);
     (key, saved)
 }
 
@@ -96,26 +89,15 @@ async fn records(stack: &TestStack, key: &ProjectKey) -> Vec<Snapshot> {
 }
 
 fn ids<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>) -> BTreeSet<SnapshotId> {
-    snapshots
-        .into_iter()
-        .map(|s| s.snapshot_id.clone())
-        .collect()
+    snapshots.into_iter().map(|s| s.snapshot_id.clone()).collect()
 }
 
 fn pick(saved: &[Snapshot], indexes: &[usize]) -> BTreeSet<SnapshotId> {
-    indexes
-        .iter()
-        .map(|&i| saved[i].snapshot_id.clone())
-        .collect()
+    indexes.iter().map(|&i| saved[i].snapshot_id.clone()).collect()
 }
 
 fn e2b_ids(stack: &TestStack) -> BTreeSet<String> {
-    stack
-        .emulator
-        .snapshots()
-        .into_iter()
-        .map(|s| s.snapshot_id)
-        .collect()
+    stack.emulator.snapshots().into_iter().map(|s| s.snapshot_id).collect()
 }
 
 /// Projects the prune index says are due at `at`.
@@ -146,12 +128,7 @@ fn names(projects: &[&str]) -> BTreeSet<String> {
 async fn recorded_e2b_ids(stack: &TestStack, keys: &[ProjectKey]) -> BTreeSet<String> {
     let mut all = BTreeSet::new();
     for key in keys {
-        all.extend(
-            records(stack, key)
-                .await
-                .into_iter()
-                .map(|s| s.e2b_snapshot_id),
-        );
+        all.extend(records(stack, key).await.into_iter().map(|s| s.e2b_snapshot_id));
     }
     all
 }
@@ -229,19 +206,12 @@ async fn keeps_exactly_the_right_set_across_pins_ages_and_n() {
     // "strict" is next due when s7 turns 8h old; "lenient" has no age limit and left the index.
     let now = stack.clock.now();
     assert!(due(&stack, now).await.is_empty());
-    assert!(
-        due(&stack, now + 4 * HOUR - Duration::from_millis(1))
-            .await
-            .is_empty()
-    );
+    assert!(due(&stack, now + 4 * HOUR - Duration::from_millis(1)).await.is_empty());
     assert_eq!(due(&stack, now + 4 * HOUR).await, names(&["strict"]));
     stack.clock.advance(4 * HOUR);
     let report = prune(&stack).await;
     assert_eq!((report.projects_visited, report.snapshots_deleted), (1, 1));
-    assert_eq!(
-        ids(&records(&stack, strict).await),
-        pick(&saved[0], &[1, 8, 9, 10, 11])
-    );
+    assert_eq!(ids(&records(&stack, strict).await), pick(&saved[0], &[1, 8, 9, 10, 11]));
     assert!(!e2b_ids(&stack).contains(&saved[0][7].e2b_snapshot_id));
     assert_eq!(
         due(&stack, stack.clock.now() + HOUR).await,
@@ -286,11 +256,7 @@ async fn the_newest_and_the_one_in_use_survive_the_strictest_policy() {
     assert_eq!(prune(&stack).await.snapshots_deleted, 0);
     assert_eq!(ids(&records(&stack, &key).await), pick(&saved, &[0, 4]));
 
-    stack
-        .sandman
-        .kill(&key, Some(false), Actor::User)
-        .await
-        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
     stack.clock.advance(IN_USE_RECHECK);
     let report = prune(&stack).await;
     assert_eq!(report.snapshots_deleted, 1);
@@ -300,9 +266,7 @@ async fn the_newest_and_the_one_in_use_survive_the_strictest_policy() {
         "the newest stays, whatever its age"
     );
     assert!(
-        due(&stack, stack.clock.now() + 100 * IN_USE_RECHECK)
-            .await
-            .is_empty(),
+        due(&stack, stack.clock.now() + 100 * IN_USE_RECHECK).await.is_empty(),
         "nothing left to wait for"
     );
 }
@@ -317,11 +281,7 @@ async fn a_policy_change_or_an_unpin_makes_the_project_due() {
         .await
         .unwrap();
     assert_eq!(prune(&stack).await.snapshots_deleted, 0);
-    assert!(
-        due(&stack, stack.clock.now() + 1000 * HOUR)
-            .await
-            .is_empty()
-    );
+    assert!(due(&stack, stack.clock.now() + 1000 * HOUR).await.is_empty());
 
     stack
         .store()
@@ -357,17 +317,10 @@ async fn e2b_errors_leave_consistent_records_and_the_next_tick_finishes() {
     );
 
     let report = prune(&stack).await;
-    assert_eq!(
-        (report.failures, report.snapshots_deleted),
-        (1, 3),
-        "{report:?}"
-    );
+    assert_eq!((report.failures, report.snapshots_deleted), (1, 3), "{report:?}");
     assert_consistent(&stack, &key).await;
     let after = records(&stack, &key).await;
-    let stuck: Vec<_> = after
-        .iter()
-        .filter(|s| s.status == SnapshotStatus::Deleting)
-        .collect();
+    let stuck: Vec<_> = after.iter().filter(|s| s.status == SnapshotStatus::Deleting).collect();
     assert_eq!(
         ids(stuck.iter().copied()),
         pick(&saved, &[3]),
@@ -389,11 +342,7 @@ async fn e2b_errors_leave_consistent_records_and_the_next_tick_finishes() {
     assert_eq!(report.failures, 0);
     assert_eq!(ids(&records(&stack, &key).await), pick(&saved, &[4, 5]));
     assert_eq!(e2b_ids(&stack), recorded_e2b_ids(&stack, &[key]).await);
-    assert!(
-        due(&stack, stack.clock.now() + 1000 * HOUR)
-            .await
-            .is_empty()
-    );
+    assert!(due(&stack, stack.clock.now() + 1000 * HOUR).await.is_empty());
 }
 
 #[tokio::test]
@@ -401,17 +350,9 @@ async fn a_tick_killed_halfway_is_finished_by_the_next() {
     let stack = TestStack::start().await;
     let (key, saved) = with_snapshots(&stack, "app", RetentionPolicy::default(), 4).await;
     // Killed after marking, before E2B was called...
-    stack
-        .store()
-        .mark_deleting(&key, &saved[0].snapshot_id)
-        .await
-        .unwrap();
+    stack.store().mark_deleting(&key, &saved[0].snapshot_id).await.unwrap();
     // ...and killed after E2B deleted, before the record was removed.
-    stack
-        .store()
-        .mark_deleting(&key, &saved[1].snapshot_id)
-        .await
-        .unwrap();
+    stack.store().mark_deleting(&key, &saved[1].snapshot_id).await.unwrap();
     stack
         .sandman
         .e2b_for(&key)
@@ -431,11 +372,7 @@ async fn a_tick_killed_halfway_is_finished_by_the_next() {
 async fn a_dry_run_reports_and_changes_nothing() {
     let stack = TestStack::start().await;
     let (key, saved) = with_snapshots(&stack, "app", retention(2, None), 5).await;
-    stack
-        .store()
-        .mark_deleting(&key, &saved[4].snapshot_id)
-        .await
-        .unwrap();
+    stack.store().mark_deleting(&key, &saved[4].snapshot_id).await.unwrap();
     let table_before = records(&stack, &key).await;
     let e2b_before = stack
         .emulator
@@ -446,16 +383,10 @@ async fn a_dry_run_reports_and_changes_nothing() {
     let due_before = due(&stack, stack.clock.now()).await;
     let project_before = stack.sandman.project(&key).await.unwrap();
 
-    let report = tick(&stack.sandman, &json!({"dryRun": true}))
-        .await
-        .unwrap();
+    let report = tick(&stack.sandman, &json!({"dryRun": true})).await.unwrap();
     assert!(report.dry_run);
     assert_eq!(
-        (
-            report.projects_visited,
-            report.snapshots_deleted,
-            report.would_delete
-        ),
+        (report.projects_visited, report.snapshots_deleted, report.would_delete),
         (1, 0, 3)
     );
     let planned: BTreeSet<(SnapshotId, Reason)> = report
@@ -488,17 +419,14 @@ async fn a_dry_run_reports_and_changes_nothing() {
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/fixtures/scheduled/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists"))
-        .expect("fixture is JSON")
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists")).expect("fixture is JSON")
 }
 
 #[tokio::test]
 async fn the_scheduled_event_runs_a_real_tick_and_counts_it() {
     let stack = TestStack::start().await;
     let (key, saved) = with_snapshots(&stack, "app", retention(1, None), 3).await;
-    let report = tick(&stack.sandman, &fixture("snapshot-pruner.json"))
-        .await
-        .unwrap();
+    let report = tick(&stack.sandman, &fixture("snapshot-pruner.json")).await.unwrap();
     assert!(!report.dry_run);
     assert_eq!(ids(&records(&stack, &key).await), pick(&saved, &[2]));
     let emf = report.metrics().to_emf(0);
@@ -517,17 +445,13 @@ async fn configured_dry_run_holds_for_scheduled_ticks_and_an_invocation_can_lift
     .await;
     let (key, saved) = with_snapshots(&stack, "app", retention(1, None), 3).await;
 
-    let report = tick(&stack.sandman, &fixture("snapshot-pruner.json"))
-        .await
-        .unwrap();
+    let report = tick(&stack.sandman, &fixture("snapshot-pruner.json")).await.unwrap();
     assert!(report.dry_run);
     assert_eq!(report.would_delete, 2);
     assert_eq!(ids(&records(&stack, &key).await), ids(&saved));
     assert!(stack.emulator.calls_to(Route::DeleteSnapshot).is_empty());
 
-    let report = tick(&stack.sandman, &json!({"dryRun": false}))
-        .await
-        .unwrap();
+    let report = tick(&stack.sandman, &json!({"dryRun": false})).await.unwrap();
     assert_eq!(report.snapshots_deleted, 2);
     assert_eq!(ids(&records(&stack, &key).await), pick(&saved, &[2]));
 }
@@ -536,11 +460,7 @@ async fn configured_dry_run_holds_for_scheduled_ticks_and_an_invocation_can_lift
 async fn bad_input_does_nothing() {
     let stack = TestStack::start().await;
     let (key, saved) = with_snapshots(&stack, "app", retention(1, None), 3).await;
-    assert!(
-        tick(&stack.sandman, &json!({"dryRun": "no"}))
-            .await
-            .is_err()
-    );
+    assert!(tick(&stack.sandman, &json!({"dryRun": "no"})).await.is_err());
     assert_eq!(ids(&records(&stack, &key).await), ids(&saved));
 }
 
@@ -593,30 +513,20 @@ async fn a_tick_pages_through_every_shard() {
     let mut keys = Vec::new();
     for n in 0..130 {
         let project = format!("p{n:03}");
-        stack
-            .register(&spec(&stack, &project, retention(1, None)))
-            .await;
+        stack.register(&spec(&stack, &project, retention(1, None))).await;
         let key = stack.key(&project);
         recorded(&stack, &key, 3).await;
         keys.push(key);
     }
     let report = prune(&stack).await;
     assert_eq!(
-        (
-            report.projects_visited,
-            report.snapshots_deleted,
-            report.failures
-        ),
+        (report.projects_visited, report.snapshots_deleted, report.failures),
         (130, 260, 0)
     );
     for key in &keys {
         assert_eq!(records(&stack, key).await.len(), 1);
     }
-    assert!(
-        due(&stack, stack.clock.now() + 1000 * HOUR)
-            .await
-            .is_empty()
-    );
+    assert!(due(&stack, stack.clock.now() + 1000 * HOUR).await.is_empty());
     assert_eq!(
         prune(&stack).await.projects_visited,
         0,
@@ -627,9 +537,7 @@ async fn a_tick_pages_through_every_shard() {
 #[tokio::test]
 async fn a_snapshot_recorded_during_a_pass_keeps_the_project_due() {
     let stack = TestStack::start().await;
-    stack
-        .register(&spec(&stack, "app", retention(1, None)))
-        .await;
+    stack.register(&spec(&stack, "app", retention(1, None))).await;
     let key = stack.key("app");
     recorded(&stack, &key, 1).await;
     let shard = keys::prune_shard(&key);
@@ -658,12 +566,6 @@ async fn a_snapshot_recorded_during_a_pass_keeps_the_project_due() {
         .unwrap()
         .items
         .remove(0);
-    assert!(
-        stack
-            .store()
-            .reschedule_prune(&key, fresh.due_at, None)
-            .await
-            .unwrap()
-    );
+    assert!(stack.store().reschedule_prune(&key, fresh.due_at, None).await.unwrap());
     assert!(due(&stack, stack.clock.now()).await.is_empty());
 }

@@ -20,8 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use e2b_emulator::EmulatorConfig;
 use futures::StreamExt;
 use sandman::domain::{
-    Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind,
-    SnapshotStatus,
+    Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
 };
 use sandman::retention::{PassOptions, PruneReport};
 use sandman::store::{Capacity, Consistency, keys};
@@ -34,10 +33,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn ms(at: OffsetDateTime) -> AttributeValue {
@@ -78,12 +74,7 @@ async fn batch_write(client: &Client, table: &str, items: Vec<Item>) {
                 .into_iter()
                 .map(|item| {
                     WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item))
-                                .build()
-                                .expect("put"),
-                        )
+                        .put_request(PutRequest::builder().set_item(Some(item)).build().expect("put"))
                         .build()
                 })
                 .collect();
@@ -168,11 +159,7 @@ async fn pruner_tick_capacity() {
         .await
         .expect("a sandbox to snapshot");
     let record = stack.sandman.project(&source).await.unwrap();
-    let sandbox = record
-        .session
-        .and_then(|s| s.sandbox)
-        .expect("a sandbox")
-        .sandbox_id;
+    let sandbox = record.session.and_then(|s| s.sandbox).expect("a sandbox").sandbox_id;
     let e2b = stack.sandman.e2b_for(&source).unwrap();
     let e2b_ids: Vec<String> = futures::stream::iter(0..due * to_delete)
         .map(|_| async {
@@ -188,9 +175,7 @@ async fn pruner_tick_capacity() {
 
     // Templates written by the store itself, then cloned.
     let template = stack.key("template");
-    stack
-        .register(&spec(&stack, "template", per_project as u32))
-        .await;
+    stack.register(&spec(&stack, "template", per_project as u32)).await;
     let snapshot = Snapshot {
         snapshot_id: SnapshotId::generate(),
         team_id: template.team.clone(),
@@ -206,13 +191,7 @@ async fn pruner_tick_capacity() {
         file_count: Some(12_000),
     };
     stack.store().put_snapshot(&snapshot).await.unwrap();
-    let project_template = raw_item(
-        client,
-        table,
-        keys::project_pk(&template),
-        keys::PROJECT_SK.into(),
-    )
-    .await;
+    let project_template = raw_item(client, table, keys::project_pk(&template), keys::PROJECT_SK.into()).await;
     let snapshot_template = raw_item(
         client,
         table,
@@ -252,11 +231,7 @@ async fn pruner_tick_capacity() {
             item.insert("snapshotId".into(), text(id.as_str()));
             item.insert("projectId".into(), text(key.project.as_str()));
             item.insert("createdAt".into(), ms(oldest + HOUR * i as u32));
-            let e2b_id = if n < due && i < to_delete {
-                e2b_ids.next()
-            } else {
-                None
-            };
+            let e2b_id = if n < due && i < to_delete { e2b_ids.next() } else { None };
             item.insert(
                 "e2bSnapshotId".into(),
                 text(e2b_id.unwrap_or_else(|| format!("e2b-{n}-{i}"))),
@@ -278,12 +253,7 @@ async fn pruner_tick_capacity() {
         .unwrap()
         .expect("seeded");
     assert_eq!(
-        stack
-            .store()
-            .all_snapshots(&sample.project.key())
-            .await
-            .unwrap()
-            .len(),
+        stack.store().all_snapshots(&sample.project.key()).await.unwrap().len(),
         per_project
     );
 
@@ -296,11 +266,7 @@ async fn pruner_tick_capacity() {
         stack
             .store()
             .put_project(
-                &spec(
-                    &stack,
-                    &format!("p{n:05}"),
-                    (per_project - to_delete) as u32,
-                ),
+                &spec(&stack, &format!("p{n:05}"), (per_project - to_delete) as u32),
                 now,
             )
             .await
@@ -315,11 +281,7 @@ async fn pruner_tick_capacity() {
         took,
     );
     assert_eq!(
-        (
-            report.projects_visited,
-            report.snapshots_deleted,
-            report.failures
-        ),
+        (report.projects_visited, report.snapshots_deleted, report.failures),
         (due as u64, (due * to_delete) as u64, 0)
     );
     assert_eq!(stack.emulator.snapshots().len(), in_e2b - due * to_delete);

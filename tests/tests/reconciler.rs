@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use e2b_emulator::{EmulatorConfig, Fault, Route, SandboxState as E2bState, TeamAccount};
-use kit::{
-    MINUTE, accounts, e2b, e2b_state, event_into, events, record, running, stack, stack_with, state,
-};
+use kit::{MINUTE, accounts, e2b, e2b_state, event_into, events, record, running, stack, stack_with, state};
 use sandman::domain::{Actor, ProjectId, ProjectKey, SessionEvent, SessionState, TeamId};
 use sandman::e2b::{E2b, NewSandbox};
 use sandman::sandbox_metadata;
@@ -27,10 +25,7 @@ async fn sandbox_behind_sandmans_back(e2b: &E2b, metadata: BTreeMap<String, Stri
         metadata,
         env_vars: BTreeMap::new(),
     };
-    e2b.create_sandbox(&new)
-        .await
-        .expect("sandbox created")
-        .sandbox_id
+    e2b.create_sandbox(&new).await.expect("sandbox created").sandbox_id
 }
 
 /// Moves the session as if a Sandman action had started (or a wrong event arrived) and nothing followed.
@@ -39,11 +34,7 @@ async fn force(stack: &TestStack, key: &ProjectKey, event: SessionEvent, changes
     let write = SessionWrite::new(&current, Actor::User, "test", stack.clock.now())
         .event(event)
         .changes(changes);
-    stack
-        .store()
-        .write_session(&write)
-        .await
-        .expect("forced write");
+    stack.store().write_session(&write).await.expect("forced write");
 }
 
 async fn user_pause(stack: &TestStack, key: &ProjectKey, sandbox: &str) {
@@ -106,10 +97,7 @@ async fn a_sandbox_e2b_runs_while_the_table_says_paused_is_marked_running_then_p
     let stack = stack(&[]).await;
     let (key, sandbox) = running(&stack, "app", 5 * MINUTE, false).await;
     user_pause(&stack, &key, &sandbox).await;
-    e2b(&stack)
-        .connect(&sandbox, Duration::from_secs(1800))
-        .await
-        .unwrap();
+    e2b(&stack).connect(&sandbox, Duration::from_secs(1800)).await.unwrap();
 
     let report = stack.sandman.reconcile().await;
 
@@ -130,35 +118,18 @@ async fn a_sandbox_e2b_runs_while_the_table_says_paused_is_marked_running_then_p
 async fn orphans_are_paused_by_default_and_foreign_sandboxes_are_left_alone() {
     let stack = stack(&[]).await;
     let e2b = e2b(&stack);
-    let ghost = sandbox_behind_sandmans_back(
-        &e2b,
-        sandbox_metadata::for_session(&stack.key("ghost"), "s1"),
-    )
-    .await;
+    let ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("ghost"), "s1")).await;
     let (app, current) = running(&stack, "app", 5 * MINUTE, false).await;
-    let stale =
-        sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&app, "older-session"))
-            .await;
+    let stale = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&app, "older-session")).await;
     let (dead, dead_sandbox) = running(&stack, "dead", 5 * MINUTE, false).await;
-    force(
-        &stack,
-        &dead,
-        SessionEvent::Killed,
-        SessionChanges::default(),
-    )
-    .await;
-    let foreign =
-        sandbox_behind_sandmans_back(&e2b, BTreeMap::from([("user".into(), "x".into())])).await;
+    force(&stack, &dead, SessionEvent::Killed, SessionChanges::default()).await;
+    let foreign = sandbox_behind_sandmans_back(&e2b, BTreeMap::from([("user".into(), "x".into())])).await;
 
     let report = stack.sandman.reconcile().await;
 
     assert_eq!((report.orphans_paused, report.errors), (3, 0), "{report:?}");
     for orphan in [&ghost, &stale, &dead_sandbox] {
-        assert_eq!(
-            e2b_state(&stack, orphan),
-            Some(E2bState::Paused),
-            "{orphan}"
-        );
+        assert_eq!(e2b_state(&stack, orphan), Some(E2bState::Paused), "{orphan}");
     }
     assert_eq!(e2b_state(&stack, &current), Some(E2bState::Running));
     assert_eq!(e2b_state(&stack, &foreign), Some(E2bState::Running));
@@ -177,12 +148,8 @@ async fn orphans_are_paused_by_default_and_foreign_sandboxes_are_left_alone() {
 async fn the_kill_policy_kills_orphans_and_the_report_policy_only_counts_them() {
     let stack = stack(&[("ORPHAN_POLICY", "kill")]).await;
     let e2b = e2b(&stack);
-    let running_ghost =
-        sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("a"), "s"))
-            .await;
-    let paused_ghost =
-        sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("b"), "s"))
-            .await;
+    let running_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("a"), "s")).await;
+    let paused_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("b"), "s")).await;
     e2b.pause(&paused_ghost).await.unwrap();
     let report = stack.sandman.reconcile().await;
     assert_eq!(report.orphans_killed, 2, "{report:?}");
@@ -190,11 +157,8 @@ async fn the_kill_policy_kills_orphans_and_the_report_policy_only_counts_them() 
     assert_eq!(e2b_state(&stack, &paused_ghost), Some(E2bState::Killed));
 
     let stack = kit::stack(&[("ORPHAN_POLICY", "report")]).await;
-    let ghost = sandbox_behind_sandmans_back(
-        &kit::e2b(&stack),
-        sandbox_metadata::for_session(&stack.key("a"), "s"),
-    )
-    .await;
+    let ghost =
+        sandbox_behind_sandmans_back(&kit::e2b(&stack), sandbox_metadata::for_session(&stack.key("a"), "s")).await;
     let report = stack.sandman.reconcile().await;
     assert_eq!(report.orphans_reported, 1, "{report:?}");
     assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Running));
@@ -206,27 +170,13 @@ async fn stuck_sessions_are_set_to_what_e2b_says() {
     let e2b = e2b(&stack);
     // PAUSING, and E2B did pause it.
     let (pausing, pausing_sandbox) = running(&stack, "pausing", 5 * MINUTE, false).await;
-    force(
-        &stack,
-        &pausing,
-        SessionEvent::Pause,
-        SessionChanges::default(),
-    )
-    .await;
+    force(&stack, &pausing, SessionEvent::Pause, SessionChanges::default()).await;
     e2b.pause(&pausing_sandbox).await.unwrap();
     // RESUMING, and E2B did resume it.
     let (resuming, resuming_sandbox) = running(&stack, "resuming", 5 * MINUTE, false).await;
     user_pause(&stack, &resuming, &resuming_sandbox).await;
-    force(
-        &stack,
-        &resuming,
-        SessionEvent::Resume,
-        SessionChanges::default(),
-    )
-    .await;
-    e2b.connect(&resuming_sandbox, Duration::from_secs(1800))
-        .await
-        .unwrap();
+    force(&stack, &resuming, SessionEvent::Resume, SessionChanges::default()).await;
+    e2b.connect(&resuming_sandbox, Duration::from_secs(1800)).await.unwrap();
     // STARTING: E2B created the sandbox, whose metadata names the session; the answer was lost.
     let adopt = stack.key("adopt");
     stack.register(&stack.spec("adopt")).await;
@@ -235,8 +185,7 @@ async fn stuck_sessions_are_set_to_what_e2b_says() {
         ..SessionChanges::default()
     };
     force(&stack, &adopt, SessionEvent::Start, start).await;
-    let adopted =
-        sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&adopt, "s-adopt")).await;
+    let adopted = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&adopt, "s-adopt")).await;
     // STARTING, and nothing was created.
     let never = stack.key("never");
     stack.register(&stack.spec("never")).await;
@@ -247,24 +196,12 @@ async fn stuck_sessions_are_set_to_what_e2b_says() {
     force(&stack, &never, SessionEvent::Start, start).await;
     // STOPPING, and the kill never reached E2B: rolled back, not completed.
     let (stopping, stopping_sandbox) = running(&stack, "stopping", 5 * MINUTE, false).await;
-    force(
-        &stack,
-        &stopping,
-        SessionEvent::Stop,
-        SessionChanges::default(),
-    )
-    .await;
+    force(&stack, &stopping, SessionEvent::Stop, SessionChanges::default()).await;
 
     stack.clock.advance(6 * MINUTE);
     // Mid-action for a moment only: not stuck.
     let (young, _) = running(&stack, "young", 5 * MINUTE, false).await;
-    force(
-        &stack,
-        &young,
-        SessionEvent::Pause,
-        SessionChanges::default(),
-    )
-    .await;
+    force(&stack, &young, SessionEvent::Pause, SessionChanges::default()).await;
 
     let report = stack.sandman.reconcile().await;
 
@@ -281,17 +218,11 @@ async fn stuck_sessions_are_set_to_what_e2b_says() {
     assert_eq!(session.sandbox.map(|s| s.sandbox_id), Some(adopted));
     assert_eq!(state(&stack, &never).await, Some(SessionState::Killed));
     assert_eq!(state(&stack, &stopping).await, Some(SessionState::Running));
-    assert_eq!(
-        e2b_state(&stack, &stopping_sandbox),
-        Some(E2bState::Running)
-    );
+    assert_eq!(e2b_state(&stack, &stopping_sandbox), Some(E2bState::Running));
     assert_eq!(state(&stack, &young).await, Some(SessionState::Pausing));
     for key in [&pausing, &resuming, &adopt, &never, &stopping] {
         let lines = events(&stack, key).await;
-        let line = lines
-            .iter()
-            .find(|l| l.actor == Actor::Reconciler)
-            .expect("logged");
+        let line = lines.iter().find(|l| l.actor == Actor::Reconciler).expect("logged");
         assert!(line.cause.starts_with("reconciled: "), "{}", line.cause);
     }
 }
@@ -330,11 +261,7 @@ async fn an_account_that_cannot_be_listed_is_left_alone() {
 
     let report = stack.sandman.reconcile().await;
 
-    assert_eq!(
-        (report.accounts_unlisted, report.repaired()),
-        (1, 0),
-        "{report:?}"
-    );
+    assert_eq!((report.accounts_unlisted, report.repaired()), (1, 0), "{report:?}");
     assert_eq!(state(&stack, &key).await, Some(SessionState::Running));
 
     stack.emulator.clear_faults();
@@ -354,10 +281,7 @@ async fn every_team_account_is_reconciled() {
     let mut stack = stack_with(emulator, &[]).await;
     stack.sandman.e2b = accounts(&stack, HashMap::from([("team-b".into(), "key-b".into())]));
     let team_b = stack.sandman.e2b.for_team("team-b").unwrap();
-    let key = ProjectKey::new(
-        TeamId::parse("team-b").unwrap(),
-        ProjectId::parse("app").unwrap(),
-    );
+    let key = ProjectKey::new(TeamId::parse("team-b").unwrap(), ProjectId::parse("app").unwrap());
     let spec = sandman::domain::ProjectSpec {
         key: key.clone(),
         ..stack.spec("app")
@@ -381,11 +305,7 @@ async fn every_team_account_is_reconciled() {
 
     let report = stack.sandman.reconcile().await;
 
-    assert_eq!(
-        (report.drift_paused, report.orphans_paused),
-        (1, 1),
-        "{report:?}"
-    );
+    assert_eq!((report.drift_paused, report.orphans_paused), (1, 1), "{report:?}");
     assert_eq!(state(&stack, &key).await, Some(SessionState::Paused));
     assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Paused));
     let listed_by: BTreeSet<_> = stack
@@ -394,10 +314,7 @@ async fn every_team_account_is_reconciled() {
         .into_iter()
         .filter_map(|call| call.team_id)
         .collect();
-    assert_eq!(
-        listed_by,
-        BTreeSet::from(["team-b".into(), "team-local".into()])
-    );
+    assert_eq!(listed_by, BTreeSet::from(["team-b".into(), "team-local".into()]));
 }
 
 #[tokio::test]
@@ -405,16 +322,10 @@ async fn the_reconcile_input_runs_a_reconciliation() {
     let stack = stack(&[]).await;
     let (key, sandbox) = running(&stack, "app", 5 * MINUTE, false).await;
     e2b(&stack).kill(&sandbox).await.unwrap();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/scheduled/reconcile.json"
-    );
-    let input: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scheduled/reconcile.json");
+    let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
 
-    let answer = sandman_idle_enforcer::run(&stack.sandman, &input)
-        .await
-        .unwrap();
+    let answer = sandman_idle_enforcer::run(&stack.sandman, &input).await.unwrap();
 
     assert_eq!(answer["task"], "reconcile");
     assert_eq!(answer["report"]["driftKilled"], 1);

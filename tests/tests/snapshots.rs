@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use e2b_emulator::{Fault, Route, SandboxState};
 use sandman::Error;
-use sandman::domain::{
-    Actor, ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
-};
+use sandman::domain::{Actor, ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus};
 use sandman::store::keys;
 use sandman::workspace::{OpenPath, PauseOutcome, PauseRequest};
 use sandman_local::testkit::TestStack;
@@ -17,11 +15,7 @@ use sandman_local::testkit::TestStack;
 async fn running(stack: &TestStack, project: &str) -> ProjectKey {
     let key = stack.key(project);
     stack.register(&stack.spec(project)).await;
-    stack
-        .sandman
-        .open(&key, Actor::User)
-        .await
-        .expect("the project opens");
+    stack.sandman.open(&key, Actor::User).await.expect("the project opens");
     key
 }
 
@@ -35,12 +29,7 @@ async fn snapshot(stack: &TestStack, key: &ProjectKey, description: &str) -> Sna
 }
 
 fn e2b_snapshots(stack: &TestStack) -> BTreeSet<String> {
-    stack
-        .emulator
-        .snapshots()
-        .into_iter()
-        .map(|s| s.snapshot_id)
-        .collect()
+    stack.emulator.snapshots().into_iter().map(|s| s.snapshot_id).collect()
 }
 
 fn sandbox_of(record: &sandman::store::ProjectRecord) -> String {
@@ -76,16 +65,10 @@ async fn create_records_what_e2b_saved_and_lists_newest_first() {
     assert_eq!(first.source_sandbox_id, sandbox);
     assert_eq!(first.status, SnapshotStatus::Ready);
     assert!(!first.pinned);
-    assert_eq!(
-        second.created_at - first.created_at,
-        Duration::from_secs(60)
-    );
+    assert_eq!(second.created_at - first.created_at, Duration::from_secs(60));
     assert_eq!(
         e2b_snapshots(&stack),
-        BTreeSet::from([
-            first.e2b_snapshot_id.clone(),
-            second.e2b_snapshot_id.clone()
-        ])
+        BTreeSet::from([first.e2b_snapshot_id.clone(), second.e2b_snapshot_id.clone()])
     );
     let view = stack
         .emulator
@@ -99,20 +82,9 @@ async fn create_records_what_e2b_saved_and_lists_newest_first() {
     assert_eq!(listed.items, vec![second.clone(), first.clone()]);
     let page = stack.sandman.list_snapshots(&key, None, 1).await.unwrap();
     assert_eq!(page.items, vec![second.clone()]);
-    let rest = stack
-        .sandman
-        .list_snapshots(&key, page.next.as_ref(), 1)
-        .await
-        .unwrap();
+    let rest = stack.sandman.list_snapshots(&key, page.next.as_ref(), 1).await.unwrap();
     assert_eq!(rest.items, vec![first.clone()]);
-    assert_eq!(
-        stack
-            .sandman
-            .snapshot(&key, &first.snapshot_id)
-            .await
-            .unwrap(),
-        first
-    );
+    assert_eq!(stack.sandman.snapshot(&key, &first.snapshot_id).await.unwrap(), first);
     assert!(
         is_due(&stack, &key).await,
         "a new snapshot marks its project due for retention"
@@ -178,20 +150,9 @@ async fn pinned_snapshots_cannot_be_deleted_until_unpinned() {
     let key = running(&stack, "app").await;
     let saved = snapshot(&stack, &key, "keep me").await;
 
-    let pinned = stack
-        .sandman
-        .set_pinned(&key, &saved.snapshot_id, true)
-        .await
-        .unwrap();
+    let pinned = stack.sandman.set_pinned(&key, &saved.snapshot_id, true).await.unwrap();
     assert!(pinned.pinned);
-    assert!(
-        stack
-            .sandman
-            .snapshot(&key, &saved.snapshot_id)
-            .await
-            .unwrap()
-            .pinned
-    );
+    assert!(stack.sandman.snapshot(&key, &saved.snapshot_id).await.unwrap().pinned);
     let refused = stack
         .sandman
         .delete_snapshot(&key, &saved.snapshot_id)
@@ -202,28 +163,16 @@ async fn pinned_snapshots_cannot_be_deleted_until_unpinned() {
     assert!(stack.emulator.calls_to(Route::DeleteSnapshot).is_empty());
 
     stack.store().set_prune_at(&key, None).await.unwrap();
-    let unpinned = stack
-        .sandman
-        .set_pinned(&key, &saved.snapshot_id, false)
-        .await
-        .unwrap();
+    let unpinned = stack.sandman.set_pinned(&key, &saved.snapshot_id, false).await.unwrap();
     assert!(!unpinned.pinned);
     assert!(
         is_due(&stack, &key).await,
         "unpinning may break the policy: the project is due again"
     );
 
-    stack
-        .sandman
-        .delete_snapshot(&key, &saved.snapshot_id)
-        .await
-        .unwrap();
+    stack.sandman.delete_snapshot(&key, &saved.snapshot_id).await.unwrap();
     assert!(!e2b_snapshots(&stack).contains(&saved.e2b_snapshot_id));
-    let gone = stack
-        .sandman
-        .snapshot(&key, &saved.snapshot_id)
-        .await
-        .unwrap_err();
+    let gone = stack.sandman.snapshot(&key, &saved.snapshot_id).await.unwrap_err();
     assert!(matches!(gone, Error::NotFound("snapshot")), "{gone}");
     let missing = stack
         .sandman
@@ -252,11 +201,7 @@ async fn deleting_a_snapshot_e2b_already_lost_still_removes_the_record() {
         .await
         .unwrap();
 
-    stack
-        .sandman
-        .delete_snapshot(&key, &saved.snapshot_id)
-        .await
-        .unwrap();
+    stack.sandman.delete_snapshot(&key, &saved.snapshot_id).await.unwrap();
     assert!(
         stack
             .sandman
@@ -290,12 +235,7 @@ async fn a_failed_e2b_delete_leaves_the_record_deleting_and_the_project_due() {
         .unwrap_err();
     assert!(matches!(err, Error::E2b(_)), "{err}");
     assert_eq!(
-        stack
-            .sandman
-            .snapshot(&key, &saved.snapshot_id)
-            .await
-            .unwrap()
-            .status,
+        stack.sandman.snapshot(&key, &saved.snapshot_id).await.unwrap().status,
         SnapshotStatus::Deleting
     );
     assert!(e2b_snapshots(&stack).contains(&saved.e2b_snapshot_id));
@@ -311,11 +251,7 @@ async fn a_failed_e2b_delete_leaves_the_record_deleting_and_the_project_due() {
     );
 
     stack.emulator.clear_faults();
-    stack
-        .sandman
-        .delete_snapshot(&key, &saved.snapshot_id)
-        .await
-        .unwrap();
+    stack.sandman.delete_snapshot(&key, &saved.snapshot_id).await.unwrap();
     assert!(!e2b_snapshots(&stack).contains(&saved.e2b_snapshot_id));
     assert!(
         stack
@@ -347,25 +283,12 @@ async fn the_snapshot_the_live_sandbox_came_from_cannot_be_deleted() {
         .unwrap_err();
     assert!(matches!(refused, Error::Conflict(_)), "{refused}");
     assert_eq!(
-        stack
-            .sandman
-            .snapshot(&key, &saved.snapshot_id)
-            .await
-            .unwrap()
-            .status,
+        stack.sandman.snapshot(&key, &saved.snapshot_id).await.unwrap().status,
         SnapshotStatus::Ready
     );
 
-    stack
-        .sandman
-        .kill(&key, Some(false), Actor::User)
-        .await
-        .unwrap();
-    stack
-        .sandman
-        .delete_snapshot(&key, &saved.snapshot_id)
-        .await
-        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
+    stack.sandman.delete_snapshot(&key, &saved.snapshot_id).await.unwrap();
     assert!(e2b_snapshots(&stack).is_empty());
 }
 
@@ -386,17 +309,9 @@ async fn kill_saves_first_when_the_project_asks() {
     let saved = killed.snapshot.expect("an auto-save");
     assert_eq!(saved.kind, SnapshotKind::AutoBeforeKill);
     assert_eq!(saved.source_sandbox_id, sandbox);
+    assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, SandboxState::Killed);
     assert_eq!(
-        stack.emulator.sandbox(&sandbox).unwrap().state,
-        SandboxState::Killed
-    );
-    assert_eq!(
-        stack
-            .sandman
-            .list_snapshots(&key, None, 10)
-            .await
-            .unwrap()
-            .items,
+        stack.sandman.list_snapshots(&key, None, 10).await.unwrap().items,
         vec![saved.clone()]
     );
     let view = stack
@@ -461,16 +376,9 @@ async fn a_required_save_that_fails_abandons_the_kill() {
         },
     );
 
-    let err = stack
-        .sandman
-        .kill(&key, Some(true), Actor::User)
-        .await
-        .unwrap_err();
+    let err = stack.sandman.kill(&key, Some(true), Actor::User).await.unwrap_err();
     assert!(matches!(err, Error::E2b(_)), "{err}");
-    assert_eq!(
-        stack.emulator.sandbox(&sandbox).unwrap().state,
-        SandboxState::Running
-    );
+    assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, SandboxState::Running);
     assert_eq!(
         stack.sandman.project(&key).await.unwrap().state(),
         Some(SessionState::Running)
@@ -524,12 +432,7 @@ async fn an_idle_pause_saves_first_when_asked() {
         stack.sandman.pause(request).await.unwrap(),
         PauseOutcome::Paused
     ));
-    let saved = stack
-        .sandman
-        .list_snapshots(&key, None, 10)
-        .await
-        .unwrap()
-        .items;
+    let saved = stack.sandman.list_snapshots(&key, None, 10).await.unwrap().items;
     assert_eq!(saved.len(), 1);
     assert_eq!(saved[0].kind, SnapshotKind::AutoBeforePause);
     assert_eq!(saved[0].source_sandbox_id, sandbox_of(&record));
@@ -546,11 +449,7 @@ async fn three_snapshots(stack: &TestStack, key: &ProjectKey) -> Vec<Snapshot> {
 }
 
 fn last_create_template(stack: &TestStack) -> String {
-    let call = stack
-        .emulator
-        .calls_to(Route::CreateSandbox)
-        .pop()
-        .expect("a create");
+    let call = stack.emulator.calls_to(Route::CreateSandbox).pop().expect("a create");
     call.body.unwrap_or_default()["templateID"]
         .as_str()
         .unwrap_or_default()
@@ -628,11 +527,7 @@ async fn restore_never_falls_forward_to_a_newer_snapshot() {
         .restore(&key, &saved[0].snapshot_id, Actor::User)
         .await
         .unwrap();
-    assert_eq!(
-        restored.path,
-        OpenPath::Created,
-        "no older snapshot: the template"
-    );
+    assert_eq!(restored.path, OpenPath::Created, "no older snapshot: the template");
     assert_eq!(restored.restored_from, None);
     assert!(restored.fallback_reason.is_some());
     assert_eq!(last_create_template(&stack), "base");
@@ -666,11 +561,7 @@ async fn open_after_kill_walks_the_ladder_down_to_the_template() {
     let stack = TestStack::start().await;
     let key = running(&stack, "app").await;
     let saved = three_snapshots(&stack, &key).await;
-    stack
-        .sandman
-        .kill(&key, Some(false), Actor::User)
-        .await
-        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
     let e2b = stack.sandman.e2b_for(&key).unwrap();
     for s in &saved[1..] {
         e2b.delete_snapshot(&s.e2b_snapshot_id).await.unwrap();
@@ -684,14 +575,8 @@ async fn open_after_kill_walks_the_ladder_down_to_the_template() {
         "newest that still restores"
     );
 
-    stack
-        .sandman
-        .kill(&key, Some(false), Actor::User)
-        .await
-        .unwrap();
-    e2b.delete_snapshot(&saved[0].e2b_snapshot_id)
-        .await
-        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
+    e2b.delete_snapshot(&saved[0].e2b_snapshot_id).await.unwrap();
     let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
     assert_eq!(opened.path, OpenPath::Created);
     assert_eq!(opened.restored_from, None);
@@ -703,11 +588,7 @@ async fn a_snapshot_being_deleted_is_not_restored() {
     let stack = TestStack::start().await;
     let key = running(&stack, "app").await;
     let saved = three_snapshots(&stack, &key).await;
-    stack
-        .store()
-        .mark_deleting(&key, &saved[2].snapshot_id)
-        .await
-        .unwrap();
+    stack.store().mark_deleting(&key, &saved[2].snapshot_id).await.unwrap();
 
     let refused = stack
         .sandman
@@ -716,11 +597,7 @@ async fn a_snapshot_being_deleted_is_not_restored() {
         .unwrap_err();
     assert!(matches!(refused, Error::Conflict(_)), "{refused}");
 
-    stack
-        .sandman
-        .kill(&key, Some(false), Actor::User)
-        .await
-        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
     let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
     assert_eq!(
         opened.restored_from,

@@ -10,7 +10,9 @@ use sandman_local::walkthrough::{Wait, Walkthrough};
 async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     let table = TestTable::create().await;
     let clock = Clock::manual(time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
-    let stack = start(DevOptions::ephemeral(table.name.clone(), false, clock.clone())).await.expect("the local stack starts");
+    let stack = start(DevOptions::ephemeral(table.name.clone(), false, clock.clone()))
+        .await
+        .expect("the local stack starts");
     let token = dev_token(&stack).expect("a development token");
     let emulator = stack.emulator.as_ref().expect("the stack runs the emulator");
     let wait: Wait<'_> = Box::new(|by| {
@@ -18,18 +20,25 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         Box::pin(emulator.advance_clock(by))
     });
     let lines = std::sync::Mutex::new(Vec::new());
-    let result = Walkthrough::new(&stack, token, wait, |line| lines.lock().unwrap().push(line.to_string())).run().await;
+    let result = Walkthrough::new(&stack, token, wait, |line| lines.lock().unwrap().push(line.to_string()))
+        .run()
+        .await;
     let lines = lines.into_inner().unwrap();
     assert!(result.is_ok(), "{:?}\nafter:\n{}", result, lines.join("\n"));
     assert_eq!(lines.len(), 10, "every step ran: {lines:#?}");
 
-    let project = stack.sandman.project(&sandman::domain::ProjectKey::new(
-        sandman::domain::TeamId::parse(sandman_local::dev::DEV_TEAM).unwrap(),
-        sandman::domain::ProjectId::parse(sandman_local::walkthrough::PROJECT).unwrap(),
-    ))
-    .await
-    .unwrap();
+    let project = stack
+        .sandman
+        .project(&sandman::domain::ProjectKey::new(
+            sandman::domain::TeamId::parse(sandman_local::dev::DEV_TEAM).unwrap(),
+            sandman::domain::ProjectId::parse(sandman_local::walkthrough::PROJECT).unwrap(),
+        ))
+        .await
+        .unwrap();
     assert_eq!(project.state(), Some(sandman::domain::SessionState::Running));
-    assert_eq!(stack.store().all_snapshots(&project.project.key()).await.unwrap().len(), 1);
+    assert_eq!(
+        stack.store().all_snapshots(&project.project.key()).await.unwrap().len(),
+        1
+    );
     stack.shutdown().await;
 }

@@ -57,10 +57,7 @@ async fn an_e2b_timeout_pause_is_recorded_with_its_compute() {
     assert_eq!(paused.len(), 1);
     assert_eq!(paused[0].0.status, Some(200));
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Paused), 3)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Paused), 3));
     let session = record.session.unwrap();
     assert_eq!(
         (session.last_actor, session.last_cause.as_str()),
@@ -78,11 +75,7 @@ async fn an_e2b_timeout_pause_is_recorded_with_its_compute() {
     assert_eq!(log.len(), 3);
     assert_eq!(
         (log[0].actor, log[0].from, log[0].to),
-        (
-            Actor::Webhook,
-            Some(SessionState::Running),
-            SessionState::Paused
-        )
+        (Actor::Webhook, Some(SessionState::Running), SessionState::Paused)
     );
     assert_eq!(log[0].cause, "e2b: paused (timeout)");
     assert_eq!(
@@ -110,19 +103,13 @@ async fn a_resume_started_elsewhere_runs_the_session() {
     assert_eq!(resumed.len(), 1);
     let at = timestamp_in(&resumed[0].1);
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Running), 4)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Running), 4));
     let session = record.session.unwrap();
     assert_eq!(
         (session.last_actor, session.last_cause.as_str()),
         (Actor::Webhook, "e2b: resumed")
     );
-    assert_eq!(
-        session.last_active_at, at,
-        "a resumed sandbox gets a full idle timeout"
-    );
+    assert_eq!(session.last_active_at, at, "a resumed sandbox gets a full idle timeout");
     assert_eq!(session.idle_at, Some(at + record.project.idle.idle_timeout));
     assert_eq!(
         session.sandbox,
@@ -138,30 +125,20 @@ async fn a_kill_by_e2b_ends_the_session_and_counts_its_compute() {
     let hooks = Hooks::start().await;
     let (key, sandbox) = hooks.running("app").await;
     hooks.stack.advance(Duration::from_secs(120)).await;
-    hooks
-        .e2b()
-        .kill(&sandbox)
-        .await
-        .expect("killed outside Sandman");
+    hooks.e2b().kill(&sandbox).await.expect("killed outside Sandman");
     hooks.settle().await;
 
     let killed = hooks.delivered("killed");
     assert_eq!(killed.len(), 1);
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Killed), 3)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Killed), 3));
     let session = record.session.unwrap();
     assert_eq!(session.last_cause, "e2b: killed (request)");
     assert_usage(session.usage, usage_in(&killed[0].1));
     assert!(session.usage.run_seconds >= 120.0);
     assert!(!idle_index_holds(&hooks, &key).await);
     let log = hooks.log(&key).await;
-    assert_eq!(
-        (log[0].actor, log[0].to),
-        (Actor::Webhook, SessionState::Killed)
-    );
+    assert_eq!((log[0].actor, log[0].to), (Actor::Webhook, SessionState::Killed));
 }
 
 #[tokio::test]
@@ -183,29 +160,14 @@ async fn an_updated_timeout_is_refreshed_without_a_transition() {
     )
     .unwrap();
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Running), 3)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Running), 3));
     let session = record.session.unwrap();
     assert_eq!(
         session.timeout_at,
-        Some(
-            set_timeout
-                .replace_millisecond(set_timeout.millisecond())
-                .unwrap()
-        )
+        Some(set_timeout.replace_millisecond(set_timeout.millisecond()).unwrap())
     );
-    assert_eq!(
-        session.last_actor,
-        Actor::User,
-        "no transition, so no actor change"
-    );
-    assert_eq!(
-        hooks.log(&key).await.len(),
-        2,
-        "no lifecycle line for a refresh"
-    );
+    assert_eq!(session.last_actor, Actor::User, "no transition, so no actor change");
+    assert_eq!(hooks.log(&key).await.len(), 2, "no lifecycle line for a refresh");
 }
 
 #[tokio::test]
@@ -234,11 +196,7 @@ async fn duplicate_deliveries_apply_once() {
         ..WebhookFaults::default()
     });
     hooks.stack.advance(Duration::from_secs(60)).await;
-    hooks
-        .e2b()
-        .pause(&sandbox)
-        .await
-        .expect("paused outside Sandman");
+    hooks.e2b().pause(&sandbox).await.expect("paused outside Sandman");
     hooks.settle().await;
 
     let paused = hooks.delivered("paused");
@@ -250,23 +208,14 @@ async fn duplicate_deliveries_apply_once() {
         "a duplicate is acknowledged"
     );
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Paused), 3)
-    );
-    assert_usage(
-        record.session.as_ref().unwrap().usage,
-        usage_in(&paused[0].1),
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Paused), 3));
+    assert_usage(record.session.as_ref().unwrap().usage, usage_in(&paused[0].1));
     assert_eq!(hooks.log(&key).await.len(), 3, "one PAUSED line");
 
     let (delivery, _) = &paused[0];
     let signature = delivery.headers.get("e2b-signature").map(String::as_str);
     let (status, answer) = hooks.post(delivery.body.as_bytes(), signature).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("duplicate"))
-    );
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("duplicate")));
     assert_eq!(hooks.record(&key).await, record, "a replay changes nothing");
 }
 
@@ -303,10 +252,7 @@ async fn a_late_paused_does_not_undo_a_resume() {
         position("sandbox.lifecycle.resumed") < position("sandbox.lifecycle.paused"),
         "newest first: {order:?}"
     );
-    let (paused, resumed) = (
-        &hooks.delivered("paused")[0].1,
-        &hooks.delivered("resumed")[0].1,
-    );
+    let (paused, resumed) = (&hooks.delivered("paused")[0].1, &hooks.delivered("resumed")[0].1);
     assert!(timestamp_in(paused) < timestamp_in(resumed));
 
     let record = hooks.record(&key).await;
@@ -359,10 +305,7 @@ async fn compute_is_counted_when_sandman_paused_first() {
     let session = record.session.unwrap();
     assert_usage(session.usage, usage_in(&paused[0].1));
     let log = hooks.log(&key).await;
-    assert_eq!(
-        log.iter().filter(|l| l.to == SessionState::Paused).count(),
-        1
-    );
+    assert_eq!(log.iter().filter(|l| l.to == SessionState::Paused).count(), 1);
 }
 
 #[tokio::test]
@@ -380,12 +323,7 @@ async fn events_about_an_older_sandbox_change_nothing() {
         .kill(&key, Some(false), Actor::User)
         .await
         .expect("killed");
-    let reopened = hooks
-        .stack
-        .sandman
-        .open(&key, Actor::User)
-        .await
-        .expect("reopened");
+    let reopened = hooks.stack.sandman.open(&key, Actor::User).await.expect("reopened");
     let second = reopened
         .record
         .session
@@ -419,12 +357,7 @@ async fn a_start_abandoned_by_its_writer_is_completed_by_created() {
             session_id: Some("s-abandoned".into()),
             ..SessionChanges::default()
         });
-    hooks
-        .stack
-        .store()
-        .write_session(&start)
-        .await
-        .expect("STARTING");
+    hooks.stack.store().write_session(&start).await.expect("STARTING");
     // Sandman's writer is gone for longer than `stuck_after`; E2B made the sandbox meanwhile.
     hooks.stack.clock.advance(Duration::from_secs(301));
     let new = NewSandbox {
@@ -434,19 +367,11 @@ async fn a_start_abandoned_by_its_writer_is_completed_by_created() {
         metadata: sandbox_metadata::for_session(&key, "s-abandoned"),
         env_vars: Default::default(),
     };
-    let sandbox = hooks
-        .e2b()
-        .create_sandbox(&new)
-        .await
-        .expect("created")
-        .sandbox_id;
+    let sandbox = hooks.e2b().create_sandbox(&new).await.expect("created").sandbox_id;
     hooks.settle().await;
 
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Running), 2)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Running), 2));
     let session = record.session.unwrap();
     assert_eq!(session.sandbox.map(|s| s.sandbox_id), Some(sandbox));
     assert_eq!(
@@ -467,12 +392,7 @@ async fn a_recent_start_is_left_to_its_writer() {
             session_id: Some("s-live".into()),
             ..SessionChanges::default()
         });
-    hooks
-        .stack
-        .store()
-        .write_session(&start)
-        .await
-        .expect("STARTING");
+    hooks.stack.store().write_session(&start).await.expect("STARTING");
     let before = hooks.record(&key).await;
     let new = NewSandbox {
         template_id: "base".into(),
@@ -508,9 +428,7 @@ async fn concurrent_deliveries_for_one_session_each_apply_once() {
             (body, signature)
         })
         .collect();
-    let posts = signed
-        .iter()
-        .map(|(body, signature)| hooks.post(body, Some(signature)));
+    let posts = signed.iter().map(|(body, signature)| hooks.post(body, Some(signature)));
     let answers = futures::future::join_all(posts).await;
     assert!(
         answers
@@ -520,10 +438,7 @@ async fn concurrent_deliveries_for_one_session_each_apply_once() {
     );
 
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Paused), 6)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Paused), 6));
     let session = record.session.unwrap();
     assert_eq!(
         session.usage.run_seconds,
@@ -531,14 +446,9 @@ async fn concurrent_deliveries_for_one_session_each_apply_once() {
         "each event's compute counted exactly once"
     );
     assert_eq!(
-        session
-            .last_event_at
-            .map(|at| at >= start + Duration::from_secs(1)),
+        session.last_event_at.map(|at| at >= start + Duration::from_secs(1)),
         Some(true)
     );
     let log = hooks.log(&key).await;
-    assert_eq!(
-        log.iter().filter(|l| l.to == SessionState::Paused).count(),
-        1
-    );
+    assert_eq!(log.iter().filter(|l| l.to == SessionState::Paused).count(), 1);
 }

@@ -13,23 +13,10 @@ use support::{Hooks, WEBHOOK_SECRET, event_body, metadata_of};
 
 /// A signed `paused` event about the project's current sandbox, whose standard-alphabet
 /// signature contains `+` or `/` (so its URL-safe spelling differs).
-fn paused_event(
-    hooks: &Hooks,
-    key: &sandman::domain::ProjectKey,
-    session: &str,
-    sandbox: &str,
-) -> (Vec<u8>, String) {
+fn paused_event(hooks: &Hooks, key: &sandman::domain::ProjectKey, session: &str, sandbox: &str) -> (Vec<u8>, String) {
     let at = hooks.stack.emulator.now();
     (0..)
-        .map(|n| {
-            event_body(
-                &format!("evt-{n}"),
-                "paused",
-                at,
-                sandbox,
-                metadata_of(key, session),
-            )
-        })
+        .map(|n| event_body(&format!("evt-{n}"), "paused", at, sandbox, metadata_of(key, session)))
         .map(|body| {
             let signature = sign(WEBHOOK_SECRET, &body);
             (body, signature)
@@ -63,11 +50,7 @@ async fn forged_missing_and_garbage_signatures_are_refused_and_store_nothing() {
         let (status, answer) = hooks.post(sent, signature).await;
         assert_eq!(status, 401, "{signature:?}");
         assert_eq!(answer["error"]["code"], "invalid_signature");
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     assert_eq!(hooks.record(&key).await, before, "nothing stored");
     assert_eq!(hooks.log(&key).await.len(), 2);
@@ -92,10 +75,7 @@ async fn the_url_safe_alphabet_of_older_docs_is_accepted() {
         (200, Some("applied"), Some("PAUSED"))
     );
     let record = hooks.record(&key).await;
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Paused), 3)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Paused), 3));
     assert_eq!(record.session.unwrap().usage.run_seconds, 30.0);
 }
 
@@ -145,17 +125,9 @@ async fn rotation_accepts_the_current_and_previous_secrets_only() {
     hooks.e2b().kill(&sandbox).await.expect("killed");
     hooks.settle().await;
     let killed = hooks.delivered("killed");
-    assert_eq!(
-        killed.len(),
-        2,
-        "refused, so E2B redelivered once (max_retries = 1)"
-    );
+    assert_eq!(killed.len(), 2, "refused, so E2B redelivered once (max_retries = 1)");
     assert!(killed.iter().all(|(d, _)| d.status == Some(401)));
-    assert_eq!(
-        hooks.record(&key).await,
-        before,
-        "an unknown secret changes nothing"
-    );
+    assert_eq!(hooks.record(&key).await, before, "an unknown secret changes nothing");
 }
 
 #[tokio::test]
@@ -168,12 +140,7 @@ async fn unknown_sandboxes_are_acknowledged_and_store_nothing() {
         metadata: [("owner".to_string(), "someone else".to_string())].into(),
         env_vars: Default::default(),
     };
-    let sandbox = hooks
-        .e2b()
-        .create_sandbox(&foreign)
-        .await
-        .expect("created")
-        .sandbox_id;
+    let sandbox = hooks.e2b().create_sandbox(&foreign).await.expect("created").sandbox_id;
     hooks.e2b().kill(&sandbox).await.expect("killed");
     hooks.settle().await;
     let deliveries = hooks.stack.emulator.deliveries();
@@ -192,10 +159,7 @@ async fn unknown_sandboxes_are_acknowledged_and_store_nothing() {
         metadata_of(&ghost, "s1"),
     );
     let (status, answer) = hooks.post(&body, Some(&sign(WEBHOOK_SECRET, &body))).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("unknown-sandbox"))
-    );
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("unknown-sandbox")));
     let store = hooks.stack.store();
     assert_eq!(
         store
@@ -220,25 +184,16 @@ async fn malformed_bodies_behind_a_valid_signature_are_400() {
     let hooks = Hooks::start().await;
     let (key, sandbox) = hooks.running("app").await;
     let before = hooks.record(&key).await;
-    let no_timestamp =
-        format!(r#"{{"id":"e1","type":"sandbox.lifecycle.paused","sandbox_id":"{sandbox}"}}"#);
+    let no_timestamp = format!(r#"{{"id":"e1","type":"sandbox.lifecycle.paused","sandbox_id":"{sandbox}"}}"#);
     for body in ["not json", "{}", "[1,2]", no_timestamp.as_str()] {
         let (status, answer) = hooks
-            .post(
-                body.as_bytes(),
-                Some(&sign(WEBHOOK_SECRET, body.as_bytes())),
-            )
+            .post(body.as_bytes(), Some(&sign(WEBHOOK_SECRET, body.as_bytes())))
             .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(answer["error"]["code"], "malformed_event", "{body}");
     }
-    let (status, _) = hooks
-        .post(b"not json", Some(&sign("wrong", b"not json")))
-        .await;
-    assert_eq!(
-        status, 401,
-        "the signature is checked before the body is read"
-    );
+    let (status, _) = hooks.post(b"not json", Some(&sign("wrong", b"not json"))).await;
+    assert_eq!(status, 401, "the signature is checked before the body is read");
     assert_eq!(hooks.record(&key).await, before);
 }
 

@@ -9,8 +9,8 @@ use sandman::Sandman;
 use sandman::clock::Clock;
 use sandman::config::Config;
 use sandman::domain::{
-    Actor, IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, SandboxRef,
-    SessionEvent, SessionState, TeamId,
+    Actor, IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, SandboxRef, SessionEvent, SessionState,
+    TeamId,
 };
 use sandman::secrets::{Secret, Secrets};
 use sandman::store::{Consistency, SessionChanges, SessionWrite, Store};
@@ -26,8 +26,8 @@ const BASE64: &str = include_str!("../fixtures/webhook/function_url_paused_base6
 /// running sandbox `sbx-fixture` as session `s-fixture` since before the event.
 async fn sandman_with_fixture_project() -> (Sandman, ProjectKey) {
     let table = TestTable::create().await;
-    let config = Config::from_lookup(|name| (name == "SANDMAN_TABLE").then(|| table.name.clone()))
-        .expect("valid config");
+    let config =
+        Config::from_lookup(|name| (name == "SANDMAN_TABLE").then(|| table.name.clone())).expect("valid config");
     let secrets = Secrets {
         webhook_secrets: vec![Secret::new("fixture-secret")],
         ..Secrets::default()
@@ -76,17 +76,14 @@ async fn sandman_with_fixture_project() -> (Sandman, ProjectKey) {
 }
 
 async fn invoke(sandman: &Sandman, fixture: &str) -> (u16, Value) {
-    let request = lambda_http::request::from_str(fixture)
-        .expect("a function-URL request lambda_http understands");
+    let request = lambda_http::request::from_str(fixture).expect("a function-URL request lambda_http understands");
     assert_eq!(request.method(), "POST");
     let response = sandman_webhook::router(sandman.clone())
         .oneshot(request)
         .await
         .expect("the router answers");
     let status = response.status().as_u16();
-    let body = to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("a body");
+    let body = to_bytes(response.into_body(), 1 << 20).await.expect("a body");
     (status, serde_json::from_slice(&body).expect("JSON"))
 }
 
@@ -106,10 +103,7 @@ async fn a_function_url_delivery_is_verified_and_applied_once() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Paused), 3)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Paused), 3));
     let session = record.session.unwrap();
     assert_eq!(session.state_since, datetime!(2026-11-01 12:10:00.123 UTC));
     assert_eq!(
@@ -123,20 +117,14 @@ async fn a_function_url_delivery_is_verified_and_applied_once() {
 
     // The same bytes, base64-encoded by the function URL: same signature, same event, no effect.
     let (status, answer) = invoke(&sandman, BASE64).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("duplicate"))
-    );
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("duplicate")));
     let again = sandman
         .store
         .get_project(&key, Consistency::Strong)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (again.version, again.session.unwrap().usage.run_seconds),
-        (3, 600.0)
-    );
+    assert_eq!((again.version, again.session.unwrap().usage.run_seconds), (3, 600.0));
 }
 
 #[tokio::test]
@@ -154,8 +142,5 @@ async fn a_function_url_delivery_with_another_secret_is_refused() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (record.state(), record.version),
-        (Some(SessionState::Running), 2)
-    );
+    assert_eq!((record.state(), record.version), (Some(SessionState::Running), 2));
 }

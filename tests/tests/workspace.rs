@@ -29,7 +29,10 @@ async fn open_creates_then_returns_then_resumes_then_restores() {
     assert_eq!(body["metadata"]["sandmanProject"], "app");
     assert_eq!(body["timeout"], 1800);
 
-    assert_eq!(stack.sandman.open(&key, Actor::User).await.unwrap().path, OpenPath::AlreadyRunning);
+    assert_eq!(
+        stack.sandman.open(&key, Actor::User).await.unwrap().path,
+        OpenPath::AlreadyRunning
+    );
 
     let record = stack.sandman.project(&key).await.unwrap();
     let pause = PauseRequest {
@@ -41,16 +44,32 @@ async fn open_creates_then_returns_then_resumes_then_restores() {
         idle_by: None,
         snapshot_first: false,
     };
-    assert!(matches!(stack.sandman.pause(pause).await.unwrap(), PauseOutcome::Paused));
-    assert_eq!(stack.sandman.project(&key).await.unwrap().state(), Some(SessionState::Paused));
+    assert!(matches!(
+        stack.sandman.pause(pause).await.unwrap(),
+        PauseOutcome::Paused
+    ));
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Paused)
+    );
     assert_eq!(state(&stack, &sandbox), Some(e2b_emulator::SandboxState::Paused));
 
     let resumed = stack.sandman.open(&key, Actor::User).await.unwrap();
     assert_eq!(resumed.path, OpenPath::Resumed);
-    assert_eq!(stack.emulator.calls_to(Route::ConnectSandbox)[0].body.clone().unwrap_or_default()["timeout"], 1800);
+    assert_eq!(
+        stack.emulator.calls_to(Route::ConnectSandbox)[0]
+            .body
+            .clone()
+            .unwrap_or_default()["timeout"],
+        1800
+    );
 
     let record = stack.sandman.project(&key).await.unwrap();
-    let snapshot = stack.sandman.create_snapshot(&record, SnapshotKind::Manual, "checkpoint".into()).await.unwrap();
+    let snapshot = stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "checkpoint".into())
+        .await
+        .unwrap();
     let killed = stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
     assert!(killed.snapshot.is_none());
     assert_eq!(state(&stack, &sandbox), Some(e2b_emulator::SandboxState::Killed));
@@ -59,8 +78,14 @@ async fn open_creates_then_returns_then_resumes_then_restores() {
     assert_eq!(restored.path, OpenPath::Restored);
     assert_eq!(restored.restored_from, Some(snapshot.snapshot_id.clone()));
     let last_create = stack.emulator.calls_to(Route::CreateSandbox).pop().unwrap();
-    assert_eq!(last_create.body.unwrap_or_default()["templateID"], snapshot.e2b_snapshot_id);
-    assert_eq!(restored.record.session.unwrap().restored_from, Some(snapshot.snapshot_id));
+    assert_eq!(
+        last_create.body.unwrap_or_default()["templateID"],
+        snapshot.e2b_snapshot_id
+    );
+    assert_eq!(
+        restored.record.session.unwrap().restored_from,
+        Some(snapshot.snapshot_id)
+    );
 }
 
 #[tokio::test]
@@ -72,10 +97,18 @@ async fn concurrent_opens_make_one_sandbox() {
         let (sandman, key) = (stack.sandman.clone(), key.clone());
         tokio::spawn(async move { sandman.open(&key, Actor::User).await })
     });
-    let results: Vec<_> = futures::future::join_all(opens).await.into_iter().map(|r| r.unwrap().unwrap().path).collect();
+    let results: Vec<_> = futures::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().path)
+        .collect();
     assert_eq!(stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
     assert_eq!(results.iter().filter(|p| **p == OpenPath::Created).count(), 1);
-    assert!(results.iter().all(|p| matches!(p, OpenPath::Created | OpenPath::InProgress | OpenPath::AlreadyRunning)));
+    assert!(
+        results
+            .iter()
+            .all(|p| matches!(p, OpenPath::Created | OpenPath::InProgress | OpenPath::AlreadyRunning))
+    );
 }
 
 #[tokio::test]
@@ -86,13 +119,27 @@ async fn heartbeats_are_throttled_and_wake_a_paused_sandbox() {
     stack.sandman.open(&key, Actor::User).await.unwrap();
 
     let before = stack.store().capacity().total();
-    assert!(matches!(stack.sandman.activity(&key).await.unwrap(), Activity::Throttled), "just opened: active now");
-    assert!(matches!(stack.sandman.activity(&key).await.unwrap(), Activity::Throttled));
+    assert!(
+        matches!(stack.sandman.activity(&key).await.unwrap(), Activity::Throttled),
+        "just opened: active now"
+    );
+    assert!(matches!(
+        stack.sandman.activity(&key).await.unwrap(),
+        Activity::Throttled
+    ));
     let after = stack.store().capacity().total();
-    assert_eq!(after.write_units, before.write_units, "throttled heartbeats write nothing");
+    assert_eq!(
+        after.write_units, before.write_units,
+        "throttled heartbeats write nothing"
+    );
 
     stack.advance(Duration::from_secs(60)).await;
-    assert!(matches!(stack.sandman.activity(&key).await.unwrap(), Activity::Recorded { extended_timeout: false }));
+    assert!(matches!(
+        stack.sandman.activity(&key).await.unwrap(),
+        Activity::Recorded {
+            extended_timeout: false
+        }
+    ));
     let record = stack.sandman.project(&key).await.unwrap();
     assert_eq!(record.session.as_ref().unwrap().last_active_at, stack.clock.now());
 

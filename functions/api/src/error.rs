@@ -103,9 +103,9 @@ impl From<sandman::Error> for ApiError {
 fn e2b(err: E2bError) -> ApiError {
     let status = match &err {
         E2bError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        E2bError::Unavailable { .. }
-        | E2bError::NoCredentials
-        | E2bError::InvalidSettings { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        E2bError::Unavailable { .. } | E2bError::NoCredentials | E2bError::InvalidSettings { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         // E2B disagrees with what the table says about the sandbox: the caller may try again.
         E2bError::NotFound | E2bError::Conflict { .. } => StatusCode::CONFLICT,
         E2bError::BadRequest { .. }
@@ -117,9 +117,7 @@ fn e2b(err: E2bError) -> ApiError {
         tracing::warn!(error = %err, kind = err.kind(), "E2B call failed");
     }
     let retry_after = match &err {
-        E2bError::RateLimited { retry_after } => {
-            Some(retry_after.unwrap_or(Duration::from_secs(1)))
-        }
+        E2bError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(1))),
         _ => None,
     };
     let code = match &err {
@@ -170,10 +168,7 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(after) = self.retry_after {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(after.as_secs().max(1)),
-            );
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
         }
         response
     }
@@ -186,14 +181,8 @@ mod tests {
     #[test]
     fn core_errors_get_their_status() {
         let status = |err: sandman::Error| ApiError::from(err).status;
-        assert_eq!(
-            status(sandman::Error::NotFound("project")),
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            status(sandman::Error::Conflict("busy".into())),
-            StatusCode::CONFLICT
-        );
+        assert_eq!(status(sandman::Error::NotFound("project")), StatusCode::NOT_FOUND);
+        assert_eq!(status(sandman::Error::Conflict("busy".into())), StatusCode::CONFLICT);
         assert_eq!(
             status(sandman::Error::Invalid {
                 field: "cursor",
@@ -215,10 +204,7 @@ mod tests {
             ),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(
-            status(E2bError::Unauthorized.into()),
-            StatusCode::BAD_GATEWAY
-        );
+        assert_eq!(status(E2bError::Unauthorized.into()), StatusCode::BAD_GATEWAY);
         assert_eq!(
             status(sandman::Error::Store(StoreError::Dynamo {
                 message: "throttled".into(),

@@ -5,12 +5,8 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
 pub fn entity_tag(body: &[u8]) -> HeaderValue {
-    let hex: String = Sha256::digest(body)[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    HeaderValue::from_str(&format!("\"{hex}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    let hex: String = Sha256::digest(body)[..12].iter().map(|b| format!("{b:02x}")).collect();
+    HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// `If-None-Match` semantics: a list of tags, weak ones compared weakly, or `*`.
@@ -34,10 +30,7 @@ mod tests {
         let header = |text: &str| HeaderValue::from_str(text).unwrap();
         let tag = etag.to_str().unwrap().to_string();
         assert!(matches_any(Some(&header(&tag)), &etag));
-        assert!(matches_any(
-            Some(&header(&format!("\"x\", W/{tag}"))),
-            &etag
-        ));
+        assert!(matches_any(Some(&header(&format!("\"x\", W/{tag}"))), &etag));
         assert!(matches_any(Some(&header("*")), &etag));
         assert!(!matches_any(Some(&header("\"other\"")), &etag));
         assert!(!matches_any(None, &etag));

@@ -88,8 +88,8 @@ impl<T: DeserializeOwned> FromRequest<Api> for JsonBody<T> {
             })?;
         // An empty body reads as `{}`. The message names the offending field (`retention.keepLast: ...`).
         let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        let axum::Json(value) = axum::Json::<T>::from_bytes(json)
-            .map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
+        let axum::Json(value) =
+            axum::Json::<T>::from_bytes(json).map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
         Ok(JsonBody(value))
     }
 }

@@ -42,9 +42,7 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
     };
     let (router, document) = routes::all().split_for_parts();
     let document = openapi::finish(document);
-    let document = serde_json::to_vec(&document)
-        .map(Bytes::from)
-        .unwrap_or_default();
+    let document = serde_json::to_vec(&document).map(Bytes::from).unwrap_or_default();
     router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -68,10 +66,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;

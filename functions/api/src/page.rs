@@ -35,8 +35,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Query(query) = Query::<PageQuery>::try_from_uri(&parts.uri)
-            .map_err(|err| ApiError::invalid("query", err.body_text()))?;
+        let Query(query) =
+            Query::<PageQuery>::try_from_uri(&parts.uri).map_err(|err| ApiError::invalid("query", err.body_text()))?;
         Ok(query)
     }
 }
@@ -50,10 +50,7 @@ impl PageQuery {
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
-                    ApiError::invalid(
-                        "limit",
-                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                    )
+                    ApiError::invalid("limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}"))
                 }),
         }
     }
@@ -72,12 +69,7 @@ impl PageQuery {
     }
 }
 
-pub fn page<T, U>(
-    items: Vec<T>,
-    next: Option<Cursor>,
-    list: &str,
-    view: impl FnMut(T) -> U,
-) -> Page<U> {
+pub fn page<T, U>(items: Vec<T>, next: Option<Cursor>, list: &str, view: impl FnMut(T) -> U) -> Page<U> {
     Page {
         items: items.into_iter().map(view).collect(),
         next_cursor: next.map(|cursor| format!("{}.{}", list_tag(list), cursor.as_str())),
@@ -118,14 +110,9 @@ mod tests {
     #[test]
     fn a_cursor_only_works_for_the_list_it_came_from() {
         let store_cursor = Cursor::parse("eyJwayI6WyJTIiwiUCMxIl19").expect("a store cursor");
-        let issued = page(
-            Vec::<u8>::new(),
-            Some(store_cursor.clone()),
-            "events:t/p",
-            |x| x,
-        )
-        .next_cursor
-        .unwrap();
+        let issued = page(Vec::<u8>::new(), Some(store_cursor.clone()), "events:t/p", |x| x)
+            .next_cursor
+            .unwrap();
         assert_eq!(
             query(None, Some(&issued)).cursor("events:t/p").unwrap(),
             Some(store_cursor)

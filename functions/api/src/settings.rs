@@ -41,11 +41,7 @@ const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
 
 impl ProjectSettings {
-    pub fn into_spec(
-        self,
-        key: ProjectKey,
-        defaults: &ProjectDefaults,
-    ) -> Result<ProjectSpec, ApiError> {
+    pub fn into_spec(self, key: ProjectKey, defaults: &ProjectDefaults) -> Result<ProjectSpec, ApiError> {
         let template_id = self.template_id.trim().to_string();
         let visible = template_id.bytes().all(|b| b.is_ascii_graphic());
         if template_id.is_empty() || template_id.len() > 128 || !visible {
@@ -88,11 +84,7 @@ impl ProjectSettings {
     }
 }
 
-fn seconds(
-    field: &'static str,
-    value: u64,
-    range: RangeInclusive<u64>,
-) -> Result<Duration, ApiError> {
+fn seconds(field: &'static str, value: u64, range: RangeInclusive<u64>) -> Result<Duration, ApiError> {
     if range.contains(&value) {
         Ok(Duration::from_secs(value))
     } else {
@@ -161,10 +153,7 @@ mod tests {
         ];
         for (body, field) in cases {
             let err = format!("{:?}", spec(body.clone()).unwrap_err());
-            assert!(
-                err.contains(&format!("field: Some(\"{field}\")")),
-                "{body}: {err}"
-            );
+            assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
         }
         assert!(spec(json!({"templateId": "base", "idleTimeoutSeconds": 60, "sandboxTimeoutSeconds": 86400})).is_ok());
     }

@@ -22,10 +22,7 @@ impl Task {
 }
 
 /// The Lambda handler: the payload is all it needs.
-pub async fn handle(
-    sandman: &Sandman,
-    event: LambdaEvent<Value>,
-) -> Result<Value, lambda_runtime::Error> {
+pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
     run(sandman, &event.payload).await
 }
 
@@ -37,11 +34,7 @@ pub async fn run(sandman: &Sandman, payload: &Value) -> Result<Value, lambda_run
             let report = sandman.enforce_idle().await;
             report.metrics().emit();
             if report.read_errors > 0 {
-                return Err(format!(
-                    "{} idle-index read(s) failed; see the logs",
-                    report.read_errors
-                )
-                .into());
+                return Err(format!("{} idle-index read(s) failed; see the logs", report.read_errors).into());
             }
             Ok(serde_json::json!({ "task": "enforce", "report": report }))
         }
@@ -49,9 +42,7 @@ pub async fn run(sandman: &Sandman, payload: &Value) -> Result<Value, lambda_run
             let report = sandman.reconcile().await;
             report.metrics().emit();
             if report.aborted {
-                return Err(
-                    "the running sessions could not be read; nothing was reconciled".into(),
-                );
+                return Err("the running sessions could not be read; nothing was reconciled".into());
             }
             Ok(serde_json::json!({ "task": "reconcile", "report": report }))
         }
@@ -63,10 +54,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../../tests/fixtures/scheduled/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../tests/fixtures/scheduled/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
@@ -75,10 +63,7 @@ mod tests {
     fn the_scheduled_event_enforces_and_the_reconcile_input_reconciles() {
         assert_eq!(Task::of(&fixture("enforce.json")), Task::Enforce);
         assert_eq!(Task::of(&fixture("reconcile.json")), Task::Reconcile);
-        assert_eq!(
-            Task::of(&serde_json::json!({"task": "other"})),
-            Task::Enforce
-        );
+        assert_eq!(Task::of(&serde_json::json!({"task": "other"})), Task::Enforce);
         assert_eq!(Task::of(&Value::Null), Task::Enforce);
     }
 }

@@ -42,9 +42,7 @@ struct Input {
 pub fn options(config: &PrunerConfig, payload: &Value) -> Result<PassOptions, PrunerError> {
     let input = match payload {
         Value::Null => Input::default(),
-        Value::Object(_) => {
-            Input::deserialize(payload).map_err(|err| PrunerError::BadInput(err.to_string()))?
-        }
+        Value::Object(_) => Input::deserialize(payload).map_err(|err| PrunerError::BadInput(err.to_string()))?,
         _ => {
             return Err(PrunerError::BadInput(
                 "expected a JSON object such as {\"dryRun\": true}".into(),
@@ -85,16 +83,8 @@ mod tests {
 
     #[test]
     fn the_invocation_overrides_the_configured_mode() {
-        assert!(
-            options(&config(false), &json!({"dryRun": true}))
-                .unwrap()
-                .dry_run
-        );
-        assert!(
-            !options(&config(true), &json!({"dryRun": false}))
-                .unwrap()
-                .dry_run
-        );
+        assert!(options(&config(false), &json!({"dryRun": true})).unwrap().dry_run);
+        assert!(!options(&config(true), &json!({"dryRun": false})).unwrap().dry_run);
     }
 
     #[test]

@@ -16,8 +16,7 @@ use sandman::Sandman;
 use sandman::clock::Clock;
 use sandman::config::Config;
 use sandman::domain::{
-    Actor, IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, SandboxRef,
-    SessionEvent, TeamId,
+    Actor, IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, SandboxRef, SessionEvent, TeamId,
 };
 use sandman::secrets::{Secret, Secrets};
 use sandman::store::{Capacity, Consistency, ProjectRecord, SessionChanges, SessionWrite, Store};
@@ -33,10 +32,7 @@ const CURRENT: &str = "bench-secret-current";
 const PREVIOUS: &str = "bench-secret-previous";
 
 fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn key(i: usize) -> ProjectKey {
@@ -51,7 +47,8 @@ fn delivery_body(i: usize, kind: &str, id: &str, after: Duration) -> Vec<u8> {
     let at = (T0 + after).format(&Rfc3339).unwrap();
     let mut data = json!({"sandbox_metadata": sandman::sandbox_metadata::for_session(&key(i), &format!("s{i}"))});
     if matches!(kind, "paused" | "killed") {
-        data["execution"] = json!({"started_at": "2026-11-01T12:00:00Z", "vcpu_count": 2, "memory_mb": 1024, "execution_time": 90_000});
+        data["execution"] =
+            json!({"started_at": "2026-11-01T12:00:00Z", "vcpu_count": 2, "memory_mb": 1024, "execution_time": 90_000});
     }
     if kind == "updated" {
         data["set_timeout"] = json!((T0 + Duration::from_secs(7200)).format(&Rfc3339).unwrap());
@@ -94,11 +91,7 @@ async fn running_project(store: &Store, i: usize) -> ProjectRecord {
             ..Default::default()
         });
     store.write_session(&running).await.unwrap();
-    store
-        .get_project(&key(i), Consistency::Strong)
-        .await
-        .unwrap()
-        .unwrap()
+    store.get_project(&key(i), Consistency::Strong).await.unwrap().unwrap()
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration, Duration) {
@@ -152,13 +145,7 @@ fn cpu(secrets: &[Secret], records: &[ProjectRecord], iterations: usize) {
         let started = Instant::now();
         let verified = verify_and_parse(secrets, &delivery).expect("verifies");
         let parsed = Instant::now();
-        let decided = decide(
-            &records[i],
-            &verified.event,
-            &verified.dedupe_id,
-            now,
-            &rules,
-        );
+        let decided = decide(&records[i], &verified.event, &verified.dedupe_id, now, &rules);
         let done = Instant::now();
         assert!(matches!(decided, Decision::Write(_)));
         black_box(decided);
@@ -176,12 +163,7 @@ fn cpu(secrets: &[Secret], records: &[ProjectRecord], iterations: usize) {
     print_latency("  decide (build the write)", decision);
 }
 
-async fn deliver(
-    sandman: &Sandman,
-    body: &[u8],
-    label: &str,
-    outcomes: &mut Vec<(String, String)>,
-) {
+async fn deliver(sandman: &Sandman, body: &[u8], label: &str, outcomes: &mut Vec<(String, String)>) {
     let signature = sign(CURRENT, body);
     let delivery = Delivery {
         signature: Some(&signature),
@@ -209,9 +191,7 @@ async fn capacity(sandman: &Sandman, projects: usize) {
         ("updated (timeout refresh)", "updated", 80),
         ("killed (transition + usage)", "killed", 90),
     ];
-    println!(
-        "Capacity per event, {projects} projects, DynamoDB Local (ReturnConsumedCapacity=TOTAL):"
-    );
+    println!("Capacity per event, {projects} projects, DynamoDB Local (ReturnConsumedCapacity=TOTAL):");
     let mut total = Capacity::default();
     let mut events = 0u64;
     for (label, kind, after) in rounds {
@@ -274,20 +254,13 @@ async fn main() {
         setting("WEBHOOK_BENCH_PROJECTS", 50).max(1),
     );
     let table = TestTable::create().await;
-    let config =
-        Config::from_lookup(|name| (name == "SANDMAN_TABLE").then(|| table.name.clone())).unwrap();
+    let config = Config::from_lookup(|name| (name == "SANDMAN_TABLE").then(|| table.name.clone())).unwrap();
     let secrets = Secrets {
         webhook_secrets: vec![Secret::new(CURRENT), Secret::new(PREVIOUS)],
         ..Secrets::default()
     };
     let store = Store::new(table.client.clone(), table.name.clone());
-    let sandman = Sandman::new(
-        store,
-        config,
-        secrets,
-        Clock::manual(T0 + Duration::from_secs(120)),
-    )
-    .unwrap();
+    let sandman = Sandman::new(store, config, secrets, Clock::manual(T0 + Duration::from_secs(120))).unwrap();
     let mut records = Vec::with_capacity(projects);
     for i in 0..projects {
         records.push(running_project(&sandman.store, i).await);

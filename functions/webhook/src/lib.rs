@@ -84,14 +84,10 @@ fn answer(result: Result<Receipt, WebhookError>) -> Response {
 
 fn status_of(err: &WebhookError) -> StatusCode {
     match err {
-        WebhookError::Signature(sandman::webhook::SignatureError::NoSecrets) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        WebhookError::Signature(sandman::webhook::SignatureError::NoSecrets) => StatusCode::INTERNAL_SERVER_ERROR,
         WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
         WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
-        WebhookError::Store(StoreError::Dynamo { .. }) | WebhookError::Contended => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        WebhookError::Store(StoreError::Dynamo { .. }) | WebhookError::Contended => StatusCode::SERVICE_UNAVAILABLE,
         WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -5,12 +5,9 @@ use sandman::webhook::{Receipt, WebhookError};
 pub fn metrics_for(result: &Result<Receipt, WebhookError>) -> Metrics {
     let mut metrics = Metrics::new("webhook");
     let name = match result {
+        Ok(Receipt::Applied { transitioned: true, .. }) => "WebhookTransitions",
         Ok(Receipt::Applied {
-            transitioned: true, ..
-        }) => "WebhookTransitions",
-        Ok(Receipt::Applied {
-            transitioned: false,
-            ..
+            transitioned: false, ..
         }) => "WebhookRecorded",
         Ok(Receipt::Duplicate) => "WebhookDuplicates",
         Ok(Receipt::Ignored { .. }) => "WebhookIgnored",

@@ -41,12 +41,7 @@ impl std::ops::Deref for App {
 pub(crate) struct Team(pub String);
 
 impl App {
-    pub(crate) fn new(
-        config: EmulatorConfig,
-        clock: Arc<Clock>,
-        publisher: Publisher,
-        world: World,
-    ) -> App {
+    pub(crate) fn new(config: EmulatorConfig, clock: Arc<Clock>, publisher: Publisher, world: World) -> App {
         let teams = config
             .teams
             .iter()
@@ -88,11 +83,7 @@ impl Shared {
 
     /// Runs `finish` after `hold` in its own task, so a client hanging up mid-transition
     /// cannot leave a sandbox stuck in it.
-    pub(crate) async fn after<T, F>(
-        self: &Arc<Self>,
-        hold: Duration,
-        finish: F,
-    ) -> Result<T, ApiError>
+    pub(crate) async fn after<T, F>(self: &Arc<Self>, hold: Duration, finish: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Shared) -> Result<T, ApiError> + Send + 'static,
@@ -104,8 +95,7 @@ impl Shared {
             }
             finish(&shared)
         });
-        task.await
-            .map_err(|err| ApiError::Internal(err.to_string()))?
+        task.await.map_err(|err| ApiError::Internal(err.to_string()))?
     }
 }
 
@@ -127,8 +117,7 @@ impl Shared {
     pub(crate) fn reset(&self) {
         self.world().reset();
         self.faults.clear();
-        self.publisher
-            .set_faults(crate::faults::WebhookFaults::default());
+        self.publisher.set_faults(crate::faults::WebhookFaults::default());
         self.publisher.clear_deliveries();
         self.calls.clear();
         self.clock.reset();

@@ -15,9 +15,7 @@ impl Clock {
     pub(crate) fn now(&self) -> OffsetDateTime {
         let offset = self.offset_micros.load(Ordering::SeqCst);
         let real = OffsetDateTime::now_utc();
-        let now = real
-            .checked_add(time::Duration::microseconds(offset))
-            .unwrap_or(real);
+        let now = real.checked_add(time::Duration::microseconds(offset)).unwrap_or(real);
         truncate_to_micros(now)
     }
 

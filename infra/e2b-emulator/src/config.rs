@@ -169,9 +169,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_teams() {
-        let result = EmulatorConfig::from_lookup(|name| {
-            (name == "E2B_EMULATOR_TEAMS").then(|| "no-colon".to_owned())
-        });
+        let result = EmulatorConfig::from_lookup(|name| (name == "E2B_EMULATOR_TEAMS").then(|| "no-colon".to_owned()));
         assert!(result.is_err());
     }
 }

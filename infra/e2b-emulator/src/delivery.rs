@@ -122,10 +122,7 @@ const REORDER_WINDOW: Duration = Duration::from_millis(100);
 
 impl Publisher {
     /// Starts the dispatcher task; the returned handle aborts it.
-    pub(crate) fn start(
-        clock: Arc<Clock>,
-        settings: DeliverySettings,
-    ) -> (Publisher, tokio::task::JoinHandle<()>) {
+    pub(crate) fn start(clock: Arc<Clock>, settings: DeliverySettings) -> (Publisher, tokio::task::JoinHandle<()>) {
         let core = Arc::new(Core {
             client: OnceLock::new(),
             timeout: settings.timeout,
@@ -316,16 +313,10 @@ impl Core {
                     request = request.header(name, value);
                 }
                 match request.send().await {
-                    Ok(response) if response.status().is_success() => (
-                        DeliveryOutcome::Delivered,
-                        Some(response.status().as_u16()),
-                        None,
-                    ),
-                    Ok(response) => (
-                        DeliveryOutcome::Failed,
-                        Some(response.status().as_u16()),
-                        None,
-                    ),
+                    Ok(response) if response.status().is_success() => {
+                        (DeliveryOutcome::Delivered, Some(response.status().as_u16()), None)
+                    }
+                    Ok(response) => (DeliveryOutcome::Failed, Some(response.status().as_u16()), None),
                     Err(err) => (DeliveryOutcome::Failed, None, Some(err.to_string())),
                 }
             }

@@ -48,9 +48,7 @@ impl EventType {
     }
 
     pub fn parse(name: &str) -> Option<EventType> {
-        EventType::ALL
-            .into_iter()
-            .find(|event| event.as_str() == name)
+        EventType::ALL.into_iter().find(|event| event.as_str() == name)
     }
 
     fn label(self) -> &'static str {
@@ -86,12 +84,7 @@ pub(crate) struct LifecycleEvent {
 }
 
 impl LifecycleEvent {
-    pub(crate) fn new(
-        event_type: EventType,
-        sandbox: &SandboxView,
-        at: OffsetDateTime,
-        detail: EventDetail,
-    ) -> Self {
+    pub(crate) fn new(event_type: EventType, sandbox: &SandboxView, at: OffsetDateTime, detail: EventDetail) -> Self {
         let id = ids::uuid();
         let data = event_data(event_type, sandbox, at, detail);
         let mut webhook_body = json!({
@@ -135,12 +128,7 @@ impl LifecycleEvent {
     }
 }
 
-fn event_data(
-    event_type: EventType,
-    sandbox: &SandboxView,
-    at: OffsetDateTime,
-    detail: EventDetail,
-) -> Option<Value> {
+fn event_data(event_type: EventType, sandbox: &SandboxView, at: OffsetDateTime, detail: EventDetail) -> Option<Value> {
     let mut data = BTreeMap::<&str, Value>::new();
     if !sandbox.metadata.is_empty() {
         data.insert("sandbox_metadata", json!(sandbox.metadata));

@@ -138,8 +138,7 @@ impl FaultBook {
 
 impl Fault {
     fn next_verdict(&mut self) -> Option<ApiError> {
-        let status =
-            StatusCode::from_u16(self.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if self.rate_limit_burst > 0 {
             self.rate_limit_burst -= 1;
             return Some(ApiError::RateLimited);
@@ -156,9 +155,7 @@ impl Fault {
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Durations travel as whole milliseconds in the admin API.

@@ -23,9 +23,7 @@ Prints its base URL on stdout once listening.";
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -45,9 +43,7 @@ async fn run() -> Result<(), String> {
         match arg.as_str() {
             "--port" => {
                 let value = args.next().ok_or("--port needs a value")?;
-                config.port = value
-                    .parse()
-                    .map_err(|_| format!("invalid port {value:?}"))?;
+                config.port = value.parse().map_err(|_| format!("invalid port {value:?}"))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");

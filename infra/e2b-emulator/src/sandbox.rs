@@ -93,10 +93,7 @@ impl SandboxView {
         self.ensure_idle()?;
         match self.state {
             SandboxState::Running => Ok(()),
-            SandboxState::Paused => Err(ApiError::Conflict(format!(
-                "Sandbox \"{}\" is paused",
-                self.sandbox_id
-            ))),
+            SandboxState::Paused => Err(ApiError::Conflict(format!("Sandbox \"{}\" is paused", self.sandbox_id))),
             SandboxState::Killed => Err(ApiError::SandboxNotFound(self.sandbox_id.clone())),
         }
     }
@@ -105,8 +102,6 @@ impl SandboxView {
     pub(crate) fn execution_ms(&self, now: OffsetDateTime) -> i64 {
         let ended = self.paused_at.unwrap_or(now);
         let elapsed = ended - self.started_at;
-        i64::try_from(elapsed.whole_milliseconds())
-            .unwrap_or(i64::MAX)
-            .max(0)
+        i64::try_from(elapsed.whole_milliseconds()).unwrap_or(i64::MAX).max(0)
     }
 }

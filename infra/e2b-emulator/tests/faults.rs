@@ -21,23 +21,16 @@ async fn rate_limit_burst_answers_429_with_retry_after_then_recovers() {
     );
 
     for _ in 0..2 {
-        let reply = api
-            .post("/v2/sandboxes", json!({"templateID": "base"}))
-            .await;
+        let reply = api.post("/v2/sandboxes", json!({"templateID": "base"})).await;
         assert_eq!(reply.status, 429);
         assert_eq!(reply.body["code"], 429);
         assert!(reply.headers.get("retry-after").is_some());
     }
     assert_eq!(
-        api.post("/v2/sandboxes", json!({"templateID": "base"}))
-            .await
-            .status,
+        api.post("/v2/sandboxes", json!({"templateID": "base"})).await.status,
         201
     );
-    assert!(
-        emulator.sandboxes().len() == 1,
-        "rate-limited calls created nothing"
-    );
+    assert!(emulator.sandboxes().len() == 1, "rate-limited calls created nothing");
     emulator.shutdown().await;
 }
 
@@ -45,9 +38,7 @@ async fn rate_limit_burst_answers_429_with_retry_after_then_recovers() {
 async fn fail_next_fails_only_the_faulted_route() {
     let emulator = start().await;
     let api = Api::new(&emulator);
-    let id = api
-        .create(json!({"templateID": "base", "timeout": 300}))
-        .await;
+    let id = api.create(json!({"templateID": "base", "timeout": 300})).await;
     emulator.set_fault(
         Route::PauseSandbox,
         Fault {
@@ -60,17 +51,8 @@ async fn fail_next_fails_only_the_faulted_route() {
     let failed = api.post(&format!("/sandboxes/{id}/pause"), json!({})).await;
     assert_eq!(failed.status, 503);
     assert_eq!(failed.body["code"], 503);
-    assert_eq!(
-        api.state(&id).await,
-        "running",
-        "a faulted call changes nothing"
-    );
-    assert_eq!(
-        api.post(&format!("/sandboxes/{id}/pause"), json!({}))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(api.state(&id).await, "running", "a faulted call changes nothing");
+    assert_eq!(api.post(&format!("/sandboxes/{id}/pause"), json!({})).await.status, 204);
 
     emulator.set_fault(
         Route::GetSandbox,
@@ -107,22 +89,15 @@ async fn latency_delays_the_answer() {
 async fn every_call_is_recorded_with_route_body_status_and_team() {
     let emulator = start().await;
     let api = Api::new(&emulator);
-    let id = api
-        .create(json!({"templateID": "base", "timeout": 42}))
-        .await;
+    let id = api.create(json!({"templateID": "base", "timeout": 42})).await;
     api.post(&format!("/sandboxes/{id}/timeout"), json!({"timeout": 7}))
         .await;
-    Api::with_key(&emulator, "nope")
-        .get("/v2/sandboxes?limit=5")
-        .await;
+    Api::with_key(&emulator, "nope").get("/v2/sandboxes?limit=5").await;
 
     let calls = emulator.calls();
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0].route, Route::CreateSandbox);
-    assert_eq!(
-        calls[0].body.as_ref().and_then(|b| b.get("timeout")),
-        Some(&json!(42))
-    );
+    assert_eq!(calls[0].body.as_ref().and_then(|b| b.get("timeout")), Some(&json!(42)));
     assert_eq!(calls[0].status, 201);
     assert_eq!(calls[0].team_id.as_deref(), Some("team-local"));
     assert_eq!(calls[1].route, Route::SetTimeout);

@@ -13,10 +13,7 @@ async fn list_paginates_with_next_token_absent_on_the_last_page() {
     let api = Api::new(&emulator);
     let mut created = HashSet::new();
     for _ in 0..7 {
-        created.insert(
-            api.create(json!({"templateID": "base", "timeout": 300}))
-                .await,
-        );
+        created.insert(api.create(json!({"templateID": "base", "timeout": 300})).await);
     }
 
     let mut seen = Vec::new();
@@ -33,11 +30,7 @@ async fn list_paginates_with_next_token_absent_on_the_last_page() {
                 .iter()
                 .map(|s| s["sandboxID"].as_str().unwrap_or_default().to_owned()),
         );
-        match page
-            .headers
-            .get("x-next-token")
-            .and_then(|v| v.to_str().ok())
-        {
+        match page.headers.get("x-next-token").and_then(|v| v.to_str().ok()) {
             Some(token) => path = format!("/v2/sandboxes?limit=3&nextToken={token}"),
             None => break,
         }
@@ -48,10 +41,7 @@ async fn list_paginates_with_next_token_absent_on_the_last_page() {
 
     assert_eq!(api.get("/v2/sandboxes?limit=0").await.status, 400);
     assert_eq!(api.get("/v2/sandboxes?limit=101").await.status, 400);
-    assert_eq!(
-        api.get("/v2/sandboxes?nextToken=garbage!").await.status,
-        400
-    );
+    assert_eq!(api.get("/v2/sandboxes?nextToken=garbage!").await.status, 400);
     emulator.shutdown().await;
 }
 
@@ -67,13 +57,10 @@ async fn list_filters_by_metadata_and_state() {
     let paused = api
         .create(json!({"templateID": "base", "metadata": {"user": "a&b", "app": "dev"}}))
         .await;
-    api.post(&format!("/sandboxes/{paused}/pause"), json!({}))
-        .await;
+    api.post(&format!("/sandboxes/{paused}/pause"), json!({})).await;
 
     // metadata=user=a%26b&app=prod, URL-encoded once more as the query value.
-    let filtered = api
-        .get("/v2/sandboxes?metadata=user%3Da%2526b%26app%3Dprod")
-        .await;
+    let filtered = api.get("/v2/sandboxes?metadata=user%3Da%2526b%26app%3Dprod").await;
     let ids: Vec<_> = filtered
         .body
         .as_array()
@@ -83,9 +70,7 @@ async fn list_filters_by_metadata_and_state() {
         .collect();
     assert_eq!(ids, vec![json!(mine)]);
 
-    let by_user = api
-        .get("/v2/sandboxes?metadata=user%3Da%2526b&state=paused")
-        .await;
+    let by_user = api.get("/v2/sandboxes?metadata=user%3Da%2526b&state=paused").await;
     let ids: Vec<_> = by_user
         .body
         .as_array()
@@ -112,35 +97,19 @@ async fn teams_see_only_their_own_sandboxes_snapshots_and_webhooks() {
     let emulator = start().await;
     let a = Api::new(&emulator);
     let b = Api::with_key(&emulator, KEY_B);
-    let id = a
-        .create(json!({"templateID": "base", "timeout": 300}))
-        .await;
-    let snapshot = a
-        .post(&format!("/sandboxes/{id}/snapshots"), json!({}))
-        .await
-        .body["snapshotID"]
-        .clone();
+    let id = a.create(json!({"templateID": "base", "timeout": 300})).await;
+    let snapshot = a.post(&format!("/sandboxes/{id}/snapshots"), json!({})).await.body["snapshotID"].clone();
     let snapshot = snapshot.as_str().expect("snapshotID").to_owned();
     let hook = common::register(&a, "http://127.0.0.1:9/hook", "s").await;
 
     assert_eq!(b.get(&format!("/sandboxes/{id}")).await.status, 404);
-    assert_eq!(
-        b.post(&format!("/sandboxes/{id}/pause"), json!({}))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(b.post(&format!("/sandboxes/{id}/pause"), json!({})).await.status, 404);
     assert_eq!(b.delete(&format!("/sandboxes/{id}")).await.status, 404);
     assert_eq!(b.get("/v2/sandboxes").await.body, json!([]));
     assert_eq!(b.get("/snapshots").await.body, json!([]));
+    assert_eq!(b.delete(&format!("/templates/{snapshot}")).await.status, 404);
     assert_eq!(
-        b.delete(&format!("/templates/{snapshot}")).await.status,
-        404
-    );
-    assert_eq!(
-        b.post("/v2/sandboxes", json!({"templateID": snapshot}))
-            .await
-            .status,
+        b.post("/v2/sandboxes", json!({"templateID": snapshot})).await.status,
         404
     );
     assert_eq!(b.get(&format!("/events/webhooks/{hook}")).await.status, 404);

@@ -23,7 +23,10 @@ async fn holds_thousands_of_sandboxes() {
                 let mut ids = Vec::new();
                 for n in (worker..SANDBOXES).step_by(WORKERS) {
                     let auto_pause = n % 2 == 0;
-                    ids.push(api.create(json!({"templateID": "base", "timeout": 60 + n % 7, "autoPause": auto_pause})).await);
+                    ids.push(
+                        api.create(json!({"templateID": "base", "timeout": 60 + n % 7, "autoPause": auto_pause}))
+                            .await,
+                    );
                 }
                 ids
             })
@@ -46,11 +49,7 @@ async fn holds_thousands_of_sandboxes() {
                 .iter()
                 .map(|s| s["sandboxID"].as_str().unwrap_or_default().to_owned()),
         );
-        match page
-            .headers
-            .get("x-next-token")
-            .and_then(|v| v.to_str().ok())
-        {
+        match page.headers.get("x-next-token").and_then(|v| v.to_str().ok()) {
             Some(token) => path = format!("/v2/sandboxes?limit=100&nextToken={token}"),
             None => break,
         }
@@ -60,17 +59,11 @@ async fn holds_thousands_of_sandboxes() {
     emulator.advance_clock(Duration::from_secs(120)).await;
     let states: Vec<_> = emulator.sandboxes().iter().map(|s| s.state).collect();
     assert_eq!(
-        states
-            .iter()
-            .filter(|s| **s == SandboxState::Paused)
-            .count(),
+        states.iter().filter(|s| **s == SandboxState::Paused).count(),
         SANDBOXES / 2
     );
     assert_eq!(
-        states
-            .iter()
-            .filter(|s| **s == SandboxState::Killed)
-            .count(),
+        states.iter().filter(|s| **s == SandboxState::Killed).count(),
         SANDBOXES / 2
     );
     emulator.shutdown().await;

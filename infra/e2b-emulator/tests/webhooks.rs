@@ -71,11 +71,7 @@ async fn deliveries_are_signed_and_carry_e2b_fields() {
     }
     let events: Vec<_> = received.iter().map(|r| r.json()).collect();
     assert_eq!(
-        events
-            .iter()
-            .map(|e| e["id"].clone())
-            .collect::<HashSet<_>>()
-            .len(),
+        events.iter().map(|e| e["id"].clone()).collect::<HashSet<_>>().len(),
         5,
         "event ids are unique"
     );
@@ -97,8 +93,7 @@ async fn event_data_is_omitted_when_empty_and_timeouts_report_their_reason() {
     let api = Api::new(&emulator);
     let receiver = Receiver::start(0).await;
     register(&api, &receiver.url, "k").await;
-    api.create(json!({"templateID": "base", "timeout": 5}))
-        .await;
+    api.create(json!({"templateID": "base", "timeout": 5})).await;
     emulator.advance_clock(Duration::from_secs(6)).await;
     emulator.settle_webhooks().await;
 
@@ -126,16 +121,9 @@ async fn failed_deliveries_are_retried_until_accepted() {
     assert_eq!(received.len(), 3, "two failures, then success");
     let event_ids: HashSet<_> = received.iter().map(|r| r.json()["id"].clone()).collect();
     assert_eq!(event_ids.len(), 1, "the same event each time");
-    let delivery_ids: HashSet<_> = received
-        .iter()
-        .map(|r| r.header("e2b-delivery-id"))
-        .collect();
+    let delivery_ids: HashSet<_> = received.iter().map(|r| r.header("e2b-delivery-id")).collect();
     assert_eq!(delivery_ids.len(), 3, "a new delivery id per attempt");
-    let attempts: Vec<_> = emulator
-        .deliveries()
-        .iter()
-        .map(|d| (d.attempt, d.outcome))
-        .collect();
+    let attempts: Vec<_> = emulator.deliveries().iter().map(|d| (d.attempt, d.outcome)).collect();
     assert_eq!(
         attempts,
         [
@@ -178,9 +166,7 @@ async fn unreachable_receivers_count_as_failures() {
     };
     let emulator = start_with(config).await;
     let api = Api::new(&emulator);
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/hook", closed.local_addr().expect("addr"));
     drop(closed);
     register(&api, &url, "k").await;
@@ -212,10 +198,7 @@ async fn duplicate_fault_sends_each_event_twice() {
 
     let received = receiver.received();
     assert_eq!(received.len(), 2);
-    assert_eq!(
-        received[0].body, received[1].body,
-        "same event, byte for byte"
-    );
+    assert_eq!(received[0].body, received[1].body, "same event, byte for byte");
     assert_ne!(
         received[0].header("e2b-delivery-id"),
         received[1].header("e2b-delivery-id")
@@ -259,9 +242,7 @@ async fn reorder_fault_delivers_queued_events_newest_first() {
         delay: Duration::from_secs(30),
         ..WebhookFaults::default()
     });
-    let id = api
-        .create(json!({"templateID": "base", "timeout": 60}))
-        .await;
+    let id = api.create(json!({"templateID": "base", "timeout": 60})).await;
     api.post(&format!("/sandboxes/{id}/pause"), json!({})).await;
     api.delete(&format!("/sandboxes/{id}")).await;
     emulator.set_webhook_faults(WebhookFaults::default());
@@ -332,7 +313,10 @@ async fn webhook_management_follows_the_events_api() {
     assert!(one.body["createdAt"].is_string());
 
     let bad_url = api
-        .post("/events/webhooks", json!({"name": "n", "url": "ftp://x", "events": ["sandbox.lifecycle.killed"], "signatureSecret": "s"}))
+        .post(
+            "/events/webhooks",
+            json!({"name": "n", "url": "ftp://x", "events": ["sandbox.lifecycle.killed"], "signatureSecret": "s"}),
+        )
         .await;
     assert_eq!(bad_url.status, 400);
     let bad_event = api
@@ -343,10 +327,7 @@ async fn webhook_management_follows_the_events_api() {
         .await;
     assert_eq!(bad_event.status, 400);
 
-    assert_eq!(
-        api.delete(&format!("/events/webhooks/{id}")).await.status,
-        200
-    );
+    assert_eq!(api.delete(&format!("/events/webhooks/{id}")).await.status, 200);
     assert_eq!(api.get(&format!("/events/webhooks/{id}")).await.status, 404);
     emulator.shutdown().await;
 }
@@ -358,20 +339,14 @@ async fn snapshots_emit_checkpointed_and_the_events_api_lists_events() {
     let receiver = Receiver::start(0).await;
     register(&api, &receiver.url, "k").await;
     let id = api.create(json!({"templateID": "base"})).await;
-    api.post(&format!("/sandboxes/{id}/snapshots"), json!({}))
-        .await;
+    api.post(&format!("/sandboxes/{id}/snapshots"), json!({})).await;
     emulator.settle_webhooks().await;
     assert_eq!(
         receiver.types(),
-        [
-            "sandbox.lifecycle.created",
-            "sandbox.lifecycle.checkpointed"
-        ]
+        ["sandbox.lifecycle.created", "sandbox.lifecycle.checkpointed"]
     );
 
-    let events = api
-        .get(&format!("/events/sandboxes/{id}?orderAsc=true"))
-        .await;
+    let events = api.get(&format!("/events/sandboxes/{id}?orderAsc=true")).await;
     assert_eq!(events.status, 200);
     assert_eq!(events.body[0]["type"], "sandbox.lifecycle.created");
     assert_eq!(events.body[0]["sandboxId"], id.as_str());

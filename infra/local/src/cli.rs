@@ -19,7 +19,10 @@ pub async fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 fn env(name: &str) -> Option<String> {
@@ -34,10 +37,18 @@ async fn register_webhook(url: &str) -> Result<(), String> {
         .or_else(|| env("E2B_WEBHOOK_SECRETS").and_then(|list| list.split(',').next().map(|s| s.trim().to_string())))
         .ok_or("set E2B_WEBHOOK_SECRET to the signing secret stored in the deployment's secret")?;
     let base_url = env("E2B_API_URL").unwrap_or_else(|| E2bSettings::default().base_url);
-    let client = E2bClient::new(E2bSettings { base_url, ..E2bSettings::default() }).map_err(|e| e.to_string())?;
-    let mut accounts: Vec<(String, String)> = env("E2B_API_KEY").map(|key| ("default".to_string(), key)).into_iter().collect();
+    let client = E2bClient::new(E2bSettings {
+        base_url,
+        ..E2bSettings::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let mut accounts: Vec<(String, String)> = env("E2B_API_KEY")
+        .map(|key| ("default".to_string(), key))
+        .into_iter()
+        .collect();
     if let Some(json) = env("E2B_TEAM_API_KEYS") {
-        let teams: HashMap<String, String> = serde_json::from_str(&json).map_err(|e| format!("E2B_TEAM_API_KEYS is not a JSON object: {e}"))?;
+        let teams: HashMap<String, String> =
+            serde_json::from_str(&json).map_err(|e| format!("E2B_TEAM_API_KEYS is not a JSON object: {e}"))?;
         accounts.extend(teams);
     }
     if accounts.is_empty() {
@@ -45,7 +56,9 @@ async fn register_webhook(url: &str) -> Result<(), String> {
     }
     for (account, key) in accounts {
         let e2b = E2b::new(client.clone(), ApiKey::new(key).map_err(|e| e.to_string())?);
-        let registered = register(&e2b, url, &Secret::new(secret.clone())).await.map_err(|e| format!("{account}: {e}"))?;
+        let registered = register(&e2b, url, &Secret::new(secret.clone()))
+            .await
+            .map_err(|e| format!("{account}: {e}"))?;
         let verb = match registered {
             sandman_local::register::Registered::Created(_) => "registered",
             sandman_local::register::Registered::Updated(_) => "updated",

@@ -4,16 +4,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::register::register;
+use crate::stack::{LocalStack, StackOptions};
+use crate::walkthrough::{Wait, Walkthrough};
+use crate::{table, testkit, wiring};
+use sandman::Sandman;
 use sandman::clock::Clock;
 use sandman::config::Config;
 use sandman::e2b::Secret;
 use sandman::secrets::Secrets;
 use sandman::store::Store;
-use sandman::Sandman;
-use crate::register::register;
-use crate::stack::{LocalStack, StackOptions};
-use crate::walkthrough::{Wait, Walkthrough};
-use crate::{table, testkit, wiring};
 
 pub const DEV_TEAM: &str = "team-local";
 const DEV_WEBHOOK_SECRET: &str = "sandman-local-webhook-secret";
@@ -24,7 +24,10 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn port(name: &str, default: u16) -> Result<SocketAddr, String> {
-    let port = env(name).map(|p| p.parse::<u16>().map_err(|_| format!("{name} is not a port"))).transpose()?.unwrap_or(default);
+    let port = env(name)
+        .map(|p| p.parse::<u16>().map_err(|_| format!("{name} is not a port")))
+        .transpose()?
+        .unwrap_or(default);
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
@@ -46,7 +49,11 @@ impl DevOptions {
             stack: StackOptions {
                 api_addr: port("SANDMAN_API_PORT", 3000)?,
                 webhook_addr: port("SANDMAN_WEBHOOK_PORT", 3001)?,
-                emulator_addr: if real_e2b { None } else { Some(port("E2B_EMULATOR_PORT", 4010)?) },
+                emulator_addr: if real_e2b {
+                    None
+                } else {
+                    Some(port("E2B_EMULATOR_PORT", 4010)?)
+                },
                 run_timers: true,
             },
             clock: Clock::System,
@@ -59,7 +66,12 @@ impl DevOptions {
         DevOptions {
             table,
             create_table,
-            stack: StackOptions { api_addr: any, webhook_addr: any, emulator_addr: Some(any), run_timers: false },
+            stack: StackOptions {
+                api_addr: any,
+                webhook_addr: any,
+                emulator_addr: Some(any),
+                run_timers: false,
+            },
             clock,
         }
     }
@@ -67,13 +79,24 @@ impl DevOptions {
 
 /// Starts everything over DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`).
 pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
-    let DevOptions { table, create_table, stack: options, clock } = options;
+    let DevOptions {
+        table,
+        create_table,
+        stack: options,
+        clock,
+    } = options;
     let dynamodb = testkit::local_client();
     if create_table {
         step(&format!("creating table {table} from template.yaml"));
-        table::create_table(&dynamodb, &table).await.map_err(|e| e.to_string())?;
+        table::create_table(&dynamodb, &table)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    step(if options.emulator_addr.is_none() { "using the real E2B (E2B_API_KEY is set)" } else { "starting the E2B emulator" });
+    step(if options.emulator_addr.is_none() {
+        "using the real E2B (E2B_API_KEY is set)"
+    } else {
+        "starting the E2B emulator"
+    });
     let mut failure = None;
     let stack = LocalStack::start(
         options,
@@ -86,7 +109,8 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
             })
             .unwrap_or_else(|err| {
                 failure = Some(err.to_string());
-                Config::from_lookup(|n| (n == "SANDMAN_TABLE").then(|| table.clone())).expect("a table name is all a config needs")
+                Config::from_lookup(|n| (n == "SANDMAN_TABLE").then(|| table.clone()))
+                    .expect("a table name is all a config needs")
             });
             let mut secrets = Secrets::from_env(env).unwrap_or_default();
             if let Some(emulator) = emulator {
@@ -95,8 +119,16 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
             if secrets.webhook_secrets.is_empty() {
                 secrets.webhook_secrets = vec![Secret::new(DEV_WEBHOOK_SECRET)];
             }
-            secrets.jwt_hs256_secret.get_or_insert_with(|| Secret::new(DEV_JWT_SECRET));
-            Sandman::new(Store::new(dynamodb.clone(), table.clone()), config, secrets, clock.clone()).expect("the local stack assembles")
+            secrets
+                .jwt_hs256_secret
+                .get_or_insert_with(|| Secret::new(DEV_JWT_SECRET));
+            Sandman::new(
+                Store::new(dynamodb.clone(), table.clone()),
+                config,
+                secrets,
+                clock.clone(),
+            )
+            .expect("the local stack assembles")
         },
         |sandman| wiring::functions(sandman).expect("the functions assemble"),
     )
@@ -109,8 +141,14 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
         step("registering the local webhook endpoint with the emulator");
         let e2b = stack.sandman.e2b.default_account().map_err(|e| e.to_string())?;
         let secret = stack.sandman.secrets.webhook_secrets[0].clone();
-        register(&e2b, &stack.webhook_url, &secret).await.map_err(|e| e.to_string())?;
-        step(&format!("emulator at {} sends signed webhooks to {}", emulator.base_url(), stack.webhook_url));
+        register(&e2b, &stack.webhook_url, &secret)
+            .await
+            .map_err(|e| e.to_string())?;
+        step(&format!(
+            "emulator at {} sends signed webhooks to {}",
+            emulator.base_url(),
+            stack.webhook_url
+        ));
     }
     Ok(stack)
 }
@@ -119,7 +157,14 @@ pub fn dev_token(stack: &LocalStack) -> Result<String, String> {
     let sandman = &stack.sandman;
     let secret = sandman.secrets.jwt_hs256_secret.as_ref().ok_or("no JWT secret")?;
     let team = sandman::domain::TeamId::parse(DEV_TEAM).map_err(|e| e.to_string())?;
-    sandman::auth::mint_dev_token(&sandman.config.auth, secret, &team, "developer", Duration::from_secs(12 * 3600)).map_err(|e| e.to_string())
+    sandman::auth::mint_dev_token(
+        &sandman.config.auth,
+        secret,
+        &team,
+        "developer",
+        Duration::from_secs(12 * 3600),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn step(message: &str) {
@@ -131,7 +176,11 @@ pub async fn run() -> Result<(), String> {
     eprintln!("Starting Sandman locally");
     let stack = start(DevOptions::from_env()?).await?;
     let token = dev_token(&stack)?;
-    let emulator = stack.emulator.as_ref().map(|e| e.base_url()).unwrap_or_else(|| "the real E2B".into());
+    let emulator = stack
+        .emulator
+        .as_ref()
+        .map(|e| e.base_url())
+        .unwrap_or_else(|| "the real E2B".into());
     println!(
         "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  webhook   {hook}\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
         api = stack.api_url,
@@ -147,7 +196,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -164,7 +214,9 @@ pub async fn demo() -> Result<(), String> {
         eprintln!("   ... waiting {} s for the sandbox to go idle", duration.as_secs());
         Box::pin(tokio::time::sleep(duration))
     });
-    let result = Walkthrough::new(&stack, token, wait, |line| println!("{line}")).run().await;
+    let result = Walkthrough::new(&stack, token, wait, |line| println!("{line}"))
+        .run()
+        .await;
     stack.shutdown().await;
     result
 }

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use e2b_emulator::{Emulator, EmulatorConfig};
+use sandman::Sandman;
 use sandman::clock::Clock;
 use sandman::config::Config;
 use sandman::domain::{IdlePolicy, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, TeamId};
 use sandman::secrets::{Secret, Secrets};
 use sandman::store::{ProjectRecord, Store};
-use sandman::Sandman;
 
 use crate::testkit::TestTable;
 
@@ -50,7 +50,12 @@ impl TestStack {
         let clock = Clock::manual(emulator.now().replace_nanosecond(0).unwrap_or(emulator.now()));
         let store = Store::new(table.client.clone(), table.name.clone());
         let sandman = Sandman::new(store, config, secrets, clock.clone()).expect("Sandman assembles");
-        TestStack { sandman, emulator, table, clock }
+        TestStack {
+            sandman,
+            emulator,
+            table,
+            clock,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -79,7 +84,10 @@ impl TestStack {
     }
 
     pub async fn register(&self, spec: &ProjectSpec) -> ProjectRecord {
-        self.store().put_project(spec, self.clock.now()).await.expect("project registered")
+        self.store()
+            .put_project(spec, self.clock.now())
+            .await
+            .expect("project registered")
     }
 
     /// Moves Sandman's clock and the emulator's together (the emulator applies its expiries).

@@ -43,7 +43,13 @@ pub async fn register(e2b: &E2b, url: &str, secret: &Secret) -> Result<Registere
             Ok(Registered::Updated(e2b.update_webhook(&found.id, &update).await?))
         }
         None => {
-            let new = NewWebhook { name: WEBHOOK_NAME.into(), url: url.into(), events, signature_secret: secret.clone(), enabled: true };
+            let new = NewWebhook {
+                name: WEBHOOK_NAME.into(),
+                url: url.into(),
+                events,
+                signature_secret: secret.clone(),
+                enabled: true,
+            };
             Ok(Registered::Created(e2b.register_webhook(&new).await?))
         }
     }

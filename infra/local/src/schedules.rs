@@ -34,24 +34,49 @@ pub fn from_template() -> Result<Vec<Schedule>, ScheduleError> {
 pub fn parse(template: &str) -> Result<Vec<Schedule>, ScheduleError> {
     let doc: Value = serde_yaml::from_str(template).map_err(|e| ScheduleError::Yaml(e.to_string()))?;
     let mut schedules = Vec::new();
-    let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else { return Ok(schedules) };
+    let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
+        return Ok(schedules);
+    };
     for resource in resources.values() {
-        let binary = resource.get("Metadata").and_then(|m| m.get("BuildProperties")).and_then(|b| b.get("Binary")).and_then(Value::as_str);
-        let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
-        let (Some(binary), Some(events)) = (binary, events) else { continue };
+        let binary = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str);
+        let events = resource
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_mapping);
+        let (Some(binary), Some(events)) = (binary, events) else {
+            continue;
+        };
         for (name, event) in events {
             if event.get("Type").and_then(Value::as_str) != Some("Schedule") {
                 continue;
             }
             let event_name = name.as_str().unwrap_or_default().to_string();
             let properties = event.get("Properties");
-            let expression = properties.and_then(|p| p.get("Schedule")).and_then(Value::as_str).unwrap_or_default();
-            let every = rate(expression).ok_or_else(|| ScheduleError::Expression { event: event_name.clone(), expression: expression.into() })?;
+            let expression = properties
+                .and_then(|p| p.get("Schedule"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let every = rate(expression).ok_or_else(|| ScheduleError::Expression {
+                event: event_name.clone(),
+                expression: expression.into(),
+            })?;
             let input = match properties.and_then(|p| p.get("Input")).and_then(Value::as_str) {
-                Some(json) => serde_json::from_str(json).map_err(|e| ScheduleError::Input { event: event_name.clone(), message: e.to_string() })?,
+                Some(json) => serde_json::from_str(json).map_err(|e| ScheduleError::Input {
+                    event: event_name.clone(),
+                    message: e.to_string(),
+                })?,
                 None => scheduled_event(),
             };
-            schedules.push(Schedule { binary: binary.to_string(), event: event_name, every, input });
+            schedules.push(Schedule {
+                binary: binary.to_string(),
+                event: event_name,
+                every,
+                input,
+            });
         }
     }
     Ok(schedules)
@@ -93,9 +118,19 @@ mod tests {
     #[test]
     fn reads_every_schedule_of_the_template() {
         let schedules = from_template().unwrap();
-        let find = |binary: &str, every: u64| schedules.iter().find(|s| s.binary == binary && s.every == Duration::from_secs(every));
-        assert_eq!(find("idle-enforcer", 120).map(|s| s.input["detail-type"].clone()), Some("Scheduled Event".into()));
-        assert_eq!(find("idle-enforcer", 600).map(|s| s.input.clone()), Some(serde_json::json!({"task": "reconcile"})));
+        let find = |binary: &str, every: u64| {
+            schedules
+                .iter()
+                .find(|s| s.binary == binary && s.every == Duration::from_secs(every))
+        };
+        assert_eq!(
+            find("idle-enforcer", 120).map(|s| s.input["detail-type"].clone()),
+            Some("Scheduled Event".into())
+        );
+        assert_eq!(
+            find("idle-enforcer", 600).map(|s| s.input.clone()),
+            Some(serde_json::json!({"task": "reconcile"}))
+        );
         assert!(find("snapshot-pruner", 3600).is_some());
         assert_eq!(schedules.len(), 3);
     }

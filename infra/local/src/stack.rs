@@ -69,7 +69,10 @@ impl LocalStack {
     ) -> Result<LocalStack, StackError> {
         let emulator = match options.emulator_addr {
             Some(addr) => {
-                let config = EmulatorConfig { port: addr.port(), ..EmulatorConfig::default() };
+                let config = EmulatorConfig {
+                    port: addr.port(),
+                    ..EmulatorConfig::default()
+                };
                 Some(Emulator::start(config).await.map_err(StackError::Emulator)?)
             }
             None => None,
@@ -82,11 +85,22 @@ impl LocalStack {
         let webhook_url = serve(&mut tasks, options.webhook_addr, webhook, stopped.clone()).await?;
         if options.run_timers {
             for schedule in schedules::from_template()? {
-                let job = jobs.get(&schedule.binary).cloned().ok_or_else(|| StackError::UnknownJob(schedule.binary.clone()))?;
+                let job = jobs
+                    .get(&schedule.binary)
+                    .cloned()
+                    .ok_or_else(|| StackError::UnknownJob(schedule.binary.clone()))?;
                 tasks.spawn(tick(schedule, job, stopped.clone()));
             }
         }
-        Ok(LocalStack { api_url, webhook_url, emulator, sandman, jobs, stop, tasks })
+        Ok(LocalStack {
+            api_url,
+            webhook_url,
+            emulator,
+            sandman,
+            jobs,
+            stop,
+            tasks,
+        })
     }
 
     pub fn store(&self) -> &sandman::store::Store {
@@ -95,7 +109,10 @@ impl LocalStack {
 
     /// Runs a scheduled function now, as its timer would.
     pub async fn run_job(&self, binary: &str, input: serde_json::Value) -> Result<serde_json::Value, StackError> {
-        let job = self.jobs.get(binary).ok_or_else(|| StackError::UnknownJob(binary.into()))?;
+        let job = self
+            .jobs
+            .get(binary)
+            .ok_or_else(|| StackError::UnknownJob(binary.into()))?;
         job(input).await.map_err(StackError::Job)
     }
 
@@ -108,9 +125,18 @@ impl LocalStack {
     }
 }
 
-async fn serve(tasks: &mut JoinSet<()>, addr: SocketAddr, router: Router, mut stopped: watch::Receiver<bool>) -> Result<String, StackError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| StackError::Listen { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| StackError::Listen { addr, source })?;
+async fn serve(
+    tasks: &mut JoinSet<()>,
+    addr: SocketAddr,
+    router: Router,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<String, StackError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StackError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StackError::Listen { addr, source })?;
     tasks.spawn(async move {
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -133,7 +159,9 @@ async fn tick(schedule: Schedule, job: JobFn, mut stopped: watch::Receiver<bool>
         }
         match job(schedule.input.clone()).await {
             Ok(answer) => tracing::info!(function = %schedule.binary, event = %schedule.event, %answer, "tick"),
-            Err(err) => tracing::error!(function = %schedule.binary, event = %schedule.event, error = %err, "tick failed"),
+            Err(err) => {
+                tracing::error!(function = %schedule.binary, event = %schedule.event, error = %err, "tick failed")
+            }
         }
     }
 }

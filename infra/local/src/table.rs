@@ -15,9 +15,7 @@ use std::path::PathBuf;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 
 pub use create::{create_table, create_table_from};
-pub use definition::{
-    Attribute, AttributeKind, GlobalIndex, KeySchema, Projection, TableDefinition,
-};
+pub use definition::{Attribute, AttributeKind, GlobalIndex, KeySchema, Projection, TableDefinition};
 
 /// `template.yaml` from the repository root, as compiled into this crate.
 pub const TEMPLATE: &str = include_str!("../../../template.yaml");
@@ -30,10 +28,7 @@ pub fn table_definition() -> Result<TableDefinition, TableError> {
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     #[error("cannot read the template {path}: {source}")]
-    ReadTemplate {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadTemplate { path: PathBuf, source: std::io::Error },
     #[error("the template is not valid YAML: {0}")]
     TemplateYaml(#[from] serde_yaml::Error),
     #[error("the template has no `Resources` mapping")]

@@ -40,8 +40,7 @@ impl TestTable {
 pub fn local_client() -> Client {
     static CONFIG: OnceLock<aws_sdk_dynamodb::Config> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let env =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         let credentials = Credentials::new(
             env("AWS_ACCESS_KEY_ID", "test"),
             env("AWS_SECRET_ACCESS_KEY", "test"),

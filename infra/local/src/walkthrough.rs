@@ -27,7 +27,13 @@ pub struct Walkthrough<'a> {
 
 impl<'a> Walkthrough<'a> {
     pub fn new(stack: &'a LocalStack, token: String, wait: Wait<'a>, say: impl Fn(&str) + Send + Sync + 'a) -> Self {
-        Self { stack, http: reqwest::Client::new(), token, wait, say: Box::new(say) }
+        Self {
+            stack,
+            http: reqwest::Client::new(),
+            token,
+            wait,
+            say: Box::new(say),
+        }
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
@@ -39,13 +45,21 @@ impl<'a> Walkthrough<'a> {
         let response = request.send().await.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}: {text}"))? };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}: {text}"))?
+        };
         Ok((status, value))
     }
 
     async fn expect(&self, method: Method, path: &str, body: Option<Value>, statuses: &[u16]) -> Result<Value, String> {
         let (status, value) = self.call(method.clone(), path, body).await?;
-        if statuses.contains(&status) { Ok(value) } else { Err(format!("{method} {path}: expected {statuses:?}, got {status}: {value}")) }
+        if statuses.contains(&status) {
+            Ok(value)
+        } else {
+            Err(format!("{method} {path}: expected {statuses:?}, got {status}: {value}"))
+        }
     }
 
     fn check(&self, ok: bool, what: &str, got: &Value) -> Result<(), String> {
@@ -57,7 +71,13 @@ impl<'a> Walkthrough<'a> {
     }
 
     async fn tick(&self, binary: &str) -> Result<Value, String> {
-        self.stack.run_job(binary, json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})).await.map_err(|e| e.to_string())
+        self.stack
+            .run_job(
+                binary,
+                json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
+            )
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn settle_webhooks(&self) {
@@ -73,51 +93,104 @@ impl<'a> Walkthrough<'a> {
         say("1. registered project `demo` (template base, idle after 60 s, keep 1 snapshot)");
 
         let opened = self.expect(Method::POST, "/sandbox", None, &[200]).await?;
-        self.check(opened["path"] == "created", "a new project's sandbox is created from its template", &opened)?;
+        self.check(
+            opened["path"] == "created",
+            "a new project's sandbox is created from its template",
+            &opened,
+        )?;
         let sandbox = opened["sandbox"]["sandboxId"].as_str().unwrap_or_default().to_string();
         say(&format!("2. opened the workspace: sandbox {sandbox} created, RUNNING"));
 
         let beat = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
         let status = self.state().await?;
-        self.check(status["pollAfterMs"] == 30_000, "a running sandbox is polled every 30 s", &status)?;
-        say(&format!("3. heartbeat: {}; status says poll again in 30 s, pause at {}", beat["outcome"], status["pauseAt"]));
+        self.check(
+            status["pollAfterMs"] == 30_000,
+            "a running sandbox is polled every 30 s",
+            &status,
+        )?;
+        say(&format!(
+            "3. heartbeat: {}; status says poll again in 30 s, pause at {}",
+            beat["outcome"], status["pauseAt"]
+        ));
 
         (self.wait)(IDLE + Duration::from_secs(1)).await;
         let report = self.tick("idle-enforcer").await?;
         let status = self.state().await?;
-        self.check(status["state"] == "PAUSED" && status["pollAfterMs"].is_null(), "the idle enforcer pauses an idle sandbox", &status)?;
+        self.check(
+            status["state"] == "PAUSED" && status["pollAfterMs"].is_null(),
+            "the idle enforcer pauses an idle sandbox",
+            &status,
+        )?;
         self.settle_webhooks().await;
         let delivered = self.stack.emulator.as_ref().map_or(0, |e| {
-            e.deliveries().iter().filter(|d| d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)).count()
+            e.deliveries()
+                .iter()
+                .filter(|d| {
+                    d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)
+                })
+                .count()
         });
-        say(&format!("4. idle for 60 s: the enforcer paused it ({report}); E2B's `paused` webhook delivered {delivered}x and verified"));
+        say(&format!(
+            "4. idle for 60 s: the enforcer paused it ({report}); E2B's `paused` webhook delivered {delivered}x and verified"
+        ));
 
         let woke = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
         self.check(woke["outcome"] == "woke", "activity wakes a paused sandbox", &woke)?;
-        self.check(self.state().await?["state"] == "RUNNING", "the woken sandbox runs", &woke)?;
+        self.check(
+            self.state().await?["state"] == "RUNNING",
+            "the woken sandbox runs",
+            &woke,
+        )?;
         say("5. activity on the paused sandbox woke it: RUNNING again");
 
-        let manual = self.expect(Method::POST, "/snapshots", Some(json!({"description": "before the refactor"})), &[201]).await?;
+        let manual = self
+            .expect(
+                Method::POST,
+                "/snapshots",
+                Some(json!({"description": "before the refactor"})),
+                &[201],
+            )
+            .await?;
         say(&format!("6. saved snapshot {}", manual["snapshotId"]));
 
-        let killed = self.expect(Method::DELETE, "/sandbox?snapshot=true", None, &[200]).await?;
+        let killed = self
+            .expect(Method::DELETE, "/sandbox?snapshot=true", None, &[200])
+            .await?;
         let auto = killed["snapshot"]["snapshotId"].clone();
         self.check(auto.is_string(), "a kill with snapshot=true saves one first", &killed)?;
         say(&format!("7. killed the sandbox, auto-saved as snapshot {auto}"));
 
         let reopened = self.expect(Method::POST, "/sandbox", None, &[200]).await?;
-        self.check(reopened["path"] == "restored" && reopened["restoredFrom"] == auto, "reopening restores the latest snapshot", &reopened)?;
-        say(&format!("8. reopened: restored from {auto} into sandbox {}", reopened["sandbox"]["sandboxId"]));
+        self.check(
+            reopened["path"] == "restored" && reopened["restoredFrom"] == auto,
+            "reopening restores the latest snapshot",
+            &reopened,
+        )?;
+        say(&format!(
+            "8. reopened: restored from {auto} into sandbox {}",
+            reopened["sandbox"]["sandboxId"]
+        ));
 
         let pruned = self.tick("snapshot-pruner").await?;
         let left = self.expect(Method::GET, "/snapshots", None, &[200]).await?;
-        let ids: Vec<&Value> = left["items"].as_array().map(|a| a.iter().map(|s| &s["snapshotId"]).collect()).unwrap_or_default();
-        self.check(ids == vec![&auto], "retention keeps the newest snapshot, the one the sandbox runs from", &left)?;
-        say(&format!("9. pruner tick ({pruned}): kept {auto}, deleted the older one"));
+        let ids: Vec<&Value> = left["items"]
+            .as_array()
+            .map(|a| a.iter().map(|s| &s["snapshotId"]).collect())
+            .unwrap_or_default();
+        self.check(
+            ids == vec![&auto],
+            "retention keeps the newest snapshot, the one the sandbox runs from",
+            &left,
+        )?;
+        say(&format!(
+            "9. pruner tick ({pruned}): kept {auto}, deleted the older one"
+        ));
 
         let log = self.expect(Method::GET, "/events", None, &[200]).await?;
         let lines = log["items"].as_array().map_or(0, Vec::len);
-        say(&format!("10. lifecycle log: {lines} transitions, newest first, each with actor and cause"));
+        say(&format!(
+            "10. lifecycle log: {lines} transitions, newest first, each with actor and cause"
+        ));
         Ok(())
     }
 }

@@ -16,19 +16,26 @@ pub fn functions(sandman: &Sandman) -> Result<Functions, String> {
     let idle_enforcer: JobFn = Arc::new(move |input| {
         let sandman = enforcer.clone();
         Box::pin(async move {
-            sandman_idle_enforcer::handle(&sandman, LambdaEvent::new(input, Context::default())).await.map_err(|e| e.to_string())
+            sandman_idle_enforcer::handle(&sandman, LambdaEvent::new(input, Context::default()))
+                .await
+                .map_err(|e| e.to_string())
         })
     });
     let snapshot_pruner: JobFn = Arc::new(move |input| {
         let sandman = pruner.clone();
         Box::pin(async move {
-            let report = sandman_snapshot_pruner::handle(&sandman, LambdaEvent::new(input, Context::default())).await.map_err(|e| e.to_string())?;
+            let report = sandman_snapshot_pruner::handle(&sandman, LambdaEvent::new(input, Context::default()))
+                .await
+                .map_err(|e| e.to_string())?;
             serde_json::to_value(report).map_err(|e| e.to_string())
         })
     });
     Ok(Functions {
         api: sandman_api::router(sandman.clone(), verifier),
         webhook: sandman_webhook::router(sandman.clone()),
-        jobs: HashMap::from([("idle-enforcer".to_string(), idle_enforcer), ("snapshot-pruner".to_string(), snapshot_pruner)]),
+        jobs: HashMap::from([
+            ("idle-enforcer".to_string(), idle_enforcer),
+            ("snapshot-pruner".to_string(), snapshot_pruner),
+        ]),
     })
 }

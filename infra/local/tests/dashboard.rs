@@ -6,26 +6,15 @@ const DASHBOARD: &str = include_str!("../../dashboard.json");
 
 fn metric_widgets() -> Vec<Value> {
     let dashboard: Value = serde_json::from_str(DASHBOARD).expect("dashboard.json is JSON");
-    let widgets = dashboard["widgets"]
-        .as_array()
-        .expect("dashboard has widgets")
-        .clone();
-    widgets
-        .into_iter()
-        .filter(|w| w["type"] == "metric")
-        .collect()
+    let widgets = dashboard["widgets"].as_array().expect("dashboard has widgets").clone();
+    widgets.into_iter().filter(|w| w["type"] == "metric").collect()
 }
 
 #[test]
 fn every_sandman_metric_is_on_the_dashboard() {
     let shown: Vec<String> = metric_widgets()
         .iter()
-        .flat_map(|w| {
-            w["properties"]["metrics"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .flat_map(|w| w["properties"]["metrics"].as_array().cloned().unwrap_or_default())
         .filter(|m| m[0] == "Sandman")
         .filter_map(|m| m[1].as_str().map(str::to_owned))
         .collect();
@@ -36,10 +25,7 @@ fn every_sandman_metric_is_on_the_dashboard() {
         "IdleMinutesSaved",
         "TickDurationMs",
     ] {
-        assert!(
-            shown.iter().any(|m| m == metric),
-            "{metric} is not on the dashboard"
-        );
+        assert!(shown.iter().any(|m| m == metric), "{metric} is not on the dashboard");
     }
 }
 

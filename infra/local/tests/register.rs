@@ -5,7 +5,11 @@ use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
 use sandman_local::register::{LIFECYCLE_EVENTS, Registered, register};
 
 async fn e2b(emulator: &Emulator) -> E2b {
-    let client = E2bClient::new(E2bSettings { base_url: emulator.base_url(), ..E2bSettings::default() }).unwrap();
+    let client = E2bClient::new(E2bSettings {
+        base_url: emulator.base_url(),
+        ..E2bSettings::default()
+    })
+    .unwrap();
     E2b::new(client, ApiKey::new(emulator.api_key()).unwrap())
 }
 
@@ -25,15 +29,25 @@ async fn registers_once_then_updates_in_place() {
     let listed = e2b.list_webhooks().await.unwrap();
     assert_eq!(listed.len(), 1, "no duplicate registration");
     let calls = emulator.calls_to(Route::Webhooks);
-    let patch = calls.iter().find(|c| c.method == "PATCH").expect("the second run updates");
-    assert_eq!(patch.body.as_ref().and_then(|b| b["signatureSecret"].as_str()), Some("s2"), "the new secret is sent to E2B");
+    let patch = calls
+        .iter()
+        .find(|c| c.method == "PATCH")
+        .expect("the second run updates");
+    assert_eq!(
+        patch.body.as_ref().and_then(|b| b["signatureSecret"].as_str()),
+        Some("s2"),
+        "the new secret is sent to E2B"
+    );
     assert!(calls.iter().all(|c| c.status < 300));
 }
 
 #[tokio::test]
 async fn the_command_registers_for_every_account_and_never_prints_the_secret() {
     let config = EmulatorConfig {
-        teams: vec![e2b_emulator::TeamAccount::new("team-a", "key-a"), e2b_emulator::TeamAccount::new("team-b", "key-b")],
+        teams: vec![
+            e2b_emulator::TeamAccount::new("team-a", "key-a"),
+            e2b_emulator::TeamAccount::new("team-b", "key-b"),
+        ],
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start(config).await.unwrap();
@@ -46,10 +60,18 @@ async fn the_command_registers_for_every_account_and_never_prints_the_secret() {
         .output()
         .await
         .unwrap();
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.status.success(), "{printed}");
     assert!(!printed.contains("very-secret-value"));
-    let posts: Vec<_> = emulator.calls_to(Route::Webhooks).into_iter().filter(|c| c.method == "POST").collect();
+    let posts: Vec<_> = emulator
+        .calls_to(Route::Webhooks)
+        .into_iter()
+        .filter(|c| c.method == "POST")
+        .collect();
     assert_eq!(posts.len(), 2, "one registration per E2B account");
     let mut teams: Vec<_> = posts.iter().map(|c| c.team_id.clone()).collect();
     teams.sort();

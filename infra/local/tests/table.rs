@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, KeyType, ProjectionType, TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, ProjectionType, TimeToLiveStatus};
 use sandman_local::table::{AttributeKind, KeySchema, Projection, table_definition};
 use sandman_local::testkit::TestTable;
 
@@ -76,14 +74,8 @@ fn template_defines_the_table_sandman_expects() {
     ];
     assert_eq!(table.indexes.len(), expected.len());
     for (name, key, projection) in expected {
-        let index = table
-            .index(name)
-            .unwrap_or_else(|| panic!("index {name} is missing"));
-        assert_eq!(
-            (&index.key, &index.projection),
-            (&key, &projection),
-            "index {name}"
-        );
+        let index = table.index(name).unwrap_or_else(|| panic!("index {name} is missing"));
+        assert_eq!((&index.key, &index.projection), (&key, &projection), "index {name}");
     }
     let numbers: Vec<_> = table
         .attributes
@@ -109,9 +101,7 @@ async fn created_table_has_the_template_keys_and_every_index() {
 
     assert_eq!(described.table_name(), Some(table.name.as_str()));
     assert_eq!(
-        described
-            .billing_mode_summary()
-            .and_then(|b| b.billing_mode()),
+        described.billing_mode_summary().and_then(|b| b.billing_mode()),
         Some(&BillingMode::PayPerRequest)
     );
     let hash = described
@@ -130,9 +120,7 @@ async fn created_table_has_the_template_keys_and_every_index() {
     assert_eq!(indexes, ["bySandbox", "byTeam", "idle", "prune", "transit"]);
     for index in described.global_secondary_indexes() {
         let name = index.index_name().unwrap_or_default();
-        let expected = definition
-            .index(name)
-            .expect("every created index is in the template");
+        let expected = definition.index(name).expect("every created index is in the template");
         let projection = index.projection().expect("index has a projection");
         let mut created_attributes = projection.non_key_attributes().to_vec();
         created_attributes.sort_unstable();
@@ -140,23 +128,11 @@ async fn created_table_has_the_template_keys_and_every_index() {
             Projection::Include(attributes) => {
                 let mut attributes = attributes.clone();
                 attributes.sort_unstable();
-                assert_eq!(
-                    projection.projection_type(),
-                    Some(&ProjectionType::Include),
-                    "{name}"
-                );
+                assert_eq!(projection.projection_type(), Some(&ProjectionType::Include), "{name}");
                 assert_eq!(created_attributes, attributes, "{name}");
             }
-            Projection::KeysOnly => assert_eq!(
-                projection.projection_type(),
-                Some(&ProjectionType::KeysOnly),
-                "{name}"
-            ),
-            Projection::All => assert_eq!(
-                projection.projection_type(),
-                Some(&ProjectionType::All),
-                "{name}"
-            ),
+            Projection::KeysOnly => assert_eq!(projection.projection_type(), Some(&ProjectionType::KeysOnly), "{name}"),
+            Projection::All => assert_eq!(projection.projection_type(), Some(&ProjectionType::All), "{name}"),
         }
     }
 }

@@ -68,11 +68,7 @@ impl Jwks {
         })
     }
 
-    pub(super) async fn key_for(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<DecodingKey, AuthError> {
+    pub(super) async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
         if let Some(key) = self.cached(kid, alg) {
             return Ok(key);
         }
@@ -151,11 +147,7 @@ impl Jwks {
             .await
             .map_err(|err| format!("GET {}: {err}", self.settings.url))?;
         if !response.status().is_success() {
-            return Err(format!(
-                "GET {} answered {}",
-                self.settings.url,
-                response.status()
-            ));
+            return Err(format!("GET {} answered {}", self.settings.url, response.status()));
         }
         let set: Set = response
             .json()

@@ -73,11 +73,7 @@ impl Verifier {
         Self::with_jwks(config, secrets, Some(jwks::Jwks::new(settings)?))
     }
 
-    fn with_jwks(
-        config: &AuthConfig,
-        secrets: &Secrets,
-        jwks: Option<jwks::Jwks>,
-    ) -> Result<Verifier, AuthError> {
+    fn with_jwks(config: &AuthConfig, secrets: &Secrets, jwks: Option<jwks::Jwks>) -> Result<Verifier, AuthError> {
         let hs256 = secrets
             .jwt_hs256_secret
             .as_ref()
@@ -116,29 +112,19 @@ impl Verifier {
             Algorithm::RS256 | Algorithm::ES256 => match &self.jwks {
                 Some(jwks) => jwks.key_for(header.kid.as_deref(), header.alg).await?,
                 None => {
-                    return Err(AuthError::Rejected(format!(
-                        "{:?} tokens are not accepted",
-                        header.alg
-                    )));
+                    return Err(AuthError::Rejected(format!("{:?} tokens are not accepted", header.alg)));
                 }
             },
             other => {
-                return Err(AuthError::Rejected(format!(
-                    "{other:?} tokens are not accepted"
-                )));
+                return Err(AuthError::Rejected(format!("{other:?} tokens are not accepted")));
             }
         };
-        let claims =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(header.alg))
-                .map_err(|err| rejected(&err))?
-                .claims;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(header.alg))
+            .map_err(|err| rejected(&err))?
+            .claims;
         let team = match claims.get(&self.team_claim) {
-            Some(Value::String(team)) => TeamId::parse(team.as_str()).map_err(|_| {
-                AuthError::Rejected(format!(
-                    "the {} claim is not a valid team id",
-                    self.team_claim
-                ))
-            })?,
+            Some(Value::String(team)) => TeamId::parse(team.as_str())
+                .map_err(|_| AuthError::Rejected(format!("the {} claim is not a valid team id", self.team_claim)))?,
             _ => {
                 return Err(AuthError::Rejected(format!(
                     "the token has no {} claim",

@@ -55,14 +55,7 @@ fn refusal(result: Result<Caller, AuthError>) -> String {
 async fn a_minted_token_names_its_team() {
     let config = config();
     let team = TeamId::parse("team-a").unwrap();
-    let token = mint_dev_token(
-        &config,
-        &Secret::new(SECRET),
-        &team,
-        "dev",
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let token = mint_dev_token(&config, &Secret::new(SECRET), &team, "dev", Duration::from_secs(60)).unwrap();
     let caller = verifier(&config)
         .verify_header(Some(&format!("Bearer {token}")))
         .await
@@ -87,10 +80,7 @@ async fn the_bearer_header_is_required() {
         Some("token-without-scheme"),
     ] {
         assert!(
-            matches!(
-                verifier.verify_header(header).await,
-                Err(AuthError::MissingToken)
-            ),
+            matches!(verifier.verify_header(header).await, Err(AuthError::MissingToken)),
             "{header:?}"
         );
     }
@@ -107,30 +97,9 @@ async fn forged_expired_and_misaddressed_tokens_are_refused() {
             .extend(patch.as_object().unwrap().clone());
         claims
     };
-    assert!(
-        refusal(
-            verifier
-                .verify(&sign(good_claims(), "another-secret"))
-                .await
-        )
-        .contains("signature")
-    );
-    assert!(
-        refusal(
-            verifier
-                .verify(&sign(with(json!({"exp": now() - 120})), SECRET))
-                .await
-        )
-        .contains("expired")
-    );
-    assert!(
-        refusal(
-            verifier
-                .verify(&sign(with(json!({"nbf": now() + 600})), SECRET))
-                .await
-        )
-        .contains("not valid yet")
-    );
+    assert!(refusal(verifier.verify(&sign(good_claims(), "another-secret")).await).contains("signature"));
+    assert!(refusal(verifier.verify(&sign(with(json!({"exp": now() - 120})), SECRET)).await).contains("expired"));
+    assert!(refusal(verifier.verify(&sign(with(json!({"nbf": now() + 600})), SECRET)).await).contains("not valid yet"));
     assert!(
         refusal(
             verifier
@@ -147,14 +116,7 @@ async fn forged_expired_and_misaddressed_tokens_are_refused() {
         )
         .contains("issuer")
     );
-    assert!(
-        refusal(
-            verifier
-                .verify(&sign(with(json!({"org": "team#b"})), SECRET))
-                .await
-        )
-        .contains("org")
-    );
+    assert!(refusal(verifier.verify(&sign(with(json!({"org": "team#b"})), SECRET)).await).contains("org"));
     let mut no_team = good_claims();
     no_team.as_object_mut().unwrap().remove("org");
     assert!(refusal(verifier.verify(&sign(no_team, SECRET)).await).contains("no org claim"));
@@ -208,17 +170,6 @@ async fn without_a_configured_audience_or_issuer_neither_is_required() {
         team_claim: "team_id".into(),
         jwks_url: None,
     };
-    let token = sign(
-        json!({"team_id": "t1", "exp": now() + 60, "aud": "anything"}),
-        SECRET,
-    );
-    assert_eq!(
-        verifier(&config)
-            .verify(&token)
-            .await
-            .unwrap()
-            .team
-            .as_str(),
-        "t1"
-    );
+    let token = sign(json!({"team_id": "t1", "exp": now() + 60, "aud": "anything"}), SECRET);
+    assert_eq!(verifier(&config).verify(&token).await.unwrap().team.as_str(), "t1");
 }

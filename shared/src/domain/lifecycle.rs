@@ -24,7 +24,9 @@ impl Actor {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::User, Self::IdleEnforcer, Self::Webhook, Self::Reconciler].into_iter().find(|a| a.as_str() == value)
+        [Self::User, Self::IdleEnforcer, Self::Webhook, Self::Reconciler]
+            .into_iter()
+            .find(|a| a.as_str() == value)
     }
 }
 

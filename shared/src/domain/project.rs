@@ -13,7 +13,10 @@ pub struct IdlePolicy {
 
 impl Default for IdlePolicy {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(600), snapshot_on_idle: false }
+        Self {
+            idle_timeout: Duration::from_secs(600),
+            snapshot_on_idle: false,
+        }
     }
 }
 
@@ -27,7 +30,10 @@ pub struct RetentionPolicy {
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
-        Self { keep_last: 10, max_age: None }
+        Self {
+            keep_last: 10,
+            max_age: None,
+        }
     }
 }
 

@@ -21,7 +21,9 @@ impl SnapshotKind {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::Manual, Self::AutoBeforeKill, Self::AutoBeforePause].into_iter().find(|k| k.as_str() == value)
+        [Self::Manual, Self::AutoBeforeKill, Self::AutoBeforePause]
+            .into_iter()
+            .find(|k| k.as_str() == value)
     }
 }
 

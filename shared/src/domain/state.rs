@@ -86,7 +86,10 @@ pub enum Refusal {
     #[error("the sandbox is busy ({0:?})")]
     Busy(SessionState),
     #[error("{event:?} is not allowed from {from:?}")]
-    Illegal { from: Option<SessionState>, event: SessionEvent },
+    Illegal {
+        from: Option<SessionState>,
+        event: SessionEvent,
+    },
 }
 
 /// `from` is `None` for a project that never had a sandbox.
@@ -95,7 +98,11 @@ pub fn transition(from: Option<SessionState>, event: SessionEvent) -> Result<Ses
     use SessionState as S;
     let illegal = Refusal::Illegal { from, event };
     let Some(state) = from else {
-        return if event == E::Start { Ok(S::Starting) } else { Err(illegal) };
+        return if event == E::Start {
+            Ok(S::Starting)
+        } else {
+            Err(illegal)
+        };
     };
     match (state, event) {
         (S::Killed, E::Start) => Ok(S::Starting),

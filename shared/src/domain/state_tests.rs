@@ -7,7 +7,11 @@ fn expected_cells() -> Vec<(Option<SessionState>, Vec<String>)> {
         .lines()
         .filter(|line| line.starts_with('|') && !line.contains("---") && !line.contains("from \\ event"))
         .map(|line| {
-            let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+            let cells: Vec<String> = line
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect();
             let from = match cells[0].as_str() {
                 "(none)" => None,
                 name => Some(SessionState::parse(name).unwrap_or_else(|| panic!("unknown state {name}"))),
@@ -45,10 +49,19 @@ fn every_state_and_event_pair_matches_the_documented_table() {
 fn refusals_carry_what_was_refused() {
     assert_eq!(
         transition(Some(SessionState::Killed), SessionEvent::Pause),
-        Err(Refusal::Illegal { from: Some(SessionState::Killed), event: SessionEvent::Pause })
+        Err(Refusal::Illegal {
+            from: Some(SessionState::Killed),
+            event: SessionEvent::Pause
+        })
     );
-    assert_eq!(transition(Some(SessionState::Pausing), SessionEvent::Resume), Err(Refusal::Busy(SessionState::Pausing)));
-    assert_eq!(transition(Some(SessionState::Paused), SessionEvent::Pause), Err(Refusal::Unchanged(SessionState::Paused)));
+    assert_eq!(
+        transition(Some(SessionState::Pausing), SessionEvent::Resume),
+        Err(Refusal::Busy(SessionState::Pausing))
+    );
+    assert_eq!(
+        transition(Some(SessionState::Paused), SessionEvent::Pause),
+        Err(Refusal::Unchanged(SessionState::Paused))
+    );
 }
 
 #[test]

@@ -53,18 +53,11 @@ pub struct E2bAccounts {
 }
 
 impl E2bAccounts {
-    pub fn new(
-        client: E2bClient,
-        default_key: Option<ApiKey>,
-        team_keys: HashMap<String, ApiKey>,
-    ) -> Self {
+    pub fn new(client: E2bClient, default_key: Option<ApiKey>, team_keys: HashMap<String, ApiKey>) -> Self {
         let handle = |key| E2b::new(client.clone(), key);
         Self {
             default: default_key.map(handle),
-            teams: team_keys
-                .into_iter()
-                .map(|(team, key)| (team, handle(key)))
-                .collect(),
+            teams: team_keys.into_iter().map(|(team, key)| (team, handle(key))).collect(),
         }
     }
 
@@ -178,27 +171,13 @@ mod tests {
     #[test]
     fn team_key_wins_then_default_then_nothing() {
         let with_default = accounts(Some("key-default"));
+        assert_eq!(with_default.for_team("team-a").unwrap().key().header_value(), "key-a");
         assert_eq!(
-            with_default
-                .for_team("team-a")
-                .unwrap()
-                .key()
-                .header_value(),
-            "key-a"
-        );
-        assert_eq!(
-            with_default
-                .for_team("team-b")
-                .unwrap()
-                .key()
-                .header_value(),
+            with_default.for_team("team-b").unwrap().key().header_value(),
             "key-default"
         );
         let without = accounts(None);
         assert!(without.for_team("team-a").is_ok());
-        assert!(matches!(
-            without.for_team("team-b"),
-            Err(E2bError::NoCredentials)
-        ));
+        assert!(matches!(without.for_team("team-b"), Err(E2bError::NoCredentials)));
     }
 }

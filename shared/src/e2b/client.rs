@@ -62,8 +62,8 @@ enum Failure {
 impl E2bClient {
     pub fn new(settings: E2bSettings) -> Result<Self, E2bError> {
         let invalid = |detail: String| E2bError::InvalidSettings { detail };
-        let base_url = Url::parse(&settings.base_url)
-            .map_err(|e| invalid(format!("base_url {:?}: {e}", settings.base_url)))?;
+        let base_url =
+            Url::parse(&settings.base_url).map_err(|e| invalid(format!("base_url {:?}: {e}", settings.base_url)))?;
         if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
             return Err(invalid(format!(
                 "base_url {:?} is not an http(s) URL",
@@ -94,26 +94,12 @@ impl E2bClient {
     }
 
     /// Sends `request` until it succeeds (2xx), fails for good, or runs out of attempts or time.
-    pub(crate) async fn execute(
-        &self,
-        key: &ApiKey,
-        request: Request<'_>,
-    ) -> Result<Reply, E2bError> {
-        let span = tracing::debug_span!(
-            "e2b_call",
-            route = request.route,
-            sandbox_id = request.sandbox_id
-        );
-        self.execute_with_retries(key, &request)
-            .instrument(span)
-            .await
+    pub(crate) async fn execute(&self, key: &ApiKey, request: Request<'_>) -> Result<Reply, E2bError> {
+        let span = tracing::debug_span!("e2b_call", route = request.route, sandbox_id = request.sandbox_id);
+        self.execute_with_retries(key, &request).instrument(span).await
     }
 
-    async fn execute_with_retries(
-        &self,
-        key: &ApiKey,
-        request: &Request<'_>,
-    ) -> Result<Reply, E2bError> {
+    async fn execute_with_retries(&self, key: &ApiKey, request: &Request<'_>) -> Result<Reply, E2bError> {
         let url = request.url(&self.inner.base_url);
         let started = Instant::now();
         let deadline = started + self.inner.call_deadline;
@@ -124,12 +110,7 @@ impl E2bClient {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let failure = match outcome {
                 Ok(reply) => {
-                    tracing::debug!(
-                        status = reply.status.as_u16(),
-                        attempt,
-                        elapsed_ms,
-                        "E2B answered"
-                    );
+                    tracing::debug!(status = reply.status.as_u16(), attempt, elapsed_ms, "E2B answered");
                     return Ok(reply);
                 }
                 Err(failure) => failure,
@@ -174,20 +155,14 @@ impl E2bClient {
             .request(request.method.clone(), url)
             .header(API_KEY_HEADER, key.header_value().clone());
         if let Some(body) = &request.body {
-            builder = builder
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
+            builder = builder.header(CONTENT_TYPE, "application/json").body(body.clone());
         }
         let exchange = async {
             let response = builder.send().await?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.bytes().await?.to_vec();
-            Ok::<_, reqwest::Error>(Reply {
-                status,
-                headers,
-                body,
-            })
+            Ok::<_, reqwest::Error>(Reply { status, headers, body })
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Err(_elapsed) => Err(Failure::Timeout),
@@ -222,12 +197,9 @@ fn describe(failure: &Failure, attempt: u32) -> FailedAttempt {
 fn into_error(failure: Failure, failed: &FailedAttempt) -> E2bError {
     let attempts = failed.attempt;
     match failure {
-        Failure::Status(reply) => E2bError::from_status(
-            reply.status.as_u16(),
-            &reply.body,
-            failed.retry_after,
-            attempts,
-        ),
+        Failure::Status(reply) => {
+            E2bError::from_status(reply.status.as_u16(), &reply.body, failed.retry_after, attempts)
+        }
         Failure::Timeout => E2bError::Unavailable {
             attempts,
             detail: "no answer within the call deadline".to_owned(),
@@ -263,10 +235,7 @@ mod tests {
                 ..E2bSettings::default()
             };
             assert!(
-                matches!(
-                    E2bClient::new(settings),
-                    Err(E2bError::InvalidSettings { .. })
-                ),
+                matches!(E2bClient::new(settings), Err(E2bError::InvalidSettings { .. })),
                 "{base_url}"
             );
         }

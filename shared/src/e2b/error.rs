@@ -73,12 +73,7 @@ impl E2bError {
     }
 
     /// Maps a non-success answer to an error. `attempts` is how many requests the call made.
-    pub(crate) fn from_status(
-        status: u16,
-        body: &[u8],
-        retry_after: Option<Duration>,
-        attempts: u32,
-    ) -> Self {
+    pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>, attempts: u32) -> Self {
         let message = error_message(body);
         match status {
             400 => Self::BadRequest { message },
@@ -106,11 +101,7 @@ fn error_message(body: &[u8]) -> String {
     if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
         return parsed.message;
     }
-    String::from_utf8_lossy(body)
-        .trim()
-        .chars()
-        .take(MAX_CHARS)
-        .collect()
+    String::from_utf8_lossy(body).trim().chars().take(MAX_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -167,11 +158,6 @@ mod tests {
         );
         assert!(!E2bError::NotFound.is_retryable());
         assert!(E2bError::NotFound.is_not_found());
-        assert!(
-            !E2bError::Conflict {
-                message: String::new()
-            }
-            .is_retryable()
-        );
+        assert!(!E2bError::Conflict { message: String::new() }.is_retryable());
     }
 }

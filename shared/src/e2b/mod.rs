@@ -21,7 +21,7 @@ pub use client::{E2bClient, E2bSettings};
 pub use error::E2bError;
 pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
 pub use types::{
-    Connected, ListedSandbox, NewSandbox, OnTimeout, Sandbox, SandboxDetail, SandboxFilter,
-    SandboxLifecycle, SandboxMetric, SandboxState, Secret, SnapshotInfo,
+    Connected, ListedSandbox, NewSandbox, OnTimeout, Sandbox, SandboxDetail, SandboxFilter, SandboxLifecycle,
+    SandboxMetric, SandboxState, Secret, SnapshotInfo,
 };
 pub use webhooks::{NewWebhook, Webhook, WebhookUpdate};

@@ -58,15 +58,8 @@ impl RetryPolicy {
     pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
         let doublings = attempt.saturating_sub(1);
         let factor = 1u32.checked_shl(doublings).unwrap_or(u32::MAX);
-        let ceiling = self
-            .base_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff);
-        let jitter = if jitter.is_nan() {
-            0.0
-        } else {
-            jitter.clamp(0.0, 1.0)
-        };
+        let ceiling = self.base_backoff.saturating_mul(factor).min(self.max_backoff);
+        let jitter = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) };
         ceiling.mul_f64(jitter)
     }
 
@@ -157,32 +150,17 @@ mod tests {
             Timeout,
             Connection,
         ] {
-            assert!(
-                RetryPolicy::is_retryable(Repeat::Safe, failure),
-                "{failure:?}"
-            );
+            assert!(RetryPolicy::is_retryable(Repeat::Safe, failure), "{failure:?}");
         }
-        for failure in [
-            Status(400),
-            Status(401),
-            Status(404),
-            Status(409),
-            Status(501),
-        ] {
-            assert!(
-                !RetryPolicy::is_retryable(Repeat::Safe, failure),
-                "{failure:?}"
-            );
+        for failure in [Status(400), Status(401), Status(404), Status(409), Status(501)] {
+            assert!(!RetryPolicy::is_retryable(Repeat::Safe, failure), "{failure:?}");
         }
     }
 
     #[test]
     fn creates_retry_only_when_refused() {
         use AttemptFailure::*;
-        assert!(RetryPolicy::is_retryable(
-            Repeat::OnlyIfRefused,
-            Status(429)
-        ));
+        assert!(RetryPolicy::is_retryable(Repeat::OnlyIfRefused, Status(429)));
         for failure in [Status(500), Status(503), Timeout, Connection] {
             assert!(
                 !RetryPolicy::is_retryable(Repeat::OnlyIfRefused, failure),
@@ -196,10 +174,7 @@ mod tests {
         let p = policy();
         let long = Duration::from_secs(60);
         let fail = |n| failed(n, AttemptFailure::Status(503));
-        assert_eq!(
-            p.next_delay(Repeat::Safe, &fail(3), long, 1.0),
-            Some(800 * MS)
-        );
+        assert_eq!(p.next_delay(Repeat::Safe, &fail(3), long, 1.0), Some(800 * MS));
         assert_eq!(p.next_delay(Repeat::Safe, &fail(4), long, 1.0), None);
     }
 
@@ -214,10 +189,7 @@ mod tests {
             Some(2000 * MS)
         );
         limited.retry_after = Some(Duration::from_secs(30));
-        assert_eq!(
-            p.next_delay(Repeat::Safe, &limited, long, 0.0),
-            Some(5000 * MS)
-        );
+        assert_eq!(p.next_delay(Repeat::Safe, &limited, long, 0.0), Some(5000 * MS));
     }
 
     #[test]
@@ -228,10 +200,7 @@ mod tests {
         assert_eq!(p.next_delay(Repeat::Safe, &limited, 1999 * MS, 0.0), None);
         let busy = failed(2, AttemptFailure::Status(503));
         assert_eq!(p.next_delay(Repeat::Safe, &busy, 400 * MS, 1.0), None);
-        assert_eq!(
-            p.next_delay(Repeat::Safe, &busy, 401 * MS, 1.0),
-            Some(400 * MS)
-        );
+        assert_eq!(p.next_delay(Repeat::Safe, &busy, 401 * MS, 1.0), Some(400 * MS));
     }
 
     #[test]

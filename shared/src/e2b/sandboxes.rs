@@ -11,8 +11,7 @@ use super::accounts::E2b;
 use super::error::E2bError;
 use super::request::Request;
 use super::types::{
-    Connected, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SandboxMetric,
-    whole_seconds,
+    Connected, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SandboxMetric, whole_seconds,
 };
 
 impl E2b {
@@ -27,16 +26,12 @@ impl E2b {
 
     pub async fn get_sandbox(&self, sandbox_id: &str) -> Result<SandboxDetail, E2bError> {
         const ROUTE: &str = "GET /sandboxes/{id}";
-        let request =
-            Request::new(Method::GET, ROUTE, &["sandboxes", sandbox_id]).for_sandbox(sandbox_id);
+        let request = Request::new(Method::GET, ROUTE, &["sandboxes", sandbox_id]).for_sandbox(sandbox_id);
         self.send(request).await?.json(ROUTE)
     }
 
     /// Every matching sandbox, across all pages.
-    pub async fn list_sandboxes(
-        &self,
-        filter: &SandboxFilter,
-    ) -> Result<Vec<ListedSandbox>, E2bError> {
+    pub async fn list_sandboxes(&self, filter: &SandboxFilter) -> Result<Vec<ListedSandbox>, E2bError> {
         const ROUTE: &str = "GET /v2/sandboxes";
         let states = filter
             .states
@@ -61,26 +56,17 @@ impl E2b {
     /// Pauses with memory. A sandbox already paused (or mid-transition) answers `Conflict`.
     pub async fn pause(&self, sandbox_id: &str) -> Result<(), E2bError> {
         const ROUTE: &str = "POST /sandboxes/{id}/pause";
-        let request = Request::new(Method::POST, ROUTE, &["sandboxes", sandbox_id, "pause"])
-            .for_sandbox(sandbox_id);
+        let request = Request::new(Method::POST, ROUTE, &["sandboxes", sandbox_id, "pause"]).for_sandbox(sandbox_id);
         self.send(request).await.map(drop)
     }
 
     /// Resumes a paused sandbox, or just reaches a running one. `timeout` is always sent: without
     /// it E2B resets a resumed sandbox to 5 minutes.
-    pub async fn connect(
-        &self,
-        sandbox_id: &str,
-        timeout: Duration,
-    ) -> Result<Connected, E2bError> {
+    pub async fn connect(&self, sandbox_id: &str, timeout: Duration) -> Result<Connected, E2bError> {
         const ROUTE: &str = "POST /v2/sandboxes/{id}/connect";
-        let request = Request::new(
-            Method::POST,
-            ROUTE,
-            &["v2", "sandboxes", sandbox_id, "connect"],
-        )
-        .with_json(&json!({ "timeout": whole_seconds(timeout) }))?
-        .for_sandbox(sandbox_id);
+        let request = Request::new(Method::POST, ROUTE, &["v2", "sandboxes", sandbox_id, "connect"])
+            .with_json(&json!({ "timeout": whole_seconds(timeout) }))?
+            .for_sandbox(sandbox_id);
         let reply = self.send(request).await?;
         Ok(Connected {
             sandbox: reply.json(ROUTE)?,
@@ -109,8 +95,7 @@ impl E2b {
     /// Retried like every safe call, so a kill whose answer was lost may end in `NotFound`.
     pub async fn kill(&self, sandbox_id: &str) -> Result<(), E2bError> {
         const ROUTE: &str = "DELETE /sandboxes/{id}";
-        let request =
-            Request::new(Method::DELETE, ROUTE, &["sandboxes", sandbox_id]).for_sandbox(sandbox_id);
+        let request = Request::new(Method::DELETE, ROUTE, &["sandboxes", sandbox_id]).for_sandbox(sandbox_id);
         self.send(request).await.map(drop)
     }
 

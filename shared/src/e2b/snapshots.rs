@@ -16,11 +16,7 @@ struct SnapshotRequest<'a> {
 
 impl E2b {
     /// Not idempotent (each call takes a new snapshot): retried only when E2B refused it (429).
-    pub async fn create_snapshot(
-        &self,
-        sandbox_id: &str,
-        name: Option<&str>,
-    ) -> Result<SnapshotInfo, E2bError> {
+    pub async fn create_snapshot(&self, sandbox_id: &str, name: Option<&str>) -> Result<SnapshotInfo, E2bError> {
         const ROUTE: &str = "POST /sandboxes/{id}/snapshots";
         let request = Request::new(Method::POST, ROUTE, &["sandboxes", sandbox_id, "snapshots"])
             .with_json(&SnapshotRequest { name })?

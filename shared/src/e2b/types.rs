@@ -221,10 +221,7 @@ mod tests {
         assert_eq!(detail.memory_mb, 512);
         assert_eq!(detail.metadata["projectId"], "p1");
         assert_eq!(detail.lifecycle.unwrap().on_timeout, OnTimeout::Pause);
-        assert_eq!(
-            (detail.end_at - detail.started_at).whole_milliseconds(),
-            300_500
-        );
+        assert_eq!((detail.end_at - detail.started_at).whole_milliseconds(), 300_500);
         assert!(!format!("{detail:?}").contains("s3cret"));
     }
 

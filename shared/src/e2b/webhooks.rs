@@ -74,14 +74,9 @@ impl E2b {
         self.send(request).await?.json(ROUTE)
     }
 
-    pub async fn update_webhook(
-        &self,
-        webhook_id: &str,
-        update: &WebhookUpdate,
-    ) -> Result<Webhook, E2bError> {
+    pub async fn update_webhook(&self, webhook_id: &str, update: &WebhookUpdate) -> Result<Webhook, E2bError> {
         const ROUTE: &str = "PATCH /events/webhooks/{id}";
-        let request = Request::new(Method::PATCH, ROUTE, &["events", "webhooks", webhook_id])
-            .with_json(update)?;
+        let request = Request::new(Method::PATCH, ROUTE, &["events", "webhooks", webhook_id]).with_json(update)?;
         self.send(request).await?.json(ROUTE)
     }
 
@@ -120,9 +115,6 @@ mod tests {
             enabled: Some(false),
             ..WebhookUpdate::default()
         };
-        assert_eq!(
-            serde_json::to_value(&update).unwrap(),
-            json!({"enabled": false})
-        );
+        assert_eq!(serde_json::to_value(&update).unwrap(), json!({"enabled": false}));
     }
 }

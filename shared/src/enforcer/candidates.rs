@@ -24,11 +24,7 @@ impl Sandman {
         stream::select_all(keys::idle_shards().map(|shard| self.shard_stream(shard, now))).boxed()
     }
 
-    fn shard_stream(
-        &self,
-        shard: String,
-        now: OffsetDateTime,
-    ) -> BoxStream<'_, Result<IdleCandidate, StoreError>> {
+    fn shard_stream(&self, shard: String, now: OffsetDateTime) -> BoxStream<'_, Result<IdleCandidate, StoreError>> {
         stream::unfold(Next::First, move |next| {
             let shard = shard.clone();
             async move {
@@ -37,20 +33,14 @@ impl Sandman {
                     Next::First => None,
                     Next::After(cursor) => Some(cursor),
                 };
-                let page: Vec<Result<IdleCandidate, StoreError>> = match self
-                    .store
-                    .idle_page(&shard, now, PAGE_SIZE, cursor.as_ref())
-                    .await
-                {
-                    Ok(page) => {
-                        let next = page.next.map_or(Next::Done, Next::After);
-                        return Some((
-                            stream::iter(page.items.into_iter().map(Ok).collect::<Vec<_>>()),
-                            next,
-                        ));
-                    }
-                    Err(err) => vec![Err(err)],
-                };
+                let page: Vec<Result<IdleCandidate, StoreError>> =
+                    match self.store.idle_page(&shard, now, PAGE_SIZE, cursor.as_ref()).await {
+                        Ok(page) => {
+                            let next = page.next.map_or(Next::Done, Next::After);
+                            return Some((stream::iter(page.items.into_iter().map(Ok).collect::<Vec<_>>()), next));
+                        }
+                        Err(err) => vec![Err(err)],
+                    };
                 Some((stream::iter(page), Next::Done))
             }
         })

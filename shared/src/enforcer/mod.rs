@@ -181,14 +181,8 @@ mod tests {
     #[test]
     fn minutes_saved_never_go_negative() {
         let now = datetime!(2026-11-01 12:00 UTC);
-        assert_eq!(
-            minutes_until(now, Some(datetime!(2026-11-01 12:30 UTC))),
-            30.0
-        );
-        assert_eq!(
-            minutes_until(now, Some(datetime!(2026-11-01 11:00 UTC))),
-            0.0
-        );
+        assert_eq!(minutes_until(now, Some(datetime!(2026-11-01 12:30 UTC))), 30.0);
+        assert_eq!(minutes_until(now, Some(datetime!(2026-11-01 11:00 UTC))), 0.0);
         assert_eq!(minutes_until(now, None), 0.0);
     }
 }

@@ -93,9 +93,7 @@ mod tests {
     fn counts_every_verdict_and_names_the_alarm_metric() {
         let mut report = TickReport::default();
         for verdict in [
-            Verdict::Paused {
-                minutes_saved: 12.4,
-            },
+            Verdict::Paused { minutes_saved: 12.4 },
             Verdict::Paused { minutes_saved: 0.0 },
             Verdict::SkippedActive,
             Verdict::Failed { flagged: false },
@@ -108,12 +106,7 @@ mod tests {
             report.record(verdict);
         }
         assert_eq!(
-            (
-                report.candidates,
-                report.paused,
-                report.failed,
-                report.flagged
-            ),
+            (report.candidates, report.paused, report.failed, report.flagged),
             (8, 2, 2, 2)
         );
         let doc = report.metrics().to_emf(0);

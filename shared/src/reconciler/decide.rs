@@ -37,11 +37,7 @@ pub(crate) enum Finding {
     Orphan(&'static str),
 }
 
-pub(crate) fn classify(
-    record: Option<&ProjectRecord>,
-    sandbox_id: &str,
-    e2b: SandboxState,
-) -> Finding {
+pub(crate) fn classify(record: Option<&ProjectRecord>, sandbox_id: &str, e2b: SandboxState) -> Finding {
     let Some(record) = record else {
         return Finding::Orphan("its project does not exist");
     };
@@ -51,10 +47,7 @@ pub(crate) fn classify(
     if session.state.is_transitional() {
         return Finding::InTransit;
     }
-    let current = session
-        .sandbox
-        .as_ref()
-        .is_some_and(|s| s.sandbox_id == sandbox_id);
+    let current = session.sandbox.as_ref().is_some_and(|s| s.sandbox_id == sandbox_id);
     match (current, session.state, e2b) {
         (false, _, _) => Finding::Orphan("it is not the project's current sandbox"),
         (true, SessionState::Killed, _) => Finding::Orphan("the table says it was killed"),
@@ -71,22 +64,17 @@ mod tests {
 
     use super::*;
     use crate::domain::{
-        Actor, IdlePolicy, Project, ProjectId, RetentionPolicy, SandboxRef, Session, TeamId, Usage,
-        transition,
+        Actor, IdlePolicy, Project, ProjectId, RetentionPolicy, SandboxRef, Session, TeamId, Usage, transition,
     };
 
     #[test]
     fn every_repair_step_is_legal_and_lands_where_e2b_is() {
         for state in SessionState::ALL {
-            for e2b in [
-                None,
-                Some(SandboxState::Running),
-                Some(SandboxState::Paused),
-            ] {
+            for e2b in [None, Some(SandboxState::Running), Some(SandboxState::Paused)] {
                 let mut at = state;
                 for event in steps(state, e2b) {
-                    at = transition(Some(at), event)
-                        .unwrap_or_else(|refusal| panic!("{state:?} vs {e2b:?}: {refusal}"));
+                    at =
+                        transition(Some(at), event).unwrap_or_else(|refusal| panic!("{state:?} vs {e2b:?}: {refusal}"));
                 }
                 let expected = match (state, e2b) {
                     (SessionState::Killed, _) | (_, None) => SessionState::Killed,

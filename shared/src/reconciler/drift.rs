@@ -11,12 +11,7 @@ use crate::e2b::{E2bError, SandboxState};
 use crate::store::{IdleCandidate, SessionChanges};
 
 impl Sandman {
-    pub(super) async fn check_running(
-        &self,
-        session: &IdleCandidate,
-        view: &E2bView,
-        deadline: Instant,
-    ) -> Outcome {
+    pub(super) async fn check_running(&self, session: &IdleCandidate, view: &E2bView, deadline: Instant) -> Outcome {
         let Some(sandbox_id) = session.sandbox_id.as_deref() else {
             tracing::error!(project = %session.key, "running session without a sandbox id");
             return Outcome::Error;

@@ -106,15 +106,20 @@ impl Sandman {
         report.running = running.len() as u64;
         report.stuck = stuck.len() as u64;
 
-        let running_ids: HashSet<&str> = running
-            .iter()
-            .filter_map(|s| s.sandbox_id.as_deref())
-            .collect();
+        let running_ids: HashSet<&str> = running.iter().filter_map(|s| s.sandbox_id.as_deref()).collect();
         // Collected before awaiting: lazy adapters inside the stream make the tick's future not
         // provably `Send` (a rustc limitation with higher-ranked closures).
         let mut checks: Vec<BoxFuture<'_, Outcome>> = Vec::new();
-        checks.extend(running.iter().map(|session| self.check_running(session, &view, deadline).boxed()));
-        checks.extend(stuck.iter().map(|session| self.repair_stuck(session, &view, now, deadline).boxed()));
+        checks.extend(
+            running
+                .iter()
+                .map(|session| self.check_running(session, &view, deadline).boxed()),
+        );
+        checks.extend(
+            stuck
+                .iter()
+                .map(|session| self.repair_stuck(session, &view, now, deadline).boxed()),
+        );
         checks.extend(
             view.sandboxes
                 .values()
@@ -125,9 +130,7 @@ impl Sandman {
             .buffer_unordered(self.config.enforcer.concurrency.max(1))
             .collect()
             .await;
-        outcomes
-            .into_iter()
-            .for_each(|outcome| report.record(outcome));
+        outcomes.into_iter().for_each(|outcome| report.record(outcome));
         report
     }
 }

@@ -14,12 +14,7 @@ use crate::e2b::{E2bError, SandboxState};
 use crate::store::{Consistency, SessionChanges};
 
 impl Sandman {
-    pub(super) async fn check_listed(
-        &self,
-        listed: &Listed,
-        view: &E2bView,
-        deadline: Instant,
-    ) -> Outcome {
+    pub(super) async fn check_listed(&self, listed: &Listed, view: &E2bView, deadline: Instant) -> Outcome {
         let policy = self.config.enforcer.orphan_policy;
         // A paused orphan costs no compute, and pausing it again changes nothing.
         if listed.sandbox.state == SandboxState::Paused && policy == OrphanPolicy::Pause {
@@ -28,11 +23,7 @@ impl Sandman {
         if Instant::now() >= deadline {
             return Outcome::Skipped;
         }
-        let record = match self
-            .store
-            .get_project(&listed.owner, Consistency::Strong)
-            .await
-        {
+        let record = match self.store.get_project(&listed.owner, Consistency::Strong).await {
             Ok(record) => record,
             Err(err) => {
                 return error(
@@ -51,11 +42,7 @@ impl Sandman {
                     return Outcome::Consistent;
                 };
                 // Confirm first: the list may predate a pause that just happened.
-                match view.accounts[listed.account]
-                    .1
-                    .get_sandbox(sandbox_id)
-                    .await
-                {
+                match view.accounts[listed.account].1.get_sandbox(sandbox_id).await {
                     Ok(detail) if detail.state == SandboxState::Running => {}
                     Ok(_) | Err(E2bError::NotFound) => return Outcome::Consistent,
                     Err(err) => {
@@ -83,20 +70,12 @@ impl Sandman {
         }
     }
 
-    async fn orphan(
-        &self,
-        listed: &Listed,
-        view: &E2bView,
-        reason: &'static str,
-        policy: OrphanPolicy,
-    ) -> Outcome {
+    async fn orphan(&self, listed: &Listed, view: &E2bView, reason: &'static str, policy: OrphanPolicy) -> Outcome {
         let sandbox_id = listed.sandbox.sandbox_id.as_str();
         let e2b = &view.accounts[listed.account].1;
         let state = listed.sandbox.state.as_str();
         let (action, result) = match (policy, listed.sandbox.state) {
-            (OrphanPolicy::Pause, SandboxState::Running) => {
-                (OrphanAction::Paused, e2b.pause(sandbox_id).await)
-            }
+            (OrphanPolicy::Pause, SandboxState::Running) => (OrphanAction::Paused, e2b.pause(sandbox_id).await),
             (OrphanPolicy::Kill, _) => (OrphanAction::Killed, e2b.kill(sandbox_id).await),
             _ => (OrphanAction::Reported, Ok(())),
         };
@@ -105,11 +84,7 @@ impl Sandman {
                 tracing::warn!(project = %listed.owner, sandbox_id, state, reason, action = ?action, "orphan sandbox");
                 Outcome::Orphan(action)
             }
-            Err(err) => error(
-                "acting on an orphan sandbox failed",
-                &listed.owner,
-                &err.into(),
-            ),
+            Err(err) => error("acting on an orphan sandbox failed", &listed.owner, &err.into()),
         }
     }
 }

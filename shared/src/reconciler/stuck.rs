@@ -14,10 +14,7 @@ use crate::store::{Consistency, SessionChanges, StoreError, TransitSession, keys
 
 impl Sandman {
     /// Sessions that entered a transitional state more than `stuck_after` ago.
-    pub(super) async fn stuck_sessions(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<Vec<TransitSession>, StoreError> {
+    pub(super) async fn stuck_sessions(&self, now: OffsetDateTime) -> Result<Vec<TransitSession>, StoreError> {
         let entered_by = now - self.config.enforcer.stuck_after;
         let mut stuck = Vec::new();
         for shard in keys::transit_shards() {
@@ -48,20 +45,12 @@ impl Sandman {
             return Outcome::Skipped;
         }
         // The index may lag: decide from the item itself.
-        let record = match self
-            .store
-            .get_project(&stuck.key, Consistency::Strong)
-            .await
-        {
+        let record = match self.store.get_project(&stuck.key, Consistency::Strong).await {
             Ok(Some(record)) => record,
             Ok(None) => return Outcome::Raced,
             Err(err) => return error("reading a stuck session failed", &stuck.key, &err.into()),
         };
-        let Some(session) = record
-            .session
-            .as_ref()
-            .filter(|s| s.state.is_transitional())
-        else {
+        let Some(session) = record.session.as_ref().filter(|s| s.state.is_transitional()) else {
             return Outcome::Raced;
         };
         if now - session.state_since < self.config.enforcer.stuck_after {
@@ -74,8 +63,7 @@ impl Sandman {
                 .sandboxes
                 .values()
                 .find(|listed| {
-                    listed.owner == stuck.key
-                        && listed.session_id.as_deref() == Some(session.session_id.as_str())
+                    listed.owner == stuck.key && listed.session_id.as_deref() == Some(session.session_id.as_str())
                 })
                 .map(|listed| listed.sandbox.sandbox_id.clone()),
             _ => session.sandbox.as_ref().map(|s| s.sandbox_id.clone()),
@@ -93,19 +81,13 @@ impl Sandman {
                     Ok(detail) => Some((detail.state, detail.domain)),
                     Err(E2bError::NotFound) => None,
                     Err(err) => {
-                        return error(
-                            "asking E2B about a stuck session failed",
-                            &stuck.key,
-                            &err.into(),
-                        );
+                        return error("asking E2B about a stuck session failed", &stuck.key, &err.into());
                     }
                 }
             }
         };
         let mut changes = SessionChanges::default();
-        if let (SessionState::Starting, Some(id), Some((_, domain))) =
-            (session.state, &sandbox_id, &observed)
-        {
+        if let (SessionState::Starting, Some(id), Some((_, domain))) = (session.state, &sandbox_id, &observed) {
             changes.sandbox = Some(SandboxRef {
                 sandbox_id: id.clone(),
                 domain: domain.clone(),

@@ -33,9 +33,7 @@ impl E2bView {
     }
 
     pub fn state_of(&self, sandbox_id: &str) -> Option<SandboxState> {
-        self.sandboxes
-            .get(sandbox_id)
-            .map(|listed| listed.sandbox.state)
+        self.sandboxes.get(sandbox_id).map(|listed| listed.sandbox.state)
     }
 }
 
@@ -46,9 +44,7 @@ impl Sandman {
             states: vec![SandboxState::Running, SandboxState::Paused],
             metadata: Default::default(),
         };
-        let lists =
-            futures::future::join_all(accounts.iter().map(|(_, e2b)| e2b.list_sandboxes(&filter)))
-                .await;
+        let lists = futures::future::join_all(accounts.iter().map(|(_, e2b)| e2b.list_sandboxes(&filter))).await;
         let mut view = E2bView {
             accounts: accounts.clone(),
             unlisted: Vec::new(),
@@ -59,8 +55,7 @@ impl Sandman {
             match listed {
                 Ok(sandboxes) => {
                     for sandbox in sandboxes {
-                        let Some((owner, session_id)) = sandbox_metadata::owner(&sandbox.metadata)
-                        else {
+                        let Some((owner, session_id)) = sandbox_metadata::owner(&sandbox.metadata) else {
                             continue;
                         };
                         view.sandboxes.insert(

@@ -54,15 +54,8 @@ impl Sandman {
                     report.stopped_at_deadline = true;
                     break 'shards;
                 }
-                let page = self
-                    .store
-                    .prune_page(&shard, now, PAGE_SIZE, cursor.as_ref())
-                    .await?;
-                let due: Vec<PruneCandidate> = page
-                    .items
-                    .into_iter()
-                    .filter(|c| seen.insert(c.key.clone()))
-                    .collect();
+                let page = self.store.prune_page(&shard, now, PAGE_SIZE, cursor.as_ref()).await?;
+                let due: Vec<PruneCandidate> = page.items.into_iter().filter(|c| seen.insert(c.key.clone())).collect();
                 let expected = due.len();
                 let visits: Vec<Visit> = futures::stream::iter(due)
                     .take_while(|_| std::future::ready(Instant::now() < deadline))
@@ -95,19 +88,10 @@ impl Sandman {
         Ok(report)
     }
 
-    async fn visit(
-        &self,
-        candidate: PruneCandidate,
-        now: OffsetDateTime,
-        options: PassOptions,
-    ) -> Visit {
+    async fn visit(&self, candidate: PruneCandidate, now: OffsetDateTime, options: PassOptions) -> Visit {
         let key = candidate.key.clone();
         let span = tracing::info_span!("retention", projectId = %key);
-        match self
-            .retention_pass(candidate, now, options)
-            .instrument(span)
-            .await
-        {
+        match self.retention_pass(candidate, now, options).instrument(span).await {
             Ok(visit) => visit,
             Err(err) => {
                 tracing::warn!(project = %key, error = %err, "retention pass failed; the project stays due");
@@ -143,17 +127,13 @@ impl Sandman {
             .chain(plan.delete.iter().map(|d| (&d.snapshot_id, d.reason)))
             .collect();
         if options.dry_run {
-            let planned = doomed
-                .iter()
-                .map(|(id, reason)| planned(key, id, *reason))
-                .collect();
+            let planned = doomed.iter().map(|(id, reason)| planned(key, id, *reason)).collect();
             return Ok(Visit {
                 planned,
                 ..Visit::default()
             });
         }
-        let by_id: HashMap<&SnapshotId, &Snapshot> =
-            snapshots.iter().map(|s| (&s.snapshot_id, s)).collect();
+        let by_id: HashMap<&SnapshotId, &Snapshot> = snapshots.iter().map(|s| (&s.snapshot_id, s)).collect();
         let mut visit = Visit::default();
         for (id, reason) in doomed.iter().take(MAX_DELETES_PER_VISIT) {
             let Some(snapshot) = by_id.get(id) else {
@@ -181,12 +161,7 @@ impl Sandman {
     }
 
     /// Marks and deletes one snapshot. `Ok(false)`: it was pinned or deleted meanwhile.
-    async fn delete_for_retention(
-        &self,
-        key: &ProjectKey,
-        snapshot: &Snapshot,
-        reason: Reason,
-    ) -> Result<bool, Error> {
+    async fn delete_for_retention(&self, key: &ProjectKey, snapshot: &Snapshot, reason: Reason) -> Result<bool, Error> {
         let marked = match reason {
             Reason::Unfinished => snapshot.clone(),
             Reason::BeyondKeepLast | Reason::OlderThanMaxAge => {

@@ -49,16 +49,8 @@ pub struct Plan {
 ///
 /// "Newest" orders by `created_at`, then by id (ULIDs, so creation order as well). A snapshot
 /// expires at exactly `created_at + max_age`.
-pub fn plan(
-    snapshots: &[Snapshot],
-    policy: RetentionPolicy,
-    now: OffsetDateTime,
-    in_use: Option<&SnapshotId>,
-) -> Plan {
-    let mut ready: Vec<&Snapshot> = snapshots
-        .iter()
-        .filter(|s| s.status == SnapshotStatus::Ready)
-        .collect();
+pub fn plan(snapshots: &[Snapshot], policy: RetentionPolicy, now: OffsetDateTime, in_use: Option<&SnapshotId>) -> Plan {
+    let mut ready: Vec<&Snapshot> = snapshots.iter().filter(|s| s.status == SnapshotStatus::Ready).collect();
     ready.sort_by_key(|s| Reverse((s.created_at, s.snapshot_id.clone())));
     let newest = ready.first().map(|s| s.snapshot_id.clone());
 
@@ -98,9 +90,7 @@ pub fn plan(
             }
             // Held only by the live sandbox: look again later, it may be gone by then. The newest
             // needs no timer: a newer snapshot marks the project due when it is recorded.
-            Some(_) if is_in_use && !is_newest => {
-                consider(&mut result.next_due, now + IN_USE_RECHECK)
-            }
+            Some(_) if is_in_use && !is_newest => consider(&mut result.next_due, now + IN_USE_RECHECK),
             Some(_) => {}
             None if is_newest => {}
             None => {

@@ -6,9 +6,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::plan::{IN_USE_RECHECK, Plan, Reason, plan};
-use crate::domain::{
-    ProjectId, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId,
-};
+use crate::domain::{ProjectId, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId};
 
 const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -43,9 +41,7 @@ fn deleting(mut s: Snapshot) -> Snapshot {
 
 /// `count` snapshots one hour apart, the newest (highest number) taken just now.
 fn hourly(count: u32) -> Vec<Snapshot> {
-    (0..count)
-        .map(|n| snap(n, u64::from(count - 1 - n)))
-        .collect()
+    (0..count).map(|n| snap(n, u64::from(count - 1 - n))).collect()
 }
 
 fn id(n: u32) -> SnapshotId {
@@ -71,17 +67,9 @@ fn policy(keep_last: u32, max_age_hours: Option<u64>) -> RetentionPolicy {
 fn keeps_the_newest_n_unpinned() {
     let result = plan(&hourly(15), policy(10, None), NOW, None);
     assert_eq!(deleted(&result), ids(0..5));
-    assert!(
-        result
-            .delete
-            .iter()
-            .all(|d| d.reason == Reason::BeyondKeepLast)
-    );
+    assert!(result.delete.iter().all(|d| d.reason == Reason::BeyondKeepLast));
     assert_eq!(result.keep.len(), 10);
-    assert_eq!(
-        result.next_due, None,
-        "without max_age nothing ever ages out"
-    );
+    assert_eq!(result.next_due, None, "without max_age nothing ever ages out");
 }
 
 #[test]
@@ -92,15 +80,8 @@ fn pinned_snapshots_neither_count_nor_age_out() {
     let result = plan(&snapshots, policy(2, Some(3)), NOW, None);
     // Unpinned, newest first: 5 (0h), 3 (2h), 2 (3h), 1 (4h). Keep 5 and 3; 2 and 1 are 3h+ old.
     assert_eq!(deleted(&result), ids([1, 2]));
-    assert_eq!(
-        result.keep.iter().cloned().collect::<BTreeSet<_>>(),
-        ids([0, 3, 4, 5])
-    );
-    assert_eq!(
-        result.next_due,
-        Some(NOW + HOUR),
-        "snapshot 3 turns 3h old in an hour"
-    );
+    assert_eq!(result.keep.iter().cloned().collect::<BTreeSet<_>>(), ids([0, 3, 4, 5]));
+    assert_eq!(result.next_due, Some(NOW + HOUR), "snapshot 3 turns 3h old in an hour");
 }
 
 #[test]
@@ -108,12 +89,7 @@ fn max_age_deletes_old_ones_even_within_n() {
     let result = plan(&hourly(5), policy(10, Some(2)), NOW, None);
     // Ages 4h, 3h, 2h (expires at exactly max_age), 1h, 0h.
     assert_eq!(deleted(&result), ids([0, 1, 2]));
-    assert!(
-        result
-            .delete
-            .iter()
-            .all(|d| d.reason == Reason::OlderThanMaxAge)
-    );
+    assert!(result.delete.iter().all(|d| d.reason == Reason::OlderThanMaxAge));
     assert_eq!(result.next_due, Some(NOW + HOUR));
 }
 
@@ -171,24 +147,22 @@ fn nothing_to_do_for_an_empty_project() {
 }
 
 fn arb_snapshots() -> impl Strategy<Value = Vec<Snapshot>> {
-    prop::collection::vec((0u64..200, any::<bool>(), prop::bool::weighted(0.1)), 0..30).prop_map(
-        |specs| {
-            specs
-                .into_iter()
-                .enumerate()
-                .map(|(n, (hours_ago, is_pinned, is_deleting))| {
-                    let mut s = snap(n as u32, hours_ago);
-                    s.pinned = is_pinned && !is_deleting;
-                    s.status = if is_deleting {
-                        SnapshotStatus::Deleting
-                    } else {
-                        SnapshotStatus::Ready
-                    };
-                    s
-                })
-                .collect()
-        },
-    )
+    prop::collection::vec((0u64..200, any::<bool>(), prop::bool::weighted(0.1)), 0..30).prop_map(|specs| {
+        specs
+            .into_iter()
+            .enumerate()
+            .map(|(n, (hours_ago, is_pinned, is_deleting))| {
+                let mut s = snap(n as u32, hours_ago);
+                s.pinned = is_pinned && !is_deleting;
+                s.status = if is_deleting {
+                    SnapshotStatus::Deleting
+                } else {
+                    SnapshotStatus::Ready
+                };
+                s
+            })
+            .collect()
+    })
 }
 
 fn arb_policy() -> impl Strategy<Value = RetentionPolicy> {

@@ -65,7 +65,11 @@ mod tests {
 
     #[test]
     fn round_trips_a_key_and_refuses_garbage() {
-        let key: Item = [("pk".to_string(), AttributeValue::S("P#1".into())), ("idleAt".to_string(), AttributeValue::N("17".into()))].into();
+        let key: Item = [
+            ("pk".to_string(), AttributeValue::S("P#1".into())),
+            ("idleAt".to_string(), AttributeValue::N("17".into())),
+        ]
+        .into();
         let cursor = Cursor::from_key(Some(&key)).expect("a cursor");
         assert_eq!(Cursor::parse(cursor.as_str()).and_then(|c| c.to_key()).ok(), Some(key));
         assert!(Cursor::parse("not-a-cursor!").is_err());

@@ -30,10 +30,16 @@ impl StoreError {
     pub(crate) fn dynamo<E: StdError + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
         let retryable = !matches!(err, SdkError::ConstructionFailure(_) | SdkError::ServiceError(_))
             || DisplayErrorContext(&err).to_string().contains("Throughput");
-        StoreError::Dynamo { message: DisplayErrorContext(&err).to_string(), retryable }
+        StoreError::Dynamo {
+            message: DisplayErrorContext(&err).to_string(),
+            retryable,
+        }
     }
 
     pub(crate) fn build(err: impl std::fmt::Display) -> StoreError {
-        StoreError::Dynamo { message: format!("request could not be built: {err}"), retryable: false }
+        StoreError::Dynamo {
+            message: format!("request could not be built: {err}"),
+            retryable: false,
+        }
     }
 }

@@ -79,7 +79,10 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             idle_timeout: Duration::from_millis(it.idle_timeout_ms),
             snapshot_on_idle: it.snapshot_on_idle,
         },
-        retention: RetentionPolicy { keep_last: it.keep_last, max_age: it.max_age_ms.map(Duration::from_millis) },
+        retention: RetentionPolicy {
+            keep_last: it.keep_last,
+            max_age: it.max_age_ms.map(Duration::from_millis),
+        },
         sandbox_timeout: Duration::from_millis(it.sandbox_timeout_ms),
         snapshot_before_kill: it.snapshot_before_kill,
         created_at: from_ms(it.created_at),
@@ -88,7 +91,10 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
     let session = match (it.state, it.session_id) {
         (Some(state), Some(session_id)) => Some(Session {
             session_id,
-            sandbox: it.sandbox_id.map(|sandbox_id| SandboxRef { sandbox_id, domain: it.sandbox_domain }),
+            sandbox: it.sandbox_id.map(|sandbox_id| SandboxRef {
+                sandbox_id,
+                domain: it.sandbox_domain,
+            }),
             state: SessionState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
             state_since: from_ms(it.state_since.unwrap_or(it.updated_at)),
             last_active_at: from_ms(it.last_active_at.unwrap_or(it.updated_at)),
@@ -109,7 +115,11 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
         }),
         _ => None,
     };
-    Ok(ProjectRecord { project, session, version: it.version })
+    Ok(ProjectRecord {
+        project,
+        session,
+        version: it.version,
+    })
 }
 
 #[derive(Deserialize)]

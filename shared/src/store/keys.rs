@@ -34,7 +34,11 @@ pub fn snapshot_sk(id: &SnapshotId) -> String {
 /// the same millisecond still list in the order they happened.
 pub fn next_event_sk() -> String {
     static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
-    let id = GENERATOR.lock().unwrap_or_else(|p| p.into_inner()).generate().unwrap_or_else(|_| ulid::Ulid::new());
+    let id = GENERATOR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new());
     format!("{EVENT_PREFIX}{id}")
 }
 
@@ -73,7 +77,9 @@ fn shard_name(prefix: &str, key: &ProjectKey, shards: u32) -> String {
 /// A stable hash (unlike `std`'s, which is seeded per process): the shard must be the same in
 /// every Lambda instance.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

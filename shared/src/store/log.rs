@@ -1,4 +1,3 @@
-
 use super::expr::s;
 use super::items::lifecycle_record;
 use super::{Cursor, Page, Store, StoreError, keys};
@@ -6,7 +5,12 @@ use crate::domain::{LifecycleRecord, ProjectKey};
 
 impl Store {
     /// A project's lifecycle log, newest first.
-    pub async fn list_events(&self, key: &ProjectKey, cursor: Option<&Cursor>, limit: i32) -> Result<Page<LifecycleRecord>, StoreError> {
+    pub async fn list_events(
+        &self,
+        key: &ProjectKey,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<Page<LifecycleRecord>, StoreError> {
         let query = self
             .client
             .query()
@@ -14,6 +18,7 @@ impl Store {
             .expression_attribute_values(":pk", s(keys::project_pk(key)))
             .expression_attribute_values(":prefix", s(keys::EVENT_PREFIX))
             .scan_index_forward(false);
-        self.page(query, cursor, limit, |item| lifecycle_record(item.clone())).await
+        self.page(query, cursor, limit, |item| lifecycle_record(item.clone()))
+            .await
     }
 }

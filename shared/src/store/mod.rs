@@ -49,7 +49,11 @@ pub struct Store {
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), capacity: CapacityMeter::default() }
+        Self {
+            client,
+            table: table.into(),
+            capacity: CapacityMeter::default(),
+        }
     }
 
     pub fn table(&self) -> &str {

@@ -1,9 +1,9 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use time::OffsetDateTime;
 
-use super::query::{number, project_key, text};
 use super::expr::{Expr, n, s};
 use super::items::{ProjectRecord, project_record};
+use super::query::{number, project_key, text};
 use super::time_ms::{duration_ms, from_ms, to_ms};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectId, ProjectKey, SessionState, TeamId};
@@ -21,7 +21,11 @@ pub struct ProjectSummary {
 impl Store {
     /// Creates the project or updates its settings, never touching its session's state.
     /// A running session's idle deadline follows a new idle timeout in the same write.
-    pub async fn put_project(&self, spec: &crate::domain::ProjectSpec, now: OffsetDateTime) -> Result<ProjectRecord, StoreError> {
+    pub async fn put_project(
+        &self,
+        spec: &crate::domain::ProjectSpec,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRecord, StoreError> {
         let mut e = Expr::default();
         let now_ms = to_ms(now);
         let idle_ms = duration_ms(spec.idle.idle_timeout);
@@ -43,8 +47,14 @@ impl Store {
             Some(age) => e.set("maxAgeMs", n(duration_ms(age))),
             None => e.remove("maxAgeMs"),
         };
-        let (created, version, active, now_v, zero, idle_v) =
-            (e.name("createdAt"), e.name("version"), e.name("lastActiveAt"), e.value(n(now_ms)), e.value(n(0)), e.value(n(idle_ms)));
+        let (created, version, active, now_v, zero, idle_v) = (
+            e.name("createdAt"),
+            e.name("version"),
+            e.name("lastActiveAt"),
+            e.value(n(now_ms)),
+            e.value(n(0)),
+            e.value(n(idle_ms)),
+        );
         e.set_expression("createdAt", format!("if_not_exists({created}, {now_v})"))
             .set_expression("version", format!("if_not_exists({version}, {zero})"))
             .set_expression("idleAt", format!("if_not_exists({active}, {now_v}) + {idle_v}"));
@@ -66,7 +76,11 @@ impl Store {
         project_record(out.attributes.unwrap_or_default())
     }
 
-    pub async fn get_project(&self, key: &ProjectKey, consistency: Consistency) -> Result<Option<ProjectRecord>, StoreError> {
+    pub async fn get_project(
+        &self,
+        key: &ProjectKey,
+        consistency: Consistency,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -82,7 +96,12 @@ impl Store {
         out.item.map(project_record).transpose()
     }
 
-    pub async fn list_projects(&self, team: &TeamId, cursor: Option<&Cursor>, limit: i32) -> Result<Page<ProjectSummary>, StoreError> {
+    pub async fn list_projects(
+        &self,
+        team: &TeamId,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<Page<ProjectSummary>, StoreError> {
         let query = self
             .client
             .query()
@@ -110,7 +129,13 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }

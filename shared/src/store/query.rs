@@ -26,7 +26,10 @@ impl Store {
             .map_err(StoreError::dynamo)?;
         self.capacity.record_read(out.consumed_capacity());
         let items = out.items().iter().map(decode).collect::<Result<_, _>>()?;
-        Ok(Page { items, next: Cursor::from_key(out.last_evaluated_key()) })
+        Ok(Page {
+            items,
+            next: Cursor::from_key(out.last_evaluated_key()),
+        })
     }
 }
 

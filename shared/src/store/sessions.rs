@@ -5,12 +5,14 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::query::{number, project_key, text};
 use super::expr::{Expr, n, s};
 use super::items::{Item, ProjectRecord, project_record};
+use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
-use crate::domain::{Actor, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage, transition};
+use crate::domain::{
+    Actor, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage, transition,
+};
 
 /// How long a project's lifecycle log is kept.
 const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -84,7 +86,13 @@ impl SessionWrite {
     }
 
     /// The next write on a session this process just wrote.
-    pub fn following(key: &ProjectKey, written: Written, actor: Actor, cause: impl Into<String>, at: OffsetDateTime) -> Self {
+    pub fn following(
+        key: &ProjectKey,
+        written: Written,
+        actor: Actor,
+        cause: impl Into<String>,
+        at: OffsetDateTime,
+    ) -> Self {
         Self {
             key: key.clone(),
             expected_version: written.version,
@@ -157,7 +165,10 @@ impl Store {
         match out {
             Ok(out) => {
                 self.capacity.record_write(out.consumed_capacity());
-                Ok(Written { version: write.expected_version + 1, state: to.or(write.from) })
+                Ok(Written {
+                    version: write.expected_version + 1,
+                    state: to.or(write.from),
+                })
             }
             Err(err) => Err(self.cancellation(err)),
         }
@@ -230,7 +241,8 @@ impl Store {
             e.set("sessionId", s(id));
         }
         if let Some(sandbox) = &c.sandbox {
-            e.set("sandboxId", s(&sandbox.sandbox_id)).set("sandboxKey", s(&sandbox.sandbox_id));
+            e.set("sandboxId", s(&sandbox.sandbox_id))
+                .set("sandboxKey", s(&sandbox.sandbox_id));
             match &sandbox.domain {
                 Some(domain) => e.set("sandboxDomain", s(domain)),
                 None => e.remove("sandboxDomain"),
@@ -300,7 +312,11 @@ impl Store {
         if let Some(sandbox) = &write.changes.sandbox {
             item.insert("sandboxId".into(), s(&sandbox.sandbox_id));
         }
-        Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(StoreError::build)
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(StoreError::build)
     }
 
     fn dedupe_put(&self, dedupe: &Dedupe) -> Result<Put, StoreError> {
@@ -316,17 +332,27 @@ impl Store {
 
     fn cancellation<R: std::fmt::Debug>(
         &self,
-        err: aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+        err: aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+            R,
+        >,
     ) -> StoreError {
-        let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel)) =
-            err.as_service_error()
+        let Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                cancel,
+            ),
+        ) = err.as_service_error()
         else {
             return StoreError::dynamo(err);
         };
         let reasons = cancel.cancellation_reasons();
         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
         if failed(0) {
-            let current = reasons[0].item().cloned().and_then(|item| project_record(item).ok()).map(Box::new);
+            let current = reasons[0]
+                .item()
+                .cloned()
+                .and_then(|item| project_record(item).ok())
+                .map(Box::new);
             return StoreError::Conflict { current };
         }
         if (1..reasons.len()).any(failed) {
@@ -348,12 +374,17 @@ impl Store {
         let mut e = Expr::default();
         let at_v = e.value(n(to_ms(at)));
         let timeout = e.name("idleTimeoutMs");
-        e.set("lastActiveAt", n(to_ms(at))).set_expression("idleAt", format!("{timeout} + {at_v}"));
+        e.set("lastActiveAt", n(to_ms(at)))
+            .set_expression("idleAt", format!("{timeout} + {at_v}"));
         if let Some(timeout_at) = timeout_at {
             e.set("timeoutAt", n(to_ms(timeout_at)));
         }
-        let (state, running, active, since) =
-            (e.name("state"), e.value(s(SessionState::Running.as_str())), e.name("lastActiveAt"), e.value(n(to_ms(not_since))));
+        let (state, running, active, since) = (
+            e.name("state"),
+            e.value(s(SessionState::Running.as_str())),
+            e.name("lastActiveAt"),
+            e.value(n(to_ms(not_since))),
+        );
         e.condition(format!("{state} = {running} AND {active} < {since}"));
         let out = self
             .client
@@ -373,14 +404,26 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
 
     /// One page of one idle-index shard: running sessions whose idle deadline is at or before `now`,
     /// oldest deadline first.
-    pub async fn idle_page(&self, shard: &str, now: OffsetDateTime, limit: i32, cursor: Option<&Cursor>) -> Result<Page<IdleCandidate>, StoreError> {
+    pub async fn idle_page(
+        &self,
+        shard: &str,
+        now: OffsetDateTime,
+        limit: i32,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<IdleCandidate>, StoreError> {
         let query = self
             .client
             .query()
@@ -425,7 +468,9 @@ impl Store {
             .await
             .map_err(StoreError::dynamo)?;
         self.capacity.record_read(out.consumed_capacity());
-        let Some(key) = out.items().first().and_then(project_key_of) else { return Ok(None) };
+        let Some(key) = out.items().first().and_then(project_key_of) else {
+            return Ok(None);
+        };
         self.get_project(&key, Consistency::Strong).await
     }
 }
@@ -448,9 +493,12 @@ fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
         last_active_at: from_ms(number("lastActiveAt").unwrap_or_default()),
         idle_at: from_ms(number("idleAt").ok_or_else(|| corrupt("idleAt"))?),
         idle_timeout: Duration::from_millis(number("idleTimeoutMs").unwrap_or_default().max(0) as u64),
-        snapshot_on_idle: item.get("snapshotOnIdle").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        snapshot_on_idle: item
+            .get("snapshotOnIdle")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
         failures: number("failures").unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32,
         timeout_at: number("timeoutAt").map(from_ms),
     })
 }
-

@@ -1,10 +1,13 @@
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use time::OffsetDateTime;
 
-use super::query::{number, project_key};
 use super::expr::{n, s};
 use super::items::{Item, snapshot};
+use super::query::{number, project_key};
 use super::time_ms::{from_ms, to_ms};
 use super::{Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
@@ -95,7 +98,12 @@ impl Store {
     }
 
     /// A project's snapshots, newest first (snapshot ids are ULIDs).
-    pub async fn list_snapshots(&self, key: &ProjectKey, cursor: Option<&Cursor>, limit: i32) -> Result<Page<Snapshot>, StoreError> {
+    pub async fn list_snapshots(
+        &self,
+        key: &ProjectKey,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<Page<Snapshot>, StoreError> {
         let query = self
             .client
             .query()
@@ -141,7 +149,13 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 snapshot(out.attributes.unwrap_or_default())
             }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -196,7 +210,13 @@ impl Store {
     }
 
     /// One page of one prune-index shard: projects due for a retention pass at or before `now`.
-    pub async fn prune_page(&self, shard: &str, now: OffsetDateTime, limit: i32, cursor: Option<&Cursor>) -> Result<Page<PruneCandidate>, StoreError> {
+    pub async fn prune_page(
+        &self,
+        shard: &str,
+        now: OffsetDateTime,
+        limit: i32,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<PruneCandidate>, StoreError> {
         let query = self
             .client
             .query()
@@ -205,8 +225,13 @@ impl Store {
             .expression_attribute_values(":shard", s(shard))
             .expression_attribute_values(":now", n(to_ms(now)));
         self.page(query, cursor, limit, |item| {
-            let due_at = number(item, "pruneAt").map(from_ms).ok_or_else(|| StoreError::Corrupt("prune index entry: no pruneAt".into()))?;
-            Ok(PruneCandidate { key: project_key(item, "prune")?, due_at })
+            let due_at = number(item, "pruneAt")
+                .map(from_ms)
+                .ok_or_else(|| StoreError::Corrupt("prune index entry: no pruneAt".into()))?;
+            Ok(PruneCandidate {
+                key: project_key(item, "prune")?,
+                due_at,
+            })
         })
         .await
     }
@@ -233,7 +258,13 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Err(StoreError::NotFound),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -241,7 +272,12 @@ impl Store {
     /// After a retention pass: the project is next due at `next` (`None`: it leaves the index),
     /// but only if `pruneAt` is still `seen`. A snapshot recorded or a policy changed during the
     /// pass moved it, and the project stays due. Answers whether it was rescheduled.
-    pub async fn reschedule_prune(&self, key: &ProjectKey, seen: OffsetDateTime, next: Option<OffsetDateTime>) -> Result<bool, StoreError> {
+    pub async fn reschedule_prune(
+        &self,
+        key: &ProjectKey,
+        seen: OffsetDateTime,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
         let request = self
             .client
             .update_item()
@@ -252,7 +288,9 @@ impl Store {
             .expression_attribute_values(":seen", n(to_ms(seen)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match next {
-            Some(at) => request.update_expression("SET pruneAt = :at").expression_attribute_values(":at", n(to_ms(at))),
+            Some(at) => request
+                .update_expression("SET pruneAt = :at")
+                .expression_attribute_values(":at", n(to_ms(at))),
             None => request.update_expression("REMOVE pruneShard, pruneAt"),
         };
         match request.send().await {
@@ -260,7 +298,13 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -273,6 +317,12 @@ fn status_name(status: SnapshotStatus) -> &'static str {
     }
 }
 
-fn is_cancelled<R>(err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>) -> bool {
-    err.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception())
+fn is_cancelled<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
 }

@@ -5,9 +5,9 @@
 
 use time::OffsetDateTime;
 
-use super::query::{number, project_key, text};
 use super::expr::{n, s};
 use super::items::Item;
+use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms};
 use super::{Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectKey, SessionState};
@@ -47,7 +47,10 @@ fn transit_session(item: &Item) -> Result<TransitSession, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("transit index entry: {what}"));
     Ok(TransitSession {
         key: project_key(item, "transit")?,
-        state: text(item, "state").as_deref().and_then(SessionState::parse).ok_or_else(|| corrupt("no known state"))?,
+        state: text(item, "state")
+            .as_deref()
+            .and_then(SessionState::parse)
+            .ok_or_else(|| corrupt("no known state"))?,
         sandbox_id: text(item, "sandboxId"),
         version: number(item, "version").ok_or_else(|| corrupt("no version"))?.max(0) as u64,
         state_since: from_ms(number(item, "stateSince").ok_or_else(|| corrupt("no stateSince"))?),

@@ -81,11 +81,7 @@ impl Sandman {
                     tracing::debug!(sandbox = %event.sandbox_id, "session changed while applying the event; deciding again");
                     record = match current {
                         Some(current) => *current,
-                        None => match self
-                            .store
-                            .get_project(&write.key, Consistency::Strong)
-                            .await?
-                        {
+                        None => match self.store.get_project(&write.key, Consistency::Strong).await? {
                             Some(current) => current,
                             None => return Ok(Receipt::UnknownSandbox),
                         },
@@ -99,10 +95,7 @@ impl Sandman {
 
     /// The project whose session the event may concern: by Sandman's metadata on the sandbox, else
     /// by the sandbox id.
-    async fn session_of(
-        &self,
-        verified: &VerifiedEvent,
-    ) -> Result<Option<ProjectRecord>, StoreError> {
+    async fn session_of(&self, verified: &VerifiedEvent) -> Result<Option<ProjectRecord>, StoreError> {
         match sandbox_metadata::owner(&verified.event.metadata) {
             Some((key, _)) => self.store.get_project(&key, Consistency::Strong).await,
             None => self.store.find_by_sandbox(&verified.event.sandbox_id).await,

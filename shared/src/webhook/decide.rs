@@ -68,12 +68,7 @@ pub fn decide(
     if !is_current(session, event) {
         return Decision::Ignore(Ignored::OlderSandbox);
     }
-    let mut write = SessionWrite::new(
-        record,
-        Actor::Webhook,
-        cause(session, event),
-        event.timestamp,
-    );
+    let mut write = SessionWrite::new(record, Actor::Webhook, cause(session, event), event.timestamp);
     write.dedupe = Some(Dedupe {
         id: dedupe_id.to_string(),
         expires_at: now + DEDUPE_FOR,
@@ -85,8 +80,7 @@ pub fn decide(
             None => Decision::Ignore(Ignored::Stale),
         };
     }
-    let report = report(session, event, now, rules)
-        .filter(|report| transition(Some(session.state), *report).is_ok());
+    let report = report(session, event, now, rules).filter(|report| transition(Some(session.state), *report).is_ok());
     if let Some(report) = report {
         write.event = Some(report);
         if report == SessionEvent::Running {
@@ -127,40 +121,26 @@ fn is_current(session: &Session, event: &LifecycleEvent) -> bool {
 }
 
 fn is_stale(session: &Session, event: &LifecycleEvent) -> bool {
-    session
-        .last_event_at
-        .is_some_and(|seen| event.timestamp < seen)
-        || event.timestamp < session.state_since
+    session.last_event_at.is_some_and(|seen| event.timestamp < seen) || event.timestamp < session.state_since
 }
 
 /// Whether the event, though it moves nothing, must be remembered as the newest seen: after a
 /// `resumed` that found the session RUNNING already, an earlier `paused` delivered late must
 /// still be recognised as stale.
 fn orders(session: &Session, event: &LifecycleEvent) -> bool {
-    let reports_state = matches!(
-        event.kind,
-        EventKind::Paused | EventKind::Resumed | EventKind::Killed
-    );
-    let newer = session
-        .last_event_at
-        .is_none_or(|seen| event.timestamp > seen);
+    let reports_state = matches!(event.kind, EventKind::Paused | EventKind::Resumed | EventKind::Killed);
+    let newer = session.last_event_at.is_none_or(|seen| event.timestamp > seen);
     reports_state && newer && session.state != SessionState::Killed
 }
 
 /// The state machine report the event amounts to, if any.
-fn report(
-    session: &Session,
-    event: &LifecycleEvent,
-    now: OffsetDateTime,
-    rules: &Rules,
-) -> Option<SessionEvent> {
+fn report(session: &Session, event: &LifecycleEvent, now: OffsetDateTime, rules: &Rules) -> Option<SessionEvent> {
     match event.kind {
         EventKind::Paused => Some(SessionEvent::Paused),
         EventKind::Resumed => Some(SessionEvent::Running),
         EventKind::Killed => Some(SessionEvent::Killed),
         EventKind::Created => {
-            let abandoned = session.state == SessionState::Starting
-                && now - session.state_since >= rules.stuck_after;
+            let abandoned = session.state == SessionState::Starting && now - session.state_since >= rules.stuck_after;
             abandoned.then_some(SessionEvent::Running)
         }
         EventKind::Updated | EventKind::Checkpointed | EventKind::Other => None,
@@ -178,8 +158,7 @@ fn new_timeout(session: &Session, event: &LifecycleEvent) -> Option<OffsetDateTi
 fn cause(session: &Session, event: &LifecycleEvent) -> String {
     match event.kind {
         EventKind::Paused
-            if session.state == SessionState::Running
-                && session.timeout_at.is_some_and(|at| event.timestamp >= at) =>
+            if session.state == SessionState::Running && session.timeout_at.is_some_and(|at| event.timestamp >= at) =>
         {
             "e2b: paused (timeout)".into()
         }

@@ -13,10 +13,7 @@ const RULES: Rules = Rules {
 };
 
 fn key() -> ProjectKey {
-    ProjectKey::new(
-        TeamId::parse("team-a").unwrap(),
-        ProjectId::parse("p1").unwrap(),
-    )
+    ProjectKey::new(TeamId::parse("team-a").unwrap(), ProjectId::parse("p1").unwrap())
 }
 
 fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
@@ -127,10 +124,7 @@ fn paused_moves_a_running_session_and_counts_its_compute_once() {
     );
     assert_eq!(w.changes.event_at, Some(later(60)));
     let dedupe = w.dedupe.expect("dedupe mark");
-    assert_eq!(
-        (dedupe.id.as_str(), dedupe.expires_at),
-        ("e1", later(61) + DEDUPE_FOR)
-    );
+    assert_eq!((dedupe.id.as_str(), dedupe.expires_at), ("e1", later(61) + DEDUPE_FOR));
 }
 
 #[test]
@@ -196,10 +190,7 @@ fn a_late_paused_after_resumed_moves_nothing_but_its_compute_counts() {
     let late = with_execution(event(EventKind::Paused, later(10)), 10_000.0);
     let w = write(decide(&resumed, &late, "e1", later(30), &RULES));
     assert_eq!(w.event, None, "must not undo the resume");
-    assert_eq!(
-        w.changes.event_at, None,
-        "the newest event seen stays the newest"
-    );
+    assert_eq!(w.changes.event_at, None, "the newest event seen stays the newest");
     assert_eq!(w.changes.usage.map(|u| u.run_seconds), Some(10.0));
     assert_eq!(
         ignored(decide(
@@ -233,11 +224,7 @@ fn events_older_than_the_current_state_are_stale() {
         later(30),
         &RULES,
     ));
-    assert_eq!(
-        w.event,
-        Some(SessionEvent::Running),
-        "same instant is not older"
-    );
+    assert_eq!(w.event, Some(SessionEvent::Running), "same instant is not older");
 }
 
 #[test]
@@ -252,10 +239,7 @@ fn resumed_elsewhere_runs_the_session_and_restarts_its_idle_clock() {
     ));
     assert_eq!(w.event, Some(SessionEvent::Running));
     assert_eq!(w.changes.last_active_at, Some(later(40)));
-    assert_eq!(
-        w.changes.sandbox, None,
-        "the sandbox (and its domain) stays as stored"
-    );
+    assert_eq!(w.changes.sandbox, None, "the sandbox (and its domain) stays as stored");
     let running = write(decide(
         &record(SessionState::Running, T0),
         &event(EventKind::Resumed, later(40)),
@@ -349,10 +333,7 @@ fn while_starting_only_the_new_sessions_sandbox_counts() {
     about_new.metadata = crate::sandbox_metadata::for_session(&key(), "s2");
     let w = write(decide(&starting, &about_new, "e1", later(2), &RULES));
     assert_eq!(w.event, Some(SessionEvent::Killed));
-    assert_eq!(
-        w.changes.sandbox.map(|s| s.sandbox_id).as_deref(),
-        Some("sbx-2")
-    );
+    assert_eq!(w.changes.sandbox.map(|s| s.sandbox_id).as_deref(), Some("sbx-2"));
 }
 
 #[test]
@@ -432,13 +413,7 @@ fn checkpointed_and_unknown_types_are_acknowledged() {
     let running = record(SessionState::Running, T0);
     for kind in [EventKind::Checkpointed, EventKind::Other] {
         assert_eq!(
-            ignored(decide(
-                &running,
-                &event(kind, later(5)),
-                "e1",
-                later(6),
-                &RULES
-            )),
+            ignored(decide(&running, &event(kind, later(5)), "e1", later(6), &RULES)),
             Ignored::NoChange
         );
     }

@@ -80,8 +80,7 @@ pub struct MalformedEvent(String);
 
 impl LifecycleEvent {
     pub fn parse(body: &[u8]) -> Result<LifecycleEvent, MalformedEvent> {
-        let wire: WireEvent =
-            serde_json::from_slice(body).map_err(|err| MalformedEvent(err.to_string()))?;
+        let wire: WireEvent = serde_json::from_slice(body).map_err(|err| MalformedEvent(err.to_string()))?;
         if wire.sandbox_id.trim().is_empty() {
             return Err(MalformedEvent("sandbox_id is empty".into()));
         }
@@ -117,10 +116,7 @@ impl LifecycleEvent {
     /// The compute to add to the session's usage, if the event reports any.
     pub fn usage(&self) -> Option<Usage> {
         match self.kind {
-            EventKind::Paused | EventKind::Killed => self
-                .execution
-                .map(|e| e.usage())
-                .filter(|u| u.run_seconds > 0.0),
+            EventKind::Paused | EventKind::Killed => self.execution.map(|e| e.usage()).filter(|u| u.run_seconds > 0.0),
             _ => None,
         }
     }

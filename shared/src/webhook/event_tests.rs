@@ -37,10 +37,7 @@ const CAMEL: &str = r#"{
 fn reads_the_snake_case_webhook_payload() {
     let event = LifecycleEvent::parse(SNAKE.as_bytes()).unwrap();
     assert_eq!(event.kind, EventKind::Killed);
-    assert_eq!(
-        event.id.as_deref(),
-        Some("0b6a6f5e-7d52-4a8e-9f3e-2f1f5c7b2a10")
-    );
+    assert_eq!(event.id.as_deref(), Some("0b6a6f5e-7d52-4a8e-9f3e-2f1f5c7b2a10"));
     assert_eq!(
         event.timestamp,
         datetime!(2026-11-01 12:00:05.25 UTC),
@@ -49,10 +46,7 @@ fn reads_the_snake_case_webhook_payload() {
     assert_eq!(event.sandbox_id, "sbx-1");
     assert_eq!(event.execution_id.as_deref(), Some("exec-2"));
     assert_eq!(event.kill_reason.as_deref(), Some("timeout"));
-    assert_eq!(
-        event.metadata.get("sandmanSession").map(String::as_str),
-        Some("s1")
-    );
+    assert_eq!(event.metadata.get("sandmanSession").map(String::as_str), Some("s1"));
     assert!(
         !event.metadata.contains_key("count"),
         "non-string metadata is dropped, not fatal"
@@ -73,10 +67,7 @@ fn reads_the_camel_case_shape_of_the_events_api() {
     assert_eq!(event.kind, EventKind::Updated);
     assert_eq!(event.sandbox_id, "sbx-1");
     assert_eq!(event.set_timeout, Some(datetime!(2026-11-01 12:30 UTC)));
-    assert_eq!(
-        event.metadata.get("sandmanSession").map(String::as_str),
-        Some("s1")
-    );
+    assert_eq!(event.metadata.get("sandmanSession").map(String::as_str), Some("s1"));
     assert_eq!(event.usage(), None, "only paused and killed carry usage");
 }
 
@@ -110,10 +101,7 @@ fn minimal_events_and_unknown_types_parse() {
 #[test]
 fn an_execution_without_time_adds_no_usage() {
     let body = r#"{"type":"sandbox.lifecycle.paused","timestamp":"2026-11-01T12:00:00Z","sandbox_id":"s","event_data":{"execution":{}}}"#;
-    assert_eq!(
-        LifecycleEvent::parse(body.as_bytes()).unwrap().usage(),
-        None
-    );
+    assert_eq!(LifecycleEvent::parse(body.as_bytes()).unwrap().usage(), None);
 }
 
 #[test]
@@ -136,10 +124,7 @@ fn malformed_bodies_are_refused_with_a_reason() {
 
 #[test]
 fn kinds_are_read_with_or_without_the_prefix() {
-    assert_eq!(
-        EventKind::parse("sandbox.lifecycle.resumed"),
-        EventKind::Resumed
-    );
+    assert_eq!(EventKind::parse("sandbox.lifecycle.resumed"), EventKind::Resumed);
     assert_eq!(EventKind::parse("checkpointed"), EventKind::Checkpointed);
     assert_eq!(EventKind::parse("sandbox.lifecycle."), EventKind::Other);
 }

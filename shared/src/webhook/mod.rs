@@ -33,13 +33,9 @@ pub struct VerifiedEvent {
 
 /// Checks the signature against every accepted secret, then parses. Nothing is parsed before the
 /// signature verifies.
-pub fn verify_and_parse(
-    secrets: &[Secret],
-    delivery: &Delivery<'_>,
-) -> Result<VerifiedEvent, WebhookError> {
+pub fn verify_and_parse(secrets: &[Secret], delivery: &Delivery<'_>) -> Result<VerifiedEvent, WebhookError> {
     signature::verify(secrets, delivery.signature, delivery.body)?;
-    let event = LifecycleEvent::parse(delivery.body)
-        .map_err(|err| WebhookError::Malformed(err.to_string()))?;
+    let event = LifecycleEvent::parse(delivery.body).map_err(|err| WebhookError::Malformed(err.to_string()))?;
     let dedupe_id = event
         .id
         .clone()
@@ -50,11 +46,7 @@ pub fn verify_and_parse(
                 .filter(|id| !id.is_empty())
                 .map(String::from)
         })
-        .ok_or_else(|| {
-            WebhookError::Malformed(
-                "the event has no id and the delivery no e2b-delivery-id".into(),
-            )
-        })?;
+        .ok_or_else(|| WebhookError::Malformed("the event has no id and the delivery no e2b-delivery-id".into()))?;
     if dedupe_id.len() > MAX_ID_LEN {
         return Err(WebhookError::Malformed(format!(
             "the event id is longer than {MAX_ID_LEN} bytes"

@@ -28,11 +28,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Accepts the delivery if `signature` matches `body` under any of `secrets` (current and, while
 /// rotating, previous). Every secret is tried, so the time taken does not say which one matched.
-pub fn verify(
-    secrets: &[Secret],
-    signature: Option<&str>,
-    body: &[u8],
-) -> Result<(), SignatureError> {
+pub fn verify(secrets: &[Secret], signature: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
     if secrets.is_empty() {
         return Err(SignatureError::NoSecrets);
     }
@@ -65,15 +61,13 @@ fn digest(secret: &[u8], body: &[u8]) -> [u8; 32] {
 /// foreign characters).
 fn decode(signature: &str) -> Option<[u8; 32]> {
     let unpadded = signature.trim_end_matches('=');
-    [STANDARD_NO_PAD, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| {
-            let mut out = [0u8; 32];
-            match engine.decode_slice(unpadded, &mut out) {
-                Ok(32) => Some(out),
-                _ => None,
-            }
-        })
+    [STANDARD_NO_PAD, URL_SAFE_NO_PAD].iter().find_map(|engine| {
+        let mut out = [0u8; 32];
+        match engine.decode_slice(unpadded, &mut out) {
+            Ok(32) => Some(out),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -98,10 +92,7 @@ mod tests {
     #[test]
     fn matches_the_documented_construction() {
         // printf 'secret{}' | sha256sum | xxd -r -p | base64, without the trailing '='.
-        assert_eq!(
-            sign("secret", b"{}"),
-            "e9B8ejqc2/sG6v6Lh2cAHsXgRKkAkGentpGLCOuoSYs"
-        );
+        assert_eq!(sign("secret", b"{}"), "e9B8ejqc2/sG6v6Lh2cAHsXgRKkAkGentpGLCOuoSYs");
         assert!(!sign("secret", BODY).ends_with('='));
     }
 
@@ -109,10 +100,7 @@ mod tests {
     fn accepts_the_standard_alphabet_with_or_without_padding() {
         let signature = sign("s", BODY);
         assert_eq!(verify(&secrets(&["s"]), Some(&signature), BODY), Ok(()));
-        assert_eq!(
-            verify(&secrets(&["s"]), Some(&format!("{signature}=")), BODY),
-            Ok(())
-        );
+        assert_eq!(verify(&secrets(&["s"]), Some(&format!("{signature}=")), BODY), Ok(()));
     }
 
     #[test]
@@ -149,18 +137,9 @@ mod tests {
             verify(&secrets(&["s"]), Some(&signature), b"{}"),
             Err(SignatureError::Mismatch)
         );
-        assert_eq!(
-            verify(&secrets(&["s"]), None, BODY),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify(&secrets(&["s"]), Some("  "), BODY),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify(&[], Some(&signature), BODY),
-            Err(SignatureError::NoSecrets)
-        );
+        assert_eq!(verify(&secrets(&["s"]), None, BODY), Err(SignatureError::Missing));
+        assert_eq!(verify(&secrets(&["s"]), Some("  "), BODY), Err(SignatureError::Missing));
+        assert_eq!(verify(&[], Some(&signature), BODY), Err(SignatureError::NoSecrets));
     }
 
     #[test]

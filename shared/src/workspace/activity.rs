@@ -41,7 +41,9 @@ impl ActivityThrottle {
 pub enum Activity {
     /// Within the interval of the last recorded heartbeat: nothing written.
     Throttled,
-    Recorded { extended_timeout: bool },
+    Recorded {
+        extended_timeout: bool,
+    },
     /// The sandbox was paused and has been woken.
     Woke(Box<Opened>),
     /// Nothing to keep alive (starting, stopping, killed, or never opened).
@@ -55,15 +57,23 @@ impl Sandman {
         if self.activity.recently(key, since) {
             return Ok(Activity::Throttled);
         }
-        let record = self.store.get_project(key, Consistency::Eventual).await?.ok_or(Error::NotFound("project"))?;
-        let Some(session) = record.session.as_ref() else { return Ok(Activity::Ignored(None)) };
+        let record = self
+            .store
+            .get_project(key, Consistency::Eventual)
+            .await?
+            .ok_or(Error::NotFound("project"))?;
+        let Some(session) = record.session.as_ref() else {
+            return Ok(Activity::Ignored(None));
+        };
         match session.state {
             SessionState::Running => {}
             SessionState::Paused => {
                 let opened = self.resume(key, Actor::User).await?;
                 self.activity.remember(key, now);
                 return Ok(match opened.path {
-                    OpenPath::AlreadyRunning => Activity::Recorded { extended_timeout: false },
+                    OpenPath::AlreadyRunning => Activity::Recorded {
+                        extended_timeout: false,
+                    },
                     _ => Activity::Woke(Box::new(opened)),
                 });
             }
@@ -84,6 +94,12 @@ impl Sandman {
         }
         let wrote = self.store.record_activity(key, now, since, new_timeout_at).await?;
         self.activity.remember(key, now);
-        Ok(if wrote { Activity::Recorded { extended_timeout: new_timeout_at.is_some() } } else { Activity::Throttled })
+        Ok(if wrote {
+            Activity::Recorded {
+                extended_timeout: new_timeout_at.is_some(),
+            }
+        } else {
+            Activity::Throttled
+        })
     }
 }

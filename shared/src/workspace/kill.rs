@@ -20,8 +20,18 @@ impl Sandman {
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Running | SessionState::Paused) => {}
-            None | Some(SessionState::Killed) => return Ok(Killed { snapshot: None, already: true }),
-            Some(state) => return Err(Error::Conflict(format!("the sandbox is {}; try again shortly", state.as_str()))),
+            None | Some(SessionState::Killed) => {
+                return Ok(Killed {
+                    snapshot: None,
+                    already: true,
+                });
+            }
+            Some(state) => {
+                return Err(Error::Conflict(format!(
+                    "the sandbox is {}; try again shortly",
+                    state.as_str()
+                )));
+            }
         }
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the session has no sandbox id".into()));
@@ -30,17 +40,26 @@ impl Sandman {
         let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
         let claimed = match self.store.write_session(&claim).await {
             Ok(written) => written,
-            Err(StoreError::Conflict { .. }) => return Err(Error::Conflict("another request is changing the sandbox".into())),
+            Err(StoreError::Conflict { .. }) => {
+                return Err(Error::Conflict("another request is changing the sandbox".into()));
+            }
             Err(err) => return Err(err.into()),
         };
         let required = snapshot == Some(true);
         let saved = if snapshot.unwrap_or(record.project.snapshot_before_kill) {
-            match self.create_snapshot(&record, SnapshotKind::AutoBeforeKill, "saved before kill".into()).await {
+            match self
+                .create_snapshot(&record, SnapshotKind::AutoBeforeKill, "saved before kill".into())
+                .await
+            {
                 Ok(saved) => Some(saved),
                 Err(err) if required => {
-                    let back = SessionWrite::following(key, claimed, actor, "kill abandoned: snapshot failed", self.now())
-                        .event(SessionEvent::Failed)
-                        .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                    let back =
+                        SessionWrite::following(key, claimed, actor, "kill abandoned: snapshot failed", self.now())
+                            .event(SessionEvent::Failed)
+                            .changes(SessionChanges {
+                                last_error: Some(Some(err.to_string())),
+                                ..SessionChanges::default()
+                            });
                     self.settle(back).await?;
                     return Err(err);
                 }
@@ -54,14 +73,28 @@ impl Sandman {
         };
         match e2b.kill(&sandbox.sandbox_id).await {
             Ok(()) | Err(E2bError::NotFound) => {
-                let cause = if actor == Actor::User { "killed by user" } else { "killed" };
-                self.settle(SessionWrite::following(key, claimed, actor, cause, self.now()).event(SessionEvent::Killed)).await?;
-                Ok(Killed { snapshot: saved, already: false })
+                let cause = if actor == Actor::User {
+                    "killed by user"
+                } else {
+                    "killed"
+                };
+                self.settle(
+                    SessionWrite::following(key, claimed, actor, cause, self.now()).event(SessionEvent::Killed),
+                )
+                .await?;
+                Ok(Killed {
+                    snapshot: saved,
+                    already: false,
+                })
             }
             Err(err) => {
-                let back = SessionWrite::following(key, claimed, actor, format!("kill failed: {}", err.kind()), self.now())
-                    .event(SessionEvent::Failed)
-                    .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                let back =
+                    SessionWrite::following(key, claimed, actor, format!("kill failed: {}", err.kind()), self.now())
+                        .event(SessionEvent::Failed)
+                        .changes(SessionChanges {
+                            last_error: Some(Some(err.to_string())),
+                            ..SessionChanges::default()
+                        });
                 self.settle(back).await?;
                 Err(err.into())
             }

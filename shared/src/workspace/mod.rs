@@ -28,6 +28,9 @@ impl Sandman {
 
     /// The project as it is now, read strongly: for decisions that lead to writes.
     pub async fn project(&self, key: &ProjectKey) -> Result<ProjectRecord, Error> {
-        self.store.get_project(key, Consistency::Strong).await?.ok_or(Error::NotFound("project"))
+        self.store
+            .get_project(key, Consistency::Strong)
+            .await?
+            .ok_or(Error::NotFound("project"))
     }
 }

@@ -44,17 +44,36 @@ impl Sandman {
         for _ in 0..3 {
             let record = self.project(key).await?;
             let step = match record.state() {
-                Some(SessionState::Running) => return Ok(Opened { path: OpenPath::AlreadyRunning, record, restored_from: None, fallback_reason: None }),
+                Some(SessionState::Running) => {
+                    return Ok(Opened {
+                        path: OpenPath::AlreadyRunning,
+                        record,
+                        restored_from: None,
+                        fallback_reason: None,
+                    });
+                }
                 Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
                 None | Some(SessionState::Killed) => self.start_fresh(record, actor, None, "open").await?,
-                Some(_) => return Ok(Opened { path: OpenPath::InProgress, record, restored_from: None, fallback_reason: None }),
+                Some(_) => {
+                    return Ok(Opened {
+                        path: OpenPath::InProgress,
+                        record,
+                        restored_from: None,
+                        fallback_reason: None,
+                    });
+                }
             };
             if let Claim::Won(opened) = step {
                 return Ok(opened);
             }
         }
         let record = self.project(key).await?;
-        Ok(Opened { path: OpenPath::InProgress, record, restored_from: None, fallback_reason: None })
+        Ok(Opened {
+            path: OpenPath::InProgress,
+            record,
+            restored_from: None,
+            fallback_reason: None,
+        })
     }
 
     /// Resumes a paused sandbox (user's resume, or activity on a paused sandbox).
@@ -65,14 +84,27 @@ impl Sandman {
                 Claim::Won(opened) => Ok(opened),
                 Claim::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
             },
-            Some(SessionState::Running) => Ok(Opened { path: OpenPath::AlreadyRunning, record, restored_from: None, fallback_reason: None }),
-            Some(state) => Err(Error::Conflict(format!("the sandbox is {}, not paused", state.as_str()))),
+            Some(SessionState::Running) => Ok(Opened {
+                path: OpenPath::AlreadyRunning,
+                record,
+                restored_from: None,
+                fallback_reason: None,
+            }),
+            Some(state) => Err(Error::Conflict(format!(
+                "the sandbox is {}, not paused",
+                state.as_str()
+            ))),
             None => Err(Error::Conflict("the project has no sandbox; open it first".into())),
         }
     }
 
     /// Replaces the project's sandbox with one restored from `snapshot` (or an older one, or the template).
-    pub async fn restore(&self, key: &crate::domain::ProjectKey, snapshot: &SnapshotId, actor: Actor) -> Result<Opened, Error> {
+    pub async fn restore(
+        &self,
+        key: &crate::domain::ProjectKey,
+        snapshot: &SnapshotId,
+        actor: Actor,
+    ) -> Result<Opened, Error> {
         let chosen = self.snapshot(key, snapshot).await?;
         if chosen.status != SnapshotStatus::Ready {
             return Err(Error::Conflict("the snapshot is being deleted".into()));
@@ -96,32 +128,55 @@ impl Sandman {
         // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
         let e2b = self.e2b_for(&key)?;
         let claim = SessionWrite::new(&record, actor, "resume requested", self.now()).event(SessionEvent::Resume);
-        let Claim::Won(claimed) = self.claim(&claim).await? else { return Ok(Claim::Lost) };
+        let Claim::Won(claimed) = self.claim(&claim).await? else {
+            return Ok(Claim::Lost);
+        };
         let timeout = record.project.sandbox_timeout;
         match e2b.connect(&sandbox.sandbox_id, timeout).await {
             Ok(connected) => {
                 let now = self.now();
-                let write = SessionWrite::following(&key, claimed, actor, "resumed", now).event(SessionEvent::Running).changes(SessionChanges {
-                    sandbox: Some(SandboxRef { sandbox_id: connected.sandbox.sandbox_id, domain: connected.sandbox.domain }),
-                    last_active_at: Some(now),
-                    timeout_at: Some(now + timeout),
-                    failures: FailureCount::Reset,
-                    last_error: Some(None),
-                    ..SessionChanges::default()
-                });
+                let write = SessionWrite::following(&key, claimed, actor, "resumed", now)
+                    .event(SessionEvent::Running)
+                    .changes(SessionChanges {
+                        sandbox: Some(SandboxRef {
+                            sandbox_id: connected.sandbox.sandbox_id,
+                            domain: connected.sandbox.domain,
+                        }),
+                        last_active_at: Some(now),
+                        timeout_at: Some(now + timeout),
+                        failures: FailureCount::Reset,
+                        last_error: Some(None),
+                        ..SessionChanges::default()
+                    });
                 self.settle(write).await?;
                 Ok(Claim::Won(self.opened(OpenPath::Resumed, &key, None, None).await?))
             }
             Err(E2bError::NotFound) => {
-                let gone = SessionWrite::following(&key, claimed, actor, "paused sandbox no longer exists in E2B", self.now()).event(SessionEvent::Killed);
+                let gone = SessionWrite::following(
+                    &key,
+                    claimed,
+                    actor,
+                    "paused sandbox no longer exists in E2B",
+                    self.now(),
+                )
+                .event(SessionEvent::Killed);
                 self.settle(gone).await?;
                 let record = self.project(&key).await?;
                 self.start_fresh(record, actor, None, "paused sandbox was gone").await
             }
             Err(err) => {
-                let failed = SessionWrite::following(&key, claimed, actor, format!("resume failed: {}", err.kind()), self.now())
-                    .event(SessionEvent::Failed)
-                    .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                let failed = SessionWrite::following(
+                    &key,
+                    claimed,
+                    actor,
+                    format!("resume failed: {}", err.kind()),
+                    self.now(),
+                )
+                .event(SessionEvent::Failed)
+                .changes(SessionChanges {
+                    last_error: Some(Some(err.to_string())),
+                    ..SessionChanges::default()
+                });
                 self.settle(failed).await?;
                 Err(err.into())
             }
@@ -129,14 +184,26 @@ impl Sandman {
     }
 
     /// A new sandbox for the project: from `preferred` (or the newest snapshots), else the template.
-    async fn start_fresh(&self, record: ProjectRecord, actor: Actor, preferred: Option<Snapshot>, cause: &str) -> Result<Claim<Opened>, Error> {
+    async fn start_fresh(
+        &self,
+        record: ProjectRecord,
+        actor: Actor,
+        preferred: Option<Snapshot>,
+        cause: &str,
+    ) -> Result<Claim<Opened>, Error> {
         let key = record.project.key();
         let e2b = self.e2b_for(&key)?;
         let session_id = ulid::Ulid::new().to_string();
         let claim = SessionWrite::new(&record, actor, cause, self.now())
             .event(SessionEvent::Start)
-            .changes(SessionChanges { session_id: Some(session_id.clone()), restored_from: Some(None), ..SessionChanges::default() });
-        let Claim::Won(claimed) = self.claim(&claim).await? else { return Ok(Claim::Lost) };
+            .changes(SessionChanges {
+                session_id: Some(session_id.clone()),
+                restored_from: Some(None),
+                ..SessionChanges::default()
+            });
+        let Claim::Won(claimed) = self.claim(&claim).await? else {
+            return Ok(Claim::Lost);
+        };
         let project = &record.project;
         let sandbox_for = |template_id: &str| NewSandbox {
             template_id: template_id.to_string(),
@@ -164,32 +231,64 @@ impl Sandman {
             None => match e2b.create_sandbox(&sandbox_for(&project.template_id)).await {
                 Ok(sandbox) => (sandbox, None),
                 Err(err) => {
-                    let failed = SessionWrite::following(&key, claimed, actor, format!("create failed: {}", err.kind()), self.now())
-                        .event(SessionEvent::Failed)
-                        .changes(SessionChanges { last_error: Some(Some(err.to_string())), ..SessionChanges::default() });
+                    let failed = SessionWrite::following(
+                        &key,
+                        claimed,
+                        actor,
+                        format!("create failed: {}", err.kind()),
+                        self.now(),
+                    )
+                    .event(SessionEvent::Failed)
+                    .changes(SessionChanges {
+                        last_error: Some(Some(err.to_string())),
+                        ..SessionChanges::default()
+                    });
                     self.settle(failed).await?;
                     return Err(err.into());
                 }
             },
         };
         let now = self.now();
-        let path = if restored_from.is_some() { OpenPath::Restored } else { OpenPath::Created };
-        let started = SessionWrite::following(&key, claimed, actor, if restored_from.is_some() { "restored from snapshot" } else { "created from template" }, now)
-            .event(SessionEvent::Running)
-            .changes(SessionChanges {
-                sandbox: Some(SandboxRef { sandbox_id: sandbox.sandbox_id, domain: sandbox.domain }),
-                last_active_at: Some(now),
-                timeout_at: Some(now + project.sandbox_timeout),
-                restored_from: Some(restored_from.clone()),
-                failures: FailureCount::Reset,
-                last_error: Some(None),
-                ..SessionChanges::default()
-            });
+        let path = if restored_from.is_some() {
+            OpenPath::Restored
+        } else {
+            OpenPath::Created
+        };
+        let started = SessionWrite::following(
+            &key,
+            claimed,
+            actor,
+            if restored_from.is_some() {
+                "restored from snapshot"
+            } else {
+                "created from template"
+            },
+            now,
+        )
+        .event(SessionEvent::Running)
+        .changes(SessionChanges {
+            sandbox: Some(SandboxRef {
+                sandbox_id: sandbox.sandbox_id,
+                domain: sandbox.domain,
+            }),
+            last_active_at: Some(now),
+            timeout_at: Some(now + project.sandbox_timeout),
+            restored_from: Some(restored_from.clone()),
+            failures: FailureCount::Reset,
+            last_error: Some(None),
+            ..SessionChanges::default()
+        });
         self.settle(started).await?;
-        Ok(Claim::Won(self.opened(path, &key, restored_from, fallback_reason).await?))
+        Ok(Claim::Won(
+            self.opened(path, &key, restored_from, fallback_reason).await?,
+        ))
     }
 
-    async fn restore_candidates(&self, key: &crate::domain::ProjectKey, preferred: Option<Snapshot>) -> Result<Vec<Snapshot>, Error> {
+    async fn restore_candidates(
+        &self,
+        key: &crate::domain::ProjectKey,
+        preferred: Option<Snapshot>,
+    ) -> Result<Vec<Snapshot>, Error> {
         // A chosen snapshot may be older than any first page: its fallbacks are older still.
         let newest = match preferred {
             Some(_) => self.store.all_snapshots(key).await?,
@@ -197,7 +296,10 @@ impl Sandman {
         };
         let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
         Ok(match preferred {
-            Some(chosen) => std::iter::once(chosen.clone()).chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id)).take(RESTORE_ATTEMPTS).collect(),
+            Some(chosen) => std::iter::once(chosen.clone())
+                .chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id))
+                .take(RESTORE_ATTEMPTS)
+                .collect(),
             None => ready.take(RESTORE_ATTEMPTS).collect(),
         })
     }
@@ -210,7 +312,18 @@ impl Sandman {
         }
     }
 
-    async fn opened(&self, path: OpenPath, key: &crate::domain::ProjectKey, restored_from: Option<SnapshotId>, fallback_reason: Option<String>) -> Result<Opened, Error> {
-        Ok(Opened { path, record: self.project(key).await?, restored_from, fallback_reason })
+    async fn opened(
+        &self,
+        path: OpenPath,
+        key: &crate::domain::ProjectKey,
+        restored_from: Option<SnapshotId>,
+        fallback_reason: Option<String>,
+    ) -> Result<Opened, Error> {
+        Ok(Opened {
+            path,
+            record: self.project(key).await?,
+            restored_from,
+            fallback_reason,
+        })
     }
 }

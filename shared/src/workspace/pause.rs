@@ -59,7 +59,14 @@ impl Sandman {
         };
         if request.snapshot_first {
             let saved = match self.project(&request.key).await {
-                Ok(record) => self.create_snapshot(&record, SnapshotKind::AutoBeforePause, "saved before an idle pause".into()).await.map(drop),
+                Ok(record) => self
+                    .create_snapshot(
+                        &record,
+                        SnapshotKind::AutoBeforePause,
+                        "saved before an idle pause".into(),
+                    )
+                    .await
+                    .map(drop),
                 Err(err) => Err(err),
             };
             if let Err(err) = saved {
@@ -80,20 +87,29 @@ impl Sandman {
         Ok(outcome)
     }
 
-    async fn record_pause(&self, request: &PauseRequest, claimed: Written, outcome: &PauseOutcome) -> Result<(), Error> {
+    async fn record_pause(
+        &self,
+        request: &PauseRequest,
+        claimed: Written,
+        outcome: &PauseOutcome,
+    ) -> Result<(), Error> {
         let next = |cause: String| SessionWrite::following(&request.key, claimed, request.actor, cause, self.now());
         let write = match outcome {
-            PauseOutcome::Paused | PauseOutcome::AlreadyPaused => next(request.cause.clone()).event(SessionEvent::Paused).changes(SessionChanges {
-                failures: FailureCount::Reset,
-                last_error: Some(None),
-                ..SessionChanges::default()
-            }),
+            PauseOutcome::Paused | PauseOutcome::AlreadyPaused => next(request.cause.clone())
+                .event(SessionEvent::Paused)
+                .changes(SessionChanges {
+                    failures: FailureCount::Reset,
+                    last_error: Some(None),
+                    ..SessionChanges::default()
+                }),
             PauseOutcome::Gone => next("sandbox no longer exists in E2B".into()).event(SessionEvent::Killed),
-            PauseOutcome::Failed(err) => next(format!("pause failed: {}", err.kind())).event(SessionEvent::Failed).changes(SessionChanges {
-                failures: FailureCount::Increment,
-                last_error: Some(Some(err.to_string())),
-                ..SessionChanges::default()
-            }),
+            PauseOutcome::Failed(err) => next(format!("pause failed: {}", err.kind()))
+                .event(SessionEvent::Failed)
+                .changes(SessionChanges {
+                    failures: FailureCount::Increment,
+                    last_error: Some(Some(err.to_string())),
+                    ..SessionChanges::default()
+                }),
             PauseOutcome::LostRace => return Ok(()),
         };
         self.settle(write).await.map(|_| ())

@@ -29,7 +29,9 @@ pub struct Status {
 /// never while nothing will change on its own.
 pub fn poll_after(state: Option<SessionState>) -> Option<Duration> {
     match state? {
-        SessionState::Starting | SessionState::Resuming | SessionState::Pausing | SessionState::Stopping => Some(Duration::from_secs(1)),
+        SessionState::Starting | SessionState::Resuming | SessionState::Pausing | SessionState::Stopping => {
+            Some(Duration::from_secs(1))
+        }
         SessionState::Running => Some(Duration::from_secs(30)),
         SessionState::Paused | SessionState::Killed => None,
     }
@@ -46,7 +48,9 @@ impl Status {
             sandbox_id: sandbox.map(|s| s.sandbox_id.clone()),
             host: sandbox.map(|s| format!("{}.{}", s.sandbox_id, s.domain.as_deref().unwrap_or("e2b.app"))),
             last_active_at: session.map(|s| s.last_active_at),
-            pause_at: session.filter(|s| s.state == SessionState::Running).and_then(|s| s.idle_at),
+            pause_at: session
+                .filter(|s| s.state == SessionState::Running)
+                .and_then(|s| s.idle_at),
             timeout_at: live.and_then(|s| s.timeout_at),
             state_since: session.map(|s| s.state_since),
             poll_after: poll_after(state),
@@ -58,7 +62,11 @@ impl Status {
 
 impl Sandman {
     pub async fn status(&self, key: &ProjectKey) -> Result<Status, Error> {
-        let record = self.store.get_project(key, Consistency::Eventual).await?.ok_or(Error::NotFound("project"))?;
+        let record = self
+            .store
+            .get_project(key, Consistency::Eventual)
+            .await?
+            .ok_or(Error::NotFound("project"))?;
         Ok(Status::of(&record))
     }
 }

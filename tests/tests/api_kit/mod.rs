@@ -34,15 +34,11 @@ pub struct Reply {
 impl Reply {
     /// The `error.code` of an error answer.
     pub fn code(&self) -> &str {
-        self.json["error"]["code"]
-            .as_str()
-            .unwrap_or("<no error code>")
+        self.json["error"]["code"].as_str().unwrap_or("<no error code>")
     }
 
     pub fn message(&self) -> &str {
-        self.json["error"]["message"]
-            .as_str()
-            .unwrap_or("<no error message>")
+        self.json["error"]["message"].as_str().unwrap_or("<no error message>")
     }
 }
 
@@ -82,10 +78,7 @@ impl ApiStack {
     /// Its store is returned to read the capacity it used.
     pub fn another_instance(&self) -> (Router, Store) {
         let sandman = &self.stack.sandman;
-        let store = Store::new(
-            self.stack.table.client.clone(),
-            self.stack.table.name.clone(),
-        );
+        let store = Store::new(self.stack.table.client.clone(), self.stack.table.name.clone());
         let other = Sandman::new(
             store.clone(),
             (*sandman.config).clone(),
@@ -139,12 +132,7 @@ pub fn router_for(sandman: Sandman) -> Router {
     sandman_api::router(sandman, verifier)
 }
 
-pub fn request(
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Request<Body> {
+pub fn request(method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri(path);
     if let Some(token) = token {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -160,11 +148,7 @@ pub fn request(
 }
 
 pub async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("the router answers");
+    let response = router.clone().oneshot(request).await.expect("the router answers");
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -173,14 +157,9 @@ pub async fn send(router: &Router, request: Request<Body>) -> Reply {
     let json = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
     };
-    Reply {
-        status,
-        headers,
-        json,
-    }
+    Reply { status, headers, json }
 }
 
 /// Every error answer has the documented shape.

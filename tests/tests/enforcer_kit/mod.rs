@@ -20,10 +20,7 @@ pub async fn stack(env: &[(&str, &str)]) -> TestStack {
 }
 
 pub async fn stack_with(emulator: EmulatorConfig, env: &[(&str, &str)]) -> TestStack {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut stack = TestStack::start_with(emulator, move |name| env.get(name).cloned()).await;
     stack.sandman.e2b = accounts(&stack, HashMap::new());
     stack
@@ -43,20 +40,12 @@ pub fn accounts(stack: &TestStack, team_keys: HashMap<String, String>) -> E2bAcc
         .into_iter()
         .map(|(team, key)| (team, ApiKey::new(key).expect("key")))
         .collect();
-    E2bAccounts::new(
-        client,
-        Some(ApiKey::new(stack.emulator.api_key()).expect("key")),
-        teams,
-    )
+    E2bAccounts::new(client, Some(ApiKey::new(stack.emulator.api_key()).expect("key")), teams)
 }
 
 /// E2B as the deployment's key sees it, to change things behind Sandman's back.
 pub fn e2b(stack: &TestStack) -> E2b {
-    stack
-        .sandman
-        .e2b
-        .default_account()
-        .expect("a default account")
+    stack.sandman.e2b.default_account().expect("a default account")
 }
 
 /// Registers `project` with this idle policy and opens it: a RUNNING session, last active now.
@@ -91,9 +80,7 @@ pub fn same_shard(stack: &TestStack, n: usize) -> Vec<String> {
     let mut by_shard: HashMap<String, Vec<String>> = HashMap::new();
     for i in 0.. {
         let name = format!("p{i}");
-        let names = by_shard
-            .entry(keys::idle_shard(&stack.key(&name)))
-            .or_default();
+        let names = by_shard.entry(keys::idle_shard(&stack.key(&name))).or_default();
         names.push(name);
         if names.len() == n {
             return names.clone();

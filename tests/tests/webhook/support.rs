@@ -62,9 +62,7 @@ impl Hooks {
             stack.clock.clone(),
         )
         .expect("the receiver's Sandman assembles");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let url = format!("http://{}/", listener.local_addr().expect("bound"));
         tokio::spawn(async move { axum::serve(listener, sandman_webhook::router(receiver)).await });
         Hooks {
@@ -91,22 +89,14 @@ impl Hooks {
             signature_secret: Secret::new(secret),
             enabled: true,
         };
-        self.e2b()
-            .register_webhook(&new)
-            .await
-            .expect("webhook registered")
+        self.e2b().register_webhook(&new).await.expect("webhook registered")
     }
 
     /// A registered project with a running sandbox, its `created` event delivered.
     pub async fn running(&self, project: &str) -> (ProjectKey, String) {
         let key = self.stack.key(project);
         self.stack.register(&self.stack.spec(project)).await;
-        let opened = self
-            .stack
-            .sandman
-            .open(&key, Actor::User)
-            .await
-            .expect("opened");
+        let opened = self.stack.sandman.open(&key, Actor::User).await.expect("opened");
         let sandbox = opened
             .record
             .session
@@ -175,10 +165,7 @@ impl Hooks {
 /// The usage a delivered `paused`/`killed` body reports.
 pub fn usage_in(body: &Value) -> Usage {
     let execution = &body["event_data"]["execution"];
-    let seconds = execution["execution_time"]
-        .as_f64()
-        .expect("execution_time")
-        / 1000.0;
+    let seconds = execution["execution_time"].as_f64().expect("execution_time") / 1000.0;
     Usage {
         run_seconds: seconds,
         vcpu_seconds: execution["vcpu_count"].as_f64().expect("vcpu_count") * seconds,
@@ -187,8 +174,7 @@ pub fn usage_in(body: &Value) -> Usage {
 }
 
 pub fn timestamp_in(body: &Value) -> OffsetDateTime {
-    let at = OffsetDateTime::parse(body["timestamp"].as_str().expect("timestamp"), &Rfc3339)
-        .expect("RFC 3339");
+    let at = OffsetDateTime::parse(body["timestamp"].as_str().expect("timestamp"), &Rfc3339).expect("RFC 3339");
     at.replace_millisecond(at.millisecond()).expect("valid")
 }
 
@@ -203,13 +189,7 @@ pub fn assert_usage(actual: Usage, expected: Usage) {
 }
 
 /// A `sandbox.lifecycle.<kind>` body in E2B's webhook shape.
-pub fn event_body(
-    id: &str,
-    kind: &str,
-    at: OffsetDateTime,
-    sandbox: &str,
-    metadata: Value,
-) -> Vec<u8> {
+pub fn event_body(id: &str, kind: &str, at: OffsetDateTime, sandbox: &str, metadata: Value) -> Vec<u8> {
     let mut event = json!({
         "id": id,
         "version": "v2",
@@ -225,7 +205,8 @@ pub fn event_body(
         "event_data": {"sandbox_metadata": metadata},
     });
     if matches!(kind, "paused" | "killed") {
-        event["event_data"]["execution"] = json!({"started_at": "2026-01-01T00:00:00Z", "vcpu_count": 2, "memory_mb": 512, "execution_time": 30_000});
+        event["event_data"]["execution"] =
+            json!({"started_at": "2026-01-01T00:00:00Z", "vcpu_count": 2, "memory_mb": 512, "execution_time": 30_000});
     }
     serde_json::to_vec(&event).expect("serializes")
 }

@@ -25,10 +25,7 @@ pub struct Document(pub Bytes);
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
 async fn openapi_json(Extension(document): Extension<Document>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         document.0,
     )
 }

@@ -133,22 +133,14 @@ async fn list_projects(
         .list_projects(&team, query.cursor(&list)?.as_ref(), query.limit()?)
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(page(
-        found.items,
-        found.next,
-        &list,
-        ProjectLine::from,
-    )))
+    Ok(Json(page(found.items, found.next, &list, ProjectLine::from)))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{projectId}", tag = "projects",
     params(("projectId" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn get_project(
-    Shared(api): Shared<Api>,
-    Project(key): Project,
-) -> Result<Json<ProjectView>, ApiError> {
+async fn get_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<ProjectView>, ApiError> {
     let record = api
         .sandman
         .store
@@ -165,10 +157,7 @@ async fn get_project(
     params(("projectId" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn delete_project(
-    Shared(api): Shared<Api>,
-    Project(key): Project,
-) -> Result<StatusCode, ApiError> {
+async fn delete_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<StatusCode, ApiError> {
     api.sandman.delete_project(&key).await?;
     Ok(StatusCode::NO_CONTENT)
 }

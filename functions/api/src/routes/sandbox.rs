@@ -52,19 +52,10 @@ async fn open(Shared(api): Shared<Api>, Project(key): Project) -> Result<Respons
     responses((status = 200, body = SandboxStatus, headers(("ETag" = String))), (status = 304, description = "unchanged"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn status(
-    Shared(api): Shared<Api>,
-    Project(key): Project,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn status(Shared(api): Shared<Api>, Project(key): Project, headers: HeaderMap) -> Result<Response, ApiError> {
     let status = SandboxStatus::from(api.sandman.status(&key).await?);
-    let body = serde_json::to_vec(&status).map_err(|err| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            err.to_string(),
-        )
-    })?;
+    let body = serde_json::to_vec(&status)
+        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", err.to_string()))?;
     let etag = entity_tag(&body);
     let cache = [
         (header::ETAG, etag.clone()),
@@ -75,10 +66,7 @@ async fn status(
     }
     Ok((
         cache,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,
     )
         .into_response())
@@ -116,10 +104,7 @@ pub struct ActivityResult {
     responses((status = 200, body = ActivityResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn activity(
-    Shared(api): Shared<Api>,
-    Project(key): Project,
-) -> Result<Json<ActivityResult>, ApiError> {
+async fn activity(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<ActivityResult>, ApiError> {
     let result = |outcome, extended_timeout, state, opened| ActivityResult {
         outcome,
         extended_timeout,
@@ -128,12 +113,9 @@ async fn activity(
     };
     Ok(Json(match api.sandman.activity(&key).await? {
         Activity::Throttled => result(Heartbeat::Throttled, None, None, None),
-        Activity::Recorded { extended_timeout } => result(
-            Heartbeat::Recorded,
-            Some(extended_timeout),
-            Some(State::Running),
-            None,
-        ),
+        Activity::Recorded { extended_timeout } => {
+            result(Heartbeat::Recorded, Some(extended_timeout), Some(State::Running), None)
+        }
         Activity::Woke(opened) => {
             let opened = OpenResult::from(*opened);
             result(Heartbeat::Woke, None, opened.sandbox.state, Some(opened))
@@ -163,10 +145,7 @@ pub struct PauseResult {
         (status = 409, body = ErrorBody, description = "not running, or changed meanwhile"), (status = 429, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn pause(
-    Shared(api): Shared<Api>,
-    Project(key): Project,
-) -> Result<Json<PauseResult>, ApiError> {
+async fn pause(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<PauseResult>, ApiError> {
     let record = api.sandman.project(&key).await?;
     let sandbox_id = record
         .session
@@ -189,9 +168,7 @@ async fn pause(
                 PauseOutcome::AlreadyPaused => Pause::AlreadyPaused,
                 PauseOutcome::Gone => Pause::Gone,
                 PauseOutcome::LostRace => {
-                    return Err(ApiError::conflict(
-                        "the sandbox changed while pausing it; try again",
-                    ));
+                    return Err(ApiError::conflict("the sandbox changed while pausing it; try again"));
                 }
                 PauseOutcome::Failed(err) => return Err(sandman::Error::E2b(err).into()),
             }
@@ -248,10 +225,7 @@ async fn kill(
         Some("true") => Some(true),
         Some("false") => Some(false),
         Some(_) => {
-            return Err(ApiError::invalid(
-                "snapshot",
-                "snapshot must be true or false",
-            ));
+            return Err(ApiError::invalid("snapshot", "snapshot must be true or false"));
         }
     };
     let killed = api.sandman.kill(&key, snapshot, Actor::User).await?;

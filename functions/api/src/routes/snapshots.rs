@@ -79,12 +79,7 @@ async fn list_snapshots(
         .sandman
         .list_snapshots(&key, query.cursor(&list)?.as_ref(), query.limit()?)
         .await?;
-    Ok(Json(page(
-        found.items,
-        found.next,
-        &list,
-        SnapshotView::from,
-    )))
+    Ok(Json(page(found.items, found.next, &list, SnapshotView::from)))
 }
 
 #[utoipa::path(patch, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",
@@ -96,12 +91,7 @@ async fn pin_snapshot(
     ProjectSnapshot(key, id): ProjectSnapshot,
     JsonBody(change): JsonBody<SnapshotChange>,
 ) -> Result<Json<SnapshotView>, ApiError> {
-    Ok(Json(
-        api.sandman
-            .set_pinned(&key, &id, change.pinned)
-            .await?
-            .into(),
-    ))
+    Ok(Json(api.sandman.set_pinned(&key, &id, change.pinned).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",

@@ -24,10 +24,7 @@ pub(crate) fn routes() -> Router<App> {
     Router::new()
         .route("/admin/clock", get(clock))
         .route("/admin/clock/advance", post(advance_clock))
-        .route(
-            "/admin/faults",
-            get(faults).post(set_fault).delete(clear_faults),
-        )
+        .route("/admin/faults", get(faults).post(set_fault).delete(clear_faults))
         .route(
             "/admin/webhook-faults",
             get(webhook_faults)
@@ -38,10 +35,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/admin/sandboxes", get(sandboxes))
         .route("/admin/sandboxes/{id}", get(sandbox))
         .route("/admin/snapshots", get(snapshots))
-        .route(
-            "/admin/deliveries",
-            get(deliveries).delete(clear_deliveries),
-        )
+        .route("/admin/deliveries", get(deliveries).delete(clear_deliveries))
         .route("/admin/webhooks/settle", post(settle))
         .route("/admin/reset", post(reset))
 }
@@ -63,25 +57,17 @@ struct AdvanceBody {
     ms: Option<u64>,
 }
 
-async fn advance_clock(
-    State(app): State<App>,
-    Json(body): Json<AdvanceBody>,
-) -> Result<Json<Value>, ApiError> {
+async fn advance_clock(State(app): State<App>, Json(body): Json<AdvanceBody>) -> Result<Json<Value>, ApiError> {
     let by = match (body.seconds, body.ms) {
-        (Some(seconds), None) => Duration::try_from_secs_f64(seconds).map_err(|_| {
-            ApiError::BadRequest("seconds must be a non-negative number".to_owned())
-        })?,
+        (Some(seconds), None) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| ApiError::BadRequest("seconds must be a non-negative number".to_owned()))?,
         (None, Some(ms)) => Duration::from_millis(ms),
         _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of seconds or ms".to_owned(),
-            ));
+            return Err(ApiError::BadRequest("give exactly one of seconds or ms".to_owned()));
         }
     };
     if by > MAX_ADVANCE {
-        return Err(ApiError::BadRequest(
-            "advance by at most 100 years".to_owned(),
-        ));
+        return Err(ApiError::BadRequest("advance by at most 100 years".to_owned()));
     }
     app.advance_clock(by);
     Ok(Json(clock_body(&app)))
@@ -113,10 +99,7 @@ async fn webhook_faults(State(app): State<App>) -> Json<WebhookFaults> {
     Json(app.publisher.faults())
 }
 
-async fn set_webhook_faults(
-    State(app): State<App>,
-    Json(faults): Json<WebhookFaults>,
-) -> StatusCode {
+async fn set_webhook_faults(State(app): State<App>, Json(faults): Json<WebhookFaults>) -> StatusCode {
     app.publisher.set_faults(faults);
     StatusCode::NO_CONTENT
 }
@@ -147,10 +130,7 @@ async fn sandboxes(State(app): State<App>) -> Json<Vec<SandboxView>> {
     Json(app.world().sandbox_views())
 }
 
-async fn sandbox(
-    State(app): State<App>,
-    Path(id): Path<String>,
-) -> Result<Json<SandboxView>, ApiError> {
+async fn sandbox(State(app): State<App>, Path(id): Path<String>) -> Result<Json<SandboxView>, ApiError> {
     app.world()
         .sandbox_view(&id)
         .map(Json)

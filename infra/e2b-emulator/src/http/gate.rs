@@ -14,10 +14,7 @@ use crate::faults::Route;
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let route = Route::classify(request.method(), matched.as_deref());
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();

@@ -30,26 +30,20 @@ pub(crate) async fn metrics(
             .ok()
             .filter(|v| *v >= 0)
             .map(Some)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("{name} must be a unix timestamp in seconds"))
-            })
+            .ok_or_else(|| ApiError::BadRequest(format!("{name} must be a unix timestamp in seconds")))
     };
     let (start, end) = (bound("start")?, bound("end")?);
     if let (Some(start), Some(end)) = (start, end)
         && start > end
     {
-        return Err(ApiError::BadRequest(
-            "start must not be after end".to_owned(),
-        ));
+        return Err(ApiError::BadRequest("start must not be after end".to_owned()));
     }
     let sandbox = app.world().get(&team, &id)?;
     if sandbox.reported_state() != SandboxState::Running {
         return Ok(Json(Vec::new()));
     }
     let now = app.now().unix_timestamp();
-    let from = start
-        .unwrap_or(i64::MIN)
-        .max(sandbox.started_at.unix_timestamp());
+    let from = start.unwrap_or(i64::MIN).max(sandbox.started_at.unix_timestamp());
     let to = end.unwrap_or(i64::MAX).min(now);
     let mem_total = u64::from(sandbox.memory_mb) * 1024 * 1024;
     let disk_total = u64::from(sandbox.disk_size_mb) * 1024 * 1024;

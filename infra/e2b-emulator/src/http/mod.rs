@@ -18,18 +18,9 @@ use crate::error::ApiError;
 
 pub(crate) fn router(app: App) -> Router {
     let api = Router::new()
-        .route(
-            "/sandboxes",
-            get(sandboxes::list_running).post(sandboxes::create),
-        )
-        .route(
-            "/v2/sandboxes",
-            get(sandboxes::list).post(sandboxes::create),
-        )
-        .route(
-            "/sandboxes/{id}",
-            get(sandboxes::get_one).delete(sandboxes::kill),
-        )
+        .route("/sandboxes", get(sandboxes::list_running).post(sandboxes::create))
+        .route("/v2/sandboxes", get(sandboxes::list).post(sandboxes::create))
+        .route("/sandboxes/{id}", get(sandboxes::get_one).delete(sandboxes::kill))
         .route("/sandboxes/{id}/pause", post(sandboxes::pause))
         .route("/sandboxes/{id}/connect", post(sandboxes::connect))
         .route("/v2/sandboxes/{id}/connect", post(sandboxes::connect_v2))
@@ -40,15 +31,10 @@ pub(crate) fn router(app: App) -> Router {
         .route("/sandboxes/{id}/snapshots", post(snapshots::create))
         .route("/snapshots", get(snapshots::list))
         .route("/templates/{id}", delete(snapshots::delete))
-        .route(
-            "/events/webhooks",
-            get(webhooks::list).post(webhooks::create),
-        )
+        .route("/events/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/events/webhooks/{id}",
-            get(webhooks::get_one)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
+            get(webhooks::get_one).patch(webhooks::update).delete(webhooks::delete),
         )
         .route("/events/sandboxes", get(webhooks::team_events))
         .route("/events/sandboxes/{id}", get(webhooks::sandbox_events))

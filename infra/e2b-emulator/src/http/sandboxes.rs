@@ -10,9 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
-use super::wire::{
-    self, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody, TimeoutBody,
-};
+use super::wire::{self, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody, TimeoutBody};
 use crate::app::{App, Team};
 use crate::error::ApiError;
 use crate::sandbox::{OnTimeout, SandboxState, Transition};
@@ -31,8 +29,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<SandboxBody>), ApiError> {
     let body: NewSandboxBody = wire::parse(&body)?;
     let lifecycle = body.lifecycle.unwrap_or_default();
-    let auto_pause =
-        body.auto_pause.unwrap_or(false) || lifecycle.on_timeout == Some(OnTimeout::Pause);
+    let auto_pause = body.auto_pause.unwrap_or(false) || lifecycle.on_timeout == Some(OnTimeout::Pause);
     let auto_resume = body
         .auto_resume
         .map(|a| a.enabled)
@@ -46,11 +43,7 @@ pub(crate) async fn create(
     let request = NewSandbox {
         template: body.template_id.unwrap_or_default(),
         timeout_secs: body.timeout.unwrap_or(SPEC_DEFAULT_TIMEOUT_SECS),
-        on_timeout: if auto_pause {
-            OnTimeout::Pause
-        } else {
-            OnTimeout::Kill
-        },
+        on_timeout: if auto_pause { OnTimeout::Pause } else { OnTimeout::Kill },
         auto_resume,
         metadata: body.metadata.unwrap_or_default(),
         env_vars: body.env_vars.unwrap_or_default(),
@@ -75,12 +68,7 @@ pub(crate) async fn list(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let pairs = wire::query_pairs(&uri)?;
-    let value = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let mut filter = list_filter(&pairs)?;
     filter.template = value("template").map(str::to_owned);
     filter.started_after = value("startedAfter").map(parse_time).transpose()?;
@@ -98,11 +86,7 @@ pub(crate) async fn list(
     let (body, next_token) = {
         let world = app.world();
         let page = wire::paginate(world.list(&team, &filter), ascending, limit, after);
-        let body: Vec<_> = page
-            .items
-            .into_iter()
-            .map(SandboxDetailBody::listed)
-            .collect();
+        let body: Vec<_> = page.items.into_iter().map(SandboxDetailBody::listed).collect();
         (body, page.next_token)
     };
     let mut headers = HeaderMap::new();
@@ -123,12 +107,7 @@ pub(crate) async fn list_running(
     filter.states = vec![SandboxState::Running];
     let world = app.world();
     let page = wire::paginate(world.list(&team, &filter), false, usize::MAX, None);
-    Ok(Json(
-        page.items
-            .into_iter()
-            .map(SandboxDetailBody::listed)
-            .collect(),
-    ))
+    Ok(Json(page.items.into_iter().map(SandboxDetailBody::listed).collect()))
 }
 
 fn list_filter(pairs: &[(String, String)]) -> Result<ListFilter, ApiError> {
@@ -212,26 +191,12 @@ pub(crate) async fn connect_v2(
     body: Bytes,
 ) -> Result<(StatusCode, Json<SandboxBody>), ApiError> {
     let body: TimeoutBody = wire::parse_optional(&body)?;
-    connect_with(
-        &app,
-        &team,
-        &id,
-        body.timeout.unwrap_or(CONNECT_DEFAULT_TIMEOUT_SECS),
-    )
+    connect_with(&app, &team, &id, body.timeout.unwrap_or(CONNECT_DEFAULT_TIMEOUT_SECS))
 }
 
-fn connect_with(
-    app: &App,
-    team: &str,
-    id: &str,
-    timeout: i64,
-) -> Result<(StatusCode, Json<SandboxBody>), ApiError> {
+fn connect_with(app: &App, team: &str, id: &str, timeout: i64) -> Result<(StatusCode, Json<SandboxBody>), ApiError> {
     let (sandbox, resumed) = app.world().connect(team, id, timeout, app.now())?;
-    let status = if resumed {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if resumed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(SandboxBody::from(&sandbox))))
 }
 
@@ -274,8 +239,7 @@ pub(crate) async fn refresh(
         .ok()
         .filter(|s| *s <= MAX_REFRESH_SECS as u64)
         .ok_or_else(|| ApiError::BadRequest("duration must be between 0 and 3600".to_owned()))?;
-    app.world()
-        .refresh(&team, &id, Duration::from_secs(secs), app.now())?;
+    app.world().refresh(&team, &id, Duration::from_secs(secs), app.now())?;
     Ok(StatusCode::NO_CONTENT)
 }
 

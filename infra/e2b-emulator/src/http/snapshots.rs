@@ -33,9 +33,7 @@ pub(crate) async fn create(
     let snapshot = app
         .shared()
         .after(hold, move |shared| {
-            shared
-                .world()
-                .finish_snapshot(&team, &id, name, shared.now())
+            shared.world().finish_snapshot(&team, &id, name, shared.now())
         })
         .await?;
     Ok((StatusCode::CREATED, Json(SnapshotInfoBody::from(&snapshot))))
@@ -47,12 +45,7 @@ pub(crate) async fn list(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let pairs = wire::query_pairs(&uri)?;
-    let value = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let limit = wire::parse_limit(value("limit"))?;
     let after = value("nextToken")
         .filter(|t| !t.is_empty())

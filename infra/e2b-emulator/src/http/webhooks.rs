@@ -55,10 +55,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(webhook)))
 }
 
-pub(crate) async fn list(
-    State(app): State<App>,
-    Extension(Team(team)): Extension<Team>,
-) -> Json<Vec<WebhookDetail>> {
+pub(crate) async fn list(State(app): State<App>, Extension(Team(team)): Extension<Team>) -> Json<Vec<WebhookDetail>> {
     Json(app.world().webhooks_of(&team))
 }
 
@@ -103,10 +100,7 @@ pub(crate) async fn sandbox_events(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let known = app
-        .world()
-        .sandbox_view(&id)
-        .is_some_and(|s| s.team_id == team);
+    let known = app.world().sandbox_view(&id).is_some_and(|s| s.team_id == team);
     if !known {
         return Err(ApiError::SandboxNotFound(id));
     }
@@ -122,19 +116,9 @@ pub(crate) async fn team_events(
     events_page(&app, &team, None, &uri)
 }
 
-fn events_page(
-    app: &App,
-    team: &str,
-    sandbox_id: Option<&str>,
-    uri: &Uri,
-) -> Result<Json<Vec<Value>>, ApiError> {
+fn events_page(app: &App, team: &str, sandbox_id: Option<&str>, uri: &Uri) -> Result<Json<Vec<Value>>, ApiError> {
     let pairs = wire::query_pairs(uri)?;
-    let value = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let value = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let offset = match value("offset") {
         None => 0,
         Some(v) => v

@@ -23,8 +23,7 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest("request body is required".to_owned()));
     }
-    serde_json::from_slice(body)
-        .map_err(|err| ApiError::BadRequest(format!("invalid request body: {err}")))
+    serde_json::from_slice(body).map_err(|err| ApiError::BadRequest(format!("invalid request body: {err}")))
 }
 
 /// An absent or empty body reads as the type's default.
@@ -312,11 +311,7 @@ pub(crate) fn paginate<'a, T: SortKey>(
                 .iter()
                 .position(|item| {
                     let key = item.sort_key();
-                    if ascending {
-                        key > cursor
-                    } else {
-                        key < cursor
-                    }
+                    if ascending { key > cursor } else { key < cursor }
                 })
                 .unwrap_or(items.len())
         }

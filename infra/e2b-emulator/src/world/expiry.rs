@@ -23,8 +23,7 @@ impl World {
         let deadline = match (sandbox.state, sandbox.transition) {
             (_, Some(_)) => None,
             (SandboxState::Running, None) => Some(sandbox.end_at),
-            (SandboxState::Paused, None) => match (self.limits.paused_retention, sandbox.paused_at)
-            {
+            (SandboxState::Paused, None) => match (self.limits.paused_retention, sandbox.paused_at) {
                 (Some(retention), Some(paused_at)) => Some(clock::add(paused_at, retention)),
                 _ => None,
             },

@@ -108,11 +108,7 @@ impl World {
             return;
         };
         let event = Arc::new(LifecycleEvent::new(event_type, sandbox, at, detail));
-        tracing::info!(
-            sandbox_id = id,
-            event = event_type.as_str(),
-            "lifecycle event"
-        );
+        tracing::info!(sandbox_id = id, event = event_type.as_str(), "lifecycle event");
         let body = Arc::new(serde_json::to_vec(&event.webhook_body).unwrap_or_default());
         for webhook in self.webhooks.values() {
             if webhook.team_id == event.team_id && webhook.wants(event_type) {
@@ -132,11 +128,7 @@ impl World {
     }
 
     pub(crate) fn events(&self, team: &str, sandbox_id: Option<&str>) -> Vec<Arc<LifecycleEvent>> {
-        let all = self
-            .events_by_team
-            .get(team)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let all = self.events_by_team.get(team).map(Vec::as_slice).unwrap_or_default();
         all.iter()
             .filter(|event| sandbox_id.is_none_or(|id| event.sandbox_id == id))
             .cloned()
@@ -151,8 +143,8 @@ impl World {
     }
 
     fn check_timeout(&self, seconds: i64) -> Result<Duration, ApiError> {
-        let seconds = u64::try_from(seconds)
-            .map_err(|_| ApiError::BadRequest("timeout must not be negative".to_owned()))?;
+        let seconds =
+            u64::try_from(seconds).map_err(|_| ApiError::BadRequest("timeout must not be negative".to_owned()))?;
         let timeout = Duration::from_secs(seconds);
         if timeout > self.limits.max_timeout {
             return Err(ApiError::BadRequest(format!(

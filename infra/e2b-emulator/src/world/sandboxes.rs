@@ -51,10 +51,7 @@ impl World {
         let reference = SnapshotRef::parse(&request.template);
         let snapshot = self.find_snapshot(team, &reference).cloned();
         if snapshot.is_none() && reference.must_exist(&team_namespace(team)) {
-            return Err(ApiError::NotFound(format!(
-                "template '{}' not found",
-                request.template
-            )));
+            return Err(ApiError::NotFound(format!("template '{}' not found", request.template)));
         }
         let (template_id, build_id, resources) = match &snapshot {
             Some(s) => (
@@ -99,10 +96,7 @@ impl World {
                 .or_default()
                 .insert(id.clone());
         }
-        self.live_by_team
-            .entry(team.to_owned())
-            .or_default()
-            .insert(id.clone());
+        self.live_by_team.entry(team.to_owned()).or_default().insert(id.clone());
         self.sandboxes.insert(id.clone(), sandbox.clone());
         self.emit(EventType::Created, &id, now, EventDetail::default());
         self.reschedule(&id);
@@ -121,28 +115,14 @@ impl World {
         ids.iter()
             .filter_map(|id| self.sandboxes.get(id))
             .filter(|s| filter.states.is_empty() || filter.states.contains(&s.reported_state()))
-            .filter(|s| {
-                filter
-                    .metadata
-                    .iter()
-                    .all(|(k, v)| s.metadata.get(k) == Some(v))
-            })
+            .filter(|s| filter.metadata.iter().all(|(k, v)| s.metadata.get(k) == Some(v)))
             .filter(|s| filter.template.as_ref().is_none_or(|t| &s.template_id == t))
-            .filter(|s| {
-                filter
-                    .started_after
-                    .is_none_or(|after| s.started_at >= after)
-            })
+            .filter(|s| filter.started_after.is_none_or(|after| s.started_at >= after))
             .collect()
     }
 
     /// Starts a transition (pause or snapshot) on a running, idle sandbox.
-    pub(crate) fn begin(
-        &mut self,
-        team: &str,
-        id: &str,
-        transition: Transition,
-    ) -> Result<(), ApiError> {
+    pub(crate) fn begin(&mut self, team: &str, id: &str, transition: Transition) -> Result<(), ApiError> {
         let sandbox = self.live_mut(team, id)?;
         sandbox.ensure_running()?;
         sandbox.transition = Some(transition);
@@ -151,17 +131,10 @@ impl World {
     }
 
     /// Ends a pause begun with [`World::begin`]; a kill in between wins.
-    pub(crate) fn finish_pause(
-        &mut self,
-        team: &str,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    pub(crate) fn finish_pause(&mut self, team: &str, id: &str, now: OffsetDateTime) -> Result<(), ApiError> {
         let sandbox = self.live(team, id)?;
         if sandbox.transition != Some(Transition::Pausing) {
-            return Err(ApiError::Conflict(format!(
-                "Sandbox \"{id}\" is no longer pausing"
-            )));
+            return Err(ApiError::Conflict(format!("Sandbox \"{id}\" is no longer pausing")));
         }
         self.mark_paused(id, now);
         Ok(())
@@ -201,9 +174,7 @@ impl World {
         let sandbox = self.live(team, id)?;
         sandbox.ensure_idle()?;
         if sandbox.state != SandboxState::Paused {
-            return Err(ApiError::Conflict(format!(
-                "Sandbox \"{id}\" is already running"
-            )));
+            return Err(ApiError::Conflict(format!("Sandbox \"{id}\" is already running")));
         }
         self.resume(id, timeout, now);
         self.live(team, id).cloned()
@@ -256,9 +227,7 @@ impl World {
     fn running_for_ttl(&self, team: &str, id: &str) -> Result<&SandboxView, ApiError> {
         let sandbox = self.live(team, id)?;
         match (sandbox.state, sandbox.transition) {
-            (_, Some(Transition::Pausing)) => {
-                Err(ApiError::Conflict(format!("Sandbox \"{id}\" is pausing")))
-            }
+            (_, Some(Transition::Pausing)) => Err(ApiError::Conflict(format!("Sandbox \"{id}\" is pausing"))),
             (SandboxState::Running, _) => Ok(sandbox),
             _ => Err(ApiError::NotFound(format!(
                 "Sandbox \"{id}\" is paused, connect to resume it"
@@ -279,12 +248,7 @@ impl World {
         self.reschedule(id);
     }
 
-    pub(crate) fn kill(
-        &mut self,
-        team: &str,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    pub(crate) fn kill(&mut self, team: &str, id: &str, now: OffsetDateTime) -> Result<(), ApiError> {
         self.live(team, id)?;
         self.mark_killed(id, now, KILL_REASON_REQUEST);
         Ok(())

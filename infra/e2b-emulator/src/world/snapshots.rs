@@ -10,23 +10,12 @@ use crate::sandbox::{SandboxState, Transition};
 use crate::snapshot::{DEFAULT_TAG, SnapshotRef, SnapshotView, team_namespace};
 
 impl World {
-    pub(super) fn find_snapshot(
-        &self,
-        team: &str,
-        reference: &SnapshotRef<'_>,
-    ) -> Option<&SnapshotView> {
-        let by_id = self
-            .snapshots
-            .get(reference.base)
-            .filter(|s| s.team_id == team);
-        let namespace_ok = reference
-            .namespace
-            .is_none_or(|ns| ns == team_namespace(team));
+    pub(super) fn find_snapshot(&self, team: &str, reference: &SnapshotRef<'_>) -> Option<&SnapshotView> {
+        let by_id = self.snapshots.get(reference.base).filter(|s| s.team_id == team);
+        let namespace_ok = reference.namespace.is_none_or(|ns| ns == team_namespace(team));
         let by_name = || {
             let key = (team.to_owned(), reference.base.to_owned());
-            self.snapshot_names
-                .get(&key)
-                .and_then(|id| self.snapshots.get(id))
+            self.snapshot_names.get(&key).and_then(|id| self.snapshots.get(id))
         };
         match reference.namespace {
             None => by_id.or_else(by_name),
@@ -50,8 +39,7 @@ impl World {
                 "Sandbox \"{id}\" is no longer snapshotting"
             )));
         }
-        let (cpu_count, memory_mb, disk_size_mb) =
-            (sandbox.cpu_count, sandbox.memory_mb, sandbox.disk_size_mb);
+        let (cpu_count, memory_mb, disk_size_mb) = (sandbox.cpu_count, sandbox.memory_mb, sandbox.disk_size_mb);
         let existing = name
             .as_ref()
             .and_then(|n| self.snapshot_names.get(&(team.to_owned(), n.clone())))
@@ -78,8 +66,7 @@ impl World {
             created_at: now,
         };
         if let Some(name) = name {
-            self.snapshot_names
-                .insert((team.to_owned(), name), template_id.clone());
+            self.snapshot_names.insert((team.to_owned(), name), template_id.clone());
         }
         self.snapshots.insert(template_id, snapshot.clone());
         if let Some(sandbox) = self.sandboxes.get_mut(id) {
@@ -121,9 +108,7 @@ impl World {
     pub(crate) fn delete_snapshot(&mut self, team: &str, reference: &str) -> Result<(), ApiError> {
         let parsed = SnapshotRef::parse(reference);
         let Some(snapshot) = self.find_snapshot(team, &parsed).cloned() else {
-            return Err(ApiError::NotFound(format!(
-                "template '{reference}' not found"
-            )));
+            return Err(ApiError::NotFound(format!("template '{reference}' not found")));
         };
         let children = self.snapshot_children.get(&snapshot.template_id);
         let in_use = children.is_some_and(|ids| {

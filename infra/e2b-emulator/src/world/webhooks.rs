@@ -32,12 +32,7 @@ impl World {
         new: NewWebhook,
         now: OffsetDateTime,
     ) -> Result<WebhookDetail, ApiError> {
-        check_fields(
-            Some(&new.name),
-            Some(&new.url),
-            Some(&new.events),
-            Some(&new.secret),
-        )?;
+        check_fields(Some(&new.name), Some(&new.url), Some(&new.events), Some(&new.secret))?;
         let webhook = Webhook {
             id: ids::uuid(),
             team_id: team.to_owned(),
@@ -54,11 +49,7 @@ impl World {
     }
 
     pub(crate) fn webhooks_of(&self, team: &str) -> Vec<WebhookDetail> {
-        let mut list: Vec<_> = self
-            .webhooks
-            .values()
-            .filter(|w| w.team_id == team)
-            .collect();
+        let mut list: Vec<_> = self.webhooks.values().filter(|w| w.team_id == team).collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         list.into_iter().map(WebhookDetail::from).collect()
     }
@@ -123,17 +114,13 @@ fn check_fields(
         return Err(ApiError::BadRequest("name must not be empty".to_owned()));
     }
     if url.is_some_and(|u| !is_valid_url(u)) {
-        return Err(ApiError::BadRequest(
-            "url must be an absolute http(s) URL".to_owned(),
-        ));
+        return Err(ApiError::BadRequest("url must be an absolute http(s) URL".to_owned()));
     }
     if let Some(events) = events {
         validate_events(events).map_err(ApiError::BadRequest)?;
     }
     if secret.is_some_and(|s| s.is_empty()) {
-        return Err(ApiError::BadRequest(
-            "signatureSecret must not be empty".to_owned(),
-        ));
+        return Err(ApiError::BadRequest("signatureSecret must not be empty".to_owned()));
     }
     Ok(())
 }

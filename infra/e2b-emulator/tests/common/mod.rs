@@ -76,11 +76,7 @@ impl Api {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -99,10 +95,7 @@ impl Api {
     pub async fn create(&self, body: Value) -> String {
         let reply = self.post("/v2/sandboxes", body).await;
         assert_eq!(reply.status, 201, "create failed: {}", reply.body);
-        reply.body["sandboxID"]
-            .as_str()
-            .expect("sandboxID")
-            .to_owned()
+        reply.body["sandboxID"].as_str().expect("sandboxID").to_owned()
     }
 
     pub async fn state(&self, id: &str) -> String {
@@ -177,16 +170,8 @@ impl Receiver {
     }
 }
 
-async fn receive(
-    State(state): State<ReceiverState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    state
-        .received
-        .lock()
-        .expect("lock")
-        .push(Received { headers, body });
+async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    state.received.lock().expect("lock").push(Received { headers, body });
     let failing = state
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -215,10 +200,6 @@ pub async fn register(api: &Api, url: &str, secret: &str) -> String {
             }),
         )
         .await;
-    assert_eq!(
-        reply.status, 201,
-        "webhook registration failed: {}",
-        reply.body
-    );
+    assert_eq!(reply.status, 201, "webhook registration failed: {}", reply.body);
     reply.body["id"].as_str().expect("webhook id").to_owned()
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection as SdkProjection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection as SdkProjection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::{AttributeKind, KeySchema, Projection, TableDefinition, TableError, table_definition};
@@ -59,9 +59,7 @@ pub async fn create_table_from(
         .table_name(table_name)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(attributes))
-        .set_key_schema(Some(
-            key_schema(&definition.key).map_err(request_error("CreateTable"))?,
-        ))
+        .set_key_schema(Some(key_schema(&definition.key).map_err(request_error("CreateTable"))?))
         .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
         .send()
         .await
@@ -95,9 +93,7 @@ pub async fn create_table_from(
     Ok(())
 }
 
-fn request_error(
-    operation: &'static str,
-) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> TableError {
+fn request_error(operation: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> TableError {
     move |source| TableError::Request { operation, source }
 }
 
@@ -109,9 +105,7 @@ fn scalar_type(kind: AttributeKind) -> ScalarAttributeType {
     }
 }
 
-fn key_schema(
-    key: &KeySchema,
-) -> Result<Vec<KeySchemaElement>, aws_sdk_dynamodb::error::BuildError> {
+fn key_schema(key: &KeySchema) -> Result<Vec<KeySchemaElement>, aws_sdk_dynamodb::error::BuildError> {
     let hash = KeySchemaElement::builder()
         .attribute_name(&key.hash)
         .key_type(KeyType::Hash)

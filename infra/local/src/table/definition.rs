@@ -63,9 +63,9 @@ impl TableDefinition {
             .get("Resources")
             .and_then(Value::as_mapping)
             .ok_or(TableError::NoResources)?;
-        let mut tables = resources.iter().filter(|(_, resource)| {
-            resource.get("Type").and_then(Value::as_str) == Some(TABLE_TYPE)
-        });
+        let mut tables = resources
+            .iter()
+            .filter(|(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(TABLE_TYPE));
         let (logical_id, resource) = match (tables.next(), tables.count()) {
             (None, _) => return Err(TableError::NoTable),
             (Some(table), 0) => table,
@@ -80,8 +80,7 @@ impl TableDefinition {
             .get("Properties")
             .cloned()
             .ok_or_else(|| invalid("has no Properties".to_owned()))?;
-        let cfn: CfnTable =
-            serde_yaml::from_value(properties).map_err(|e| invalid(e.to_string()))?;
+        let cfn: CfnTable = serde_yaml::from_value(properties).map_err(|e| invalid(e.to_string()))?;
         cfn.into_definition(resource_name.clone()).map_err(invalid)
     }
 
@@ -157,10 +156,7 @@ impl CfnTable {
                     "N" => AttributeKind::Number,
                     "B" => AttributeKind::Binary,
                     other => {
-                        return Err(format!(
-                            "attribute {}: unknown type {other:?}",
-                            a.attribute_name
-                        ));
+                        return Err(format!("attribute {}: unknown type {other:?}", a.attribute_name));
                     }
                 };
                 Ok(Attribute {
@@ -174,10 +170,9 @@ impl CfnTable {
             .global_secondary_indexes
             .into_iter()
             .map(|index| {
-                let key = key_schema(index.key_schema)
-                    .map_err(|e| format!("index {}: {e}", index.index_name))?;
-                let projection = projection(index.projection)
-                    .map_err(|e| format!("index {}: {e}", index.index_name))?;
+                let key = key_schema(index.key_schema).map_err(|e| format!("index {}: {e}", index.index_name))?;
+                let projection =
+                    projection(index.projection).map_err(|e| format!("index {}: {e}", index.index_name))?;
                 Ok(GlobalIndex {
                     name: index.index_name,
                     key,
@@ -232,13 +227,10 @@ fn projection(cfn: CfnProjection) -> Result<Projection, String> {
 }
 
 fn check_key_attributes_are_defined(definition: &TableDefinition) -> Result<(), String> {
-    let keys =
-        std::iter::once(&definition.key).chain(definition.indexes.iter().map(|index| &index.key));
+    let keys = std::iter::once(&definition.key).chain(definition.indexes.iter().map(|index| &index.key));
     for name in keys.flat_map(|key| std::iter::once(&key.hash).chain(key.range.as_ref())) {
         if !definition.attributes.iter().any(|a| &a.name == name) {
-            return Err(format!(
-                "key attribute {name} is not in AttributeDefinitions"
-            ));
+            return Err(format!("key attribute {name} is not in AttributeDefinitions"));
         }
     }
     Ok(())
@@ -280,33 +272,22 @@ Resources:
                 range: None
             }
         );
-        assert_eq!(
-            definition.index("byAt").map(|i| &i.projection),
-            Some(&Projection::All)
-        );
+        assert_eq!(definition.index("byAt").map(|i| &i.projection), Some(&Projection::All));
         assert_eq!(definition.ttl_attribute, None);
     }
 
     #[test]
     fn a_template_without_a_table_is_an_error() {
         let yaml = "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n";
-        assert!(matches!(
-            TableDefinition::from_template(yaml),
-            Err(TableError::NoTable)
-        ));
+        assert!(matches!(TableDefinition::from_template(yaml), Err(TableError::NoTable)));
     }
 
     #[test]
     fn an_undefined_key_attribute_is_an_error() {
-        let yaml = MINIMAL.replace(
-            "AttributeName: at, KeyType: HASH",
-            "AttributeName: nope, KeyType: HASH",
-        );
+        let yaml = MINIMAL.replace("AttributeName: at, KeyType: HASH", "AttributeName: nope, KeyType: HASH");
         let error = TableDefinition::from_template(&yaml).unwrap_err();
         assert!(
-            error
-                .to_string()
-                .contains("nope is not in AttributeDefinitions"),
+            error.to_string().contains("nope is not in AttributeDefinitions"),
             "{error}"
         );
     }
@@ -315,19 +296,12 @@ Resources:
     fn an_unknown_attribute_type_is_an_error() {
         let yaml = MINIMAL.replace("AttributeType: N", "AttributeType: X");
         let error = TableDefinition::from_template(&yaml).unwrap_err();
-        assert!(
-            matches!(error, TableError::InvalidDefinition { .. }),
-            "{error}"
-        );
+        assert!(matches!(error, TableError::InvalidDefinition { .. }), "{error}");
     }
 
     #[test]
     fn a_missing_file_names_the_path() {
-        let error =
-            TableDefinition::from_template_file(Path::new("/no/such/template.yaml")).unwrap_err();
-        assert!(
-            error.to_string().contains("/no/such/template.yaml"),
-            "{error}"
-        );
+        let error = TableDefinition::from_template_file(Path::new("/no/such/template.yaml")).unwrap_err();
+        assert!(error.to_string().contains("/no/such/template.yaml"), "{error}");
     }
 }
