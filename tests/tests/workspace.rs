@@ -159,3 +159,53 @@ async fn heartbeats_are_throttled_and_wake_a_paused_sandbox() {
     let record = stack.sandman.project(&key).await.unwrap();
     assert_eq!(record.state(), Some(SessionState::Running), "{record:?}");
 }
+
+#[tokio::test]
+async fn a_failed_kill_leaves_a_paused_sandbox_paused() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+    let sandbox = opened.record.session.unwrap().sandbox.unwrap().sandbox_id;
+    let record = stack.sandman.project(&key).await.unwrap();
+    let pause = PauseRequest {
+        key: key.clone(),
+        expected_version: record.version,
+        sandbox_id: sandbox.clone(),
+        actor: Actor::User,
+        cause: "user".into(),
+        idle_by: None,
+        snapshot_first: false,
+    };
+    stack.sandman.pause(pause).await.unwrap();
+
+    stack.emulator.set_fault(
+        Route::KillSandbox,
+        e2b_emulator::Fault {
+            error_rate: 1.0,
+            error_status: 500,
+            ..Default::default()
+        },
+    );
+    assert!(stack.sandman.kill(&key, Some(false), Actor::User).await.is_err());
+
+    let after = stack.sandman.project(&key).await.unwrap();
+    assert_eq!(
+        after.state(),
+        Some(SessionState::Paused),
+        "E2B still has it paused, and so does the table"
+    );
+    assert!(
+        after
+            .session
+            .unwrap()
+            .last_error
+            .is_some_and(|e| e.contains("500") || e.to_lowercase().contains("unavailable"))
+    );
+    assert_eq!(state(&stack, &sandbox), Some(e2b_emulator::SandboxState::Paused));
+    let log = stack.store().list_events(&key, None, 3).await.unwrap().items;
+    assert_eq!(
+        log.iter().map(|e| e.to).collect::<Vec<_>>(),
+        vec![SessionState::Paused, SessionState::Running, SessionState::Stopping]
+    );
+}

@@ -4,7 +4,7 @@ use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, Snapshot, SnapshotKind};
 use crate::e2b::E2bError;
 use crate::error::Error;
-use crate::store::{SessionChanges, SessionWrite, StoreError};
+use crate::store::{SessionChanges, SessionWrite, StoreError, Written};
 
 #[derive(Debug, Clone)]
 pub struct Killed {
@@ -45,6 +45,7 @@ impl Sandman {
             }
             Err(err) => return Err(err.into()),
         };
+        let was = record.state();
         let required = snapshot == Some(true);
         let saved = if snapshot.unwrap_or(record.project.snapshot_before_kill) {
             match self
@@ -53,14 +54,15 @@ impl Sandman {
             {
                 Ok(saved) => Some(saved),
                 Err(err) if required => {
-                    let back =
-                        SessionWrite::following(key, claimed, actor, "kill abandoned: snapshot failed", self.now())
-                            .event(SessionEvent::Failed)
-                            .changes(SessionChanges {
-                                last_error: Some(Some(err.to_string())),
-                                ..SessionChanges::default()
-                            });
-                    self.settle(back).await?;
+                    self.abandon_kill(
+                        key,
+                        claimed,
+                        was,
+                        actor,
+                        "kill abandoned: snapshot failed",
+                        &err.to_string(),
+                    )
+                    .await?;
                     return Err(err);
                 }
                 Err(err) => {
@@ -88,16 +90,43 @@ impl Sandman {
                 })
             }
             Err(err) => {
-                let back =
-                    SessionWrite::following(key, claimed, actor, format!("kill failed: {}", err.kind()), self.now())
-                        .event(SessionEvent::Failed)
-                        .changes(SessionChanges {
-                            last_error: Some(Some(err.to_string())),
-                            ..SessionChanges::default()
-                        });
-                self.settle(back).await?;
+                let cause = format!("kill failed: {}", err.kind());
+                self.abandon_kill(key, claimed, was, actor, &cause, &err.to_string())
+                    .await?;
                 Err(err.into())
             }
         }
+    }
+
+    /// Rolls a STOPPING session back to the state it was killed from: `FAILED` returns it to RUNNING,
+    /// and a sandbox that was paused (and that E2B did not kill) is recorded as PAUSED again.
+    async fn abandon_kill(
+        &self,
+        key: &ProjectKey,
+        claimed: Written,
+        was: Option<SessionState>,
+        actor: Actor,
+        cause: &str,
+        error: &str,
+    ) -> Result<(), Error> {
+        let back = SessionWrite::following(key, claimed, actor, cause, self.now())
+            .event(SessionEvent::Failed)
+            .changes(SessionChanges {
+                last_error: Some(Some(error.to_string())),
+                ..SessionChanges::default()
+            });
+        let written = self.settle(back).await?;
+        if was == Some(SessionState::Paused) {
+            let paused = SessionWrite::following(
+                key,
+                written,
+                actor,
+                "kill abandoned; the sandbox is still paused",
+                self.now(),
+            )
+            .event(SessionEvent::Paused);
+            self.settle(paused).await?;
+        }
+        Ok(())
     }
 }
