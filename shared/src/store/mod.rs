@@ -34,12 +34,6 @@ pub enum Consistency {
     Strong,
 }
 
-impl Consistency {
-    fn strong(self) -> bool {
-        self == Consistency::Strong
-    }
-}
-
 #[derive(Clone)]
 pub struct Store {
     client: Client,

@@ -81,19 +81,10 @@ impl Store {
         key: &ProjectKey,
         consistency: Consistency,
     ) -> Result<Option<ProjectRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::project_pk(key)))
-            .key("sk", s(keys::PROJECT_SK))
-            .consistent_read(consistency.strong())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_read(out.consumed_capacity());
-        out.item.map(project_record).transpose()
+        let item = self
+            .item(keys::project_pk(key), keys::PROJECT_SK.to_string(), consistency)
+            .await?;
+        item.map(project_record).transpose()
     }
 
     pub async fn list_projects(

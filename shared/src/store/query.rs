@@ -33,6 +33,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// One item by its key, its capacity recorded.
+    pub(crate) async fn item(
+        &self,
+        pk: String,
+        sk: String,
+        consistency: super::Consistency,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
+            .consistent_read(consistency == super::Consistency::Strong)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        Ok(out.item)
+    }
+}
+
 pub(crate) fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }

@@ -9,7 +9,7 @@ use super::expr::{n, s};
 use super::items::{Item, snapshot};
 use super::query::{number, project_key};
 use super::time_ms::{from_ms, to_ms};
-use super::{Cursor, Page, Store, StoreError, keys};
+use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 
 /// A project the prune index says is due for a retention pass.
@@ -82,19 +82,10 @@ impl Store {
     }
 
     pub async fn get_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Option<Snapshot>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::project_pk(key)))
-            .key("sk", s(keys::snapshot_sk(id)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_read(out.consumed_capacity());
-        out.item.map(snapshot).transpose()
+        let item = self
+            .item(keys::project_pk(key), keys::snapshot_sk(id), Consistency::Strong)
+            .await?;
+        item.map(snapshot).transpose()
     }
 
     /// A project's snapshots, newest first (snapshot ids are ULIDs).
