@@ -57,6 +57,18 @@ class ProbeHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def peak_rss_mib(pid):
+    """The process's peak resident memory so far (Linux `VmHWM`), in MiB; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
 def measure_once(probe, binary, env):
     probe.arm()
     started = time.perf_counter()
@@ -71,7 +83,7 @@ def measure_once(probe, binary, env):
                 return None, f"exited with {process.returncode} before asking for an event: {stderr[-500:]}"
             if time.perf_counter() > deadline:
                 return None, f"did not ask for an event within {RUN_TIMEOUT_S:.0f} s"
-        return (probe.asked_at - started) * 1000.0, None
+        return ((probe.asked_at - started) * 1000.0, peak_rss_mib(process.pid)), None
     finally:
         probe.release.set()
         if process.poll() is None:
@@ -97,21 +109,26 @@ def main():
         run_env = dict(env, AWS_LAMBDA_FUNCTION_NAME=f"sandman-{name}")
         run_env.setdefault("AWS_LAMBDA_LOG_STREAM_NAME", "measure")
         run_env.setdefault("AWS_LAMBDA_LOG_GROUP_NAME", f"/sandman/measure/{name}")
-        samples, error = [], None
+        samples, rss, error = [], [], None
         for _ in range(args.runs):
-            ms, error = measure_once(probe, binary, run_env)
+            measured, error = measure_once(probe, binary, run_env)
             if error:
                 break
-            samples.append(ms)
+            samples.append(measured[0])
+            if measured[1] is not None:
+                rss.append(measured[1])
         if error:
             failed = True
             results[name] = {"error": error}
             print(f"    {name:<16} FAILED: {error}")
         else:
             median = statistics.median(samples)
-            results[name] = {"median_ms": round(median, 2), "samples_ms": [round(s, 2) for s in samples]}
+            peak = max(rss) if rss else None
+            results[name] = {"median_ms": round(median, 2), "samples_ms": [round(s, 2) for s in samples],
+                             "peak_rss_mib": round(peak, 1) if peak is not None else None}
+            memory = f", peak RSS {peak:.1f} MiB" if peak is not None else ""
             print(f"    {name:<16} {median:8.1f} ms median over {len(samples)} runs "
-                  f"(min {min(samples):.1f}, max {max(samples):.1f})")
+                  f"(min {min(samples):.1f}, max {max(samples):.1f}){memory}")
     probe.shutdown()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
