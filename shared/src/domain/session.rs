@@ -17,16 +17,6 @@ pub struct Usage {
     pub memory_mb_seconds: f64,
 }
 
-impl Usage {
-    pub fn plus(self, other: Usage) -> Usage {
-        Usage {
-            run_seconds: self.run_seconds + other.run_seconds,
-            vcpu_seconds: self.vcpu_seconds + other.vcpu_seconds,
-            memory_mb_seconds: self.memory_mb_seconds + other.memory_mb_seconds,
-        }
-    }
-}
-
 /// The one sandbox a project is using now, and how it got into its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {

@@ -1,6 +1,6 @@
 use std::error::Error as StdError;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::items::ProjectRecord;
 use crate::domain::Refusal;
@@ -42,4 +42,9 @@ impl StoreError {
             retryable: false,
         }
     }
+}
+
+/// Whether DynamoDB refused a write because its condition did not hold (any operation).
+pub(crate) fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
 }

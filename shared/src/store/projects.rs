@@ -1,6 +1,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use time::OffsetDateTime;
 
+use super::error::condition_failed;
 use super::expr::{Expr, n, s};
 use super::items::{ProjectRecord, project_record};
 use super::query::{number, project_key, text};
@@ -120,13 +121,7 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound)
-            }
+            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }

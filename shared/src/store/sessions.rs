@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+use super::error::condition_failed;
 use super::expr::{Expr, n, s};
 use super::items::{Item, ProjectRecord, project_record};
 use super::query::{number, project_key, text};
@@ -404,13 +405,7 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+use super::error::condition_failed;
 use super::expr::{n, s};
 use super::items::{Item, snapshot};
 use super::query::{number, project_key};
@@ -140,13 +141,7 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 snapshot(out.attributes.unwrap_or_default())
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound)
-            }
+            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -249,13 +244,7 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound)
-            }
+            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -289,13 +278,7 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
