@@ -6,6 +6,8 @@ SANDMAN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SANDMAN_CACHE="${SANDMAN_CACHE:-$SANDMAN_ROOT/.cache}"
 SANDMAN_LOGS="$SANDMAN_CACHE/logs"
 export SANDMAN_ROOT SANDMAN_CACHE SANDMAN_LOGS
+# Every script writes its logs here, from its first step on a bare machine.
+mkdir -p "$SANDMAN_LOGS"
 
 if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
   _c_bold=$'\e[1m' _c_red=$'\e[31m' _c_green=$'\e[32m' _c_yellow=$'\e[33m' _c_off=$'\e[0m'

@@ -11,6 +11,16 @@ pub struct IdlePolicy {
     pub snapshot_on_idle: bool,
 }
 
+impl IdlePolicy {
+    /// How often a heartbeat is written: the idle deadline only needs this precision, so it
+    /// follows the idle timeout (an eighth of it, from 30 s to 5 minutes) and never exceeds a
+    /// quarter of it, so a session is never paused while a recent heartbeat is still unwritten.
+    pub fn heartbeat_interval(&self) -> Duration {
+        let eighth = (self.idle_timeout / 8).clamp(Duration::from_secs(30), Duration::from_secs(300));
+        eighth.min(self.idle_timeout / 4)
+    }
+}
+
 impl Default for IdlePolicy {
     fn default() -> Self {
         Self {
@@ -66,5 +76,30 @@ pub struct Project {
 impl Project {
     pub fn key(&self) -> ProjectKey {
         ProjectKey::new(self.team_id.clone(), self.project_id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(idle_secs: u64) -> u64 {
+        IdlePolicy {
+            idle_timeout: Duration::from_secs(idle_secs),
+            snapshot_on_idle: false,
+        }
+        .heartbeat_interval()
+        .as_secs()
+    }
+
+    #[test]
+    fn heartbeat_interval_follows_the_idle_timeout() {
+        assert_eq!(interval(60), 15, "a quarter when the 30 s floor would exceed it");
+        assert_eq!(interval(600), 75, "an eighth in the middle");
+        assert_eq!(interval(3600), 300, "capped at 5 minutes");
+        assert_eq!(interval(200), 30, "the 30 s floor");
+        for idle in [1, 10, 60, 119, 120, 600, 86_400] {
+            assert!(interval(idle) * 4 <= idle, "never more than a quarter of {idle}s");
+        }
     }
 }
