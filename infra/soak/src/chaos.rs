@@ -1,0 +1,236 @@
+//! The fault table and the actor that draws from it. Each entry turns one kind of misbehaviour on
+//! for a burst; every step the previous bursts end and new ones begin. A new fault (say the
+//! emulator's "applied, then failed") is one more entry here.
+
+use std::time::Duration;
+
+use e2b_emulator::{Fault, Route, WebhookFaults};
+
+use crate::dynamo_faults::DynamoFault;
+use crate::fleet::Fleet;
+use crate::ledger::Ledger;
+
+/// Percent of invocations (API requests, webhook deliveries, ticks) cut short at a random await,
+/// as a Lambda that reaches its deadline is.
+pub const ABANDON_PERCENT: u32 = 4;
+
+/// The E2B routes Sandman calls, all of which may fail.
+const ROUTES: [Route; 11] = [
+    Route::CreateSandbox,
+    Route::GetSandbox,
+    Route::ListSandboxes,
+    Route::PauseSandbox,
+    Route::ConnectSandbox,
+    Route::ResumeSandbox,
+    Route::SetTimeout,
+    Route::KillSandbox,
+    Route::CreateSnapshot,
+    Route::ListSnapshots,
+    Route::DeleteSnapshot,
+];
+
+type Inject = fn(&Fleet, &mut fastrand::Rng) -> String;
+
+pub struct FaultEntry {
+    pub name: &'static str,
+    pub weight: u32,
+    pub inject: Inject,
+}
+
+fn route(rng: &mut fastrand::Rng) -> Route {
+    ROUTES[rng.usize(0..ROUTES.len())]
+}
+
+pub const FAULT_TABLE: &[FaultEntry] = &[
+    FaultEntry {
+        name: "e2b.5xx-before-applied",
+        weight: 6,
+        inject: |fleet, rng| {
+            let (route, status) = (route(rng), [500, 502, 503][rng.usize(0..3)]);
+            let fault = Fault {
+                fail_next: rng.u32(1..4),
+                error_status: status,
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?} {status}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.error-rate",
+        weight: 3,
+        inject: |fleet, rng| {
+            let route = route(rng);
+            let fault = Fault {
+                error_rate: 0.3,
+                error_status: 503,
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.429-burst",
+        weight: 3,
+        inject: |fleet, rng| {
+            let route = route(rng);
+            let fault = Fault {
+                rate_limit_burst: rng.u32(1..4),
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.latency",
+        weight: 3,
+        inject: |fleet, rng| {
+            let route = route(rng);
+            let fault = Fault {
+                latency: Duration::from_millis(rng.u64(100..800)),
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.list-fails",
+        weight: 2,
+        inject: |fleet, _| {
+            let fault = Fault {
+                fail_next: 3,
+                error_status: 503,
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(Route::ListSandboxes, fault);
+            "ListSandboxes".into()
+        },
+    },
+    FaultEntry {
+        name: "webhook.drop",
+        weight: 3,
+        inject: |fleet, rng| {
+            let n = rng.u32(1..6);
+            fleet.emulator.set_webhook_faults(WebhookFaults {
+                drop_next: n,
+                ..WebhookFaults::default()
+            });
+            format!("{n}")
+        },
+    },
+    FaultEntry {
+        name: "webhook.duplicate",
+        weight: 2,
+        inject: |fleet, _| {
+            fleet.emulator.set_webhook_faults(WebhookFaults {
+                duplicate: true,
+                ..WebhookFaults::default()
+            });
+            String::new()
+        },
+    },
+    FaultEntry {
+        name: "webhook.reorder",
+        weight: 2,
+        inject: |fleet, rng| {
+            fleet.emulator.set_webhook_faults(WebhookFaults {
+                reorder: true,
+                delay: Duration::from_millis(rng.u64(100..500)),
+                ..WebhookFaults::default()
+            });
+            String::new()
+        },
+    },
+    FaultEntry {
+        name: "webhook.delay",
+        weight: 2,
+        inject: |fleet, rng| {
+            fleet.emulator.set_webhook_faults(WebhookFaults {
+                delay: Duration::from_millis(rng.u64(200..1500)),
+                ..WebhookFaults::default()
+            });
+            String::new()
+        },
+    },
+    FaultEntry {
+        name: "dynamodb.throttle",
+        weight: 3,
+        inject: |fleet, _| {
+            fleet.chaos.set(DynamoFault::Throttle, 30);
+            String::new()
+        },
+    },
+    FaultEntry {
+        name: "dynamodb.transaction-conflict",
+        weight: 3,
+        inject: |fleet, _| {
+            fleet.chaos.set(DynamoFault::TransactionConflict, 150);
+            String::new()
+        },
+    },
+    FaultEntry {
+        name: "dynamodb.applied-then-500",
+        weight: 2,
+        inject: |fleet, _| {
+            fleet.chaos.set(DynamoFault::AppliedThen500, 40);
+            String::new()
+        },
+    },
+];
+
+/// Turns every fault off: what the run ends with before the quiescence checks.
+pub fn all_off(fleet: &Fleet) {
+    fleet.emulator.clear_faults();
+    fleet.emulator.set_webhook_faults(WebhookFaults::default());
+    fleet.chaos.off();
+}
+
+/// One chaos step: the last step's bursts end (mostly), one or two new ones begin.
+pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger) {
+    if rng.bool() {
+        all_off(fleet);
+    }
+    let total: u32 = FAULT_TABLE.iter().map(|f| f.weight).sum();
+    for _ in 0..rng.usize(1..3) {
+        let mut pick = rng.u32(0..total);
+        let entry = FAULT_TABLE
+            .iter()
+            .find(|f| {
+                if pick < f.weight {
+                    true
+                } else {
+                    pick -= f.weight;
+                    false
+                }
+            })
+            .expect("the weights cover the pick");
+        let detail = (entry.inject)(fleet, rng);
+        ledger.fault(&format!("burst {}", entry.name));
+        let _ = detail;
+    }
+}
+
+/// Runs `invocation` as Lambda would, sometimes cutting it at a random await (its deadline).
+/// `None` when it was cut.
+pub async fn invoke<T>(
+    rng: &mut fastrand::Rng,
+    ledger: &Ledger,
+    what: &str,
+    invocation: impl std::future::Future<Output = T>,
+    abandonable: bool,
+) -> Option<T> {
+    if !abandonable || rng.u32(0..100) >= ABANDON_PERCENT {
+        return Some(invocation.await);
+    }
+    let deadline = Duration::from_millis(rng.u64(1..250));
+    match tokio::time::timeout(deadline, invocation).await {
+        Ok(done) => Some(done),
+        Err(_) => {
+            ledger.fault(&format!("lambda.{what}-abandoned"));
+            None
+        }
+    }
+}

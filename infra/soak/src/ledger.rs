@@ -1,0 +1,82 @@
+//! What the soak saw: operations by kind and answer, faults injected by kind, and invariant
+//! violations by kind with a few examples each.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+const EXAMPLES_PER_KIND: usize = 5;
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    inner: Mutex<Books>,
+}
+
+#[derive(Debug, Default)]
+struct Books {
+    operations: BTreeMap<String, u64>,
+    faults: BTreeMap<String, u64>,
+    violations: BTreeMap<&'static str, Vec<Violation>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub project: String,
+    pub seen: String,
+}
+
+impl Ledger {
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One operation, by kind and outcome (e.g. `open` / `200 already-running`).
+    pub fn operation(&self, kind: &str, outcome: &str) {
+        *self
+            .books()
+            .operations
+            .entry(format!("{kind:<18} {outcome}"))
+            .or_default() += 1;
+    }
+
+    pub fn fault(&self, kind: &str) {
+        *self.books().faults.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    pub fn violation(&self, kind: &'static str, project: impl Into<String>, seen: impl Into<String>) {
+        self.books().violations.entry(kind).or_default().push(Violation {
+            project: project.into(),
+            seen: seen.into(),
+        });
+    }
+
+    pub fn violation_count(&self) -> usize {
+        self.books().violations.values().map(Vec::len).sum()
+    }
+
+    pub fn operation_count(&self) -> u64 {
+        self.books().operations.values().sum()
+    }
+
+    pub fn report(&self) -> String {
+        let books = self.books();
+        let mut out = String::new();
+        let _ = writeln!(out, "operations ({}):", books.operations.values().sum::<u64>());
+        for (kind, count) in &books.operations {
+            let _ = writeln!(out, "  {count:>7}  {kind}");
+        }
+        let _ = writeln!(out, "faults injected ({}):", books.faults.values().sum::<u64>());
+        for (kind, count) in &books.faults {
+            let _ = writeln!(out, "  {count:>7}  {kind}");
+        }
+        let total: usize = books.violations.values().map(Vec::len).sum();
+        let _ = writeln!(out, "invariant violations ({total}):");
+        for (kind, found) in &books.violations {
+            let _ = writeln!(out, "  {:>7}  {kind}", found.len());
+            for example in found.iter().take(EXAMPLES_PER_KIND) {
+                let _ = writeln!(out, "             {}: {}", example.project, example.seen);
+            }
+        }
+        out
+    }
+}
