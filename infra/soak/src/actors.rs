@@ -351,10 +351,10 @@ impl Soak {
         }
     }
 
-    pub async fn chaos_actor(self: Arc<Self>, mut rng: fastrand::Rng) {
+    pub async fn chaos_actor(self: Arc<Self>, mut rng: fastrand::Rng, skip: Vec<String>) {
         while !self.stopping() {
             tokio::time::sleep(Duration::from_millis(rng.u64(300..1200))).await;
-            chaos::step(&self.fleet, &mut rng, &self.ledger);
+            chaos::step(&self.fleet, &mut rng, &self.ledger, &skip);
         }
         chaos::all_off(&self.fleet);
     }

@@ -189,14 +189,18 @@ pub fn all_off(fleet: &Fleet) {
 }
 
 /// One chaos step: the last step's bursts end (mostly), one or two new ones begin.
-pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger) {
+pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[String]) {
     if rng.bool() {
         all_off(fleet);
     }
-    let total: u32 = FAULT_TABLE.iter().map(|f| f.weight).sum();
+    let table: Vec<&FaultEntry> = FAULT_TABLE.iter().filter(|f| !skip.iter().any(|s| s == f.name)).collect();
+    let total: u32 = table.iter().map(|f| f.weight).sum();
+    if total == 0 {
+        return;
+    }
     for _ in 0..rng.usize(1..3) {
         let mut pick = rng.u32(0..total);
-        let entry = FAULT_TABLE
+        let entry = table
             .iter()
             .find(|f| {
                 if pick < f.weight {
@@ -207,9 +211,8 @@ pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger) {
                 }
             })
             .expect("the weights cover the pick");
-        let detail = (entry.inject)(fleet, rng);
-        ledger.fault(&format!("burst {}", entry.name));
-        let _ = detail;
+        let target = (entry.inject)(fleet, rng);
+        ledger.fault(&format!("burst {} {target}", entry.name).trim_end().to_owned());
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Plan {
     pub instances: usize,
     /// Concurrent API callers.
     pub workers: usize,
+    /// Fault-table entries (by name, e.g. `dynamodb.transaction-conflict`) left out of this run.
+    pub skip_faults: Vec<String>,
 }
 
 pub struct Outcome {
@@ -59,7 +61,7 @@ pub async fn run(plan: &Plan) -> Outcome {
         actors.spawn(soak.clone().tick_actor(rng.fork(), tick, every));
     }
     actors.spawn(soak.clone().clock_actor(rng.fork()));
-    actors.spawn(soak.clone().chaos_actor(rng.fork()));
+    actors.spawn(soak.clone().chaos_actor(rng.fork(), plan.skip_faults.clone()));
     let deadline = tokio::time::sleep(plan.duration);
     tokio::pin!(deadline);
     tokio::select! {
@@ -102,13 +104,18 @@ pub async fn run(plan: &Plan) -> Outcome {
     }
 
     let mut report = format!(
-        "soak: seed {} · {} projects · {} instances per function · {} workers · ran {:.1}s ({} operations)\n",
+        "soak: seed {} · {} projects · {} instances per function · {} workers · ran {:.1}s ({} operations){}\n",
         plan.seed,
         plan.projects,
         plan.instances,
         plan.workers,
         ran_for.as_secs_f64(),
         ledger.operation_count(),
+        if plan.skip_faults.is_empty() {
+            String::new()
+        } else {
+            format!(" · without {}", plan.skip_faults.join(", "))
+        },
     );
     report.push_str(&ledger.report());
     report.push_str(&format!(

@@ -1,4 +1,5 @@
-//! `sandman-soak --seed N --projects N --operations N --seconds N [--instances N] [--workers N]`:
+//! `sandman-soak --seed N --projects N --operations N --seconds N [--instances N] [--workers N]
+//! [--skip-fault NAME]...`:
 //! runs the soak once, prints its figures (stderr), exits 1 on any invariant violation.
 
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use sandman_soak::Plan;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: sandman-soak [--seed N] [--projects N] [--operations N] [--seconds N] [--instances N] [--workers N]\n\
+        "usage: sandman-soak [--seed N] [--projects N] [--operations N] [--seconds N] [--instances N] [--workers N] [--skip-fault NAME]...\n\
          needs AWS_ENDPOINT_URL_DYNAMODB (scripts/soak starts DynamoDB Local and sets it)"
     );
     ExitCode::from(2)
@@ -22,10 +23,16 @@ fn parse(args: &[String]) -> Option<Plan> {
         duration: Duration::from_secs(60),
         instances: 3,
         workers: 16,
+        skip_faults: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
-        let value: u64 = args.next()?.parse().ok()?;
+        let text = args.next()?;
+        if flag == "--skip-fault" {
+            plan.skip_faults.push(text.clone());
+            continue;
+        }
+        let value: u64 = text.parse().ok()?;
         match flag.as_str() {
             "--seed" => plan.seed = value,
             "--projects" => plan.projects = usize::try_from(value).ok()?.max(1),
