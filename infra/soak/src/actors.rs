@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
-use http::{Method, Request, StatusCode, header};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use tower::ServiceExt;
 
 use crate::chaos;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Reply};
 use crate::invariants;
 use crate::ledger::Ledger;
 use crate::model::Model;
@@ -23,11 +21,6 @@ pub struct Soak {
     pub model: Model,
     stop: AtomicBool,
     ops_left: AtomicI64,
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub json: Value,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +56,8 @@ const OPS: [(Op, u32); 13] = [
     (Op::DeleteProject, 1),
 ];
 
+const MAX_TICKS_IN_FLIGHT: usize = 2;
+
 #[derive(Debug, Clone, Copy)]
 pub enum Tick {
     Enforce,
@@ -91,9 +86,13 @@ impl Soak {
 
     /// Registers every project before the actors start, so most operations find one.
     pub async fn register_all(&self, rng: &mut fastrand::Rng) {
-        for index in 0..self.model.projects.len() {
-            self.settings(rng, index, false).await;
-        }
+        use futures::StreamExt;
+        let rngs: Vec<_> = (0..self.model.projects.len()).map(|_| rng.fork()).collect();
+        futures::stream::iter(rngs.into_iter().enumerate())
+            .for_each_concurrent(16, |(index, mut rng)| async move {
+                self.settings(&mut rng, index, false).await
+            })
+            .await;
     }
 
     pub async fn call(
@@ -104,26 +103,8 @@ impl Soak {
         path: &str,
         body: Option<Value>,
     ) -> Option<Reply> {
-        let router = self.fleet.apis[rng.usize(0..self.fleet.apis.len())].clone();
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.fleet.token));
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let request = request
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .expect("a request");
-        let answer = async move {
-            let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap_or_default();
-            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Reply { status, json }
-        };
+        let instance = rng.usize(0..self.fleet.apis.len());
+        let answer = self.fleet.api(instance, method, path, body);
         let Some(reply) = chaos::invoke(rng, &self.ledger, "api", answer, true).await else {
             self.ledger.operation(kind, "abandoned");
             return None;
@@ -296,15 +277,20 @@ impl Soak {
         }
     }
 
+    /// Ticks of one kind on a jittered timer, overlapping each other (a slow tick does not hold
+    /// the next one back, as with EventBridge), but at most `MAX_TICKS_IN_FLIGHT` at once.
     pub async fn tick_actor(self: Arc<Self>, mut rng: fastrand::Rng, tick: Tick, every: Duration) {
         let mut running = JoinSet::new();
         while !self.stopping() {
             let jitter = rng.u64(0..=every.as_millis() as u64);
             tokio::time::sleep(every / 2 + Duration::from_millis(jitter / 2)).await;
+            while running.try_join_next().is_some() {}
+            if running.len() >= MAX_TICKS_IN_FLIGHT {
+                continue;
+            }
             let soak = self.clone();
             let mut tick_rng = rng.fork();
             running.spawn(async move { soak.tick(&mut tick_rng, tick, true).await });
-            while running.try_join_next().is_some() {}
         }
         while running.join_next().await.is_some() {}
     }

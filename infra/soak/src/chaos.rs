@@ -193,7 +193,10 @@ pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[Str
     if rng.bool() {
         all_off(fleet);
     }
-    let table: Vec<&FaultEntry> = FAULT_TABLE.iter().filter(|f| !skip.iter().any(|s| s == f.name)).collect();
+    let table: Vec<&FaultEntry> = FAULT_TABLE
+        .iter()
+        .filter(|f| !skip.iter().any(|s| s == f.name))
+        .collect();
     let total: u32 = table.iter().map(|f| f.weight).sum();
     if total == 0 {
         return;

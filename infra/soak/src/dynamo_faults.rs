@@ -23,6 +23,15 @@ pub struct DynamoChaos {
     conflict: AtomicU32,
     applied_then_500: AtomicU32,
     rng: std::sync::Mutex<Option<fastrand::Rng>>,
+    armed: std::sync::Mutex<Vec<Armed>>,
+}
+
+/// A fault a deterministic test asked for: the request of `operation` after `skip` others fails.
+#[derive(Debug)]
+struct Armed {
+    operation: &'static str,
+    skip: u32,
+    fault: DynamoFault,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +69,22 @@ impl DynamoChaos {
         self.enabled.store(true, Ordering::Relaxed);
     }
 
+    /// Fails the `skip + 1`-th next request of `operation` (e.g. `TransactWriteItems`) with `fault`.
+    pub fn arm(&self, operation: &'static str, skip: u32, fault: DynamoFault) {
+        let mut armed = self.armed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        armed.push(Armed { operation, skip, fault });
+    }
+
+    fn take_armed(&self, operation: &str) -> Option<DynamoFault> {
+        let mut armed = self.armed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = armed.iter().position(|a| a.operation == operation)?;
+        if armed[index].skip > 0 {
+            armed[index].skip -= 1;
+            return None;
+        }
+        Some(armed.remove(index).fault)
+    }
+
     pub fn off(&self) {
         self.enabled.store(false, Ordering::Relaxed);
         for slot in [&self.throttle, &self.conflict, &self.applied_then_500] {
@@ -77,6 +102,9 @@ impl DynamoChaos {
     }
 
     fn pick(&self, operation: &str) -> Option<DynamoFault> {
+        if let Some(fault) = self.take_armed(operation) {
+            return Some(fault);
+        }
         if !self.enabled.load(Ordering::Relaxed) {
             return None;
         }

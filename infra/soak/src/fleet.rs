@@ -120,6 +120,36 @@ impl Fleet {
         )
     }
 
+    /// One request to API instance `instance`, with the soak's token.
+    pub fn api(
+        &self,
+        instance: usize,
+        method: http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> impl Future<Output = Reply> + use<> {
+        let router = self.apis[instance].clone();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("a request");
+        async move {
+            let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            Reply { status, json }
+        }
+    }
+
     /// Moves Sandman's clock and E2B's together (the emulator applies its expiries).
     pub async fn advance(&self, by: Duration) {
         self.clock.advance(by);
@@ -156,6 +186,12 @@ impl Fleet {
             .await
             .expect("the soak's webhook registers");
     }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub json: serde_json::Value,
 }
 
 #[derive(Clone)]

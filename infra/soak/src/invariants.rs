@@ -6,8 +6,7 @@ use http::StatusCode;
 use sandman::domain::SnapshotId;
 use time::OffsetDateTime;
 
-use crate::actors::Reply;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Reply};
 use crate::ledger::Ledger;
 use crate::model::Model;
 
