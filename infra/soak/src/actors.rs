@@ -105,7 +105,10 @@ impl Soak {
     ) -> Option<Reply> {
         let instance = rng.usize(0..self.fleet.apis.len());
         let answer = self.fleet.api(instance, method, path, body);
-        let Some(reply) = chaos::invoke(rng, &self.ledger, "api", answer, true).await else {
+        let started = std::time::Instant::now();
+        let reply = chaos::invoke(rng, &self.ledger, "api", answer, true).await;
+        self.ledger.timing(kind, started.elapsed());
+        let Some(reply) = reply else {
             self.ledger.operation(kind, "abandoned");
             return None;
         };
@@ -302,6 +305,7 @@ impl Soak {
 
     pub async fn tick(&self, rng: &mut fastrand::Rng, tick: Tick, abandonable: bool) {
         let sandman = &self.fleet.jobs[rng.usize(0..self.fleet.jobs.len())];
+        let started = std::time::Instant::now();
         let (name, outcome) = match tick {
             Tick::Enforce => {
                 let run = sandman_idle_enforcer::run(sandman, &Value::Null);
@@ -326,6 +330,7 @@ impl Soak {
             Some(false) => "failed",
         };
         self.ledger.operation(name, outcome);
+        self.ledger.timing(name, started.elapsed());
     }
 
     /// Emulated time runs far faster than real time: idle timeouts, leases and the stuck

@@ -215,7 +215,7 @@ pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[Str
             })
             .expect("the weights cover the pick");
         let target = (entry.inject)(fleet, rng);
-        ledger.fault(&format!("burst {} {target}", entry.name).trim_end().to_owned());
+        ledger.fault(format!("burst {} {target}", entry.name).trim_end());
     }
 }
 

@@ -231,3 +231,30 @@ fn error_response(status: u16, error_type: &str, message: &str, conflict_items: 
         .insert("content-type", "application/x-amz-json-1.0");
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_armed_fault_skips_then_fires_once_and_only_for_its_operation() {
+        let chaos = DynamoChaos::new(1);
+        chaos.arm("TransactWriteItems", 1, DynamoFault::TransactionConflict);
+        assert!(chaos.pick("GetItem").is_none());
+        assert!(chaos.pick("TransactWriteItems").is_none());
+        assert!(matches!(
+            chaos.pick("TransactWriteItems"),
+            Some(DynamoFault::TransactionConflict)
+        ));
+        assert!(chaos.pick("TransactWriteItems").is_none());
+    }
+
+    #[test]
+    fn rates_fire_only_while_on() {
+        let chaos = DynamoChaos::new(1);
+        chaos.set(DynamoFault::Throttle, 1000);
+        assert!(matches!(chaos.pick("Query"), Some(DynamoFault::Throttle)));
+        chaos.off();
+        assert!(chaos.pick("Query").is_none());
+    }
+}

@@ -15,6 +15,8 @@ pub struct Ledger {
 #[derive(Debug, Default)]
 struct Books {
     operations: BTreeMap<String, u64>,
+    /// Real time spent per operation kind: count, total, longest.
+    timings: BTreeMap<String, (u64, std::time::Duration, std::time::Duration)>,
     faults: BTreeMap<String, u64>,
     violations: BTreeMap<&'static str, Vec<Violation>>,
 }
@@ -37,6 +39,14 @@ impl Ledger {
             .operations
             .entry(format!("{kind:<18} {outcome}"))
             .or_default() += 1;
+    }
+
+    pub fn timing(&self, kind: &str, took: std::time::Duration) {
+        let mut books = self.books();
+        let entry = books.timings.entry(kind.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += took;
+        entry.2 = entry.2.max(took);
     }
 
     pub fn fault(&self, kind: &str) {
@@ -64,6 +74,15 @@ impl Ledger {
         let _ = writeln!(out, "operations ({}):", books.operations.values().sum::<u64>());
         for (kind, count) in &books.operations {
             let _ = writeln!(out, "  {count:>7}  {kind}");
+        }
+        let _ = writeln!(out, "real time per operation (mean / longest):");
+        for (kind, (count, total, longest)) in &books.timings {
+            let mean = total.as_secs_f64() * 1000.0 / (*count).max(1) as f64;
+            let _ = writeln!(
+                out,
+                "  {kind:<18} {mean:>8.0} ms / {:>6.0} ms",
+                longest.as_secs_f64() * 1000.0
+            );
         }
         let _ = writeln!(out, "faults injected ({}):", books.faults.values().sum::<u64>());
         for (kind, count) in &books.faults {
