@@ -83,14 +83,24 @@ pub async fn restored_from(fleet: &Fleet, ledger: &Ledger, index: usize, snapsho
     let Ok(Some(row)) = fleet.checker.get_snapshot(&fleet.key(&project), &id).await else {
         return;
     };
-    let made_from = fleet.emulator.sandbox(sandbox_id).map(|view| view.template_id);
-    if made_from.as_deref() != Some(row.e2b_snapshot_id.as_str()) {
+    // The row names the snapshot as E2B's API does (`team/name:tag`); a sandbox records the raw
+    // template behind it. A snapshot deleted since cannot be compared.
+    let Some(source) = fleet
+        .emulator
+        .snapshots()
+        .into_iter()
+        .find(|s| s.snapshot_id == row.e2b_snapshot_id || s.template_id == row.e2b_snapshot_id)
+    else {
+        return;
+    };
+    let made_from = fleet.emulator.sandbox(sandbox_id).and_then(|view| view.from_snapshot);
+    if made_from.as_deref() != Some(source.template_id.as_str()) {
         ledger.violation(
             RESTORE_OTHER_SOURCE,
             &project,
             format!(
-                "{snapshot} is E2B snapshot {}, but sandbox {sandbox_id} was made from {made_from:?}",
-                row.e2b_snapshot_id
+                "{snapshot} is E2B snapshot {} (template {}), but sandbox {sandbox_id} was made from {made_from:?}",
+                row.e2b_snapshot_id, source.template_id
             ),
         );
     }
