@@ -150,10 +150,14 @@ impl Fleet {
         }
     }
 
-    /// Moves Sandman's clock and E2B's together (the emulator applies its expiries).
+    /// Moves E2B's clock (the emulator applies its expiries) and Sandman's with it.
+    /// The emulator's clock also runs in real time; Sandman's follows it, so they never drift apart.
     pub async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
         self.emulator.advance_clock(by).await;
+        let lag = self.emulator.now() - self.clock.now();
+        if lag.is_positive() {
+            self.clock.advance(lag.unsigned_abs());
+        }
     }
 
     async fn serve_webhooks(&self, instances: Vec<Router>, seed: u64, ledger: Arc<Ledger>) {
