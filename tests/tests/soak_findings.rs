@@ -60,6 +60,7 @@ async fn a_transaction_conflict_after_the_create_is_retried_not_a_500_nor_a_stra
         running.first(),
         "the table records the sandbox E2B runs"
     );
+    assert_ne!(opened.status, StatusCode::INTERNAL_SERVER_ERROR, "{opened:?}");
 }
 
 /// DynamoDB throttles (or answers 500) past the SDK's three attempts. The API documents 503
