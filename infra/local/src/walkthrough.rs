@@ -122,17 +122,25 @@ impl<'a> Walkthrough<'a> {
             &status,
         )?;
         self.settle_webhooks().await;
-        let delivered = self.stack.emulator.as_ref().map_or(0, |e| {
-            e.deliveries()
-                .iter()
-                .filter(|d| {
-                    d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)
-                })
-                .count()
-        });
-        say(&format!(
-            "4. idle for 60 s: the enforcer paused it ({report}); E2B's `paused` webhook delivered {delivered}x and verified"
-        ));
+        let confirmed = match &self.stack.emulator {
+            Some(emulator) => {
+                let accepted = emulator
+                    .deliveries()
+                    .iter()
+                    .filter(|d| {
+                        d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)
+                    })
+                    .count();
+                self.check(
+                    accepted == 1,
+                    "E2B's `paused` webhook is delivered once and accepted",
+                    &json!({"accepted": accepted}),
+                )?;
+                "E2B's `paused` webhook delivered once and accepted"
+            }
+            None => "E2B's `paused` webhook goes to the deployed receiver",
+        };
+        say(&format!("4. idle for 60 s: the enforcer paused it ({report}); {confirmed}"));
 
         let woke = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
         self.check(woke["outcome"] == "woke", "activity wakes a paused sandbox", &woke)?;
