@@ -84,14 +84,15 @@ def _write_standins(folder: Path) -> None:
 
 
 def _pinned_specs(folder: Path) -> Path:
-    """A folder with E2B's specs as pinned, taken from this checkout's cache or ../shared/refs."""
+    """A folder with E2B's specs as pinned, from this checkout's cache or its local copy of them."""
     folder.mkdir()
     cache = Path(os.environ.get("SANDMAN_CACHE", REPO_ROOT / ".cache")) / "e2b-specs"
+    refs = Path(os.environ.get("SANDMAN_E2B_REFS", REPO_ROOT.parent / "shared" / "refs"))
     for line in SPECS.read_text().split("\n"):
         if not line.strip():
             continue
         digest, name = line.split()
-        for source in (cache / name, REPO_ROOT.parent / "shared" / "refs" / name):
+        for source in (cache / name, refs / name):
             if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() == digest:
                 shutil.copy(source, folder / name)
                 break

@@ -372,7 +372,13 @@ async fn one_tick_pauses_a_thousand_idle_sessions() {
 
     let fleet_size = FLEET as u64;
     assert_eq!(
-        (report.candidates, report.paused, report.failed, report.gone, report.deferred),
+        (
+            report.candidates,
+            report.paused,
+            report.failed,
+            report.gone,
+            report.deferred
+        ),
         (fleet_size, fleet_size, 0, 0, 0),
         "{report:?}"
     );
@@ -387,7 +393,9 @@ async fn one_tick_pauses_a_thousand_idle_sessions() {
     assert!(asked.values().all(|n| *n == 1), "each exactly once");
     assert!(sandboxes.iter().all(|(_, id)| asked.contains_key(id)));
     assert!(
-        sandboxes.iter().all(|(_, id)| e2b_state(&stack, id) == Some(E2bState::Paused)),
+        sandboxes
+            .iter()
+            .all(|(_, id)| e2b_state(&stack, id) == Some(E2bState::Paused)),
         "E2B holds every sandbox paused"
     );
     let stored: Vec<Option<SessionState>> = futures::stream::iter(&sandboxes)

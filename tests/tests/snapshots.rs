@@ -205,7 +205,8 @@ async fn deleting_a_snapshot_e2b_already_lost_still_removes_the_record() {
     stack.sandman.delete_snapshot(&key, &saved.snapshot_id).await.unwrap();
     let asked = stack.emulator.calls_to(Route::DeleteSnapshot);
     assert_eq!(asked.len(), 1, "Sandman asked E2B to delete it: {asked:?}");
-    assert!(asked[0].path.contains(&saved.e2b_snapshot_id), "{asked:?}");
+    let e2b_id = saved.e2b_snapshot_id.replace('/', "%2F");
+    assert!(asked[0].path.ends_with(&format!("/templates/{e2b_id}")), "{asked:?}");
     assert_eq!(asked[0].status, 404, "E2B no longer had it");
     assert!(
         stack.store().all_snapshots(&key).await.unwrap().is_empty(),

@@ -140,7 +140,11 @@ impl<'a> Walkthrough<'a> {
             }
             None => "E2B's `paused` webhook goes to the deployed receiver",
         };
-        say(&format!("4. idle for 60 s: the enforcer paused it ({report}); {confirmed}"));
+        self.check(report["paused"] == 1, "the enforcer's tick reports the pause", &report)?;
+        say(&format!(
+            "4. idle for 60 s: the enforcer's tick paused it (1 of {} idle); PAUSED, {confirmed}",
+            report["candidates"]
+        ));
 
         let woke = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
         self.check(woke["outcome"] == "woke", "activity wakes a paused sandbox", &woke)?;
@@ -190,8 +194,13 @@ impl<'a> Walkthrough<'a> {
             "retention keeps the newest snapshot, the one the sandbox runs from",
             &left,
         )?;
+        self.check(
+            pruned["snapshotsDeleted"] == 1,
+            "the pruner's tick reports the deletion",
+            &pruned,
+        )?;
         say(&format!(
-            "9. pruner tick ({pruned}): kept {auto}, deleted the older one"
+            "9. the pruner's tick deleted 1 snapshot (the older one) and kept {auto}"
         ));
 
         let log = self.expect(Method::GET, "/events", None, &[200]).await?;
