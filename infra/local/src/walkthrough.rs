@@ -140,10 +140,11 @@ impl<'a> Walkthrough<'a> {
             }
             None => "E2B's `paused` webhook goes to the deployed receiver",
         };
-        self.check(report["paused"] == 1, "the enforcer's tick reports the pause", &report)?;
+        let tick = &report["report"];
+        self.check(tick["paused"] == 1, "the enforcer's tick reports the pause", &report)?;
         say(&format!(
             "4. idle for 60 s: the enforcer's tick paused it (1 of {} idle); PAUSED, {confirmed}",
-            report["candidates"]
+            tick["candidates"]
         ));
 
         let woke = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
