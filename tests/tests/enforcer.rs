@@ -356,7 +356,8 @@ async fn one_tick_pauses_a_thousand_idle_sessions() {
     const FLEET: usize = 1_000;
     // A tick deadline no machine reaches: this asserts the work one tick does, not its speed
     // (`make bench` measures that, with E2B's pause latency).
-    let stack = stack(&[("TICK_DEADLINE_SECS", "3600")]).await;
+    let mut stack = stack(&[("TICK_DEADLINE_SECS", "3600")]).await;
+    stack.sandman.e2b = fleet::patient_accounts(&stack);
     let prototype = fleet::prototype(&stack).await;
     let sandboxes = fleet::sandboxes(&stack, "idle", FLEET).await;
     let idle_at = stack.clock.now() - MINUTE;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use sandman::domain::ProjectKey;
-use sandman::e2b::NewSandbox;
+use sandman::e2b::{ApiKey, E2bAccounts, E2bClient, E2bSettings, NewSandbox};
 use sandman::sandbox_metadata;
 use sandman::store::keys;
 use sandman_local::testkit::TestStack;
 use time::OffsetDateTime;
 
-use super::{MINUTE, e2b, running};
+use super::{MINUTE, running};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -40,9 +40,21 @@ pub async fn prototype(stack: &TestStack) -> Item {
     out.item.expect("the prototype exists")
 }
 
+/// The deployment's E2B account on a client with the production deadlines (30 s a call, four
+/// attempts): a fleet's thousand calls must not fail because a busy machine answers slowly.
+pub fn patient_accounts(stack: &TestStack) -> E2bAccounts {
+    let client = E2bClient::new(E2bSettings {
+        base_url: stack.emulator.base_url(),
+        ..E2bSettings::default()
+    })
+    .expect("E2B client");
+    let key = ApiKey::new(stack.emulator.api_key()).expect("key");
+    E2bAccounts::new(client, Some(key), Default::default())
+}
+
 /// `count` running sandboxes created in the emulator for projects `<prefix>-<i>`.
 pub async fn sandboxes(stack: &TestStack, prefix: &str, count: usize) -> Vec<(ProjectKey, String)> {
-    let e2b = e2b(stack);
+    let e2b = patient_accounts(stack).default_account().expect("a default account");
     futures::stream::iter(0..count)
         .map(|i| {
             let (e2b, key) = (e2b.clone(), stack.key(&format!("{prefix}-{i}")));
