@@ -9,6 +9,14 @@ export SANDMAN_ROOT SANDMAN_CACHE SANDMAN_LOGS
 # Every script writes its logs here, from its first step on a bare machine.
 mkdir -p "$SANDMAN_LOGS"
 
+# True under CI. One reading of `CI` everywhere (the Python tests read it the same way):
+# set and not empty, "0" or "false".
+is_ci() {
+  local ci="${CI:-}"
+  ci="${ci,,}"
+  [[ -n $ci && $ci != 0 && $ci != false ]]
+}
+
 if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
   _c_bold=$'\e[1m' _c_red=$'\e[31m' _c_green=$'\e[32m' _c_yellow=$'\e[33m' _c_off=$'\e[0m'
 else

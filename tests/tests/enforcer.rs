@@ -4,9 +4,12 @@
 #[path = "enforcer_kit/mod.rs"]
 mod kit;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use e2b_emulator::{Fault, Route, SandboxState as E2bState};
+use futures::StreamExt;
+use kit::fleet::{self, Seed};
 use kit::{MINUTE, e2b, e2b_state, event_into, pause_calls, record, running, same_shard, stack, state};
 use sandman::domain::{Actor, SessionState, SnapshotKind};
 
@@ -346,4 +349,66 @@ async fn the_scheduled_event_fixture_runs_a_tick() {
     assert_eq!(answer["task"], "enforce");
     assert_eq!(answer["report"]["paused"], 1);
     assert_eq!(state(&stack, &key).await, Some(SessionState::Paused));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tick_pauses_a_thousand_idle_sessions() {
+    const FLEET: usize = 1_000;
+    // A tick deadline no machine reaches: this asserts the work one tick does, not its speed
+    // (`make bench` measures that, with E2B's pause latency).
+    let mut stack = stack(&[("TICK_DEADLINE_SECS", "3600")]).await;
+    stack.sandman.e2b = fleet::patient_accounts(&stack);
+    let prototype = fleet::prototype(&stack).await;
+    let sandboxes = fleet::sandboxes(&stack, "idle", FLEET).await;
+    let idle_at = stack.clock.now() - MINUTE;
+    let seeds = sandboxes.iter().map(|(key, sandbox_id)| Seed {
+        key: key.clone(),
+        sandbox_id: sandbox_id.clone(),
+        idle_at,
+    });
+    fleet::seed(&stack, &prototype, seeds).await;
+    stack.emulator.clear_calls();
+
+    let report = stack.sandman.enforce_idle().await;
+
+    let fleet_size = FLEET as u64;
+    assert_eq!(
+        (
+            report.candidates,
+            report.paused,
+            report.failed,
+            report.gone,
+            report.deferred
+        ),
+        (fleet_size, fleet_size, 0, 0, 0),
+        "{report:?}"
+    );
+    assert!(!report.deadline_reached, "{report:?}");
+    let mut asked: BTreeMap<String, usize> = BTreeMap::new();
+    for call in stack.emulator.calls_to(Route::PauseSandbox) {
+        assert_eq!(call.status, 204, "{call:?}");
+        let sandbox = call.path.split('/').nth(2).expect("/sandboxes/{id}/pause").to_string();
+        *asked.entry(sandbox).or_default() += 1;
+    }
+    assert_eq!(asked.len(), FLEET, "E2B was asked to pause every idle sandbox");
+    assert!(asked.values().all(|n| *n == 1), "each exactly once");
+    assert!(sandboxes.iter().all(|(_, id)| asked.contains_key(id)));
+    assert!(
+        sandboxes
+            .iter()
+            .all(|(_, id)| e2b_state(&stack, id) == Some(E2bState::Paused)),
+        "E2B holds every sandbox paused"
+    );
+    let stored: Vec<Option<SessionState>> = futures::stream::iter(&sandboxes)
+        .map(|(key, _)| state(&stack, key))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let paused = stored.iter().filter(|s| **s == Some(SessionState::Paused)).count();
+    assert_eq!(paused, FLEET, "the table holds every session PAUSED");
+    assert_eq!(
+        state(&stack, &stack.key("prototype")).await,
+        Some(SessionState::Running),
+        "the session that is not idle yet still runs"
+    );
 }

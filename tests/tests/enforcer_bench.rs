@@ -13,28 +13,13 @@
 #[path = "enforcer_kit/mod.rs"]
 mod kit;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use e2b_emulator::{Fault, Route};
-use futures::StreamExt;
-use kit::{MINUTE, e2b, running, stack};
-use sandman::domain::ProjectKey;
-use sandman::e2b::NewSandbox;
-use sandman::sandbox_metadata;
+use kit::fleet::{Seed, prototype, sandboxes, seed};
+use kit::{MINUTE, stack};
 use sandman::store::keys;
 use sandman_local::testkit::TestStack;
-use time::OffsetDateTime;
-
-type Item = HashMap<String, AttributeValue>;
-
-/// One seeded session: which project, which sandbox, and when it becomes idle.
-struct Seed {
-    key: ProjectKey,
-    sandbox_id: String,
-    idle_at: OffsetDateTime,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark: run with --ignored --nocapture"]
@@ -106,27 +91,9 @@ async fn measured_tick(stack: &TestStack) -> (f64, u64, sandman::enforcer::TickR
 async fn pauses_with_latency(count: usize, latency: Duration) {
     let stack = stack(&[]).await;
     let prototype = prototype(&stack).await;
-    let e2b = e2b(&stack);
     let now = stack.clock.now();
     let started = Instant::now();
-    let sandboxes: Vec<(ProjectKey, String)> = futures::stream::iter(0..count)
-        .map(|i| {
-            let (e2b, key) = (e2b.clone(), stack.key(&format!("idle-{i}")));
-            async move {
-                let new = NewSandbox {
-                    template_id: "base".into(),
-                    timeout: Duration::from_secs(3600),
-                    auto_pause: true,
-                    metadata: sandbox_metadata::for_session(&key, "bench"),
-                    env_vars: Default::default(),
-                };
-                let sandbox = e2b.create_sandbox(&new).await.expect("sandbox created");
-                (key, sandbox.sandbox_id)
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
+    let sandboxes = sandboxes(&stack, "idle", count).await;
     let seeds = sandboxes.into_iter().map(|(key, sandbox_id)| Seed {
         key,
         sandbox_id,
@@ -180,75 +147,4 @@ async fn measured_reconcile(stack: &TestStack, label: &str) {
         report.repaired(),
         report.duration.as_secs_f64() * 1000.0
     );
-}
-
-/// The stored item of a real RUNNING session, made through Sandman: seeds copy its shape.
-async fn prototype(stack: &TestStack) -> Item {
-    let (key, _) = running(stack, "prototype", 10 * MINUTE, false).await;
-    let out = stack
-        .table
-        .client
-        .get_item()
-        .table_name(&stack.table.name)
-        .key("pk", AttributeValue::S(keys::project_pk(&key)))
-        .key("sk", AttributeValue::S(keys::PROJECT_SK.into()))
-        .send()
-        .await
-        .expect("prototype read");
-    out.item.expect("the prototype exists")
-}
-
-/// Writes the seeds with BatchWriteItem (25 items a call, 16 calls in flight).
-async fn seed(stack: &TestStack, prototype: &Item, seeds: impl Iterator<Item = Seed>) {
-    let items: Vec<Item> = seeds.map(|seed| item(prototype, &seed)).collect();
-    let batches: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
-    futures::stream::iter(batches)
-        .for_each_concurrent(16, |batch| write_batch(stack, batch))
-        .await;
-}
-
-async fn write_batch(stack: &TestStack, batch: Vec<Item>) {
-    let mut requests: Vec<WriteRequest> = batch
-        .into_iter()
-        .map(|item| {
-            WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(item)).build().expect("put"))
-                .build()
-        })
-        .collect();
-    while !requests.is_empty() {
-        let out = stack
-            .table
-            .client
-            .batch_write_item()
-            .request_items(stack.table.name.clone(), requests)
-            .send()
-            .await
-            .expect("batch write");
-        requests = out
-            .unprocessed_items
-            .and_then(|mut left| left.remove(&stack.table.name))
-            .unwrap_or_default();
-    }
-}
-
-fn item(prototype: &Item, seed: &Seed) -> Item {
-    let ms = |at: OffsetDateTime| AttributeValue::N((at.unix_timestamp_nanos() / 1_000_000).to_string());
-    let s = |v: String| AttributeValue::S(v);
-    let mut item = prototype.clone();
-    let last_active = seed.idle_at - 10 * MINUTE;
-    for (name, value) in [
-        ("pk", s(keys::project_pk(&seed.key))),
-        ("projectId", s(seed.key.project.to_string())),
-        ("projectKey", s(seed.key.project.to_string())),
-        ("idleShard", s(keys::idle_shard(&seed.key))),
-        ("pruneShard", s(keys::prune_shard(&seed.key))),
-        ("sandboxId", s(seed.sandbox_id.clone())),
-        ("sandboxKey", s(seed.sandbox_id.clone())),
-        ("idleAt", ms(seed.idle_at)),
-        ("lastActiveAt", ms(last_active)),
-    ] {
-        item.insert(name.into(), value);
-    }
-    item
 }

@@ -200,16 +200,17 @@ async fn deleting_a_snapshot_e2b_already_lost_still_removes_the_record() {
         .delete_snapshot(&saved.e2b_snapshot_id)
         .await
         .unwrap();
+    stack.emulator.clear_calls();
 
     stack.sandman.delete_snapshot(&key, &saved.snapshot_id).await.unwrap();
+    let asked = stack.emulator.calls_to(Route::DeleteSnapshot);
+    assert_eq!(asked.len(), 1, "Sandman asked E2B to delete it: {asked:?}");
+    let e2b_id = saved.e2b_snapshot_id.replace('/', "%2F");
+    assert!(asked[0].path.ends_with(&format!("/templates/{e2b_id}")), "{asked:?}");
+    assert_eq!(asked[0].status, 404, "E2B no longer had it");
     assert!(
-        stack
-            .sandman
-            .list_snapshots(&key, None, 10)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
+        stack.store().all_snapshots(&key).await.unwrap().is_empty(),
+        "no record is left in the table, not even a DELETING one"
     );
 }
 

@@ -26,6 +26,20 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     let lines = lines.into_inner().unwrap();
     assert!(result.is_ok(), "{:?}\nafter:\n{}", result, lines.join("\n"));
     assert_eq!(lines.len(), 10, "every step ran: {lines:#?}");
+    let paused: Vec<_> = emulator
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.event_type == "sandbox.lifecycle.paused")
+        .collect();
+    assert_eq!(paused.len(), 1, "one `paused` delivery: {paused:?}");
+    assert_eq!(paused[0].status, Some(200), "the receiver accepted it");
+    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 1);
+    assert_eq!(
+        emulator.calls_to(e2b_emulator::Route::DeleteSnapshot).len(),
+        1,
+        "the pruner deleted the older snapshot in E2B"
+    );
+    assert_eq!(emulator.snapshots().len(), 1, "E2B keeps only the newest");
 
     let project = stack
         .sandman

@@ -1,13 +1,16 @@
 """Validates emulator responses against E2B's own OpenAPI documents.
 
-The specs are not vendored. E2B_OPENAPI_SPEC / E2B_ARGUS_OPENAPI_SPEC point at them
-(default: <repo>/../shared/refs/). When missing, tests fail under CI and skip otherwise.
+The specs are not vendored: scripts/setup copies or downloads them into $SANDMAN_CACHE/e2b-specs
+(default <repo>/.cache/e2b-specs), each pinned by its sha256 in e2b-specs.sha256 beside this file.
+E2B_OPENAPI_SPEC / E2B_ARGUS_OPENAPI_SPEC point elsewhere. A spec that is missing or differs from
+its pinned checksum fails the tests under CI and skips them otherwise (the test summary names it).
 
 Schemas are checked strictly: an object schema that lists properties rejects any other
 property, so a misspelled or invented field fails the contract.
 """
 
 import copy
+import hashlib
 import os
 from pathlib import Path
 
@@ -16,17 +19,32 @@ import jsonschema
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-REFS = REPO_ROOT.parent / "shared" / "refs"
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[2]
+# sha256sum's format: "<digest>  <file name>" per line.
+PINNED = {name: digest for digest, name in (line.split() for line in (HERE / "e2b-specs.sha256").read_text().splitlines() if line.strip())}
+
+
+def under_ci() -> bool:
+    """`CI` read as scripts/lib/common.sh reads it: set and not empty, "0" or "false"."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def _specs_dir() -> Path:
+    return Path(os.environ.get("SANDMAN_CACHE", REPO_ROOT / ".cache")) / "e2b-specs"
 
 
 def load_spec(env_name: str, default_name: str) -> dict:
-    path = Path(os.environ.get(env_name, REFS / default_name))
+    path = Path(os.environ.get(env_name) or _specs_dir() / default_name)
+    problem = None
     if not path.is_file():
-        reason = f"OpenAPI spec not found at {path} (set {env_name})"
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        problem = f"E2B's OpenAPI spec not found at {path} (scripts/setup fetches it; or set {env_name})"
+    elif hashlib.sha256(path.read_bytes()).hexdigest() != PINNED[default_name]:
+        problem = f"{path} does not match the pinned sha256 of {default_name} in e2b-specs.sha256"
+    if problem:
+        if under_ci():
+            pytest.fail(problem, pytrace=False)
+        pytest.skip(problem)
     with path.open() as handle:
         return yaml.safe_load(handle)
 

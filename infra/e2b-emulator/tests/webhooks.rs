@@ -149,9 +149,10 @@ async fn retries_stop_after_the_configured_maximum() {
     emulator.settle_webhooks().await;
 
     assert_eq!(receiver.received().len(), 3, "one attempt plus two retries");
+    let deliveries = emulator.deliveries();
+    assert_eq!(deliveries.len(), 3, "each attempt is in the delivery log");
     assert!(
-        emulator
-            .deliveries()
+        deliveries
             .iter()
             .all(|d| d.outcome == DeliveryOutcome::Failed && d.status == Some(500))
     );

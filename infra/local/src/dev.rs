@@ -37,6 +37,8 @@ pub struct DevOptions {
     pub create_table: bool,
     pub stack: StackOptions,
     pub clock: Clock,
+    /// Say on stderr what starting the stack does (`make dev`); quiet for the walkthrough and tests.
+    pub announce: bool,
 }
 
 impl DevOptions {
@@ -57,6 +59,7 @@ impl DevOptions {
                 run_timers: true,
             },
             clock: Clock::System,
+            announce: true,
         })
     }
 
@@ -73,6 +76,7 @@ impl DevOptions {
                 run_timers: false,
             },
             clock,
+            announce: false,
         }
     }
 }
@@ -84,7 +88,13 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
         create_table,
         stack: options,
         clock,
+        announce,
     } = options;
+    let step = |message: &str| {
+        if announce {
+            eprintln!("  \u{2022} {message}");
+        }
+    };
     let dynamodb = testkit::local_client();
     if create_table {
         step(&format!("creating table {table} from template.yaml"));
@@ -167,10 +177,6 @@ pub fn dev_token(stack: &LocalStack) -> Result<String, String> {
     .map_err(|e| e.to_string())
 }
 
-fn step(message: &str) {
-    eprintln!("  \u{2022} {message}");
-}
-
 /// `make dev`.
 pub async fn run() -> Result<(), String> {
     eprintln!("Starting Sandman locally");
@@ -205,16 +211,21 @@ async fn shutdown_signal() {
 }
 
 /// `make demo`: a stack of its own on free ports, the walkthrough in real time, then a clean stop.
+/// The story goes to stderr, one line a step: stdout carries the stack's logs (tracing, EMF
+/// metrics), which `scripts/dev demo` sends to a file.
 pub async fn demo() -> Result<(), String> {
-    eprintln!("Starting a local stack for the walkthrough");
     let table = format!("sandman-demo-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let stack = start(DevOptions::ephemeral(table, true, Clock::System)).await?;
+    let stack = start(DevOptions::ephemeral(table.clone(), true, Clock::System)).await?;
+    eprintln!(
+        "0. started a local stack of its own: table {table} in DynamoDB Local, the E2B emulator, the API at {}",
+        stack.api_url
+    );
     let token = dev_token(&stack)?;
     let wait: Wait<'_> = Box::new(|duration| {
         eprintln!("   ... waiting {} s for the sandbox to go idle", duration.as_secs());
         Box::pin(tokio::time::sleep(duration))
     });
-    let result = Walkthrough::new(&stack, token, wait, |line| println!("{line}"))
+    let result = Walkthrough::new(&stack, token, wait, |line| eprintln!("{line}"))
         .run()
         .await;
     stack.shutdown().await;

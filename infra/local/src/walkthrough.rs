@@ -122,16 +122,29 @@ impl<'a> Walkthrough<'a> {
             &status,
         )?;
         self.settle_webhooks().await;
-        let delivered = self.stack.emulator.as_ref().map_or(0, |e| {
-            e.deliveries()
-                .iter()
-                .filter(|d| {
-                    d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)
-                })
-                .count()
-        });
+        let confirmed = match &self.stack.emulator {
+            Some(emulator) => {
+                let accepted = emulator
+                    .deliveries()
+                    .iter()
+                    .filter(|d| {
+                        d.sandbox_id == sandbox && d.event_type.ends_with("paused") && d.status.is_some_and(|s| s < 300)
+                    })
+                    .count();
+                self.check(
+                    accepted == 1,
+                    "E2B's `paused` webhook is delivered once and accepted",
+                    &json!({"accepted": accepted}),
+                )?;
+                "E2B's `paused` webhook delivered once and accepted"
+            }
+            None => "E2B's `paused` webhook goes to the deployed receiver",
+        };
+        let tick = &report["report"];
+        self.check(tick["paused"] == 1, "the enforcer's tick reports the pause", &report)?;
         say(&format!(
-            "4. idle for 60 s: the enforcer paused it ({report}); E2B's `paused` webhook delivered {delivered}x and verified"
+            "4. idle for 60 s: the enforcer's tick paused it (1 of {} idle); PAUSED, {confirmed}",
+            tick["candidates"]
         ));
 
         let woke = self.expect(Method::POST, "/sandbox/activity", None, &[200]).await?;
@@ -182,8 +195,13 @@ impl<'a> Walkthrough<'a> {
             "retention keeps the newest snapshot, the one the sandbox runs from",
             &left,
         )?;
+        self.check(
+            pruned["snapshotsDeleted"] == 1,
+            "the pruner's tick reports the deletion",
+            &pruned,
+        )?;
         say(&format!(
-            "9. pruner tick ({pruned}): kept {auto}, deleted the older one"
+            "9. the pruner's tick deleted 1 snapshot (the older one) and kept {auto}"
         ));
 
         let log = self.expect(Method::GET, "/events", None, &[200]).await?;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
