@@ -1,5 +1,6 @@
 //! Running Sandman locally: the table from template.yaml, test fixtures, and the dev stack.
 
+pub mod deployed;
 pub mod dev;
 pub mod fixture;
 pub mod register;

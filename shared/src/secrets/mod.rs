@@ -60,6 +60,8 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
+    pub const ALL: [SecretKind; 3] = [SecretKind::E2b, SecretKind::Webhook, SecretKind::Jwt];
+
     /// The environment variable that holds this secret's ARN (template.yaml sets it per function).
     pub fn arn_variable(self) -> &'static str {
         match self {
