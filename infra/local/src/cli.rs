@@ -1,15 +1,21 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
-use sandman_local::register::register;
 
-const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url URL]";
+use sandman_local::register::register;
+use sandman_local::smoke::{Minting, Smoke};
+
+const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url URL | smoke --api-url URL [--token TOKEN] \
+[--issuer ISS] [--audience AUD] [--team TEAM] [--team-claim CLAIM] [--template ID]]
+  smoke: the token is --token, else $SANDMAN_TOKEN, else one minted with $SANDMAN_JWT_SECRET (the stack's jwtHs256Secret)";
 
 pub async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         None | Some("dev") => sandman_local::dev::run().await,
         Some("demo") => sandman_local::dev::demo().await,
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
+        Some("smoke") => smoke(args).await,
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -23,6 +29,35 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
+}
+
+async fn smoke(args: &[String]) -> Result<(), String> {
+    let owned = |name: &str| flag(args, name).map(str::to_owned);
+    let token = match owned("--token").or_else(|| env("SANDMAN_TOKEN")) {
+        Some(token) => token,
+        None => {
+            let secret = env("SANDMAN_JWT_SECRET")
+                .ok_or("give --token, or set SANDMAN_TOKEN, or set SANDMAN_JWT_SECRET to mint one")?;
+            let minting = Minting {
+                issuer: owned("--issuer"),
+                audience: owned("--audience"),
+                team_claim: owned("--team-claim"),
+                team: owned("--team").unwrap_or_else(|| "sandman-smoke".into()),
+            };
+            minting.token(&Secret::new(secret))?
+        }
+    };
+    let smoke = Smoke {
+        api_url: owned("--api-url").ok_or(USAGE)?,
+        token,
+        project: Smoke::throwaway_project(),
+        template: owned("--template").unwrap_or_else(|| "base".into()),
+        timeout: Duration::from_secs(120),
+    };
+    println!("Smoke test of {}", smoke.api_url);
+    smoke.run(|line| println!("  {line}")).await?;
+    println!("Smoke test passed.");
+    Ok(())
 }
 
 fn env(name: &str) -> Option<String> {

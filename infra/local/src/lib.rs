@@ -5,6 +5,7 @@ pub mod dev;
 pub mod fixture;
 pub mod register;
 pub mod schedules;
+pub mod smoke;
 pub mod stack;
 pub mod table;
 pub mod testkit;
