@@ -86,7 +86,7 @@ fn dashboard_reads(reader: &str, body: &str) -> Result<Vec<MetricRead>, String> 
             if words.is_empty() {
                 continue; // an expression line
             }
-            if words.contains(&".") || words.len() < 2 || words.len() % 2 != 0 {
+            if words.contains(&".") || words.len() < 2 || !words.len().is_multiple_of(2) {
                 return Err(format!(
                     "{reader}: metric line {line} is not [namespace, name, dim, value, …]"
                 ));
