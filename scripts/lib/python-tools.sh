@@ -60,3 +60,19 @@ python_tools_install() {
   printf '%s\n' "$want" >"$stamp"
   log_ok "Python tools installed in $SANDMAN_VENV"
 }
+
+# Only what a deploy needs: the SAM CLI and cargo-lambda (pinned as in python-tools.txt and the
+# lock); no pytest, no emulator requirements. `scripts/setup --deploy-only` calls it.
+python_tools_install_deploy() {
+  command -v python3 >/dev/null || die "python3 (3.11+) is needed for the SAM CLI and cargo-lambda"
+  [[ -x "$SANDMAN_VENV/bin/python" ]] ||
+    run_logged "$SANDMAN_LOGS/venv.log" python3 -m venv "$SANDMAN_VENV" || die "python3 -m venv failed"
+  local pins
+  mapfile -t pins < <(grep -E '^(aws-sam-cli|cargo-lambda)==' "$SANDMAN_ROOT/scripts/python-tools.txt")
+  log_info "pip install ${pins[*]} (a minute or two when cold)"
+  run_logged "$SANDMAN_LOGS/pip-deploy.log" \
+    "$SANDMAN_VENV/bin/python" -m pip --disable-pip-version-check --no-input install --progress-bar off \
+    "${pins[@]}" -c "$SANDMAN_ROOT/scripts/python-tools.lock" ||
+    die "installing the SAM CLI and cargo-lambda failed (see $SANDMAN_LOGS/pip-deploy.log)"
+  log_ok "sam and cargo-lambda installed in $SANDMAN_VENV/bin"
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::e2b::{ApiKey, E2bAccounts, E2bClient, E2bError, E2bSettings};
-use crate::secrets::{Secrets, SecretsError};
+use crate::secrets::{Function, SecretReader, Secrets, SecretsError, SecretsManagerReader};
 use crate::store::Store;
 use crate::workspace::ActivityThrottle;
 
@@ -31,12 +31,24 @@ pub enum StartupError {
 }
 
 impl Sandman {
-    /// Config from the environment, AWS clients from the default chain, secrets from their source.
-    pub async fn from_env() -> Result<Sandman, StartupError> {
+    /// What each function's `main` calls: config from the environment, AWS clients from the
+    /// default chain, then `start`.
+    pub async fn from_env(function: Function) -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let secrets = Secrets::load(&config.secrets, &aws).await?;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
+        Self::start(function, config, &SecretsManagerReader::new(&aws), store).await
+    }
+
+    /// The cold start once the environment is read: the function's own secrets, checked, then the
+    /// clients. Tests run it with the secrets exactly as template.yaml creates them.
+    pub async fn start(
+        function: Function,
+        config: Config,
+        reader: &impl SecretReader,
+        store: Store,
+    ) -> Result<Sandman, StartupError> {
+        let secrets = Secrets::load(function, &config.secrets, reader).await?;
         Self::new(store, config, secrets, Clock::System)
     }
 

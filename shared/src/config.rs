@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::secrets::SecretKind;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -15,8 +17,26 @@ pub enum ConfigError {
 pub enum SecretsSource {
     /// Local runs and tests: `E2B_API_KEY`, `E2B_TEAM_API_KEYS`, `E2B_WEBHOOK_SECRETS`, `JWT_HS256_SECRET`.
     Environment,
-    /// Deployed: one Secrets Manager secret holding them all as JSON.
-    SecretsManager { secret_id: String },
+    /// Deployed: Secrets Manager secrets, one per concern; a function is given the ARNs of those it reads.
+    SecretsManager(SecretArns),
+}
+
+/// The ARNs in `SANDMAN_E2B_SECRET_ARN`, `SANDMAN_WEBHOOK_SECRET_ARN`, `SANDMAN_JWT_SECRET_ARN`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretArns {
+    pub e2b: Option<String>,
+    pub webhook: Option<String>,
+    pub jwt: Option<String>,
+}
+
+impl SecretArns {
+    pub fn get(&self, kind: SecretKind) -> Option<&str> {
+        match kind {
+            SecretKind::E2b => self.e2b.as_deref(),
+            SecretKind::Webhook => self.webhook.as_deref(),
+            SecretKind::Jwt => self.jwt.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +102,7 @@ impl Config {
         Ok(Config {
             table: env.required("SANDMAN_TABLE")?,
             e2b_api_url: env.get("E2B_API_URL").unwrap_or_else(|| "https://api.e2b.app".into()),
-            secrets: match env.get("SANDMAN_SECRET_ARN") {
-                Some(secret_id) => SecretsSource::SecretsManager { secret_id },
-                None => SecretsSource::Environment,
-            },
+            secrets: secrets_source(&env),
             auth: AuthConfig {
                 issuer: env.get("JWT_ISSUER"),
                 audience: env.get("JWT_AUDIENCE"),
@@ -120,6 +137,19 @@ impl Config {
                 tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,
             },
         })
+    }
+}
+
+fn secrets_source<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> SecretsSource {
+    let arns = SecretArns {
+        e2b: env.get(SecretKind::E2b.arn_variable()),
+        webhook: env.get(SecretKind::Webhook.arn_variable()),
+        jwt: env.get(SecretKind::Jwt.arn_variable()),
+    };
+    if arns == SecretArns::default() {
+        SecretsSource::Environment
+    } else {
+        SecretsSource::SecretsManager(arns)
     }
 }
 
@@ -178,16 +208,17 @@ mod tests {
         let config = Config::from_lookup(lookup(&[
             ("SANDMAN_TABLE", "t"),
             ("HEARTBEAT_INTERVAL_SECS", "45"),
-            ("SANDMAN_SECRET_ARN", "arn:x"),
+            ("SANDMAN_WEBHOOK_SECRET_ARN", "arn:x"),
         ]))
         .unwrap();
         assert_eq!(config.heartbeat_interval, Duration::from_secs(45));
         assert_eq!(config.defaults.idle_timeout, Duration::from_secs(600));
         assert_eq!(
             config.secrets,
-            SecretsSource::SecretsManager {
-                secret_id: "arn:x".into()
-            }
+            SecretsSource::SecretsManager(SecretArns {
+                webhook: Some("arn:x".into()),
+                ..SecretArns::default()
+            })
         );
         assert_eq!(config.auth.team_claim, "team_id");
     }

@@ -35,6 +35,13 @@ pub struct Api {
     pub verifier: Arc<Verifier>,
 }
 
+/// What the Lambda runs: the token verifier from the deployment's auth settings and secrets, then
+/// the router. Fails at cold start when no way to verify tokens is configured.
+pub fn app(sandman: Sandman) -> Result<Router, sandman::auth::AuthError> {
+    let verifier = Verifier::new(&sandman.config.auth, &sandman.secrets)?;
+    Ok(router(sandman, verifier))
+}
+
 pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
     let api = Api {
         sandman,

@@ -1,15 +1,22 @@
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
-use sandman_local::register::register;
 
-const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url URL]";
+use sandman_local::register::register;
+use sandman_local::smoke::{Minting, Smoke};
+
+const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url URL | unregister-webhook --url URL | smoke --api-url URL [--token TOKEN] \
+[--issuer ISS] [--audience AUD] [--team TEAM] [--team-claim CLAIM] [--template ID]]
+  smoke: the token is --token, else $SANDMAN_TOKEN, else one minted with $SANDMAN_JWT_SECRET (the stack's jwtHs256Secret)";
 
 pub async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         None | Some("dev") => sandman_local::dev::run().await,
         Some("demo") => sandman_local::dev::demo().await,
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
+        Some("unregister-webhook") => unregister_webhook(flag(args, "--url").ok_or(USAGE)?).await,
+        Some("smoke") => smoke(args).await,
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -25,6 +32,35 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+async fn smoke(args: &[String]) -> Result<(), String> {
+    let owned = |name: &str| flag(args, name).filter(|v| !v.is_empty()).map(str::to_owned);
+    let token = match owned("--token").or_else(|| env("SANDMAN_TOKEN")) {
+        Some(token) => token,
+        None => {
+            let secret = env("SANDMAN_JWT_SECRET")
+                .ok_or("give --token, or set SANDMAN_TOKEN, or set SANDMAN_JWT_SECRET to mint one")?;
+            let minting = Minting {
+                issuer: owned("--issuer"),
+                audience: owned("--audience"),
+                team_claim: owned("--team-claim"),
+                team: owned("--team").unwrap_or_else(|| "sandman-smoke".into()),
+            };
+            minting.token(&Secret::new(secret))?
+        }
+    };
+    let smoke = Smoke {
+        api_url: owned("--api-url").ok_or(USAGE)?,
+        token,
+        project: Smoke::throwaway_project(),
+        template: owned("--template").unwrap_or_else(|| "base".into()),
+        timeout: Duration::from_secs(120),
+    };
+    println!("Smoke test of {}", smoke.api_url);
+    smoke.run(|line| println!("  {line}")).await?;
+    println!("Smoke test passed.");
+    Ok(())
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -35,27 +71,8 @@ fn env(name: &str) -> Option<String> {
 async fn register_webhook(url: &str) -> Result<(), String> {
     let secret = env("E2B_WEBHOOK_SECRET")
         .or_else(|| env("E2B_WEBHOOK_SECRETS").and_then(|list| list.split(',').next().map(|s| s.trim().to_string())))
-        .ok_or("set E2B_WEBHOOK_SECRET to the signing secret stored in the deployment's secret")?;
-    let base_url = env("E2B_API_URL").unwrap_or_else(|| E2bSettings::default().base_url);
-    let client = E2bClient::new(E2bSettings {
-        base_url,
-        ..E2bSettings::default()
-    })
-    .map_err(|e| e.to_string())?;
-    let mut accounts: Vec<(String, String)> = env("E2B_API_KEY")
-        .map(|key| ("default".to_string(), key))
-        .into_iter()
-        .collect();
-    if let Some(json) = env("E2B_TEAM_API_KEYS") {
-        let teams: HashMap<String, String> =
-            serde_json::from_str(&json).map_err(|e| format!("E2B_TEAM_API_KEYS is not a JSON object: {e}"))?;
-        accounts.extend(teams);
-    }
-    if accounts.is_empty() {
-        return Err("set E2B_API_KEY (and/or E2B_TEAM_API_KEYS)".into());
-    }
-    for (account, key) in accounts {
-        let e2b = E2b::new(client.clone(), ApiKey::new(key).map_err(|e| e.to_string())?);
+        .ok_or("set E2B_WEBHOOK_SECRET to the webhookSecret field of the stack's WebhookSecretArn secret")?;
+    for (account, e2b) in accounts()? {
         let registered = register(&e2b, url, &Secret::new(secret.clone()))
             .await
             .map_err(|e| format!("{account}: {e}"))?;
@@ -64,6 +81,61 @@ async fn register_webhook(url: &str) -> Result<(), String> {
             sandman_local::register::Registered::Updated(_) => "updated",
         };
         println!("{account}: webhook {} {verb} for {url}", registered.webhook().id);
+    }
+    Ok(())
+}
+
+/// Every E2B account the deployment uses: the default key (`E2B_API_KEY`) and each team's own
+/// (`E2B_TEAM_API_KEYS`, a JSON object), at `E2B_API_URL` (default E2B's).
+fn accounts() -> Result<Vec<(String, E2b)>, String> {
+    let base_url = env("E2B_API_URL").unwrap_or_else(|| E2bSettings::default().base_url);
+    let client = E2bClient::new(E2bSettings {
+        base_url,
+        ..E2bSettings::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let mut keys: Vec<(String, String)> = env("E2B_API_KEY")
+        .map(|key| ("default".to_string(), key))
+        .into_iter()
+        .collect();
+    if let Some(json) = env("E2B_TEAM_API_KEYS") {
+        let teams: HashMap<String, String> = serde_json::from_str(&json).map_err(|e| {
+            // Not serde's message: it may quote part of a key.
+            format!(
+                "E2B_TEAM_API_KEYS is not a JSON object of team id to key (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        keys.extend(teams);
+    }
+    if keys.is_empty() {
+        return Err("set E2B_API_KEY (and/or E2B_TEAM_API_KEYS)".into());
+    }
+    keys.into_iter()
+        .map(|(account, key)| {
+            Ok((
+                account,
+                E2b::new(client.clone(), ApiKey::new(key).map_err(|e| e.to_string())?),
+            ))
+        })
+        .collect()
+}
+
+/// Teardown: deletes `url`'s registration from every E2B account (E2B would keep posting to it).
+async fn unregister_webhook(url: &str) -> Result<(), String> {
+    for (account, e2b) in accounts()? {
+        let webhooks = e2b.list_webhooks().await.map_err(|e| format!("{account}: {e}"))?;
+        let ours: Vec<_> = webhooks.into_iter().filter(|w| w.url == url).collect();
+        for webhook in &ours {
+            e2b.delete_webhook(&webhook.id)
+                .await
+                .map_err(|e| format!("{account}: {e}"))?;
+            println!("{account}: webhook {} deleted", webhook.id);
+        }
+        if ours.is_empty() {
+            println!("{account}: no webhook registered for {url}");
+        }
     }
     Ok(())
 }

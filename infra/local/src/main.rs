@@ -1,5 +1,6 @@
 //! `sandman-local`: run the whole stack locally (`dev`), walk through the lifecycle (`demo`), or
-//! register a deployed webhook URL with E2B (`register-webhook --url URL`).
+//! register a deployed webhook URL with E2B (`register-webhook --url URL`, `unregister-webhook`), or
+//! smoke-test a stack through its API (`smoke --api-url URL`).
 
 use std::process::ExitCode;
 
