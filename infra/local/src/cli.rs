@@ -3,12 +3,18 @@ use std::collections::HashMap;
 use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
 use sandman_local::register::register;
 
-const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url URL]";
+const USAGE: &str = "usage: sandman-local [dev | demo | openapi | register-webhook --url URL]";
 
 pub async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         None | Some("dev") => sandman_local::dev::run().await,
         Some("demo") => sandman_local::dev::demo().await,
+        Some("openapi") => {
+            // The document the API serves at /openapi.json, for generating clients offline.
+            let document = sandman_api::openapi().to_pretty_json().map_err(|e| e.to_string())?;
+            println!("{document}");
+            Ok(())
+        }
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
         Some("-h" | "--help") => {
             println!("{USAGE}");
