@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { sign, verifyWebhook, WebhookVerificationError } from "../dist/webhooks.js";
 
@@ -20,4 +21,17 @@ test("verify accepts a good signature and rejects a changed body, a stale timest
   await assert.rejects(verifyWebhook(secret, headers, body.replace("p1", "p2"), { now }), WebhookVerificationError);
   await assert.rejects(verifyWebhook(secret, headers, body, { now: new Date(now.getTime() + 600_000) }), /too old/);
   await assert.rejects(verifyWebhook(secret, { ...headers, "webhook-id": undefined }, body, { now }), /missing webhook-id/);
+});
+
+test("verifies a delivery signed by Sandman itself (sandman-local webhook-sample)", async () => {
+  const bin = process.env.SANDMAN_LOCAL_BIN ?? new URL("../../../target/debug/sandman-local", import.meta.url).pathname;
+  const sample = JSON.parse(execFileSync(bin, ["webhook-sample"], { encoding: "utf8" }));
+
+  // verify
+  const event = await verifyWebhook(sample.secret, sample.headers, sample.body);
+  console.log(`${event.type}: ${event.data.projectId} ${event.data.from} -> ${event.data.to} by ${event.data.actor} (${event.data.cause})`);
+  // end verify
+  assert.equal(event.type, "sandbox.paused");
+  assert.equal(event.data.actor, "idle-enforcer");
+  await assert.rejects(verifyWebhook(sample.secret, sample.headers, sample.body.replace("PAUSED", "RUNNING")), /no matching signature/);
 });

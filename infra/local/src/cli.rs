@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
 use sandman_local::register::register;
 
-const USAGE: &str = "usage: sandman-local [dev | demo | openapi | register-webhook --url URL]";
+const USAGE: &str = "usage: sandman-local [dev | demo | openapi | webhook-sample | register-webhook --url URL]";
 
 pub async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
@@ -15,6 +15,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             println!("{document}");
             Ok(())
         }
+        Some("webhook-sample") => webhook_sample(),
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -71,5 +72,33 @@ async fn register_webhook(url: &str) -> Result<(), String> {
         };
         println!("{account}: webhook {} {verb} for {url}", registered.webhook().id);
     }
+    Ok(())
+}
+
+/// One delivery as Sandman signs it (a made-up pause), with its secret, as JSON: what the
+/// TypeScript verifier's test checks against.
+fn webhook_sample() -> Result<(), String> {
+    use sandman::domain::{Actor, LifecycleRecord, SessionState};
+    use sandman::outbound::{Message, SigningSecret, headers};
+    let secret =
+        SigningSecret::from_bytes(b"sandman-local sample secret, 40 bytes..".to_vec()).map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc();
+    let record = LifecycleRecord {
+        at: now,
+        actor: Actor::IdleEnforcer,
+        cause: "idle for 600s".into(),
+        from: Some(SessionState::Pausing),
+        to: SessionState::Paused,
+        sandbox_id: Some("sbx-sample".into()),
+    };
+    let body = serde_json::to_string(&Message::of("sample-project", &record)).map_err(|e| e.to_string())?;
+    let id = format!("msg_{}", ulid::Ulid::new());
+    let headers: serde_json::Map<String, serde_json::Value> =
+        headers(&secret, &id, now.unix_timestamp(), body.as_bytes())
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.into()))
+            .collect();
+    let sample = serde_json::json!({ "secret": secret.expose(), "headers": headers, "body": body });
+    println!("{sample}");
     Ok(())
 }
