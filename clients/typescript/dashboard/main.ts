@@ -47,16 +47,23 @@ function askForToken(message?: string) {
 
 async function load(client: Sandman): Promise<ProjectData[]> {
   const lines = (await client.listProjects({ limit: MAX_PROJECTS })).items;
-  return Promise.all(
-    lines.map(async (line) => {
-      const [project, events, snapshots] = await Promise.all([
-        client.getProject(line.projectId),
-        client.events(line.projectId, { limit: 100 }),
-        client.listSnapshots(line.projectId, { limit: 20 }),
-      ]);
-      return { line, project, events: events.items, snapshots: snapshots.items };
+  const loaded = await Promise.all(
+    lines.map(async (line): Promise<ProjectData | null> => {
+      try {
+        const [project, events, snapshots] = await Promise.all([
+          client.getProject(line.projectId),
+          client.events(line.projectId, { limit: 100 }),
+          client.listSnapshots(line.projectId, { limit: 20 }),
+        ]);
+        return { line, project, events: events.items, snapshots: snapshots.items };
+      } catch (error) {
+        // Deleted since the list was read: left out until the next refresh.
+        if (error instanceof SandmanError && error.status === 404) return null;
+        throw error;
+      }
     }),
   );
+  return loaded.filter((d): d is ProjectData => d !== null);
 }
 
 const ago = (at: string | null | undefined, now: Date) => (at ? `${duration(now.getTime() - Date.parse(at))} ago` : "never");

@@ -58,6 +58,8 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Between polls when the server gives no `pollAfterMs` (nothing changes on its own). Default 5 s. */
   idlePollMs?: number;
+  /** Never wait longer than this between polls, whatever the server suggests (for a live view). */
+  maxPollMs?: number;
   /** First wait after an error; it doubles up to `maxBackoffMs`. Default 500 ms. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -218,7 +220,7 @@ export class Sandman {
    * (honouring `Retry-After`), and rethrows errors that retrying cannot fix (401, 403, 404).
    */
   async *watch(projectId: string, options: WatchOptions = {}): AsyncGenerator<SandboxStatus> {
-    const { signal, idlePollMs = 5000, backoffMs = 500, maxBackoffMs = 30_000 } = options;
+    const { signal, idlePollMs = 5000, maxPollMs = Infinity, backoffMs = 500, maxBackoffMs = 30_000 } = options;
     let etag: string | null = null;
     let last: SandboxStatus | undefined;
     let failures = 0;
@@ -233,7 +235,7 @@ export class Sandman {
           last = polled.status;
           yield polled.status;
         }
-        wait = last?.pollAfterMs ?? idlePollMs;
+        wait = Math.min(last?.pollAfterMs ?? idlePollMs, maxPollMs);
       } catch (error) {
         if (!(error instanceof SandmanError && error.transient) && !(error instanceof TypeError)) throw error;
         options.onError?.(error);

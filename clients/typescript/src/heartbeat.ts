@@ -29,6 +29,9 @@ export interface Heartbeat {
   readonly ready: Promise<void>;
 }
 
+/** When the project cannot be read: the server's default throttle. */
+const FALLBACK_INTERVAL_MS = 30_000;
+
 export const ACTIVITY_EVENTS = ["pointerdown", "keydown", "wheel", "touchstart", "input", "focusin"];
 
 export function startHeartbeat(client: Sandman, projectId: string, options: HeartbeatOptions = {}): Heartbeat {
@@ -65,7 +68,7 @@ export function startHeartbeat(client: Sandman, projectId: string, options: Hear
       // Activity inside the window: one heartbeat when it ends, not one per event.
       trailing = setTimeout(() => {
         trailing = undefined;
-        void beat();
+        touch();
       }, Math.max(due, 50));
     }
   };
@@ -81,9 +84,14 @@ export function startHeartbeat(client: Sandman, projectId: string, options: Hear
 
   const ready = (async () => {
     if (!options.intervalMs) {
-      const project = await client.getProject(projectId);
-      // A little over the server's interval, so a heartbeat never lands inside its throttle.
-      interval = project.heartbeatIntervalSeconds * 1000 + 250;
+      try {
+        const project = await client.getProject(projectId);
+        // A little over the server's interval, so a heartbeat never lands inside its throttle.
+        interval = project.heartbeatIntervalSeconds * 1000 + 250;
+      } catch (error) {
+        options.onError?.(error);
+        interval = FALLBACK_INTERVAL_MS;
+      }
     }
     if (stopped) return;
     for (const name of events) source.addEventListener(name, touch, { passive: true } as AddEventListenerOptions);

@@ -3,7 +3,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { Sandman, SandmanError, startHeartbeat, usage } from "../dist/index.js";
+import { SandboxWatcher, Sandman, SandmanError, startHeartbeat, usage } from "../dist/index.js";
 import { startStack } from "./stack.mjs";
 
 let stack;
@@ -70,11 +70,12 @@ test("heartbeats follow activity, respect the throttle, stop when hidden and wak
   await sleep(1300); // past the throttle of the open's own activity
   const before = (await sandman.status("editor-7")).status.lastActiveAt;
   for (let i = 0; i < 20; i++) page.dispatchEvent(new Event("keydown"));
-  await sleep(300);
+  await eventually(() => beats.length > 0);
   assert.deepEqual(beats, ["recorded"], "twenty key presses, one heartbeat");
   const after = (await sandman.status("editor-7")).status.lastActiveAt;
   assert.ok(Date.parse(after) > Date.parse(before), "the server recorded the activity");
-  await sleep(1300);
+  await eventually(() => beats.length > 1);
+  await sleep(1500);
   assert.equal(beats.length, 2, "activity inside the throttle window sends one more heartbeat when it ends");
 
   page.hide();
@@ -83,12 +84,12 @@ test("heartbeats follow activity, respect the throttle, stop when hidden and wak
   assert.equal(paused.sandbox.state, "PAUSED");
   await sleep(1300);
   page.dispatchEvent(new Event("keydown"));
-  await sleep(300);
+  await sleep(1000);
   assert.equal(beats.length, 2, "no heartbeat while the page is hidden");
   assert.equal((await sandman.status("editor-7")).status.state, "PAUSED");
 
   page.show();
-  await eventually(() => beats.length === 3);
+  await eventually(() => beats.length === 3, 15_000);
   assert.deepEqual(beats.slice(2), ["woke"], "coming back wakes the sandbox");
   assert.equal((await sandman.waitUntil("editor-7", "RUNNING", { timeoutMs: 5000 })).state, "RUNNING");
   heartbeat.stop();
@@ -118,6 +119,26 @@ test("snapshots: take, list, kill with save, reopen from it", async () => {
   assert.equal(reopened.path, "restored");
   assert.equal(reopened.restoredFrom, snapshot.snapshotId);
   assert.equal(reopened.sandbox.state, "RUNNING");
+});
+
+test("a watcher (what useSandbox renders from) follows the sandbox while someone listens", async () => {
+  const sandman = new Sandman({ baseUrl, token });
+  await sandman.putProject("watched-1", { templateId: "base" });
+  await sandman.open("watched-1");
+  const watcher = new SandboxWatcher(sandman, "watched-1", { maxPollMs: 200 });
+  const seen = [];
+  const unsubscribe = watcher.subscribe(() => seen.push(watcher.current.status?.state));
+  await eventually(() => seen.includes("RUNNING"));
+  await sandman.pause("watched-1");
+  await eventually(() => seen.includes("PAUSED"));
+  unsubscribe();
+  assert.equal(seen[0], "RUNNING");
+  assert.equal(seen.at(-1), "PAUSED");
+  assert.equal(watcher.current.error, null);
+  const count = seen.length;
+  await sandman.resume("watched-1");
+  await sleep(600);
+  assert.equal(seen.length, count, "no polling once nobody listens");
 });
 
 test("errors carry the API's status and code; waitUntil does not retry what cannot succeed", async () => {
