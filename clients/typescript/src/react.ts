@@ -45,7 +45,10 @@ export function useSandbox(projectId: string, options: UseSandboxOptions = {}): 
 
   useEffect(() => {
     if (!wantOpen) return;
-    client.open(projectId).then((opened) => watcher.set(opened.sandbox), () => {});
+    client.open(projectId).then(
+      (opened) => watcher.set(opened.sandbox),
+      (error) => watcher.fail(error),
+    );
   }, [client, projectId, watcher, wantOpen]);
 
   useEffect(() => {

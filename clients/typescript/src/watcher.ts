@@ -36,6 +36,11 @@ export class SandboxWatcher {
     this.update({ status, error: null });
   }
 
+  /** Shows an error from a call made beside the polling (e.g. an open that failed). */
+  fail(error: unknown): void {
+    this.update({ ...this.view, error });
+  }
+
   private update(view: SandboxView) {
     this.view = view;
     for (const listener of this.listeners) listener();
