@@ -8,6 +8,7 @@ pub mod domain;
 pub mod e2b;
 pub mod enforcer;
 pub mod error;
+pub mod outbound;
 mod projects;
 pub mod reconciler;
 pub mod retention;

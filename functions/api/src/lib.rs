@@ -2,6 +2,7 @@
 //! API Gateway HTTP API and, unchanged, as a local server (`axum::serve`). Handlers are thin: they
 //! parse and validate, make one call on the core (`Sandman`), and answer JSON.
 
+mod dashboard;
 mod error;
 mod etag;
 mod extract;
@@ -51,6 +52,7 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
     let document = openapi::finish(document);
     let document = serde_json::to_vec(&document).map(Bytes::from).unwrap_or_default();
     router
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -6,7 +6,7 @@ use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
 use sandman_local::register::register;
 use sandman_local::smoke::{Minting, Smoke};
 
-const USAGE: &str = "usage: sandman-local [dev | demo | register-webhook --url URL | unregister-webhook --url URL | smoke --api-url URL [--token TOKEN] \
+const USAGE: &str = "usage: sandman-local [dev | demo | openapi | webhook-sample | register-webhook --url URL | unregister-webhook --url URL | smoke --api-url URL [--token TOKEN] \
 [--issuer ISS] [--audience AUD] [--team TEAM] [--team-claim CLAIM] [--template ID]]
   smoke: the token is --token, else $SANDMAN_TOKEN, else one minted with $SANDMAN_JWT_SECRET (the stack's jwtHs256Secret)";
 
@@ -14,6 +14,13 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         None | Some("dev") => sandman_local::dev::run().await,
         Some("demo") => sandman_local::dev::demo().await,
+        Some("openapi") => {
+            // The document the API serves at /openapi.json, for generating clients offline.
+            let document = sandman_api::openapi().to_pretty_json().map_err(|e| e.to_string())?;
+            println!("{document}");
+            Ok(())
+        }
+        Some("webhook-sample") => webhook_sample(),
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
         Some("unregister-webhook") => unregister_webhook(flag(args, "--url").ok_or(USAGE)?).await,
         Some("smoke") => smoke(args).await,
@@ -137,5 +144,33 @@ async fn unregister_webhook(url: &str) -> Result<(), String> {
             println!("{account}: no webhook registered for {url}");
         }
     }
+    Ok(())
+}
+
+/// One delivery as Sandman signs it (a made-up pause), with its secret, as JSON: what the
+/// TypeScript verifier's test checks against.
+fn webhook_sample() -> Result<(), String> {
+    use sandman::domain::{Actor, LifecycleRecord, SessionState};
+    use sandman::outbound::{Message, SigningSecret, headers};
+    let secret =
+        SigningSecret::from_bytes(b"sandman-local sample secret, 40 bytes..".to_vec()).map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc();
+    let record = LifecycleRecord {
+        at: now,
+        actor: Actor::IdleEnforcer,
+        cause: "idle for 600s".into(),
+        from: Some(SessionState::Pausing),
+        to: SessionState::Paused,
+        sandbox_id: Some("sbx-sample".into()),
+    };
+    let body = serde_json::to_string(&Message::of("sample-project", &record)).map_err(|e| e.to_string())?;
+    let id = format!("msg_{}", ulid::Ulid::new());
+    let headers: serde_json::Map<String, serde_json::Value> =
+        headers(&secret, &id, now.unix_timestamp(), body.as_bytes())
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.into()))
+            .collect();
+    let sample = serde_json::json!({ "secret": secret.expose(), "headers": headers, "body": body });
+    println!("{sample}");
     Ok(())
 }

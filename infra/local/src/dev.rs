@@ -188,7 +188,7 @@ pub async fn run() -> Result<(), String> {
         .map(|e| e.base_url())
         .unwrap_or_else(|| "the real E2B".into());
     println!(
-        "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  webhook   {hook}\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
+        "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  dashboard {api}/dashboard#token={token}\n  webhook   {hook}\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
         api = stack.api_url,
         hook = stack.webhook_url,
     );

@@ -31,6 +31,8 @@ pub struct ProjectView {
     pub project_id: String,
     pub template_id: String,
     pub idle_timeout_seconds: u64,
+    /// Heartbeats closer together than this are throttled: a client need not send them more often.
+    pub heartbeat_interval_seconds: u64,
     pub snapshot_on_idle: bool,
     pub snapshot_before_kill: bool,
     pub sandbox_timeout_seconds: u64,
@@ -52,11 +54,12 @@ pub struct RetentionView {
 }
 
 impl ProjectView {
-    fn of(project: &StoredProject, status: Status) -> Self {
+    fn of(project: &StoredProject, status: Status, heartbeat_interval: std::time::Duration) -> Self {
         ProjectView {
             project_id: project.project_id.to_string(),
             template_id: project.template_id.clone(),
             idle_timeout_seconds: project.idle.idle_timeout.as_secs(),
+            heartbeat_interval_seconds: heartbeat_interval.as_secs(),
             snapshot_on_idle: project.idle.snapshot_on_idle,
             snapshot_before_kill: project.snapshot_before_kill,
             sandbox_timeout_seconds: project.sandbox_timeout.as_secs(),
@@ -114,7 +117,11 @@ async fn put_project(
         .put_project(&spec, api.sandman.now())
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(ProjectView::of(&record.project, Status::of(&record))))
+    Ok(Json(ProjectView::of(
+        &record.project,
+        Status::of(&record),
+        api.sandman.config.heartbeat_interval,
+    )))
 }
 
 /// The team's projects with their sandbox state, in project id order.
@@ -148,7 +155,11 @@ async fn get_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<
         .await
         .map_err(sandman::Error::from)?;
     let record = record.ok_or_else(|| ApiError::not_found("project not found"))?;
-    Ok(Json(ProjectView::of(&record.project, Status::of(&record))))
+    Ok(Json(ProjectView::of(
+        &record.project,
+        Status::of(&record),
+        api.sandman.config.heartbeat_interval,
+    )))
 }
 
 /// Kills the sandbox (without saving it), deletes every snapshot, pinned ones included, then the

@@ -1,0 +1,78 @@
+//! Webhooks Sandman sends to a team's app: each lifecycle change as a Standard Webhooks message
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature`). This module is the message and its
+//! signature; the TypeScript package's verifier is tested against it (`sandman-local
+//! webhook-sample`).
+
+mod signature;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub use signature::{SigningSecret, SigningSecretError, sign};
+
+use crate::domain::{LifecycleRecord, SessionState};
+
+/// The event type an app subscribes to, from a lifecycle transition.
+pub fn event_type(from: Option<SessionState>, to: SessionState) -> &'static str {
+    match (from, to) {
+        (Some(SessionState::Resuming), SessionState::Running) => "sandbox.resumed",
+        (_, SessionState::Running) => "sandbox.running",
+        (_, SessionState::Paused) => "sandbox.paused",
+        (_, SessionState::Killed) => "sandbox.killed",
+        (_, SessionState::Starting) => "sandbox.starting",
+        (_, SessionState::Pausing) => "sandbox.pausing",
+        (_, SessionState::Resuming) => "sandbox.resuming",
+        (_, SessionState::Stopping) => "sandbox.stopping",
+    }
+}
+
+/// The JSON body of one delivery.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message<'a> {
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    pub data: MessageData<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageData<'a> {
+    pub project_id: &'a str,
+    pub from: Option<&'static str>,
+    pub to: &'static str,
+    pub actor: &'static str,
+    pub cause: &'a str,
+    pub sandbox_id: Option<&'a str>,
+}
+
+impl<'a> Message<'a> {
+    pub fn of(project_id: &'a str, record: &'a LifecycleRecord) -> Self {
+        Message {
+            event_type: event_type(record.from, record.to),
+            timestamp: record.at,
+            data: MessageData {
+                project_id,
+                from: record.from.map(SessionState::as_str),
+                to: record.to.as_str(),
+                actor: record.actor.as_str(),
+                cause: &record.cause,
+                sandbox_id: record.sandbox_id.as_deref(),
+            },
+        }
+    }
+}
+
+/// The three headers of a signed delivery, in sending order.
+pub fn headers(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> [(&'static str, String); 3] {
+    [
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", sign(secret, id, timestamp, body)),
+    ]
+}
+
+#[cfg(test)]
+mod tests;
