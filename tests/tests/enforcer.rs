@@ -316,8 +316,25 @@ async fn the_deadline_stops_claiming_and_leaves_nothing_half_paused() {
     assert!(paused < 10, "the deadline came before every pause: {report:?}");
 
     stack.emulator.clear_faults();
-    let rest = stack.sandman.enforce_idle().await;
-    assert_eq!(paused + rest.paused, 10, "{rest:?}");
+    // Later ticks finish the rest; how many it takes depends on the machine's speed, not on Sandman.
+    let mut total = paused;
+    for _ in 0..20 {
+        if total == 10 {
+            break;
+        }
+        let rest = stack.sandman.enforce_idle().await;
+        assert_eq!(rest.failed, 0, "{rest:?}");
+        total += rest.paused;
+    }
+    assert_eq!(total, 10, "every session is paused by a later tick");
+    for (key, sandbox) in &sessions {
+        assert_eq!(state(&stack, key).await, Some(SessionState::Paused), "{key}");
+        assert_eq!(
+            pause_calls(&stack, sandbox),
+            1,
+            "{sandbox} was sent to E2B exactly once"
+        );
+    }
 }
 
 #[tokio::test]
