@@ -48,6 +48,15 @@ impl E2bError {
         matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
     }
 
+    /// A timeout, a dropped connection, a 5xx or an unreadable success: E2B may have done the
+    /// thing. Only the other errors are definite refusals that changed nothing.
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Unexpected { .. } | Self::Decode { .. }
+        )
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound)
     }

@@ -242,3 +242,12 @@ mod tests {
         assert_eq!(whole_seconds(Duration::MAX), i32::MAX as u64);
     }
 }
+
+impl From<Sandbox> for crate::domain::SandboxRef {
+    fn from(sandbox: Sandbox) -> Self {
+        Self {
+            sandbox_id: sandbox.sandbox_id,
+            domain: sandbox.domain,
+        }
+    }
+}

@@ -18,7 +18,7 @@
 //! list can be older than the table read it is compared with). Only disagreements cost that call.
 
 mod correct;
-mod decide;
+pub(crate) mod decide;
 mod drift;
 mod orphans;
 mod report;

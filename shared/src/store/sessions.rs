@@ -12,7 +12,8 @@ use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
-    Actor, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage, transition,
+    Actor, CLAIM_LEASE, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage,
+    transition,
 };
 
 /// How long a project's lifecycle log is kept.
@@ -214,9 +215,10 @@ impl Store {
                 e.remove("idleShard").remove("idleAt");
             }
             if to.is_transitional() {
-                e.set("transitShard", s(keys::transit_shard(&write.key)));
+                e.set("transitShard", s(keys::transit_shard(&write.key)))
+                    .set("leaseUntil", n(to_ms(write.at + CLAIM_LEASE)));
             } else {
-                e.remove("transitShard");
+                e.remove("transitShard").remove("leaseUntil");
             }
             if to == SessionState::Paused {
                 e.set("pausedAt", n(at));

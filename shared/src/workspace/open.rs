@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::Sandman;
 use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
-use crate::e2b::{E2bError, NewSandbox};
+use crate::e2b::{E2bError, NewSandbox, SandboxState};
 use crate::error::Error;
 use crate::sandbox_metadata;
 use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
@@ -54,6 +54,10 @@ impl Sandman {
                 }
                 Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
                 None | Some(SessionState::Killed) => self.start_fresh(record, actor, None, "open").await?,
+                Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) => {
+                    self.settle_lapsed(&record, actor).await?;
+                    continue;
+                }
                 Some(_) => {
                     return Ok(Opened {
                         path: OpenPath::InProgress,
@@ -164,6 +168,38 @@ impl Sandman {
                 let record = self.project(&key).await?;
                 self.start_fresh(record, actor, None, "paused sandbox was gone").await
             }
+            Err(err) if err.may_have_taken_effect() => {
+                // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
+                let after = SessionWrite::following(&key, claimed, actor, format!("resume answered {}", err.kind()), self.now());
+                match e2b.get_sandbox(&sandbox.sandbox_id).await {
+                    Ok(detail) if detail.state == SandboxState::Running => {
+                        let now = self.now();
+                        self.settle(after.event(SessionEvent::Running).changes(SessionChanges {
+                            last_active_at: Some(now),
+                            timeout_at: Some(now + timeout),
+                            failures: FailureCount::Reset,
+                            last_error: Some(None),
+                            ..SessionChanges::default()
+                        }))
+                        .await?;
+                        Ok(Claim::Won(self.opened(OpenPath::Resumed, &key, None, None).await?))
+                    }
+                    Ok(_) => {
+                        self.settle(after.event(SessionEvent::Failed).changes(SessionChanges {
+                            last_error: Some(Some(err.to_string())),
+                            ..SessionChanges::default()
+                        }))
+                        .await?;
+                        Err(err.into())
+                    }
+                    Err(E2bError::NotFound) => {
+                        self.settle(after.event(SessionEvent::Killed)).await?;
+                        let record = self.project(&key).await?;
+                        self.start_fresh(record, actor, None, "paused sandbox was gone").await
+                    }
+                    Err(_) => Err(err.into()),
+                }
+            }
             Err(err) => {
                 let failed = SessionWrite::following(
                     &key,
@@ -217,8 +253,17 @@ impl Sandman {
         for snapshot in self.restore_candidates(&key, preferred).await? {
             match e2b.create_sandbox(&sandbox_for(&snapshot.e2b_snapshot_id)).await {
                 Ok(sandbox) => {
-                    created = Some((sandbox, Some(snapshot.snapshot_id)));
+                    created = Some((sandbox.into(), Some(snapshot.snapshot_id)));
                     break;
+                }
+                Err(err) if err.may_have_taken_effect() => {
+                    // The next rung only after a definite refusal: look the outcome up first. If
+                    // E2B cannot be asked, the claim stays for its lease to settle.
+                    if let Some((sandbox, _)) = self.sandbox_of_session(&e2b, &key, &session_id).await? {
+                        created = Some((sandbox, Some(snapshot.snapshot_id)));
+                        break;
+                    }
+                    fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
                 }
                 Err(err) => {
                     tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
@@ -229,8 +274,15 @@ impl Sandman {
         let (sandbox, restored_from) = match created {
             Some(found) => found,
             None => match e2b.create_sandbox(&sandbox_for(&project.template_id)).await {
-                Ok(sandbox) => (sandbox, None),
+                Ok(sandbox) => (sandbox.into(), None),
                 Err(err) => {
+                    if err.may_have_taken_effect()
+                        && let Some((sandbox, _)) = self.sandbox_of_session(&e2b, &key, &session_id).await?
+                    {
+                        return self
+                            .record_started(&key, claimed, actor, sandbox, None, fallback_reason, project)
+                            .await;
+                    }
                     let failed = SessionWrite::following(
                         &key,
                         claimed,
@@ -248,6 +300,22 @@ impl Sandman {
                 }
             },
         };
+        self.record_started(&key, claimed, actor, sandbox, restored_from, fallback_reason, project)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_started(
+        &self,
+        key: &crate::domain::ProjectKey,
+        claimed: Written,
+        actor: Actor,
+        sandbox: SandboxRef,
+        restored_from: Option<SnapshotId>,
+        fallback_reason: Option<String>,
+        project: &crate::domain::Project,
+    ) -> Result<Claim<Opened>, Error> {
+        let key = key.clone();
         let now = self.now();
         let path = if restored_from.is_some() {
             OpenPath::Restored
@@ -267,10 +335,7 @@ impl Sandman {
         )
         .event(SessionEvent::Running)
         .changes(SessionChanges {
-            sandbox: Some(SandboxRef {
-                sandbox_id: sandbox.sandbox_id,
-                domain: sandbox.domain,
-            }),
+            sandbox: Some(sandbox),
             last_active_at: Some(now),
             timeout_at: Some(now + project.sandbox_timeout),
             restored_from: Some(restored_from.clone()),

@@ -1,0 +1,168 @@
+//! Known interleavings of the lifecycle under faults (issue 13, part 1), each against DynamoDB
+//! Local and the emulator with the clock and the faults in the test's hands.
+
+use std::time::Duration;
+
+use e2b_emulator::{Fault, Route, SandboxState as E2bState};
+use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind};
+use sandman::e2b::NewSandbox;
+use sandman::sandbox_metadata;
+use sandman::store::{SessionChanges, SessionWrite};
+use sandman::workspace::{OpenPath, PauseOutcome, PauseRequest};
+use sandman_local::testkit::TestStack;
+
+fn live_sandboxes(stack: &TestStack) -> Vec<String> {
+    stack
+        .emulator
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.state != E2bState::Killed)
+        .map(|s| s.sandbox_id)
+        .collect()
+}
+
+fn applied_then_502() -> Fault {
+    Fault {
+        applied_then_fail_next: 1,
+        error_status: 502,
+        ..Fault::default()
+    }
+}
+
+async fn pause_now(stack: &TestStack, key: &sandman::domain::ProjectKey) {
+    let record = stack.sandman.project(key).await.unwrap();
+    let request = PauseRequest {
+        key: key.clone(),
+        expected_version: record.version,
+        sandbox_id: record.session.unwrap().sandbox.unwrap().sandbox_id,
+        actor: Actor::User,
+        cause: "user".into(),
+        idle_by: None,
+        snapshot_first: false,
+    };
+    assert!(matches!(
+        stack.sandman.pause(request).await.unwrap(),
+        PauseOutcome::Paused
+    ));
+}
+
+#[tokio::test]
+async fn a_create_that_answered_502_after_creating_is_adopted_not_repeated() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.emulator.set_fault(Route::CreateSandbox, applied_then_502());
+
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::Created);
+    let live = live_sandboxes(&stack);
+    assert_eq!(live.len(), 1, "one claim, one sandbox");
+    let session = opened.record.session.unwrap();
+    assert_eq!(session.state, SessionState::Running);
+    assert_eq!(session.sandbox.unwrap().sandbox_id, live[0]);
+    assert_eq!(stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
+}
+
+#[tokio::test]
+async fn the_restore_ladder_does_not_step_down_after_an_ambiguous_failure() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    let record = stack.sandman.project(&key).await.unwrap();
+    let snapshot = stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "checkpoint".into())
+        .await
+        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
+    stack.emulator.clear_calls();
+    stack.emulator.set_fault(Route::CreateSandbox, applied_then_502());
+
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::Restored);
+    assert_eq!(opened.restored_from, Some(snapshot.snapshot_id));
+    assert_eq!(live_sandboxes(&stack).len(), 1, "no template sandbox besides the restored one");
+    assert_eq!(stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
+}
+
+#[tokio::test]
+async fn a_resume_that_answered_502_after_resuming_is_recorded_running() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    pause_now(&stack, &key).await;
+    stack.emulator.set_fault(Route::ConnectSandbox, applied_then_502());
+
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::Resumed);
+    let sandbox = opened.record.session.unwrap().sandbox.unwrap().sandbox_id;
+    assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, E2bState::Running);
+    assert_eq!(opened.record.version, stack.sandman.project(&key).await.unwrap().version);
+}
+
+#[tokio::test]
+async fn a_claim_whose_claimant_died_is_settled_by_the_next_open_after_its_lease() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    let record = stack.sandman.project(&key).await.unwrap();
+    // A pause claimed by an instance that died before calling E2B.
+    let dying = SessionWrite::new(&record, Actor::IdleEnforcer, "idle", stack.clock.now()).event(SessionEvent::Pause);
+    stack.store().write_session(&dying).await.unwrap();
+
+    assert_eq!(
+        stack.sandman.open(&key, Actor::User).await.unwrap().path,
+        OpenPath::InProgress,
+        "within the lease the claimant may still be working"
+    );
+    stack.advance(CLAIM_LEASE + Duration::from_secs(1)).await;
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::AlreadyRunning);
+    assert_eq!(opened.record.state(), Some(SessionState::Running));
+    assert_eq!(stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
+}
+
+#[tokio::test]
+async fn a_start_whose_claimant_died_after_e2b_created_adopts_that_sandbox() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    let record = stack.register(&stack.spec("app")).await;
+    let session_id = "01JDEADCLAIMANT0000000000".to_string();
+    let claim = SessionWrite::new(&record, Actor::User, "open", stack.clock.now())
+        .event(SessionEvent::Start)
+        .changes(SessionChanges {
+            session_id: Some(session_id.clone()),
+            ..SessionChanges::default()
+        });
+    stack.store().write_session(&claim).await.unwrap();
+    let created = stack
+        .sandman
+        .e2b_for(&key)
+        .unwrap()
+        .create_sandbox(&NewSandbox {
+            template_id: "base".into(),
+            timeout: Duration::from_secs(1800),
+            auto_pause: true,
+            metadata: sandbox_metadata::for_session(&key, &session_id),
+            env_vars: Default::default(),
+        })
+        .await
+        .unwrap();
+
+    stack.advance(CLAIM_LEASE + Duration::from_secs(1)).await;
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::AlreadyRunning);
+    assert_eq!(
+        opened.record.session.unwrap().sandbox.unwrap().sandbox_id,
+        created.sandbox_id
+    );
+    assert_eq!(live_sandboxes(&stack), vec![created.sandbox_id]);
+}
