@@ -95,7 +95,12 @@ async fn a_resume_that_answered_502_after_resuming_is_recorded_running() {
     stack.register(&stack.spec("app")).await;
     stack.sandman.open(&key, Actor::User).await.unwrap();
     pause_now(&stack, &key).await;
-    stack.emulator.set_fault(Route::ConnectSandbox, applied_then_502());
+    // Every attempt the client makes resumes (or finds it running) and answers 502.
+    let every_attempt = Fault {
+        applied_then_fail_next: 10,
+        ..applied_then_502()
+    };
+    stack.emulator.set_fault(Route::ConnectSandbox, every_attempt);
 
     let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
 
