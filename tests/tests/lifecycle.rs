@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use e2b_emulator::{Fault, Route, SandboxState as E2bState};
 use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind};
+use sandman::deadline::Deadline;
 use sandman::e2b::NewSandbox;
 use sandman::sandbox_metadata;
 use sandman::store::{SessionChanges, SessionWrite};
@@ -170,4 +171,55 @@ async fn a_start_whose_claimant_died_after_e2b_created_adopts_that_sandbox() {
         created.sandbox_id
     );
     assert_eq!(live_sandboxes(&stack), vec![created.sandbox_id]);
+}
+
+#[tokio::test]
+async fn an_open_whose_create_outlasts_the_budget_answers_in_progress_and_the_lease_adopts_the_sandbox() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.emulator.set_fault(
+        Route::CreateSandbox,
+        Fault {
+            applied_then_hang_next: 1,
+            hang_for: Duration::from_secs(30),
+            ..Fault::default()
+        },
+    );
+
+    let budget = Deadline::after(Duration::from_secs(5));
+    let opened = budget.scope(stack.sandman.open(&key, Actor::User)).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::InProgress, "answered within the budget, not cut");
+    assert_eq!(opened.record.state(), Some(SessionState::Starting), "the claim waits for its lease");
+    stack.emulator.clear_faults();
+
+    // Whether the create reached E2B before the budget ran out (it normally does) or not, the first
+    // open after the lease leaves exactly one sandbox, recorded as the project's.
+    stack.advance(CLAIM_LEASE + Duration::from_secs(1)).await;
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+    assert!(matches!(opened.path, OpenPath::AlreadyRunning | OpenPath::Created), "{:?}", opened.path);
+    let live = live_sandboxes(&stack);
+    assert_eq!(live.len(), 1, "one sandbox in E2B");
+    assert_eq!(opened.record.session.unwrap().sandbox.unwrap().sandbox_id, live[0]);
+}
+
+#[tokio::test]
+async fn a_tick_whose_invocation_cannot_finish_one_item_claims_nothing() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    stack.advance(Duration::from_secs(3600)).await;
+
+    let short = Deadline::after(stack.sandman.worst_item() / 2);
+    let report = short.scope(stack.sandman.enforce_idle()).await;
+
+    assert!(report.deadline_reached);
+    assert_eq!(report.paused, 0);
+    assert_eq!(stack.sandman.project(&key).await.unwrap().state(), Some(SessionState::Running));
+    assert!(stack.emulator.calls_to(Route::PauseSandbox).is_empty());
+
+    let report = stack.sandman.enforce_idle().await;
+    assert_eq!(report.paused, 1, "with time to finish, the same tick pauses it");
 }

@@ -6,7 +6,7 @@
 //! project stays due (its `pruneAt` is only moved once a pass has fully succeeded).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -39,7 +39,7 @@ impl Sandman {
     /// whose pass fails is counted in `failures` and stays due.
     pub async fn prune(&self, options: PassOptions) -> Result<PruneReport, Error> {
         let started = Instant::now();
-        let deadline = started + self.config.pruner.tick_deadline;
+        let deadline = self.claiming_until(self.config.pruner.tick_deadline);
         let now = self.now();
         let mut report = PruneReport {
             dry_run: options.dry_run,

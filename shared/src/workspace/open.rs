@@ -7,6 +7,8 @@ use serde::Serialize;
 use crate::Sandman;
 use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
 use crate::e2b::{E2bError, NewSandbox, SandboxState};
+use crate::deadline::{Deadline, LAMBDA_MARGIN, MIN_E2B_CALL};
+use crate::domain::CLAIM_LEASE;
 use crate::error::Error;
 use crate::sandbox_metadata;
 use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
@@ -40,7 +42,25 @@ enum Claim<T> {
 }
 
 impl Sandman {
+    /// Within the caller's deadline and within one claim lease. When the time runs out mid-way the
+    /// claim is left to its lease and the answer is `InProgress`: poll the status.
     pub async fn open(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
+        match within_lease.scope(self.open_ladder(key, actor)).await {
+            Err(Error::E2b(err)) if !Deadline::current_allows(MIN_E2B_CALL) || err.was_not_sent() => {
+                tracing::warn!(project = %key, error = %err, "open ran out of time; the claim's lease settles it");
+                Ok(Opened {
+                    path: OpenPath::InProgress,
+                    record: self.project(key).await?,
+                    restored_from: None,
+                    fallback_reason: None,
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn open_ladder(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
         for _ in 0..3 {
             let record = self.project(key).await?;
             let step = match record.state() {
