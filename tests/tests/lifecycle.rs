@@ -9,7 +9,7 @@ use sandman::deadline::Deadline;
 use sandman::e2b::NewSandbox;
 use sandman::sandbox_metadata;
 use sandman::store::{SessionChanges, SessionWrite};
-use sandman::workspace::{OpenPath, PauseOutcome, PauseRequest};
+use sandman::workspace::{Activity, OpenPath, PauseOutcome, PauseRequest};
 use sandman_local::testkit::TestStack;
 
 fn live_sandboxes(stack: &TestStack) -> Vec<String> {
@@ -222,4 +222,142 @@ async fn a_tick_whose_invocation_cannot_finish_one_item_claims_nothing() {
 
     let report = stack.sandman.enforce_idle().await;
     assert_eq!(report.paused, 1, "with time to finish, the same tick pauses it");
+}
+
+/// Lets the next transaction reach DynamoDB, then replaces its answer with a 500: the write won,
+/// but its writer never heard so.
+#[derive(Debug, Default)]
+struct LoseNextAnswer {
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for LoseNextAnswer {
+    fn name(&self) -> &'static str {
+        "lose-next-answer"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let response = context.response_mut();
+            *response.status_mut() = 500u16.try_into()?;
+            *response.body_mut() = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"lost"}"#.into();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_retried_after_its_answer_was_lost_is_recognised_as_won() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    let record = stack.register(&stack.spec("app")).await;
+    let interceptor = std::sync::Arc::new(LoseNextAnswer::default());
+    let config = stack
+        .table
+        .client
+        .config()
+        .to_builder()
+        .interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(ArcIntercept(interceptor.clone())))
+        .build();
+    let store = sandman::store::Store::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table.name.clone());
+    let claim = SessionWrite::new(&record, Actor::User, "open", stack.clock.now())
+        .event(SessionEvent::Start)
+        .changes(SessionChanges {
+            session_id: Some("01JLOSTANSWER000000000000".into()),
+            ..SessionChanges::default()
+        });
+
+    interceptor.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = store.write_session(&claim).await.expect("the claim is ours");
+
+    assert_eq!(written.state, Some(SessionState::Starting));
+    let stored = stack.sandman.project(&key).await.unwrap();
+    assert_eq!(stored.version, written.version, "written once");
+    let log = stack.store().list_events(&key, None, 10).await.unwrap().items;
+    assert_eq!(log.len(), 1, "one lifecycle line");
+}
+
+#[derive(Debug)]
+struct ArcIntercept(std::sync::Arc<LoseNextAnswer>);
+
+impl aws_sdk_dynamodb::config::Intercept for ArcIntercept {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        bag: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.modify_before_deserialization(context, components, bag)
+    }
+}
+
+#[tokio::test]
+async fn a_heartbeat_right_after_a_pause_wakes_the_sandbox() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    stack.advance(Duration::from_secs(120)).await;
+    assert!(matches!(
+        stack.sandman.activity(&key).await.unwrap(),
+        Activity::Recorded { .. }
+    ));
+    pause_now(&stack, &key).await;
+    stack.advance(Duration::from_secs(5)).await;
+
+    let answer = stack.sandman.activity(&key).await.unwrap();
+
+    assert!(matches!(answer, Activity::Woke(_)), "{answer:?}");
+    assert_eq!(stack.sandman.project(&key).await.unwrap().state(), Some(SessionState::Running));
+}
+
+#[tokio::test]
+async fn the_heartbeat_throttle_follows_the_projects_idle_timeout() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    let mut spec = stack.spec("app");
+    spec.idle.idle_timeout = Duration::from_secs(60);
+    stack.register(&spec).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    stack.advance(Duration::from_secs(40)).await;
+    assert!(matches!(
+        stack.sandman.activity(&key).await.unwrap(),
+        Activity::Recorded { .. }
+    ));
+
+    // A quarter of the 60 s idle timeout is 15 s: 20 s later the heartbeat must be written, or
+    // the enforcer could pause a session whose activity it never saw.
+    stack.advance(Duration::from_secs(20)).await;
+    let answer = stack.sandman.activity(&key).await.unwrap();
+
+    assert!(matches!(answer, Activity::Recorded { .. }), "{answer:?}");
+    let session = stack.sandman.project(&key).await.unwrap().session.unwrap();
+    assert_eq!(session.last_active_at, stack.clock.now());
+}
+
+#[tokio::test]
+async fn refused_conditional_writes_count_in_the_capacity_figures() {
+    let stack = TestStack::start().await;
+    let record = stack.register(&stack.spec("app")).await;
+    let claim = SessionWrite::new(&record, Actor::User, "open", stack.clock.now()).event(SessionEvent::Start);
+    stack.store().write_session(&claim).await.unwrap();
+    let before = stack.store().capacity().total();
+
+    let stale = stack.store().write_session(&claim).await;
+
+    assert!(stale.is_err(), "the second claim on the same version loses");
+    let after = stack.store().capacity().total();
+    assert!(
+        after.write_units > before.write_units,
+        "DynamoDB bills the refused transaction: {before:?} -> {after:?}"
+    );
 }

@@ -65,19 +65,20 @@ impl Store {
             .build()
             .map_err(StoreError::build)?;
         let out = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(mark).build())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
+            .transact(vec![
+                TransactWriteItem::builder().put(put).build(),
+                TransactWriteItem::builder().update(mark).build(),
+            ])
             .await;
         match out {
             Ok(out) => {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if is_cancelled(&err) => Err(StoreError::NotFound),
+            Err(err) if is_cancelled(&err) => {
+                self.capacity.record_failed_write(4.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -141,7 +142,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 snapshot(out.attributes.unwrap_or_default())
             }
-            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -244,7 +248,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -278,7 +285,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Ok(false)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
