@@ -96,9 +96,11 @@ impl Sandman {
                 "the project's live sandbox was restored from this snapshot".into(),
             ));
         }
-        self.store.mark_deleting(key, id).await.map_err(|err| match err {
+        self.store.mark_deleting_at(key, id, self.now()).await.map_err(|err| match err {
             StoreError::NotFound => Error::NotFound("snapshot"),
-            StoreError::Conflict { .. } => Error::Conflict("the snapshot is pinned; unpin it first".into()),
+            StoreError::Conflict { .. } => {
+                Error::Conflict("the snapshot is pinned or being restored; try again later".into())
+            }
             other => other.into(),
         })?;
         self.finish_delete(key, &snapshot).await

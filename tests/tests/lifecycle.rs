@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use e2b_emulator::{Fault, Route, SandboxState as E2bState};
-use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind};
+use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind, SnapshotStatus};
+use sandman::retention::PassOptions;
 use sandman::deadline::Deadline;
 use sandman::e2b::NewSandbox;
 use sandman::sandbox_metadata;
@@ -360,4 +361,58 @@ async fn refused_conditional_writes_count_in_the_capacity_figures() {
         after.write_units > before.write_units,
         "DynamoDB bills the refused transaction: {before:?} -> {after:?}"
     );
+}
+
+/// A project keeping one snapshot, with two: the older is due for retention.
+async fn two_snapshots(stack: &TestStack, project: &str) -> (sandman::domain::ProjectKey, sandman::domain::Snapshot) {
+    let key = stack.key(project);
+    let mut spec = stack.spec(project);
+    spec.retention.keep_last = 1;
+    stack.register(&spec).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    let record = stack.sandman.project(&key).await.unwrap();
+    let older = stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "older".into())
+        .await
+        .unwrap();
+    stack.advance(Duration::from_secs(1)).await;
+    let record = stack.sandman.project(&key).await.unwrap();
+    stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "newer".into())
+        .await
+        .unwrap();
+    (key, older)
+}
+
+#[tokio::test]
+async fn the_pruner_cannot_take_a_snapshot_held_for_a_restore() {
+    let stack = TestStack::start().await;
+    let (held, held_older) = two_snapshots(&stack, "held").await;
+    let (control, control_older) = two_snapshots(&stack, "control").await;
+    stack
+        .store()
+        .hold_snapshot(&held, &held_older.snapshot_id, stack.clock.now() + CLAIM_LEASE)
+        .await
+        .unwrap();
+
+    stack.advance(Duration::from_secs(1)).await;
+    stack.sandman.prune(PassOptions::default()).await.unwrap();
+
+    let kept = stack.store().get_snapshot(&held, &held_older.snapshot_id).await.unwrap();
+    assert_eq!(kept.map(|s| s.status), Some(SnapshotStatus::Ready), "held: not marked");
+    assert!(stack.emulator.snapshots().iter().any(|s| s.snapshot_id == held_older.e2b_snapshot_id));
+    assert_eq!(
+        stack.store().get_snapshot(&control, &control_older.snapshot_id).await.unwrap(),
+        None,
+        "the same snapshot unheld is pruned"
+    );
+
+    stack.advance(CLAIM_LEASE).await;
+    stack
+        .store()
+        .mark_deleting_at(&held, &held_older.snapshot_id, stack.clock.now())
+        .await
+        .expect("the hold has lapsed");
 }

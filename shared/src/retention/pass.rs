@@ -165,7 +165,7 @@ impl Sandman {
         let marked = match reason {
             Reason::Unfinished => snapshot.clone(),
             Reason::BeyondKeepLast | Reason::OlderThanMaxAge => {
-                match self.store.mark_deleting(key, &snapshot.snapshot_id).await {
+                match self.store.mark_deleting_at(key, &snapshot.snapshot_id, self.now()).await {
                     Ok(marked) => marked,
                     Err(StoreError::Conflict { .. } | StoreError::NotFound) => return Ok(false),
                     Err(err) => return Err(err.into()),

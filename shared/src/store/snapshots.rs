@@ -150,9 +150,50 @@ impl Store {
         }
     }
 
-    /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
-    /// (`Conflict`) when it is pinned, `NotFound` when it does not exist. Idempotent.
+    /// Holds a READY snapshot for a restore until `until`: neither the pruner nor a user's delete
+    /// can mark it meanwhile. `NotFound` when it is missing or already being deleted.
+    pub async fn hold_snapshot(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET heldUntil = :until")
+            .condition_expression("attribute_exists(pk) AND #status = :ready")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":until", n(to_ms(until)))
+            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// `mark_deleting_at` the system time.
     pub async fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, StoreError> {
+        self.mark_deleting_at(key, id, OffsetDateTime::now_utc()).await
+    }
+
+    /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
+    /// (`Conflict`) when it is pinned or held for a restore past `now`, `NotFound` when it does not
+    /// exist. Idempotent.
+    pub async fn mark_deleting_at(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        now: OffsetDateTime,
+    ) -> Result<Snapshot, StoreError> {
         let out = self
             .client
             .update_item()
@@ -160,10 +201,13 @@ impl Store {
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::snapshot_sk(id)))
             .update_expression("SET #status = :deleting")
-            .condition_expression("attribute_exists(pk) AND pinned = :false")
+            .condition_expression(
+                "attribute_exists(pk) AND pinned = :false AND (attribute_not_exists(heldUntil) OR heldUntil <= :now)",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":deleting", s(status_name(SnapshotStatus::Deleting)))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(to_ms(now)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

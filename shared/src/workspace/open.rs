@@ -130,9 +130,16 @@ impl Sandman {
         actor: Actor,
     ) -> Result<Opened, Error> {
         let chosen = self.snapshot(key, snapshot).await?;
-        if chosen.status != SnapshotStatus::Ready {
-            return Err(Error::Conflict("the snapshot is being deleted".into()));
-        }
+        // Held before anything changes: from here the pruner cannot take it, and a snapshot already
+        // being deleted is refused while the current sandbox still runs.
+        let held_until = self.now() + CLAIM_LEASE * 2;
+        self.store
+            .hold_snapshot(key, &chosen.snapshot_id, held_until)
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound => Error::Conflict("the snapshot is being deleted".into()),
+                other => other.into(),
+            })?;
         let record = self.project(key).await?;
         if matches!(record.state(), Some(SessionState::Running | SessionState::Paused)) {
             self.kill(key, None, actor).await?;
