@@ -19,7 +19,11 @@ async fn idle_sessions_are_paused_under_their_own_policy_and_active_ones_are_not
     stack.clock.advance(10 * MINUTE);
     let now = stack.clock.now();
     assert!(
-        stack.store().record_activity(&busy, &busy_sandbox, now, now).await.unwrap(),
+        stack
+            .store()
+            .record_activity(&busy, &busy_sandbox, now, now)
+            .await
+            .unwrap(),
         "the heartbeat is recorded"
     );
 

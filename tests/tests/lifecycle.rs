@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use e2b_emulator::{Fault, Route, SandboxState as E2bState};
-use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind, SnapshotStatus};
-use sandman::retention::PassOptions;
 use sandman::deadline::Deadline;
+use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind, SnapshotStatus};
 use sandman::e2b::NewSandbox;
+use sandman::retention::{PENDING_GRACE, PassOptions};
 use sandman::sandbox_metadata;
 use sandman::store::{SessionChanges, SessionWrite};
 use sandman::workspace::{Activity, OpenPath, PauseOutcome, PauseRequest};
@@ -86,7 +86,11 @@ async fn the_restore_ladder_does_not_step_down_after_an_ambiguous_failure() {
 
     assert_eq!(opened.path, OpenPath::Restored);
     assert_eq!(opened.restored_from, Some(snapshot.snapshot_id));
-    assert_eq!(live_sandboxes(&stack).len(), 1, "no template sandbox besides the restored one");
+    assert_eq!(
+        live_sandboxes(&stack).len(),
+        1,
+        "no template sandbox besides the restored one"
+    );
     assert_eq!(stack.emulator.calls_to(Route::CreateSandbox).len(), 1);
 }
 
@@ -109,7 +113,10 @@ async fn a_resume_that_answered_502_after_resuming_is_recorded_running() {
     assert_eq!(opened.path, OpenPath::Resumed);
     let sandbox = opened.record.session.unwrap().sandbox.unwrap().sandbox_id;
     assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, E2bState::Running);
-    assert_eq!(opened.record.version, stack.sandman.project(&key).await.unwrap().version);
+    assert_eq!(
+        opened.record.version,
+        stack.sandman.project(&key).await.unwrap().version
+    );
 }
 
 #[tokio::test]
@@ -192,14 +199,22 @@ async fn an_open_whose_create_outlasts_the_budget_answers_in_progress_and_the_le
     let opened = budget.scope(stack.sandman.open(&key, Actor::User)).await.unwrap();
 
     assert_eq!(opened.path, OpenPath::InProgress, "answered within the budget, not cut");
-    assert_eq!(opened.record.state(), Some(SessionState::Starting), "the claim waits for its lease");
+    assert_eq!(
+        opened.record.state(),
+        Some(SessionState::Starting),
+        "the claim waits for its lease"
+    );
     stack.emulator.clear_faults();
 
     // Whether the create reached E2B before the budget ran out (it normally does) or not, the first
     // open after the lease leaves exactly one sandbox, recorded as the project's.
     stack.advance(CLAIM_LEASE + Duration::from_secs(1)).await;
     let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
-    assert!(matches!(opened.path, OpenPath::AlreadyRunning | OpenPath::Created), "{:?}", opened.path);
+    assert!(
+        matches!(opened.path, OpenPath::AlreadyRunning | OpenPath::Created),
+        "{:?}",
+        opened.path
+    );
     let live = live_sandboxes(&stack);
     assert_eq!(live.len(), 1, "one sandbox in E2B");
     assert_eq!(opened.record.session.unwrap().sandbox.unwrap().sandbox_id, live[0]);
@@ -218,7 +233,10 @@ async fn a_tick_whose_invocation_cannot_finish_one_item_claims_nothing() {
 
     assert!(report.deadline_reached);
     assert_eq!(report.paused, 0);
-    assert_eq!(stack.sandman.project(&key).await.unwrap().state(), Some(SessionState::Running));
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Running)
+    );
     assert!(stack.emulator.calls_to(Route::PauseSandbox).is_empty());
 
     let report = stack.sandman.enforce_idle().await;
@@ -246,7 +264,8 @@ impl aws_sdk_dynamodb::config::Intercept for LoseNextAnswer {
         if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             let response = context.response_mut();
             *response.status_mut() = 500u16.try_into()?;
-            *response.body_mut() = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"lost"}"#.into();
+            *response.body_mut() =
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"lost"}"#.into();
         }
         Ok(())
     }
@@ -263,7 +282,9 @@ async fn a_transaction_retried_after_its_answer_was_lost_is_recognised_as_won() 
         .client
         .config()
         .to_builder()
-        .interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(ArcIntercept(interceptor.clone())))
+        .interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(ArcIntercept(
+            interceptor.clone(),
+        )))
         .build();
     let store = sandman::store::Store::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table.name.clone());
     let claim = SessionWrite::new(&record, Actor::User, "open", stack.clock.now())
@@ -318,7 +339,10 @@ async fn a_heartbeat_right_after_a_pause_wakes_the_sandbox() {
     let answer = stack.sandman.activity(&key).await.unwrap();
 
     assert!(matches!(answer, Activity::Woke(_)), "{answer:?}");
-    assert_eq!(stack.sandman.project(&key).await.unwrap().state(), Some(SessionState::Running));
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Running)
+    );
 }
 
 #[tokio::test]
@@ -400,11 +424,25 @@ async fn the_pruner_cannot_take_a_snapshot_held_for_a_restore() {
     stack.advance(Duration::from_secs(1)).await;
     stack.sandman.prune(PassOptions::default()).await.unwrap();
 
-    let kept = stack.store().get_snapshot(&held, &held_older.snapshot_id).await.unwrap();
+    let kept = stack
+        .store()
+        .get_snapshot(&held, &held_older.snapshot_id)
+        .await
+        .unwrap();
     assert_eq!(kept.map(|s| s.status), Some(SnapshotStatus::Ready), "held: not marked");
-    assert!(stack.emulator.snapshots().iter().any(|s| s.snapshot_id == held_older.e2b_snapshot_id));
+    assert!(
+        stack
+            .emulator
+            .snapshots()
+            .iter()
+            .any(|s| s.snapshot_id == held_older.e2b_snapshot_id)
+    );
     assert_eq!(
-        stack.store().get_snapshot(&control, &control_older.snapshot_id).await.unwrap(),
+        stack
+            .store()
+            .get_snapshot(&control, &control_older.snapshot_id)
+            .await
+            .unwrap(),
         None,
         "the same snapshot unheld is pruned"
     );
@@ -415,4 +453,60 @@ async fn the_pruner_cannot_take_a_snapshot_held_for_a_restore() {
         .mark_deleting_at(&held, &held_older.snapshot_id, stack.clock.now())
         .await
         .expect("the hold has lapsed");
+}
+
+#[tokio::test]
+async fn a_snapshot_whose_answer_was_lost_is_recorded_pending_and_finished_by_the_pruner() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    stack.emulator.set_fault(Route::CreateSnapshot, applied_then_502());
+    let record = stack.sandman.project(&key).await.unwrap();
+
+    let failed = stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "lost answer".into())
+        .await;
+
+    assert!(failed.is_err());
+    let taken = stack.emulator.snapshots();
+    assert_eq!(taken.len(), 1, "E2B took it");
+    let rows = stack.store().all_snapshots(&key).await.unwrap();
+    assert_eq!(rows.len(), 1, "the table knows of it: {rows:?}");
+    assert_eq!(rows[0].status, SnapshotStatus::Pending);
+
+    stack.advance(PENDING_GRACE + Duration::from_secs(1)).await;
+    stack.sandman.prune(PassOptions::default()).await.unwrap();
+
+    let rows = stack.store().all_snapshots(&key).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, SnapshotStatus::Ready);
+    assert_eq!(rows[0].e2b_snapshot_id, taken[0].snapshot_id);
+}
+
+#[tokio::test]
+async fn a_snapshot_e2b_refused_leaves_no_row() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    stack.emulator.set_fault(
+        Route::CreateSnapshot,
+        Fault {
+            fail_next: 1,
+            error_status: 409,
+            ..Fault::default()
+        },
+    );
+    let record = stack.sandman.project(&key).await.unwrap();
+
+    assert!(
+        stack
+            .sandman
+            .create_snapshot(&record, SnapshotKind::Manual, "refused".into())
+            .await
+            .is_err()
+    );
+    assert!(stack.store().all_snapshots(&key).await.unwrap().is_empty());
 }

@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::accounts::ApiKey;
-use crate::deadline::{Deadline, MIN_E2B_CALL};
 use super::error::E2bError;
 use super::request::{Reply, Request};
 use super::retry::{AttemptFailure, FailedAttempt, RetryPolicy, parse_retry_after};
+use crate::deadline::{Deadline, MIN_E2B_CALL};
 
 const API_KEY_HEADER: &str = "X-API-Key";
 

@@ -187,6 +187,15 @@ fn as_seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok
     serializer.serialize_u64(whole_seconds(*duration))
 }
 
+impl From<Sandbox> for crate::domain::SandboxRef {
+    fn from(sandbox: Sandbox) -> Self {
+        Self {
+            sandbox_id: sandbox.sandbox_id,
+            domain: sandbox.domain,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,14 +249,5 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
         assert_eq!(whole_seconds(Duration::from_secs(300)), 300);
         assert_eq!(whole_seconds(Duration::MAX), i32::MAX as u64);
-    }
-}
-
-impl From<Sandbox> for crate::domain::SandboxRef {
-    fn from(sandbox: Sandbox) -> Self {
-        Self {
-            sandbox_id: sandbox.sandbox_id,
-            domain: sandbox.domain,
-        }
     }
 }

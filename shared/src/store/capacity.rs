@@ -40,7 +40,8 @@ impl CapacityMeter {
     /// that in a transaction) but reports no consumed capacity with the error, so it is counted here.
     pub(crate) fn record_failed_write(&self, units: f64) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.write_centi.fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
+        self.write_centi
+            .fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
     }
 
     fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>, into: &AtomicU64) {

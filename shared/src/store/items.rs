@@ -154,6 +154,7 @@ pub(crate) fn snapshot(item: Item) -> Result<Snapshot, StoreError> {
         pinned: it.pinned,
         status: match it.status.as_str() {
             "DELETING" => SnapshotStatus::Deleting,
+            "PENDING" => SnapshotStatus::Pending,
             _ => SnapshotStatus::Ready,
         },
         created_at: from_ms(it.created_at),

@@ -397,7 +397,12 @@ impl Store {
     }
 
     /// An update applied only while the session is RUNNING `sandbox_id`.
-    async fn update_running_sandbox(&self, key: &ProjectKey, sandbox_id: &str, mut e: Expr) -> Result<bool, StoreError> {
+    async fn update_running_sandbox(
+        &self,
+        key: &ProjectKey,
+        sandbox_id: &str,
+        mut e: Expr,
+    ) -> Result<bool, StoreError> {
         let (state, running, sandbox, id) = (
             e.name("state"),
             e.value(s(SessionState::Running.as_str())),

@@ -152,7 +152,12 @@ impl Store {
 
     /// Holds a READY snapshot for a restore until `until`: neither the pruner nor a user's delete
     /// can mark it meanwhile. `NotFound` when it is missing or already being deleted.
-    pub async fn hold_snapshot(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Result<(), StoreError> {
+    pub async fn hold_snapshot(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let out = self
             .client
             .update_item()
@@ -175,6 +180,67 @@ impl Store {
             Err(err) if condition_failed(&err) => {
                 self.capacity.record_failed_write(1.0);
                 Err(StoreError::NotFound)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// A pending snapshot E2B has taken: READY, with E2B's id. `NotFound` unless it was pending.
+    pub async fn complete_snapshot(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        e2b_snapshot_id: &str,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET #status = :ready, e2bSnapshotId = :e2b")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
+            .expression_attribute_values(":pending", s(status_name(SnapshotStatus::Pending)))
+            .expression_attribute_values(":e2b", s(e2b_snapshot_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// Ends a restore's hold (the restore finished, either way).
+    pub async fn release_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("REMOVE heldUntil")
+            .condition_expression("attribute_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Ok(())
             }
             Err(err) => Err(StoreError::dynamo(err)),
         }
@@ -340,6 +406,7 @@ impl Store {
 
 fn status_name(status: SnapshotStatus) -> &'static str {
     match status {
+        SnapshotStatus::Pending => "PENDING",
         SnapshotStatus::Ready => "READY",
         SnapshotStatus::Deleting => "DELETING",
     }

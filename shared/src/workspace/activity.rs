@@ -57,7 +57,11 @@ impl Sandman {
     pub async fn activity(&self, key: &ProjectKey) -> Result<Activity, Error> {
         let mut consistency = Consistency::Eventual;
         for _ in 0..3 {
-            let record = self.store.get_project(key, consistency).await?.ok_or(Error::NotFound("project"))?;
+            let record = self
+                .store
+                .get_project(key, consistency)
+                .await?
+                .ok_or(Error::NotFound("project"))?;
             match self.activity_on(key, &record).await? {
                 Some(answer) => return Ok(answer),
                 // The session moved under the heartbeat: decide again from a strong read.
@@ -109,7 +113,9 @@ impl Sandman {
         if running_out {
             match self.e2b_for(key)?.set_timeout(&sandbox.sandbox_id, timeout).await {
                 Ok(()) => {
-                    self.store.record_timeout(key, &sandbox.sandbox_id, now + timeout).await?;
+                    self.store
+                        .record_timeout(key, &sandbox.sandbox_id, now + timeout)
+                        .await?;
                     extended_timeout = true;
                 }
                 Err(err) => tracing::warn!(project = %key, error = %err, "could not extend the E2B timeout"),

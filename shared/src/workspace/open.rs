@@ -5,10 +5,10 @@
 use serde::Serialize;
 
 use crate::Sandman;
-use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
-use crate::e2b::{E2bError, NewSandbox, SandboxState};
 use crate::deadline::{Deadline, LAMBDA_MARGIN, MIN_E2B_CALL};
 use crate::domain::CLAIM_LEASE;
+use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
+use crate::e2b::{E2bError, NewSandbox, SandboxState};
 use crate::error::Error;
 use crate::sandbox_metadata;
 use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
@@ -144,6 +144,20 @@ impl Sandman {
         if matches!(record.state(), Some(SessionState::Running | SessionState::Paused)) {
             self.kill(key, None, actor).await?;
         }
+        let restored = self.replace_from(key, chosen.clone(), actor).await;
+        // Done either way: a restored sandbox's source is protected as in use from here on.
+        if let Err(err) = self.store.release_snapshot(key, &chosen.snapshot_id).await {
+            tracing::warn!(project = %key, snapshot = %chosen.snapshot_id, error = %err, "the hold lapses on its own");
+        }
+        restored
+    }
+
+    async fn replace_from(
+        &self,
+        key: &crate::domain::ProjectKey,
+        chosen: Snapshot,
+        actor: Actor,
+    ) -> Result<Opened, Error> {
         let record = self.project(key).await?;
         match self.start_fresh(record, actor, Some(chosen), "restore").await? {
             Claim::Won(opened) => Ok(opened),
@@ -197,7 +211,13 @@ impl Sandman {
             }
             Err(err) if err.may_have_taken_effect() => {
                 // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
-                let after = SessionWrite::following(&key, claimed, actor, format!("resume answered {}", err.kind()), self.now());
+                let after = SessionWrite::following(
+                    &key,
+                    claimed,
+                    actor,
+                    format!("resume answered {}", err.kind()),
+                    self.now(),
+                );
                 match e2b.get_sandbox(&sandbox.sandbox_id).await {
                     Ok(detail) if detail.state == SandboxState::Running => {
                         let now = self.now();
