@@ -510,3 +510,82 @@ async fn a_snapshot_e2b_refused_leaves_no_row() {
     );
     assert!(stack.store().all_snapshots(&key).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_paused_project_whose_sandbox_e2b_expired_goes_down_the_open_ladder() {
+    let retention = Duration::from_secs(3600);
+    let config = e2b_emulator::EmulatorConfig {
+        paused_retention: Some(retention),
+        ..e2b_emulator::EmulatorConfig::default()
+    };
+    let stack = TestStack::start_with(config, |_| None).await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    let record = stack.sandman.project(&key).await.unwrap();
+    let snapshot = stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "before the pause".into())
+        .await
+        .unwrap();
+    pause_now(&stack, &key).await;
+    stack.emulator.settle_webhooks().await;
+    stack.advance(retention * 2).await;
+    let gone = stack
+        .sandman
+        .project(&key)
+        .await
+        .unwrap()
+        .session
+        .unwrap()
+        .sandbox
+        .unwrap()
+        .sandbox_id;
+    assert_eq!(
+        stack.emulator.sandbox(&gone).unwrap().state,
+        E2bState::Killed,
+        "E2B dropped it"
+    );
+
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+
+    assert_eq!(opened.path, OpenPath::Restored, "{:?}", opened.fallback_reason);
+    assert_eq!(opened.restored_from, Some(snapshot.snapshot_id));
+    let live = live_sandboxes(&stack);
+    assert_eq!(live.len(), 1);
+    assert_eq!(opened.record.session.unwrap().sandbox.unwrap().sandbox_id, live[0]);
+}
+
+#[tokio::test]
+async fn concurrent_opens_on_the_restore_path_make_one_e2b_call() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    let record = stack.sandman.project(&key).await.unwrap();
+    stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "checkpoint".into())
+        .await
+        .unwrap();
+    stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
+    stack.emulator.clear_calls();
+
+    let opens = (0..12).map(|_| {
+        let (sandman, key) = (stack.sandman.clone(), key.clone());
+        tokio::spawn(async move { sandman.open(&key, Actor::User).await })
+    });
+    let paths: Vec<OpenPath> = futures::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap().path)
+        .collect();
+
+    assert_eq!(stack.emulator.calls_to(Route::CreateSandbox).len(), 1, "{paths:?}");
+    assert_eq!(
+        paths.iter().filter(|p| **p == OpenPath::Restored).count(),
+        1,
+        "{paths:?}"
+    );
+    assert_eq!(live_sandboxes(&stack).len(), 1);
+}

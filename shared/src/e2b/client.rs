@@ -104,8 +104,9 @@ impl E2bClient {
         let url = request.url(&self.inner.base_url);
         let started = Instant::now();
         let own = started + self.inner.call_deadline;
-        let deadline = Deadline::current().map_or(own, |invocation| own.min(invocation.instant()));
-        if deadline.saturating_duration_since(started) < MIN_E2B_CALL {
+        let invocation = Deadline::current();
+        let deadline = invocation.map_or(own, |invocation| own.min(invocation.instant()));
+        if invocation.is_some_and(|invocation| !invocation.allows(MIN_E2B_CALL)) {
             tracing::warn!("no time left in this invocation for an E2B call; not sent");
             return Err(E2bError::Unavailable {
                 attempts: 0,
