@@ -55,6 +55,7 @@ impl Sandman {
     pub fn new(store: Store, config: Config, secrets: Secrets, clock: Clock) -> Result<Sandman, StartupError> {
         let client = E2bClient::new(E2bSettings {
             base_url: config.e2b_api_url.clone(),
+            call_deadline: config.e2b_call_deadline,
             ..E2bSettings::default()
         })?;
         let default_key = secrets
@@ -79,5 +80,22 @@ impl Sandman {
 
     pub fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
+    }
+
+    /// The longest one claimed item of a scheduled tick can take: a snapshot and a pause, each one
+    /// E2B call, and the writes after them.
+    pub fn worst_item(&self) -> std::time::Duration {
+        self.config.e2b_call_deadline * 2 + crate::deadline::LAMBDA_MARGIN
+    }
+
+    /// Until when a scheduled tick that may run for `tick` may claim new work: its own deadline,
+    /// or earlier when its invocation's deadline leaves less than one worst-case item after it.
+    pub fn claiming_until(&self, tick: std::time::Duration) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let own = now + tick;
+        match crate::deadline::Deadline::current() {
+            Some(invocation) => own.min(invocation.instant().checked_sub(self.worst_item()).unwrap_or(now)),
+            None => own,
+        }
     }
 }

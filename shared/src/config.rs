@@ -88,6 +88,9 @@ pub struct Config {
     pub defaults: ProjectDefaults,
     /// A heartbeat within this interval of the last recorded one writes nothing.
     pub heartbeat_interval: Duration,
+    /// Bounds one E2B call, every retry included (`E2B_CALL_DEADLINE_SECS`); an invocation's own
+    /// deadline cuts it shorter.
+    pub e2b_call_deadline: Duration,
     pub enforcer: EnforcerConfig,
     pub pruner: PrunerConfig,
 }
@@ -115,6 +118,7 @@ impl Config {
                 keep_last: env.number("DEFAULT_KEEP_SNAPSHOTS", 10)?,
             },
             heartbeat_interval: env.seconds("HEARTBEAT_INTERVAL_SECS", 30)?,
+            e2b_call_deadline: env.seconds("E2B_CALL_DEADLINE_SECS", 20)?,
             enforcer: EnforcerConfig {
                 concurrency: env.number("ENFORCER_CONCURRENCY", 32)?,
                 tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,

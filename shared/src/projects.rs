@@ -13,6 +13,11 @@ impl Sandman {
         for snapshot in self.store.all_snapshots(key).await? {
             let deleted = match snapshot.status {
                 SnapshotStatus::Deleting => self.finish_delete(key, &snapshot).await,
+                // Completed (then deleted) if E2B took it, removed if not.
+                SnapshotStatus::Pending => match self.finish_pending(key, &snapshot).await {
+                    Ok(()) => self.delete_snapshot(key, &snapshot.snapshot_id).await,
+                    Err(err) => Err(err),
+                },
                 SnapshotStatus::Ready => {
                     if snapshot.pinned {
                         self.set_pinned(key, &snapshot.snapshot_id, false).await?;

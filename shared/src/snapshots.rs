@@ -7,8 +7,10 @@ use crate::error::Error;
 use crate::store::{Cursor, Page, ProjectRecord, StoreError};
 
 impl Sandman {
-    /// Saves the project's current sandbox. The record is written after E2B answers; should that
-    /// write fail, the E2B snapshot is deleted again so nothing is left that the table does not know.
+    /// Saves the project's current sandbox. A PENDING record is written before E2B is asked, and
+    /// completed (READY) or removed after, so no E2B snapshot exists that the table does not know:
+    /// a request that dies in between, or an ambiguous E2B failure, leaves a PENDING record that
+    /// the pruner finishes (`finish_pending`).
     pub async fn create_snapshot(
         &self,
         record: &ProjectRecord,
@@ -24,34 +26,68 @@ impl Sandman {
             .ok_or_else(|| Error::Conflict("the project has no live sandbox to snapshot".into()))?;
         let e2b = self.e2b_for(&key)?;
         let snapshot_id = SnapshotId::generate();
-        let info = e2b
-            .create_snapshot(
-                &sandbox.sandbox_id,
-                Some(&format!("sandman-{}", snapshot_id.as_str().to_lowercase())),
-            )
-            .await?;
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
+            e2b_snapshot_id: e2b_name(&snapshot_id),
             snapshot_id,
             team_id: key.team.clone(),
             project_id: key.project.clone(),
-            e2b_snapshot_id: info.snapshot_id,
             source_sandbox_id: sandbox.sandbox_id,
             description,
             kind,
             pinned: false,
-            status: SnapshotStatus::Ready,
+            status: SnapshotStatus::Pending,
             created_at: self.now(),
             size_bytes: None,
             file_count: None,
         };
-        if let Err(err) = self.store.put_snapshot(&snapshot).await {
-            if let Err(cleanup) = e2b.delete_snapshot(&snapshot.e2b_snapshot_id).await {
-                tracing::error!(e2b_snapshot = %snapshot.e2b_snapshot_id, error = %cleanup, "unrecorded E2B snapshot could not be deleted");
+        self.store.put_snapshot(&snapshot).await?;
+        let taken = e2b
+            .create_snapshot(&snapshot.source_sandbox_id, Some(&e2b_name(&snapshot.snapshot_id)))
+            .await;
+        let info = match taken {
+            Ok(info) => info,
+            Err(err) if err.may_have_taken_effect() => {
+                tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "snapshot outcome unknown; left PENDING for the pruner");
+                return Err(err.into());
             }
-            return Err(err.into());
-        }
+            Err(err) => {
+                self.store.delete_snapshot_record(&key, &snapshot.snapshot_id).await?;
+                return Err(err.into());
+            }
+        };
+        self.store
+            .complete_snapshot(&key, &snapshot.snapshot_id, &info.snapshot_id)
+            .await?;
+        snapshot.e2b_snapshot_id = info.snapshot_id;
+        snapshot.status = SnapshotStatus::Ready;
         tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, kind = kind.as_str(), "snapshot saved");
         Ok(snapshot)
+    }
+
+    /// A PENDING record its writer left behind: READY if E2B took the snapshot (found by the name
+    /// Sandman gave it, among the source sandbox's snapshots), removed if E2B has none.
+    pub async fn finish_pending(&self, key: &ProjectKey, pending: &Snapshot) -> Result<(), Error> {
+        let name = e2b_name(&pending.snapshot_id);
+        let taken = match self.e2b_for(key)?.list_snapshots(&pending.source_sandbox_id).await {
+            Ok(listed) => listed
+                .into_iter()
+                .find(|info| info.names.iter().any(|n| n.contains(&name)) || info.snapshot_id.contains(&name)),
+            Err(E2bError::NotFound) => None,
+            Err(err) => return Err(err.into()),
+        };
+        match taken {
+            Some(info) => {
+                tracing::warn!(project = %key, snapshot = %pending.snapshot_id, "a pending snapshot E2B took: completed");
+                self.store
+                    .complete_snapshot(key, &pending.snapshot_id, &info.snapshot_id)
+                    .await?
+            }
+            None => {
+                tracing::warn!(project = %key, snapshot = %pending.snapshot_id, "a pending snapshot E2B never took: removed");
+                self.store.delete_snapshot_record(key, &pending.snapshot_id).await?
+            }
+        }
+        Ok(())
     }
 
     pub async fn list_snapshots(
@@ -96,11 +132,16 @@ impl Sandman {
                 "the project's live sandbox was restored from this snapshot".into(),
             ));
         }
-        self.store.mark_deleting(key, id).await.map_err(|err| match err {
-            StoreError::NotFound => Error::NotFound("snapshot"),
-            StoreError::Conflict { .. } => Error::Conflict("the snapshot is pinned; unpin it first".into()),
-            other => other.into(),
-        })?;
+        self.store
+            .mark_deleting_at(key, id, self.now())
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound => Error::NotFound("snapshot"),
+                StoreError::Conflict { .. } => {
+                    Error::Conflict("the snapshot is pinned or being restored; try again later".into())
+                }
+                other => other.into(),
+            })?;
         self.finish_delete(key, &snapshot).await
     }
 
@@ -125,4 +166,9 @@ pub(crate) fn in_use(record: &ProjectRecord, id: &SnapshotId) -> bool {
         .session
         .as_ref()
         .is_some_and(|s| s.state != SessionState::Killed && s.restored_from.as_ref() == Some(id))
+}
+
+/// The name Sandman gives a snapshot in E2B, which finds it again when its answer was lost.
+fn e2b_name(id: &SnapshotId) -> String {
+    format!("sandman-{}", id.as_str().to_lowercase())
 }

@@ -218,13 +218,13 @@ async fn the_idle_claim_loses_to_a_heartbeat() {
     let now = T0 + Duration::from_secs(120);
     assert!(
         store
-            .record_activity(&record.project.key(), now, now - Duration::from_secs(30), None)
+            .record_activity(&record.project.key(), "sbx-p1", now, now - Duration::from_secs(30))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .record_activity(&record.project.key(), now, now - Duration::from_secs(30), None)
+            .record_activity(&record.project.key(), "sbx-p1", now, now - Duration::from_secs(30))
             .await
             .unwrap(),
         "throttled"

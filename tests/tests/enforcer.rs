@@ -22,7 +22,11 @@ async fn idle_sessions_are_paused_under_their_own_policy_and_active_ones_are_not
     stack.clock.advance(10 * MINUTE);
     let now = stack.clock.now();
     assert!(
-        stack.store().record_activity(&busy, now, now, None).await.unwrap(),
+        stack
+            .store()
+            .record_activity(&busy, &busy_sandbox, now, now)
+            .await
+            .unwrap(),
         "the heartbeat is recorded"
     );
 
@@ -88,13 +92,20 @@ async fn a_session_touched_between_the_query_and_its_claim_is_not_paused() {
     let touched = loop {
         let (sa, sb) = (state(&stack, &a).await, state(&stack, &b).await);
         match (sa, sb) {
-            (Some(SessionState::Pausing), _) => break b.clone(),
-            (_, Some(SessionState::Pausing)) => break a.clone(),
+            (Some(SessionState::Pausing), _) => break (b.clone(), b_sandbox.clone()),
+            (_, Some(SessionState::Pausing)) => break (a.clone(), a_sandbox.clone()),
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     let now = stack.clock.now();
-    assert!(stack.store().record_activity(&touched, now, now, None).await.unwrap());
+    let (touched, touched_sandbox) = touched;
+    assert!(
+        stack
+            .store()
+            .record_activity(&touched, &touched_sandbox, now, now)
+            .await
+            .unwrap()
+    );
     let report = tick.await.unwrap();
 
     assert_eq!(

@@ -133,7 +133,7 @@ async fn heartbeats_are_throttled_and_wake_a_paused_sandbox() {
         "throttled heartbeats write nothing"
     );
 
-    stack.advance(Duration::from_secs(60)).await;
+    stack.advance(Duration::from_secs(80)).await; // past the 75 s heartbeat interval of a 10-minute idle timeout
     assert!(matches!(
         stack.sandman.activity(&key).await.unwrap(),
         Activity::Recorded {

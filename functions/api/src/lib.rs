@@ -23,6 +23,7 @@ use axum::response::Response;
 use http::StatusCode;
 use sandman::Sandman;
 use sandman::auth::Verifier;
+use sandman::deadline::{API_BUDGET, Deadline};
 
 pub use error::ApiError;
 
@@ -63,6 +64,7 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
         })
         .layer(axum::Extension(routes::Document(document)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(budget))
         .layer(middleware::from_fn(log_request))
         .with_state(api)
 }
@@ -70,6 +72,16 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
 /// The OpenAPI document the router serves at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::finish(routes::all().into_openapi())
+}
+
+/// Every request works within `API_BUDGET`, and within its Lambda invocation's deadline (less a
+/// margin) when it has one: an open that runs out answers "in progress" instead of being cut.
+async fn budget(request: Request, next: Next) -> Response {
+    let mut deadline = Deadline::after(API_BUDGET);
+    if let Some(context) = request.extensions().get::<lambda_http::Context>() {
+        deadline = deadline.min(Deadline::from_lambda_ms(context.deadline));
+    }
+    deadline.scope(next.run(request)).await
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

@@ -135,6 +135,8 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SnapshotState {
+    /// E2B is taking it (or its outcome is being looked up); not restorable yet.
+    Pending,
     Ready,
     Deleting,
 }
@@ -166,6 +168,7 @@ impl From<Snapshot> for SnapshotView {
             },
             pinned: snapshot.pinned,
             status: match snapshot.status {
+                SnapshotStatus::Pending => SnapshotState::Pending,
                 SnapshotStatus::Ready => SnapshotState::Ready,
                 SnapshotStatus::Deleting => SnapshotState::Deleting,
             },

@@ -3,6 +3,7 @@
 
 use lambda_runtime::LambdaEvent;
 use sandman::Sandman;
+use sandman::deadline::Deadline;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +24,8 @@ impl Task {
 
 /// The Lambda handler: the payload is all it needs.
 pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
-    run(sandman, &event.payload).await
+    let deadline = Deadline::from_lambda_ms(event.context.deadline);
+    deadline.scope(run(sandman, &event.payload)).await
 }
 
 /// Runs the task, emits its metrics, and answers its report. Fails (so the invocation counts as

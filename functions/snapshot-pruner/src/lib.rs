@@ -6,6 +6,7 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use sandman::Sandman;
 use sandman::config::PrunerConfig;
+use sandman::deadline::Deadline;
 use sandman::retention::{PassOptions, PruneReport};
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,7 +56,8 @@ pub fn options(config: &PrunerConfig, payload: &Value) -> Result<PassOptions, Pr
 }
 
 pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<PruneReport, PrunerError> {
-    tick(sandman, &event.payload).await
+    let deadline = Deadline::from_lambda_ms(event.context.deadline);
+    deadline.scope(tick(sandman, &event.payload)).await
 }
 
 /// One tick for one invocation's input; emits the tick's metrics.

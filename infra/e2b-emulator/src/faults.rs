@@ -72,6 +72,14 @@ pub struct Fault {
     /// Added before every call is answered.
     #[serde(with = "millis")]
     pub latency: Duration,
+    /// The next N calls (after any burst and `fail_next`) take effect, then answer `error_status`:
+    /// E2B's ambiguous failure, where a 5xx does not mean nothing happened.
+    pub applied_then_fail_next: u32,
+    /// The next N calls take effect, then hang for `hang_for` before answering: a client whose
+    /// deadline is shorter sees a timeout for a call that did happen.
+    pub applied_then_hang_next: u32,
+    #[serde(with = "millis")]
+    pub hang_for: Duration,
 }
 
 impl Default for Fault {
@@ -82,6 +90,9 @@ impl Default for Fault {
             rate_limit_burst: 0,
             fail_next: 0,
             latency: Duration::ZERO,
+            applied_then_fail_next: 0,
+            applied_then_hang_next: 0,
+            hang_for: Duration::ZERO,
         }
     }
 }
@@ -121,12 +132,14 @@ impl FaultBook {
         lock(&self.routes).clone()
     }
 
-    /// Applies the route's fault to one call: sleeps for its latency and says whether
-    /// the call must fail instead of reaching the handler.
-    pub(crate) async fn intercept(&self, route: Route) -> Option<ApiError> {
+    /// Applies the route's fault to one call: sleeps for its latency and says whether the call
+    /// fails before reaching the handler, or what happens to its answer after.
+    pub(crate) async fn intercept(&self, route: Route) -> Verdict {
         let (latency, verdict) = {
             let mut routes = lock(&self.routes);
-            let fault = routes.get_mut(&route)?;
+            let Some(fault) = routes.get_mut(&route) else {
+                return Verdict::Pass;
+            };
             (fault.latency, fault.next_verdict())
         };
         if !latency.is_zero() {
@@ -136,21 +149,41 @@ impl FaultBook {
     }
 }
 
+/// What a fault does to one call.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Pass,
+    /// Refused before the handler: nothing changed.
+    Refuse(ApiError),
+    /// The handler runs; its answer is replaced by this error.
+    AppliedThenFail(ApiError),
+    /// The handler runs; its answer is held back this long.
+    AppliedThenHang(Duration),
+}
+
 impl Fault {
-    fn next_verdict(&mut self) -> Option<ApiError> {
+    fn next_verdict(&mut self) -> Verdict {
         let status = StatusCode::from_u16(self.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if self.rate_limit_burst > 0 {
             self.rate_limit_burst -= 1;
-            return Some(ApiError::RateLimited);
+            return Verdict::Refuse(ApiError::RateLimited);
         }
         if self.fail_next > 0 {
             self.fail_next -= 1;
-            return Some(ApiError::Injected(status));
+            return Verdict::Refuse(ApiError::Injected(status));
+        }
+        if self.applied_then_fail_next > 0 {
+            self.applied_then_fail_next -= 1;
+            return Verdict::AppliedThenFail(ApiError::Injected(status));
+        }
+        if self.applied_then_hang_next > 0 {
+            self.applied_then_hang_next -= 1;
+            return Verdict::AppliedThenHang(self.hang_for);
         }
         if self.error_rate > 0.0 && fastrand::f64() < self.error_rate {
-            return Some(ApiError::Injected(status));
+            return Verdict::Refuse(ApiError::Injected(status));
         }
-        None
+        Verdict::Pass
     }
 }
 
@@ -206,8 +239,8 @@ mod tests {
             error_status: 503,
             ..Fault::default()
         };
-        assert!(matches!(fault.next_verdict(), Some(ApiError::RateLimited)));
-        assert!(matches!(fault.next_verdict(), Some(ApiError::Injected(s)) if s.as_u16() == 503));
-        assert!(fault.next_verdict().is_none());
+        assert!(matches!(fault.next_verdict(), Verdict::Refuse(ApiError::RateLimited)));
+        assert!(matches!(fault.next_verdict(), Verdict::Refuse(ApiError::Injected(s)) if s.as_u16() == 503));
+        assert!(matches!(fault.next_verdict(), Verdict::Pass));
     }
 }

@@ -109,3 +109,33 @@ async fn every_call_is_recorded_with_route_body_status_and_team() {
     assert!(emulator.calls().is_empty());
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn applied_then_fail_changes_the_world_and_still_answers_the_error() {
+    let emulator = start().await;
+    let api = Api::new(&emulator);
+    emulator.set_fault(
+        Route::CreateSandbox,
+        Fault {
+            applied_then_fail_next: 1,
+            error_status: 502,
+            ..Fault::default()
+        },
+    );
+    let failed = api.post("/v2/sandboxes", json!({"templateID": "base"})).await;
+    assert_eq!(failed.status, 502);
+    assert_eq!(emulator.sandboxes().len(), 1, "the create took effect before the 502");
+
+    let id = emulator.sandboxes()[0].sandbox_id.clone();
+    emulator.set_fault(
+        Route::PauseSandbox,
+        Fault {
+            applied_then_hang_next: 1,
+            hang_for: Duration::from_millis(200),
+            ..Fault::default()
+        },
+    );
+    assert_eq!(api.post(&format!("/sandboxes/{id}/pause"), json!({})).await.status, 204);
+    assert_eq!(api.state(&id).await, "paused");
+    emulator.shutdown().await;
+}

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use time::OffsetDateTime;
 
 use super::{Actor, SessionState, SnapshotId};
@@ -26,6 +28,9 @@ pub struct Session {
     pub sandbox: Option<SandboxRef>,
     pub state: SessionState,
     pub state_since: OffsetDateTime,
+    /// In a transitional state: until when its claimant may still be working. Past it, the next
+    /// actor that meets the session asks E2B what happened and settles it.
+    pub lease_until: Option<OffsetDateTime>,
     pub last_active_at: OffsetDateTime,
     /// When the idle enforcer may pause it: `last_active_at` plus the project's idle timeout.
     pub idle_at: Option<OffsetDateTime>,
@@ -41,4 +46,23 @@ pub struct Session {
     /// Timestamp of the newest E2B event applied; older deliveries change nothing.
     pub last_event_at: Option<OffsetDateTime>,
     pub usage: Usage,
+}
+
+/// How long a claim (STARTING, RESUMING, PAUSING, STOPPING) holds the session. Every claimant
+/// budgets its E2B calls to end inside it (see `Deadline`), so a lapsed lease means the claimant died.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(40);
+
+impl Session {
+    /// When the current claim lapses; `None` when the session is not claimed. Rows written before
+    /// leases existed count from `state_since`.
+    pub fn lease_end(&self) -> Option<OffsetDateTime> {
+        self.state
+            .is_transitional()
+            .then(|| self.lease_until.unwrap_or(self.state_since + CLAIM_LEASE))
+    }
+
+    /// A claim whose claimant can no longer be working.
+    pub fn lease_lapsed(&self, now: OffsetDateTime) -> bool {
+        self.lease_end().is_some_and(|end| end <= now)
+    }
 }

@@ -27,11 +27,13 @@ impl SnapshotKind {
     }
 }
 
-/// `Deleting` is written before the E2B snapshot is deleted, so a crash between the two leaves a
-/// record that nothing restores from and the next pruner tick finishes.
+/// `Pending` is written before E2B is asked to snapshot, and `Deleting` before the E2B snapshot is
+/// deleted, so a crash in between leaves a record that nothing restores from and the next pruner
+/// tick finishes (completes or removes a pending one, deletes a deleting one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SnapshotStatus {
+    Pending,
     Ready,
     Deleting,
 }

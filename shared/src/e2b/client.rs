@@ -13,13 +13,14 @@ use super::accounts::ApiKey;
 use super::error::E2bError;
 use super::request::{Reply, Request};
 use super::retry::{AttemptFailure, FailedAttempt, RetryPolicy, parse_retry_after};
+use crate::deadline::{Deadline, MIN_E2B_CALL};
 
 const API_KEY_HEADER: &str = "X-API-Key";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct E2bSettings {
     pub base_url: String,
-    /// Bounds all attempts of one call together.
+    /// Bounds all attempts of one call together; the invocation's own deadline may cut it shorter.
     pub call_deadline: Duration,
     /// Attempts in total, the first included.
     pub max_attempts: u32,
@@ -31,7 +32,7 @@ impl Default for E2bSettings {
     fn default() -> Self {
         Self {
             base_url: "https://api.e2b.app".to_owned(),
-            call_deadline: Duration::from_secs(30),
+            call_deadline: Duration::from_secs(20),
             max_attempts: 4,
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
@@ -102,7 +103,16 @@ impl E2bClient {
     async fn execute_with_retries(&self, key: &ApiKey, request: &Request<'_>) -> Result<Reply, E2bError> {
         let url = request.url(&self.inner.base_url);
         let started = Instant::now();
-        let deadline = started + self.inner.call_deadline;
+        let own = started + self.inner.call_deadline;
+        let invocation = Deadline::current();
+        let deadline = invocation.map_or(own, |invocation| own.min(invocation.instant()));
+        if invocation.is_some_and(|invocation| !invocation.allows(MIN_E2B_CALL)) {
+            tracing::warn!("no time left in this invocation for an E2B call; not sent");
+            return Err(E2bError::Unavailable {
+                attempts: 0,
+                detail: "not sent: the invocation's time is up".to_owned(),
+            });
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -48,6 +48,21 @@ impl E2bError {
         matches!(self, Self::RateLimited { .. } | Self::Unavailable { .. })
     }
 
+    /// A timeout, a dropped connection, a 5xx or an unreadable success: E2B may have done the
+    /// thing. Only the other errors (and a call never sent) are definite refusals that changed nothing.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            Self::Unavailable { attempts, .. } => *attempts > 0,
+            Self::Unexpected { .. } | Self::Decode { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The call was never sent: the invocation had no time left for it.
+    pub fn was_not_sent(&self) -> bool {
+        matches!(self, Self::Unavailable { attempts: 0, .. })
+    }
+
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound)
     }

@@ -187,6 +187,15 @@ fn as_seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok
     serializer.serialize_u64(whole_seconds(*duration))
 }
 
+impl From<Sandbox> for crate::domain::SandboxRef {
+    fn from(sandbox: Sandbox) -> Self {
+        Self {
+            sandbox_id: sandbox.sandbox_id,
+            domain: sandbox.domain,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

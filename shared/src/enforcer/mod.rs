@@ -54,7 +54,7 @@ impl Sandman {
     /// One enforcer tick. Never fails as a whole: problems are counted in the report and logged.
     pub async fn enforce_idle(&self) -> TickReport {
         let started = Instant::now();
-        let deadline = started + self.config.enforcer.tick_deadline;
+        let deadline = self.claiming_until(self.config.enforcer.tick_deadline);
         let now = self.now();
         let span = tracing::info_span!("idle_tick", now = %now);
         async move {

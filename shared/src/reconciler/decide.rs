@@ -108,6 +108,7 @@ mod tests {
                 }),
                 state,
                 state_since: t,
+                lease_until: None,
                 last_active_at: t,
                 idle_at: None,
                 timeout_at: None,

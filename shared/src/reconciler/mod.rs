@@ -18,7 +18,7 @@
 //! list can be older than the table read it is compared with). Only disagreements cost that call.
 
 mod correct;
-mod decide;
+pub(crate) mod decide;
 mod drift;
 mod orphans;
 mod report;
@@ -75,7 +75,7 @@ impl Sandman {
         let now = self.now();
         let span = tracing::info_span!("reconcile", now = %now);
         let mut report = self
-            .reconcile_at(now, started + self.config.enforcer.tick_deadline)
+            .reconcile_at(now, self.claiming_until(self.config.enforcer.tick_deadline))
             .instrument(span)
             .await;
         report.duration = started.elapsed();

@@ -8,6 +8,6 @@ mod plan;
 mod plan_tests;
 mod report;
 
-pub use pass::PassOptions;
+pub use pass::{PENDING_GRACE, PassOptions};
 pub use plan::{Doomed, IN_USE_RECHECK, Plan, Reason, plan};
 pub use report::{PlannedDeletion, PruneReport, REPORT_LIMIT};

@@ -6,7 +6,7 @@
 //! project stays due (its `pruneAt` is only moved once a pass has fully succeeded).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::plan::{Reason, plan};
 use super::report::{PlannedDeletion, PruneReport, Visit};
 use crate::Sandman;
-use crate::domain::{ProjectKey, Snapshot, SnapshotId};
+use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 use crate::error::Error;
 use crate::snapshots::in_use;
 use crate::store::{Consistency, PruneCandidate, StoreError, keys};
@@ -26,6 +26,9 @@ const PAGE_SIZE: i32 = 50;
 const CONCURRENCY: usize = 8;
 /// Deletions per project per tick; a project with more stays due and the next tick goes on.
 const MAX_DELETES_PER_VISIT: usize = 100;
+
+/// A PENDING snapshot younger than this may still have its writer at work.
+pub const PENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PassOptions {
@@ -39,7 +42,7 @@ impl Sandman {
     /// whose pass fails is counted in `failures` and stays due.
     pub async fn prune(&self, options: PassOptions) -> Result<PruneReport, Error> {
         let started = Instant::now();
-        let deadline = started + self.config.pruner.tick_deadline;
+        let deadline = self.claiming_until(self.config.pruner.tick_deadline);
         let now = self.now();
         let mut report = PruneReport {
             dry_run: options.dry_run,
@@ -113,7 +116,19 @@ impl Sandman {
         let Some(record) = self.store.get_project(key, Consistency::Strong).await? else {
             return Ok(Visit::default());
         };
-        let snapshots = self.store.all_snapshots(key).await?;
+        let mut snapshots = self.store.all_snapshots(key).await?;
+        let (stale_pending, rest): (Vec<Snapshot>, Vec<Snapshot>) = snapshots
+            .into_iter()
+            .partition(|s| s.status == SnapshotStatus::Pending && now - s.created_at >= PENDING_GRACE);
+        snapshots = rest;
+        if !options.dry_run {
+            for pending in &stale_pending {
+                self.finish_pending(key, pending).await?;
+            }
+            if !stale_pending.is_empty() {
+                snapshots = self.store.all_snapshots(key).await?;
+            }
+        }
         let live_source = record
             .session
             .as_ref()
@@ -148,13 +163,18 @@ impl Sandman {
                 }
             }
         }
+        // A pending snapshot still in its grace period brings the project back when it ends.
+        let pending_due = snapshots
+            .iter()
+            .filter(|s| s.status == SnapshotStatus::Pending)
+            .map(|s| s.created_at + PENDING_GRACE)
+            .min();
+        let next_due = match (plan.next_due, pending_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let finished = doomed.len() <= MAX_DELETES_PER_VISIT && !visit.failed;
-        if finished
-            && !self
-                .store
-                .reschedule_prune(key, candidate.due_at, plan.next_due)
-                .await?
-        {
+        if finished && !self.store.reschedule_prune(key, candidate.due_at, next_due).await? {
             tracing::debug!(project = %key, "the project was marked due during the pass; it stays due");
         }
         Ok(visit)
@@ -165,7 +185,11 @@ impl Sandman {
         let marked = match reason {
             Reason::Unfinished => snapshot.clone(),
             Reason::BeyondKeepLast | Reason::OlderThanMaxAge => {
-                match self.store.mark_deleting(key, &snapshot.snapshot_id).await {
+                match self
+                    .store
+                    .mark_deleting_at(key, &snapshot.snapshot_id, self.now())
+                    .await
+                {
                     Ok(marked) => marked,
                     Err(StoreError::Conflict { .. } | StoreError::NotFound) => return Ok(false),
                     Err(err) => return Err(err.into()),

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 
 /// Read and write capacity units in hundredths (DynamoDB reports halves for eventually consistent reads).
+/// Writes refused by their condition are included: DynamoDB bills them too.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Capacity {
     pub read_units: f64,
@@ -33,6 +34,14 @@ impl CapacityMeter {
 
     pub(crate) fn record_write<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         self.record(consumed, &self.write_centi);
+    }
+
+    /// A write its condition refused. DynamoDB bills it (one write unit per item at least, twice
+    /// that in a transaction) but reports no consumed capacity with the error, so it is counted here.
+    pub(crate) fn record_failed_write(&self, units: f64) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.write_centi
+            .fetch_add((units * 100.0).round() as u64, Ordering::Relaxed);
     }
 
     fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>, into: &AtomicU64) {

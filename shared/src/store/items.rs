@@ -50,6 +50,7 @@ struct ProjectItem {
     sandbox_domain: Option<String>,
     state: Option<String>,
     state_since: Option<i64>,
+    lease_until: Option<i64>,
     last_active_at: Option<i64>,
     idle_at: Option<i64>,
     timeout_at: Option<i64>,
@@ -97,6 +98,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             }),
             state: SessionState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
             state_since: from_ms(it.state_since.unwrap_or(it.updated_at)),
+            lease_until: it.lease_until.map(from_ms),
             last_active_at: from_ms(it.last_active_at.unwrap_or(it.updated_at)),
             idle_at: it.idle_at.map(from_ms),
             timeout_at: it.timeout_at.map(from_ms),
@@ -152,6 +154,7 @@ pub(crate) fn snapshot(item: Item) -> Result<Snapshot, StoreError> {
         pinned: it.pinned,
         status: match it.status.as_str() {
             "DELETING" => SnapshotStatus::Deleting,
+            "PENDING" => SnapshotStatus::Pending,
             _ => SnapshotStatus::Ready,
         },
         created_at: from_ms(it.created_at),

@@ -13,6 +13,7 @@ mod query;
 mod sessions;
 mod snapshots;
 mod time_ms;
+mod transact;
 mod transit;
 
 pub use capacity::{Capacity, CapacityMeter};

@@ -121,7 +121,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }

@@ -12,7 +12,8 @@ use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
-    Actor, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage, transition,
+    Actor, CLAIM_LEASE, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage,
+    transition,
 };
 
 /// How long a project's lifecycle log is kept.
@@ -156,14 +157,8 @@ impl Store {
         if let Some(dedupe) = &write.dedupe {
             transaction.push(TransactWriteItem::builder().put(self.dedupe_put(dedupe)?).build());
         }
-        let out = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(transaction))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match out {
+        let items = transaction.len() as f64;
+        match self.transact(transaction).await {
             Ok(out) => {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(Written {
@@ -171,7 +166,13 @@ impl Store {
                     state: to.or(write.from),
                 })
             }
-            Err(err) => Err(self.cancellation(err)),
+            Err(err) => {
+                let refused = self.cancellation(err);
+                if matches!(refused, StoreError::Conflict { .. } | StoreError::Duplicate) {
+                    self.capacity.record_failed_write(2.0 * items);
+                }
+                Err(refused)
+            }
         }
     }
 
@@ -214,9 +215,10 @@ impl Store {
                 e.remove("idleShard").remove("idleAt");
             }
             if to.is_transitional() {
-                e.set("transitShard", s(keys::transit_shard(&write.key)));
+                e.set("transitShard", s(keys::transit_shard(&write.key)))
+                    .set("leaseUntil", n(to_ms(write.at + CLAIM_LEASE)));
             } else {
-                e.remove("transitShard");
+                e.remove("transitShard").remove("leaseUntil");
             }
             if to == SessionState::Paused {
                 e.set("pausedAt", n(at));
@@ -362,31 +364,52 @@ impl Store {
         StoreError::dynamo(err)
     }
 
-    /// A heartbeat: moves `lastActiveAt` (and the idle deadline) of a running session, unless
-    /// one was recorded since `not_since`. Returns whether it wrote. Never bumps the version: it
-    /// is not a transition, and must not make a concurrent transition fail.
+    /// A heartbeat: moves `lastActiveAt` (and the idle deadline) of a session still RUNNING
+    /// `sandbox_id`, unless one was recorded since `not_since`. Returns whether it wrote. Never
+    /// bumps the version: it is not a transition, and must not make a concurrent transition fail.
     pub async fn record_activity(
         &self,
         key: &ProjectKey,
+        sandbox_id: &str,
         at: OffsetDateTime,
         not_since: OffsetDateTime,
-        timeout_at: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let at_v = e.value(n(to_ms(at)));
         let timeout = e.name("idleTimeoutMs");
         e.set("lastActiveAt", n(to_ms(at)))
             .set_expression("idleAt", format!("{timeout} + {at_v}"));
-        if let Some(timeout_at) = timeout_at {
-            e.set("timeoutAt", n(to_ms(timeout_at)));
-        }
-        let (state, running, active, since) = (
+        let (active, since) = (e.name("lastActiveAt"), e.value(n(to_ms(not_since))));
+        e.condition(format!("{active} < {since}"));
+        self.update_running_sandbox(key, sandbox_id, e).await
+    }
+
+    /// E2B's timeout of the session's sandbox was extended to `timeout_at`.
+    pub async fn record_timeout(
+        &self,
+        key: &ProjectKey,
+        sandbox_id: &str,
+        timeout_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        e.set("timeoutAt", n(to_ms(timeout_at)));
+        self.update_running_sandbox(key, sandbox_id, e).await
+    }
+
+    /// An update applied only while the session is RUNNING `sandbox_id`.
+    async fn update_running_sandbox(
+        &self,
+        key: &ProjectKey,
+        sandbox_id: &str,
+        mut e: Expr,
+    ) -> Result<bool, StoreError> {
+        let (state, running, sandbox, id) = (
             e.name("state"),
             e.value(s(SessionState::Running.as_str())),
-            e.name("lastActiveAt"),
-            e.value(n(to_ms(not_since))),
+            e.name("sandboxId"),
+            e.value(s(sandbox_id)),
         );
-        e.condition(format!("{state} = {running} AND {active} < {since}"));
+        e.condition(format!("{state} = {running} AND {sandbox} = {id}"));
         let out = self
             .client
             .update_item()
@@ -405,7 +428,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Ok(false)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }

@@ -65,19 +65,20 @@ impl Store {
             .build()
             .map_err(StoreError::build)?;
         let out = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(mark).build())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
+            .transact(vec![
+                TransactWriteItem::builder().put(put).build(),
+                TransactWriteItem::builder().update(mark).build(),
+            ])
             .await;
         match out {
             Ok(out) => {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if is_cancelled(&err) => Err(StoreError::NotFound),
+            Err(err) if is_cancelled(&err) => {
+                self.capacity.record_failed_write(4.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -141,14 +142,124 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 snapshot(out.attributes.unwrap_or_default())
             }
-            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
 
-    /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
-    /// (`Conflict`) when it is pinned, `NotFound` when it does not exist. Idempotent.
+    /// Holds a READY snapshot for a restore until `until`: neither the pruner nor a user's delete
+    /// can mark it meanwhile. `NotFound` when it is missing or already being deleted.
+    pub async fn hold_snapshot(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET heldUntil = :until")
+            .condition_expression("attribute_exists(pk) AND #status = :ready")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":until", n(to_ms(until)))
+            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// A pending snapshot E2B has taken: READY, with E2B's id. `NotFound` unless it was pending.
+    pub async fn complete_snapshot(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        e2b_snapshot_id: &str,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET #status = :ready, e2bSnapshotId = :e2b")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
+            .expression_attribute_values(":pending", s(status_name(SnapshotStatus::Pending)))
+            .expression_attribute_values(":e2b", s(e2b_snapshot_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// Ends a restore's hold (the restore finished, either way).
+    pub async fn release_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("REMOVE heldUntil")
+            .condition_expression("attribute_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Ok(())
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
+    /// `mark_deleting_at` the system time.
     pub async fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, StoreError> {
+        self.mark_deleting_at(key, id, OffsetDateTime::now_utc()).await
+    }
+
+    /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
+    /// (`Conflict`) when it is pinned or held for a restore past `now`, `NotFound` when it does not
+    /// exist. Idempotent.
+    pub async fn mark_deleting_at(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        now: OffsetDateTime,
+    ) -> Result<Snapshot, StoreError> {
         let out = self
             .client
             .update_item()
@@ -156,10 +267,13 @@ impl Store {
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::snapshot_sk(id)))
             .update_expression("SET #status = :deleting")
-            .condition_expression("attribute_exists(pk) AND pinned = :false")
+            .condition_expression(
+                "attribute_exists(pk) AND pinned = :false AND (attribute_not_exists(heldUntil) OR heldUntil <= :now)",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":deleting", s(status_name(SnapshotStatus::Deleting)))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(to_ms(now)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -244,7 +358,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if condition_failed(&err) => Err(StoreError::NotFound),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -278,7 +395,10 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) if condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Ok(false)
+            }
             Err(err) => Err(StoreError::dynamo(err)),
         }
     }
@@ -286,6 +406,7 @@ impl Store {
 
 fn status_name(status: SnapshotStatus) -> &'static str {
     match status {
+        SnapshotStatus::Pending => "PENDING",
         SnapshotStatus::Ready => "READY",
         SnapshotStatus::Deleting => "DELETING",
     }

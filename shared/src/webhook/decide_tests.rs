@@ -36,6 +36,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         }),
         state,
         state_since: since,
+        lease_until: None,
         last_active_at: since,
         idle_at: None,
         timeout_at: Some(T0 + Duration::from_secs(900)),

@@ -1,7 +1,7 @@
-//! Heartbeats from a frontend. Most of them do nothing: within `heartbeat_interval` of the last one
-//! this Lambda instance recorded, a heartbeat costs no DynamoDB call and no E2B call; after that it
-//! costs one read and, at most once per interval, one write. The E2B timeout is extended only when
-//! less than half of it is left.
+//! Heartbeats from a frontend. Each costs one eventually consistent read (the state decides first:
+//! activity on a paused sandbox wakes it); within the project's heartbeat interval of the last
+//! recorded one it writes nothing and calls no E2B; at most once per interval it writes. The E2B
+//! timeout is extended only when less than half of it is left, after the activity is recorded.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,7 +12,7 @@ use super::{OpenPath, Opened};
 use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionState};
 use crate::error::Error;
-use crate::store::Consistency;
+use crate::store::{Consistency, ProjectRecord};
 
 /// Per-instance memory of recent heartbeats. Bounded: cleared when it grows past `CAPACITY`.
 #[derive(Debug, Default)]
@@ -39,67 +39,88 @@ impl ActivityThrottle {
 
 #[derive(Debug)]
 pub enum Activity {
-    /// Within the interval of the last recorded heartbeat: nothing written.
+    /// Running, and activity was recorded within the project's heartbeat interval: nothing written.
     Throttled,
     Recorded {
         extended_timeout: bool,
     },
-    /// The sandbox was paused and has been woken.
+    /// The sandbox was not running any more (paused) and has been woken.
     Woke(Box<Opened>),
     /// Nothing to keep alive (starting, stopping, killed, or never opened).
     Ignored(Option<SessionState>),
 }
 
 impl Sandman {
+    /// Reads the session first (a paused sandbox wakes even within the throttle window), records
+    /// the activity with a write conditional on the sandbox it read, and only then extends E2B's
+    /// timeout, so a pause racing the heartbeat cannot win on a stale read.
     pub async fn activity(&self, key: &ProjectKey) -> Result<Activity, Error> {
-        let now = self.now();
-        let since = now - self.config.heartbeat_interval;
-        if self.activity.recently(key, since) {
-            return Ok(Activity::Throttled);
+        let mut consistency = Consistency::Eventual;
+        for _ in 0..3 {
+            let record = self
+                .store
+                .get_project(key, consistency)
+                .await?
+                .ok_or(Error::NotFound("project"))?;
+            match self.activity_on(key, &record).await? {
+                Some(answer) => return Ok(answer),
+                // The session moved under the heartbeat: decide again from a strong read.
+                None => consistency = Consistency::Strong,
+            }
         }
-        let record = self
-            .store
-            .get_project(key, Consistency::Eventual)
-            .await?
-            .ok_or(Error::NotFound("project"))?;
+        Ok(Activity::Ignored(None))
+    }
+
+    async fn activity_on(&self, key: &ProjectKey, record: &ProjectRecord) -> Result<Option<Activity>, Error> {
+        let now = self.now();
         let Some(session) = record.session.as_ref() else {
-            return Ok(Activity::Ignored(None));
+            return Ok(Some(Activity::Ignored(None)));
         };
         match session.state {
             SessionState::Running => {}
             SessionState::Paused => {
                 let opened = self.resume(key, Actor::User).await?;
                 self.activity.remember(key, now);
-                return Ok(match opened.path {
+                return Ok(Some(match opened.path {
                     OpenPath::AlreadyRunning => Activity::Recorded {
                         extended_timeout: false,
                     },
                     _ => Activity::Woke(Box::new(opened)),
-                });
+                }));
             }
-            other => return Ok(Activity::Ignored(Some(other))),
+            state if session.lease_lapsed(now) => {
+                tracing::info!(project = %key, state = state.as_str(), "a heartbeat met a lapsed claim");
+                self.settle_lapsed(record, Actor::User).await?;
+                return Ok(None);
+            }
+            other => return Ok(Some(Activity::Ignored(Some(other)))),
         }
-        if session.last_active_at > since {
-            self.activity.remember(key, session.last_active_at);
-            return Ok(Activity::Throttled);
+        let Some(sandbox) = session.sandbox.as_ref() else {
+            return Ok(Some(Activity::Ignored(Some(SessionState::Running))));
+        };
+        let since = now - record.project.idle.heartbeat_interval();
+        if self.activity.recently(key, since) || session.last_active_at > since {
+            self.activity.remember(key, session.last_active_at.max(since));
+            return Ok(Some(Activity::Throttled));
         }
+        if !self.store.record_activity(key, &sandbox.sandbox_id, now, since).await? {
+            return Ok(None);
+        }
+        self.activity.remember(key, now);
         let timeout = record.project.sandbox_timeout;
         let running_out = session.timeout_at.is_none_or(|at| at - now < timeout / 2);
-        let mut new_timeout_at = None;
-        if running_out && let Some(sandbox) = &session.sandbox {
+        let mut extended_timeout = false;
+        if running_out {
             match self.e2b_for(key)?.set_timeout(&sandbox.sandbox_id, timeout).await {
-                Ok(()) => new_timeout_at = Some(now + timeout),
+                Ok(()) => {
+                    self.store
+                        .record_timeout(key, &sandbox.sandbox_id, now + timeout)
+                        .await?;
+                    extended_timeout = true;
+                }
                 Err(err) => tracing::warn!(project = %key, error = %err, "could not extend the E2B timeout"),
             }
         }
-        let wrote = self.store.record_activity(key, now, since, new_timeout_at).await?;
-        self.activity.remember(key, now);
-        Ok(if wrote {
-            Activity::Recorded {
-                extended_timeout: new_timeout_at.is_some(),
-            }
-        } else {
-            Activity::Throttled
-        })
+        Ok(Some(Activity::Recorded { extended_timeout }))
     }
 }

@@ -3,6 +3,7 @@
 
 mod activity;
 mod kill;
+mod lease;
 mod open;
 mod pause;
 mod settle;

@@ -5,8 +5,10 @@
 use serde::Serialize;
 
 use crate::Sandman;
+use crate::deadline::{Deadline, LAMBDA_MARGIN, MIN_E2B_CALL};
+use crate::domain::CLAIM_LEASE;
 use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
-use crate::e2b::{E2bError, NewSandbox};
+use crate::e2b::{E2bError, NewSandbox, SandboxState};
 use crate::error::Error;
 use crate::sandbox_metadata;
 use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
@@ -40,7 +42,25 @@ enum Claim<T> {
 }
 
 impl Sandman {
+    /// Within the caller's deadline and within one claim lease. When the time runs out mid-way the
+    /// claim is left to its lease and the answer is `InProgress`: poll the status.
     pub async fn open(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
+        match within_lease.scope(self.open_ladder(key, actor)).await {
+            Err(Error::E2b(err)) if !Deadline::current_allows(MIN_E2B_CALL) || err.was_not_sent() => {
+                tracing::warn!(project = %key, error = %err, "open ran out of time; the claim's lease settles it");
+                Ok(Opened {
+                    path: OpenPath::InProgress,
+                    record: self.project(key).await?,
+                    restored_from: None,
+                    fallback_reason: None,
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn open_ladder(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
         for _ in 0..3 {
             let record = self.project(key).await?;
             let step = match record.state() {
@@ -54,6 +74,10 @@ impl Sandman {
                 }
                 Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
                 None | Some(SessionState::Killed) => self.start_fresh(record, actor, None, "open").await?,
+                Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) => {
+                    self.settle_lapsed(&record, actor).await?;
+                    continue;
+                }
                 Some(_) => {
                     return Ok(Opened {
                         path: OpenPath::InProgress,
@@ -106,13 +130,34 @@ impl Sandman {
         actor: Actor,
     ) -> Result<Opened, Error> {
         let chosen = self.snapshot(key, snapshot).await?;
-        if chosen.status != SnapshotStatus::Ready {
-            return Err(Error::Conflict("the snapshot is being deleted".into()));
-        }
+        // Held before anything changes: from here the pruner cannot take it, and a snapshot already
+        // being deleted is refused while the current sandbox still runs.
+        let held_until = self.now() + CLAIM_LEASE * 2;
+        self.store
+            .hold_snapshot(key, &chosen.snapshot_id, held_until)
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound => Error::Conflict("the snapshot is being deleted".into()),
+                other => other.into(),
+            })?;
         let record = self.project(key).await?;
         if matches!(record.state(), Some(SessionState::Running | SessionState::Paused)) {
             self.kill(key, None, actor).await?;
         }
+        let restored = self.replace_from(key, chosen.clone(), actor).await;
+        // Done either way: a restored sandbox's source is protected as in use from here on.
+        if let Err(err) = self.store.release_snapshot(key, &chosen.snapshot_id).await {
+            tracing::warn!(project = %key, snapshot = %chosen.snapshot_id, error = %err, "the hold lapses on its own");
+        }
+        restored
+    }
+
+    async fn replace_from(
+        &self,
+        key: &crate::domain::ProjectKey,
+        chosen: Snapshot,
+        actor: Actor,
+    ) -> Result<Opened, Error> {
         let record = self.project(key).await?;
         match self.start_fresh(record, actor, Some(chosen), "restore").await? {
             Claim::Won(opened) => Ok(opened),
@@ -163,6 +208,44 @@ impl Sandman {
                 self.settle(gone).await?;
                 let record = self.project(&key).await?;
                 self.start_fresh(record, actor, None, "paused sandbox was gone").await
+            }
+            Err(err) if err.may_have_taken_effect() => {
+                // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
+                let after = SessionWrite::following(
+                    &key,
+                    claimed,
+                    actor,
+                    format!("resume answered {}", err.kind()),
+                    self.now(),
+                );
+                match e2b.get_sandbox(&sandbox.sandbox_id).await {
+                    Ok(detail) if detail.state == SandboxState::Running => {
+                        let now = self.now();
+                        self.settle(after.event(SessionEvent::Running).changes(SessionChanges {
+                            last_active_at: Some(now),
+                            timeout_at: Some(now + timeout),
+                            failures: FailureCount::Reset,
+                            last_error: Some(None),
+                            ..SessionChanges::default()
+                        }))
+                        .await?;
+                        Ok(Claim::Won(self.opened(OpenPath::Resumed, &key, None, None).await?))
+                    }
+                    Ok(_) => {
+                        self.settle(after.event(SessionEvent::Failed).changes(SessionChanges {
+                            last_error: Some(Some(err.to_string())),
+                            ..SessionChanges::default()
+                        }))
+                        .await?;
+                        Err(err.into())
+                    }
+                    Err(E2bError::NotFound) => {
+                        self.settle(after.event(SessionEvent::Killed)).await?;
+                        let record = self.project(&key).await?;
+                        self.start_fresh(record, actor, None, "paused sandbox was gone").await
+                    }
+                    Err(_) => Err(err.into()),
+                }
             }
             Err(err) => {
                 let failed = SessionWrite::following(
@@ -217,8 +300,17 @@ impl Sandman {
         for snapshot in self.restore_candidates(&key, preferred).await? {
             match e2b.create_sandbox(&sandbox_for(&snapshot.e2b_snapshot_id)).await {
                 Ok(sandbox) => {
-                    created = Some((sandbox, Some(snapshot.snapshot_id)));
+                    created = Some((sandbox.into(), Some(snapshot.snapshot_id)));
                     break;
+                }
+                Err(err) if err.may_have_taken_effect() => {
+                    // The next rung only after a definite refusal: look the outcome up first. If
+                    // E2B cannot be asked, the claim stays for its lease to settle.
+                    if let Some((sandbox, _)) = self.sandbox_of_session(&e2b, &key, &session_id).await? {
+                        created = Some((sandbox, Some(snapshot.snapshot_id)));
+                        break;
+                    }
+                    fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
                 }
                 Err(err) => {
                     tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
@@ -229,8 +321,15 @@ impl Sandman {
         let (sandbox, restored_from) = match created {
             Some(found) => found,
             None => match e2b.create_sandbox(&sandbox_for(&project.template_id)).await {
-                Ok(sandbox) => (sandbox, None),
+                Ok(sandbox) => (sandbox.into(), None),
                 Err(err) => {
+                    if err.may_have_taken_effect()
+                        && let Some((sandbox, _)) = self.sandbox_of_session(&e2b, &key, &session_id).await?
+                    {
+                        return self
+                            .record_started(&key, claimed, actor, sandbox, None, fallback_reason, project)
+                            .await;
+                    }
                     let failed = SessionWrite::following(
                         &key,
                         claimed,
@@ -248,6 +347,22 @@ impl Sandman {
                 }
             },
         };
+        self.record_started(&key, claimed, actor, sandbox, restored_from, fallback_reason, project)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_started(
+        &self,
+        key: &crate::domain::ProjectKey,
+        claimed: Written,
+        actor: Actor,
+        sandbox: SandboxRef,
+        restored_from: Option<SnapshotId>,
+        fallback_reason: Option<String>,
+        project: &crate::domain::Project,
+    ) -> Result<Claim<Opened>, Error> {
+        let key = key.clone();
         let now = self.now();
         let path = if restored_from.is_some() {
             OpenPath::Restored
@@ -267,10 +382,7 @@ impl Sandman {
         )
         .event(SessionEvent::Running)
         .changes(SessionChanges {
-            sandbox: Some(SandboxRef {
-                sandbox_id: sandbox.sandbox_id,
-                domain: sandbox.domain,
-            }),
+            sandbox: Some(sandbox),
             last_active_at: Some(now),
             timeout_at: Some(now + project.sandbox_timeout),
             restored_from: Some(restored_from.clone()),

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::App;
 use crate::calls::RecordedCall;
 use crate::error::ApiError;
-use crate::faults::Route;
+use crate::faults::{Route, Verdict};
 
 const MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -34,13 +34,21 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
         Ok(bytes) => {
             let body_json = serde_json::from_slice(&bytes).ok();
             let response = match (app.faults.intercept(route).await, &team) {
-                (Some(fault), _) => fault.into_response(),
-                (None, None) => ApiError::Unauthorized.into_response(),
-                (None, Some(team)) => {
+                (Verdict::Refuse(fault), _) => fault.into_response(),
+                (_, None) => ApiError::Unauthorized.into_response(),
+                (verdict, Some(team)) => {
                     app.sweep();
                     let mut request = Request::from_parts(parts, Body::from(bytes));
                     request.extensions_mut().insert(team.clone());
-                    next.run(request).await
+                    let answer = next.run(request).await;
+                    match verdict {
+                        Verdict::AppliedThenFail(fault) => fault.into_response(),
+                        Verdict::AppliedThenHang(hang) => {
+                            tokio::time::sleep(hang).await;
+                            answer
+                        }
+                        Verdict::Pass | Verdict::Refuse(_) => answer,
+                    }
                 }
             };
             (response, body_json)

@@ -1,0 +1,80 @@
+//! Every `TransactWriteItems` goes through here. Each logical write carries one idempotency token
+//! (`ClientRequestToken`) across all its attempts, so a retry of a write that already won (its
+//! answer lost to a timeout or a dropped connection) is answered as won, not as a conflict.
+//! Transaction conflicts, throttling and 5xx are retried with capped, jittered backoff; a
+//! condition that failed is never retried.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem};
+
+use super::Store;
+
+const ATTEMPTS: u32 = 6;
+const BASE_BACKOFF: Duration = Duration::from_millis(25);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+pub(crate) type TransactError = SdkError<TransactWriteItemsError, HttpResponse>;
+
+impl Store {
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<TransactWriteItemsOutput, TransactError> {
+        let token = ulid::Ulid::new().to_string();
+        let mut attempt = 1;
+        loop {
+            let out = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match out {
+                Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
+                    let ceiling = BASE_BACKOFF.saturating_mul(1 << attempt).min(MAX_BACKOFF);
+                    tracing::debug!(attempt, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "transaction retried");
+                    tokio::time::sleep(ceiling.mul_f64(fastrand::f64())).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// A failure the same transaction may get past: it lost a race with another transaction (not a
+/// condition), was throttled, or its answer never came.
+pub(crate) fn is_transient(err: &TransactError) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+            let codes: Vec<&str> = cancel.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+            !codes.contains(&"ConditionalCheckFailed")
+                && codes.iter().any(|code| {
+                    matches!(
+                        *code,
+                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                    )
+                })
+        }
+        Some(other) => matches!(
+            other.code(),
+            Some(
+                "TransactionInProgressException"
+                    | "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+            )
+        ),
+        None => matches!(
+            err,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        ),
+    }
+}

@@ -1,0 +1,101 @@
+//! Claims are leases. A claimant that dies (a Lambda cut at its deadline, a lost instance) leaves
+//! its session STARTING, RESUMING, PAUSING or STOPPING; once `leaseUntil` has passed, whoever meets
+//! the session next asks E2B what really happened and records it, instead of waiting for the
+//! reconciler.
+
+use crate::Sandman;
+use crate::domain::{Actor, ProjectKey, SandboxRef, SessionState};
+use crate::e2b::{E2b, E2bError, SandboxFilter, SandboxState};
+use crate::error::Error;
+use crate::reconciler::decide;
+use crate::sandbox_metadata;
+use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
+
+impl Sandman {
+    /// The sandbox E2B made for `session_id`, if a create whose answer was lost made one. Any
+    /// others carrying the same session id (never expected) are killed, so one claim leaves at
+    /// most one sandbox.
+    pub(crate) async fn sandbox_of_session(
+        &self,
+        e2b: &E2b,
+        key: &ProjectKey,
+        session_id: &str,
+    ) -> Result<Option<(SandboxRef, SandboxState)>, E2bError> {
+        let filter = SandboxFilter {
+            states: vec![SandboxState::Running, SandboxState::Paused],
+            metadata: sandbox_metadata::for_session(key, session_id),
+        };
+        let mut found = e2b.list_sandboxes(&filter).await?;
+        found.sort_by_key(|listed| (listed.state != SandboxState::Running, listed.started_at));
+        let mut found = found.into_iter();
+        let Some(kept) = found.next() else {
+            return Ok(None);
+        };
+        for extra in found {
+            tracing::warn!(project = %key, sandbox = %extra.sandbox_id, "a second sandbox for one claim; killing it");
+            if let Err(err) = e2b.kill(&extra.sandbox_id).await {
+                tracing::error!(project = %key, sandbox = %extra.sandbox_id, error = %err, "could not kill the extra sandbox");
+            }
+        }
+        let sandbox = SandboxRef {
+            sandbox_id: kept.sandbox_id,
+            domain: None,
+        };
+        Ok(Some((sandbox, kept.state)))
+    }
+
+    /// Settles a claim whose lease has lapsed from what E2B reports. Does nothing to a session
+    /// whose lease still runs; a concurrent writer winning first is fine (the caller re-reads).
+    pub(crate) async fn settle_lapsed(&self, record: &ProjectRecord, actor: Actor) -> Result<(), Error> {
+        let now = self.now();
+        let Some(session) = record.session.as_ref().filter(|s| s.lease_lapsed(now)) else {
+            return Ok(());
+        };
+        let key = record.project.key();
+        let e2b = self.e2b_for(&key)?;
+        let (sandbox, observed) = match (session.state, &session.sandbox) {
+            (SessionState::Starting, _) => match self.sandbox_of_session(&e2b, &key, &session.session_id).await? {
+                Some((sandbox, state)) => (Some(sandbox), Some(state)),
+                None => (None, None),
+            },
+            (_, None) => (None, None),
+            (_, Some(current)) => match e2b.get_sandbox(&current.sandbox_id).await {
+                Ok(detail) => (None, Some(detail.state)),
+                Err(E2bError::NotFound) => (None, None),
+                Err(err) => return Err(err.into()),
+            },
+        };
+        let cause = format!(
+            "lease of {} lapsed; E2B reports the sandbox {}",
+            session.state.as_str(),
+            match observed {
+                Some(SandboxState::Running) => "running",
+                Some(SandboxState::Paused) => "paused",
+                None => "gone",
+            }
+        );
+        tracing::warn!(project = %key, cause, "settling a lapsed claim");
+        let mut at = Written {
+            version: record.version,
+            state: Some(session.state),
+        };
+        let mut changes = SessionChanges {
+            sandbox: sandbox.clone(),
+            last_active_at: sandbox.as_ref().map(|_| now),
+            timeout_at: sandbox.as_ref().map(|_| now + record.project.sandbox_timeout),
+            failures: FailureCount::Reset,
+            ..SessionChanges::default()
+        };
+        for event in decide::steps(session.state, observed) {
+            let write = SessionWrite::following(&key, at, actor, cause.clone(), now)
+                .event(event)
+                .changes(std::mem::take(&mut changes));
+            match self.store.write_session(&write).await {
+                Ok(written) => at = written,
+                Err(StoreError::Conflict { .. }) => return Ok(()),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+}
