@@ -60,6 +60,15 @@ impl Deadline {
         CURRENT.try_with(|deadline| *deadline).ok()
     }
 
+    /// Runs `work` under the Lambda context's deadline, if it has one (a context built by hand, as the
+    /// local stack's timers do, carries 0: no deadline).
+    pub async fn scope_lambda<F: Future>(deadline_ms: u64, work: F) -> F::Output {
+        match deadline_ms {
+            0 => work.await,
+            ms => Self::from_lambda_ms(ms).scope(work).await,
+        }
+    }
+
     /// Runs `work` under this deadline, or under the enclosing one if that is earlier.
     pub async fn scope<F: Future>(self, work: F) -> F::Output {
         let deadline = Self::current().map_or(self, |outer| outer.min(self));

@@ -196,8 +196,9 @@ async fn status_is_one_eventually_consistent_read_with_an_etag() {
     assert_eq!(unchanged.headers[header::ETAG], etag.as_str());
     assert_eq!(conditional("\"stale\"".into()).await.status, StatusCode::OK);
 
-    // A heartbeat that writes moves lastActiveAt (not the version): the ETag changes.
-    api.advance(Duration::from_secs(31)).await;
+    // A heartbeat that writes moves lastActiveAt (not the version): the ETag changes. The interval
+    // follows the project's idle timeout: 75 s for 10 minutes.
+    api.advance(Duration::from_secs(80)).await;
     assert_eq!(
         api.post("/v1/projects/app/sandbox/activity").await.json["outcome"],
         "recorded"
@@ -251,18 +252,26 @@ async fn heartbeats_are_throttled_in_memory_and_by_the_stored_time() {
             "throttled"
         );
     }
-    assert_eq!(api.capacity(), after_first, "throttled heartbeats touch no table");
+    // The state is read first (a paused sandbox must wake), so each costs one eventually
+    // consistent read; none writes.
+    let throttled = api.capacity();
+    assert_eq!(
+        throttled.write_units, after_first.write_units,
+        "throttled heartbeats write nothing"
+    );
+    assert_eq!(throttled.calls - after_first.calls, 5);
 
-    // Past the interval: one read and one write; E2B's timeout is far from running out.
-    api.advance(Duration::from_secs(31)).await;
+    // Past the interval (75 s for a 10-minute idle timeout): one read and one write; E2B's
+    // timeout is far from running out.
+    api.advance(Duration::from_secs(80)).await;
     let recorded = api.post("/v1/projects/app/sandbox/activity").await;
     assert_eq!(
         recorded.json,
         json!({"outcome": "recorded", "extendedTimeout": false, "state": "RUNNING"})
     );
     let after_write = api.capacity();
-    assert_eq!(after_write.calls - after_first.calls, 2);
-    assert!(after_write.write_units > after_first.write_units);
+    assert_eq!(after_write.calls - throttled.calls, 2);
+    assert!(after_write.write_units > throttled.write_units);
     assert_eq!(e2b_calls(), calls, "no E2B call while the timeout is far");
 
     // Another Lambda instance has no memory of it, but the stored time throttles it: read, no write.

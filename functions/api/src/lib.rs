@@ -78,7 +78,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// margin) when it has one: an open that runs out answers "in progress" instead of being cut.
 async fn budget(request: Request, next: Next) -> Response {
     let mut deadline = Deadline::after(API_BUDGET);
-    if let Some(context) = request.extensions().get::<lambda_http::Context>() {
+    if let Some(context) = request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .filter(|c| c.deadline > 0)
+    {
         deadline = deadline.min(Deadline::from_lambda_ms(context.deadline));
     }
     deadline.scope(next.run(request)).await

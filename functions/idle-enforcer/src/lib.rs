@@ -24,8 +24,7 @@ impl Task {
 
 /// The Lambda handler: the payload is all it needs.
 pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
-    let deadline = Deadline::from_lambda_ms(event.context.deadline);
-    deadline.scope(run(sandman, &event.payload)).await
+    Deadline::scope_lambda(event.context.deadline, run(sandman, &event.payload)).await
 }
 
 /// Runs the task, emits its metrics, and answers its report. Fails (so the invocation counts as

@@ -56,8 +56,7 @@ pub fn options(config: &PrunerConfig, payload: &Value) -> Result<PassOptions, Pr
 }
 
 pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<PruneReport, PrunerError> {
-    let deadline = Deadline::from_lambda_ms(event.context.deadline);
-    deadline.scope(tick(sandman, &event.payload)).await
+    Deadline::scope_lambda(event.context.deadline, tick(sandman, &event.payload)).await
 }
 
 /// One tick for one invocation's input; emits the tick's metrics.
