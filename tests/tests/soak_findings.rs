@@ -1,6 +1,6 @@
 //! What the soak (`scripts/soak`, issue 13) found, each as a deterministic test: the same fault at
-//! the same point, on DynamoDB Local and the E2B emulator. Each is ignored until it is fixed; the
-//! fix un-ignores it.
+//! the same point, on DynamoDB Local and the E2B emulator. Each failed on the code the soak found it
+//! in and guards its fix.
 
 use std::sync::Arc;
 
@@ -27,7 +27,6 @@ async fn fleet_with(project: &str) -> Fleet {
 /// sandbox (STARTING → RUNNING) the second. DynamoDB cancels the second on a conflict with
 /// another transaction: nothing was written, and a retry would succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "soak finding: a TransactionConflict on the open's STARTING→RUNNING write answers 500 and strands the session in STARTING with a running sandbox"]
 async fn a_transaction_conflict_after_the_create_is_retried_not_a_500_nor_a_stranded_session() {
     let fleet = fleet_with("conflicted").await;
     fleet
@@ -67,7 +66,6 @@ async fn a_transaction_conflict_after_the_create_is_retried_not_a_500_nor_a_stra
 /// `storage_unavailable` for this ("try again later"); it answers 500 `internal`, because the
 /// store marks every service error but "...Throughput..." as not retryable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "soak finding: DynamoDB throttling or InternalServerError past the SDK's retries answers 500 internal, not 503 storage_unavailable"]
 async fn dynamodb_throttling_past_the_sdk_retries_answers_503_storage_unavailable() {
     let fleet = fleet_with("throttled").await;
     for fault in [DynamoFault::Throttle, DynamoFault::AppliedThen500] {

@@ -27,9 +27,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn dynamo<E: StdError + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
-        let retryable = !matches!(err, SdkError::ConstructionFailure(_) | SdkError::ServiceError(_))
-            || DisplayErrorContext(&err).to_string().contains("Throughput");
+    pub(crate) fn dynamo<E: StdError + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
+        err: SdkError<E, R>,
+    ) -> StoreError {
+        let retryable = match &err {
+            SdkError::ConstructionFailure(_) => false,
+            SdkError::ServiceError(service) => service.err().code().is_some_and(is_transient_code),
+            _ => true,
+        };
         StoreError::Dynamo {
             message: DisplayErrorContext(&err).to_string(),
             retryable,
@@ -42,6 +47,22 @@ impl StoreError {
             retryable: false,
         }
     }
+}
+
+/// DynamoDB's error codes that say "try again": throttling, its own faults, and transactions that
+/// met another in flight. The SDK has retried these already; the caller may still, later.
+fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "TransactionConflictException"
+            | "TransactionInProgressException"
+    )
 }
 
 /// Whether DynamoDB refused a write because its condition did not hold (any operation).
