@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::templates::{DEFAULT_TEMPLATES, TemplatePolicy};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -70,6 +72,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     pub enforcer: EnforcerConfig,
     pub pruner: PrunerConfig,
+    /// Which templates each team's projects may start from.
+    pub templates: TemplatePolicy,
 }
 
 impl Config {
@@ -119,6 +123,11 @@ impl Config {
                 dry_run: matches!(env.get("PRUNER_DRY_RUN").as_deref(), Some("1" | "true")),
                 tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,
             },
+            templates: TemplatePolicy::parse(
+                &env.get("SANDMAN_TEMPLATES").unwrap_or_else(|| DEFAULT_TEMPLATES.into()),
+                env.get("SANDMAN_TEAM_TEMPLATES").as_deref(),
+            )
+            .map_err(|reason| invalid("SANDMAN_TEMPLATES", reason))?,
         })
     }
 }

@@ -34,6 +34,15 @@ impl From<StoreError> for Error {
     }
 }
 
+impl From<crate::templates::TemplateRefused> for Error {
+    fn from(refused: crate::templates::TemplateRefused) -> Self {
+        Error::Invalid {
+            field: "templateId",
+            message: refused.to_string(),
+        }
+    }
+}
+
 impl From<Refusal> for Error {
     fn from(refusal: Refusal) -> Self {
         Error::Conflict(refusal.to_string())

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use e2b_emulator::{Emulator, EmulatorConfig, Fault, Route, TeamAccount};
 use sandman::e2b::{
-    ApiKey, E2b, E2bAccounts, E2bClient, E2bError, E2bSettings, NewSandbox, NewWebhook, SandboxFilter, SandboxState,
-    Secret, WebhookUpdate,
+    ApiKey, E2b, E2bAccounts, E2bClient, E2bError, E2bSettings, NewSandbox, NewWebhook, SandboxFilter, SandboxNetwork,
+    SandboxState, Secret, WebhookUpdate,
 };
 use serde_json::json;
 
@@ -56,6 +56,10 @@ fn new_sandbox(project: &str) -> NewSandbox {
         auto_pause: true,
         metadata: BTreeMap::from([("projectId".into(), project.into())]),
         env_vars: BTreeMap::from([("GREETING".into(), "hello".into())]),
+        secure: true,
+        network: SandboxNetwork {
+            allow_public_traffic: false,
+        },
     }
 }
 

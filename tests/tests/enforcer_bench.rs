@@ -21,7 +21,7 @@ use e2b_emulator::{Fault, Route};
 use futures::StreamExt;
 use kit::{MINUTE, e2b, running, stack};
 use sandman::domain::ProjectKey;
-use sandman::e2b::NewSandbox;
+use sandman::e2b::{NewSandbox, SandboxNetwork};
 use sandman::sandbox_metadata;
 use sandman::store::keys;
 use sandman_local::testkit::TestStack;
@@ -119,6 +119,10 @@ async fn pauses_with_latency(count: usize, latency: Duration) {
                     auto_pause: true,
                     metadata: sandbox_metadata::for_session(&key, "bench"),
                     env_vars: Default::default(),
+                    secure: true,
+                    network: SandboxNetwork {
+                        allow_public_traffic: false,
+                    },
                 };
                 let sandbox = e2b.create_sandbox(&new).await.expect("sandbox created");
                 (key, sandbox.sandbox_id)

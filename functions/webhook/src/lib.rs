@@ -37,15 +37,14 @@ async fn receive(State(sandman): State<Sandman>, headers: HeaderMap, body: Bytes
     let span = tracing::info_span!(
         "webhook",
         deliveryId = delivery.delivery_id,
-        sandboxId = tracing::field::Empty,
         projectId = tracing::field::Empty,
         eventType = tracing::field::Empty
     );
     let result = async {
         let verified = verify_and_parse(&sandman.secrets.webhook_secrets, &delivery)?;
         let span = tracing::Span::current();
-        span.record("sandboxId", verified.event.sandbox_id.as_str())
-            .record("eventType", verified.event.type_name.as_str());
+        span.record("eventType", verified.event.type_name.as_str());
+        tracing::debug!(sandbox_id = verified.event.sandbox_id.as_str(), "webhook event");
         if let Some((key, _)) = sandbox_metadata::owner(&verified.event.metadata) {
             span.record("projectId", tracing::field::display(&key));
         }

@@ -37,6 +37,7 @@ impl TestStack {
             env(var).or_else(|| match var {
                 "SANDMAN_TABLE" => Some(name.clone()),
                 "E2B_API_URL" => Some(url.clone()),
+                "SANDMAN_TEMPLATES" => Some("base,other".into()),
                 _ => None,
             })
         })
@@ -80,6 +81,7 @@ impl TestStack {
             retention: RetentionPolicy::default(),
             sandbox_timeout: Duration::from_secs(1800),
             snapshot_before_kill: false,
+            public_traffic: false,
         }
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::Sandman;
 use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
-use crate::e2b::{E2bError, NewSandbox};
+use crate::e2b::{E2bError, NewSandbox, SandboxNetwork};
 use crate::error::Error;
 use crate::sandbox_metadata;
 use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
@@ -141,6 +141,7 @@ impl Sandman {
                         sandbox: Some(SandboxRef {
                             sandbox_id: connected.sandbox.sandbox_id,
                             domain: connected.sandbox.domain,
+                            access_token: connected.sandbox.envd_access_token,
                         }),
                         last_active_at: Some(now),
                         timeout_at: Some(now + timeout),
@@ -192,6 +193,8 @@ impl Sandman {
         cause: &str,
     ) -> Result<Claim<Opened>, Error> {
         let key = record.project.key();
+        // A project stored before its template was refused must not reach E2B with it.
+        self.config.templates.check(&key.team, &record.project.template_id)?;
         let e2b = self.e2b_for(&key)?;
         let session_id = ulid::Ulid::new().to_string();
         let claim = SessionWrite::new(&record, actor, cause, self.now())
@@ -211,6 +214,10 @@ impl Sandman {
             auto_pause: true,
             metadata: sandbox_metadata::for_session(&key, &session_id),
             env_vars: Default::default(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: project.public_traffic,
+            },
         };
         let mut fallback_reason = None;
         let mut created = None;
@@ -270,6 +277,7 @@ impl Sandman {
             sandbox: Some(SandboxRef {
                 sandbox_id: sandbox.sandbox_id,
                 domain: sandbox.domain,
+                access_token: sandbox.envd_access_token,
             }),
             last_active_at: Some(now),
             timeout_at: Some(now + project.sandbox_timeout),

@@ -33,6 +33,7 @@ pub struct ProjectView {
     pub idle_timeout_seconds: u64,
     pub snapshot_on_idle: bool,
     pub snapshot_before_kill: bool,
+    pub public_traffic: bool,
     pub sandbox_timeout_seconds: u64,
     pub retention: RetentionView,
     #[serde(with = "time::serde::rfc3339")]
@@ -59,6 +60,7 @@ impl ProjectView {
             idle_timeout_seconds: project.idle.idle_timeout.as_secs(),
             snapshot_on_idle: project.idle.snapshot_on_idle,
             snapshot_before_kill: project.snapshot_before_kill,
+            public_traffic: project.public_traffic,
             sandbox_timeout_seconds: project.sandbox_timeout.as_secs(),
             retention: RetentionView {
                 keep_last: project.retention.keep_last,
@@ -107,7 +109,7 @@ async fn put_project(
     Project(key): Project,
     JsonBody(settings): JsonBody<ProjectSettings>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let spec = settings.into_spec(key, &api.sandman.config.defaults)?;
+    let spec = settings.into_spec(key, &api.sandman.config)?;
     let record = api
         .sandman
         .store
