@@ -43,6 +43,7 @@ impl Sandman {
     pub fn new(store: Store, config: Config, secrets: Secrets, clock: Clock) -> Result<Sandman, StartupError> {
         let client = E2bClient::new(E2bSettings {
             base_url: config.e2b_api_url.clone(),
+            allow_http_loopback: config.e2b_allow_http_loopback,
             ..E2bSettings::default()
         })?;
         let default_key = secrets

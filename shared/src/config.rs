@@ -70,6 +70,8 @@ pub struct PrunerConfig {
 pub struct Config {
     pub table: String,
     pub e2b_api_url: String,
+    /// `E2B_API_URL` may be http to a loopback address (the local emulator): `E2B_API_ALLOW_HTTP_LOOPBACK=true`.
+    pub e2b_allow_http_loopback: bool,
     pub secrets: SecretsSource,
     pub auth: AuthConfig,
     pub defaults: ProjectDefaults,
@@ -97,6 +99,7 @@ impl Config {
         Ok(Config {
             table: env.required("SANDMAN_TABLE")?,
             e2b_api_url: env.get("E2B_API_URL").unwrap_or_else(|| "https://api.e2b.app".into()),
+            e2b_allow_http_loopback: env.flag("E2B_API_ALLOW_HTTP_LOOPBACK")?,
             secrets: match env.get("SANDMAN_SECRET_ARN") {
                 Some(secret_id) => SecretsSource::SecretsManager { secret_id },
                 None => SecretsSource::Environment,

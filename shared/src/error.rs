@@ -19,6 +19,16 @@ pub enum Error {
     Store(StoreError),
 }
 
+impl Error {
+    /// What may be stored where callers read it (a session's `lastError`): E2B's own text never.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::E2b(err) => err.public_message().to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {

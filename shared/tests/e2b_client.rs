@@ -36,6 +36,7 @@ fn settings(base_url: String) -> E2bSettings {
         max_attempts: 4,
         base_backoff: Duration::from_millis(2),
         max_backoff: Duration::from_millis(20),
+        allow_http_loopback: true,
     }
 }
 
@@ -91,7 +92,8 @@ async fn a_sandbox_goes_through_its_whole_life() {
     assert_eq!(
         sent.body,
         Some(json!({"templateID": "base", "timeout": 300, "autoPause": true,
-                    "metadata": {"projectId": "p1"}, "envVars": {"GREETING": "hello"}}))
+                    "metadata": {"projectId": "p1"}, "envVars": {"GREETING": "hello"},
+                    "secure": true, "network": {"allowPublicTraffic": false}}))
     );
 
     let detail = e2b.get_sandbox(id).await.expect("get");

@@ -142,3 +142,24 @@ async fn sandboxes_are_private_and_their_token_goes_only_to_the_owning_team() {
     let create = api.stack.emulator.calls_to(Route::CreateSandbox).pop().unwrap();
     assert_eq!(create.body.unwrap()["network"]["allowPublicTraffic"], true);
 }
+
+#[tokio::test]
+async fn e2bs_own_error_text_never_reaches_the_caller() {
+    let api = ApiStack::start().await;
+    api.register("app").await;
+    api.stack.emulator.set_fault(
+        Route::CreateSandbox,
+        e2b_emulator::Fault {
+            fail_next: 1,
+            error_status: 400,
+            ..e2b_emulator::Fault::default()
+        },
+    );
+    let opened = api.open("app").await;
+    assert_error(&opened, StatusCode::BAD_GATEWAY, "e2b_error");
+    assert_eq!(opened.message(), "E2B refused the request");
+    let status = api.get("/v1/projects/app/sandbox").await;
+    let shown = format!("{} {}", opened.json, status.json);
+    assert!(!shown.contains("Injected fault"), "{shown}");
+    assert_eq!(status.json["lastError"], "E2B refused the request");
+}

@@ -38,7 +38,7 @@ impl TestStack {
                 "SANDMAN_TABLE" => Some(name.clone()),
                 "E2B_API_URL" => Some(url.clone()),
                 "SANDMAN_TEMPLATES" => Some("base,other".into()),
-                "JWT_HS256" => Some("true".into()),
+                "JWT_HS256" | "E2B_API_ALLOW_HTTP_LOOPBACK" => Some("true".into()),
                 _ => None,
             })
         })

@@ -175,7 +175,7 @@ impl Sandman {
                 )
                 .event(SessionEvent::Failed)
                 .changes(SessionChanges {
-                    last_error: Some(Some(err.to_string())),
+                    last_error: Some(Some(err.public_message().to_owned())),
                     ..SessionChanges::default()
                 });
                 self.settle(failed).await?;
@@ -229,7 +229,11 @@ impl Sandman {
                 }
                 Err(err) => {
                     tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
-                    fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
+                    fallback_reason = Some(format!(
+                        "restoring snapshot {} failed: {}",
+                        snapshot.snapshot_id,
+                        err.public_message()
+                    ));
                 }
             }
         }
@@ -247,7 +251,7 @@ impl Sandman {
                     )
                     .event(SessionEvent::Failed)
                     .changes(SessionChanges {
-                        last_error: Some(Some(err.to_string())),
+                        last_error: Some(Some(err.public_message().to_owned())),
                         ..SessionChanges::default()
                     });
                     self.settle(failed).await?;
