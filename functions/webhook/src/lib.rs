@@ -85,7 +85,7 @@ fn status_of(err: &WebhookError) -> StatusCode {
     match err {
         WebhookError::Signature(sandman::webhook::SignatureError::NoSecrets) => StatusCode::INTERNAL_SERVER_ERROR,
         WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
-        WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+        WebhookError::Malformed(_) | WebhookError::Stale => StatusCode::BAD_REQUEST,
         WebhookError::Store(StoreError::Dynamo { .. }) | WebhookError::Contended => StatusCode::SERVICE_UNAVAILABLE,
         WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
