@@ -58,3 +58,16 @@ async fn an_event_older_than_the_bound_is_refused_and_changes_nothing() {
     }
     assert_eq!(hooks.stack.table.contents().await, before);
 }
+
+#[tokio::test]
+async fn a_body_past_tens_of_kilobytes_is_refused_unread() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    let before = hooks.stack.table.contents().await;
+    let mut metadata = metadata_of(&key, "s");
+    metadata["padding"] = Value::String("x".repeat(sandman_webhook::BODY_LIMIT));
+    let body = event_body("evt-big", "paused", hooks.stack.emulator.now(), &sandbox, metadata);
+    let (status, _) = hooks.post(&body, Some(&sign(WEBHOOK_SECRET, &body))).await;
+    assert_eq!(status, 413);
+    assert_eq!(hooks.stack.table.contents().await, before);
+}

@@ -19,11 +19,15 @@ use sandman::webhook::{Delivery, Receipt, WebhookError, verify_and_parse};
 use serde_json::json;
 use tracing::Instrument;
 
+/// E2B's lifecycle events are a few KB; anything past this is refused with 413 before it is read.
+pub const BODY_LIMIT: usize = 32 * 1024;
+
 /// `POST` on any path: function URLs post to `/`, a local stack may mount it elsewhere.
 pub fn router(sandman: Sandman) -> Router {
     Router::new()
         .route("/", post(receive))
         .route("/{*path}", post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sandman)
 }
 
