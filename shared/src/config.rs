@@ -81,6 +81,7 @@ pub struct Config {
     pub pruner: PrunerConfig,
     /// Which templates each team's projects may start from.
     pub templates: TemplatePolicy,
+    pub quotas: crate::quotas::Quotas,
 }
 
 impl Config {
@@ -144,6 +145,10 @@ impl Config {
                 env.get("SANDMAN_TEAM_TEMPLATES").as_deref(),
             )
             .map_err(|reason| invalid("SANDMAN_TEMPLATES", reason))?,
+            quotas: crate::quotas::Quotas {
+                projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
+                live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
+            },
         })
     }
 }

@@ -13,6 +13,9 @@ pub enum Error {
     Conflict(String),
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// A per-team limit (projects, live sandboxes) would be passed; nothing was changed.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("E2B: {0}")]
     E2b(#[from] E2bError),
     #[error("storage: {0}")]

@@ -9,6 +9,7 @@ pub mod e2b;
 pub mod enforcer;
 pub mod error;
 mod projects;
+pub mod quotas;
 pub mod reconciler;
 pub mod retention;
 pub mod sandbox_metadata;

@@ -163,3 +163,45 @@ async fn e2bs_own_error_text_never_reaches_the_caller() {
     assert!(!shown.contains("Injected fault"), "{shown}");
     assert_eq!(status.json["lastError"], "E2B refused the request");
 }
+
+#[tokio::test]
+async fn per_team_quotas_answer_429_and_change_nothing() {
+    let api = ApiStack::start_with(|var| match var {
+        "SANDMAN_MAX_PROJECTS_PER_TEAM" => Some("2".into()),
+        "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM" => Some("1".into()),
+        _ => None,
+    })
+    .await;
+    api.register("one").await;
+    api.register("two").await;
+    let before = api.stack.table.contents().await;
+    let third = api
+        .call(Method::PUT, "/v1/projects/three", Some(json!({"templateId": "base"})))
+        .await;
+    assert_error(&third, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    assert!(third.message().contains("limit"), "{third:?}");
+    assert_eq!(api.stack.table.contents().await, before);
+    api.register("two").await; // updating an existing project is not a new one
+
+    assert_eq!(api.open("one").await.status, StatusCode::OK);
+    let creates = api.stack.emulator.calls_to(Route::CreateSandbox).len();
+    let before = api.stack.table.contents().await;
+    assert_error(&api.open("two").await, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded");
+    assert_eq!(api.stack.emulator.calls_to(Route::CreateSandbox).len(), creates);
+    assert_eq!(api.stack.table.contents().await, before);
+    assert_eq!(api.open("one").await.status, StatusCode::OK, "the live one still opens");
+
+    // Another team's limits are its own.
+    let other = api.token_for("team-b");
+    let put = api_kit::send(
+        &api.router,
+        api_kit::request(
+            Method::PUT,
+            "/v1/projects/one",
+            Some(&other),
+            Some(json!({"templateId": "base"})),
+        ),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{put:?}");
+}

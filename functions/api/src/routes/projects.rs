@@ -102,7 +102,7 @@ impl From<ProjectSummary> for ProjectLine {
 /// sandbox's idle deadline follows a new idle timeout.
 #[utoipa::path(put, path = "/v1/projects/{projectId}", tag = "projects", request_body = ProjectSettings,
     params(("projectId" = String, Path, description = "1 to 128 of letters, digits, '-', '_', '.'")),
-    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)),
+    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn put_project(
     Shared(api): Shared<Api>,
@@ -110,6 +110,7 @@ async fn put_project(
     JsonBody(settings): JsonBody<ProjectSettings>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let spec = settings.into_spec(key, &api.sandman.config)?;
+    api.sandman.check_project_quota(&spec.key).await?;
     let record = api
         .sandman
         .store
