@@ -205,3 +205,43 @@ async fn per_team_quotas_answer_429_and_change_nothing() {
     .await;
     assert_eq!(put.status, StatusCode::OK, "{put:?}");
 }
+
+#[tokio::test]
+async fn another_teams_token_reaches_nothing_on_any_route() {
+    let api = ApiStack::start().await;
+    let snapshot_id = team_a_with_a_snapshot(&api).await;
+    let team_b = api.token_for("team-b");
+    let document = api_kit::send(&api.router, api_kit::request(Method::GET, "/openapi.json", None, None))
+        .await
+        .json;
+    let before = api.stack.table.contents().await;
+    let calls = api.stack.emulator.calls().len();
+    let mut tried = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let concrete = path.replace("{projectId}", "app").replace("{snapshotId}", &snapshot_id);
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("security").is_none() {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let reply = api_kit::send(
+                &api.router,
+                api_kit::request(method.clone(), &concrete, Some(&team_b), Some(json!({}))),
+            )
+            .await;
+            tried += 1;
+            if method == Method::GET && path == "/v1/projects" {
+                assert_eq!(reply.json["items"], json!([]), "team B sees none of A's projects");
+                continue;
+            }
+            assert!(reply.status.is_client_error(), "{method} {path}: {reply:?}");
+            assert!(
+                !reply.json.to_string().contains(&snapshot_id),
+                "{method} {path}: {reply:?}"
+            );
+        }
+    }
+    assert!(tried >= 16, "every protected operation was tried ({tried})");
+    assert_eq!(api.stack.table.contents().await, before, "nothing stored changed");
+    assert_eq!(api.stack.emulator.calls().len(), calls, "E2B was not called");
+}
