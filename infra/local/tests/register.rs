@@ -7,6 +7,7 @@ use sandman_local::register::{LIFECYCLE_EVENTS, Registered, register};
 async fn e2b(emulator: &Emulator) -> E2b {
     let client = E2bClient::new(E2bSettings {
         base_url: emulator.base_url(),
+        allow_http_loopback: true,
         ..E2bSettings::default()
     })
     .unwrap();
