@@ -56,6 +56,7 @@ impl Sandman {
         let client = E2bClient::new(E2bSettings {
             base_url: config.e2b_api_url.clone(),
             call_deadline: config.e2b_call_deadline,
+            allow_http_loopback: config.e2b_allow_http_loopback,
             ..E2bSettings::default()
         })?;
         let default_key = secrets

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::secrets::SecretKind;
+use crate::templates::{DEFAULT_TEMPLATES, TemplatePolicy};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -45,6 +46,11 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     pub team_claim: String,
     pub jwks_url: Option<String>,
+    /// HS256 tokens are accepted only when the deployment says so (`JWT_HS256=true`), never
+    /// merely because a secret exists; beside a JWKS only with `JWT_HS256_WITH_JWKS=true`.
+    pub hs256: bool,
+    /// Keys fetched from the JWKS are not used past this age: after it they must be fetched again.
+    pub jwks_max_age: Duration,
 }
 
 /// Defaults for projects registered without their own policy.
@@ -83,6 +89,8 @@ pub struct PrunerConfig {
 pub struct Config {
     pub table: String,
     pub e2b_api_url: String,
+    /// `E2B_API_URL` may be http to a loopback address (the local emulator): `E2B_API_ALLOW_HTTP_LOOPBACK=true`.
+    pub e2b_allow_http_loopback: bool,
     pub secrets: SecretsSource,
     pub auth: AuthConfig,
     pub defaults: ProjectDefaults,
@@ -93,6 +101,9 @@ pub struct Config {
     pub e2b_call_deadline: Duration,
     pub enforcer: EnforcerConfig,
     pub pruner: PrunerConfig,
+    /// Which templates each team's projects may start from.
+    pub templates: TemplatePolicy,
+    pub quotas: crate::quotas::Quotas,
 }
 
 impl Config {
@@ -102,15 +113,24 @@ impl Config {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = Env(&get);
+        let config = Self::read(&env)?;
+        check_auth(&config.auth, &env)?;
+        Ok(config)
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Config, ConfigError> {
         Ok(Config {
             table: env.required("SANDMAN_TABLE")?,
             e2b_api_url: env.get("E2B_API_URL").unwrap_or_else(|| "https://api.e2b.app".into()),
+            e2b_allow_http_loopback: env.flag("E2B_API_ALLOW_HTTP_LOOPBACK")?,
             secrets: secrets_source(&env),
             auth: AuthConfig {
                 issuer: env.get("JWT_ISSUER"),
                 audience: env.get("JWT_AUDIENCE"),
                 team_claim: env.get("JWT_TEAM_CLAIM").unwrap_or_else(|| "team_id".into()),
                 jwks_url: env.get("JWT_JWKS_URL"),
+                hs256: env.flag("JWT_HS256")?,
+                jwks_max_age: env.seconds("JWT_JWKS_MAX_AGE_SECS", 3600)?,
             },
             defaults: ProjectDefaults {
                 idle_timeout: env.seconds("DEFAULT_IDLE_TIMEOUT_SECS", 600)?,
@@ -140,6 +160,15 @@ impl Config {
                 dry_run: matches!(env.get("PRUNER_DRY_RUN").as_deref(), Some("1" | "true")),
                 tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,
             },
+            templates: TemplatePolicy::parse(
+                &env.get("SANDMAN_TEMPLATES").unwrap_or_else(|| DEFAULT_TEMPLATES.into()),
+                env.get("SANDMAN_TEAM_TEMPLATES").as_deref(),
+            )
+            .map_err(|reason| invalid("SANDMAN_TEMPLATES", reason))?,
+            quotas: crate::quotas::Quotas {
+                projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
+                live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
+            },
         })
     }
 }
@@ -157,6 +186,46 @@ fn secrets_source<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> SecretsSou
     }
 }
 
+/// Token checking fails closed: a JWKS needs an issuer and an audience and an https URL; HS256
+/// beside a JWKS must be asked for.
+fn check_auth<F: Fn(&str) -> Option<String>>(auth: &AuthConfig, env: &Env<'_, F>) -> Result<(), ConfigError> {
+    let Some(url) = &auth.jwks_url else {
+        return Ok(());
+    };
+    if auth.issuer.is_none() {
+        return Err(invalid("JWT_ISSUER", "required with JWT_JWKS_URL"));
+    }
+    if auth.audience.is_none() {
+        return Err(invalid("JWT_AUDIENCE", "required with JWT_JWKS_URL"));
+    }
+    if auth.hs256 && !env.flag("JWT_HS256_WITH_JWKS")? {
+        return Err(invalid(
+            "JWT_HS256",
+            "HS256 beside JWT_JWKS_URL needs JWT_HS256_WITH_JWKS=true",
+        ));
+    }
+    let loopback_allowed = env.flag("JWT_JWKS_ALLOW_HTTP_LOOPBACK")?;
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if parsed.scheme() == "https" && parsed.host().is_some() => Ok(()),
+        Ok(parsed) if parsed.scheme() == "http" && loopback_allowed && is_loopback(&parsed) => Ok(()),
+        _ => Err(invalid(
+            "JWT_JWKS_URL",
+            "must be an https URL (http only to 127.0.0.1 with JWT_JWKS_ALLOW_HTTP_LOOPBACK=true)",
+        )),
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -169,6 +238,14 @@ struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     fn get(&self, name: &str) -> Option<String> {
         (self.0)(name)
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref().map(str::trim) {
+            None | Some("false" | "0" | "off") => Ok(false),
+            Some("true" | "1" | "on") => Ok(true),
+            Some(other) => Err(invalid(name, format!("{other:?} is not true or false"))),
+        }
     }
 
     fn required(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -225,6 +302,48 @@ mod tests {
             })
         );
         assert_eq!(config.auth.team_claim, "team_id");
+    }
+
+    #[test]
+    fn token_checking_fails_closed() {
+        let base = [("SANDMAN_TABLE", "t"), ("JWT_JWKS_URL", "https://id.example/jwks.json")];
+        let named = |pairs: &[(&str, &str)]| match Config::from_lookup(lookup(pairs)) {
+            Err(ConfigError::Invalid { name, .. }) => name,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(named(&base), "JWT_ISSUER");
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = extra.to_vec();
+            pairs.extend([
+                base[0],
+                base[1],
+                ("JWT_ISSUER", "https://id.example"),
+                ("JWT_AUDIENCE", "api"),
+            ]);
+            pairs
+        };
+        assert!(Config::from_lookup(lookup(&with(&[]))).is_ok());
+        assert_eq!(named(&with(&[("JWT_HS256", "true")])), "JWT_HS256");
+        assert!(Config::from_lookup(lookup(&with(&[("JWT_HS256", "true"), ("JWT_HS256_WITH_JWKS", "true")]))).is_ok());
+        assert_eq!(
+            named(&with(&[("JWT_JWKS_URL", "http://id.example/jwks.json")])),
+            "JWT_JWKS_URL"
+        );
+        assert_eq!(
+            named(&with(&[("JWT_JWKS_URL", "http://127.0.0.1:9/jwks.json")])),
+            "JWT_JWKS_URL"
+        );
+        let loopback = with(&[
+            ("JWT_JWKS_URL", "http://127.0.0.1:9/jwks.json"),
+            ("JWT_JWKS_ALLOW_HTTP_LOOPBACK", "true"),
+        ]);
+        assert!(Config::from_lookup(lookup(&loopback)).is_ok());
+        let remote = with(&[
+            ("JWT_JWKS_URL", "http://id.example/jwks.json"),
+            ("JWT_JWKS_ALLOW_HTTP_LOOPBACK", "true"),
+        ]);
+        assert_eq!(named(&remote), "JWT_JWKS_URL");
+        assert_eq!(named(&[("SANDMAN_TABLE", "t"), ("JWT_HS256", "yes")]), "JWT_HS256");
     }
 
     #[test]

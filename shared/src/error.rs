@@ -13,10 +13,23 @@ pub enum Error {
     Conflict(String),
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// A per-team limit (projects, live sandboxes) would be passed; nothing was changed.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("E2B: {0}")]
     E2b(#[from] E2bError),
     #[error("storage: {0}")]
     Store(StoreError),
+}
+
+impl Error {
+    /// What may be stored where callers read it (a session's `lastError`): E2B's own text never.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::E2b(err) => err.public_message().to_owned(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -30,6 +43,15 @@ impl From<StoreError> for Error {
                 message: bad.to_string(),
             },
             other => Error::Store(other),
+        }
+    }
+}
+
+impl From<crate::templates::TemplateRefused> for Error {
+    fn from(refused: crate::templates::TemplateRefused) -> Self {
+        Error::Invalid {
+            field: "templateId",
+            message: refused.to_string(),
         }
     }
 }

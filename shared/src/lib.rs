@@ -11,6 +11,7 @@ pub mod enforcer;
 pub mod error;
 pub mod outbound;
 mod projects;
+pub mod quotas;
 pub mod reconciler;
 pub mod retention;
 pub mod sandbox_metadata;
@@ -18,6 +19,7 @@ pub mod secrets;
 pub mod snapshots;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 pub mod webhook;
 pub mod workspace;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use e2b_emulator::{Emulator, EmulatorConfig, Fault, Route, TeamAccount};
 use sandman::e2b::{
-    ApiKey, E2b, E2bAccounts, E2bClient, E2bError, E2bSettings, NewSandbox, NewWebhook, SandboxFilter, SandboxState,
-    Secret, WebhookUpdate,
+    ApiKey, E2b, E2bAccounts, E2bClient, E2bError, E2bSettings, NewSandbox, NewWebhook, SandboxFilter, SandboxNetwork,
+    SandboxState, Secret, WebhookUpdate,
 };
 use serde_json::json;
 
@@ -36,6 +36,7 @@ fn settings(base_url: String) -> E2bSettings {
         max_attempts: 4,
         base_backoff: Duration::from_millis(2),
         max_backoff: Duration::from_millis(20),
+        allow_http_loopback: true,
     }
 }
 
@@ -56,6 +57,10 @@ fn new_sandbox(project: &str) -> NewSandbox {
         auto_pause: true,
         metadata: BTreeMap::from([("projectId".into(), project.into())]),
         env_vars: BTreeMap::from([("GREETING".into(), "hello".into())]),
+        secure: true,
+        network: SandboxNetwork {
+            allow_public_traffic: false,
+        },
     }
 }
 
@@ -87,7 +92,8 @@ async fn a_sandbox_goes_through_its_whole_life() {
     assert_eq!(
         sent.body,
         Some(json!({"templateID": "base", "timeout": 300, "autoPause": true,
-                    "metadata": {"projectId": "p1"}, "envVars": {"GREETING": "hello"}}))
+                    "metadata": {"projectId": "p1"}, "envVars": {"GREETING": "hello"},
+                    "secure": true, "network": {"allowPublicTraffic": false}}))
     );
 
     let detail = e2b.get_sandbox(id).await.expect("get");

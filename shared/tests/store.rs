@@ -35,6 +35,7 @@ fn spec(project: &str, idle_timeout: Duration) -> ProjectSpec {
         retention: RetentionPolicy::default(),
         sandbox_timeout: Duration::from_secs(900),
         snapshot_before_kill: false,
+        public_traffic: false,
     }
 }
 
@@ -63,6 +64,7 @@ async fn running(store: &Store, project: &str, idle_timeout: Duration, active_at
             sandbox: Some(SandboxRef {
                 sandbox_id: format!("sbx-{project}"),
                 domain: None,
+                access_token: None,
             }),
             last_active_at: Some(active_at),
             ..Default::default()

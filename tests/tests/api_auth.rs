@@ -195,12 +195,27 @@ fn encoding_key(pem: &str, alg: Algorithm) -> EncodingKey {
     }
 }
 
+const JWKS_ISSUER: &str = "https://id.example";
+const JWKS_AUDIENCE: &str = "sandman-api";
+
+/// A JWKS on loopback http (allowed only by the explicit flag), its issuer and audience, and
+/// HS256 beside it (asked for explicitly).
+fn jwks_env(url: String) -> impl Fn(&str) -> Option<String> {
+    move |var| match var {
+        "JWT_JWKS_URL" => Some(url.clone()),
+        "JWT_JWKS_ALLOW_HTTP_LOOPBACK" | "JWT_HS256_WITH_JWKS" => Some("true".into()),
+        "JWT_ISSUER" => Some(JWKS_ISSUER.into()),
+        "JWT_AUDIENCE" => Some(JWKS_AUDIENCE.into()),
+        _ => None,
+    }
+}
+
 fn signed(pem: &str, alg: Algorithm, kid: Option<&str>, team: &str) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(
         &header,
-        &json!({"team_id": team, "exp": now() + 300}),
+        &json!({"team_id": team, "exp": now() + 300, "iss": JWKS_ISSUER, "aud": JWKS_AUDIENCE}),
         &encoding_key(pem, alg),
     )
     .unwrap()
@@ -211,7 +226,7 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
     let jwks = JwksServer::start().await;
     jwks.publish(RS256_PEM, Algorithm::RS256, "rsa-1");
     let url = jwks.url.clone();
-    let api = ApiStack::start_with(move |var| (var == "JWT_JWKS_URL").then(|| url.clone())).await;
+    let api = ApiStack::start_with(jwks_env(url)).await;
     let team = api.stack.team().to_string();
     assert_eq!(jwks.fetches(), 0, "fetched on first use, not before");
 
@@ -277,7 +292,7 @@ async fn an_unreachable_jwks_is_a_503_not_a_401() {
     let JwksServer { url, task, .. } = JwksServer::start().await;
     task.abort();
     let _ = task.await;
-    let api = ApiStack::start_with(move |var| (var == "JWT_JWKS_URL").then(|| url.clone())).await;
+    let api = ApiStack::start_with(jwks_env(url)).await;
     let token = signed(RS256_PEM, Algorithm::RS256, Some("rsa-1"), api.stack.team().as_str());
     assert_error(
         &status_with(&api, &token).await,
@@ -303,4 +318,31 @@ async fn docs_and_health_are_open() {
     assert_eq!(doc.status, StatusCode::OK);
     assert_eq!(doc.headers[header::CONTENT_TYPE], "application/json");
     assert!(doc.json["openapi"].as_str().unwrap().starts_with("3."));
+}
+
+#[tokio::test]
+async fn keys_past_their_maximum_age_are_fetched_again_and_never_used_stale() {
+    let jwks = JwksServer::start().await;
+    jwks.publish(RS256_PEM, Algorithm::RS256, "rsa-1");
+    let api = ApiStack::start_with(jwks_env(jwks.url.clone())).await;
+    let sandman = api.stack.sandman.clone();
+    let settings = JwksSettings {
+        max_age: Duration::from_secs(3),
+        retry_after_failure: Duration::ZERO,
+        ..JwksSettings::new(jwks.url.clone())
+    };
+    let router = sandman_api::router(
+        sandman.clone(),
+        Verifier::with_jwks_settings(&sandman.config.auth, &sandman.secrets, settings).unwrap(),
+    );
+    let token = signed(RS256_PEM, Algorithm::RS256, Some("rsa-1"), api.stack.team().as_str());
+    let list = || send(&router, request(Method::GET, "/v1/projects", Some(&token), None));
+    assert_eq!(list().await.status, StatusCode::OK);
+    let fetched = jwks.fetches();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(list().await.status, StatusCode::OK);
+    assert!(jwks.fetches() > fetched, "fetched again once past the maximum age");
+    jwks.task.abort();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_error(&list().await, StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable");
 }

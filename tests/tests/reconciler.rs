@@ -10,7 +10,7 @@ use std::time::Duration;
 use e2b_emulator::{EmulatorConfig, Fault, Route, SandboxState as E2bState, TeamAccount};
 use kit::{MINUTE, accounts, e2b, e2b_state, event_into, events, record, running, stack, stack_with, state};
 use sandman::domain::{Actor, ProjectId, ProjectKey, SessionEvent, SessionState, TeamId};
-use sandman::e2b::{E2b, NewSandbox};
+use sandman::e2b::{E2b, NewSandbox, SandboxNetwork};
 use sandman::sandbox_metadata;
 use sandman::store::{SessionChanges, SessionWrite};
 use sandman::workspace::PauseRequest;
@@ -24,6 +24,10 @@ async fn sandbox_behind_sandmans_back(e2b: &E2b, metadata: BTreeMap<String, Stri
         auto_pause: true,
         metadata,
         env_vars: BTreeMap::new(),
+        secure: true,
+        network: SandboxNetwork {
+            allow_public_traffic: false,
+        },
     };
     e2b.create_sandbox(&new).await.expect("sandbox created").sandbox_id
 }

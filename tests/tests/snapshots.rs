@@ -300,6 +300,7 @@ async fn kill_saves_first_when_the_project_asks() {
     stack
         .register(&sandman::domain::ProjectSpec {
             snapshot_before_kill: true,
+            public_traffic: false,
             ..stack.spec("app")
         })
         .await;
@@ -336,6 +337,7 @@ async fn kill_without_a_save_when_told_so_or_when_the_project_does_not_ask() {
     stack
         .register(&sandman::domain::ProjectSpec {
             snapshot_before_kill: true,
+            public_traffic: false,
             ..stack.spec("asks")
         })
         .await;
@@ -394,6 +396,7 @@ async fn a_best_effort_save_that_fails_still_kills() {
     stack
         .register(&sandman::domain::ProjectSpec {
             snapshot_before_kill: true,
+            public_traffic: false,
             ..stack.spec("app")
         })
         .await;

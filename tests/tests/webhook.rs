@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use e2b_emulator::WebhookFaults;
 use sandman::domain::{Actor, SessionState};
-use sandman::e2b::NewSandbox;
+use sandman::e2b::{NewSandbox, SandboxNetwork};
 use sandman::sandbox_metadata;
 use sandman::store::{SessionChanges, SessionWrite};
 use sandman::workspace::{PauseOutcome, PauseRequest};
@@ -371,6 +371,10 @@ async fn a_start_abandoned_by_its_writer_is_completed_by_created() {
         auto_pause: true,
         metadata: sandbox_metadata::for_session(&key, "s-abandoned"),
         env_vars: Default::default(),
+        secure: true,
+        network: SandboxNetwork {
+            allow_public_traffic: false,
+        },
     };
     let sandbox = hooks.e2b().create_sandbox(&new).await.expect("created").sandbox_id;
     hooks.settle().await;
@@ -405,6 +409,10 @@ async fn a_recent_start_is_left_to_its_writer() {
         auto_pause: true,
         metadata: sandbox_metadata::for_session(&key, "s-live"),
         env_vars: Default::default(),
+        secure: true,
+        network: SandboxNetwork {
+            allow_public_traffic: false,
+        },
     };
     hooks.e2b().create_sandbox(&new).await.expect("created");
     hooks.settle().await;

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use sandman::domain::SessionState;
-use sandman::e2b::{NewSandbox, Secret, WebhookUpdate};
+use sandman::e2b::{NewSandbox, SandboxNetwork, Secret, WebhookUpdate};
 use sandman::webhook::sign;
 use support::{Hooks, WEBHOOK_SECRET, event_body, metadata_of};
 
@@ -139,6 +139,10 @@ async fn unknown_sandboxes_are_acknowledged_and_store_nothing() {
         auto_pause: false,
         metadata: [("owner".to_string(), "someone else".to_string())].into(),
         env_vars: Default::default(),
+        secure: true,
+        network: SandboxNetwork {
+            allow_public_traffic: false,
+        },
     };
     let sandbox = hooks.e2b().create_sandbox(&foreign).await.expect("created").sandbox_id;
     hooks.e2b().kill(&sandbox).await.expect("killed");

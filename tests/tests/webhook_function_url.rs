@@ -52,6 +52,7 @@ async fn sandman_with_fixture_project() -> (Sandman, ProjectKey) {
         retention: RetentionPolicy::default(),
         sandbox_timeout: Duration::from_secs(3600),
         snapshot_before_kill: false,
+        public_traffic: false,
     };
     let record = sandman.store.put_project(&spec, started).await.unwrap();
     let start = SessionWrite::new(&record, Actor::User, "open", started)
@@ -67,6 +68,7 @@ async fn sandman_with_fixture_project() -> (Sandman, ProjectKey) {
             sandbox: Some(SandboxRef {
                 sandbox_id: "sbx-fixture".into(),
                 domain: None,
+                access_token: None,
             }),
             last_active_at: Some(started),
             ..SessionChanges::default()

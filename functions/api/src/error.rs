@@ -83,6 +83,7 @@ impl From<sandman::Error> for ApiError {
             Error::NotFound(what) => Self::not_found(format!("{what} not found")),
             Error::Conflict(message) => Self::conflict(message),
             Error::Invalid { field, message } => Self::invalid(field, message),
+            Error::QuotaExceeded(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message),
             Error::E2b(err) => e2b(err),
             Error::Store(StoreError::Dynamo {
                 message,
@@ -113,9 +114,8 @@ fn e2b(err: E2bError) -> ApiError {
         | E2bError::Unexpected { .. }
         | E2bError::Decode { .. } => StatusCode::BAD_GATEWAY,
     };
-    if status.is_server_error() {
-        tracing::warn!(error = %err, kind = err.kind(), "E2B call failed");
-    }
+    // E2B's own text (truncated) goes to the log only; the caller gets the fixed message.
+    tracing::warn!(error = %err, kind = err.kind(), "E2B call failed");
     let retry_after = match &err {
         E2bError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(1))),
         _ => None,
@@ -130,7 +130,7 @@ fn e2b(err: E2bError) -> ApiError {
     };
     ApiError {
         retry_after,
-        ..ApiError::new(status, code, err.to_string())
+        ..ApiError::new(status, code, err.public_message())
     }
 }
 

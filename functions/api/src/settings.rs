@@ -3,7 +3,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use sandman::config::ProjectDefaults;
+use sandman::config::Config;
 use sandman::domain::{IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -22,6 +22,8 @@ pub struct ProjectSettings {
     pub snapshot_on_idle: Option<bool>,
     /// Save a snapshot before the sandbox is killed (unless the kill says otherwise).
     pub snapshot_before_kill: Option<bool>,
+    /// Let the sandbox's URLs answer without E2B's traffic access token (off by default).
+    pub public_traffic: Option<bool>,
     /// The E2B timeout given on create and resume, 60 to 86400 seconds.
     pub sandbox_timeout_seconds: Option<u64>,
     pub retention: Option<RetentionSettings>,
@@ -41,7 +43,8 @@ const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
 
 impl ProjectSettings {
-    pub fn into_spec(self, key: ProjectKey, defaults: &ProjectDefaults) -> Result<ProjectSpec, ApiError> {
+    pub fn into_spec(self, key: ProjectKey, config: &Config) -> Result<ProjectSpec, ApiError> {
+        let defaults = &config.defaults;
         let template_id = self.template_id.trim().to_string();
         let visible = template_id.bytes().all(|b| b.is_ascii_graphic());
         if template_id.is_empty() || template_id.len() > 128 || !visible {
@@ -50,6 +53,10 @@ impl ProjectSettings {
                 "templateId must be 1 to 128 visible ASCII characters",
             ));
         }
+        config
+            .templates
+            .check(&key.team, &template_id)
+            .map_err(|refused| ApiError::invalid("templateId", refused.to_string()))?;
         let retention = self.retention.unwrap_or_default();
         let keep_last = retention.keep_last.unwrap_or(defaults.keep_last);
         if keep_last > MAX_KEEP_LAST {
@@ -80,6 +87,7 @@ impl ProjectSettings {
             retention: RetentionPolicy { keep_last, max_age },
             sandbox_timeout: sandbox_timeout.unwrap_or(defaults.sandbox_timeout),
             snapshot_before_kill: self.snapshot_before_kill.unwrap_or(false),
+            public_traffic: self.public_traffic.unwrap_or(false),
         })
     }
 }
@@ -103,15 +111,16 @@ mod tests {
     use super::*;
 
     fn spec(body: serde_json::Value) -> Result<ProjectSpec, ApiError> {
-        let defaults = ProjectDefaults {
-            idle_timeout: Duration::from_secs(600),
-            sandbox_timeout: Duration::from_secs(1800),
-            keep_last: 10,
-        };
+        let config = sandman::config::Config::from_lookup(|name| match name {
+            "SANDMAN_TABLE" => Some("t".into()),
+            "SANDMAN_TEMPLATES" => Some("base".into()),
+            _ => None,
+        })
+        .unwrap();
         let key = ProjectKey::new(TeamId::parse("t").unwrap(), ProjectId::parse("p").unwrap());
         serde_json::from_value::<ProjectSettings>(body)
             .expect("parses")
-            .into_spec(key, &defaults)
+            .into_spec(key, &config)
     }
 
     #[test]
@@ -150,6 +159,11 @@ mod tests {
             ),
             (json!({"templateId": " "}), "templateId"),
             (json!({"templateId": "has space"}), "templateId"),
+            (
+                json!({"templateId": "sandman-01jd2k3m4n5p6q7r8s9t0v1w2x"}),
+                "templateId",
+            ),
+            (json!({"templateId": "not-allowed"}), "templateId"),
         ];
         for (body, field) in cases {
             let err = format!("{:?}", spec(body.clone()).unwrap_err());

@@ -42,6 +42,10 @@ pub struct SandboxStatus {
     pub sandbox_id: Option<String>,
     /// `<sandboxId>.<domain>`: prefix a port (`8080-`) to reach a service inside.
     pub host: Option<String>,
+    /// The live sandbox's envd access token (`X-Access-Token` for envd): sandboxes are created
+    /// with `secure: true`, so only a holder of this token can run commands in them. Only the
+    /// project's own team is ever shown it.
+    pub envd_access_token: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_active_at: Option<OffsetDateTime>,
@@ -68,6 +72,7 @@ impl From<Status> for SandboxStatus {
             state: status.state.map(State::from),
             sandbox_id: status.sandbox_id,
             host: status.host,
+            envd_access_token: status.access_token.map(|token| token.expose().to_owned()),
             last_active_at: status.last_active_at,
             pause_at: status.pause_at,
             timeout_at: status.timeout_at,

@@ -70,6 +70,7 @@ async fn running_project(store: &Store, i: usize) -> ProjectRecord {
         retention: RetentionPolicy::default(),
         sandbox_timeout: Duration::from_secs(1800),
         snapshot_before_kill: false,
+        public_traffic: false,
     };
     let record = store.put_project(&spec, T0).await.unwrap();
     let start = SessionWrite::new(&record, Actor::User, "open", T0)
@@ -85,6 +86,7 @@ async fn running_project(store: &Store, i: usize) -> ProjectRecord {
             sandbox: Some(SandboxRef {
                 sandbox_id: format!("sbx-{i}"),
                 domain: None,
+                access_token: None,
             }),
             last_active_at: Some(T0),
             timeout_at: Some(T0 + Duration::from_secs(1800)),

@@ -19,11 +19,15 @@ use sandman::webhook::{Delivery, Receipt, WebhookError, verify_and_parse};
 use serde_json::json;
 use tracing::Instrument;
 
+/// E2B's lifecycle events are a few KB; anything past this is refused with 413 before it is read.
+pub const BODY_LIMIT: usize = 32 * 1024;
+
 /// `POST` on any path: function URLs post to `/`, a local stack may mount it elsewhere.
 pub fn router(sandman: Sandman) -> Router {
     Router::new()
         .route("/", post(receive))
         .route("/{*path}", post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sandman)
 }
 
@@ -37,15 +41,14 @@ async fn receive(State(sandman): State<Sandman>, headers: HeaderMap, body: Bytes
     let span = tracing::info_span!(
         "webhook",
         deliveryId = delivery.delivery_id,
-        sandboxId = tracing::field::Empty,
         projectId = tracing::field::Empty,
         eventType = tracing::field::Empty
     );
     let result = async {
         let verified = verify_and_parse(&sandman.secrets.webhook_secrets, &delivery)?;
         let span = tracing::Span::current();
-        span.record("sandboxId", verified.event.sandbox_id.as_str())
-            .record("eventType", verified.event.type_name.as_str());
+        span.record("eventType", verified.event.type_name.as_str());
+        tracing::debug!(sandbox_id = verified.event.sandbox_id.as_str(), "webhook event");
         if let Some((key, _)) = sandbox_metadata::owner(&verified.event.metadata) {
             span.record("projectId", tracing::field::display(&key));
         }
@@ -86,7 +89,7 @@ fn status_of(err: &WebhookError) -> StatusCode {
     match err {
         WebhookError::Signature(sandman::webhook::SignatureError::NoSecrets) => StatusCode::INTERNAL_SERVER_ERROR,
         WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
-        WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+        WebhookError::Malformed(_) | WebhookError::Stale => StatusCode::BAD_REQUEST,
         WebhookError::Store(StoreError::Dynamo { .. }) | WebhookError::Contended => StatusCode::SERVICE_UNAVAILABLE,
         WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

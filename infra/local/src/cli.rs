@@ -98,6 +98,7 @@ fn accounts() -> Result<Vec<(String, E2b)>, String> {
     let base_url = env("E2B_API_URL").unwrap_or_else(|| E2bSettings::default().base_url);
     let client = E2bClient::new(E2bSettings {
         base_url,
+        allow_http_loopback: env("E2B_API_ALLOW_HTTP_LOOPBACK").as_deref() == Some("true"),
         ..E2bSettings::default()
     })
     .map_err(|e| e.to_string())?;

@@ -115,6 +115,9 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
             let config = Config::from_lookup(|name| match (name, &e2b_url) {
                 ("SANDMAN_TABLE", _) => Some(table.clone()),
                 ("E2B_API_URL", Some(url)) => Some(url.clone()),
+                ("E2B_API_ALLOW_HTTP_LOOPBACK", Some(_)) => Some("true".into()),
+                // The development token is HS256, unless the developer brings a JWKS.
+                ("JWT_HS256", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| "true".into())),
                 _ => env(name),
             })
             .unwrap_or_else(|err| {

@@ -37,6 +37,8 @@ impl TestStack {
             env(var).or_else(|| match var {
                 "SANDMAN_TABLE" => Some(name.clone()),
                 "E2B_API_URL" => Some(url.clone()),
+                "SANDMAN_TEMPLATES" => Some("base,other".into()),
+                "JWT_HS256" | "E2B_API_ALLOW_HTTP_LOOPBACK" => Some("true".into()),
                 _ => None,
             })
         })
@@ -80,6 +82,7 @@ impl TestStack {
             retention: RetentionPolicy::default(),
             sandbox_timeout: Duration::from_secs(1800),
             snapshot_before_kill: false,
+            public_traffic: false,
         }
     }
 

@@ -30,6 +30,34 @@ impl TestTable {
         }
         TestTable { client, name }
     }
+
+    /// Every item of the table, sorted by key, to compare before and after something that must
+    /// change nothing. A test-only scan: the table holds one test's few items.
+    pub async fn contents(&self) -> Vec<String> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scanning the test table");
+            for item in page.items() {
+                let sorted: std::collections::BTreeMap<_, _> = item.iter().collect();
+                items.push(format!("{sorted:?}"));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort();
+        items
+    }
 }
 
 /// A DynamoDB client for DynamoDB Local, from `AWS_ENDPOINT_URL_DYNAMODB`.

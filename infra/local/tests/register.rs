@@ -7,6 +7,7 @@ use sandman_local::register::{LIFECYCLE_EVENTS, Registered, register};
 async fn e2b(emulator: &Emulator) -> E2b {
     let client = E2bClient::new(E2bSettings {
         base_url: emulator.base_url(),
+        allow_http_loopback: true,
         ..E2bSettings::default()
     })
     .unwrap();
@@ -54,6 +55,7 @@ async fn the_command_registers_for_every_account_and_never_prints_the_secret() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sandman-local"))
         .args(["register-webhook", "--url", "https://hooks.example/e2b"])
         .env("E2B_API_URL", emulator.base_url())
+        .env("E2B_API_ALLOW_HTTP_LOOPBACK", "true")
         .env("E2B_API_KEY", "key-a")
         .env("E2B_TEAM_API_KEYS", r#"{"team-b":"key-b"}"#)
         .env("E2B_WEBHOOK_SECRET", "very-secret-value")

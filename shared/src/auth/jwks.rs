@@ -20,6 +20,9 @@ pub struct JwksSettings {
     /// Least time between two attempts while no keys could be fetched yet.
     pub retry_after_failure: Duration,
     pub timeout: Duration,
+    /// Keys older than this are not used: they are fetched again, and while that fails tokens
+    /// that need them cannot be checked (a revoked key does not live on in a warm instance).
+    pub max_age: Duration,
 }
 
 impl JwksSettings {
@@ -29,6 +32,7 @@ impl JwksSettings {
             min_refresh: Duration::from_secs(300),
             retry_after_failure: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
+            max_age: Duration::from_secs(3600),
         }
     }
 }
@@ -42,6 +46,7 @@ struct Key {
 #[derive(Default)]
 struct Cache {
     keys: Option<Vec<Key>>,
+    fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
     last_error: Option<String>,
 }
@@ -57,6 +62,7 @@ pub(super) struct Jwks {
 impl Jwks {
     pub(super) fn new(settings: JwksSettings) -> Result<Jwks, AuthError> {
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
             .build()
             .map_err(|err| AuthError::KeysUnavailable(format!("HTTP client: {err}")))?;
@@ -84,6 +90,7 @@ impl Jwks {
                 Ok(keys) => {
                     tracing::info!(keys = keys.len(), "JWKS fetched");
                     cache.keys = Some(keys);
+                    cache.fetched_at = cache.attempted_at;
                     cache.last_error = None;
                 }
                 Err(err) => {
@@ -96,8 +103,8 @@ impl Jwks {
             return Ok(key);
         }
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        match (&cache.keys, &cache.last_error) {
-            (None, Some(err)) => Err(AuthError::KeysUnavailable(err.clone())),
+        match (self.fresh(&cache), &cache.last_error) {
+            (false, Some(err)) => Err(AuthError::KeysUnavailable(err.clone())),
             _ => Err(AuthError::Rejected(
                 "the token's signing key is not one of the provider's keys".into(),
             )),
@@ -107,6 +114,9 @@ impl Jwks {
     fn cached(&self, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
         let usable = |k: &&Key| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg);
+        if !self.fresh(&cache) {
+            return None;
+        }
         let keys = cache.keys.as_ref()?;
         match kid {
             Some(kid) => keys
@@ -125,9 +135,13 @@ impl Jwks {
         }
     }
 
+    fn fresh(&self, cache: &Cache) -> bool {
+        cache.keys.is_some() && cache.fetched_at.is_some_and(|at| at.elapsed() < self.settings.max_age)
+    }
+
     fn refresh_due(&self) -> bool {
         let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        let wait = if cache.keys.is_some() {
+        let wait = if self.fresh(&cache) {
             self.settings.min_refresh
         } else {
             self.settings.retry_after_failure

@@ -35,7 +35,7 @@ pub enum AuthError {
     #[error("the signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
     /// Neither a shared secret nor a JWKS URL is configured.
-    #[error("no way to verify tokens: set JWT_HS256_SECRET or JWT_JWKS_URL")]
+    #[error("no way to verify tokens: set JWT_JWKS_URL, or JWT_HS256=true with the jwtHs256Secret secret")]
     NotConfigured,
     #[error("could not sign the token: {0}")]
     Signing(String),
@@ -58,7 +58,10 @@ impl Verifier {
         let jwks = config
             .jwks_url
             .as_ref()
-            .map(|url| JwksSettings::new(url.clone()))
+            .map(|url| JwksSettings {
+                max_age: config.jwks_max_age,
+                ..JwksSettings::new(url.clone())
+            })
             .map(jwks::Jwks::new)
             .transpose()?;
         Self::with_jwks(config, secrets, jwks)
@@ -74,10 +77,11 @@ impl Verifier {
     }
 
     fn with_jwks(config: &AuthConfig, secrets: &Secrets, jwks: Option<jwks::Jwks>) -> Result<Verifier, AuthError> {
-        let hs256 = secrets
-            .jwt_hs256_secret
-            .as_ref()
-            .map(|secret| DecodingKey::from_secret(secret.expose().as_bytes()));
+        let hs256 = match (config.hs256, &secrets.jwt_hs256_secret) {
+            (false, _) => None,
+            (true, Some(secret)) => Some(DecodingKey::from_secret(secret.expose().as_bytes())),
+            (true, None) => return Err(AuthError::NotConfigured),
+        };
         if hs256.is_none() && jwks.is_none() {
             return Err(AuthError::NotConfigured);
         }

@@ -16,6 +16,8 @@ fn config() -> AuthConfig {
         audience: Some("sandman".into()),
         team_claim: "org".into(),
         jwks_url: None,
+        hs256: true,
+        jwks_max_age: Duration::from_secs(3600),
     }
 }
 
@@ -163,12 +165,34 @@ fn a_verifier_needs_a_way_to_check_tokens() {
 }
 
 #[tokio::test]
+async fn a_secret_alone_does_not_turn_hs256_on() {
+    let off = AuthConfig {
+        hs256: false,
+        ..config()
+    };
+    let secrets = Secrets {
+        jwt_hs256_secret: Some(Secret::new(SECRET)),
+        ..Secrets::default()
+    };
+    assert!(matches!(Verifier::new(&off, &secrets), Err(AuthError::NotConfigured)));
+    let jwks_only = AuthConfig {
+        jwks_url: Some("https://id.example/jwks.json".into()),
+        ..off
+    };
+    let verifier = Verifier::new(&jwks_only, &secrets).expect("a JWKS verifier");
+    let reason = refusal(verifier.verify(&sign(good_claims(), SECRET)).await);
+    assert!(reason.contains("HS256"), "{reason}");
+}
+
+#[tokio::test]
 async fn without_a_configured_audience_or_issuer_neither_is_required() {
     let config = AuthConfig {
         issuer: None,
         audience: None,
         team_claim: "team_id".into(),
         jwks_url: None,
+        hs256: true,
+        jwks_max_age: Duration::from_secs(3600),
     };
     let token = sign(json!({"team_id": "t1", "exp": now() + 60, "aud": "anything"}), SECRET);
     assert_eq!(verifier(&config).verify(&token).await.unwrap().team.as_str(), "t1");

@@ -58,6 +58,8 @@ pub struct ProjectSpec {
     /// sandbox when it runs out, a backstop should the idle enforcer not run.
     pub sandbox_timeout: Duration,
     pub snapshot_before_kill: bool,
+    /// Whether the sandbox's URLs answer without E2B's traffic token. Off unless the project asks.
+    pub public_traffic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,7 @@ pub struct Project {
     pub retention: RetentionPolicy,
     pub sandbox_timeout: Duration,
     pub snapshot_before_kill: bool,
+    pub public_traffic: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

@@ -9,6 +9,9 @@ use super::{Actor, SessionState, SnapshotId};
 pub struct SandboxRef {
     pub sandbox_id: String,
     pub domain: Option<String>,
+    /// What envd (created with `secure: true`) requires of whoever talks to the sandbox: shown
+    /// only to the project's own team, never logged and never in the lifecycle log.
+    pub access_token: Option<crate::secrets::Secret>,
 }
 
 /// Compute E2B reported for this project's sandboxes (from `paused`/`killed` events), for cost reports.

@@ -26,6 +26,9 @@ pub struct E2bSettings {
     pub max_attempts: u32,
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// `base_url` may be plain http to a loopback address (the local emulator). Otherwise only
+    /// https is accepted: the API key travels with every request.
+    pub allow_http_loopback: bool,
 }
 
 impl Default for E2bSettings {
@@ -36,6 +39,7 @@ impl Default for E2bSettings {
             max_attempts: 4,
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            allow_http_loopback: false,
         }
     }
 }
@@ -65,9 +69,10 @@ impl E2bClient {
         let invalid = |detail: String| E2bError::InvalidSettings { detail };
         let base_url =
             Url::parse(&settings.base_url).map_err(|e| invalid(format!("base_url {:?}: {e}", settings.base_url)))?;
-        if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
+        let local = settings.allow_http_loopback && base_url.scheme() == "http" && is_loopback(&base_url);
+        if base_url.cannot_be_a_base() || !(base_url.scheme() == "https" || local) {
             return Err(invalid(format!(
-                "base_url {:?} is not an http(s) URL",
+                "base_url {:?} is not an https URL (http only to a loopback address, when allowed)",
                 settings.base_url
             )));
         }
@@ -76,6 +81,8 @@ impl E2bClient {
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("sandman/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the X-API-Key header to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.call_deadline.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| invalid(format!("HTTP client: {e}")))?;
@@ -184,6 +191,17 @@ impl E2bClient {
     }
 }
 
+fn is_loopback(url: &Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 fn describe(failure: &Failure, attempt: u32) -> FailedAttempt {
     let (failure, retry_after) = match failure {
         Failure::Status(reply) => {
@@ -239,9 +257,17 @@ mod tests {
 
     #[test]
     fn rejects_unusable_settings() {
-        for base_url in ["not a url", "mailto:ops@example.com", "ftp://example.com"] {
+        for (base_url, allow_http_loopback) in [
+            ("not a url", true),
+            ("mailto:ops@example.com", true),
+            ("ftp://example.com", true),
+            ("http://api.e2b.app", false),
+            ("http://api.e2b.app", true),
+            ("http://127.0.0.1:4010", false),
+        ] {
             let settings = E2bSettings {
                 base_url: base_url.into(),
+                allow_http_loopback,
                 ..E2bSettings::default()
             };
             assert!(
@@ -249,6 +275,12 @@ mod tests {
                 "{base_url}"
             );
         }
+        let local = E2bSettings {
+            base_url: "http://127.0.0.1:4010".into(),
+            allow_http_loopback: true,
+            ..E2bSettings::default()
+        };
+        assert!(E2bClient::new(local).is_ok());
         let no_attempts = E2bSettings {
             max_attempts: 0,
             ..E2bSettings::default()

@@ -87,6 +87,22 @@ impl E2bError {
         }
     }
 
+    /// What a caller of Sandman may be told: fixed per kind. E2B's own text stays in the logs (it
+    /// can tell, for one, whether a template or snapshot of another team exists).
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not found in E2B; try again",
+            Self::Conflict { .. } => "the sandbox is changing state in E2B; try again shortly",
+            Self::RateLimited { .. } => "E2B is rate limiting this team; try again later",
+            Self::Unavailable { .. } => "E2B is unavailable; try again",
+            Self::BadRequest { .. } => "E2B refused the request",
+            Self::Unauthorized => "E2B refused this team's API key",
+            Self::NoCredentials => "this team has no E2B API key",
+            Self::Unexpected { .. } | Self::Decode { .. } => "E2B answered unexpectedly",
+            Self::InvalidSettings { .. } => "the E2B client is misconfigured",
+        }
+    }
+
     /// Maps a non-success answer to an error. `attempts` is how many requests the call made.
     pub(crate) fn from_status(status: u16, body: &[u8], retry_after: Option<Duration>, attempts: u32) -> Self {
         let message = error_message(body);
@@ -113,10 +129,11 @@ fn error_message(body: &[u8]) -> String {
     }
     const MAX_CHARS: usize = 300;
 
-    if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
-        return parsed.message;
-    }
-    String::from_utf8_lossy(body).trim().chars().take(MAX_CHARS).collect()
+    let text = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => parsed.message,
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    text.trim().chars().take(MAX_CHARS).collect()
 }
 
 #[cfg(test)]
@@ -139,6 +156,20 @@ mod tests {
         let body = "x".repeat(1000);
         match E2bError::from_status(400, body.as_bytes(), None, 1) {
             E2bError::BadRequest { message } => assert_eq!(message.len(), 300),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn public_messages_never_carry_e2bs_text() {
+        let body = br#"{"code":400,"message":"template 'team-a/sandman-x' not found"}"#;
+        for status in [400, 404, 409, 418, 500] {
+            let err = E2bError::from_status(status, body, None, 1);
+            assert!(!err.public_message().contains("sandman-x"), "{status}");
+        }
+        let long = format!(r#"{{"code":409,"message":"{}"}}"#, "y".repeat(1000));
+        match E2bError::from_status(409, long.as_bytes(), None, 1) {
+            E2bError::Conflict { message } => assert_eq!(message.len(), 300, "truncated for the logs too"),
             other => panic!("unexpected {other:?}"),
         }
     }

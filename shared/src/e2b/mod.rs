@@ -22,6 +22,6 @@ pub use error::E2bError;
 pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
 pub use types::{
     Connected, ListedSandbox, NewSandbox, OnTimeout, Sandbox, SandboxDetail, SandboxFilter, SandboxLifecycle,
-    SandboxMetric, SandboxState, Secret, SnapshotInfo,
+    SandboxMetric, SandboxNetwork, SandboxState, Secret, SnapshotInfo,
 };
 pub use webhooks::{NewWebhook, Webhook, WebhookUpdate};

@@ -36,6 +36,16 @@ pub struct NewSandbox {
     pub auto_pause: bool,
     pub metadata: BTreeMap<String, String>,
     pub env_vars: BTreeMap<String, String>,
+    /// envd then requires the `envdAccessToken` create and connect return.
+    pub secure: bool,
+    pub network: SandboxNetwork,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxNetwork {
+    /// E2B's default is true; Sandman sends false unless the project asks for public URLs.
+    pub allow_public_traffic: bool,
 }
 
 /// A sandbox as returned by create and connect.
@@ -192,6 +202,7 @@ impl From<Sandbox> for crate::domain::SandboxRef {
         Self {
             sandbox_id: sandbox.sandbox_id,
             domain: sandbox.domain,
+            access_token: sandbox.envd_access_token,
         }
     }
 }
@@ -209,11 +220,16 @@ mod tests {
             auto_pause: true,
             metadata: BTreeMap::from([("projectId".into(), "p1".into())]),
             env_vars: BTreeMap::new(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: false,
+            },
         };
         assert_eq!(
             serde_json::to_value(&new).unwrap(),
             json!({"templateID": "base", "timeout": 301, "autoPause": true,
-                   "metadata": {"projectId": "p1"}, "envVars": {}})
+                   "metadata": {"projectId": "p1"}, "envVars": {},
+                   "secure": true, "network": {"allowPublicTraffic": false}})
         );
     }
 

@@ -123,7 +123,8 @@ impl Sandman {
             idle_by: Some(now),
             snapshot_first: candidate.snapshot_on_idle,
         };
-        let span = tracing::info_span!("pause", project = %candidate.key, sandbox_id = %sandbox_id);
+        // Sandbox ids stay out of info-level lines: they address a sandbox.
+        let span = tracing::info_span!("pause", project = %candidate.key);
         match self.pause(request).instrument(span).await {
             Ok(PauseOutcome::Paused | PauseOutcome::AlreadyPaused) => Verdict::Paused {
                 minutes_saved: minutes_until(now, candidate.timeout_at),

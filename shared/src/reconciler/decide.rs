@@ -97,6 +97,7 @@ mod tests {
                 retention: RetentionPolicy::default(),
                 sandbox_timeout: Duration::from_secs(900),
                 snapshot_before_kill: false,
+                public_traffic: false,
                 created_at: t,
                 updated_at: t,
             },
@@ -105,6 +106,7 @@ mod tests {
                 sandbox: Some(SandboxRef {
                     sandbox_id: sandbox_id.into(),
                     domain: None,
+                    access_token: None,
                 }),
                 state,
                 state_since: t,

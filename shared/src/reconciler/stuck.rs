@@ -91,6 +91,7 @@ impl Sandman {
             changes.sandbox = Some(SandboxRef {
                 sandbox_id: id.clone(),
                 domain: domain.clone(),
+                access_token: None,
             });
             changes.last_active_at = Some(now);
         }

@@ -42,12 +42,15 @@ struct ProjectItem {
     sandbox_timeout_ms: u64,
     #[serde(default)]
     snapshot_before_kill: bool,
+    #[serde(default)]
+    public_traffic: bool,
     created_at: i64,
     updated_at: i64,
     version: u64,
     session_id: Option<String>,
     sandbox_id: Option<String>,
     sandbox_domain: Option<String>,
+    sandbox_access_token: Option<String>,
     state: Option<String>,
     state_since: Option<i64>,
     lease_until: Option<i64>,
@@ -86,6 +89,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
         },
         sandbox_timeout: Duration::from_millis(it.sandbox_timeout_ms),
         snapshot_before_kill: it.snapshot_before_kill,
+        public_traffic: it.public_traffic,
         created_at: from_ms(it.created_at),
         updated_at: from_ms(it.updated_at),
     };
@@ -95,6 +99,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             sandbox: it.sandbox_id.map(|sandbox_id| SandboxRef {
                 sandbox_id,
                 domain: it.sandbox_domain,
+                access_token: it.sandbox_access_token.map(crate::secrets::Secret::new),
             }),
             state: SessionState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
             state_since: from_ms(it.state_since.unwrap_or(it.updated_at)),

@@ -40,6 +40,7 @@ impl Store {
             .set("keepLast", n(spec.retention.keep_last))
             .set("sandboxTimeoutMs", n(duration_ms(spec.sandbox_timeout)))
             .set("snapshotBeforeKill", AttributeValue::Bool(spec.snapshot_before_kill))
+            .set("publicTraffic", AttributeValue::Bool(spec.public_traffic))
             .set("updatedAt", n(now_ms))
             // A changed retention policy may make snapshots prunable: let the pruner look once.
             .set("pruneShard", s(keys::prune_shard(&spec.key)))

@@ -250,6 +250,10 @@ impl Store {
                 Some(domain) => e.set("sandboxDomain", s(domain)),
                 None => e.remove("sandboxDomain"),
             };
+            // Events and the reconciler name a sandbox without its token: they keep the one open stored.
+            if let Some(token) = &sandbox.access_token {
+                e.set("sandboxAccessToken", s(token.expose()));
+            }
         }
         if let Some(active) = c.last_active_at {
             e.set("lastActiveAt", n(to_ms(active)));

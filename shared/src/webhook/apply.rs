@@ -51,6 +51,7 @@ impl Sandman {
 
     pub async fn apply_webhook(&self, verified: &VerifiedEvent) -> Result<Receipt, WebhookError> {
         let event = &verified.event;
+        super::check_age(event, self.now())?;
         let Some(mut record) = self.session_of(verified).await? else {
             return Ok(Receipt::UnknownSandbox);
         };

@@ -91,6 +91,7 @@ pub fn decide(
             write.changes.sandbox = Some(SandboxRef {
                 sandbox_id: event.sandbox_id.clone(),
                 domain: None,
+                access_token: None,
             });
         }
     }

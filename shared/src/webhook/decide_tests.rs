@@ -25,6 +25,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         retention: RetentionPolicy::default(),
         sandbox_timeout: Duration::from_secs(900),
         snapshot_before_kill: false,
+        public_traffic: false,
         created_at: T0,
         updated_at: T0,
     };
@@ -33,6 +34,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         sandbox: Some(SandboxRef {
             sandbox_id: "sbx-1".into(),
             domain: Some("e2b.app".into()),
+            access_token: None,
         }),
         state,
         state_since: since,
@@ -289,6 +291,7 @@ fn created_confirms_unless_the_start_was_abandoned() {
     starting.session.as_mut().unwrap().sandbox = Some(SandboxRef {
         sandbox_id: "sbx-previous".into(),
         domain: None,
+        access_token: None,
     });
     let created = event(EventKind::Created, later(1));
     assert_eq!(
@@ -302,7 +305,8 @@ fn created_confirms_unless_the_start_was_abandoned() {
         w.changes.sandbox,
         Some(SandboxRef {
             sandbox_id: "sbx-1".into(),
-            domain: None
+            domain: None,
+            access_token: None,
         })
     );
     assert_eq!(w.changes.last_active_at, Some(later(1)));

@@ -15,6 +15,9 @@ pub enum WebhookError {
     /// Other writers kept changing the session while the event was being applied.
     #[error("the session kept changing while the event was applied")]
     Contended,
+    /// The event's timestamp is older than `MAX_EVENT_AGE` (or too far ahead): a replay.
+    #[error("the event is too old (or dated in the future) to be applied")]
+    Stale,
 }
 
 impl WebhookError {
@@ -26,6 +29,7 @@ impl WebhookError {
             Self::Malformed(_) => "malformed_event",
             Self::Store(_) => "storage_unavailable",
             Self::Contended => "contended",
+            Self::Stale => "stale_event",
         }
     }
 

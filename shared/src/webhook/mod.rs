@@ -27,7 +27,8 @@ const MAX_ID_LEN: usize = 200;
 #[derive(Debug, Clone)]
 pub struct VerifiedEvent {
     pub event: LifecycleEvent,
-    /// The event id; the delivery id when E2B sent none.
+    /// The event id; when E2B sent none, a hash of the signed body. Never the `e2b-delivery-id`
+    /// header alone: it is not signed, and it changes on every attempt.
     pub dedupe_id: String,
 }
 
@@ -36,21 +37,39 @@ pub struct VerifiedEvent {
 pub fn verify_and_parse(secrets: &[Secret], delivery: &Delivery<'_>) -> Result<VerifiedEvent, WebhookError> {
     signature::verify(secrets, delivery.signature, delivery.body)?;
     let event = LifecycleEvent::parse(delivery.body).map_err(|err| WebhookError::Malformed(err.to_string()))?;
-    let dedupe_id = event
-        .id
-        .clone()
-        .or_else(|| {
-            delivery
-                .delivery_id
-                .map(str::trim)
-                .filter(|id| !id.is_empty())
-                .map(String::from)
-        })
-        .ok_or_else(|| WebhookError::Malformed("the event has no id and the delivery no e2b-delivery-id".into()))?;
+    let dedupe_id = match &event.id {
+        Some(id) => id.clone(),
+        None => body_digest(delivery.body),
+    };
     if dedupe_id.len() > MAX_ID_LEN {
         return Err(WebhookError::Malformed(format!(
             "the event id is longer than {MAX_ID_LEN} bytes"
         )));
     }
     Ok(VerifiedEvent { event, dedupe_id })
+}
+
+/// Events older than this are refused: well inside `DEDUPE_FOR`, so a replay either finds its
+/// dedupe mark or is too old to be applied.
+pub const MAX_EVENT_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Clock skew tolerated on events stamped in the future.
+const MAX_EVENT_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
+const _: () = assert!(MAX_EVENT_AGE.as_secs() < DEDUPE_FOR.as_secs());
+
+/// Refuses an event stamped too long ago (a replay) or too far ahead.
+pub fn check_age(event: &LifecycleEvent, now: time::OffsetDateTime) -> Result<(), WebhookError> {
+    if event.timestamp < now - MAX_EVENT_AGE || event.timestamp > now + MAX_EVENT_SKEW {
+        return Err(WebhookError::Stale);
+    }
+    Ok(())
+}
+
+fn body_digest(body: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
 }

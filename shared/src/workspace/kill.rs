@@ -60,7 +60,7 @@ impl Sandman {
                         was,
                         actor,
                         "kill abandoned: snapshot failed",
-                        &err.to_string(),
+                        &err.public_message(),
                     )
                     .await?;
                     return Err(err);
@@ -91,7 +91,7 @@ impl Sandman {
             }
             Err(err) => {
                 let cause = format!("kill failed: {}", err.kind());
-                self.abandon_kill(key, claimed, was, actor, &cause, &err.to_string())
+                self.abandon_kill(key, claimed, was, actor, &cause, err.public_message())
                     .await?;
                 Err(err.into())
             }

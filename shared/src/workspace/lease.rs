@@ -40,6 +40,7 @@ impl Sandman {
         let sandbox = SandboxRef {
             sandbox_id: kept.sandbox_id,
             domain: None,
+            access_token: None,
         };
         Ok(Some((sandbox, kept.state)))
     }

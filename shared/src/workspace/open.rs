@@ -8,7 +8,7 @@ use crate::Sandman;
 use crate::deadline::{Deadline, LAMBDA_MARGIN, MIN_E2B_CALL};
 use crate::domain::CLAIM_LEASE;
 use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
-use crate::e2b::{E2bError, NewSandbox, SandboxState};
+use crate::e2b::{E2bError, NewSandbox, SandboxNetwork, SandboxState};
 use crate::error::Error;
 use crate::sandbox_metadata;
 use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
@@ -186,6 +186,7 @@ impl Sandman {
                         sandbox: Some(SandboxRef {
                             sandbox_id: connected.sandbox.sandbox_id,
                             domain: connected.sandbox.domain,
+                            access_token: connected.sandbox.envd_access_token,
                         }),
                         last_active_at: Some(now),
                         timeout_at: Some(now + timeout),
@@ -257,7 +258,7 @@ impl Sandman {
                 )
                 .event(SessionEvent::Failed)
                 .changes(SessionChanges {
-                    last_error: Some(Some(err.to_string())),
+                    last_error: Some(Some(err.public_message().to_owned())),
                     ..SessionChanges::default()
                 });
                 self.settle(failed).await?;
@@ -275,6 +276,8 @@ impl Sandman {
         cause: &str,
     ) -> Result<Claim<Opened>, Error> {
         let key = record.project.key();
+        // A project stored before its template was refused must not reach E2B with it.
+        self.config.templates.check(&key.team, &record.project.template_id)?;
         let e2b = self.e2b_for(&key)?;
         let session_id = ulid::Ulid::new().to_string();
         let claim = SessionWrite::new(&record, actor, cause, self.now())
@@ -294,6 +297,10 @@ impl Sandman {
             auto_pause: true,
             metadata: sandbox_metadata::for_session(&key, &session_id),
             env_vars: Default::default(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: project.public_traffic,
+            },
         };
         let mut fallback_reason = None;
         let mut created = None;
@@ -314,7 +321,11 @@ impl Sandman {
                 }
                 Err(err) => {
                     tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
-                    fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
+                    fallback_reason = Some(format!(
+                        "restoring snapshot {} failed: {}",
+                        snapshot.snapshot_id,
+                        err.public_message()
+                    ));
                 }
             }
         }
@@ -339,7 +350,7 @@ impl Sandman {
                     )
                     .event(SessionEvent::Failed)
                     .changes(SessionChanges {
-                        last_error: Some(Some(err.to_string())),
+                        last_error: Some(Some(err.public_message().to_owned())),
                         ..SessionChanges::default()
                     });
                     self.settle(failed).await?;

@@ -107,7 +107,7 @@ impl Sandman {
                 .event(SessionEvent::Failed)
                 .changes(SessionChanges {
                     failures: FailureCount::Increment,
-                    last_error: Some(Some(err.to_string())),
+                    last_error: Some(Some(err.public_message().to_owned())),
                     ..SessionChanges::default()
                 }),
             PauseOutcome::LostRace => return Ok(()),

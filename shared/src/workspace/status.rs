@@ -15,6 +15,8 @@ pub struct Status {
     pub sandbox_id: Option<String>,
     /// `<sandboxId>.<domain>`: prefix a port (`8080-`) to reach a service inside.
     pub host: Option<String>,
+    /// envd's access token for the live sandbox (it was created with `secure: true`).
+    pub access_token: Option<crate::secrets::Secret>,
     pub last_active_at: Option<OffsetDateTime>,
     /// When the idle enforcer will pause it, if it stays idle.
     pub pause_at: Option<OffsetDateTime>,
@@ -47,6 +49,7 @@ impl Status {
             state,
             sandbox_id: sandbox.map(|s| s.sandbox_id.clone()),
             host: sandbox.map(|s| format!("{}.{}", s.sandbox_id, s.domain.as_deref().unwrap_or("e2b.app"))),
+            access_token: sandbox.and_then(|s| s.access_token.clone()),
             last_active_at: session.map(|s| s.last_active_at),
             pause_at: session
                 .filter(|s| s.state == SessionState::Running)

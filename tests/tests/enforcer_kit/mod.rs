@@ -36,6 +36,7 @@ pub fn accounts(stack: &TestStack, team_keys: HashMap<String, String>) -> E2bAcc
         max_attempts: 2,
         base_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
+        allow_http_loopback: true,
     })
     .expect("E2B client");
     let teams = team_keys

@@ -35,6 +35,7 @@ pub struct ProjectView {
     pub heartbeat_interval_seconds: u64,
     pub snapshot_on_idle: bool,
     pub snapshot_before_kill: bool,
+    pub public_traffic: bool,
     pub sandbox_timeout_seconds: u64,
     pub retention: RetentionView,
     #[serde(with = "time::serde::rfc3339")]
@@ -62,6 +63,7 @@ impl ProjectView {
             heartbeat_interval_seconds: heartbeat_interval.as_secs(),
             snapshot_on_idle: project.idle.snapshot_on_idle,
             snapshot_before_kill: project.snapshot_before_kill,
+            public_traffic: project.public_traffic,
             sandbox_timeout_seconds: project.sandbox_timeout.as_secs(),
             retention: RetentionView {
                 keep_last: project.retention.keep_last,
@@ -103,14 +105,15 @@ impl From<ProjectSummary> for ProjectLine {
 /// sandbox's idle deadline follows a new idle timeout.
 #[utoipa::path(put, path = "/v1/projects/{projectId}", tag = "projects", request_body = ProjectSettings,
     params(("projectId" = String, Path, description = "1 to 128 of letters, digits, '-', '_', '.'")),
-    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)),
+    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn put_project(
     Shared(api): Shared<Api>,
     Project(key): Project,
     JsonBody(settings): JsonBody<ProjectSettings>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let spec = settings.into_spec(key, &api.sandman.config.defaults)?;
+    let spec = settings.into_spec(key, &api.sandman.config)?;
+    api.sandman.check_project_quota(&spec.key).await?;
     let record = api
         .sandman
         .store

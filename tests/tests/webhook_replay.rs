@@ -1,0 +1,73 @@
+//! Replays: an event older than the bound is refused; an event without an id is deduplicated by
+//! its signed body, never by an unsigned header; a replayed event never counts usage twice.
+
+#[path = "webhook/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use sandman::webhook::sign;
+use serde_json::Value;
+use support::{Hooks, WEBHOOK_SECRET, event_body, metadata_of};
+
+#[tokio::test]
+async fn an_event_without_an_id_counts_once_however_often_it_comes() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    let session = hooks.record(&key).await.session.unwrap().session_id;
+    let body = event_body(
+        "x",
+        "paused",
+        hooks.stack.emulator.now(),
+        &sandbox,
+        metadata_of(&key, &session),
+    );
+    let mut event: Value = serde_json::from_slice(&body).unwrap();
+    event.as_object_mut().unwrap().remove("id");
+    let body = serde_json::to_vec(&event).unwrap();
+    let signature = sign(WEBHOOK_SECRET, &body);
+
+    let (status, first) = hooks.post(&body, Some(&signature)).await;
+    assert_eq!(status, 200, "{first}");
+    let usage = hooks.record(&key).await.session.unwrap().usage;
+    assert!(usage.run_seconds > 0.0);
+    for _ in 0..2 {
+        let (status, again) = hooks.post(&body, Some(&signature)).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["outcome"], "duplicate", "{again}");
+    }
+    assert_eq!(
+        hooks.record(&key).await.session.unwrap().usage,
+        usage,
+        "usage counted once"
+    );
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_bound_is_refused_and_changes_nothing() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    let session = hooks.record(&key).await.session.unwrap().session_id;
+    let old = hooks.stack.emulator.now() - Duration::from_secs(25 * 3600);
+    let before = hooks.stack.table.contents().await;
+    for at in [old, hooks.stack.emulator.now() + Duration::from_secs(3600)] {
+        let body = event_body("evt-old", "paused", at, &sandbox, metadata_of(&key, &session));
+        let (status, answer) = hooks.post(&body, Some(&sign(WEBHOOK_SECRET, &body))).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "stale_event");
+    }
+    assert_eq!(hooks.stack.table.contents().await, before);
+}
+
+#[tokio::test]
+async fn a_body_past_tens_of_kilobytes_is_refused_unread() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    let before = hooks.stack.table.contents().await;
+    let mut metadata = metadata_of(&key, "s");
+    metadata["padding"] = Value::String("x".repeat(sandman_webhook::BODY_LIMIT));
+    let body = event_body("evt-big", "paused", hooks.stack.emulator.now(), &sandbox, metadata);
+    let (status, _) = hooks.post(&body, Some(&sign(WEBHOOK_SECRET, &body))).await;
+    assert_eq!(status, 413);
+    assert_eq!(hooks.stack.table.contents().await, before);
+}
