@@ -6,7 +6,7 @@ use std::time::Duration;
 use e2b_emulator::{Fault, Route, SandboxState as E2bState};
 use sandman::deadline::Deadline;
 use sandman::domain::{Actor, CLAIM_LEASE, SessionEvent, SessionState, SnapshotKind, SnapshotStatus};
-use sandman::e2b::NewSandbox;
+use sandman::e2b::{NewSandbox, SandboxNetwork};
 use sandman::retention::{PENDING_GRACE, PassOptions};
 use sandman::sandbox_metadata;
 use sandman::store::{SessionChanges, SessionWrite};
@@ -166,6 +166,10 @@ async fn a_start_whose_claimant_died_after_e2b_created_adopts_that_sandbox() {
             auto_pause: true,
             metadata: sandbox_metadata::for_session(&key, &session_id),
             env_vars: Default::default(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: false,
+            },
         })
         .await
         .unwrap();

@@ -64,6 +64,8 @@ impl Fleet {
         let config = Config::from_lookup(|var| match var {
             "SANDMAN_TABLE" => Some(name.clone()),
             "E2B_API_URL" => Some(url.clone()),
+            "E2B_API_ALLOW_HTTP_LOOPBACK" | "JWT_HS256" => Some("true".into()),
+            "SANDMAN_MAX_PROJECTS_PER_TEAM" | "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM" => Some("100000".into()),
             "RECONCILE_STUCK_AFTER_SECS" => Some(STUCK_AFTER.as_secs().to_string()),
             _ => None,
         })

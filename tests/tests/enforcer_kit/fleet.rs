@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use sandman::domain::ProjectKey;
-use sandman::e2b::{ApiKey, E2bAccounts, E2bClient, E2bSettings, NewSandbox};
+use sandman::e2b::{ApiKey, E2bAccounts, E2bClient, E2bSettings, NewSandbox, SandboxNetwork};
 use sandman::sandbox_metadata;
 use sandman::store::keys;
 use sandman_local::testkit::TestStack;
@@ -45,6 +45,7 @@ pub async fn prototype(stack: &TestStack) -> Item {
 pub fn patient_accounts(stack: &TestStack) -> E2bAccounts {
     let client = E2bClient::new(E2bSettings {
         base_url: stack.emulator.base_url(),
+        allow_http_loopback: true,
         ..E2bSettings::default()
     })
     .expect("E2B client");
@@ -65,6 +66,10 @@ pub async fn sandboxes(stack: &TestStack, prefix: &str, count: usize) -> Vec<(Pr
                     auto_pause: true,
                     metadata: sandbox_metadata::for_session(&key, "fleet"),
                     env_vars: Default::default(),
+                    secure: true,
+                    network: SandboxNetwork {
+                        allow_public_traffic: false,
+                    },
                 };
                 let sandbox = e2b.create_sandbox(&new).await.expect("sandbox created");
                 (key, sandbox.sandbox_id)
