@@ -94,8 +94,6 @@ pub struct Config {
     pub secrets: SecretsSource,
     pub auth: AuthConfig,
     pub defaults: ProjectDefaults,
-    /// A heartbeat within this interval of the last recorded one writes nothing.
-    pub heartbeat_interval: Duration,
     /// Bounds one E2B call, every retry included (`E2B_CALL_DEADLINE_SECS`); an invocation's own
     /// deadline cuts it shorter.
     pub e2b_call_deadline: Duration,
@@ -137,7 +135,6 @@ impl Config {
                 sandbox_timeout: env.seconds("DEFAULT_SANDBOX_TIMEOUT_SECS", 1800)?,
                 keep_last: env.number("DEFAULT_KEEP_SNAPSHOTS", 10)?,
             },
-            heartbeat_interval: env.seconds("HEARTBEAT_INTERVAL_SECS", 30)?,
             e2b_call_deadline: env.seconds("E2B_CALL_DEADLINE_SECS", 20)?,
             enforcer: EnforcerConfig {
                 concurrency: env.number("ENFORCER_CONCURRENCY", 32)?,
@@ -288,12 +285,12 @@ mod tests {
     fn defaults_apply_and_values_parse() {
         let config = Config::from_lookup(lookup(&[
             ("SANDMAN_TABLE", "t"),
-            ("HEARTBEAT_INTERVAL_SECS", "45"),
+            ("DEFAULT_IDLE_TIMEOUT_SECS", "45"),
             ("SANDMAN_WEBHOOK_SECRET_ARN", "arn:x"),
         ]))
         .unwrap();
-        assert_eq!(config.heartbeat_interval, Duration::from_secs(45));
-        assert_eq!(config.defaults.idle_timeout, Duration::from_secs(600));
+        assert_eq!(config.defaults.idle_timeout, Duration::from_secs(45));
+        assert_eq!(config.defaults.sandbox_timeout, Duration::from_secs(1800));
         assert_eq!(
             config.secrets,
             SecretsSource::SecretsManager(SecretArns {

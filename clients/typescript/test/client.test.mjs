@@ -11,7 +11,7 @@ let baseUrl;
 let token;
 before(async () => {
   // A 1 s server throttle keeps the test short; the client reads it from the project.
-  stack = await startStack({ HEARTBEAT_INTERVAL_SECS: "1" });
+  stack = await startStack();
   ({ baseUrl, token } = stack);
 });
 after(() => stack?.stop());
@@ -52,7 +52,8 @@ test("open a project's sandbox and poll it to RUNNING", async () => {
 
 test("heartbeats follow activity, respect the throttle, stop when hidden and wake a paused sandbox", async () => {
   const sandman = new Sandman({ baseUrl, token });
-  await sandman.putProject("editor-7", { templateId: "base" });
+  // The server's throttle follows the idle timeout (a quarter of 4 s here): one heartbeat a second.
+  await sandman.putProject("editor-7", { templateId: "base", idleTimeoutSeconds: 4 });
   await sandman.open("editor-7");
   await sandman.waitUntil("editor-7", "RUNNING");
   const page = new Page();

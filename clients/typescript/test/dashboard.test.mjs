@@ -14,7 +14,7 @@ const userDataDir = fileURLToPath(new URL(`../../../.cache/chromium-profile-${pr
 let stack;
 let browser;
 before(async () => {
-  stack = await startStack({ HEARTBEAT_INTERVAL_SECS: "1" });
+  stack = await startStack();
   browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
