@@ -34,7 +34,10 @@ impl Sandman {
     /// Config from the environment, AWS clients from the default chain, secrets from their source.
     pub async fn from_env() -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::tls::aws_http_client())
+            .load()
+            .await;
         let secrets = Secrets::load(&config.secrets, &aws).await?;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
         Self::new(store, config, secrets, Clock::System)

@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod snapshots;
 pub mod store;
 pub mod telemetry;
+mod tls;
 pub mod webhook;
 pub mod workspace;
 

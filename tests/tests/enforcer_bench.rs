@@ -10,31 +10,24 @@
 //! and with 1% idle, and the wall time of a tick pausing 1,000 idle sandboxes that the emulator
 //! holds, each pause answered after 200 ms.
 
+#[path = "bench_kit/mod.rs"]
+mod bench_kit;
+#[path = "heap_kit/mod.rs"]
+mod heap_kit;
 #[path = "enforcer_kit/mod.rs"]
 mod kit;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use bench_kit::{Seed, prototype, seed_stack};
 use e2b_emulator::{Fault, Route};
 use futures::StreamExt;
-use kit::{MINUTE, e2b, running, stack};
+use kit::{MINUTE, e2b, stack};
 use sandman::domain::ProjectKey;
 use sandman::e2b::NewSandbox;
 use sandman::sandbox_metadata;
 use sandman::store::keys;
 use sandman_local::testkit::TestStack;
-use time::OffsetDateTime;
-
-type Item = HashMap<String, AttributeValue>;
-
-/// One seeded session: which project, which sandbox, and when it becomes idle.
-struct Seed {
-    key: ProjectKey,
-    sandbox_id: String,
-    idle_at: OffsetDateTime,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark: run with --ignored --nocapture"]
@@ -63,7 +56,7 @@ async fn tick_reads(size: usize) {
         idle_at: now + if i % idle_every == 0 { MINUTE } else { 60 * MINUTE },
     });
     let started = Instant::now();
-    seed(&stack, &prototype, seeds).await;
+    seed_stack(&stack, &prototype, seeds).await;
     println!("[{size} sessions] seeded in {:.1} s", started.elapsed().as_secs_f64());
 
     let quiet = measured_tick(&stack).await;
@@ -132,7 +125,7 @@ async fn pauses_with_latency(count: usize, latency: Duration) {
         sandbox_id,
         idle_at: now - MINUTE,
     });
-    seed(&stack, &prototype, seeds).await;
+    seed_stack(&stack, &prototype, seeds).await;
     println!(
         "[pause {count}] {count} sandboxes created in the emulator and seeded in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -146,7 +139,19 @@ async fn pauses_with_latency(count: usize, latency: Duration) {
             ..Fault::default()
         },
     );
+    let heap = heap_kit::start();
     let report = stack.sandman.enforce_idle().await;
+    let peak_heap_mib = heap_kit::peak_since(heap) as f64 / 1_048_576.0;
+    println!(
+        "[pause {count}] peak heap during the tick: {peak_heap_mib:.1} MiB above what was live before (this process also runs the E2B emulator, so an upper bound)"
+    );
+    bench_kit::record_figures(
+        "enforcer",
+        serde_json::json!({
+            "pauses": report.paused, "pauseLatencyMs": latency.as_millis() as u64,
+            "tickSeconds": report.duration.as_secs_f64(), "peakHeapMiB": peak_heap_mib,
+        }),
+    );
     println!(
         "[pause {count}] one tick, {} ms per pause, concurrency {}: {} paused, {} failed, {} deferred in {:.2} s (deadline {} s)",
         latency.as_millis(),
@@ -180,75 +185,4 @@ async fn measured_reconcile(stack: &TestStack, label: &str) {
         report.repaired(),
         report.duration.as_secs_f64() * 1000.0
     );
-}
-
-/// The stored item of a real RUNNING session, made through Sandman: seeds copy its shape.
-async fn prototype(stack: &TestStack) -> Item {
-    let (key, _) = running(stack, "prototype", 10 * MINUTE, false).await;
-    let out = stack
-        .table
-        .client
-        .get_item()
-        .table_name(&stack.table.name)
-        .key("pk", AttributeValue::S(keys::project_pk(&key)))
-        .key("sk", AttributeValue::S(keys::PROJECT_SK.into()))
-        .send()
-        .await
-        .expect("prototype read");
-    out.item.expect("the prototype exists")
-}
-
-/// Writes the seeds with BatchWriteItem (25 items a call, 16 calls in flight).
-async fn seed(stack: &TestStack, prototype: &Item, seeds: impl Iterator<Item = Seed>) {
-    let items: Vec<Item> = seeds.map(|seed| item(prototype, &seed)).collect();
-    let batches: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
-    futures::stream::iter(batches)
-        .for_each_concurrent(16, |batch| write_batch(stack, batch))
-        .await;
-}
-
-async fn write_batch(stack: &TestStack, batch: Vec<Item>) {
-    let mut requests: Vec<WriteRequest> = batch
-        .into_iter()
-        .map(|item| {
-            WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(item)).build().expect("put"))
-                .build()
-        })
-        .collect();
-    while !requests.is_empty() {
-        let out = stack
-            .table
-            .client
-            .batch_write_item()
-            .request_items(stack.table.name.clone(), requests)
-            .send()
-            .await
-            .expect("batch write");
-        requests = out
-            .unprocessed_items
-            .and_then(|mut left| left.remove(&stack.table.name))
-            .unwrap_or_default();
-    }
-}
-
-fn item(prototype: &Item, seed: &Seed) -> Item {
-    let ms = |at: OffsetDateTime| AttributeValue::N((at.unix_timestamp_nanos() / 1_000_000).to_string());
-    let s = |v: String| AttributeValue::S(v);
-    let mut item = prototype.clone();
-    let last_active = seed.idle_at - 10 * MINUTE;
-    for (name, value) in [
-        ("pk", s(keys::project_pk(&seed.key))),
-        ("projectId", s(seed.key.project.to_string())),
-        ("projectKey", s(seed.key.project.to_string())),
-        ("idleShard", s(keys::idle_shard(&seed.key))),
-        ("pruneShard", s(keys::prune_shard(&seed.key))),
-        ("sandboxId", s(seed.sandbox_id.clone())),
-        ("sandboxKey", s(seed.sandbox_id.clone())),
-        ("idleAt", ms(seed.idle_at)),
-        ("lastActiveAt", ms(last_active)),
-    ] {
-        item.insert(name.into(), value);
-    }
-    item
 }

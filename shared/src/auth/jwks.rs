@@ -56,6 +56,7 @@ pub(super) struct Jwks {
 
 impl Jwks {
     pub(super) fn new(settings: JwksSettings) -> Result<Jwks, AuthError> {
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()

@@ -73,6 +73,7 @@ impl E2bClient {
         if settings.max_attempts == 0 {
             return Err(invalid("max_attempts must be at least 1".to_owned()));
         }
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("sandman/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.call_deadline.min(Duration::from_secs(5)))
