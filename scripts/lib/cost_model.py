@@ -112,7 +112,8 @@ def main():
     def lambda_cost(invocations, ms, mb):
         return invocations * (AWS["lambda_request"] + (mb / 1024) * (ms / 1000) * AWS["lambda_arm64_gb_second"])
 
-    cold = binaries.get("api", {}).get("median_ms", 50.0)
+    cold_measured = "median_ms" in binaries.get("api", {})
+    cold = binaries["api"]["median_ms"] if cold_measured else 50.0
     api_ms = 1 + DYNAMODB_CALL_MS * 1.2 + COLD_START_SHARE * cold
     tick_ms = 1 + DYNAMODB_CALL_MS * 2
     rows = [
@@ -155,7 +156,7 @@ def main():
           f"{idle_tick} RCU billed; pause {lifecycle['pause']['rcu']} RCU + {lifecycle['pause']['wcu']} WCU; "
           f"resume {lifecycle['resume']['rcu']} RCU + {lifecycle['resume']['wcu']} WCU; webhook transition "
           f"{lifecycle['webhookTransition']['rcu']} RCU + {lifecycle['webhookTransition']['wcu']} WCU; "
-          f"API cold start {cold:.0f} ms.")
+          + (f"API cold start {cold:.0f} ms." if cold_measured else "API cold start not measured yet (assumed 50 ms)."))
     print(f"Assumed: DynamoDB round trip {DYNAMODB_CALL_MS:.0f} ms, {COLD_START_SHARE:.0%} cold starts, "
           f"{LOG_BYTES_PER_INVOCATION} B of logs per invocation.")
     print(f"\nSandman's monthly AWS bill per {p['projects']:,} active projects (list prices, us-east-1, {PRICES_DATE}):")
