@@ -3,7 +3,7 @@
 For each binary: start it with AWS_LAMBDA_RUNTIME_API pointing at a local probe server and time
 how long it takes until it asks for its first event (GET /2018-06-01/runtime/invocation/next):
 that is the cold-start work the function does before it can serve (config, clients, telemetry).
-The function is stopped as soon as it asks. Median over several runs.
+The function is stopped as soon as it asks. Median (p50) over several runs (20 by default).
 
 Usage: python measure_startup.py --runs N --json OUT.json BINARY...
 The environment of this script is passed on to the binaries (set SANDMAN_TABLE etc. there).
@@ -94,7 +94,7 @@ def measure_once(probe, binary, env):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json")
     parser.add_argument("binaries", nargs="+")
     args = parser.parse_args()
@@ -127,7 +127,7 @@ def main():
             results[name] = {"median_ms": round(median, 2), "samples_ms": [round(s, 2) for s in samples],
                              "peak_rss_mib": round(peak, 1) if peak is not None else None}
             memory = f", peak RSS {peak:.1f} MiB" if peak is not None else ""
-            print(f"    {name:<16} {median:8.1f} ms median over {len(samples)} runs "
+            print(f"    {name:<16} {median:8.1f} ms p50 over {len(samples)} cold starts "
                   f"(min {min(samples):.1f}, max {max(samples):.1f}){memory}")
     probe.shutdown()
     if args.json:

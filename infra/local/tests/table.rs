@@ -40,7 +40,6 @@ fn template_defines_the_table_sandman_expects() {
                 "projectId",
                 "sandboxId",
                 "version",
-                "lastActiveAt",
                 "idleTimeoutMs",
                 "snapshotOnIdle",
                 "failures",

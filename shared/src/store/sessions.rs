@@ -133,7 +133,6 @@ pub struct IdleCandidate {
     pub key: ProjectKey,
     pub sandbox_id: Option<String>,
     pub version: u64,
-    pub last_active_at: OffsetDateTime,
     pub idle_at: OffsetDateTime,
     /// The project's idle policy, projected into the index so a tick needs no other read.
     pub idle_timeout: Duration,
@@ -515,7 +514,6 @@ fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
         key: project_key(item, "idle")?,
         sandbox_id: text(item, "sandboxId"),
         version: number("version").ok_or_else(|| corrupt("version"))?.max(0) as u64,
-        last_active_at: from_ms(number("lastActiveAt").unwrap_or_default()),
         idle_at: from_ms(number("idleAt").ok_or_else(|| corrupt("idleAt"))?),
         idle_timeout: Duration::from_millis(number("idleTimeoutMs").unwrap_or_default().max(0) as u64),
         snapshot_on_idle: item
