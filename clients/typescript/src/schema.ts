@@ -342,6 +342,8 @@ export interface components {
              * @description Idle time after which the sandbox is paused, 60 to 86400 seconds.
              */
             idleTimeoutSeconds?: number | null;
+            /** @description Let the sandbox's URLs answer without E2B's traffic access token (off by default). */
+            publicTraffic?: boolean | null;
             retention?: components["schemas"]["RetentionSettings"] | null;
             /**
              * Format: int64
@@ -366,6 +368,7 @@ export interface components {
             /** Format: int64 */
             idleTimeoutSeconds: number;
             projectId: string;
+            publicTraffic: boolean;
             retention: components["schemas"]["RetentionView"];
             sandbox: components["schemas"]["SandboxStatus"];
             /** Format: int64 */
@@ -396,6 +399,12 @@ export interface components {
         };
         /** @description A project's sandbox as the table records it. */
         SandboxStatus: {
+            /**
+             * @description The live sandbox's envd access token (`X-Access-Token` for envd): sandboxes are created
+             *     with `secure: true`, so only a holder of this token can run commands in them. Only the
+             *     project's own team is ever shown it.
+             */
+            envdAccessToken?: string | null;
             /** @description `<sandboxId>.<domain>`: prefix a port (`8080-`) to reach a service inside. */
             host?: string | null;
             /** Format: date-time */
@@ -428,7 +437,7 @@ export interface components {
             pinned: boolean;
         };
         /** @enum {string} */
-        SnapshotState: "READY" | "DELETING";
+        SnapshotState: "PENDING" | "READY" | "DELETING";
         SnapshotView: {
             /** Format: date-time */
             createdAt: string;
@@ -621,6 +630,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
