@@ -79,6 +79,15 @@ impl Sandman {
         })
     }
 
+    /// How often a heartbeat on `project` is written: its idle policy's interval, within the
+    /// deployment's bound.
+    pub fn heartbeat_interval(&self, project: &crate::domain::Project) -> std::time::Duration {
+        project
+            .idle
+            .heartbeat_interval()
+            .min(self.config.heartbeat_interval_max)
+    }
+
     pub fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
     }

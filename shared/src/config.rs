@@ -94,6 +94,9 @@ pub struct Config {
     pub secrets: SecretsSource,
     pub auth: AuthConfig,
     pub defaults: ProjectDefaults,
+    /// An upper bound on every project's heartbeat interval (`HEARTBEAT_INTERVAL_MAX_SECS`, default
+    /// 300 s, which changes nothing): for deployments, and test stacks, that want a finer idle clock.
+    pub heartbeat_interval_max: Duration,
     /// Bounds one E2B call, every retry included (`E2B_CALL_DEADLINE_SECS`); an invocation's own
     /// deadline cuts it shorter.
     pub e2b_call_deadline: Duration,
@@ -130,6 +133,7 @@ impl Config {
                 hs256: env.flag("JWT_HS256")?,
                 jwks_max_age: env.seconds("JWT_JWKS_MAX_AGE_SECS", 3600)?,
             },
+            heartbeat_interval_max: env.seconds("HEARTBEAT_INTERVAL_MAX_SECS", 300)?,
             defaults: ProjectDefaults {
                 idle_timeout: env.seconds("DEFAULT_IDLE_TIMEOUT_SECS", 600)?,
                 sandbox_timeout: env.seconds("DEFAULT_SANDBOX_TIMEOUT_SECS", 1800)?,

@@ -11,7 +11,7 @@ let baseUrl;
 let token;
 before(async () => {
   // A 1 s server throttle keeps the test short; the client reads it from the project.
-  stack = await startStack();
+  stack = await startStack({ HEARTBEAT_INTERVAL_MAX_SECS: "1" });
   ({ baseUrl, token } = stack);
 });
 after(() => stack?.stop());
@@ -52,8 +52,7 @@ test("open a project's sandbox and poll it to RUNNING", async () => {
 
 test("heartbeats follow activity, respect the throttle, stop when hidden and wake a paused sandbox", async () => {
   const sandman = new Sandman({ baseUrl, token });
-  // The server's throttle follows the idle timeout (a quarter of 4 s here): one heartbeat a second.
-  await sandman.putProject("editor-7", { templateId: "base", idleTimeoutSeconds: 4 });
+  await sandman.putProject("editor-7", { templateId: "base" });
   await sandman.open("editor-7");
   await sandman.waitUntil("editor-7", "RUNNING");
   const page = new Page();

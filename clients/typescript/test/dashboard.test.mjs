@@ -14,7 +14,7 @@ const userDataDir = fileURLToPath(new URL(`../../../.cache/chromium-profile-${pr
 let stack;
 let browser;
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({ HEARTBEAT_INTERVAL_MAX_SECS: "1" });
   browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,

@@ -18,12 +18,35 @@ const SECRET_EXAMPLE: &str = include_str!("../../secret.example.json");
 const E2B_KEY: &str = "e2b_5f0c2a9d41b7e3860c1f9a2d7b4e6c3018a5f2d9";
 
 fn deployment() -> Deployment {
-    // JwtIssuer and JwtAudience have no default: the deployer answers them.
-    Deployment::from_template(
-        TEMPLATE,
-        &[("JwtIssuer", "https://auth.example.com/"), ("JwtAudience", "sandman")],
-    )
-    .expect("template.yaml parses")
+    // JwtIssuer and JwtAudience have no default: the deployer answers them, and chooses how tokens
+    // are checked (a JWKS, or the generated HS256 key).
+    deployment_with(&[("JwtAcceptHs256", "true")])
+}
+
+fn deployment_with(answers: &[(&str, &str)]) -> Deployment {
+    let mut parameters = vec![("JwtIssuer", "https://auth.example.com/"), ("JwtAudience", "sandman")];
+    parameters.extend_from_slice(answers);
+    Deployment::from_template(TEMPLATE, &parameters).expect("template.yaml parses")
+}
+
+#[tokio::test]
+async fn an_api_left_without_a_way_to_check_tokens_stops_naming_both_parameters() {
+    let deployment = deployment_with(&[]);
+    let e2b_arn = arn_of(&deployment, SecretKind::E2b);
+    let secrets = merged(
+        &deployment.secrets(),
+        &e2b_arn,
+        serde_json::json!({"e2bApiKey": E2B_KEY}),
+    );
+    let api = deployment
+        .functions()
+        .into_iter()
+        .find(|f| kind(f) == Function::Api)
+        .expect("the template has the API function");
+    let err = start(&api, &secrets)
+        .await
+        .expect_err("no JWKS and no HS256: the API must not start");
+    assert!(err.contains("JwtJwksUrl") && err.contains("JwtAcceptHs256"), "{err}");
 }
 
 fn kind(function: &DeployedFunction) -> Function {

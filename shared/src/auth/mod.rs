@@ -35,7 +35,10 @@ pub enum AuthError {
     #[error("the signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
     /// Neither a shared secret nor a JWKS URL is configured.
-    #[error("no way to verify tokens: set JWT_JWKS_URL, or JWT_HS256=true with the jwtHs256Secret secret")]
+    #[error(
+        "no way to verify tokens: set JWT_JWKS_URL (the stack's JwtJwksUrl parameter), or JWT_HS256=true \
+         (JwtAcceptHs256) with the jwtHs256Secret secret"
+    )]
     NotConfigured,
     #[error("could not sign the token: {0}")]
     Signing(String),

@@ -80,13 +80,13 @@ impl Sandman {
             SessionState::Running => {}
             SessionState::Paused => {
                 let opened = self.resume(key, Actor::User).await?;
+                if opened.path == OpenPath::AlreadyRunning {
+                    // Another request woke it after our read: this activity is not recorded yet,
+                    // and answering "recorded" would let the enforcer pause on the old deadline.
+                    return Ok(None);
+                }
                 self.activity.remember(key, now);
-                return Ok(Some(match opened.path {
-                    OpenPath::AlreadyRunning => Activity::Recorded {
-                        extended_timeout: false,
-                    },
-                    _ => Activity::Woke(Box::new(opened)),
-                }));
+                return Ok(Some(Activity::Woke(Box::new(opened))));
             }
             state if session.lease_lapsed(now) => {
                 tracing::info!(project = %key, state = state.as_str(), "a heartbeat met a lapsed claim");
@@ -98,7 +98,7 @@ impl Sandman {
         let Some(sandbox) = session.sandbox.as_ref() else {
             return Ok(Some(Activity::Ignored(Some(SessionState::Running))));
         };
-        let since = now - record.project.idle.heartbeat_interval();
+        let since = now - self.heartbeat_interval(&record.project);
         if self.activity.recently(key, since) || session.last_active_at > since {
             self.activity.remember(key, session.last_active_at.max(since));
             return Ok(Some(Activity::Throttled));

@@ -55,12 +55,12 @@ pub struct RetentionView {
 }
 
 impl ProjectView {
-    fn of(project: &StoredProject, status: Status) -> Self {
+    fn of(project: &StoredProject, status: Status, heartbeat_interval: std::time::Duration) -> Self {
         ProjectView {
             project_id: project.project_id.to_string(),
             template_id: project.template_id.clone(),
             idle_timeout_seconds: project.idle.idle_timeout.as_secs(),
-            heartbeat_interval_seconds: project.idle.heartbeat_interval().as_secs(),
+            heartbeat_interval_seconds: heartbeat_interval.as_secs(),
             snapshot_on_idle: project.idle.snapshot_on_idle,
             snapshot_before_kill: project.snapshot_before_kill,
             public_traffic: project.public_traffic,
@@ -120,7 +120,11 @@ async fn put_project(
         .put_project(&spec, api.sandman.now())
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(ProjectView::of(&record.project, Status::of(&record))))
+    Ok(Json(ProjectView::of(
+        &record.project,
+        Status::of(&record),
+        api.sandman.heartbeat_interval(&record.project),
+    )))
 }
 
 /// The team's projects with their sandbox state, in project id order.
@@ -154,7 +158,11 @@ async fn get_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<
         .await
         .map_err(sandman::Error::from)?;
     let record = record.ok_or_else(|| ApiError::not_found("project not found"))?;
-    Ok(Json(ProjectView::of(&record.project, Status::of(&record))))
+    Ok(Json(ProjectView::of(
+        &record.project,
+        Status::of(&record),
+        api.sandman.heartbeat_interval(&record.project),
+    )))
 }
 
 /// Kills the sandbox (without saving it), deletes every snapshot, pinned ones included, then the
