@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::e2b::is_loopback;
 use crate::secrets::SecretKind;
 use crate::templates::{DEFAULT_TEMPLATES, TemplatePolicy};
 
@@ -124,7 +125,7 @@ impl Config {
             table: env.required("SANDMAN_TABLE")?,
             e2b_api_url: env.get("E2B_API_URL").unwrap_or_else(|| "https://api.e2b.app".into()),
             e2b_allow_http_loopback: env.flag("E2B_API_ALLOW_HTTP_LOOPBACK")?,
-            secrets: secrets_source(&env),
+            secrets: secrets_source(env),
             auth: AuthConfig {
                 issuer: env.get("JWT_ISSUER"),
                 audience: env.get("JWT_AUDIENCE"),
@@ -213,17 +214,6 @@ fn check_auth<F: Fn(&str) -> Option<String>>(auth: &AuthConfig, env: &Env<'_, F>
             "JWT_JWKS_URL",
             "must be an https URL (http only to 127.0.0.1 with JWT_JWKS_ALLOW_HTTP_LOOPBACK=true)",
         )),
-    }
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
     }
 }
 

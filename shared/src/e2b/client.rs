@@ -191,7 +191,9 @@ impl E2bClient {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `::1`): the only hosts a plain-http
+/// endpoint is allowed for, and only when the configuration says so.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host_str() {
         Some("localhost") => true,
         Some(host) => host

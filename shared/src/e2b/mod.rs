@@ -17,6 +17,7 @@ mod types;
 mod webhooks;
 
 pub use accounts::{ApiKey, E2b, E2bAccounts};
+pub(crate) use client::is_loopback;
 pub use client::{E2bClient, E2bSettings};
 pub use error::E2bError;
 pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
