@@ -55,6 +55,28 @@ impl Store {
         &self.table
     }
 
+    /// The answer to a conditional UpdateItem, metered: `None` when its condition did not hold
+    /// (DynamoDB bills that write too).
+    pub(crate) fn conditional_update(
+        &self,
+        answer: Result<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+            aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError>,
+        >,
+    ) -> Result<Option<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput>, StoreError> {
+        match answer {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(Some(out))
+            }
+            Err(err) if error::condition_failed(&err) => {
+                self.capacity.record_failed_write(1.0);
+                Ok(None)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
     /// Capacity units consumed by this store's calls so far, as DynamoDB reported them.
     pub fn capacity(&self) -> &CapacityMeter {
         &self.capacity

@@ -5,7 +5,6 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::error::condition_failed;
 use super::expr::{Expr, n, s};
 use super::items::{Item, ProjectRecord, project_record};
 use super::query::{number, project_key, text};
@@ -426,16 +425,9 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(out)? {
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 

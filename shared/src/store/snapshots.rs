@@ -5,7 +5,6 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::error::condition_failed;
 use super::expr::{n, s};
 use super::items::{Item, snapshot};
 use super::query::{number, project_key};
@@ -137,16 +136,9 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                snapshot(out.attributes.unwrap_or_default())
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Err(StoreError::NotFound)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(out)? {
+            Some(out) => snapshot(out.attributes.unwrap_or_default()),
+            None => Err(StoreError::NotFound),
         }
     }
 
@@ -172,16 +164,9 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Err(StoreError::NotFound)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(out)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound),
         }
     }
 
@@ -207,16 +192,9 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Err(StoreError::NotFound)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(out)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound),
         }
     }
 
@@ -233,16 +211,9 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Ok(())
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(out)? {
+            Some(_) => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -353,16 +324,9 @@ impl Store {
                 .expression_attribute_values(":at", n(to_ms(at))),
             None => request.update_expression("REMOVE pruneShard, pruneAt"),
         };
-        match request.send().await {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Err(StoreError::NotFound)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(request.send().await)? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound),
         }
     }
 
@@ -390,16 +354,9 @@ impl Store {
                 .expression_attribute_values(":at", n(to_ms(at))),
             None => request.update_expression("REMOVE pruneShard, pruneAt"),
         };
-        match request.send().await {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if condition_failed(&err) => {
-                self.capacity.record_failed_write(1.0);
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
+        match self.conditional_update(request.send().await)? {
+            Some(_) => Ok(true),
+            None => Ok(false),
         }
     }
 }
