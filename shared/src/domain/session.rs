@@ -46,6 +46,9 @@ pub struct Session {
     /// Consecutive failed attempts of the last action (pause, mostly); reset by success.
     pub failures: u32,
     pub restored_from: Option<SnapshotId>,
+    /// A restore's claim (STARTING): the session id of the sandbox it replaces, which stays
+    /// `sandbox` until the new one runs. See [`Session::replaced`].
+    pub replaces_session: Option<String>,
     /// Timestamp of the newest E2B event applied; older deliveries change nothing.
     pub last_event_at: Option<OffsetDateTime>,
     pub usage: Usage,
@@ -62,6 +65,15 @@ impl Session {
         self.state
             .is_transitional()
             .then(|| self.lease_until.unwrap_or(self.state_since + CLAIM_LEASE))
+    }
+
+    /// While a restore's claim is open: the sandbox it replaces and that sandbox's session id.
+    /// A restore that fails, or whose claimant dies, goes back to it.
+    pub fn replaced(&self) -> Option<(&str, &SandboxRef)> {
+        match (self.state, &self.replaces_session, &self.sandbox) {
+            (SessionState::Starting, Some(session_id), Some(sandbox)) => Some((session_id, sandbox)),
+            _ => None,
+        }
     }
 
     /// A claim whose claimant can no longer be working.

@@ -47,7 +47,7 @@ impl SessionState {
     }
 }
 
-/// What happened, or what someone asks for. Requests (`Start`, `Pause`, `Resume`, `Stop`) move a
+/// What happened, or what someone asks for. Requests (`Start`, `Restore`, `Pause`, `Resume`, `Stop`) move a
 /// session into a transitional state; reports (`Running`, `Paused`, `Killed`) say what E2B's
 /// sandbox now is, whether Sandman's own call returned or a webhook or the reconciler said so;
 /// `Failed` rolls a request back when E2B refused it without changing anything.
@@ -55,6 +55,9 @@ impl SessionState {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SessionEvent {
     Start,
+    /// Replace the sandbox with one from a snapshot. The session keeps its current sandbox (and
+    /// remembers its session id) until the new one runs, so a failed restore goes back to it.
+    Restore,
     Pause,
     Resume,
     Stop,
@@ -65,8 +68,9 @@ pub enum SessionEvent {
 }
 
 impl SessionEvent {
-    pub const ALL: [SessionEvent; 8] = [
+    pub const ALL: [SessionEvent; 9] = [
         Self::Start,
+        Self::Restore,
         Self::Pause,
         Self::Resume,
         Self::Stop,
@@ -98,14 +102,15 @@ pub fn transition(from: Option<SessionState>, event: SessionEvent) -> Result<Ses
     use SessionState as S;
     let illegal = Refusal::Illegal { from, event };
     let Some(state) = from else {
-        return if event == E::Start {
+        return if matches!(event, E::Start | E::Restore) {
             Ok(S::Starting)
         } else {
             Err(illegal)
         };
     };
     match (state, event) {
-        (S::Killed, E::Start) => Ok(S::Starting),
+        (S::Killed, E::Start | E::Restore) => Ok(S::Starting),
+        (S::Running | S::Paused, E::Restore) => Ok(S::Starting),
         (S::Killed, E::Killed | E::Stop) => Err(Refusal::Unchanged(S::Killed)),
         (S::Killed, _) => Err(illegal),
 
@@ -128,7 +133,10 @@ pub fn transition(from: Option<SessionState>, event: SessionEvent) -> Result<Ses
         (S::Pausing, E::Failed) => Ok(S::Running),
         (S::Resuming, E::Failed) => Ok(S::Paused),
 
-        (S::Starting | S::Pausing | S::Resuming | S::Stopping, E::Start | E::Pause | E::Resume | E::Stop) => {
+        (
+            S::Starting | S::Pausing | S::Resuming | S::Stopping,
+            E::Start | E::Restore | E::Pause | E::Resume | E::Stop,
+        ) => {
             Err(Refusal::Busy(state))
         }
         (S::Running | S::Paused, E::Start | E::Failed) => Err(illegal),

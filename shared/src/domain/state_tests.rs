@@ -42,7 +42,7 @@ fn every_state_and_event_pair_matches_the_documented_table() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 64);
+    assert_eq!(checked, 72);
 }
 
 #[test]

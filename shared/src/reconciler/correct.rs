@@ -53,6 +53,7 @@ impl Sandman {
                 changes,
                 idle_by: None,
                 dedupe: None,
+                hold: None,
             };
             match self.store.write_session(&write).await {
                 Ok(written) => at = (written.version, written.state),

@@ -120,6 +120,7 @@ mod tests {
                 last_error: None,
                 failures: 0,
                 restored_from: None,
+                replaces_session: None,
                 last_event_at: None,
                 usage: Usage::default(),
             }),

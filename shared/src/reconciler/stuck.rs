@@ -58,7 +58,8 @@ impl Sandman {
         }
         // A start that never recorded its sandbox: E2B may have created it (its metadata names
         // this session). Any other state concerns the session's recorded sandbox.
-        let sandbox_id = match session.state {
+        // A restore's claim that made none goes back to the sandbox it was replacing.
+        let started = match session.state {
             SessionState::Starting => view
                 .sandboxes
                 .values()
@@ -66,6 +67,12 @@ impl Sandman {
                     listed.owner == stuck.key && listed.session_id.as_deref() == Some(session.session_id.as_str())
                 })
                 .map(|listed| listed.sandbox.sandbox_id.clone()),
+            _ => None,
+        };
+        let back_to = session.replaced().filter(|_| started.is_none());
+        let sandbox_id = match (session.state, &back_to) {
+            (SessionState::Starting, None) => started,
+            (SessionState::Starting, Some((_, replaced))) => Some(replaced.sandbox_id.clone()),
             _ => session.sandbox.as_ref().map(|s| s.sandbox_id.clone()),
         };
         let observed = match &sandbox_id {
@@ -86,8 +93,13 @@ impl Sandman {
                 }
             }
         };
-        let mut changes = SessionChanges::default();
-        if let (SessionState::Starting, Some(id), Some((_, domain))) = (session.state, &sandbox_id, &observed) {
+        let mut changes = SessionChanges {
+            session_id: back_to.map(|(session_id, _)| session_id.to_owned()),
+            ..SessionChanges::default()
+        };
+        if let (SessionState::Starting, None, Some(id), Some((_, domain))) =
+            (session.state, back_to, &sandbox_id, &observed)
+        {
             changes.sandbox = Some(SandboxRef {
                 sandbox_id: id.clone(),
                 domain: domain.clone(),

@@ -21,7 +21,7 @@ pub use cursor::{Cursor, Page};
 pub use error::StoreError;
 pub use items::ProjectRecord;
 pub use projects::ProjectSummary;
-pub use sessions::{Dedupe, FailureCount, IdleCandidate, SessionChanges, SessionWrite, Written};
+pub use sessions::{Dedupe, FailureCount, Field, IdleCandidate, SessionChanges, SessionWrite, SnapshotHold, Written};
 pub use snapshots::PruneCandidate;
 pub use transit::TransitSession;
 

@@ -11,8 +11,8 @@ use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
-    Actor, CLAIM_LEASE, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage,
-    transition,
+    Actor, CLAIM_LEASE, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, SnapshotStatus,
+    TeamId, Usage, transition,
 };
 
 /// How long a project's lifecycle log is kept.
@@ -26,7 +26,23 @@ pub enum FailureCount {
     Increment,
 }
 
-/// What a write changes besides the state. `None` leaves a field as it is.
+/// A stored attribute a write keeps as it is, sets, or removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Field<T> {
+    #[default]
+    Keep,
+    Set(T),
+    Clear,
+}
+
+impl<T> Field<T> {
+    /// `Set` the value if there is one, else `Clear`.
+    pub fn set_or_clear(value: Option<T>) -> Self {
+        value.map_or(Field::Clear, Field::Set)
+    }
+}
+
+/// What a write changes besides the state. `None` and `Field::Keep` leave a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct SessionChanges {
     /// A new sandbox incarnation: a fresh session id.
@@ -35,11 +51,12 @@ pub struct SessionChanges {
     /// Counts as activity: moves `lastActiveAt` and the idle deadline.
     pub last_active_at: Option<OffsetDateTime>,
     pub timeout_at: Option<OffsetDateTime>,
-    /// `Some(None)` clears the last error.
-    pub last_error: Option<Option<String>>,
+    pub last_error: Field<String>,
     pub failures: FailureCount,
-    /// `Some(None)` clears it.
-    pub restored_from: Option<Option<SnapshotId>>,
+    pub restored_from: Field<SnapshotId>,
+    /// A restore's claim: the session id of the sandbox it replaces (still `sandbox` until the new
+    /// one runs), so a failed or abandoned restore can go back to it.
+    pub replaces_session: Field<String>,
     pub usage: Option<Usage>,
     /// The E2B event time this write applies; later older events are ignored.
     pub event_at: Option<OffsetDateTime>,
@@ -52,9 +69,17 @@ pub struct Dedupe {
     pub expires_at: OffsetDateTime,
 }
 
+/// A restore's hold on its snapshot, written in the same transaction as the restore's claim and
+/// conditional on the snapshot being READY: the pruner and deletes cannot mark it until `until`.
+#[derive(Debug, Clone)]
+pub struct SnapshotHold {
+    pub snapshot_id: SnapshotId,
+    pub until: OffsetDateTime,
+}
+
 /// One conditional write of a session: the state machine's answer to (`from`, `event`) and the
 /// changes, applied only if the item still holds `expected_version`. With an event, the lifecycle
-/// log line commits in the same transaction.
+/// log line commits in the same transaction (and a restore's snapshot hold with it).
 #[derive(Debug, Clone)]
 pub struct SessionWrite {
     pub key: ProjectKey,
@@ -68,6 +93,7 @@ pub struct SessionWrite {
     /// The idle enforcer's claim: also require the idle deadline to have passed.
     pub idle_by: Option<OffsetDateTime>,
     pub dedupe: Option<Dedupe>,
+    pub hold: Option<SnapshotHold>,
 }
 
 impl SessionWrite {
@@ -83,6 +109,7 @@ impl SessionWrite {
             changes: SessionChanges::default(),
             idle_by: None,
             dedupe: None,
+            hold: None,
         }
     }
 
@@ -105,6 +132,7 @@ impl SessionWrite {
             changes: SessionChanges::default(),
             idle_by: None,
             dedupe: None,
+            hold: None,
         }
     }
 
@@ -115,6 +143,11 @@ impl SessionWrite {
 
     pub fn changes(mut self, changes: SessionChanges) -> Self {
         self.changes = changes;
+        self
+    }
+
+    pub fn hold(mut self, hold: SnapshotHold) -> Self {
+        self.hold = Some(hold);
         self
     }
 }
@@ -144,7 +177,8 @@ pub struct IdleCandidate {
 
 impl Store {
     /// Applies one session write. Errors: `Refused` (the state machine said no, nothing sent),
-    /// `Conflict` (someone else wrote first), `Duplicate` (the webhook event was applied before).
+    /// `Conflict` (someone else wrote first), `Duplicate` (the webhook event was applied before),
+    /// `NotFound` (the snapshot to hold is not READY: missing, pending or being deleted).
     pub async fn write_session(&self, write: &SessionWrite) -> Result<Written, StoreError> {
         let to = write.event.map(|event| transition(write.from, event)).transpose()?;
         let update = self.session_update(write, to)?;
@@ -154,6 +188,11 @@ impl Store {
         }
         if let Some(dedupe) = &write.dedupe {
             transaction.push(TransactWriteItem::builder().put(self.dedupe_put(dedupe)?).build());
+        }
+        let hold_at = write.hold.as_ref().map(|_| transaction.len());
+        if let Some(hold) = &write.hold {
+            let update = self.hold_update(&write.key, hold)?;
+            transaction.push(TransactWriteItem::builder().update(update).build());
         }
         let items = transaction.len() as f64;
         match self.transact(transaction).await {
@@ -165,8 +204,11 @@ impl Store {
                 })
             }
             Err(err) => {
-                let refused = self.cancellation(err);
-                if matches!(refused, StoreError::Conflict { .. } | StoreError::Duplicate) {
+                let refused = self.cancellation(err, hold_at);
+                if matches!(
+                    refused,
+                    StoreError::Conflict { .. } | StoreError::Duplicate | StoreError::NotFound
+                ) {
                     self.capacity.record_failed_write(2.0 * items);
                 }
                 Err(refused)
@@ -264,9 +306,9 @@ impl Store {
             e.set("timeoutAt", n(to_ms(timeout_at)));
         }
         match &c.last_error {
-            Some(Some(error)) => e.set("lastError", s(error)),
-            Some(None) => e.remove("lastError"),
-            None => e,
+            Field::Set(error) => e.set("lastError", s(error)),
+            Field::Clear => e.remove("lastError"),
+            Field::Keep => e,
         };
         match c.failures {
             FailureCount::Keep => {}
@@ -279,9 +321,16 @@ impl Store {
             }
         }
         match &c.restored_from {
-            Some(Some(snapshot)) => e.set("restoredFrom", s(snapshot.as_str())),
-            Some(None) => e.remove("restoredFrom"),
-            None => e,
+            Field::Set(snapshot) => e.set("restoredFrom", s(snapshot.as_str())),
+            Field::Clear => e.remove("restoredFrom"),
+            Field::Keep => e,
+        };
+        // Only a claim replaces a sandbox: any write that leaves the transitional state ends it.
+        match (&c.replaces_session, to) {
+            (Field::Set(session), _) => e.set("replacesSession", s(session)),
+            (Field::Clear, _) => e.remove("replacesSession"),
+            (Field::Keep, Some(to)) if !to.is_transitional() => e.remove("replacesSession"),
+            (Field::Keep, _) => e,
         };
         if let Some(usage) = c.usage {
             for (attribute, amount) in [
@@ -335,12 +384,28 @@ impl Store {
             .map_err(StoreError::build)
     }
 
+    /// The hold a restore's claim writes on its snapshot: only on a READY one.
+    fn hold_update(&self, key: &ProjectKey, hold: &SnapshotHold) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(&hold.snapshot_id)))
+            .update_expression("SET heldUntil = :until")
+            .condition_expression("attribute_exists(pk) AND #status = :ready")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":until", n(to_ms(hold.until)))
+            .expression_attribute_values(":ready", s(super::snapshots::status_name(SnapshotStatus::Ready)))
+            .build()
+            .map_err(StoreError::build)
+    }
+
     fn cancellation<R: std::fmt::Debug>(
         &self,
         err: aws_sdk_dynamodb::error::SdkError<
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
             R,
         >,
+        hold_at: Option<usize>,
     ) -> StoreError {
         let Some(
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
@@ -359,6 +424,9 @@ impl Store {
                 .and_then(|item| project_record(item).ok())
                 .map(Box::new);
             return StoreError::Conflict { current };
+        }
+        if hold_at.is_some_and(failed) {
+            return StoreError::NotFound;
         }
         if (1..reasons.len()).any(failed) {
             return StoreError::Duplicate;

@@ -361,7 +361,7 @@ impl Store {
     }
 }
 
-fn status_name(status: SnapshotStatus) -> &'static str {
+pub(super) fn status_name(status: SnapshotStatus) -> &'static str {
     match status {
         SnapshotStatus::Pending => "PENDING",
         SnapshotStatus::Ready => "READY",

@@ -48,6 +48,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         last_error: None,
         failures: 0,
         restored_from: None,
+        replaces_session: None,
         last_event_at: None,
         usage: Usage::default(),
     };

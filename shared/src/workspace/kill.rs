@@ -4,7 +4,7 @@ use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, Snapshot, SnapshotKind};
 use crate::e2b::E2bError;
 use crate::error::Error;
-use crate::store::{SessionChanges, SessionWrite, StoreError, Written};
+use crate::store::{Field, SessionChanges, SessionWrite, StoreError, Written};
 
 #[derive(Debug, Clone)]
 pub struct Killed {
@@ -112,7 +112,7 @@ impl Sandman {
         let back = SessionWrite::following(key, claimed, actor, cause, self.now())
             .event(SessionEvent::Failed)
             .changes(SessionChanges {
-                last_error: Some(Some(error.to_string())),
+                last_error: Field::Set(error.to_string()),
                 ..SessionChanges::default()
             });
         let written = self.settle(back).await?;

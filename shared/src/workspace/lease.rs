@@ -9,7 +9,7 @@ use crate::e2b::{E2b, E2bError, SandboxFilter, SandboxState};
 use crate::error::Error;
 use crate::reconciler::decide;
 use crate::sandbox_metadata;
-use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
+use crate::store::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
 
 impl Sandman {
     /// The sandbox E2B made for `session_id`, if a create whose answer was lost made one. Any
@@ -54,17 +54,21 @@ impl Sandman {
         };
         let key = record.project.key();
         let e2b = self.e2b_for(&key)?;
+        // A restore's claim that made no sandbox goes back to the one it was replacing.
+        let mut back_to = None;
         let (sandbox, observed) = match (session.state, &session.sandbox) {
             (SessionState::Starting, _) => match self.sandbox_of_session(&e2b, &key, &session.session_id).await? {
                 Some((sandbox, state)) => (Some(sandbox), Some(state)),
-                None => (None, None),
+                None => match session.replaced() {
+                    Some((session_id, replaced)) => {
+                        back_to = Some(session_id.to_owned());
+                        (None, observe(&e2b, &replaced.sandbox_id).await?)
+                    }
+                    None => (None, None),
+                },
             },
             (_, None) => (None, None),
-            (_, Some(current)) => match e2b.get_sandbox(&current.sandbox_id).await {
-                Ok(detail) => (None, Some(detail.state)),
-                Err(E2bError::NotFound) => (None, None),
-                Err(err) => return Err(err.into()),
-            },
+            (_, Some(current)) => (None, observe(&e2b, &current.sandbox_id).await?),
         };
         let cause = format!(
             "lease of {} lapsed; E2B reports the sandbox {}",
@@ -80,7 +84,10 @@ impl Sandman {
             version: record.version,
             state: Some(session.state),
         };
+        let adopted = sandbox.is_some();
         let mut changes = SessionChanges {
+            session_id: back_to,
+            replaces_session: Field::Clear,
             sandbox: sandbox.clone(),
             last_active_at: sandbox.as_ref().map(|_| now),
             timeout_at: sandbox.as_ref().map(|_| now + record.project.sandbox_timeout),
@@ -97,6 +104,24 @@ impl Sandman {
                 Err(err) => return Err(err.into()),
             }
         }
+        // The restore did make its sandbox: the one it replaced goes, as the restore would have.
+        if let (true, Some((_, replaced))) = (adopted, session.replaced()) {
+            match e2b.kill(&replaced.sandbox_id).await {
+                Ok(()) | Err(E2bError::NotFound) => {}
+                Err(err) => {
+                    tracing::warn!(project = %key, sandbox = %replaced.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler reports it as an orphan");
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// What E2B says the sandbox is (`None`: it no longer has it).
+async fn observe(e2b: &E2b, sandbox_id: &str) -> Result<Option<SandboxState>, E2bError> {
+    match e2b.get_sandbox(sandbox_id).await {
+        Ok(detail) => Ok(Some(detail.state)),
+        Err(E2bError::NotFound) => Ok(None),
+        Err(err) => Err(err),
     }
 }

@@ -2,11 +2,14 @@
 //! its status. Every move goes through the state machine and a conditional store write.
 
 mod activity;
+mod claim;
 mod kill;
 mod lease;
 mod open;
 mod pause;
+mod restore;
 mod settle;
+mod start;
 mod status;
 
 pub use activity::{Activity, ActivityThrottle};

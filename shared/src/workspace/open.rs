@@ -4,14 +4,13 @@
 
 use serde::Serialize;
 
+use super::claim::Claim;
 use crate::Sandman;
 use crate::deadline::{Deadline, LAMBDA_MARGIN, MIN_E2B_CALL};
-use crate::domain::CLAIM_LEASE;
-use crate::domain::{Actor, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotStatus};
-use crate::e2b::{E2bError, NewSandbox, SandboxNetwork, SandboxState};
+use crate::domain::{Actor, CLAIM_LEASE, SandboxRef, SessionEvent, SessionState, SnapshotId};
+use crate::e2b::{E2bError, SandboxState};
 use crate::error::Error;
-use crate::sandbox_metadata;
-use crate::store::{FailureCount, ProjectRecord, SessionChanges, SessionWrite, StoreError, Written};
+use crate::store::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -33,11 +32,9 @@ pub struct Opened {
     pub fallback_reason: Option<String>,
 }
 
-/// How many snapshots the ladder tries before the template.
-const RESTORE_ATTEMPTS: usize = 3;
-
-enum Claim<T> {
-    Won(T),
+/// A step of the open ladder: this request did it, or another writer was first.
+pub(super) enum Step {
+    Done(Opened),
     Lost,
 }
 
@@ -73,7 +70,7 @@ impl Sandman {
                     });
                 }
                 Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
-                None | Some(SessionState::Killed) => self.start_fresh(record, actor, None, "open").await?,
+                None | Some(SessionState::Killed) => self.start_fresh(record, actor, "open").await?,
                 Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) => {
                     self.settle_lapsed(&record, actor).await?;
                     continue;
@@ -87,7 +84,7 @@ impl Sandman {
                     });
                 }
             };
-            if let Claim::Won(opened) = step {
+            if let Step::Done(opened) = step {
                 return Ok(opened);
             }
         }
@@ -105,8 +102,8 @@ impl Sandman {
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Paused) => match self.resume_or_replace(record, actor).await? {
-                Claim::Won(opened) => Ok(opened),
-                Claim::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
+                Step::Done(opened) => Ok(opened),
+                Step::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
             },
             Some(SessionState::Running) => Ok(Opened {
                 path: OpenPath::AlreadyRunning,
@@ -122,50 +119,7 @@ impl Sandman {
         }
     }
 
-    /// Replaces the project's sandbox with one restored from `snapshot` (or an older one, or the template).
-    pub async fn restore(
-        &self,
-        key: &crate::domain::ProjectKey,
-        snapshot: &SnapshotId,
-        actor: Actor,
-    ) -> Result<Opened, Error> {
-        let chosen = self.snapshot(key, snapshot).await?;
-        // Held before anything changes: from here the pruner cannot take it, and a snapshot already
-        // being deleted is refused while the current sandbox still runs.
-        let held_until = self.now() + CLAIM_LEASE * 2;
-        self.store
-            .hold_snapshot(key, &chosen.snapshot_id, held_until)
-            .await
-            .map_err(|err| match err {
-                StoreError::NotFound => Error::Conflict("the snapshot is being deleted".into()),
-                other => other.into(),
-            })?;
-        let record = self.project(key).await?;
-        if matches!(record.state(), Some(SessionState::Running | SessionState::Paused)) {
-            self.kill(key, None, actor).await?;
-        }
-        let restored = self.replace_from(key, chosen.clone(), actor).await;
-        // Done either way: a restored sandbox's source is protected as in use from here on.
-        if let Err(err) = self.store.release_snapshot(key, &chosen.snapshot_id).await {
-            tracing::warn!(project = %key, snapshot = %chosen.snapshot_id, error = %err, "the hold lapses on its own");
-        }
-        restored
-    }
-
-    async fn replace_from(
-        &self,
-        key: &crate::domain::ProjectKey,
-        chosen: Snapshot,
-        actor: Actor,
-    ) -> Result<Opened, Error> {
-        let record = self.project(key).await?;
-        match self.start_fresh(record, actor, Some(chosen), "restore").await? {
-            Claim::Won(opened) => Ok(opened),
-            Claim::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
-        }
-    }
-
-    async fn resume_or_replace(&self, record: ProjectRecord, actor: Actor) -> Result<Claim<Opened>, Error> {
+    async fn resume_or_replace(&self, record: ProjectRecord, actor: Actor) -> Result<Step, Error> {
         let key = record.project.key();
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the paused session has no sandbox id".into()));
@@ -173,269 +127,60 @@ impl Sandman {
         // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
         let e2b = self.e2b_for(&key)?;
         let claim = SessionWrite::new(&record, actor, "resume requested", self.now()).event(SessionEvent::Resume);
-        let Claim::Won(claimed) = self.claim(&claim).await? else {
-            return Ok(Claim::Lost);
+        let Claim::Won(mut claimed) = self.claim(&claim).await? else {
+            return Ok(Step::Lost);
         };
         let timeout = record.project.sandbox_timeout;
-        match e2b.connect(&sandbox.sandbox_id, timeout).await {
+        let resumed = |now, sandbox| SessionChanges {
+            sandbox,
+            last_active_at: Some(now),
+            timeout_at: Some(now + timeout),
+            failures: FailureCount::Reset,
+            last_error: Field::Clear,
+            ..SessionChanges::default()
+        };
+        let gone = match e2b.connect(&sandbox.sandbox_id, timeout).await {
             Ok(connected) => {
-                let now = self.now();
-                let write = SessionWrite::following(&key, claimed, actor, "resumed", now)
-                    .event(SessionEvent::Running)
-                    .changes(SessionChanges {
-                        sandbox: Some(SandboxRef {
-                            sandbox_id: connected.sandbox.sandbox_id,
-                            domain: connected.sandbox.domain,
-                            access_token: connected.sandbox.envd_access_token,
-                        }),
-                        last_active_at: Some(now),
-                        timeout_at: Some(now + timeout),
-                        failures: FailureCount::Reset,
-                        last_error: Some(None),
-                        ..SessionChanges::default()
-                    });
-                self.settle(write).await?;
-                Ok(Claim::Won(self.opened(OpenPath::Resumed, &key, None, None).await?))
+                let sandbox = SandboxRef {
+                    sandbox_id: connected.sandbox.sandbox_id,
+                    domain: connected.sandbox.domain,
+                    access_token: connected.sandbox.envd_access_token,
+                };
+                claimed.running("resumed", resumed(self.now(), Some(sandbox))).await?;
+                return Ok(Step::Done(self.opened(OpenPath::Resumed, &key, None, None).await?));
             }
-            Err(E2bError::NotFound) => {
-                let gone = SessionWrite::following(
-                    &key,
-                    claimed,
-                    actor,
-                    "paused sandbox no longer exists in E2B",
-                    self.now(),
-                )
-                .event(SessionEvent::Killed);
-                self.settle(gone).await?;
-                let record = self.project(&key).await?;
-                self.start_fresh(record, actor, None, "paused sandbox was gone").await
-            }
-            Err(err) if err.may_have_taken_effect() => {
-                // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
-                let after = SessionWrite::following(
-                    &key,
-                    claimed,
-                    actor,
-                    format!("resume answered {}", err.kind()),
-                    self.now(),
-                );
-                match e2b.get_sandbox(&sandbox.sandbox_id).await {
-                    Ok(detail) if detail.state == SandboxState::Running => {
-                        let now = self.now();
-                        self.settle(after.event(SessionEvent::Running).changes(SessionChanges {
-                            last_active_at: Some(now),
-                            timeout_at: Some(now + timeout),
-                            failures: FailureCount::Reset,
-                            last_error: Some(None),
-                            ..SessionChanges::default()
-                        }))
+            Err(E2bError::NotFound) => "paused sandbox no longer exists in E2B".to_string(),
+            // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
+            Err(err) if err.may_have_taken_effect() => match e2b.get_sandbox(&sandbox.sandbox_id).await {
+                Ok(detail) if detail.state == SandboxState::Running => {
+                    let cause = format!("resume answered {}; E2B runs it", err.kind());
+                    claimed.running(cause, resumed(self.now(), None)).await?;
+                    return Ok(Step::Done(self.opened(OpenPath::Resumed, &key, None, None).await?));
+                }
+                Ok(_) => {
+                    let cause = format!("resume answered {}", err.kind());
+                    claimed
+                        .failed(cause, err.to_string(), SessionChanges::default())
                         .await?;
-                        Ok(Claim::Won(self.opened(OpenPath::Resumed, &key, None, None).await?))
-                    }
-                    Ok(_) => {
-                        self.settle(after.event(SessionEvent::Failed).changes(SessionChanges {
-                            last_error: Some(Some(err.to_string())),
-                            ..SessionChanges::default()
-                        }))
-                        .await?;
-                        Err(err.into())
-                    }
-                    Err(E2bError::NotFound) => {
-                        self.settle(after.event(SessionEvent::Killed)).await?;
-                        let record = self.project(&key).await?;
-                        self.start_fresh(record, actor, None, "paused sandbox was gone").await
-                    }
-                    Err(_) => Err(err.into()),
-                }
-            }
-            Err(err) => {
-                let failed = SessionWrite::following(
-                    &key,
-                    claimed,
-                    actor,
-                    format!("resume failed: {}", err.kind()),
-                    self.now(),
-                )
-                .event(SessionEvent::Failed)
-                .changes(SessionChanges {
-                    last_error: Some(Some(err.public_message().to_owned())),
-                    ..SessionChanges::default()
-                });
-                self.settle(failed).await?;
-                Err(err.into())
-            }
-        }
-    }
-
-    /// A new sandbox for the project: from `preferred` (or the newest snapshots), else the template.
-    async fn start_fresh(
-        &self,
-        record: ProjectRecord,
-        actor: Actor,
-        preferred: Option<Snapshot>,
-        cause: &str,
-    ) -> Result<Claim<Opened>, Error> {
-        let key = record.project.key();
-        // A project stored before its template was refused must not reach E2B with it.
-        self.config.templates.check(&key.team, &record.project.template_id)?;
-        let e2b = self.e2b_for(&key)?;
-        let session_id = ulid::Ulid::new().to_string();
-        let claim = SessionWrite::new(&record, actor, cause, self.now())
-            .event(SessionEvent::Start)
-            .changes(SessionChanges {
-                session_id: Some(session_id.clone()),
-                restored_from: Some(None),
-                ..SessionChanges::default()
-            });
-        let Claim::Won(claimed) = self.claim(&claim).await? else {
-            return Ok(Claim::Lost);
-        };
-        let project = &record.project;
-        let sandbox_for = |template_id: &str| NewSandbox {
-            template_id: template_id.to_string(),
-            timeout: project.sandbox_timeout,
-            auto_pause: true,
-            metadata: sandbox_metadata::for_session(&key, &session_id),
-            env_vars: Default::default(),
-            secure: true,
-            network: SandboxNetwork {
-                allow_public_traffic: project.public_traffic,
-            },
-        };
-        let mut fallback_reason = None;
-        let mut created = None;
-        for snapshot in self.restore_candidates(&key, preferred).await? {
-            match e2b.create_sandbox(&sandbox_for(&snapshot.e2b_snapshot_id)).await {
-                Ok(sandbox) => {
-                    created = Some((sandbox.into(), Some(snapshot.snapshot_id)));
-                    break;
-                }
-                Err(err) if err.may_have_taken_effect() => {
-                    // The next rung only after a definite refusal: look the outcome up first. If
-                    // E2B cannot be asked, the claim stays for its lease to settle.
-                    if let Some((sandbox, _)) = self.sandbox_of_session(&e2b, &key, &session_id).await? {
-                        created = Some((sandbox, Some(snapshot.snapshot_id)));
-                        break;
-                    }
-                    fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
-                }
-                Err(err) => {
-                    tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
-                    fallback_reason = Some(format!(
-                        "restoring snapshot {} failed: {}",
-                        snapshot.snapshot_id,
-                        err.public_message()
-                    ));
-                }
-            }
-        }
-        let (sandbox, restored_from) = match created {
-            Some(found) => found,
-            None => match e2b.create_sandbox(&sandbox_for(&project.template_id)).await {
-                Ok(sandbox) => (sandbox.into(), None),
-                Err(err) => {
-                    if err.may_have_taken_effect()
-                        && let Some((sandbox, _)) = self.sandbox_of_session(&e2b, &key, &session_id).await?
-                    {
-                        return self
-                            .record_started(&key, claimed, actor, sandbox, None, fallback_reason, project)
-                            .await;
-                    }
-                    let failed = SessionWrite::following(
-                        &key,
-                        claimed,
-                        actor,
-                        format!("create failed: {}", err.kind()),
-                        self.now(),
-                    )
-                    .event(SessionEvent::Failed)
-                    .changes(SessionChanges {
-                        last_error: Some(Some(err.public_message().to_owned())),
-                        ..SessionChanges::default()
-                    });
-                    self.settle(failed).await?;
                     return Err(err.into());
                 }
+                Err(E2bError::NotFound) => format!("resume answered {}; E2B no longer has it", err.kind()),
+                Err(_) => return Err(err.into()),
             },
+            Err(err) => {
+                let cause = format!("resume failed: {}", err.kind());
+                claimed
+                    .failed(cause, err.public_message(), SessionChanges::default())
+                    .await?;
+                return Err(err.into());
+            }
         };
-        self.record_started(&key, claimed, actor, sandbox, restored_from, fallback_reason, project)
-            .await
+        claimed.killed(gone).await?;
+        let record = self.project(&key).await?;
+        self.start_fresh(record, actor, "paused sandbox was gone").await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record_started(
-        &self,
-        key: &crate::domain::ProjectKey,
-        claimed: Written,
-        actor: Actor,
-        sandbox: SandboxRef,
-        restored_from: Option<SnapshotId>,
-        fallback_reason: Option<String>,
-        project: &crate::domain::Project,
-    ) -> Result<Claim<Opened>, Error> {
-        let key = key.clone();
-        let now = self.now();
-        let path = if restored_from.is_some() {
-            OpenPath::Restored
-        } else {
-            OpenPath::Created
-        };
-        let started = SessionWrite::following(
-            &key,
-            claimed,
-            actor,
-            if restored_from.is_some() {
-                "restored from snapshot"
-            } else {
-                "created from template"
-            },
-            now,
-        )
-        .event(SessionEvent::Running)
-        .changes(SessionChanges {
-            sandbox: Some(sandbox),
-            last_active_at: Some(now),
-            timeout_at: Some(now + project.sandbox_timeout),
-            restored_from: Some(restored_from.clone()),
-            failures: FailureCount::Reset,
-            last_error: Some(None),
-            ..SessionChanges::default()
-        });
-        self.settle(started).await?;
-        Ok(Claim::Won(
-            self.opened(path, &key, restored_from, fallback_reason).await?,
-        ))
-    }
-
-    async fn restore_candidates(
-        &self,
-        key: &crate::domain::ProjectKey,
-        preferred: Option<Snapshot>,
-    ) -> Result<Vec<Snapshot>, Error> {
-        // A chosen snapshot may be older than any first page: its fallbacks are older still.
-        let newest = match preferred {
-            Some(_) => self.store.all_snapshots(key).await?,
-            None => self.store.list_snapshots(key, None, 20).await?.items,
-        };
-        let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
-        Ok(match preferred {
-            Some(chosen) => std::iter::once(chosen.clone())
-                .chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id))
-                .take(RESTORE_ATTEMPTS)
-                .collect(),
-            None => ready.take(RESTORE_ATTEMPTS).collect(),
-        })
-    }
-
-    async fn claim(&self, write: &SessionWrite) -> Result<Claim<Written>, Error> {
-        match self.store.write_session(write).await {
-            Ok(written) => Ok(Claim::Won(written)),
-            Err(StoreError::Conflict { .. }) => Ok(Claim::Lost),
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    async fn opened(
+    pub(super) async fn opened(
         &self,
         path: OpenPath,
         key: &crate::domain::ProjectKey,

@@ -6,7 +6,7 @@ use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionEvent, SnapshotKind};
 use crate::e2b::{E2bError, SandboxState};
 use crate::error::Error;
-use crate::store::{FailureCount, SessionChanges, SessionWrite, StoreError, Written};
+use crate::store::{Field, FailureCount, SessionChanges, SessionWrite, StoreError, Written};
 
 #[derive(Debug, Clone)]
 pub struct PauseRequest {
@@ -51,6 +51,7 @@ impl Sandman {
             changes: SessionChanges::default(),
             idle_by: request.idle_by,
             dedupe: None,
+            hold: None,
         };
         let claimed = match self.store.write_session(&claim).await {
             Ok(written) => written,
@@ -99,7 +100,7 @@ impl Sandman {
                 .event(SessionEvent::Paused)
                 .changes(SessionChanges {
                     failures: FailureCount::Reset,
-                    last_error: Some(None),
+                    last_error: Field::Clear,
                     ..SessionChanges::default()
                 }),
             PauseOutcome::Gone => next("sandbox no longer exists in E2B".into()).event(SessionEvent::Killed),
@@ -107,7 +108,7 @@ impl Sandman {
                 .event(SessionEvent::Failed)
                 .changes(SessionChanges {
                     failures: FailureCount::Increment,
-                    last_error: Some(Some(err.public_message().to_owned())),
+                    last_error: Field::Set(err.public_message().to_owned()),
                     ..SessionChanges::default()
                 }),
             PauseOutcome::LostRace => return Ok(()),

@@ -1,0 +1,133 @@
+//! Restoring a snapshot is one claim. The claim (RESTORE: into STARTING) and a hold on the chosen
+//! snapshot commit in one transaction, conditional on the snapshot being READY, so the pruner or a
+//! delete cannot take it while the restore runs. The session keeps its current sandbox until the
+//! new one runs: only then is the old one retired (saved first if the project says so, then
+//! killed). A restore that fails goes back to the sandbox it was replacing.
+
+use super::claim::{Claim, Claimed};
+use super::open::Opened;
+use crate::Sandman;
+use crate::deadline::{Deadline, LAMBDA_MARGIN};
+use crate::domain::{
+    Actor, CLAIM_LEASE, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, SnapshotKind,
+};
+use crate::e2b::{E2b, E2bError};
+use crate::error::Error;
+use crate::store::{Field, ProjectRecord, SessionChanges, SessionWrite, SnapshotHold, StoreError};
+
+/// The sandbox a restore replaces, as the session held it when the restore claimed it.
+struct Replaced {
+    session_id: String,
+    state: SessionState,
+    sandbox: SandboxRef,
+}
+
+impl Sandman {
+    /// Replaces the project's sandbox with one restored from `snapshot` (or an older one, or the
+    /// template). Refused while another action is under way or when the snapshot is not READY.
+    pub async fn restore(&self, key: &ProjectKey, snapshot: &SnapshotId, actor: Actor) -> Result<Opened, Error> {
+        let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
+        within_lease.scope(self.restore_claimed(key, snapshot, actor)).await
+    }
+
+    async fn restore_claimed(&self, key: &ProjectKey, snapshot: &SnapshotId, actor: Actor) -> Result<Opened, Error> {
+        let chosen = self.snapshot(key, snapshot).await?;
+        let mut record = self.project(key).await?;
+        if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) {
+            self.settle_lapsed(&record, actor).await?;
+            record = self.project(key).await?;
+        }
+        self.config.templates.check(&key.team, &record.project.template_id)?;
+        let e2b = self.e2b_for(key)?;
+        let replaced = record.session.as_ref().and_then(|session| {
+            let live = matches!(session.state, SessionState::Running | SessionState::Paused);
+            Some(Replaced {
+                session_id: session.session_id.clone(),
+                state: session.state,
+                sandbox: session.sandbox.clone().filter(|_| live)?,
+            })
+        });
+        let session_id = ulid::Ulid::new().to_string();
+        let now = self.now();
+        let claim = SessionWrite::new(&record, actor, format!("restore of {} requested", chosen.snapshot_id), now)
+            .event(SessionEvent::Restore)
+            .changes(SessionChanges {
+                session_id: Some(session_id.clone()),
+                restored_from: Field::Clear,
+                replaces_session: Field::set_or_clear(replaced.as_ref().map(|r| r.session_id.clone())),
+                ..SessionChanges::default()
+            })
+            // Two leases: a claimant that dies leaves it held until its lease has been settled.
+            .hold(SnapshotHold {
+                snapshot_id: chosen.snapshot_id.clone(),
+                until: now + CLAIM_LEASE * 2,
+            });
+        let mut claimed = match self.claim(&claim).await {
+            Ok(Claim::Won(claimed)) => claimed,
+            Ok(Claim::Lost) => return Err(Error::Conflict("another request is changing the sandbox".into())),
+            Err(StoreError::NotFound) => {
+                return Err(Error::Conflict("the snapshot is not ready (it is being taken or deleted)".into()));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        // An outcome E2B could not tell (`?`) leaves the claim and the hold to their leases.
+        let created = self
+            .create_ladder(&e2b, &record, &session_id, Some(chosen.clone()))
+            .await?;
+        let outcome = match created {
+            Ok(started) => self.record_started(&mut claimed, &record, started).await,
+            Err(err) => self
+                .go_back(&mut claimed, replaced.as_ref(), &err)
+                .await
+                .and(Err(err.into())),
+        };
+        if let Err(err) = self.store.release_snapshot(key, &chosen.snapshot_id).await {
+            tracing::warn!(project = %key, snapshot = %chosen.snapshot_id, error = %err, "the hold lapses on its own");
+        }
+        let opened = outcome?;
+        if let Some(replaced) = replaced {
+            self.retire(&e2b, &record, &replaced).await;
+        }
+        Ok(opened)
+    }
+
+    /// Every rung refused: the session returns to the sandbox it was replacing (in the state it
+    /// was in), or, with none, the claim fails as a start does.
+    async fn go_back(&self, claimed: &mut Claimed<'_>, replaced: Option<&Replaced>, err: &E2bError) -> Result<(), Error> {
+        let cause = format!("restore failed: {}", err.kind());
+        let Some(replaced) = replaced else {
+            return claimed
+                .failed(cause, err.public_message(), SessionChanges::default())
+                .await;
+        };
+        let back = SessionChanges {
+            session_id: Some(replaced.session_id.clone()),
+            replaces_session: Field::Clear,
+            last_error: Field::Set(err.public_message().to_owned()),
+            ..SessionChanges::default()
+        };
+        match replaced.state {
+            SessionState::Paused => claimed.paused(cause, back).await,
+            _ => claimed.running(cause, back).await,
+        }
+    }
+
+    /// The replaced sandbox, once the new one runs: saved first when the project says so (best
+    /// effort), then killed. Should this fail, the reconciler finds it as an orphan.
+    async fn retire(&self, e2b: &E2b, before: &ProjectRecord, replaced: &Replaced) {
+        let key = before.project.key();
+        if before.project.snapshot_before_kill
+            && let Err(err) = self
+                .create_snapshot(before, SnapshotKind::AutoBeforeKill, "saved before a restore".into())
+                .await
+        {
+            tracing::warn!(project = %key, error = %err, "snapshot of the replaced sandbox failed; killing it anyway");
+        }
+        match e2b.kill(&replaced.sandbox.sandbox_id).await {
+            Ok(()) | Err(E2bError::NotFound) => {}
+            Err(err) => {
+                tracing::warn!(project = %key, sandbox = %replaced.sandbox.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler reports it as an orphan");
+            }
+        }
+    }
+}

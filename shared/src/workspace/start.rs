@@ -1,0 +1,186 @@
+//! A new sandbox for a project: the newest snapshots first (or a chosen one and those older),
+//! then the template. The ladder steps down only after a definite refusal; after an ambiguous
+//! failure it first looks up what the failed create made.
+
+use super::claim::{Claim, Claimed};
+use super::open::{OpenPath, Step};
+use crate::Sandman;
+use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, Snapshot, SnapshotId, SnapshotStatus};
+use crate::e2b::{E2b, E2bError, NewSandbox, SandboxNetwork};
+use crate::error::Error;
+use crate::sandbox_metadata;
+use crate::store::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
+
+/// How many snapshots the ladder tries before the template.
+const RESTORE_ATTEMPTS: usize = 3;
+
+/// What the ladder made: a sandbox, the snapshot it came from (`None`: the template), and why a
+/// rung was passed over.
+pub(super) struct Started {
+    pub sandbox: SandboxRef,
+    pub restored_from: Option<SnapshotId>,
+    pub fallback_reason: Option<String>,
+}
+
+impl Started {
+    pub(super) fn path(&self) -> OpenPath {
+        match self.restored_from {
+            Some(_) => OpenPath::Restored,
+            None => OpenPath::Created,
+        }
+    }
+
+    /// The write that records it: RUNNING with the new sandbox, the session no longer replacing one.
+    pub(super) fn changes(&self, now: time::OffsetDateTime, project: &crate::domain::Project) -> SessionChanges {
+        SessionChanges {
+            sandbox: Some(self.sandbox.clone()),
+            last_active_at: Some(now),
+            timeout_at: Some(now + project.sandbox_timeout),
+            restored_from: Field::set_or_clear(self.restored_from.clone()),
+            replaces_session: Field::Clear,
+            failures: FailureCount::Reset,
+            last_error: Field::Clear,
+            ..SessionChanges::default()
+        }
+    }
+
+    pub(super) fn cause(&self) -> &'static str {
+        match self.restored_from {
+            Some(_) => "restored from snapshot",
+            None => "created from template",
+        }
+    }
+}
+
+impl Sandman {
+    /// Starts a project that has no sandbox (never had one, or it was killed or lost).
+    pub(super) async fn start_fresh(&self, record: ProjectRecord, actor: Actor, cause: &str) -> Result<Step, Error> {
+        let key = record.project.key();
+        // A project stored before its template was refused must not reach E2B with it.
+        self.config.templates.check(&key.team, &record.project.template_id)?;
+        let e2b = self.e2b_for(&key)?;
+        let session_id = ulid::Ulid::new().to_string();
+        let claim = SessionWrite::new(&record, actor, cause, self.now())
+            .event(SessionEvent::Start)
+            .changes(SessionChanges {
+                session_id: Some(session_id.clone()),
+                restored_from: Field::Clear,
+                ..SessionChanges::default()
+            });
+        let Claim::Won(mut claimed) = self.claim(&claim).await? else {
+            return Ok(Step::Lost);
+        };
+        match self.create_ladder(&e2b, &record, &session_id, None).await? {
+            Ok(started) => Ok(Step::Done(self.record_started(&mut claimed, &record, started).await?)),
+            Err(err) => {
+                let cause = format!("create failed: {}", err.kind());
+                claimed
+                    .failed(cause, err.public_message(), SessionChanges::default())
+                    .await?;
+                Err(err.into())
+            }
+        }
+    }
+
+    pub(super) async fn record_started(
+        &self,
+        claimed: &mut Claimed<'_>,
+        record: &ProjectRecord,
+        started: Started,
+    ) -> Result<super::Opened, Error> {
+        let changes = started.changes(self.now(), &record.project);
+        claimed.running(started.cause(), changes).await?;
+        let key = claimed.key().clone();
+        self.opened(started.path(), &key, started.restored_from, started.fallback_reason)
+            .await
+    }
+
+    /// Creates the session's sandbox: from `preferred` and older snapshots, or the newest ones,
+    /// else the template. `Ok(Err)`: every rung refused (the template's error); `Err`: an outcome
+    /// could not be looked up, and the claim is left to its lease.
+    pub(super) async fn create_ladder(
+        &self,
+        e2b: &E2b,
+        record: &ProjectRecord,
+        session_id: &str,
+        preferred: Option<Snapshot>,
+    ) -> Result<Result<Started, E2bError>, Error> {
+        let key = record.project.key();
+        let project = &record.project;
+        let sandbox_for = |template_id: &str| NewSandbox {
+            template_id: template_id.to_string(),
+            timeout: project.sandbox_timeout,
+            auto_pause: true,
+            metadata: sandbox_metadata::for_session(&key, session_id),
+            env_vars: Default::default(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: project.public_traffic,
+            },
+        };
+        let mut fallback_reason = None;
+        for snapshot in self.restore_candidates(&key, preferred).await? {
+            let new = sandbox_for(&snapshot.e2b_snapshot_id);
+            match self.try_create(e2b, &key, session_id, &new).await? {
+                Ok(sandbox) => {
+                    return Ok(Ok(Started {
+                        sandbox,
+                        restored_from: Some(snapshot.snapshot_id),
+                        fallback_reason,
+                    }));
+                }
+                Err(err) => {
+                    tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
+                    fallback_reason = Some(format!(
+                        "restoring snapshot {} failed: {}",
+                        snapshot.snapshot_id,
+                        err.public_message()
+                    ));
+                }
+            }
+        }
+        let from_template = self
+            .try_create(e2b, &key, session_id, &sandbox_for(&project.template_id))
+            .await?;
+        Ok(from_template.map(|sandbox| Started {
+            sandbox,
+            restored_from: None,
+            fallback_reason,
+        }))
+    }
+
+    /// One rung. After an ambiguous failure the sandbox the create may have made is looked up by
+    /// the session's metadata; only a definite refusal (or nothing found) is `Ok(Err)`.
+    async fn try_create(
+        &self,
+        e2b: &E2b,
+        key: &ProjectKey,
+        session_id: &str,
+        new: &NewSandbox,
+    ) -> Result<Result<SandboxRef, E2bError>, Error> {
+        match e2b.create_sandbox(new).await {
+            Ok(sandbox) => Ok(Ok(sandbox.into())),
+            Err(err) if err.may_have_taken_effect() => match self.sandbox_of_session(e2b, key, session_id).await? {
+                Some((sandbox, _)) => Ok(Ok(sandbox)),
+                None => Ok(Err(err)),
+            },
+            Err(err) => Ok(Err(err)),
+        }
+    }
+
+    async fn restore_candidates(&self, key: &ProjectKey, preferred: Option<Snapshot>) -> Result<Vec<Snapshot>, Error> {
+        // A chosen snapshot may be older than any first page: its fallbacks are older still.
+        let newest = match preferred {
+            Some(_) => self.store.all_snapshots(key).await?,
+            None => self.store.list_snapshots(key, None, 20).await?.items,
+        };
+        let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
+        Ok(match preferred {
+            Some(chosen) => std::iter::once(chosen.clone())
+                .chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id))
+                .take(RESTORE_ATTEMPTS)
+                .collect(),
+            None => ready.take(RESTORE_ATTEMPTS).collect(),
+        })
+    }
+}
