@@ -611,10 +611,11 @@ async fn a_snapshot_being_deleted_is_not_restored() {
 }
 
 #[tokio::test]
-async fn a_restore_that_fails_everywhere_leaves_no_live_session() {
+async fn a_restore_that_fails_everywhere_leaves_the_old_sandbox_running() {
     let stack = TestStack::start().await;
     let key = running(&stack, "app").await;
     let saved = three_snapshots(&stack, &key).await;
+    let before = sandbox_of(&stack.sandman.project(&key).await.unwrap());
     stack.emulator.set_fault(
         Route::CreateSandbox,
         Fault {
@@ -631,7 +632,9 @@ async fn a_restore_that_fails_everywhere_leaves_no_live_session() {
         .unwrap_err();
     assert!(matches!(err, Error::E2b(_)), "{err}");
     let record = stack.sandman.project(&key).await.unwrap();
-    assert_eq!(record.state(), Some(SessionState::Killed));
+    assert_eq!(record.state(), Some(SessionState::Running), "where the user was");
+    assert_eq!(sandbox_of(&record), before);
+    assert_eq!(stack.emulator.sandbox(&before).unwrap().state, SandboxState::Running);
     assert_eq!(record.session.unwrap().restored_from, None::<SnapshotId>);
 }
 
