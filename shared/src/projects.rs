@@ -9,7 +9,8 @@ impl Sandman {
     /// A failure part-way leaves the project in place, so deleting it again finishes the job.
     pub async fn delete_project(&self, key: &ProjectKey) -> Result<(), Error> {
         self.project(key).await?;
-        self.kill(key, Some(false), Actor::User).await?;
+        self.kill(key, crate::workspace::SnapshotFirst::Skip, Actor::User)
+            .await?;
         for snapshot in self.store.all_snapshots(key).await? {
             let deleted = match snapshot.status {
                 SnapshotStatus::Deleting => self.finish_delete(key, &snapshot).await,

@@ -81,7 +81,11 @@ async fn a_restore_kills_the_old_sandbox_only_after_the_new_one_runs() {
     let (_, before, _) = current(&stack, &key).await;
     stack.emulator.clear_calls();
 
-    let restored = stack.sandman.restore(&key, &older.snapshot_id, Actor::User).await.unwrap();
+    let restored = stack
+        .sandman
+        .restore(&key, &older.snapshot_id, Actor::User)
+        .await
+        .unwrap();
 
     assert_eq!(restored.path, OpenPath::Restored);
     let routes: Vec<Route> = stack
@@ -128,12 +132,22 @@ async fn a_restore_every_rung_refused_leaves_the_paused_sandbox_paused() {
     assert_eq!(before.0, SessionState::Paused);
     stack.emulator.set_fault(Route::CreateSandbox, refuse_creates(2));
 
-    assert!(stack.sandman.restore(&key, &older.snapshot_id, Actor::User).await.is_err());
+    assert!(
+        stack
+            .sandman
+            .restore(&key, &older.snapshot_id, Actor::User)
+            .await
+            .is_err()
+    );
 
     assert_eq!(current(&stack, &key).await, before);
     assert_eq!(stack.emulator.sandbox(&before.1).unwrap().state, E2bState::Paused);
     let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
-    assert_eq!(opened.path, OpenPath::Resumed, "the paused sandbox is still the project's");
+    assert_eq!(
+        opened.path,
+        OpenPath::Resumed,
+        "the paused sandbox is still the project's"
+    );
 }
 
 #[tokio::test]
@@ -251,6 +265,9 @@ async fn a_restore_whose_claimant_died_after_e2b_created_adopts_it_and_kills_the
 
     assert_eq!(opened.path, OpenPath::AlreadyRunning);
     let (state, sandbox, session) = current(&stack, &key).await;
-    assert_eq!((state, sandbox.as_str(), session.as_str()), (SessionState::Running, created.sandbox_id.as_str(), session_id));
+    assert_eq!(
+        (state, sandbox.as_str(), session.as_str()),
+        (SessionState::Running, created.sandbox_id.as_str(), session_id)
+    );
     assert_eq!(stack.emulator.sandbox(&old_sandbox).unwrap().state, E2bState::Killed);
 }

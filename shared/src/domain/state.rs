@@ -136,9 +136,7 @@ pub fn transition(from: Option<SessionState>, event: SessionEvent) -> Result<Ses
         (
             S::Starting | S::Pausing | S::Resuming | S::Stopping,
             E::Start | E::Restore | E::Pause | E::Resume | E::Stop,
-        ) => {
-            Err(Refusal::Busy(state))
-        }
+        ) => Err(Refusal::Busy(state)),
         (S::Running | S::Paused, E::Start | E::Failed) => Err(illegal),
     }
 }

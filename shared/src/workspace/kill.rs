@@ -1,10 +1,11 @@
 //! Killing a project's sandbox, saving a snapshot first when asked or when the project says so.
 
+use super::claim::{Claim, Claimed};
 use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, Snapshot, SnapshotKind};
 use crate::e2b::E2bError;
 use crate::error::Error;
-use crate::store::{Field, SessionChanges, SessionWrite, StoreError, Written};
+use crate::store::{SessionChanges, SessionWrite};
 
 #[derive(Debug, Clone)]
 pub struct Killed {
@@ -13,10 +14,34 @@ pub struct Killed {
     pub already: bool,
 }
 
+/// Whether a kill saves a snapshot first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFirst {
+    /// The kill is abandoned if the snapshot fails.
+    Required,
+    Skip,
+    /// The project's `snapshotBeforeKill`, best effort.
+    ProjectDefault,
+}
+
+/// `Some(true)` / `Some(false)` / `None`, as the API's optional `snapshot` query reads.
+impl From<Option<bool>> for SnapshotFirst {
+    fn from(asked: Option<bool>) -> Self {
+        match asked {
+            Some(true) => SnapshotFirst::Required,
+            Some(false) => SnapshotFirst::Skip,
+            None => SnapshotFirst::ProjectDefault,
+        }
+    }
+}
+
 impl Sandman {
-    /// `snapshot`: `Some(true)` requires a snapshot (the kill is abandoned if it fails), `Some(false)`
-    /// skips it, `None` follows the project's `snapshotBeforeKill` (best effort).
-    pub async fn kill(&self, key: &ProjectKey, snapshot: Option<bool>, actor: Actor) -> Result<Killed, Error> {
+    pub async fn kill(
+        &self,
+        key: &ProjectKey,
+        snapshot: impl Into<SnapshotFirst>,
+        actor: Actor,
+    ) -> Result<Killed, Error> {
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Running | SessionState::Paused) => {}
@@ -38,31 +63,24 @@ impl Sandman {
         };
         let e2b = self.e2b_for(key)?;
         let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
-        let claimed = match self.store.write_session(&claim).await {
-            Ok(written) => written,
-            Err(StoreError::Conflict { .. }) => {
-                return Err(Error::Conflict("another request is changing the sandbox".into()));
-            }
-            Err(err) => return Err(err.into()),
+        let Claim::Won(mut claimed) = self.claim(&claim).await? else {
+            return Err(Error::Conflict("another request is changing the sandbox".into()));
         };
         let was = record.state();
-        let required = snapshot == Some(true);
-        let saved = if snapshot.unwrap_or(record.project.snapshot_before_kill) {
+        let (wanted, required) = match snapshot.into() {
+            SnapshotFirst::Required => (true, true),
+            SnapshotFirst::Skip => (false, false),
+            SnapshotFirst::ProjectDefault => (record.project.snapshot_before_kill, false),
+        };
+        let saved = if wanted {
             match self
                 .create_snapshot(&record, SnapshotKind::AutoBeforeKill, "saved before kill".into())
                 .await
             {
                 Ok(saved) => Some(saved),
                 Err(err) if required => {
-                    self.abandon_kill(
-                        key,
-                        claimed,
-                        was,
-                        actor,
-                        "kill abandoned: snapshot failed",
-                        &err.public_message(),
-                    )
-                    .await?;
+                    let cause = "kill abandoned: snapshot failed";
+                    abandon(&mut claimed, was, cause, &err.public_message()).await?;
                     return Err(err);
                 }
                 Err(err) => {
@@ -80,10 +98,7 @@ impl Sandman {
                 } else {
                     "killed"
                 };
-                self.settle(
-                    SessionWrite::following(key, claimed, actor, cause, self.now()).event(SessionEvent::Killed),
-                )
-                .await?;
+                claimed.killed(cause).await?;
                 Ok(Killed {
                     snapshot: saved,
                     already: false,
@@ -91,42 +106,21 @@ impl Sandman {
             }
             Err(err) => {
                 let cause = format!("kill failed: {}", err.kind());
-                self.abandon_kill(key, claimed, was, actor, &cause, err.public_message())
-                    .await?;
+                abandon(&mut claimed, was, &cause, err.public_message()).await?;
                 Err(err.into())
             }
         }
     }
+}
 
-    /// Rolls a STOPPING session back to the state it was killed from: `FAILED` returns it to RUNNING,
-    /// and a sandbox that was paused (and that E2B did not kill) is recorded as PAUSED again.
-    async fn abandon_kill(
-        &self,
-        key: &ProjectKey,
-        claimed: Written,
-        was: Option<SessionState>,
-        actor: Actor,
-        cause: &str,
-        error: &str,
-    ) -> Result<(), Error> {
-        let back = SessionWrite::following(key, claimed, actor, cause, self.now())
-            .event(SessionEvent::Failed)
-            .changes(SessionChanges {
-                last_error: Field::Set(error.to_string()),
-                ..SessionChanges::default()
-            });
-        let written = self.settle(back).await?;
-        if was == Some(SessionState::Paused) {
-            let paused = SessionWrite::following(
-                key,
-                written,
-                actor,
-                "kill abandoned; the sandbox is still paused",
-                self.now(),
-            )
-            .event(SessionEvent::Paused);
-            self.settle(paused).await?;
-        }
-        Ok(())
+/// Rolls a STOPPING session back to the state it was killed from: `FAILED` returns it to RUNNING,
+/// and a sandbox that was paused (and that E2B did not kill) is recorded as PAUSED again.
+async fn abandon(claimed: &mut Claimed<'_>, was: Option<SessionState>, cause: &str, error: &str) -> Result<(), Error> {
+    claimed.failed(cause, error, SessionChanges::default()).await?;
+    if was == Some(SessionState::Paused) {
+        claimed
+            .paused("kill abandoned; the sandbox is still paused", SessionChanges::default())
+            .await?;
     }
+    Ok(())
 }

@@ -13,7 +13,7 @@ mod start;
 mod status;
 
 pub use activity::{Activity, ActivityThrottle};
-pub use kill::Killed;
+pub use kill::{Killed, SnapshotFirst};
 pub use open::{OpenPath, Opened};
 pub use pause::{PauseOutcome, PauseRequest};
 pub use status::{Status, poll_after};

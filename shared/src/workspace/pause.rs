@@ -2,11 +2,12 @@
 
 use time::OffsetDateTime;
 
+use super::claim::{Claim, Claimed};
 use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionEvent, SnapshotKind};
 use crate::e2b::{E2bError, SandboxState};
 use crate::error::Error;
-use crate::store::{Field, FailureCount, SessionChanges, SessionWrite, StoreError, Written};
+use crate::store::{FailureCount, Field, SessionChanges, SessionWrite};
 
 #[derive(Debug, Clone)]
 pub struct PauseRequest {
@@ -53,10 +54,8 @@ impl Sandman {
             dedupe: None,
             hold: None,
         };
-        let claimed = match self.store.write_session(&claim).await {
-            Ok(written) => written,
-            Err(StoreError::Conflict { .. }) => return Ok(PauseOutcome::LostRace),
-            Err(err) => return Err(err.into()),
+        let Claim::Won(mut claimed) = self.claim(&claim).await? else {
+            return Ok(PauseOutcome::LostRace);
         };
         if request.snapshot_first {
             let saved = match self.project(&request.key).await {
@@ -84,35 +83,31 @@ impl Sandman {
             },
             Err(err) => PauseOutcome::Failed(err),
         };
-        self.record_pause(&request, claimed, &outcome).await?;
+        record_pause(&mut claimed, &request, &outcome).await?;
         Ok(outcome)
     }
+}
 
-    async fn record_pause(
-        &self,
-        request: &PauseRequest,
-        claimed: Written,
-        outcome: &PauseOutcome,
-    ) -> Result<(), Error> {
-        let next = |cause: String| SessionWrite::following(&request.key, claimed, request.actor, cause, self.now());
-        let write = match outcome {
-            PauseOutcome::Paused | PauseOutcome::AlreadyPaused => next(request.cause.clone())
-                .event(SessionEvent::Paused)
-                .changes(SessionChanges {
-                    failures: FailureCount::Reset,
-                    last_error: Field::Clear,
-                    ..SessionChanges::default()
-                }),
-            PauseOutcome::Gone => next("sandbox no longer exists in E2B".into()).event(SessionEvent::Killed),
-            PauseOutcome::Failed(err) => next(format!("pause failed: {}", err.kind()))
-                .event(SessionEvent::Failed)
-                .changes(SessionChanges {
-                    failures: FailureCount::Increment,
-                    last_error: Field::Set(err.public_message().to_owned()),
-                    ..SessionChanges::default()
-                }),
-            PauseOutcome::LostRace => return Ok(()),
-        };
-        self.settle(write).await.map(|_| ())
+/// What E2B answered the pause, recorded on the claimed session.
+async fn record_pause(claimed: &mut Claimed<'_>, request: &PauseRequest, outcome: &PauseOutcome) -> Result<(), Error> {
+    match outcome {
+        PauseOutcome::Paused | PauseOutcome::AlreadyPaused => {
+            let changes = SessionChanges {
+                failures: FailureCount::Reset,
+                last_error: Field::Clear,
+                ..SessionChanges::default()
+            };
+            claimed.paused(request.cause.clone(), changes).await
+        }
+        PauseOutcome::Gone => claimed.killed("sandbox no longer exists in E2B").await,
+        PauseOutcome::Failed(err) => {
+            let changes = SessionChanges {
+                failures: FailureCount::Increment,
+                ..SessionChanges::default()
+            };
+            let cause = format!("pause failed: {}", err.kind());
+            claimed.failed(cause, err.public_message(), changes).await
+        }
+        PauseOutcome::LostRace => Ok(()),
     }
 }

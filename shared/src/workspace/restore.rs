@@ -8,9 +8,7 @@ use super::claim::{Claim, Claimed};
 use super::open::Opened;
 use crate::Sandman;
 use crate::deadline::{Deadline, LAMBDA_MARGIN};
-use crate::domain::{
-    Actor, CLAIM_LEASE, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, SnapshotKind,
-};
+use crate::domain::{Actor, CLAIM_LEASE, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, SnapshotKind};
 use crate::e2b::{E2b, E2bError};
 use crate::error::Error;
 use crate::store::{Field, ProjectRecord, SessionChanges, SessionWrite, SnapshotHold, StoreError};
@@ -49,24 +47,31 @@ impl Sandman {
         });
         let session_id = ulid::Ulid::new().to_string();
         let now = self.now();
-        let claim = SessionWrite::new(&record, actor, format!("restore of {} requested", chosen.snapshot_id), now)
-            .event(SessionEvent::Restore)
-            .changes(SessionChanges {
-                session_id: Some(session_id.clone()),
-                restored_from: Field::Clear,
-                replaces_session: Field::set_or_clear(replaced.as_ref().map(|r| r.session_id.clone())),
-                ..SessionChanges::default()
-            })
-            // Two leases: a claimant that dies leaves it held until its lease has been settled.
-            .hold(SnapshotHold {
-                snapshot_id: chosen.snapshot_id.clone(),
-                until: now + CLAIM_LEASE * 2,
-            });
+        let claim = SessionWrite::new(
+            &record,
+            actor,
+            format!("restore of {} requested", chosen.snapshot_id),
+            now,
+        )
+        .event(SessionEvent::Restore)
+        .changes(SessionChanges {
+            session_id: Some(session_id.clone()),
+            restored_from: Field::Clear,
+            replaces_session: Field::set_or_clear(replaced.as_ref().map(|r| r.session_id.clone())),
+            ..SessionChanges::default()
+        })
+        // Two leases: a claimant that dies leaves it held until its lease has been settled.
+        .hold(SnapshotHold {
+            snapshot_id: chosen.snapshot_id.clone(),
+            until: now + CLAIM_LEASE * 2,
+        });
         let mut claimed = match self.claim(&claim).await {
             Ok(Claim::Won(claimed)) => claimed,
             Ok(Claim::Lost) => return Err(Error::Conflict("another request is changing the sandbox".into())),
             Err(StoreError::NotFound) => {
-                return Err(Error::Conflict("the snapshot is not ready (it is being taken or deleted)".into()));
+                return Err(Error::Conflict(
+                    "the snapshot is not ready (it is being taken or deleted)".into(),
+                ));
             }
             Err(err) => return Err(err.into()),
         };
@@ -93,7 +98,12 @@ impl Sandman {
 
     /// Every rung refused: the session returns to the sandbox it was replacing (in the state it
     /// was in), or, with none, the claim fails as a start does.
-    async fn go_back(&self, claimed: &mut Claimed<'_>, replaced: Option<&Replaced>, err: &E2bError) -> Result<(), Error> {
+    async fn go_back(
+        &self,
+        claimed: &mut Claimed<'_>,
+        replaced: Option<&Replaced>,
+        err: &E2bError,
+    ) -> Result<(), Error> {
         let cause = format!("restore failed: {}", err.kind());
         let Some(replaced) = replaced else {
             return claimed

@@ -5,7 +5,7 @@ use axum::extract::{Query, State as Shared};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sandman::domain::{Actor, SessionState};
-use sandman::workspace::{Activity, PauseOutcome, PauseRequest, Status};
+use sandman::workspace::{Activity, PauseOutcome, PauseRequest, SnapshotFirst, Status};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -223,9 +223,9 @@ async fn kill(
 ) -> Result<Json<KillResult>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::invalid("query", err.body_text()))?;
     let snapshot = match query.snapshot.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
+        None => SnapshotFirst::ProjectDefault,
+        Some("true") => SnapshotFirst::Required,
+        Some("false") => SnapshotFirst::Skip,
         Some(_) => {
             return Err(ApiError::invalid("snapshot", "snapshot must be true or false"));
         }
