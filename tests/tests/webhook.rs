@@ -496,3 +496,40 @@ async fn racing_events_for_one_session_each_apply_once() {
     let log = hooks.log(&key).await;
     assert_eq!(log.iter().filter(|l| l.to == SessionState::Paused).count(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_out_of_order_deliveries_leave_the_state_e2b_ended_in() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    // Each first attempt in its own task after up to 300 ms: arrival order is anyone's.
+    hooks.stack.emulator.set_webhook_faults(WebhookFaults {
+        concurrent: true,
+        jitter: Duration::from_millis(300),
+        duplicate: true,
+        ..WebhookFaults::default()
+    });
+    hooks.stack.advance(Duration::from_secs(30)).await;
+    for round in 0..3 {
+        hooks.e2b().pause(&sandbox).await.expect("paused");
+        hooks.stack.advance(Duration::from_secs(1)).await;
+        if round < 2 {
+            hooks
+                .e2b()
+                .connect(&sandbox, Duration::from_secs(600))
+                .await
+                .expect("resumed");
+            hooks.stack.advance(Duration::from_secs(1)).await;
+        }
+    }
+    hooks.settle().await;
+
+    assert_eq!(hooks.delivered("paused").len(), 6, "three pauses, each sent twice");
+    let record = hooks.record(&key).await;
+    assert_eq!(record.state(), Some(SessionState::Paused), "E2B ended paused");
+    let newest = hooks
+        .delivered("paused")
+        .iter()
+        .map(|(_, body)| timestamp_in(body))
+        .max();
+    assert_eq!(record.session.unwrap().last_event_at, newest);
+}

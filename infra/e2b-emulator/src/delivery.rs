@@ -73,6 +73,8 @@ pub(crate) struct Job {
     /// The faults in force when the event was published decide its fate.
     fate: Fate,
     ready_at: Instant,
+    /// Sent concurrently after a random wait of up to this (`WebhookFaults::concurrent`).
+    spread: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -148,7 +150,7 @@ impl Publisher {
         body: Arc<Vec<u8>>,
         target: Target,
     ) {
-        let (fate, delay) = {
+        let (fate, delay, spread) = {
             let mut faults = lock(&self.core.faults);
             let fate = if faults.drop_next > 0 {
                 faults.drop_next -= 1;
@@ -163,7 +165,7 @@ impl Publisher {
                     false => Fate::Sent { copies },
                 }
             };
-            (fate, faults.delay)
+            (fate, faults.delay, faults.concurrent.then_some(faults.jitter))
         };
         // A held job's hold is its delay; once flushed it goes out at once.
         let ready_at = match fate {
@@ -178,6 +180,7 @@ impl Publisher {
             target,
             fate,
             ready_at,
+            spread,
         };
         self.core.pending.send_modify(|n| *n += 1);
         if self.tx.send(job).is_err() {
@@ -258,8 +261,22 @@ impl Core {
         }
     }
 
-    /// Sends the first attempt in order; failures retry in the background.
+    /// Sends the first attempt in order, or hands it to its own task when deliveries are
+    /// concurrent; failures retry in the background.
     async fn dispatch(self: Arc<Self>, job: Job) {
+        let Some(jitter) = job.spread else {
+            return self.send(job).await;
+        };
+        let core = self.clone();
+        let mut tasks = lock(&self.retries);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            tokio::time::sleep(jitter.mul_f64(fastrand::f64())).await;
+            core.send(job).await;
+        });
+    }
+
+    async fn send(self: Arc<Self>, job: Job) {
         tokio::time::sleep_until(job.ready_at).await;
         let copies = match job.fate {
             Fate::Sent { copies } | Fate::Held { copies, .. } => copies,

@@ -112,6 +112,11 @@ pub struct WebhookFaults {
     /// Every delivery waits this long before its first attempt.
     #[serde(with = "millis")]
     pub delay: Duration,
+    /// First attempts go out concurrently instead of one after another, each after a random wait
+    /// of up to `jitter`: a later event can reach the receiver first, as E2B's deliveries can.
+    pub concurrent: bool,
+    #[serde(with = "millis")]
+    pub jitter: Duration,
 }
 
 #[derive(Debug, Default)]

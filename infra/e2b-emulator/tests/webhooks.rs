@@ -354,3 +354,96 @@ async fn snapshots_emit_checkpointed_and_the_events_api_lists_events() {
     assert_eq!(events.body[1]["type"], "sandbox.lifecycle.checkpointed");
     emulator.shutdown().await;
 }
+
+/// A receiver that holds its first request until a second one arrives (or 3 s pass), and
+/// records the event types in the order their answers went out.
+struct Gate {
+    url: String,
+    answered: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gate {
+    async fn start() -> Gate {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let answered: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let arrived = Arc::new(AtomicU32::new(0));
+        let second = Arc::new(tokio::sync::Notify::new());
+        let state = (answered.clone(), arrived, second);
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(
+                    |axum::extract::State((answered, arrived, second)): axum::extract::State<(
+                        Arc<std::sync::Mutex<Vec<String>>>,
+                        Arc<AtomicU32>,
+                        Arc<tokio::sync::Notify>,
+                    )>,
+                     body: axum::body::Bytes| async move {
+                        let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                        if arrived.fetch_add(1, Ordering::SeqCst) == 0 {
+                            let _ = tokio::time::timeout(Duration::from_secs(3), second.notified()).await;
+                        } else {
+                            second.notify_one();
+                        }
+                        let kind = event["type"].as_str().unwrap_or_default().to_owned();
+                        answered.lock().expect("lock").push(kind);
+                        axum::http::StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Gate { url, answered }
+    }
+
+    fn answered(&self) -> Vec<String> {
+        self.answered.lock().expect("lock").clone()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_let_a_later_event_overtake_a_slow_earlier_one() {
+    let emulator = start().await;
+    let api = Api::new(&emulator);
+    let gate = Gate::start().await;
+    register(&api, &gate.url, "k").await;
+    emulator.set_webhook_faults(WebhookFaults {
+        concurrent: true,
+        ..WebhookFaults::default()
+    });
+
+    let id = api.create(json!({"templateID": "base", "timeout": 60})).await;
+    api.delete(&format!("/sandboxes/{id}")).await;
+    emulator.settle_webhooks().await;
+
+    // The created delivery is held by the receiver until the killed one arrives: only
+    // concurrent first attempts get past it.
+    assert_eq!(
+        gate.answered(),
+        ["sandbox.lifecycle.killed", "sandbox.lifecycle.created"]
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn in_order_deliveries_wait_for_the_one_before() {
+    let emulator = start().await;
+    let api = Api::new(&emulator);
+    let gate = Gate::start().await;
+    register(&api, &gate.url, "k").await;
+
+    let id = api.create(json!({"templateID": "base", "timeout": 60})).await;
+    api.delete(&format!("/sandboxes/{id}")).await;
+    emulator.settle_webhooks().await;
+
+    assert_eq!(
+        gate.answered(),
+        ["sandbox.lifecycle.created", "sandbox.lifecycle.killed"]
+    );
+    emulator.shutdown().await;
+}
