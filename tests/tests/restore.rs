@@ -271,3 +271,18 @@ async fn a_restore_whose_claimant_died_after_e2b_created_adopts_it_and_kills_the
     );
     assert_eq!(stack.emulator.sandbox(&old_sandbox).unwrap().state, E2bState::Killed);
 }
+
+#[tokio::test]
+async fn the_reconciler_takes_a_stuck_restore_back_to_the_old_sandbox() {
+    let stack = TestStack::start().await;
+    let (key, older, _) = project_with_two_snapshots(&stack, "app").await;
+    let before = current(&stack, &key).await;
+    dead_restore_claim(&stack, &key, &older, "01JDEADRESTORE00000000002").await;
+
+    stack.clock.advance(Duration::from_secs(600));
+    let report = stack.sandman.reconcile().await;
+
+    assert_eq!((report.stuck, report.stuck_repaired, report.errors), (1, 1, 0), "{report:?}");
+    assert_eq!(current(&stack, &key).await, before, "the same sandbox and session, RUNNING");
+    assert_eq!(stack.emulator.sandbox(&before.1).unwrap().state, E2bState::Running);
+}
