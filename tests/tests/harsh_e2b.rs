@@ -57,7 +57,10 @@ async fn a_pause_that_meets_e2b_mid_pause_records_paused() {
         .unwrap();
 
     assert!(matches!(outcome, PauseOutcome::AlreadyPaused), "{outcome:?}");
-    assert_eq!(stack.sandman.project(&key).await.unwrap().state(), Some(SessionState::Paused));
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Paused)
+    );
     elsewhere.await.unwrap();
     assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, E2bState::Paused);
     let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
@@ -97,7 +100,11 @@ async fn a_snapshot_that_takes_seconds_completes_and_the_restore_uses_it() {
         .create_snapshot(&record, SnapshotKind::Manual, "slow".into())
         .await
         .unwrap();
-    let restored = stack.sandman.restore(&key, &saved.snapshot_id, Actor::User).await.unwrap();
+    let restored = stack
+        .sandman
+        .restore(&key, &saved.snapshot_id, Actor::User)
+        .await
+        .unwrap();
 
     assert_eq!(restored.path, OpenPath::Restored);
     assert_eq!(restored.restored_from, Some(saved.snapshot_id));

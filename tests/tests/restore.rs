@@ -282,7 +282,15 @@ async fn the_reconciler_takes_a_stuck_restore_back_to_the_old_sandbox() {
     stack.clock.advance(Duration::from_secs(600));
     let report = stack.sandman.reconcile().await;
 
-    assert_eq!((report.stuck, report.stuck_repaired, report.errors), (1, 1, 0), "{report:?}");
-    assert_eq!(current(&stack, &key).await, before, "the same sandbox and session, RUNNING");
+    assert_eq!(
+        (report.stuck, report.stuck_repaired, report.errors),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        current(&stack, &key).await,
+        before,
+        "the same sandbox and session, RUNNING"
+    );
     assert_eq!(stack.emulator.sandbox(&before.1).unwrap().state, E2bState::Running);
 }

@@ -355,6 +355,12 @@ async fn snapshots_emit_checkpointed_and_the_events_api_lists_events() {
     emulator.shutdown().await;
 }
 
+type GateState = (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+    std::sync::Arc<tokio::sync::Notify>,
+);
+
 /// A receiver that holds its first request until a second one arrives (or 3 s pass), and
 /// records the event types in the order their answers went out.
 struct Gate {
@@ -374,11 +380,7 @@ impl Gate {
             .route(
                 "/hook",
                 axum::routing::post(
-                    |axum::extract::State((answered, arrived, second)): axum::extract::State<(
-                        Arc<std::sync::Mutex<Vec<String>>>,
-                        Arc<AtomicU32>,
-                        Arc<tokio::sync::Notify>,
-                    )>,
+                    |axum::extract::State((answered, arrived, second)): axum::extract::State<GateState>,
                      body: axum::body::Bytes| async move {
                         let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                         if arrived.fetch_add(1, Ordering::SeqCst) == 0 {

@@ -1,5 +1,16 @@
-//! A project's workspace: open it (get-or-create), keep it alive, pause, resume, kill, and read
-//! its status. Every move goes through the state machine and a conditional store write.
+//! A project's workspace: open it (get-or-create), keep it alive, pause, resume, restore, kill,
+//! and read its status. Every move goes through the state machine and a conditional store write.
+//!
+//! # Layout
+//! - `claim.rs`: `Claimed`, the session a won claim hands back; every operation below records
+//!   E2B's answer through it (`running`, `paused`, `killed`, `failed`).
+//! - `open.rs`: `Sandman::open` (the ladder) and `Sandman::resume`.
+//! - `start.rs`: a new sandbox from snapshots, else the template (`create_ladder`).
+//! - `restore.rs`: `Sandman::restore`, one claim with its snapshot hold; the old sandbox goes last.
+//! - `pause.rs`: `Sandman::pause` (the API's and the idle enforcer's).
+//! - `kill.rs`: `Sandman::kill`, with `SnapshotFirst`.
+//! - `lease.rs`: settling a claim whose lease lapsed, from what E2B reports.
+//! - `activity.rs`, `status.rs`, `settle.rs`: heartbeats, the status read, recording an outcome.
 
 mod activity;
 mod claim;

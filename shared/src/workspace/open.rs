@@ -34,7 +34,7 @@ pub struct Opened {
 
 /// A step of the open ladder: this request did it, or another writer was first.
 pub(super) enum Step {
-    Done(Opened),
+    Done(Box<Opened>),
     Lost,
 }
 
@@ -85,7 +85,7 @@ impl Sandman {
                 }
             };
             if let Step::Done(opened) = step {
-                return Ok(opened);
+                return Ok(*opened);
             }
         }
         let record = self.project(key).await?;
@@ -102,7 +102,7 @@ impl Sandman {
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Paused) => match self.resume_or_replace(record, actor).await? {
-                Step::Done(opened) => Ok(opened),
+                Step::Done(opened) => Ok(*opened),
                 Step::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
             },
             Some(SessionState::Running) => Ok(Opened {
@@ -147,7 +147,9 @@ impl Sandman {
                     access_token: connected.sandbox.envd_access_token,
                 };
                 claimed.running("resumed", resumed(self.now(), Some(sandbox))).await?;
-                return Ok(Step::Done(self.opened(OpenPath::Resumed, &key, None, None).await?));
+                return Ok(Step::Done(Box::new(
+                    self.opened(OpenPath::Resumed, &key, None, None).await?,
+                )));
             }
             Err(E2bError::NotFound) => "paused sandbox no longer exists in E2B".to_string(),
             // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
@@ -155,7 +157,9 @@ impl Sandman {
                 Ok(detail) if detail.state == SandboxState::Running => {
                     let cause = format!("resume answered {}; E2B runs it", err.kind());
                     claimed.running(cause, resumed(self.now(), None)).await?;
-                    return Ok(Step::Done(self.opened(OpenPath::Resumed, &key, None, None).await?));
+                    return Ok(Step::Done(Box::new(
+                        self.opened(OpenPath::Resumed, &key, None, None).await?,
+                    )));
                 }
                 Ok(_) => {
                     let cause = format!("resume answered {}", err.kind());

@@ -71,7 +71,9 @@ impl Sandman {
             return Ok(Step::Lost);
         };
         match self.create_ladder(&e2b, &record, &session_id, None).await? {
-            Ok(started) => Ok(Step::Done(self.record_started(&mut claimed, &record, started).await?)),
+            Ok(started) => Ok(Step::Done(Box::new(
+                self.record_started(&mut claimed, &record, started).await?,
+            ))),
             Err(err) => {
                 let cause = format!("create failed: {}", err.kind());
                 claimed
