@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use sandman::config::Config;
-use sandman::domain::{IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
+use sandman::domain::{CapHandoff, IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -27,6 +27,34 @@ pub struct ProjectSettings {
     /// The E2B timeout given on create and resume, 60 to 86400 seconds.
     pub sandbox_timeout_seconds: Option<u64>,
     pub retention: Option<RetentionSettings>,
+    /// Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
+    /// this percentage, 1 to 100, is not paused yet. Unset (the default): off.
+    pub busy_cpu_percent: Option<u8>,
+    /// How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
+    /// (default 7200).
+    pub max_busy_deferral_seconds: Option<u64>,
+    /// The longest hold one activity call's `busyForSeconds` may ask for, 60 to 86400 seconds
+    /// (default 3600).
+    pub max_busy_for_seconds: Option<u64>,
+    /// What happens to an active sandbox before E2B's session cap ends its run: `pause-resume`
+    /// (the default: memory kept, a short RESUMING) or `snapshot-reopen`.
+    pub cap_handoff: Option<CapHandoffSetting>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapHandoffSetting {
+    PauseResume,
+    SnapshotReopen,
+}
+
+impl From<CapHandoffSetting> for CapHandoff {
+    fn from(setting: CapHandoffSetting) -> Self {
+        match setting {
+            CapHandoffSetting::PauseResume => CapHandoff::PauseResume,
+            CapHandoffSetting::SnapshotReopen => CapHandoff::SnapshotReopen,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -41,6 +69,8 @@ pub struct RetentionSettings {
 const TIMEOUT_SECONDS: RangeInclusive<u64> = 60..=86_400;
 const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
+const BUSY_DEFERRAL_SECONDS: RangeInclusive<u64> = 300..=7 * 86_400;
+const BUSY_FOR_SECONDS: RangeInclusive<u64> = 60..=86_400;
 
 impl ProjectSettings {
     pub fn into_spec(self, key: ProjectKey, config: &Config) -> Result<ProjectSpec, ApiError> {
@@ -77,12 +107,31 @@ impl ProjectSettings {
             .sandbox_timeout_seconds
             .map(|s| seconds("sandboxTimeoutSeconds", s, TIMEOUT_SECONDS))
             .transpose()?;
+        if self.busy_cpu_percent.is_some_and(|pct| !(1..=100).contains(&pct)) {
+            return Err(ApiError::invalid(
+                "busyCpuPercent",
+                "busyCpuPercent must be from 1 to 100",
+            ));
+        }
+        let policy_defaults = IdlePolicy::default();
+        let max_busy_deferral = self
+            .max_busy_deferral_seconds
+            .map(|s| seconds("maxBusyDeferralSeconds", s, BUSY_DEFERRAL_SECONDS))
+            .transpose()?;
+        let max_busy_for = self
+            .max_busy_for_seconds
+            .map(|s| seconds("maxBusyForSeconds", s, BUSY_FOR_SECONDS))
+            .transpose()?;
         Ok(ProjectSpec {
             key,
             template_id,
             idle: IdlePolicy {
                 idle_timeout: idle_timeout.unwrap_or(defaults.idle_timeout),
                 snapshot_on_idle: self.snapshot_on_idle.unwrap_or(false),
+                busy_cpu_percent: self.busy_cpu_percent,
+                max_busy_deferral: max_busy_deferral.unwrap_or(policy_defaults.max_busy_deferral),
+                max_busy_for: max_busy_for.unwrap_or(policy_defaults.max_busy_for),
+                cap_handoff: self.cap_handoff.map(CapHandoff::from).unwrap_or_default(),
             },
             retention: RetentionPolicy { keep_last, max_age },
             sandbox_timeout: sandbox_timeout.unwrap_or(defaults.sandbox_timeout),

@@ -21,7 +21,9 @@ pub use cursor::{Cursor, Page};
 pub use error::StoreError;
 pub use items::ProjectRecord;
 pub use projects::ProjectSummary;
-pub use sessions::{Dedupe, FailureCount, IdleCandidate, SessionChanges, SessionWrite, Written};
+pub use sessions::{
+    ActivityWrite, Dedupe, FailureCount, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite, Written,
+};
 pub use snapshots::PruneCandidate;
 pub use transit::TransitSession;
 

@@ -17,6 +17,17 @@ impl Sandman {
     /// `snapshot`: `Some(true)` requires a snapshot (the kill is abandoned if it fails), `Some(false)`
     /// skips it, `None` follows the project's `snapshotBeforeKill` (best effort).
     pub async fn kill(&self, key: &ProjectKey, snapshot: Option<bool>, actor: Actor) -> Result<Killed, Error> {
+        self.kill_because(key, snapshot, actor, "kill requested").await
+    }
+
+    /// [`Sandman::kill`] with the cause its lifecycle-log lines give.
+    pub async fn kill_because(
+        &self,
+        key: &ProjectKey,
+        snapshot: Option<bool>,
+        actor: Actor,
+        cause: &str,
+    ) -> Result<Killed, Error> {
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Running | SessionState::Paused) => {}
@@ -37,7 +48,7 @@ impl Sandman {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
         let e2b = self.e2b_for(key)?;
-        let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
+        let claim = SessionWrite::new(&record, actor, cause, self.now()).event(SessionEvent::Stop);
         let claimed = match self.store.write_session(&claim).await {
             Ok(written) => written,
             Err(StoreError::Conflict { .. }) => {
