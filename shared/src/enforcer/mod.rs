@@ -77,7 +77,11 @@ impl Sandman {
                 .idle_candidates_stream(now)
                 .take_while(|_| std::future::ready(Instant::now() < deadline))
                 .chunks(MAX_METRICS_BATCH)
-                .then(|batch| self.plan(batch, now))
+                .then(|batch| {
+                    // An owned handle: a future borrowing `self` here defeats the Send inference.
+                    let sandman = self.clone();
+                    async move { sandman.plan(batch, now).await }
+                })
                 .flat_map(|plan| {
                     let calls = (plan.metrics_calls > 0).then_some(plan::Step::Done(Verdict::MetricsCalls(plan.metrics_calls)));
                     stream::iter(calls.into_iter().chain(plan.steps))

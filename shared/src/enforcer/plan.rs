@@ -110,16 +110,19 @@ impl Sandman {
     /// The latest CPU of each sandbox, one call per team per 100 ids. A team whose call fails is
     /// left out: its candidates are paused (a pause keeps memory, and the idle policy is the rule).
     async fn read_cpu(&self, candidates: &[IdleCandidate]) -> (HashMap<String, f64>, u64) {
-        let mut by_team: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut by_team: HashMap<String, Vec<String>> = HashMap::new();
         for candidate in candidates {
-            if let Some(id) = candidate.sandbox_id.as_deref() {
-                by_team.entry(candidate.key.team.as_str()).or_default().push(id);
+            if let Some(id) = &candidate.sandbox_id {
+                by_team
+                    .entry(candidate.key.team.as_str().to_owned())
+                    .or_default()
+                    .push(id.clone());
             }
         }
         let mut cpu = HashMap::new();
         let mut calls = 0;
         for (team, ids) in by_team {
-            let e2b = match self.e2b.for_team(team) {
+            let e2b = match self.e2b.for_team(&team) {
                 Ok(e2b) => e2b,
                 Err(err) => {
                     tracing::warn!(team, error = %err, "no E2B account to read metrics with");
@@ -128,7 +131,8 @@ impl Sandman {
             };
             for batch in ids.chunks(MAX_METRICS_BATCH) {
                 calls += 1;
-                match e2b.batch_cpu(batch).await {
+                let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+                match e2b.batch_cpu(&ids).await {
                     Ok(found) => cpu.extend(found),
                     Err(err) => {
                         tracing::warn!(team, error = %err, "metrics could not be read; pausing these idle sandboxes")

@@ -438,12 +438,11 @@ impl Store {
         activity: &ActivityWrite,
     ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
-        let at_v = e.value(n(to_ms(activity.at)));
         e.set("lastActiveAt", n(to_ms(activity.at))).remove("busySince");
         match activity.idle_at {
             Some(idle_at) => e.set("idleAt", n(to_ms(idle_at))),
             None => {
-                let timeout = e.name("idleTimeoutMs");
+                let (timeout, at_v) = (e.name("idleTimeoutMs"), e.value(n(to_ms(activity.at))));
                 e.set_expression("idleAt", format!("{timeout} + {at_v}"))
             }
         };
