@@ -113,6 +113,20 @@ impl ProjectSettings {
                 "busyCpuPercent must be from 1 to 100",
             ));
         }
+        let idle_timeout = idle_timeout.unwrap_or(defaults.idle_timeout);
+        // The idle index finds a session at the earlier of its idle and handoff deadlines; a new
+        // run's first deadline is its idle one, so it must come before the handoff.
+        if let Some(handoff_after) = config.session_cap.handoff_after(key.team.as_str())
+            && idle_timeout >= handoff_after
+        {
+            return Err(ApiError::invalid(
+                "idleTimeoutSeconds",
+                format!(
+                    "idleTimeoutSeconds must be under {} (the team's session cap less its handoff margin)",
+                    handoff_after.as_secs()
+                ),
+            ));
+        }
         let policy_defaults = IdlePolicy::default();
         let max_busy_deferral = self
             .max_busy_deferral_seconds
@@ -126,7 +140,7 @@ impl ProjectSettings {
             key,
             template_id,
             idle: IdlePolicy {
-                idle_timeout: idle_timeout.unwrap_or(defaults.idle_timeout),
+                idle_timeout,
                 snapshot_on_idle: self.snapshot_on_idle.unwrap_or(false),
                 busy_cpu_percent: self.busy_cpu_percent,
                 max_busy_deferral: max_busy_deferral.unwrap_or(policy_defaults.max_busy_deferral),
@@ -160,16 +174,61 @@ mod tests {
     use super::*;
 
     fn spec(body: serde_json::Value) -> Result<ProjectSpec, ApiError> {
+        spec_with(body, &[])
+    }
+
+    fn spec_with(body: serde_json::Value, env: &[(&str, &str)]) -> Result<ProjectSpec, ApiError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = sandman::config::Config::from_lookup(|name| match name {
             "SANDMAN_TABLE" => Some("t".into()),
             "SANDMAN_TEMPLATES" => Some("base".into()),
-            _ => None,
+            _ => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
         })
         .unwrap();
         let key = ProjectKey::new(TeamId::parse("t").unwrap(), ProjectId::parse("p").unwrap());
         serde_json::from_value::<ProjectSettings>(body)
             .expect("parses")
             .into_spec(key, &config)
+    }
+
+    #[test]
+    fn busy_and_handoff_settings_parse_and_default() {
+        let parsed = spec(json!({"templateId": "base"})).unwrap();
+        assert_eq!(parsed.idle.busy_cpu_percent, None, "busy-aware idle is off by default");
+        assert_eq!(parsed.idle.max_busy_deferral, Duration::from_secs(7200));
+        assert_eq!(parsed.idle.max_busy_for, Duration::from_secs(3600));
+        assert_eq!(parsed.idle.cap_handoff, CapHandoff::PauseResume);
+        let parsed = spec_json(json!({"templateId": "base", "busyCpuPercent": 60, "maxBusyDeferralSeconds": 600,
+            "maxBusyForSeconds": 120, "capHandoff": "snapshot-reopen"}));
+        assert_eq!(parsed.idle.busy_cpu_percent, Some(60));
+        assert_eq!(parsed.idle.max_busy_deferral, Duration::from_secs(600));
+        assert_eq!(parsed.idle.max_busy_for, Duration::from_secs(120));
+        assert_eq!(parsed.idle.cap_handoff, CapHandoff::SnapshotReopen);
+        for (body, field) in [
+            (json!({"templateId": "base", "busyCpuPercent": 0}), "busyCpuPercent"),
+            (json!({"templateId": "base", "busyCpuPercent": 101}), "busyCpuPercent"),
+            (json!({"templateId": "base", "maxBusyDeferralSeconds": 10}), "maxBusyDeferralSeconds"),
+            (json!({"templateId": "base", "maxBusyForSeconds": 86401}), "maxBusyForSeconds"),
+        ] {
+            let err = format!("{:?}", spec(body.clone()).unwrap_err());
+            assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_idle_timeout_must_end_before_the_handoff() {
+        let capped = [("SESSION_CAP_SECS", "3600"), ("SESSION_CAP_MARGIN_SECS", "300")];
+        assert!(spec_with(json!({"templateId": "base", "idleTimeoutSeconds": 3299}), &capped).is_ok());
+        let err = format!(
+            "{:?}",
+            spec_with(json!({"templateId": "base", "idleTimeoutSeconds": 3300}), &capped).unwrap_err()
+        );
+        assert!(err.contains("field: Some(\"idleTimeoutSeconds\")") && err.contains("3300"), "{err}");
+        assert!(spec(json!({"templateId": "base", "idleTimeoutSeconds": 86400})).is_ok(), "no cap, no bound");
+    }
+
+    fn spec_json(body: serde_json::Value) -> ProjectSpec {
+        spec(body).expect("valid")
     }
 
     #[test]
