@@ -29,6 +29,7 @@ pub struct ProjectSettings {
     pub retention: Option<RetentionSettings>,
     /// Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
     /// this percentage, 1 to 100, is not paused yet. Unset (the default): off.
+    #[schema(minimum = 1, maximum = 100)]
     pub busy_cpu_percent: Option<u8>,
     /// How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
     /// (default 7200).
@@ -41,6 +42,10 @@ pub struct ProjectSettings {
     pub cap_handoff: Option<CapHandoffSetting>,
 }
 
+/// Session-cap handoff: what happens to an active sandbox before E2B's cap on one continuous run
+/// (set per deployment and team) ends it. `pause-resume` (the default) pauses and resumes it at
+/// once, keeping memory and processes (a short RESUMING); `snapshot-reopen` snapshots it, kills
+/// it and reopens from the snapshot. An idle sandbox near the cap is simply paused.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CapHandoffSetting {
