@@ -9,6 +9,7 @@ use tracing::Instrument;
 use super::Verdict;
 use crate::Sandman;
 use crate::domain::{Actor, CapHandoff};
+use crate::error::Error;
 use crate::store::IdleCandidate;
 use crate::workspace::{PauseOutcome, PauseRequest};
 
@@ -47,10 +48,16 @@ impl Sandman {
                 return Verdict::Failed { flagged: false };
             }
         }
-        match self
-            .resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE)
-            .await
-        {
+        // E2B's `paused` webhook may land between the pause and the resume: the claim then meets a
+        // newer version, and is simply tried again.
+        let mut resumed = self.resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE).await;
+        for _ in 0..2 {
+            if !matches!(resumed, Err(Error::Conflict(_))) {
+                break;
+            }
+            resumed = self.resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE).await;
+        }
+        match resumed {
             Ok(_) => {
                 tracing::info!("session cap handoff: paused and resumed");
                 Verdict::HandedOff
