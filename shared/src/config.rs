@@ -129,7 +129,10 @@ impl SessionCapConfig {
         {
             return Err(invalid(
                 "SESSION_CAP_MARGIN_SECS",
-                format!("must be shorter than every session cap (the shortest is {}s)", shortest.as_secs()),
+                format!(
+                    "must be shorter than every session cap (the shortest is {}s)",
+                    shortest.as_secs()
+                ),
             ));
         }
         Ok(config)

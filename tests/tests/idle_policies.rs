@@ -18,7 +18,12 @@ async fn open(stack: &TestStack, project: &str, idle: IdlePolicy) -> (ProjectKey
     spec.idle = idle;
     stack.register(&spec).await;
     let opened = stack.sandman.open(&spec.key, Actor::User).await.expect("opens");
-    let sandbox = opened.record.session.and_then(|s| s.sandbox).expect("a sandbox").sandbox_id;
+    let sandbox = opened
+        .record
+        .session
+        .and_then(|s| s.sandbox)
+        .expect("a sandbox")
+        .sandbox_id;
     (spec.key, sandbox)
 }
 
@@ -48,17 +53,30 @@ async fn a_busy_sandbox_is_not_paused_until_its_cpu_drops() {
     let report = stack.sandman.enforce_idle().await;
 
     assert_eq!(
-        (report.candidates, report.busy_deferred, report.paused, report.metrics_calls),
+        (
+            report.candidates,
+            report.busy_deferred,
+            report.paused,
+            report.metrics_calls
+        ),
         (2, 1, 1, 1),
         "{report:?}"
     );
     assert_eq!(state(&stack, &busy).await, Some(SessionState::Running));
     assert_eq!(e2b_state(&stack, &sandbox), Some(E2bState::Running));
     assert_eq!(pause_calls(&stack, &sandbox), 0);
-    assert_eq!(state(&stack, &quiet).await, Some(SessionState::Paused), "idle and quiet: paused");
+    assert_eq!(
+        state(&stack, &quiet).await,
+        Some(SessionState::Paused),
+        "idle and quiet: paused"
+    );
     assert_eq!(e2b_state(&stack, &quiet_sandbox), Some(E2bState::Paused));
     let session = record(&stack, &busy).await.session.expect("session");
-    assert_eq!(session.idle_at, Some(deferred_at + 2 * MINUTE), "one step: a quarter of 5 m, at least 2 m");
+    assert_eq!(
+        session.idle_at,
+        Some(deferred_at + 2 * MINUTE),
+        "one step: a quarter of 5 m, at least 2 m"
+    );
     assert_eq!(session.busy_since, Some(deferred_at));
     assert!(
         causes(&stack, &busy)
@@ -98,7 +116,11 @@ async fn busy_for_seconds_holds_the_sandbox_without_a_heartbeat_loop() {
         .expect("recorded");
 
     let session = record(&stack, &key).await.session.expect("session");
-    assert_eq!(session.busy_until, Some(asked_at + 30 * MINUTE), "capped by maxBusyForSeconds");
+    assert_eq!(
+        session.busy_until,
+        Some(asked_at + 30 * MINUTE),
+        "capped by maxBusyForSeconds"
+    );
     assert_eq!(session.idle_at, Some(asked_at + 30 * MINUTE));
     stack.advance(10 * MINUTE).await;
     assert_eq!(stack.sandman.enforce_idle().await.candidates, 0);
@@ -136,11 +158,18 @@ async fn busy_deferrals_end_at_their_bound() {
     let report = stack.sandman.enforce_idle().await;
 
     assert_eq!(deferred, 3, "deferred at 0, 2 and 4 minutes of busy");
-    assert_eq!((report.paused, report.busy_deferred, report.metrics_calls), (1, 0, 0), "{report:?}");
+    assert_eq!(
+        (report.paused, report.busy_deferred, report.metrics_calls),
+        (1, 0, 0),
+        "{report:?}"
+    );
     assert_eq!(e2b_state(&stack, &sandbox), Some(E2bState::Paused));
     let lines = causes(&stack, &key).await;
     assert_eq!(
-        lines.iter().filter(|(cause, _)| cause == "deferred: busy (cpu 99%)").count(),
+        lines
+            .iter()
+            .filter(|(cause, _)| cause == "deferred: busy (cpu 99%)")
+            .count(),
         3
     );
     assert!(
@@ -158,7 +187,11 @@ async fn capped_stack() -> TestStack {
         session_cap: Some(HOUR),
         ..EmulatorConfig::default()
     };
-    stack_with(emulator, &[("SESSION_CAP_SECS", "3600"), ("SESSION_CAP_MARGIN_SECS", "300")]).await
+    stack_with(
+        emulator,
+        &[("SESSION_CAP_SECS", "3600"), ("SESSION_CAP_MARGIN_SECS", "300")],
+    )
+    .await
 }
 
 /// Heartbeats every 5 minutes for `minutes`, with an enforcer tick after each.
@@ -201,7 +234,11 @@ async fn an_active_sandbox_crosses_the_session_cap_without_losing_its_memory() {
     assert_eq!(handoffs, 1, "handed off at 55 m (the 1 h cap less the 5 m margin)");
     let after = stack.emulator.sandbox(&sandbox).expect("known");
     assert_eq!(after.state, E2bState::Running);
-    assert_eq!((after.created_at, after.kill_reason.clone()), (before.created_at, None), "the same sandbox, paused and resumed");
+    assert_eq!(
+        (after.created_at, after.kill_reason.clone()),
+        (before.created_at, None),
+        "the same sandbox, paused and resumed"
+    );
     assert_ne!(after.execution_id, before.execution_id, "a new continuous run");
     assert_eq!(after.cpu_used_pct, Some(42.0), "what it was doing is still there");
     let session = record(&stack, &key).await.session.expect("session");
@@ -210,14 +247,24 @@ async fn an_active_sandbox_crosses_the_session_cap_without_losing_its_memory() {
     assert_eq!(session.running_since, Some(started + 55 * MINUTE));
     let lines = causes(&stack, &key).await;
     for to in [SessionState::Pausing, SessionState::Paused, SessionState::Resuming] {
-        assert!(lines.contains(&("session cap handoff".into(), to)), "{to:?} in {lines:?}");
+        assert!(
+            lines.contains(&("session cap handoff".into(), to)),
+            "{to:?} in {lines:?}"
+        );
     }
 
     active_for(&stack, &key, 15).await;
 
-    assert_eq!(e2b_state(&stack, &sandbox), Some(E2bState::Running), "past the first run's cap");
+    assert_eq!(
+        e2b_state(&stack, &sandbox),
+        Some(E2bState::Running),
+        "past the first run's cap"
+    );
     let control = stack.emulator.sandbox(&control).expect("known");
-    assert_eq!((control.state, control.kill_reason.as_deref()), (E2bState::Killed, Some("session_cap")));
+    assert_eq!(
+        (control.state, control.kill_reason.as_deref()),
+        (E2bState::Killed, Some("session_cap"))
+    );
 }
 
 #[tokio::test]
@@ -256,7 +303,12 @@ async fn a_snapshot_reopen_handoff_restores_from_the_snapshot_it_took() {
     assert_eq!(session.state, SessionState::Running);
     let reopened = session.sandbox.expect("a sandbox").sandbox_id;
     assert_ne!(reopened, sandbox);
-    let snapshot = stack.emulator.snapshots().into_iter().next().expect("a snapshot was taken");
+    let snapshot = stack
+        .emulator
+        .snapshots()
+        .into_iter()
+        .next()
+        .expect("a snapshot was taken");
     assert_eq!(
         stack.emulator.sandbox(&reopened).and_then(|s| s.from_snapshot),
         Some(snapshot.template_id)
@@ -266,5 +318,8 @@ async fn a_snapshot_reopen_handoff_restores_from_the_snapshot_it_took() {
         Some("request".into())
     );
     let lines = causes(&stack, &key).await;
-    assert!(lines.contains(&("session cap handoff".into(), SessionState::Stopping)), "{lines:?}");
+    assert!(
+        lines.contains(&("session cap handoff".into(), SessionState::Stopping)),
+        "{lines:?}"
+    );
 }

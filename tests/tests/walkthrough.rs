@@ -33,7 +33,10 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         .collect();
     // demo's idle pause, demo idle again during the later steps, the two handoffs.
     assert_eq!(paused.len(), 4, "four `paused` deliveries: {paused:?}");
-    assert!(paused.iter().all(|d| d.status == Some(200)), "the receiver accepted them");
+    assert!(
+        paused.iter().all(|d| d.status == Some(200)),
+        "the receiver accepted them"
+    );
     assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 4);
     assert_eq!(emulator.calls_to(e2b_emulator::Route::BatchMetrics).len(), 1);
     assert_eq!(
@@ -66,9 +69,16 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
             sandman::domain::ProjectId::parse(project).unwrap(),
         )
     };
-    for project in [sandman_local::walkthrough::BUSY_PROJECT, sandman_local::walkthrough::AGENT_PROJECT] {
+    for project in [
+        sandman_local::walkthrough::BUSY_PROJECT,
+        sandman_local::walkthrough::AGENT_PROJECT,
+    ] {
         let record = stack.sandman.project(&key(project)).await.unwrap();
-        assert_eq!(record.state(), Some(sandman::domain::SessionState::Running), "{project}");
+        assert_eq!(
+            record.state(),
+            Some(sandman::domain::SessionState::Running),
+            "{project}"
+        );
         let sandbox = record.session.and_then(|s| s.sandbox).unwrap().sandbox_id;
         assert_eq!(
             emulator.sandbox(&sandbox).map(|s| s.state),

@@ -203,8 +203,10 @@ mod tests {
         assert_eq!(parsed.idle.max_busy_deferral, Duration::from_secs(7200));
         assert_eq!(parsed.idle.max_busy_for, Duration::from_secs(3600));
         assert_eq!(parsed.idle.cap_handoff, CapHandoff::PauseResume);
-        let parsed = spec_json(json!({"templateId": "base", "busyCpuPercent": 60, "maxBusyDeferralSeconds": 600,
-            "maxBusyForSeconds": 120, "capHandoff": "snapshot-reopen"}));
+        let parsed = spec_json(
+            json!({"templateId": "base", "busyCpuPercent": 60, "maxBusyDeferralSeconds": 600,
+            "maxBusyForSeconds": 120, "capHandoff": "snapshot-reopen"}),
+        );
         assert_eq!(parsed.idle.busy_cpu_percent, Some(60));
         assert_eq!(parsed.idle.max_busy_deferral, Duration::from_secs(600));
         assert_eq!(parsed.idle.max_busy_for, Duration::from_secs(120));
@@ -212,8 +214,14 @@ mod tests {
         for (body, field) in [
             (json!({"templateId": "base", "busyCpuPercent": 0}), "busyCpuPercent"),
             (json!({"templateId": "base", "busyCpuPercent": 101}), "busyCpuPercent"),
-            (json!({"templateId": "base", "maxBusyDeferralSeconds": 10}), "maxBusyDeferralSeconds"),
-            (json!({"templateId": "base", "maxBusyForSeconds": 86401}), "maxBusyForSeconds"),
+            (
+                json!({"templateId": "base", "maxBusyDeferralSeconds": 10}),
+                "maxBusyDeferralSeconds",
+            ),
+            (
+                json!({"templateId": "base", "maxBusyForSeconds": 86401}),
+                "maxBusyForSeconds",
+            ),
         ] {
             let err = format!("{:?}", spec(body.clone()).unwrap_err());
             assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
@@ -228,8 +236,14 @@ mod tests {
             "{:?}",
             spec_with(json!({"templateId": "base", "idleTimeoutSeconds": 3300}), &capped).unwrap_err()
         );
-        assert!(err.contains("field: Some(\"idleTimeoutSeconds\")") && err.contains("3300"), "{err}");
-        assert!(spec(json!({"templateId": "base", "idleTimeoutSeconds": 86400})).is_ok(), "no cap, no bound");
+        assert!(
+            err.contains("field: Some(\"idleTimeoutSeconds\")") && err.contains("3300"),
+            "{err}"
+        );
+        assert!(
+            spec(json!({"templateId": "base", "idleTimeoutSeconds": 86400})).is_ok(),
+            "no cap, no bound"
+        );
     }
 
     fn spec_json(body: serde_json::Value) -> ProjectSpec {

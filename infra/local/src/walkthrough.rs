@@ -43,10 +43,6 @@ impl<'a> Walkthrough<'a> {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
-        self.call_on(PROJECT, method, path, body).await
-    }
-
     async fn call_on(
         &self,
         project: &str,
@@ -244,15 +240,23 @@ impl<'a> Walkthrough<'a> {
     async fn busy_and_handoff(&self) -> Result<(), String> {
         let say = &self.say;
         let Some(emulator) = &self.stack.emulator else {
-            say("11-13. busy-aware idle and the session-cap handoff need the emulator (a CPU to set, a short cap): skipped");
+            say(
+                "11-13. busy-aware idle and the session-cap handoff need the emulator (a CPU to set, a short cap): skipped",
+            );
             return Ok(());
         };
         let busy = json!({"templateId": "base", "idleTimeoutSeconds": IDLE.as_secs(), "busyCpuPercent": 50});
-        self.expect_on(BUSY_PROJECT, Method::PUT, "", Some(busy), &[200, 201]).await?;
+        self.expect_on(BUSY_PROJECT, Method::PUT, "", Some(busy), &[200, 201])
+            .await?;
         let agent = json!({"templateId": "base", "idleTimeoutSeconds": IDLE.as_secs()});
-        self.expect_on(AGENT_PROJECT, Method::PUT, "", Some(agent), &[200, 201]).await?;
-        let busy = self.expect_on(BUSY_PROJECT, Method::POST, "/sandbox", None, &[200]).await?;
-        let agent = self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox", None, &[200]).await?;
+        self.expect_on(AGENT_PROJECT, Method::PUT, "", Some(agent), &[200, 201])
+            .await?;
+        let busy = self
+            .expect_on(BUSY_PROJECT, Method::POST, "/sandbox", None, &[200])
+            .await?;
+        let agent = self
+            .expect_on(AGENT_PROJECT, Method::POST, "/sandbox", None, &[200])
+            .await?;
         let busy_sandbox = busy["sandbox"]["sandboxId"].as_str().unwrap_or_default().to_string();
         let agent_sandbox = agent["sandbox"]["sandboxId"].as_str().unwrap_or_default().to_string();
         emulator.set_cpu(&busy_sandbox, Some(80.0));
@@ -262,11 +266,18 @@ impl<'a> Walkthrough<'a> {
         ));
 
         (self.wait)(IDLE + Duration::from_secs(1)).await;
-        self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox/activity", None, &[200]).await?;
+        self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox/activity", None, &[200])
+            .await?;
         let report = self.tick("idle-enforcer").await?;
         let tick = &report["report"];
-        self.check(tick["busyDeferred"] == 1, "the busy sandbox's pause is deferred", &report)?;
-        let status = self.expect_on(BUSY_PROJECT, Method::GET, "/sandbox", None, &[200]).await?;
+        self.check(
+            tick["busyDeferred"] == 1,
+            "the busy sandbox's pause is deferred",
+            &report,
+        )?;
+        let status = self
+            .expect_on(BUSY_PROJECT, Method::GET, "/sandbox", None, &[200])
+            .await?;
         self.check(status["state"] == "RUNNING", "a busy sandbox is not paused", &status)?;
         let cause = "deferred: busy (cpu 80%)";
         self.check(
@@ -280,7 +291,8 @@ impl<'a> Walkthrough<'a> {
         ));
 
         (self.wait)(SESSION_CAP - SESSION_CAP_MARGIN - IDLE).await;
-        self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox/activity", None, &[200]).await?;
+        self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox/activity", None, &[200])
+            .await?;
         let report = self.tick("idle-enforcer").await?;
         // demo-busy too: its deferral ran up to its own handoff deadline, which comes due with it.
         let logs = json!({"tick": report, "agent": self.causes(AGENT_PROJECT).await?, "busy": self.causes(BUSY_PROJECT).await?});
@@ -289,15 +301,22 @@ impl<'a> Walkthrough<'a> {
             "the active and the busy sandbox are handed off",
             &logs,
         )?;
-        let status = self.expect_on(AGENT_PROJECT, Method::GET, "/sandbox", None, &[200]).await?;
-        let kept = emulator.sandbox(&agent_sandbox).is_some_and(|s| s.kill_reason.is_none());
+        let status = self
+            .expect_on(AGENT_PROJECT, Method::GET, "/sandbox", None, &[200])
+            .await?;
+        let kept = emulator
+            .sandbox(&agent_sandbox)
+            .is_some_and(|s| s.kill_reason.is_none());
         self.check(
             status["state"] == "RUNNING" && status["sandboxId"] == agent_sandbox.as_str() && kept,
             "the handoff keeps the same sandbox running",
             &status,
         )?;
         self.check(
-            self.causes(AGENT_PROJECT).await?.iter().any(|c| c == "session cap handoff"),
+            self.causes(AGENT_PROJECT)
+                .await?
+                .iter()
+                .any(|c| c == "session cap handoff"),
             "the lifecycle log says why",
             &status,
         )?;
@@ -313,7 +332,12 @@ impl<'a> Walkthrough<'a> {
         let log = self.expect_on(project, Method::GET, "/events", None, &[200]).await?;
         Ok(log["items"]
             .as_array()
-            .map(|items| items.iter().filter_map(|i| i["cause"].as_str().map(str::to_owned)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["cause"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 }

@@ -50,12 +50,16 @@ impl Sandman {
         }
         // E2B's `paused` webhook may land between the pause and the resume: the claim then meets a
         // newer version, and is simply tried again.
-        let mut resumed = self.resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE).await;
+        let mut resumed = self
+            .resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE)
+            .await;
         for _ in 0..2 {
             if !matches!(resumed, Err(Error::Conflict(_))) {
                 break;
             }
-            resumed = self.resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE).await;
+            resumed = self
+                .resume_because(&candidate.key, Actor::IdleEnforcer, HANDOFF_CAUSE)
+                .await;
         }
         match resumed {
             Ok(_) => {

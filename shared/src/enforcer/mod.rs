@@ -83,7 +83,8 @@ impl Sandman {
                     async move { sandman.plan(batch, now).await }
                 })
                 .flat_map(|plan| {
-                    let calls = (plan.metrics_calls > 0).then_some(plan::Step::Done(Verdict::MetricsCalls(plan.metrics_calls)));
+                    let calls =
+                        (plan.metrics_calls > 0).then_some(plan::Step::Done(Verdict::MetricsCalls(plan.metrics_calls)));
                     stream::iter(calls.into_iter().chain(plan.steps))
                 })
                 .map(|step| self.act(step, now, deadline))
@@ -121,7 +122,11 @@ impl Sandman {
             plan::Step::Done(verdict) => verdict,
             _ if Instant::now() >= deadline => Verdict::Deferred,
             plan::Step::Pause { candidate, cause } => self.pause_idle(&candidate, cause, now).await,
-            plan::Step::Defer { candidate, cpu, idle_at } => self.defer_busy(&candidate, cpu, idle_at, now).await,
+            plan::Step::Defer {
+                candidate,
+                cpu,
+                idle_at,
+            } => self.defer_busy(&candidate, cpu, idle_at, now).await,
             plan::Step::Handoff { candidate } => self.hand_off(&candidate, now).await,
         }
     }
@@ -162,7 +167,13 @@ impl Sandman {
         }
     }
 
-    async fn defer_busy(&self, candidate: &IdleCandidate, cpu: f64, idle_at: OffsetDateTime, now: OffsetDateTime) -> Verdict {
+    async fn defer_busy(
+        &self,
+        candidate: &IdleCandidate,
+        cpu: f64,
+        idle_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Verdict {
         let deferral = IdleDeferral {
             key: candidate.key.clone(),
             expected_version: candidate.version,

@@ -22,9 +22,18 @@ use crate::store::{IdleCandidate, StoreError};
 pub(super) enum Step {
     /// Decided without E2B: flagged, without a sandbox, or the index could not be read.
     Done(super::Verdict),
-    Pause { candidate: IdleCandidate, cause: String },
-    Defer { candidate: IdleCandidate, cpu: f64, idle_at: OffsetDateTime },
-    Handoff { candidate: IdleCandidate },
+    Pause {
+        candidate: IdleCandidate,
+        cause: String,
+    },
+    Defer {
+        candidate: IdleCandidate,
+        cpu: f64,
+        idle_at: OffsetDateTime,
+    },
+    Handoff {
+        candidate: IdleCandidate,
+    },
 }
 
 /// A batch's plan and the metrics calls it took.

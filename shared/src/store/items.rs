@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::StoreError;
 use super::time_ms::from_ms;
 use crate::domain::{
-    Actor, CapHandoff, IdlePolicy, LifecycleRecord, Project, ProjectId, RetentionPolicy, SandboxRef, Session, SessionState,
-    Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId, Usage,
+    Actor, CapHandoff, IdlePolicy, LifecycleRecord, Project, ProjectId, RetentionPolicy, SandboxRef, Session,
+    SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId, Usage,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;

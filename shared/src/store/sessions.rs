@@ -11,8 +11,8 @@ use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
-    Actor, CLAIM_LEASE, CapHandoff, IdlePolicy, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, TeamId, Usage,
-    transition,
+    Actor, CLAIM_LEASE, CapHandoff, IdlePolicy, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState,
+    SnapshotId, TeamId, Usage, transition,
 };
 
 /// How long a project's lifecycle log is kept.
@@ -470,7 +470,9 @@ impl Store {
         let (version, expected) = (e.name("version"), e.value(n(deferral.expected_version)));
         let (state, running) = (e.name("state"), e.value(s(SessionState::Running.as_str())));
         let (idle, read) = (e.name("idleAt"), e.value(n(to_ms(deferral.read_idle_at))));
-        e.condition(format!("{version} = {expected} AND {state} = {running} AND {idle} = {read}"));
+        e.condition(format!(
+            "{version} = {expected} AND {state} = {running} AND {idle} = {read}"
+        ));
         let (since, now) = (e.name("busySince"), e.value(n(to_ms(deferral.at))));
         e.set("idleAt", n(to_ms(deferral.idle_at)))
             .set_expression("busySince", format!("if_not_exists({since}, {now})"));
@@ -647,8 +649,9 @@ fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
         failures: number("failures").unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32,
         timeout_at: number("timeoutAt").map(from_ms),
         busy_cpu_percent: number("busyCpuPercent").map(|pct| pct.clamp(0, 100) as u8),
-        max_busy_deferral: number("busyDeferMaxMs")
-            .map_or(IdlePolicy::default().max_busy_deferral, |ms| Duration::from_millis(ms.max(0) as u64)),
+        max_busy_deferral: number("busyDeferMaxMs").map_or(IdlePolicy::default().max_busy_deferral, |ms| {
+            Duration::from_millis(ms.max(0) as u64)
+        }),
         busy_since: number("busySince").map(from_ms),
         running_since: number("runningSince").map(from_ms),
         cap_handoff: text(item, "capHandoff")

@@ -159,7 +159,10 @@ impl Sandman {
     ) -> ActivityWrite {
         let idle_deadline = now + record.project.idle.idle_timeout;
         let busy_until = busy_for.map(|hold| now + hold);
-        let held = session.busy_until.max(busy_until).filter(|until| *until > idle_deadline);
+        let held = session
+            .busy_until
+            .max(busy_until)
+            .filter(|until| *until > idle_deadline);
         let floor = held.unwrap_or(idle_deadline);
         let handoff = self.handoff_deadline(record.project.team_id.as_str(), session.running_since);
         let idle_at = handoff.map_or(floor, |at| at.min(floor));

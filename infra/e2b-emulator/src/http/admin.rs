@@ -151,7 +151,9 @@ async fn set_metrics(
     Json(body): Json<MetricsBody>,
 ) -> Result<StatusCode, ApiError> {
     if body.cpu_used_pct.is_some_and(|pct| !(0.0..=100.0).contains(&pct)) {
-        return Err(ApiError::BadRequest("cpu_used_pct must be between 0 and 100".to_owned()));
+        return Err(ApiError::BadRequest(
+            "cpu_used_pct must be between 0 and 100".to_owned(),
+        ));
     }
     app.world().set_cpu(&id, body.cpu_used_pct)?;
     Ok(StatusCode::NO_CONTENT)

@@ -81,9 +81,7 @@ impl World {
 
     /// When the current continuous run reaches the session cap, if one is set.
     fn cap_at(&self, sandbox: &crate::sandbox::SandboxView) -> Option<OffsetDateTime> {
-        self.limits
-            .session_cap
-            .map(|cap| clock::add(sandbox.started_at, cap))
+        self.limits.session_cap.map(|cap| clock::add(sandbox.started_at, cap))
     }
 
     /// Changes the session cap (`None`: off) and re-plans every sandbox's deadline.
