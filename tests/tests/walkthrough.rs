@@ -10,7 +10,7 @@ use sandman_local::walkthrough::{Wait, Walkthrough};
 async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     let table = TestTable::create().await;
     let clock = Clock::manual(time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
-    let stack = start(DevOptions::ephemeral(table.name.clone(), false, clock.clone()))
+    let stack = start(DevOptions::walkthrough(table.name.clone(), false, clock.clone()))
         .await
         .expect("the local stack starts");
     let token = dev_token(&stack).expect("a development token");

@@ -64,6 +64,14 @@ impl DevOptions {
         })
     }
 
+    /// The walkthrough's stack: [`DevOptions::ephemeral`] with a short session cap, emulated and
+    /// handed off, so it shows a handoff (E2B's plans cap a run at 1 h or 24 h).
+    pub fn walkthrough(table: String, create_table: bool, clock: Clock) -> DevOptions {
+        let mut options = Self::ephemeral(table, create_table, clock);
+        options.stack.session_cap = Some(crate::walkthrough::SESSION_CAP);
+        options
+    }
+
     /// Free ports, the emulator, no timers: the walkthrough runs the scheduled functions itself.
     pub fn ephemeral(table: String, create_table: bool, clock: Clock) -> DevOptions {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -75,8 +83,7 @@ impl DevOptions {
                 webhook_addr: any,
                 emulator_addr: Some(any),
                 run_timers: false,
-                // Short, so the walkthrough shows a handoff: E2B's plans cap a run at 1 h or 24 h.
-                session_cap: Some(crate::walkthrough::SESSION_CAP),
+                session_cap: None,
             },
             clock,
             announce: false,
@@ -230,7 +237,7 @@ async fn shutdown_signal() {
 /// metrics), which `scripts/dev demo` sends to a file.
 pub async fn demo() -> Result<(), String> {
     let table = format!("sandman-demo-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let stack = start(DevOptions::ephemeral(table.clone(), true, Clock::System)).await?;
+    let stack = start(DevOptions::walkthrough(table.clone(), true, Clock::System)).await?;
     eprintln!(
         "0. started a local stack of its own: table {table} in DynamoDB Local, the E2B emulator, the API at {}",
         stack.api_url
