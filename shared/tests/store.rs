@@ -30,7 +30,7 @@ fn spec(project: &str, idle_timeout: Duration) -> ProjectSpec {
         template_id: "base".into(),
         idle: IdlePolicy {
             idle_timeout,
-            snapshot_on_idle: false,
+            ..IdlePolicy::default()
         },
         retention: RetentionPolicy::default(),
         sandbox_timeout: Duration::from_secs(900),

@@ -460,3 +460,69 @@ async fn e2b_failures_map_to_429_503_and_leave_nothing_half_done() {
     assert_eq!(after.json["state"], "RUNNING", "the failed pause was rolled back");
     assert!(after.json["lastError"].is_string());
 }
+
+#[tokio::test]
+async fn busy_policies_are_project_settings_and_busy_for_seconds_holds_the_sandbox() {
+    let api = ApiStack::start().await;
+    let body = json!({"templateId": "base", "idleTimeoutSeconds": 300, "busyCpuPercent": 70,
+        "maxBusyForSeconds": 1800, "capHandoff": "snapshot-reopen"});
+    let put = api.call(Method::PUT, "/v1/projects/app", Some(body)).await;
+    assert_eq!(put.status, StatusCode::OK, "{put:?}");
+    let project = api.get("/v1/projects/app").await.json;
+    assert_eq!(
+        (
+            &project["busyCpuPercent"],
+            &project["maxBusyDeferralSeconds"],
+            &project["maxBusyForSeconds"],
+            &project["capHandoff"]
+        ),
+        (&json!(70), &json!(7200), &json!(1800), &json!("snapshot-reopen"))
+    );
+    let bad = api
+        .call(
+            Method::PUT,
+            "/v1/projects/app",
+            Some(json!({"templateId": "base", "capHandoff": "later"})),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_request");
+    api.open("app").await;
+    let opened_at = api.stack.clock.now();
+
+    let refused = api
+        .call(
+            Method::POST,
+            "/v1/projects/app/sandbox/activity",
+            Some(json!({"busyForSeconds": 0})),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "invalid_request");
+    let held = api
+        .call(
+            Method::POST,
+            "/v1/projects/app/sandbox/activity",
+            Some(json!({"busyForSeconds": 7200})),
+        )
+        .await;
+
+    assert_eq!(
+        (held.status, held.json["outcome"].as_str()),
+        (StatusCode::OK, Some("recorded")),
+        "{held:?}"
+    );
+    let session = api
+        .stack
+        .store()
+        .get_project(&api.stack.key("app"), sandman::store::Consistency::Strong)
+        .await
+        .unwrap()
+        .unwrap()
+        .session
+        .unwrap();
+    assert_eq!(
+        session.busy_until,
+        Some(opened_at + Duration::from_secs(1800)),
+        "capped by maxBusyForSeconds"
+    );
+    assert_eq!(session.idle_at, session.busy_until);
+}

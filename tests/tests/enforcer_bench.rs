@@ -7,14 +7,16 @@
 //! `ENFORCER_BENCH_SIZES=10000,100000` chooses the fleet sizes.
 //!
 //! It prints, per fleet size, the read capacity units and queries of one tick with nothing idle
-//! and with 1% idle, and the wall time of a tick pausing 1,000 idle sandboxes that the emulator
-//! holds, each pause answered after 200 ms.
+//! and with 1% idle (every project busy-aware, so the idle ones cost E2B metrics calls), the wall
+//! time of a tick pausing 1,000 idle sandboxes that the emulator holds, each pause answered after
+//! 200 ms, and the E2B metrics calls a tick makes for 1,000 busy-aware idle candidates.
 
 #[path = "enforcer_kit/mod.rs"]
 mod kit;
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use e2b_emulator::{Fault, Route};
 use kit::fleet::{Seed, prototype, sandboxes, seed};
 use kit::{MINUTE, stack};
@@ -33,12 +35,19 @@ async fn enforcer_benchmark() {
         tick_reads(size).await;
     }
     pauses_with_latency(1_000, Duration::from_millis(200)).await;
+    busy_candidates(1_000).await;
+}
+
+/// Makes every seeded project busy-aware (`busyCpuPercent` 50).
+fn busy_aware(mut prototype: kit::fleet::Item) -> kit::fleet::Item {
+    prototype.insert("busyCpuPercent".into(), AttributeValue::N("50".into()));
+    prototype
 }
 
 /// Capacity a tick reads with nothing idle, then with 1% idle, in a fleet of `size` RUNNING sessions.
 async fn tick_reads(size: usize) {
     let stack = stack(&[]).await;
-    let prototype = prototype(&stack).await;
+    let prototype = busy_aware(prototype(&stack).await);
     let now = stack.clock.now();
     let idle_every = 100;
     let seeds = (0..size).map(|i| Seed {
@@ -63,11 +72,12 @@ async fn tick_reads(size: usize) {
     stack.clock.advance(2 * MINUTE);
     let busy = measured_tick(&stack).await;
     println!(
-        "[{size} sessions] tick, 1% idle ({} sandboxes E2B no longer has): {:.1} RCU in {} queries, {} candidates, {} gone, {:.0} ms",
+        "[{size} sessions] tick, 1% idle ({} busy-aware sandboxes E2B no longer has): {:.1} RCU in {} queries, {} candidates, {} E2B metrics calls, {} gone, {:.0} ms",
         size / idle_every,
         busy.0,
         busy.1,
         busy.2.candidates,
+        busy.2.metrics_calls,
         busy.2.gone,
         busy.2.duration.as_secs_f64() * 1000.0
     );
@@ -126,6 +136,35 @@ async fn pauses_with_latency(count: usize, latency: Duration) {
     );
     stack.emulator.clear_faults();
     measured_reconcile(&stack, "all paused").await;
+}
+
+/// E2B metrics calls for `count` busy-aware idle candidates whose sandboxes the emulator holds,
+/// every other one busy (80% CPU): the busy are deferred, the rest paused.
+async fn busy_candidates(count: usize) {
+    let stack = stack(&[]).await;
+    let prototype = busy_aware(prototype(&stack).await);
+    let now = stack.clock.now();
+    let sandboxes = sandboxes(&stack, "busy", count).await;
+    for (i, (_, sandbox_id)) in sandboxes.iter().enumerate() {
+        stack.emulator.set_cpu(sandbox_id, (i % 2 == 0).then_some(80.0));
+    }
+    let seeds = sandboxes.into_iter().map(|(key, sandbox_id)| Seed {
+        key,
+        sandbox_id,
+        idle_at: now - MINUTE,
+    });
+    seed(&stack, &prototype, seeds).await;
+    stack.emulator.clear_calls();
+    let report = stack.sandman.enforce_idle().await;
+    let per_thousand = report.metrics_calls as f64 * 1000.0 / report.candidates.max(1) as f64;
+    println!(
+        "[busy {count}] one tick: {} candidates, {} E2B metrics calls ({per_thousand:.0} per 1,000 idle candidates), {} deferred as busy, {} paused in {:.2} s",
+        report.candidates,
+        report.metrics_calls,
+        report.busy_deferred,
+        report.paused,
+        report.duration.as_secs_f64()
+    );
 }
 
 /// What a reconciliation of a consistent fleet costs: table reads, and E2B calls.

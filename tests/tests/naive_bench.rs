@@ -177,6 +177,6 @@ fn per_project_hour(heartbeats: &Heartbeats) -> serde_json::Value {
 fn policy(idle_minutes: u64) -> IdlePolicy {
     IdlePolicy {
         idle_timeout: MINUTE * idle_minutes as u32,
-        snapshot_on_idle: false,
+        ..IdlePolicy::default()
     }
 }

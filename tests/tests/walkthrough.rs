@@ -10,7 +10,7 @@ use sandman_local::walkthrough::{Wait, Walkthrough};
 async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     let table = TestTable::create().await;
     let clock = Clock::manual(time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
-    let stack = start(DevOptions::ephemeral(table.name.clone(), false, clock.clone()))
+    let stack = start(DevOptions::walkthrough(table.name.clone(), false, clock.clone()))
         .await
         .expect("the local stack starts");
     let token = dev_token(&stack).expect("a development token");
@@ -25,15 +25,20 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         .await;
     let lines = lines.into_inner().unwrap();
     assert!(result.is_ok(), "{:?}\nafter:\n{}", result, lines.join("\n"));
-    assert_eq!(lines.len(), 10, "every step ran: {lines:#?}");
+    assert_eq!(lines.len(), 13, "every step ran: {lines:#?}");
     let paused: Vec<_> = emulator
         .deliveries()
         .into_iter()
         .filter(|d| d.event_type == "sandbox.lifecycle.paused")
         .collect();
-    assert_eq!(paused.len(), 1, "one `paused` delivery: {paused:?}");
-    assert_eq!(paused[0].status, Some(200), "the receiver accepted it");
-    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 1);
+    // demo's idle pause, demo idle again during the later steps, the two handoffs.
+    assert_eq!(paused.len(), 4, "four `paused` deliveries: {paused:?}");
+    assert!(
+        paused.iter().all(|d| d.status == Some(200)),
+        "the receiver accepted them"
+    );
+    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 4);
+    assert_eq!(emulator.calls_to(e2b_emulator::Route::BatchMetrics).len(), 1);
     assert_eq!(
         emulator.calls_to(e2b_emulator::Route::DeleteSnapshot).len(),
         1,
@@ -49,10 +54,37 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         ))
         .await
         .unwrap();
-    assert_eq!(project.state(), Some(sandman::domain::SessionState::Running));
+    assert_eq!(
+        project.state(),
+        Some(sandman::domain::SessionState::Paused),
+        "idle again while the later steps ran"
+    );
     assert_eq!(
         stack.store().all_snapshots(&project.project.key()).await.unwrap().len(),
         1
     );
+    let key = |project: &str| {
+        sandman::domain::ProjectKey::new(
+            sandman::domain::TeamId::parse(sandman_local::dev::DEV_TEAM).unwrap(),
+            sandman::domain::ProjectId::parse(project).unwrap(),
+        )
+    };
+    for project in [
+        sandman_local::walkthrough::BUSY_PROJECT,
+        sandman_local::walkthrough::AGENT_PROJECT,
+    ] {
+        let record = stack.sandman.project(&key(project)).await.unwrap();
+        assert_eq!(
+            record.state(),
+            Some(sandman::domain::SessionState::Running),
+            "{project}"
+        );
+        let sandbox = record.session.and_then(|s| s.sandbox).unwrap().sandbox_id;
+        assert_eq!(
+            emulator.sandbox(&sandbox).map(|s| s.state),
+            Some(e2b_emulator::SandboxState::Running),
+            "{project}'s sandbox runs in E2B"
+        );
+    }
     stack.shutdown().await;
 }

@@ -127,7 +127,8 @@ export interface paths {
         put?: never;
         /**
          * A heartbeat from the frontend: keeps a running sandbox from being paused as idle, wakes a
-         *     paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B.
+         *     paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B. The body is
+         *     optional; `busyForSeconds` holds the sandbox awake for a long job.
          */
         post: operations["activity"];
         delete?: never;
@@ -226,6 +227,15 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Optional body of an activity call. */
+        ActivityBody: {
+            /**
+             * Format: int64
+             * @description Hold the sandbox awake this long (1 to 86400 seconds, capped by the project's
+             *     `maxBusyForSeconds`) without further heartbeats: for a long job. Always recorded.
+             */
+            busyForSeconds?: number | null;
+        };
         ActivityResult: {
             /** @description Whether E2B's timeout was pushed back (it is, once less than half of it is left). */
             extendedTimeout?: boolean | null;
@@ -233,6 +243,14 @@ export interface components {
             outcome: components["schemas"]["Heartbeat"];
             state?: components["schemas"]["State"] | null;
         };
+        /**
+         * @description Session-cap handoff: what happens to an active sandbox before E2B's cap on one continuous run
+         *     (set per deployment and team) ends it. `pause-resume` (the default) pauses and resumes it at
+         *     once, keeping memory and processes (a short RESUMING); `snapshot-reopen` snapshots it, kills
+         *     it and reopens from the snapshot. An idle sandbox near the cap is simply paused.
+         * @enum {string}
+         */
+        CapHandoffSetting: "pause-resume" | "snapshot-reopen";
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -338,10 +356,29 @@ export interface components {
         /** @description A project's settings. `PUT` replaces them: an omitted field takes the deployment's default. */
         ProjectSettings: {
             /**
+             * Format: int32
+             * @description Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
+             *     this percentage, 1 to 100, is not paused yet. Unset (the default): off.
+             */
+            busyCpuPercent?: number | null;
+            capHandoff?: components["schemas"]["CapHandoffSetting"] | null;
+            /**
              * Format: int64
              * @description Idle time after which the sandbox is paused, 60 to 86400 seconds.
              */
             idleTimeoutSeconds?: number | null;
+            /**
+             * Format: int64
+             * @description How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
+             *     (default 7200).
+             */
+            maxBusyDeferralSeconds?: number | null;
+            /**
+             * Format: int64
+             * @description The longest hold one activity call's `busyForSeconds` may ask for, 60 to 86400 seconds
+             *     (default 3600).
+             */
+            maxBusyForSeconds?: number | null;
             /** @description Let the sandbox's URLs answer without E2B's traffic access token (off by default). */
             publicTraffic?: boolean | null;
             retention?: components["schemas"]["RetentionSettings"] | null;
@@ -358,6 +395,13 @@ export interface components {
             templateId: string;
         };
         ProjectView: {
+            /**
+             * Format: int32
+             * @description Busy-aware idle threshold; absent when off.
+             */
+            busyCpuPercent?: number | null;
+            /** @description `pause-resume` or `snapshot-reopen`. */
+            capHandoff: string;
             /** Format: date-time */
             createdAt: string;
             /**
@@ -367,6 +411,10 @@ export interface components {
             heartbeatIntervalSeconds: number;
             /** Format: int64 */
             idleTimeoutSeconds: number;
+            /** Format: int64 */
+            maxBusyDeferralSeconds: number;
+            /** Format: int64 */
+            maxBusyForSeconds: number;
             projectId: string;
             publicTraffic: boolean;
             retention: components["schemas"]["RetentionView"];
@@ -991,7 +1039,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ActivityBody"] | null;
+            };
+        };
         responses: {
             /** @description OK */
             200: {

@@ -17,7 +17,7 @@ pub fn base() -> OpenApi {
             InfoBuilder::new()
                 .title("Sandman")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("One E2B sandbox per project: opened on demand, paused when idle, resumed on activity, snapshotted and restored. Every error is `{\"error\": {\"code\", \"message\"}}`."))
+                .description(Some("One E2B sandbox per project: opened on demand, paused when idle, resumed on activity, snapshotted and restored. Lifecycle policies, per project: busy-aware idle (`busyCpuPercent`, off by default: an idle sandbox whose CPU is above it is not paused, for at most `maxBusyDeferralSeconds`, default 7200), holds (`busyForSeconds` on activity, at most `maxBusyForSeconds`, default 3600) and the session-cap handoff (`capHandoff`, default `pause-resume`, when the deployment sets a cap). Every error is `{\"error\": {\"code\", \"message\"}}`."))
                 .build(),
         )
         .components(Some(ComponentsBuilder::new().security_scheme("bearer", SecurityScheme::Http(bearer)).build()))

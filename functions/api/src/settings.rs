@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use sandman::config::Config;
-use sandman::domain::{IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
+use sandman::domain::{CapHandoff, IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -27,6 +27,39 @@ pub struct ProjectSettings {
     /// The E2B timeout given on create and resume, 60 to 86400 seconds.
     pub sandbox_timeout_seconds: Option<u64>,
     pub retention: Option<RetentionSettings>,
+    /// Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
+    /// this percentage, 1 to 100, is not paused yet. Unset (the default): off.
+    #[schema(minimum = 1, maximum = 100)]
+    pub busy_cpu_percent: Option<u8>,
+    /// How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
+    /// (default 7200).
+    pub max_busy_deferral_seconds: Option<u64>,
+    /// The longest hold one activity call's `busyForSeconds` may ask for, 60 to 86400 seconds
+    /// (default 3600).
+    pub max_busy_for_seconds: Option<u64>,
+    /// What happens to an active sandbox before E2B's session cap ends its run: `pause-resume`
+    /// (the default: memory kept, a short RESUMING) or `snapshot-reopen`.
+    pub cap_handoff: Option<CapHandoffSetting>,
+}
+
+/// Session-cap handoff: what happens to an active sandbox before E2B's cap on one continuous run
+/// (set per deployment and team) ends it. `pause-resume` (the default) pauses and resumes it at
+/// once, keeping memory and processes (a short RESUMING); `snapshot-reopen` snapshots it, kills
+/// it and reopens from the snapshot. An idle sandbox near the cap is simply paused.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapHandoffSetting {
+    PauseResume,
+    SnapshotReopen,
+}
+
+impl From<CapHandoffSetting> for CapHandoff {
+    fn from(setting: CapHandoffSetting) -> Self {
+        match setting {
+            CapHandoffSetting::PauseResume => CapHandoff::PauseResume,
+            CapHandoffSetting::SnapshotReopen => CapHandoff::SnapshotReopen,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -41,6 +74,8 @@ pub struct RetentionSettings {
 const TIMEOUT_SECONDS: RangeInclusive<u64> = 60..=86_400;
 const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
+const BUSY_DEFERRAL_SECONDS: RangeInclusive<u64> = 300..=7 * 86_400;
+const BUSY_FOR_SECONDS: RangeInclusive<u64> = 60..=86_400;
 
 impl ProjectSettings {
     pub fn into_spec(self, key: ProjectKey, config: &Config) -> Result<ProjectSpec, ApiError> {
@@ -77,12 +112,45 @@ impl ProjectSettings {
             .sandbox_timeout_seconds
             .map(|s| seconds("sandboxTimeoutSeconds", s, TIMEOUT_SECONDS))
             .transpose()?;
+        if self.busy_cpu_percent.is_some_and(|pct| !(1..=100).contains(&pct)) {
+            return Err(ApiError::invalid(
+                "busyCpuPercent",
+                "busyCpuPercent must be from 1 to 100",
+            ));
+        }
+        let idle_timeout = idle_timeout.unwrap_or(defaults.idle_timeout);
+        // The idle index finds a session at the earlier of its idle and handoff deadlines; a new
+        // run's first deadline is its idle one, so it must come before the handoff.
+        if let Some(handoff_after) = config.session_cap.handoff_after(key.team.as_str())
+            && idle_timeout >= handoff_after
+        {
+            return Err(ApiError::invalid(
+                "idleTimeoutSeconds",
+                format!(
+                    "idleTimeoutSeconds must be under {} (the team's session cap less its handoff margin)",
+                    handoff_after.as_secs()
+                ),
+            ));
+        }
+        let policy_defaults = IdlePolicy::default();
+        let max_busy_deferral = self
+            .max_busy_deferral_seconds
+            .map(|s| seconds("maxBusyDeferralSeconds", s, BUSY_DEFERRAL_SECONDS))
+            .transpose()?;
+        let max_busy_for = self
+            .max_busy_for_seconds
+            .map(|s| seconds("maxBusyForSeconds", s, BUSY_FOR_SECONDS))
+            .transpose()?;
         Ok(ProjectSpec {
             key,
             template_id,
             idle: IdlePolicy {
-                idle_timeout: idle_timeout.unwrap_or(defaults.idle_timeout),
+                idle_timeout,
                 snapshot_on_idle: self.snapshot_on_idle.unwrap_or(false),
+                busy_cpu_percent: self.busy_cpu_percent,
+                max_busy_deferral: max_busy_deferral.unwrap_or(policy_defaults.max_busy_deferral),
+                max_busy_for: max_busy_for.unwrap_or(policy_defaults.max_busy_for),
+                cap_handoff: self.cap_handoff.map(CapHandoff::from).unwrap_or_default(),
             },
             retention: RetentionPolicy { keep_last, max_age },
             sandbox_timeout: sandbox_timeout.unwrap_or(defaults.sandbox_timeout),
@@ -111,16 +179,75 @@ mod tests {
     use super::*;
 
     fn spec(body: serde_json::Value) -> Result<ProjectSpec, ApiError> {
+        spec_with(body, &[])
+    }
+
+    fn spec_with(body: serde_json::Value, env: &[(&str, &str)]) -> Result<ProjectSpec, ApiError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = sandman::config::Config::from_lookup(|name| match name {
             "SANDMAN_TABLE" => Some("t".into()),
             "SANDMAN_TEMPLATES" => Some("base".into()),
-            _ => None,
+            _ => env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
         })
         .unwrap();
         let key = ProjectKey::new(TeamId::parse("t").unwrap(), ProjectId::parse("p").unwrap());
         serde_json::from_value::<ProjectSettings>(body)
             .expect("parses")
             .into_spec(key, &config)
+    }
+
+    #[test]
+    fn busy_and_handoff_settings_parse_and_default() {
+        let parsed = spec(json!({"templateId": "base"})).unwrap();
+        assert_eq!(parsed.idle.busy_cpu_percent, None, "busy-aware idle is off by default");
+        assert_eq!(parsed.idle.max_busy_deferral, Duration::from_secs(7200));
+        assert_eq!(parsed.idle.max_busy_for, Duration::from_secs(3600));
+        assert_eq!(parsed.idle.cap_handoff, CapHandoff::PauseResume);
+        let parsed = spec_json(
+            json!({"templateId": "base", "busyCpuPercent": 60, "maxBusyDeferralSeconds": 600,
+            "maxBusyForSeconds": 120, "capHandoff": "snapshot-reopen"}),
+        );
+        assert_eq!(parsed.idle.busy_cpu_percent, Some(60));
+        assert_eq!(parsed.idle.max_busy_deferral, Duration::from_secs(600));
+        assert_eq!(parsed.idle.max_busy_for, Duration::from_secs(120));
+        assert_eq!(parsed.idle.cap_handoff, CapHandoff::SnapshotReopen);
+        for (body, field) in [
+            (json!({"templateId": "base", "busyCpuPercent": 0}), "busyCpuPercent"),
+            (json!({"templateId": "base", "busyCpuPercent": 101}), "busyCpuPercent"),
+            (
+                json!({"templateId": "base", "maxBusyDeferralSeconds": 10}),
+                "maxBusyDeferralSeconds",
+            ),
+            (
+                json!({"templateId": "base", "maxBusyForSeconds": 86401}),
+                "maxBusyForSeconds",
+            ),
+        ] {
+            let err = format!("{:?}", spec(body.clone()).unwrap_err());
+            assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_idle_timeout_must_end_before_the_handoff() {
+        let capped = [("SESSION_CAP_SECS", "3600"), ("SESSION_CAP_MARGIN_SECS", "300")];
+        assert!(spec_with(json!({"templateId": "base", "idleTimeoutSeconds": 3299}), &capped).is_ok());
+        let err = format!(
+            "{:?}",
+            spec_with(json!({"templateId": "base", "idleTimeoutSeconds": 3300}), &capped).unwrap_err()
+        );
+        assert!(
+            err.contains("field: Some(\"idleTimeoutSeconds\")") && err.contains("3300"),
+            "{err}"
+        );
+        assert!(
+            spec(json!({"templateId": "base", "idleTimeoutSeconds": 86400})).is_ok(),
+            "no cap, no bound"
+        );
+    }
+
+    fn spec_json(body: serde_json::Value) -> ProjectSpec {
+        spec(body).expect("valid")
     }
 
     #[test]

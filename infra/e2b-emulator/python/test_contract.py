@@ -223,3 +223,66 @@ def test_sandbox_events(client, api_contract, argus_contract):
     assert [e["type"] for e in events] == ["sandbox.lifecycle.created", "sandbox.lifecycle.paused"]
     team = argus_contract.check("get", "/events/sandboxes", client.get("/events/sandboxes"))
     assert len(team) == 2
+
+
+def test_batch_metrics_report_the_cpu_set_through_admin(fresh, client, api_contract):
+    busy = create(client, api_contract)
+    quiet = create(client, api_contract)
+    paused = create(client, api_contract)
+    client.post(f"/sandboxes/{paused}/pause").raise_for_status()
+    fresh.admin.post(f"/admin/sandboxes/{busy}/metrics", json={"cpu_used_pct": 80}).raise_for_status()
+    response = client.get("/sandboxes/metrics", params={"sandbox_ids": f"{busy},{quiet},{paused},unknown000000000000"})
+    body = api_contract.check("get", "/sandboxes/metrics", response)
+    assert response.status_code == 200
+    # Only running sandboxes are listed; the one set to 80% reports it, the other a small load.
+    assert sorted(body["sandboxes"]) == sorted([busy, quiet])
+    assert body["sandboxes"][busy]["cpuUsedPct"] == 80
+    assert body["sandboxes"][quiet]["cpuUsedPct"] < 10
+    # The setting survives a pause and resume (the sandbox keeps what it was doing).
+    client.post(f"/sandboxes/{busy}/pause").raise_for_status()
+    client.post(f"/sandboxes/{busy}/connect", json={"timeout": 300}).raise_for_status()
+    again = api_contract.check("get", "/sandboxes/metrics", client.get("/sandboxes/metrics", params={"sandbox_ids": busy}))
+    assert again["sandboxes"][busy]["cpuUsedPct"] == 80
+    fresh.admin.post(f"/admin/sandboxes/{busy}/metrics", json={"cpu_used_pct": None}).raise_for_status()
+    cleared = client.get("/sandboxes/metrics", params={"sandbox_ids": busy}).json()
+    assert cleared["sandboxes"][busy]["cpuUsedPct"] < 10
+    calls = [c for c in fresh.calls() if c["route"] == "BatchMetrics"]
+    assert len(calls) == 3
+
+
+def test_batch_metrics_refuse_no_ids_and_more_than_100(client, api_contract):
+    empty = client.get("/sandboxes/metrics", params={"sandbox_ids": ""})
+    api_contract.check("get", "/sandboxes/metrics", empty)
+    assert empty.status_code == 400
+    too_many = ",".join(f"sbx{i:017d}" for i in range(101))
+    over = client.get("/sandboxes/metrics", params={"sandbox_ids": too_many})
+    api_contract.check("get", "/sandboxes/metrics", over)
+    assert over.status_code == 400
+    bad_cpu = client.post("/admin/sandboxes/x/metrics", json={"cpu_used_pct": 120})
+    assert bad_cpu.status_code == 400
+
+
+def test_session_cap_kills_a_continuous_run_and_a_pause_resets_it(fresh, client, api_contract):
+    assert fresh.admin.get("/admin/session-cap").json() == {"seconds": None}
+    fresh.admin.post("/admin/session-cap", json={"seconds": 3600}).raise_for_status()
+    try:
+        capped = create(client, api_contract, timeout=7200)
+        handed_off = create(client, api_contract, timeout=7200)
+        fresh.advance(3000)
+        client.post(f"/sandboxes/{handed_off}/pause").raise_for_status()
+        resumed = client.post(f"/sandboxes/{handed_off}/connect", json={"timeout": 7200})
+        api_contract.check("post", "/sandboxes/{sandboxID}/connect", resumed)
+        assert resumed.status_code == 201
+        fresh.advance(700)
+        gone = client.get(f"/sandboxes/{capped}")
+        api_contract.check("get", "/sandboxes/{sandboxID}", gone)
+        assert gone.status_code == 404
+        view = fresh.admin.get(f"/admin/sandboxes/{capped}").json()
+        assert (view["state"], view["kill_reason"]) == ("killed", "session_cap")
+        alive = api_contract.check("get", "/sandboxes/{sandboxID}", client.get(f"/sandboxes/{handed_off}"))
+        assert alive["state"] == "running"
+    finally:
+        fresh.admin.post("/admin/session-cap", json={"seconds": None}).raise_for_status()
+    # A reset restores the configured default (off).
+    fresh.reset()
+    assert fresh.admin.get("/admin/session-cap").json() == {"seconds": None}

@@ -115,7 +115,11 @@ impl Shared {
     /// Back to a fresh emulator: no sandboxes, snapshots, webhooks, faults, calls or
     /// deliveries, and the clock at real time.
     pub(crate) fn reset(&self) {
-        self.world().reset();
+        {
+            let mut world = self.world();
+            world.reset();
+            world.set_session_cap(self.config.session_cap);
+        }
         self.faults.clear();
         self.publisher.set_faults(crate::faults::WebhookFaults::default());
         self.publisher.clear_deliveries();

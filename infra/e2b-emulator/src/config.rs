@@ -41,6 +41,9 @@ pub struct EmulatorConfig {
     pub snapshot_duration: Duration,
     /// Longest timeout a create, connect or set-timeout may ask for (E2B's plan cap).
     pub max_timeout: Duration,
+    /// E2B's cap on one continuous run (1 h Hobby, 24 h Pro): a running sandbox is killed this
+    /// long after it started or last resumed. `None` (the default) never caps.
+    pub session_cap: Option<Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -56,6 +59,7 @@ impl Default for EmulatorConfig {
             pause_duration: Duration::ZERO,
             snapshot_duration: Duration::from_millis(50),
             max_timeout: Duration::from_secs(24 * 3600),
+            session_cap: None,
         }
     }
 }
@@ -104,6 +108,10 @@ impl EmulatorConfig {
         }
         if let Some(value) = lookup("E2B_EMULATOR_PAUSE_DURATION_MS") {
             config.pause_duration = millis("E2B_EMULATOR_PAUSE_DURATION_MS", &value)?;
+        }
+        if let Some(value) = lookup("E2B_EMULATOR_SESSION_CAP_SECS") {
+            let secs: u64 = parse_number("E2B_EMULATOR_SESSION_CAP_SECS", &value)?;
+            config.session_cap = Some(Duration::from_secs(secs));
         }
         if let Some(value) = lookup("E2B_EMULATOR_SNAPSHOT_DURATION_MS") {
             config.snapshot_duration = millis("E2B_EMULATOR_SNAPSHOT_DURATION_MS", &value)?;
@@ -157,6 +165,7 @@ mod tests {
         let config = EmulatorConfig::from_lookup(|name| match name {
             "E2B_EMULATOR_TEAMS" => Some("a:ka, b:kb".into()),
             "E2B_EMULATOR_PAUSED_RETENTION_SECS" => Some("60".into()),
+            "E2B_EMULATOR_SESSION_CAP_SECS" => Some("3600".into()),
             _ => None,
         })
         .expect("valid config");
@@ -165,6 +174,8 @@ mod tests {
             vec![TeamAccount::new("a", "ka"), TeamAccount::new("b", "kb")]
         );
         assert_eq!(config.paused_retention, Some(Duration::from_secs(60)));
+        assert_eq!(config.session_cap, Some(Duration::from_secs(3600)));
+        assert_eq!(EmulatorConfig::default().session_cap, None, "off unless asked for");
     }
 
     #[test]

@@ -46,6 +46,7 @@ impl Emulator {
         let limits = Limits {
             paused_retention: config.paused_retention,
             max_timeout: config.max_timeout,
+            session_cap: config.session_cap,
         };
         let world = World::new(limits, publisher.clone());
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
@@ -147,6 +148,19 @@ impl Emulator {
     /// Any sandbox ever created, killed ones included, whatever its team.
     pub fn sandbox(&self, id: &str) -> Option<SandboxView> {
         self.app.world().sandbox_view(id)
+    }
+
+    /// The CPU use the metrics routes report for a sandbox (`None`: a small synthetic load).
+    pub fn set_cpu(&self, id: &str, cpu_used_pct: Option<f64>) {
+        if let Err(err) = self.app.world().set_cpu(id, cpu_used_pct) {
+            tracing::warn!(%err, "set_cpu on an unknown sandbox");
+        }
+    }
+
+    /// E2B's cap on one continuous run (`None`: off); running sandboxes past it are killed.
+    pub fn set_session_cap(&self, cap: Option<Duration>) {
+        self.app.world().set_session_cap(cap);
+        self.app.sweep();
     }
 
     pub fn sandboxes(&self) -> Vec<SandboxView> {

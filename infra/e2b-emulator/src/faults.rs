@@ -25,6 +25,8 @@ pub enum Route {
     ListSnapshots,
     DeleteSnapshot,
     SandboxMetrics,
+    /// `GET /sandboxes/metrics?sandbox_ids=…`: the latest metrics of up to 100 sandboxes.
+    BatchMetrics,
     SandboxEvents,
     Webhooks,
     Unknown,
@@ -40,6 +42,7 @@ impl Route {
         match (method.as_str(), path) {
             ("POST", "/sandboxes") => Route::CreateSandbox,
             ("GET", "/sandboxes") => Route::ListSandboxes,
+            ("GET", "/sandboxes/metrics") => Route::BatchMetrics,
             ("GET", "/sandboxes/{id}") => Route::GetSandbox,
             ("DELETE", "/sandboxes/{id}") => Route::KillSandbox,
             ("POST", "/sandboxes/{id}/pause") => Route::PauseSandbox,

@@ -64,6 +64,9 @@ pub struct SandboxView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub killed_at: Option<OffsetDateTime>,
     pub kill_reason: Option<String>,
+    /// CPU use set by a test (`/admin/sandboxes/{id}/metrics`), reported by the metrics routes
+    /// while the sandbox runs; `None` reports a small synthetic load. Kept across pause and resume.
+    pub cpu_used_pct: Option<f64>,
 }
 
 impl SandboxView {

@@ -57,10 +57,19 @@ impl DevOptions {
                     Some(port("E2B_EMULATOR_PORT", 4010)?)
                 },
                 run_timers: true,
+                session_cap: None,
             },
             clock: Clock::System,
             announce: true,
         })
+    }
+
+    /// The walkthrough's stack: [`DevOptions::ephemeral`] with a short session cap, emulated and
+    /// handed off, so it shows a handoff (E2B's plans cap a run at 1 h or 24 h).
+    pub fn walkthrough(table: String, create_table: bool, clock: Clock) -> DevOptions {
+        let mut options = Self::ephemeral(table, create_table, clock);
+        options.stack.session_cap = Some(crate::walkthrough::SESSION_CAP);
+        options
     }
 
     /// Free ports, the emulator, no timers: the walkthrough runs the scheduled functions itself.
@@ -74,6 +83,7 @@ impl DevOptions {
                 webhook_addr: any,
                 emulator_addr: Some(any),
                 run_timers: false,
+                session_cap: None,
             },
             clock,
             announce: false,
@@ -108,6 +118,13 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
         "starting the E2B emulator"
     });
     let mut failure = None;
+    let (session_cap, margin) = match options.session_cap {
+        Some(cap) => (
+            Some(cap.as_secs().to_string()),
+            Some(crate::walkthrough::SESSION_CAP_MARGIN.as_secs().to_string()),
+        ),
+        None => (None, None),
+    };
     let stack = LocalStack::start(
         options,
         |emulator| {
@@ -116,6 +133,8 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
                 ("SANDMAN_TABLE", _) => Some(table.clone()),
                 ("E2B_API_URL", Some(url)) => Some(url.clone()),
                 ("E2B_API_ALLOW_HTTP_LOOPBACK", Some(_)) => Some("true".into()),
+                ("SESSION_CAP_SECS", _) if session_cap.is_some() => session_cap.clone(),
+                ("SESSION_CAP_MARGIN_SECS", _) if margin.is_some() => margin.clone(),
                 // The development token is HS256, unless the developer brings a JWKS.
                 ("JWT_HS256", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| "true".into())),
                 _ => env(name),
@@ -218,7 +237,7 @@ async fn shutdown_signal() {
 /// metrics), which `scripts/dev demo` sends to a file.
 pub async fn demo() -> Result<(), String> {
     let table = format!("sandman-demo-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let stack = start(DevOptions::ephemeral(table.clone(), true, Clock::System)).await?;
+    let stack = start(DevOptions::walkthrough(table.clone(), true, Clock::System)).await?;
     eprintln!(
         "0. started a local stack of its own: table {table} in DynamoDB Local, the E2B emulator, the API at {}",
         stack.api_url

@@ -33,6 +33,8 @@ pub struct StackOptions {
     /// `None`: run the emulator on this address; `Some`: talk to the E2B configured in `sandman`.
     pub emulator_addr: Option<SocketAddr>,
     pub run_timers: bool,
+    /// E2B's cap on one continuous run, emulated (and handed off by Sandman, with `SESSION_CAP_SECS`).
+    pub session_cap: Option<std::time::Duration>,
 }
 
 pub struct LocalStack {
@@ -71,6 +73,7 @@ impl LocalStack {
             Some(addr) => {
                 let config = EmulatorConfig {
                     port: addr.port(),
+                    session_cap: options.session_cap,
                     ..EmulatorConfig::default()
                 };
                 Some(Emulator::start(config).await.map_err(StackError::Emulator)?)

@@ -1,6 +1,8 @@
 //! The lifecycle end to end, through the HTTP API of a running local stack: register a project,
 //! open its sandbox, heartbeat, go idle and be paused by the enforcer (the webhook confirms),
-//! wake, snapshot, kill with auto-save, reopen from the snapshot, prune. `make demo` prints it;
+//! wake, snapshot, kill with auto-save, reopen from the snapshot, prune; then a busy sandbox the
+//! enforcer does not pause, and an active one handed off before E2B's (shortened) session cap.
+//! `make demo` prints it;
 //! the end-to-end test runs the very same steps and fails on any unexpected answer.
 
 use std::time::Duration;
@@ -15,7 +17,12 @@ use crate::stack::LocalStack;
 pub type Wait<'a> = Box<dyn Fn(Duration) -> BoxFuture<'a, ()> + Send + Sync + 'a>;
 
 pub const PROJECT: &str = "demo";
+pub const BUSY_PROJECT: &str = "demo-busy";
+pub const AGENT_PROJECT: &str = "demo-agent";
 const IDLE: Duration = Duration::from_secs(60);
+/// The walkthrough stack's emulated cap on one continuous run, and Sandman's margin before it.
+pub const SESSION_CAP: Duration = Duration::from_secs(120);
+pub const SESSION_CAP_MARGIN: Duration = Duration::from_secs(30);
 
 pub struct Walkthrough<'a> {
     stack: &'a LocalStack,
@@ -36,8 +43,14 @@ impl<'a> Walkthrough<'a> {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
-        let url = format!("{}/v1/projects/{PROJECT}{path}", self.stack.api_url);
+    async fn call_on(
+        &self,
+        project: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        let url = format!("{}/v1/projects/{project}{path}", self.stack.api_url);
         let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -54,7 +67,18 @@ impl<'a> Walkthrough<'a> {
     }
 
     async fn expect(&self, method: Method, path: &str, body: Option<Value>, statuses: &[u16]) -> Result<Value, String> {
-        let (status, value) = self.call(method.clone(), path, body).await?;
+        self.expect_on(PROJECT, method, path, body, statuses).await
+    }
+
+    async fn expect_on(
+        &self,
+        project: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        statuses: &[u16],
+    ) -> Result<Value, String> {
+        let (status, value) = self.call_on(project, method.clone(), path, body).await?;
         if statuses.contains(&status) {
             Ok(value)
         } else {
@@ -209,6 +233,111 @@ impl<'a> Walkthrough<'a> {
         say(&format!(
             "10. lifecycle log: {lines} transitions, newest first, each with actor and cause"
         ));
+        self.busy_and_handoff().await
+    }
+
+    /// A busy sandbox the enforcer does not pause, and an active one handed off at the cap.
+    async fn busy_and_handoff(&self) -> Result<(), String> {
+        let say = &self.say;
+        let Some(emulator) = &self.stack.emulator else {
+            say(
+                "11-13. busy-aware idle and the session-cap handoff need the emulator (a CPU to set, a short cap): skipped",
+            );
+            return Ok(());
+        };
+        let busy = json!({"templateId": "base", "idleTimeoutSeconds": IDLE.as_secs(), "busyCpuPercent": 50});
+        self.expect_on(BUSY_PROJECT, Method::PUT, "", Some(busy), &[200, 201])
+            .await?;
+        let agent = json!({"templateId": "base", "idleTimeoutSeconds": IDLE.as_secs()});
+        self.expect_on(AGENT_PROJECT, Method::PUT, "", Some(agent), &[200, 201])
+            .await?;
+        let busy = self
+            .expect_on(BUSY_PROJECT, Method::POST, "/sandbox", None, &[200])
+            .await?;
+        let agent = self
+            .expect_on(AGENT_PROJECT, Method::POST, "/sandbox", None, &[200])
+            .await?;
+        let busy_sandbox = busy["sandbox"]["sandboxId"].as_str().unwrap_or_default().to_string();
+        let agent_sandbox = agent["sandbox"]["sandboxId"].as_str().unwrap_or_default().to_string();
+        emulator.set_cpu(&busy_sandbox, Some(80.0));
+        say(&format!(
+            "11. two more projects: {BUSY_PROJECT} (busy above 50% CPU; its sandbox works at 80%) and {AGENT_PROJECT} (kept active), in an E2B whose session cap is {} s",
+            SESSION_CAP.as_secs()
+        ));
+
+        (self.wait)(IDLE + Duration::from_secs(1)).await;
+        self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox/activity", None, &[200])
+            .await?;
+        let report = self.tick("idle-enforcer").await?;
+        let tick = &report["report"];
+        self.check(
+            tick["busyDeferred"] == 1,
+            "the busy sandbox's pause is deferred",
+            &report,
+        )?;
+        let status = self
+            .expect_on(BUSY_PROJECT, Method::GET, "/sandbox", None, &[200])
+            .await?;
+        self.check(status["state"] == "RUNNING", "a busy sandbox is not paused", &status)?;
+        let cause = "deferred: busy (cpu 80%)";
+        self.check(
+            self.causes(BUSY_PROJECT).await?.iter().any(|c| c == cause),
+            "the lifecycle log records the deferral",
+            &status,
+        )?;
+        say(&format!(
+            "12. idle for 60 s but busy: the enforcer read its CPU ({} metrics call) and logged \"{cause}\"; still RUNNING ({} paused as idle)",
+            tick["metricsCalls"], tick["paused"]
+        ));
+
+        (self.wait)(SESSION_CAP - SESSION_CAP_MARGIN - IDLE).await;
+        self.expect_on(AGENT_PROJECT, Method::POST, "/sandbox/activity", None, &[200])
+            .await?;
+        let report = self.tick("idle-enforcer").await?;
+        // demo-busy too: its deferral ran up to its own handoff deadline, which comes due with it.
+        let logs = json!({"tick": report, "agent": self.causes(AGENT_PROJECT).await?, "busy": self.causes(BUSY_PROJECT).await?});
+        self.check(
+            report["report"]["handoffs"] == 2,
+            "the active and the busy sandbox are handed off",
+            &logs,
+        )?;
+        let status = self
+            .expect_on(AGENT_PROJECT, Method::GET, "/sandbox", None, &[200])
+            .await?;
+        let kept = emulator
+            .sandbox(&agent_sandbox)
+            .is_some_and(|s| s.kill_reason.is_none());
+        self.check(
+            status["state"] == "RUNNING" && status["sandboxId"] == agent_sandbox.as_str() && kept,
+            "the handoff keeps the same sandbox running",
+            &status,
+        )?;
+        self.check(
+            self.causes(AGENT_PROJECT)
+                .await?
+                .iter()
+                .any(|c| c == "session cap handoff"),
+            "the lifecycle log says why",
+            &status,
+        )?;
+        say(&format!(
+            "13. {AGENT_PROJECT}, active {} s into a {} s cap: paused and resumed at once (same sandbox, memory kept; a short RESUMING), logged \"session cap handoff\"; {BUSY_PROJECT}, still busy, handed off with it",
+            (SESSION_CAP - SESSION_CAP_MARGIN).as_secs(),
+            SESSION_CAP.as_secs()
+        ));
         Ok(())
+    }
+
+    async fn causes(&self, project: &str) -> Result<Vec<String>, String> {
+        let log = self.expect_on(project, Method::GET, "/events", None, &[200]).await?;
+        Ok(log["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["cause"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

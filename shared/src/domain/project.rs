@@ -9,6 +9,40 @@ use super::{ProjectId, ProjectKey, TeamId};
 pub struct IdlePolicy {
     pub idle_timeout: Duration,
     pub snapshot_on_idle: bool,
+    /// Busy-aware idle: an idle sandbox whose CPU (from E2B's metrics) is above this is not
+    /// paused yet. `None` (the default): CPU is not read.
+    pub busy_cpu_percent: Option<u8>,
+    /// How long busy deferrals may keep a sandbox up without any activity (default 2 h).
+    pub max_busy_deferral: Duration,
+    /// The longest `busyForSeconds` one activity call may ask for (default 1 h).
+    pub max_busy_for: Duration,
+    /// What a session-cap handoff does with an active sandbox.
+    pub cap_handoff: CapHandoff,
+}
+
+/// Before E2B's cap on one continuous run ends an active sandbox, Sandman hands it off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CapHandoff {
+    /// Pause and resume at once: memory and processes are kept (the default).
+    #[default]
+    PauseResume,
+    /// Snapshot, kill and reopen from the snapshot.
+    SnapshotReopen,
+}
+
+impl CapHandoff {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PauseResume => "pause-resume",
+            Self::SnapshotReopen => "snapshot-reopen",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::PauseResume, Self::SnapshotReopen]
+            .into_iter()
+            .find(|mode| mode.as_str() == value)
+    }
 }
 
 impl IdlePolicy {
@@ -19,6 +53,13 @@ impl IdlePolicy {
         let eighth = (self.idle_timeout / 8).clamp(Duration::from_secs(30), Duration::from_secs(300));
         eighth.min(self.idle_timeout / 4)
     }
+
+    /// How far one busy deferral moves the idle deadline: a quarter of the idle timeout, at least
+    /// one enforcer tick (2 minutes) and at most 15 minutes. CPU is read again when it passes, so a
+    /// sandbox whose work ended is paused at most one step late.
+    pub fn busy_deferral_step(&self) -> Duration {
+        (self.idle_timeout / 4).clamp(Duration::from_secs(120), Duration::from_secs(900))
+    }
 }
 
 impl Default for IdlePolicy {
@@ -26,6 +67,10 @@ impl Default for IdlePolicy {
         Self {
             idle_timeout: Duration::from_secs(600),
             snapshot_on_idle: false,
+            busy_cpu_percent: None,
+            max_busy_deferral: Duration::from_secs(2 * 3600),
+            max_busy_for: Duration::from_secs(3600),
+            cap_handoff: CapHandoff::PauseResume,
         }
     }
 }
@@ -89,7 +134,7 @@ mod tests {
     fn interval(idle_secs: u64) -> u64 {
         IdlePolicy {
             idle_timeout: Duration::from_secs(idle_secs),
-            snapshot_on_idle: false,
+            ..IdlePolicy::default()
         }
         .heartbeat_interval()
         .as_secs()

@@ -37,6 +37,13 @@ pub struct Session {
     pub last_active_at: OffsetDateTime,
     /// When the idle enforcer may pause it: `last_active_at` plus the project's idle timeout.
     pub idle_at: Option<OffsetDateTime>,
+    /// When the sandbox's current continuous run began (the last create or resume): E2B ends a
+    /// run at the plan's cap, and Sandman hands it off before then.
+    pub running_since: Option<OffsetDateTime>,
+    /// Since when busy deferrals have kept the sandbox up without activity.
+    pub busy_since: Option<OffsetDateTime>,
+    /// Held awake until then by activity with `busyForSeconds`.
+    pub busy_until: Option<OffsetDateTime>,
     /// When E2B will time the sandbox out unless extended.
     pub timeout_at: Option<OffsetDateTime>,
     pub paused_at: Option<OffsetDateTime>,

@@ -21,6 +21,7 @@ pub(crate) use client::is_loopback;
 pub use client::{E2bClient, E2bSettings};
 pub use error::E2bError;
 pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
+pub use sandboxes::MAX_METRICS_BATCH;
 pub use types::{
     Connected, ListedSandbox, NewSandbox, OnTimeout, Sandbox, SandboxDetail, SandboxFilter, SandboxLifecycle,
     SandboxMetric, SandboxNetwork, SandboxState, Secret, SnapshotInfo,

@@ -1,6 +1,6 @@
 //! Sandbox lifecycle calls: create, inspect, list, pause, connect (resume), timeouts, kill, metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -112,6 +112,32 @@ impl E2b {
             .for_sandbox(sandbox_id);
         self.send(request).await?.json(ROUTE)
     }
+
+    /// The latest CPU use of each of `sandbox_ids` that is running (up to `MAX_METRICS_BATCH` ids
+    /// per call; the caller batches). Sandboxes E2B does not list are absent from the answer.
+    pub async fn batch_cpu(&self, sandbox_ids: &[&str]) -> Result<HashMap<String, f64>, E2bError> {
+        const ROUTE: &str = "GET /sandboxes/metrics";
+        if sandbox_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let request = Request::new(Method::GET, ROUTE, &["sandboxes", "metrics"])
+            .with_query("sandbox_ids", sandbox_ids.join(","));
+        let answer: SandboxesWithMetrics = self.send(request).await?.json(ROUTE)?;
+        Ok(answer
+            .sandboxes
+            .into_iter()
+            .map(|(id, metric)| (id, metric.cpu_used_pct))
+            .collect())
+    }
+}
+
+/// E2B's limit on ids in one `GET /sandboxes/metrics`.
+pub const MAX_METRICS_BATCH: usize = 100;
+
+#[derive(serde::Deserialize)]
+struct SandboxesWithMetrics {
+    #[serde(default)]
+    sandboxes: HashMap<String, SandboxMetric>,
 }
 
 /// E2B's `metadata` filter is itself a query string (`k=v&k2=v2`, each part URL-encoded), sent

@@ -6,30 +6,38 @@
 //! conditional write (still RUNNING, same version, still idle): a heartbeat or a concurrent tick
 //! between the query and the claim wins, and nothing is sent to E2B.
 //!
+//! Before pausing, candidates are planned a batch (100) at a time (`plan.rs`): busy-aware projects'
+//! sandboxes have their CPU read from E2B in one metrics call per batch and team, and a busy one is
+//! deferred instead of paused; a session whose continuous run nears E2B's cap is handed off
+//! (`handoff.rs`).
+//!
 //! At most `enforcer.concurrency` pauses are in flight. At `enforcer.tick_deadline` the tick stops
 //! reading and claiming; pauses already claimed finish, so no session is left PAUSING by the
 //! deadline. What was not reached is still idle at the next tick.
 
 mod candidates;
+mod handoff;
+mod plan;
 mod report;
 
 pub use report::TickReport;
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, stream};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::Sandman;
 use crate::domain::Actor;
-use crate::store::{IdleCandidate, StoreError};
+use crate::e2b::MAX_METRICS_BATCH;
+use crate::store::{IdleCandidate, IdleDeferral};
 use crate::workspace::{PauseOutcome, PauseRequest};
 
 /// What happened to one candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// Paused (or found paused); the minutes E2B would have kept it running otherwise.
     Paused {
         minutes_saved: f64,
@@ -48,6 +56,12 @@ enum Verdict {
     NoSandbox,
     /// The idle index could not be read (a shard's remaining pages are skipped).
     ReadError,
+    /// Busy-aware idle: CPU above the project's threshold, the pause moved one step later.
+    BusyDeferred,
+    /// Active at the session cap: paused and resumed (or snapshotted and reopened).
+    HandedOff,
+    /// Not a candidate: E2B metrics calls made for a batch.
+    MetricsCalls(u64),
 }
 
 impl Sandman {
@@ -62,7 +76,18 @@ impl Sandman {
             let mut report = self
                 .idle_candidates_stream(now)
                 .take_while(|_| std::future::ready(Instant::now() < deadline))
-                .map(|candidate| self.consider(candidate, now, deadline))
+                .chunks(MAX_METRICS_BATCH)
+                .then(|batch| {
+                    // An owned handle: a future borrowing `self` here defeats the Send inference.
+                    let sandman = self.clone();
+                    async move { sandman.plan(batch, now).await }
+                })
+                .flat_map(|plan| {
+                    let calls =
+                        (plan.metrics_calls > 0).then_some(plan::Step::Done(Verdict::MetricsCalls(plan.metrics_calls)));
+                    stream::iter(calls.into_iter().chain(plan.steps))
+                })
+                .map(|step| self.act(step, now, deadline))
                 .buffer_unordered(concurrency)
                 .fold(TickReport::default(), |mut report, verdict| {
                     report.record(verdict);
@@ -74,6 +99,9 @@ impl Sandman {
             tracing::info!(
                 candidates = report.candidates,
                 paused = report.paused,
+                busy_deferred = report.busy_deferred,
+                handoffs = report.handoffs,
+                metrics_calls = report.metrics_calls,
                 skipped_active = report.skipped_active,
                 failed = report.failed,
                 flagged = report.flagged,
@@ -89,37 +117,28 @@ impl Sandman {
         .await
     }
 
-    async fn consider(
-        &self,
-        candidate: Result<IdleCandidate, StoreError>,
-        now: OffsetDateTime,
-        deadline: Instant,
-    ) -> Verdict {
-        let candidate = match candidate {
-            Ok(candidate) => candidate,
-            Err(err) => {
-                tracing::error!(error = %err, "reading the idle index failed; the rest of this shard waits for the next tick");
-                return Verdict::ReadError;
-            }
-        };
-        let max_failures = self.config.enforcer.max_failures;
-        if candidate.failures >= max_failures {
-            tracing::warn!(project = %candidate.key, failures = candidate.failures, "flagged: not retrying the pause");
-            return Verdict::Flagged;
+    async fn act(&self, step: plan::Step, now: OffsetDateTime, deadline: Instant) -> Verdict {
+        match step {
+            plan::Step::Done(verdict) => verdict,
+            _ if Instant::now() >= deadline => Verdict::Deferred,
+            plan::Step::Pause { candidate, cause } => self.pause_idle(&candidate, cause, now).await,
+            plan::Step::Defer {
+                candidate,
+                cpu,
+                idle_at,
+            } => self.defer_busy(&candidate, cpu, idle_at, now).await,
+            plan::Step::Handoff { candidate } => self.hand_off(&candidate, now).await,
         }
-        let Some(sandbox_id) = candidate.sandbox_id.clone() else {
-            tracing::error!(project = %candidate.key, "running session without a sandbox id");
-            return Verdict::NoSandbox;
-        };
-        if Instant::now() >= deadline {
-            return Verdict::Deferred;
-        }
+    }
+
+    async fn pause_idle(&self, candidate: &IdleCandidate, cause: String, now: OffsetDateTime) -> Verdict {
+        let sandbox_id = candidate.sandbox_id.clone().unwrap_or_default();
         let request = PauseRequest {
             key: candidate.key.clone(),
             expected_version: candidate.version,
             sandbox_id: sandbox_id.clone(),
             actor: Actor::IdleEnforcer,
-            cause: format!("idle {}", short_duration(candidate.idle_timeout)),
+            cause,
             idle_by: Some(now),
             snapshot_first: candidate.snapshot_on_idle,
         };
@@ -129,13 +148,48 @@ impl Sandman {
             Ok(PauseOutcome::Paused | PauseOutcome::AlreadyPaused) => Verdict::Paused {
                 minutes_saved: minutes_until(now, candidate.timeout_at),
             },
-            Ok(PauseOutcome::LostRace) => Verdict::SkippedActive,
-            Ok(PauseOutcome::Gone) => Verdict::Gone,
-            Ok(PauseOutcome::Failed(err)) => self.failed(&candidate, &sandbox_id, &err.to_string()),
+            Ok(outcome) => self.pause_not_done(candidate, &sandbox_id, outcome),
             Err(err) => {
                 // Not E2B's answer: the table could not be written (a claim that did not land
                 // changed nothing; an outcome that did not land is repaired by the reconciler).
                 tracing::error!(project = %candidate.key, sandbox_id, error = %err, "pause could not be recorded");
+                Verdict::Failed { flagged: false }
+            }
+        }
+    }
+
+    fn pause_not_done(&self, candidate: &IdleCandidate, sandbox_id: &str, outcome: PauseOutcome) -> Verdict {
+        match outcome {
+            PauseOutcome::Paused | PauseOutcome::AlreadyPaused => Verdict::Paused { minutes_saved: 0.0 },
+            PauseOutcome::LostRace => Verdict::SkippedActive,
+            PauseOutcome::Gone => Verdict::Gone,
+            PauseOutcome::Failed(err) => self.failed(candidate, sandbox_id, &err.to_string()),
+        }
+    }
+
+    async fn defer_busy(
+        &self,
+        candidate: &IdleCandidate,
+        cpu: f64,
+        idle_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Verdict {
+        let deferral = IdleDeferral {
+            key: candidate.key.clone(),
+            expected_version: candidate.version,
+            read_idle_at: candidate.idle_at,
+            idle_at,
+            at: now,
+            cause: format!("deferred: busy (cpu {cpu:.0}%)"),
+        };
+        match self.store.defer_idle(&deferral).await {
+            Ok(true) => {
+                tracing::info!(project = %candidate.key, cpu, "idle pause deferred: busy");
+                Verdict::BusyDeferred
+            }
+            Ok(false) => Verdict::SkippedActive,
+            Err(err) => {
+                tracing::error!(project = %candidate.key, error = %err, "busy deferral could not be recorded");
                 Verdict::Failed { flagged: false }
             }
         }

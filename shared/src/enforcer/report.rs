@@ -13,6 +13,12 @@ pub struct TickReport {
     pub candidates: u64,
     /// Paused now, or found already paused by E2B.
     pub paused: u64,
+    /// Idle but busy (CPU above the project's `busyCpuPercent`): the pause was deferred.
+    pub busy_deferred: u64,
+    /// Active sandboxes handed off before E2B's session cap.
+    pub handoffs: u64,
+    /// E2B batch metrics calls (one per 100 busy-aware candidates of a team).
+    pub metrics_calls: u64,
     /// Activity or another writer changed the session between the query and the claim.
     pub skipped_active: u64,
     /// Pauses that failed; the session is RUNNING again and is retried next tick.
@@ -36,7 +42,7 @@ pub struct TickReport {
 
 impl TickReport {
     pub(super) fn record(&mut self, verdict: Verdict) {
-        if verdict != Verdict::ReadError {
+        if !matches!(verdict, Verdict::ReadError | Verdict::MetricsCalls(_)) {
             self.candidates += 1;
         }
         match verdict {
@@ -54,6 +60,9 @@ impl TickReport {
             Verdict::Deferred => self.deferred += 1,
             Verdict::NoSandbox => self.errors += 1,
             Verdict::ReadError => self.read_errors += 1,
+            Verdict::BusyDeferred => self.busy_deferred += 1,
+            Verdict::HandedOff => self.handoffs += 1,
+            Verdict::MetricsCalls(calls) => self.metrics_calls += calls,
         }
     }
 
@@ -71,6 +80,9 @@ impl TickReport {
             ("Deferred", self.deferred),
             ("Errors", self.errors),
             ("ReadErrors", self.read_errors),
+            ("BusyDeferred", self.busy_deferred),
+            ("Handoffs", self.handoffs),
+            ("MetricsCalls", self.metrics_calls),
             ("PauseFailures", self.failed + self.flagged),
         ] {
             metrics.count(name, value);
@@ -102,13 +114,17 @@ mod tests {
             Verdict::Gone,
             Verdict::Deferred,
             Verdict::ReadError,
+            Verdict::BusyDeferred,
+            Verdict::HandedOff,
+            Verdict::MetricsCalls(2),
         ] {
             report.record(verdict);
         }
         assert_eq!(
             (report.candidates, report.paused, report.failed, report.flagged),
-            (8, 2, 2, 2)
+            (10, 2, 2, 2)
         );
+        assert_eq!((report.busy_deferred, report.handoffs, report.metrics_calls), (1, 1, 2));
         let doc = report.metrics().to_emf(0);
         assert_eq!(doc["PauseFailures"], 4.0);
         assert_eq!(doc["IdleMinutesSaved"], 12.0);

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::StoreError;
 use super::time_ms::from_ms;
 use crate::domain::{
-    Actor, IdlePolicy, LifecycleRecord, Project, ProjectId, RetentionPolicy, SandboxRef, Session, SessionState,
-    Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId, Usage,
+    Actor, CapHandoff, IdlePolicy, LifecycleRecord, Project, ProjectId, RetentionPolicy, SandboxRef, Session,
+    SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus, TeamId, Usage,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -37,6 +37,10 @@ struct ProjectItem {
     template_id: String,
     idle_timeout_ms: u64,
     snapshot_on_idle: bool,
+    busy_cpu_percent: Option<u8>,
+    busy_defer_max_ms: Option<u64>,
+    busy_for_max_ms: Option<u64>,
+    cap_handoff: Option<String>,
     keep_last: u32,
     max_age_ms: Option<u64>,
     sandbox_timeout_ms: u64,
@@ -56,6 +60,9 @@ struct ProjectItem {
     lease_until: Option<i64>,
     last_active_at: Option<i64>,
     idle_at: Option<i64>,
+    running_since: Option<i64>,
+    busy_since: Option<i64>,
+    busy_until: Option<i64>,
     timeout_at: Option<i64>,
     paused_at: Option<i64>,
     last_actor: Option<String>,
@@ -83,6 +90,18 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
         idle: IdlePolicy {
             idle_timeout: Duration::from_millis(it.idle_timeout_ms),
             snapshot_on_idle: it.snapshot_on_idle,
+            busy_cpu_percent: it.busy_cpu_percent,
+            max_busy_deferral: it
+                .busy_defer_max_ms
+                .map_or(IdlePolicy::default().max_busy_deferral, Duration::from_millis),
+            max_busy_for: it
+                .busy_for_max_ms
+                .map_or(IdlePolicy::default().max_busy_for, Duration::from_millis),
+            cap_handoff: it
+                .cap_handoff
+                .as_deref()
+                .and_then(CapHandoff::parse)
+                .unwrap_or_default(),
         },
         retention: RetentionPolicy {
             keep_last: it.keep_last,
@@ -107,6 +126,9 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             lease_until: it.lease_until.map(from_ms),
             last_active_at: from_ms(it.last_active_at.unwrap_or(it.updated_at)),
             idle_at: it.idle_at.map(from_ms),
+            running_since: it.running_since.map(from_ms),
+            busy_since: it.busy_since.map(from_ms),
+            busy_until: it.busy_until.map(from_ms),
             timeout_at: it.timeout_at.map(from_ms),
             paused_at: it.paused_at.map(from_ms),
             last_actor: it.last_actor.as_deref().and_then(Actor::parse).unwrap_or(Actor::User),

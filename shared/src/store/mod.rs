@@ -21,7 +21,10 @@ pub use cursor::{Cursor, Page};
 pub use error::StoreError;
 pub use items::ProjectRecord;
 pub use projects::ProjectSummary;
-pub use sessions::{Dedupe, FailureCount, Field, IdleCandidate, SessionChanges, SessionWrite, SnapshotHold, Written};
+pub use sessions::{
+    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite, SnapshotHold,
+    Written,
+};
 pub use snapshots::PruneCandidate;
 pub use transit::TransitSession;
 

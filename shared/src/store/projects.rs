@@ -37,6 +37,9 @@ impl Store {
             .set("templateId", s(&spec.template_id))
             .set("idleTimeoutMs", n(idle_ms))
             .set("snapshotOnIdle", AttributeValue::Bool(spec.idle.snapshot_on_idle))
+            .set("busyDeferMaxMs", n(duration_ms(spec.idle.max_busy_deferral)))
+            .set("busyForMaxMs", n(duration_ms(spec.idle.max_busy_for)))
+            .set("capHandoff", s(spec.idle.cap_handoff.as_str()))
             .set("keepLast", n(spec.retention.keep_last))
             .set("sandboxTimeoutMs", n(duration_ms(spec.sandbox_timeout)))
             .set("snapshotBeforeKill", AttributeValue::Bool(spec.snapshot_before_kill))
@@ -45,6 +48,10 @@ impl Store {
             // A changed retention policy may make snapshots prunable: let the pruner look once.
             .set("pruneShard", s(keys::prune_shard(&spec.key)))
             .set("pruneAt", n(now_ms));
+        match spec.idle.busy_cpu_percent {
+            Some(percent) => e.set("busyCpuPercent", n(percent)),
+            None => e.remove("busyCpuPercent"),
+        };
         match spec.retention.max_age {
             Some(age) => e.set("maxAgeMs", n(duration_ms(age))),
             None => e.remove("maxAgeMs"),

@@ -11,8 +11,8 @@ use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
-    Actor, CLAIM_LEASE, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, SnapshotStatus,
-    TeamId, Usage, transition,
+    Actor, CLAIM_LEASE, CapHandoff, IdlePolicy, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState,
+    SnapshotId, SnapshotStatus, TeamId, Usage, transition,
 };
 
 /// How long a project's lifecycle log is kept.
@@ -159,6 +159,30 @@ pub struct Written {
     pub state: Option<SessionState>,
 }
 
+/// Activity to record; see [`Store::record_activity_with`].
+#[derive(Debug, Clone)]
+pub struct ActivityWrite {
+    pub at: OffsetDateTime,
+    /// Throttle: write only if no activity was recorded since then.
+    pub not_since: Option<OffsetDateTime>,
+    /// The new idle deadline; `None`: the project's idle timeout from `at`.
+    pub idle_at: Option<OffsetDateTime>,
+    /// A `busyForSeconds` hold to store.
+    pub busy_until: Option<OffsetDateTime>,
+    /// Refuse when a stored hold lasts beyond this (the caller did not see it).
+    pub held_at_most: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdleDeferral {
+    pub key: ProjectKey,
+    pub expected_version: u64,
+    pub read_idle_at: OffsetDateTime,
+    pub idle_at: OffsetDateTime,
+    pub at: OffsetDateTime,
+    pub cause: String,
+}
+
 /// A running session whose idle deadline has passed, as the idle index holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdleCandidate {
@@ -173,6 +197,14 @@ pub struct IdleCandidate {
     pub failures: u32,
     /// When E2B would time the sandbox out (and stop billing it) on its own.
     pub timeout_at: Option<OffsetDateTime>,
+    /// Busy-aware idle (`busyCpuPercent`), off when `None`.
+    pub busy_cpu_percent: Option<u8>,
+    pub max_busy_deferral: Duration,
+    /// Since when busy deferrals have kept it up without activity.
+    pub busy_since: Option<OffsetDateTime>,
+    /// Start of the sandbox's current continuous run (for the session-cap handoff).
+    pub running_since: Option<OffsetDateTime>,
+    pub cap_handoff: CapHandoff,
 }
 
 impl Store {
@@ -262,6 +294,17 @@ impl Store {
             }
             if to == SessionState::Paused {
                 e.set("pausedAt", n(at));
+            }
+            match to {
+                // A pause (or a new sandbox) starts E2B's continuous-run window again.
+                SessionState::Running => {
+                    let (since, now) = (e.name("runningSince"), e.value(n(at)));
+                    e.set_expression("runningSince", format!("if_not_exists({since}, {now})"));
+                }
+                SessionState::Paused | SessionState::Killed | SessionState::Starting | SessionState::Resuming => {
+                    e.remove("runningSince").remove("busySince").remove("busyUntil");
+                }
+                SessionState::Pausing | SessionState::Stopping => {}
             }
         }
         self.apply_changes(&mut e, write, to);
@@ -444,14 +487,105 @@ impl Store {
         at: OffsetDateTime,
         not_since: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        let activity = ActivityWrite {
+            at,
+            not_since: Some(not_since),
+            idle_at: None,
+            busy_until: None,
+            held_at_most: None,
+        };
+        self.record_activity_with(key, sandbox_id, &activity).await
+    }
+
+    /// Activity with its idle deadline worked out by the caller: held by `busyForSeconds`, or
+    /// brought forward to the session-cap handoff. Ends any run of busy deferrals.
+    pub async fn record_activity_with(
+        &self,
+        key: &ProjectKey,
+        sandbox_id: &str,
+        activity: &ActivityWrite,
+    ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
-        let at_v = e.value(n(to_ms(at)));
-        let timeout = e.name("idleTimeoutMs");
-        e.set("lastActiveAt", n(to_ms(at)))
-            .set_expression("idleAt", format!("{timeout} + {at_v}"));
-        let (active, since) = (e.name("lastActiveAt"), e.value(n(to_ms(not_since))));
-        e.condition(format!("{active} < {since}"));
+        e.set("lastActiveAt", n(to_ms(activity.at))).remove("busySince");
+        match activity.idle_at {
+            Some(idle_at) => e.set("idleAt", n(to_ms(idle_at))),
+            None => {
+                let (timeout, at_v) = (e.name("idleTimeoutMs"), e.value(n(to_ms(activity.at))));
+                e.set_expression("idleAt", format!("{timeout} + {at_v}"))
+            }
+        };
+        if let Some(busy_until) = activity.busy_until {
+            e.set("busyUntil", n(to_ms(busy_until)));
+        }
+        if let Some(not_since) = activity.not_since {
+            let (active, since) = (e.name("lastActiveAt"), e.value(n(to_ms(not_since))));
+            e.condition(format!("{active} < {since}"));
+        }
+        if let Some(floor) = activity.held_at_most {
+            // A hold written after our read would be cut short: refuse, and the caller reads again.
+            let (held, floor) = (e.name("busyUntil"), e.value(n(to_ms(floor))));
+            e.condition(format!("(attribute_not_exists({held}) OR {held} <= {floor})"));
+        }
         self.update_running_sandbox(key, sandbox_id, e).await
+    }
+
+    /// A busy deferral: the idle enforcer found the sandbox busy and moves its idle deadline to
+    /// `idle_at`, starting the deferral clock (`busySince`) if it is not running, with a
+    /// lifecycle-log line (RUNNING to RUNNING) naming the cause. Conditional on the idle
+    /// deadline the tick read, so activity in between wins. No version bump, as for heartbeats.
+    pub async fn defer_idle(&self, deferral: &IdleDeferral) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let (version, expected) = (e.name("version"), e.value(n(deferral.expected_version)));
+        let (state, running) = (e.name("state"), e.value(s(SessionState::Running.as_str())));
+        let (idle, read) = (e.name("idleAt"), e.value(n(to_ms(deferral.read_idle_at))));
+        e.condition(format!(
+            "{version} = {expected} AND {state} = {running} AND {idle} = {read}"
+        ));
+        let (since, now) = (e.name("busySince"), e.value(n(to_ms(deferral.at))));
+        e.set("idleAt", n(to_ms(deferral.idle_at)))
+            .set_expression("busySince", format!("if_not_exists({since}, {now})"));
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(&deferral.key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .build()
+            .map_err(StoreError::build)?;
+        let line = SessionWrite {
+            key: deferral.key.clone(),
+            expected_version: deferral.expected_version,
+            from: Some(SessionState::Running),
+            event: None,
+            actor: Actor::IdleEnforcer,
+            cause: deferral.cause.clone(),
+            at: deferral.at,
+            changes: SessionChanges::default(),
+            idle_by: None,
+            dedupe: None,
+            hold: None,
+        };
+        let transaction = vec![
+            TransactWriteItem::builder().update(update).build(),
+            TransactWriteItem::builder()
+                .put(self.log_put(&line, SessionState::Running)?)
+                .build(),
+        ];
+        match self.transact(transaction).await {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(err) => match self.cancellation(err, None) {
+                StoreError::Conflict { .. } => {
+                    self.capacity.record_failed_write(4.0);
+                    Ok(false)
+                }
+                other => Err(other),
+            },
+        }
     }
 
     /// E2B's timeout of the session's sandbox was extended to `timeout_at`.
@@ -583,5 +717,15 @@ fn idle_candidate(item: &Item) -> Result<IdleCandidate, StoreError> {
             .unwrap_or(false),
         failures: number("failures").unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32,
         timeout_at: number("timeoutAt").map(from_ms),
+        busy_cpu_percent: number("busyCpuPercent").map(|pct| pct.clamp(0, 100) as u8),
+        max_busy_deferral: number("busyDeferMaxMs").map_or(IdlePolicy::default().max_busy_deferral, |ms| {
+            Duration::from_millis(ms.max(0) as u64)
+        }),
+        busy_since: number("busySince").map(from_ms),
+        running_since: number("runningSince").map(from_ms),
+        cap_handoff: text(item, "capHandoff")
+            .as_deref()
+            .and_then(CapHandoff::parse)
+            .unwrap_or_default(),
     })
 }

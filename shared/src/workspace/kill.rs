@@ -36,11 +36,17 @@ impl From<Option<bool>> for SnapshotFirst {
 }
 
 impl Sandman {
-    pub async fn kill(
+    pub async fn kill(&self, key: &ProjectKey, snapshot: impl Into<SnapshotFirst>, actor: Actor) -> Result<Killed, Error> {
+        self.kill_because(key, snapshot, actor, "kill requested").await
+    }
+
+    /// [`Sandman::kill`] with the cause its lifecycle-log lines give.
+    pub async fn kill_because(
         &self,
         key: &ProjectKey,
         snapshot: impl Into<SnapshotFirst>,
         actor: Actor,
+        cause: &str,
     ) -> Result<Killed, Error> {
         let record = self.project(key).await?;
         match record.state() {
@@ -62,7 +68,7 @@ impl Sandman {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
         let e2b = self.e2b_for(key)?;
-        let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
+        let claim = SessionWrite::new(&record, actor, cause, self.now()).event(SessionEvent::Stop);
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Err(Error::Conflict("another request is changing the sandbox".into()));
         };

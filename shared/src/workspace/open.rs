@@ -69,7 +69,7 @@ impl Sandman {
                         fallback_reason: None,
                     });
                 }
-                Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
+                Some(SessionState::Paused) => self.resume_or_replace(record, actor, "resume requested").await?,
                 None | Some(SessionState::Killed) => self.start_fresh(record, actor, "open").await?,
                 Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) => {
                     self.settle_lapsed(&record, actor).await?;
@@ -99,9 +99,19 @@ impl Sandman {
 
     /// Resumes a paused sandbox (user's resume, or activity on a paused sandbox).
     pub async fn resume(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        self.resume_because(key, actor, "resume requested").await
+    }
+
+    /// [`Sandman::resume`] with the cause its claim writes in the lifecycle log.
+    pub async fn resume_because(
+        &self,
+        key: &crate::domain::ProjectKey,
+        actor: Actor,
+        cause: &str,
+    ) -> Result<Opened, Error> {
         let record = self.project(key).await?;
         match record.state() {
-            Some(SessionState::Paused) => match self.resume_or_replace(record, actor).await? {
+            Some(SessionState::Paused) => match self.resume_or_replace(record, actor, cause).await? {
                 Step::Done(opened) => Ok(*opened),
                 Step::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
             },
@@ -119,14 +129,14 @@ impl Sandman {
         }
     }
 
-    async fn resume_or_replace(&self, record: ProjectRecord, actor: Actor) -> Result<Step, Error> {
+    async fn resume_or_replace(&self, record: ProjectRecord, actor: Actor, cause: &str) -> Result<Step, Error> {
         let key = record.project.key();
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the paused session has no sandbox id".into()));
         };
         // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
         let e2b = self.e2b_for(&key)?;
-        let claim = SessionWrite::new(&record, actor, "resume requested", self.now()).event(SessionEvent::Resume);
+        let claim = SessionWrite::new(&record, actor, cause, self.now()).event(SessionEvent::Resume);
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Ok(Step::Lost);
         };

@@ -62,6 +62,7 @@ pub async fn running(
     spec.idle = IdlePolicy {
         idle_timeout,
         snapshot_on_idle,
+        ..IdlePolicy::default()
     };
     stack.register(&spec).await;
     let opened = stack

@@ -38,6 +38,13 @@ pub struct ProjectView {
     pub public_traffic: bool,
     pub sandbox_timeout_seconds: u64,
     pub retention: RetentionView,
+    /// Busy-aware idle threshold; absent when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_cpu_percent: Option<u8>,
+    pub max_busy_deferral_seconds: u64,
+    pub max_busy_for_seconds: u64,
+    /// `pause-resume` or `snapshot-reopen`.
+    pub cap_handoff: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -69,6 +76,10 @@ impl ProjectView {
                 keep_last: project.retention.keep_last,
                 max_age_seconds: project.retention.max_age.map(|d| d.as_secs()),
             },
+            busy_cpu_percent: project.idle.busy_cpu_percent,
+            max_busy_deferral_seconds: project.idle.max_busy_deferral.as_secs(),
+            max_busy_for_seconds: project.idle.max_busy_for.as_secs(),
+            cap_handoff: project.idle.cap_handoff.as_str().to_owned(),
             created_at: project.created_at,
             updated_at: project.updated_at,
             sandbox: status.into(),

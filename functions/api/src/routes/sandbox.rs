@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::Api;
 use crate::error::{ApiError, ErrorBody};
 use crate::etag::{entity_tag, matches_any};
-use crate::extract::Project;
+use crate::extract::{JsonBody, Project};
 use crate::views::{OpenResult, SandboxStatus, SnapshotView, State};
 
 pub fn routes() -> OpenApiRouter<Api> {
@@ -99,20 +99,45 @@ pub struct ActivityResult {
     pub opened: Option<OpenResult>,
 }
 
+/// Optional body of an activity call.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivityBody {
+    /// Hold the sandbox awake this long (1 to 86400 seconds, capped by the project's
+    /// `maxBusyForSeconds`) without further heartbeats: for a long job. Always recorded.
+    pub busy_for_seconds: Option<u64>,
+}
+
 /// A heartbeat from the frontend: keeps a running sandbox from being paused as idle, wakes a
-/// paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B.
+/// paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B. The body is
+/// optional; `busyForSeconds` holds the sandbox awake for a long job.
 #[utoipa::path(post, path = "/v1/projects/{projectId}/sandbox/activity", tag = "sandbox", params(("projectId" = String, Path)),
+    request_body(content = Option<ActivityBody>, content_type = "application/json"),
     responses((status = 200, body = ActivityResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn activity(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<ActivityResult>, ApiError> {
+async fn activity(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+    JsonBody(body): JsonBody<ActivityBody>,
+) -> Result<Json<ActivityResult>, ApiError> {
+    let busy_for = match body.busy_for_seconds {
+        None => None,
+        Some(seconds @ 1..=86_400) => Some(std::time::Duration::from_secs(seconds)),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "busyForSeconds",
+                "busyForSeconds must be from 1 to 86400",
+            ));
+        }
+    };
     let result = |outcome, extended_timeout, state, opened| ActivityResult {
         outcome,
         extended_timeout,
         state,
         opened,
     };
-    Ok(Json(match api.sandman.activity(&key).await? {
+    Ok(Json(match api.sandman.activity_busy(&key, busy_for).await? {
         Activity::Throttled => result(Heartbeat::Throttled, None, None, None),
         Activity::Recorded { extended_timeout } => {
             result(Heartbeat::Recorded, Some(extended_timeout), Some(State::Running), None)

@@ -34,6 +34,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/admin/calls", get(calls).delete(clear_calls))
         .route("/admin/sandboxes", get(sandboxes))
         .route("/admin/sandboxes/{id}", get(sandbox))
+        .route("/admin/sandboxes/{id}/metrics", post(set_metrics))
+        .route("/admin/session-cap", get(session_cap).post(set_session_cap))
         .route("/admin/snapshots", get(snapshots))
         .route("/admin/deliveries", get(deliveries).delete(clear_deliveries))
         .route("/admin/webhooks/settle", post(settle))
@@ -135,6 +137,47 @@ async fn sandbox(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         .sandbox_view(&id)
         .map(Json)
         .ok_or(ApiError::SandboxNotFound(id))
+}
+
+/// `{"cpu_used_pct": 80}`; `null` goes back to the synthetic load.
+#[derive(Debug, Deserialize)]
+struct MetricsBody {
+    cpu_used_pct: Option<f64>,
+}
+
+async fn set_metrics(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(body): Json<MetricsBody>,
+) -> Result<StatusCode, ApiError> {
+    if body.cpu_used_pct.is_some_and(|pct| !(0.0..=100.0).contains(&pct)) {
+        return Err(ApiError::BadRequest(
+            "cpu_used_pct must be between 0 and 100".to_owned(),
+        ));
+    }
+    app.world().set_cpu(&id, body.cpu_used_pct)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn session_cap_body(cap: Option<Duration>) -> Value {
+    json!({ "seconds": cap.map(|cap| cap.as_secs()) })
+}
+
+async fn session_cap(State(app): State<App>) -> Json<Value> {
+    Json(session_cap_body(app.world().session_cap()))
+}
+
+/// `{"seconds": 3600}`, or `{"seconds": null}` for no cap. Applies to running sandboxes at once.
+#[derive(Debug, Deserialize)]
+struct SessionCapBody {
+    seconds: Option<u64>,
+}
+
+async fn set_session_cap(State(app): State<App>, Json(body): Json<SessionCapBody>) -> Json<Value> {
+    let cap = body.seconds.map(Duration::from_secs);
+    app.world().set_session_cap(cap);
+    app.sweep();
+    Json(session_cap_body(cap))
 }
 
 async fn snapshots(State(app): State<App>) -> Json<Vec<SnapshotView>> {

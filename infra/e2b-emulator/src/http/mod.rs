@@ -20,6 +20,7 @@ pub(crate) fn router(app: App) -> Router {
     let api = Router::new()
         .route("/sandboxes", get(sandboxes::list_running).post(sandboxes::create))
         .route("/v2/sandboxes", get(sandboxes::list).post(sandboxes::create))
+        .route("/sandboxes/metrics", get(metrics::batch))
         .route("/sandboxes/{id}", get(sandboxes::get_one).delete(sandboxes::kill))
         .route("/sandboxes/{id}/pause", post(sandboxes::pause))
         .route("/sandboxes/{id}/connect", post(sandboxes::connect))

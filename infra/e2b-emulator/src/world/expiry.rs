@@ -9,6 +9,8 @@ use crate::sandbox::{OnTimeout, SandboxState};
 
 pub(crate) const KILL_REASON_TIMEOUT: &str = "timeout";
 pub(crate) const KILL_REASON_RETENTION: &str = "retention";
+/// A running sandbox reached the plan's cap on one continuous run.
+pub(crate) const KILL_REASON_SESSION_CAP: &str = "session_cap";
 
 impl World {
     /// Recomputes when a sandbox next needs attention: a running one at `end_at`, a
@@ -22,7 +24,10 @@ impl World {
         };
         let deadline = match (sandbox.state, sandbox.transition) {
             (_, Some(_)) => None,
-            (SandboxState::Running, None) => Some(sandbox.end_at),
+            (SandboxState::Running, None) => Some(match self.cap_at(sandbox) {
+                Some(cap_at) => cap_at.min(sandbox.end_at),
+                None => sandbox.end_at,
+            }),
             (SandboxState::Paused, None) => match (self.limits.paused_retention, sandbox.paused_at) {
                 (Some(retention), Some(paused_at)) => Some(clock::add(paused_at, retention)),
                 _ => None,
@@ -55,7 +60,12 @@ impl World {
         let Some(sandbox) = self.sandboxes.get(id) else {
             return;
         };
+        let capped = self.cap_at(sandbox).is_some_and(|cap_at| cap_at <= at);
         match (sandbox.state, sandbox.on_timeout) {
+            // The cap ends the run whatever the timeout would have done: E2B kills it.
+            (SandboxState::Running, _) if capped => {
+                self.mark_killed(id, at, KILL_REASON_SESSION_CAP);
+            }
             (SandboxState::Running, OnTimeout::Pause) => {
                 self.mark_paused(id, at);
             }
@@ -67,6 +77,24 @@ impl World {
             }
             (SandboxState::Killed, _) => {}
         }
+    }
+
+    /// When the current continuous run reaches the session cap, if one is set.
+    fn cap_at(&self, sandbox: &crate::sandbox::SandboxView) -> Option<OffsetDateTime> {
+        self.limits.session_cap.map(|cap| clock::add(sandbox.started_at, cap))
+    }
+
+    /// Changes the session cap (`None`: off) and re-plans every sandbox's deadline.
+    pub(crate) fn set_session_cap(&mut self, cap: Option<std::time::Duration>) {
+        self.limits.session_cap = cap;
+        let ids: Vec<String> = self.sandboxes.keys().cloned().collect();
+        for id in ids {
+            self.reschedule(&id);
+        }
+    }
+
+    pub(crate) fn session_cap(&self) -> Option<std::time::Duration> {
+        self.limits.session_cap
     }
 
     pub(super) fn mark_paused(&mut self, id: &str, at: OffsetDateTime) {

@@ -28,6 +28,7 @@ pub(crate) use webhooks::{NewWebhook, WebhookChanges};
 pub(crate) struct Limits {
     pub paused_retention: Option<Duration>,
     pub max_timeout: Duration,
+    pub session_cap: Option<Duration>,
 }
 
 pub(crate) struct World {

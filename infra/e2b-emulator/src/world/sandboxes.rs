@@ -89,6 +89,7 @@ impl World {
             paused_at: None,
             killed_at: None,
             kill_reason: None,
+            cpu_used_pct: None,
         };
         if let Some(snapshot) = &snapshot {
             self.snapshot_children
@@ -246,6 +247,17 @@ impl World {
         };
         self.emit(EventType::Updated, id, now, detail);
         self.reschedule(id);
+    }
+
+    /// Sets (or with `None` clears) the CPU use the metrics routes report for a sandbox.
+    pub(crate) fn set_cpu(&mut self, id: &str, cpu_used_pct: Option<f64>) -> Result<(), ApiError> {
+        match self.sandboxes.get_mut(id) {
+            Some(sandbox) => {
+                sandbox.cpu_used_pct = cpu_used_pct;
+                Ok(())
+            }
+            None => Err(ApiError::SandboxNotFound(id.to_owned())),
+        }
     }
 
     pub(crate) fn kill(&mut self, team: &str, id: &str, now: OffsetDateTime) -> Result<(), ApiError> {
