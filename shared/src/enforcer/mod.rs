@@ -9,6 +9,11 @@
 //! At most `enforcer.concurrency` pauses are in flight. At `enforcer.tick_deadline` the tick stops
 //! reading and claiming; pauses already claimed finish, so no session is left PAUSING by the
 //! deadline. What was not reached is still idle at the next tick.
+//!
+//! Teams are independent: each team's sessions are paused with its own E2B key, and a team whose
+//! key E2B refuses (401/403) or rate-limits (429) is benched for the rest of the tick: its other
+//! candidates are deferred without a call, so its failures never use the tick's time or slots
+//! that other teams' pauses need.
 
 mod candidates;
 mod report;
@@ -23,7 +28,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::Sandman;
-use crate::domain::Actor;
+use crate::domain::{Actor, TeamId};
+use crate::e2b::E2bError;
 use crate::store::{IdleCandidate, StoreError};
 use crate::workspace::{PauseOutcome, PauseRequest};
 
@@ -59,10 +65,12 @@ impl Sandman {
         let span = tracing::info_span!("idle_tick", now = %now);
         async move {
             let concurrency = self.config.enforcer.concurrency.max(1);
+            let benched = Benched::default();
+            let benched = &benched;
             let mut report = self
                 .idle_candidates_stream(now)
                 .take_while(|_| std::future::ready(Instant::now() < deadline))
-                .map(|candidate| self.consider(candidate, now, deadline))
+                .map(|candidate| self.consider(candidate, now, deadline, benched))
                 .buffer_unordered(concurrency)
                 .fold(TickReport::default(), |mut report, verdict| {
                     report.record(verdict);
@@ -94,6 +102,7 @@ impl Sandman {
         candidate: Result<IdleCandidate, StoreError>,
         now: OffsetDateTime,
         deadline: Instant,
+        benched: &Benched,
     ) -> Verdict {
         let candidate = match candidate {
             Ok(candidate) => candidate,
@@ -111,7 +120,7 @@ impl Sandman {
             tracing::error!(project = %candidate.key, "running session without a sandbox id");
             return Verdict::NoSandbox;
         };
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || benched.contains(&candidate.key.team) {
             return Verdict::Deferred;
         }
         let request = PauseRequest {
@@ -131,7 +140,13 @@ impl Sandman {
             },
             Ok(PauseOutcome::LostRace) => Verdict::SkippedActive,
             Ok(PauseOutcome::Gone) => Verdict::Gone,
-            Ok(PauseOutcome::Failed(err)) => self.failed(&candidate, &sandbox_id, &err.to_string()),
+            Ok(PauseOutcome::Failed(err)) => {
+                if matches!(err, E2bError::Unauthorized | E2bError::RateLimited { .. }) {
+                    tracing::warn!(team = %candidate.key.team, kind = err.kind(), "E2B refuses this team's calls: its other pauses wait for the next tick");
+                    benched.insert(&candidate.key.team);
+                }
+                self.failed(&candidate, &sandbox_id, &err.to_string())
+            }
             Err(err) => {
                 // Not E2B's answer: the table could not be written (a claim that did not land
                 // changed nothing; an outcome that did not land is repaired by the reconciler).
@@ -150,6 +165,20 @@ impl Sandman {
             tracing::warn!(project = %candidate.key, sandbox_id, failures, error, "pause failed; retrying next tick");
         }
         Verdict::Failed { flagged }
+    }
+}
+
+/// Teams whose E2B account refused or rate-limited a call during this tick.
+#[derive(Default)]
+struct Benched(std::sync::Mutex<std::collections::HashSet<TeamId>>);
+
+impl Benched {
+    fn insert(&self, team: &TeamId) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(team.clone());
+    }
+
+    fn contains(&self, team: &TeamId) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(team)
     }
 }
 

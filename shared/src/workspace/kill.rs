@@ -36,7 +36,7 @@ impl Sandman {
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
-        let e2b = self.e2b_for(key)?;
+        let e2b = self.e2b_for(key).await?;
         let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
         let claimed = match self.store.write_session(&claim).await {
             Ok(written) => written,

@@ -53,7 +53,7 @@ impl Sandman {
             return Ok(());
         };
         let key = record.project.key();
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         let (sandbox, observed) = match (session.state, &session.sandbox) {
             (SessionState::Starting, _) => match self.sandbox_of_session(&e2b, &key, &session.session_id).await? {
                 Some((sandbox, state)) => (Some(sandbox), Some(state)),

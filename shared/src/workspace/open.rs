@@ -171,7 +171,7 @@ impl Sandman {
             return Err(Error::Conflict("the paused session has no sandbox id".into()));
         };
         // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         let claim = SessionWrite::new(&record, actor, "resume requested", self.now()).event(SessionEvent::Resume);
         let Claim::Won(claimed) = self.claim(&claim).await? else {
             return Ok(Claim::Lost);
@@ -278,7 +278,7 @@ impl Sandman {
         let key = record.project.key();
         // A project stored before its template was refused must not reach E2B with it.
         self.config.templates.check(&key.team, &record.project.template_id)?;
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         let session_id = ulid::Ulid::new().to_string();
         let claim = SessionWrite::new(&record, actor, cause, self.now())
             .event(SessionEvent::Start)
