@@ -195,7 +195,7 @@ async fn deleting_a_snapshot_e2b_already_lost_still_removes_the_record() {
     let saved = snapshot(&stack, &key, "x").await;
     stack
         .sandman
-        .e2b_for(&key)
+        .e2b_for(&key).await
         .unwrap()
         .delete_snapshot(&saved.e2b_snapshot_id)
         .await
@@ -495,7 +495,7 @@ async fn restore_falls_back_to_the_next_older_snapshot() {
     // E2B lost the chosen snapshot behind Sandman's back.
     stack
         .sandman
-        .e2b_for(&key)
+        .e2b_for(&key).await
         .unwrap()
         .delete_snapshot(&saved[2].e2b_snapshot_id)
         .await
@@ -520,7 +520,7 @@ async fn restore_never_falls_forward_to_a_newer_snapshot() {
     let saved = three_snapshots(&stack, &key).await;
     stack
         .sandman
-        .e2b_for(&key)
+        .e2b_for(&key).await
         .unwrap()
         .delete_snapshot(&saved[0].e2b_snapshot_id)
         .await
@@ -566,7 +566,7 @@ async fn open_after_kill_walks_the_ladder_down_to_the_template() {
     let key = running(&stack, "app").await;
     let saved = three_snapshots(&stack, &key).await;
     stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
-    let e2b = stack.sandman.e2b_for(&key).unwrap();
+    let e2b = stack.sandman.e2b_for(&key).await.unwrap();
     for s in &saved[1..] {
         e2b.delete_snapshot(&s.e2b_snapshot_id).await.unwrap();
     }
@@ -646,7 +646,7 @@ async fn restoring_an_old_snapshot_falls_back_to_an_older_one_even_with_many_new
     }
     stack
         .sandman
-        .e2b_for(&key)
+        .e2b_for(&key).await
         .unwrap()
         .delete_snapshot(&saved[1].e2b_snapshot_id)
         .await
