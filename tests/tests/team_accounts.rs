@@ -4,6 +4,8 @@
 //! Against DynamoDB Local and an emulator with two E2B accounts.
 
 mod api_kit;
+#[path = "webhook/support.rs"]
+mod support;
 
 use std::time::Duration;
 
@@ -15,7 +17,12 @@ use sandman::Sandman;
 use sandman::auth::{mint_admin_token, mint_dev_token};
 use sandman::domain::{Actor, IdlePolicy, ProjectId, ProjectKey, SessionState, TeamId};
 use sandman::secrets::Secret;
+use sandman::secrets::Secrets;
 use sandman::store::{Consistency, Store};
+use sandman::team_keys::E2bAccount;
+use sandman::webhook::sign;
+use support::{WEBHOOK_SECRET, event_body, metadata_of};
+use tower::ServiceExt;
 use sandman_local::fixture::{JWT_SECRET, TestStack};
 use serde_json::{Value, json};
 
@@ -249,4 +256,96 @@ async fn one_teams_revoked_key_never_stalls_another_teams_pauses() {
         assert_eq!(accounts.state(key).await, Some(SessionState::Running), "{key}");
     }
     accounts.assert_no_key_leaked().await;
+}
+
+/// The webhook function over the same table: it holds only the deployment's webhook secret.
+fn webhook_receiver(accounts: &Accounts) -> Router {
+    let sandman = &accounts.stack.sandman;
+    let receiver = Sandman::new(
+        sandman.store.clone(),
+        (*sandman.config).clone(),
+        Secrets {
+            webhook_secrets: vec![Secret::new(WEBHOOK_SECRET)],
+            ..Secrets::default()
+        },
+        sandman.clock.clone(),
+    )
+    .unwrap();
+    sandman_webhook::router(receiver)
+}
+
+async fn deliver(receiver: &Router, path: &str, body: &[u8], secret: &str) -> (u16, Value) {
+    let request = http::Request::post(path)
+        .header("content-type", "application/json")
+        .header("e2b-signature", sign(secret, body))
+        .body(axum::body::Body::from(body.to_vec()))
+        .unwrap();
+    let response = receiver.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// A `paused` event for `key`'s sandbox, from E2B team `e2b_team`.
+async fn paused_event(accounts: &Accounts, key: &ProjectKey, sandbox: &str, e2b_team: &str) -> Vec<u8> {
+    let record = accounts.stack.store().get_project(key, Consistency::Strong).await.unwrap().unwrap();
+    let session = record.session.unwrap().session_id;
+    let id = format!("evt-{}-{e2b_team}", key.team);
+    let body = event_body(&id, "paused", accounts.stack.clock.now(), sandbox, metadata_of(key, &session));
+    let mut event: Value = serde_json::from_slice(&body).unwrap();
+    event["sandbox_team_id"] = json!(e2b_team);
+    serde_json::to_vec(&event).unwrap()
+}
+
+#[tokio::test]
+async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_its_own_projects() {
+    let accounts = Accounts::start(&[]).await;
+    assert_eq!(accounts.register_key("team-b", KEY_B).await.status, StatusCode::OK);
+    let (b, b_sandbox) = accounts.running("team-b", "app").await;
+    let (local, local_sandbox) = accounts.running("team-local", "app").await;
+    let team_b = E2bAccount::Team(TeamId::parse("team-b").unwrap());
+    let store = accounts.stack.store();
+    // What each account's webhook registration reported as its E2B team.
+    assert!(store.set_account_e2b_team(&team_b, "team-b").await.unwrap());
+    assert!(store.set_account_e2b_team(&E2bAccount::Default, "team-local").await.unwrap());
+    let deployment = Secret::new(WEBHOOK_SECRET);
+    let (b_secret, default_secret) = (team_b.webhook_secret(&deployment), E2bAccount::Default.webhook_secret(&deployment));
+    let (b_url, default_url) = (team_b.webhook_path(), E2bAccount::Default.webhook_path());
+    let receiver = webhook_receiver(&accounts);
+    let b_paused = paused_event(&accounts, &b, &b_sandbox, "team-b").await;
+    let before = accounts.stack.table.contents().await;
+
+    // Signed for team-local's account (the default), sent to team B's URL, and the other way round.
+    let (status, answer) = deliver(&receiver, &b_url, &b_paused, default_secret.expose()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("invalid_signature")), "{answer}");
+    let (status, _) = deliver(&receiver, &default_url, &b_paused, b_secret.expose()).await;
+    assert_eq!(status, 401);
+    // The deployment secret itself is no account's secret.
+    let (status, _) = deliver(&receiver, &b_url, &b_paused, WEBHOOK_SECRET).await;
+    assert_eq!(status, 401);
+    // Signed by B's account, but naming team-local's project in its metadata.
+    let foreign = paused_event(&accounts, &local, &local_sandbox, "team-b").await;
+    let (status, answer) = deliver(&receiver, &b_url, &foreign, b_secret.expose()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
+    // Signed for B's URL, about a sandbox of another E2B team.
+    let other_team = paused_event(&accounts, &b, &b_sandbox, "team-local").await;
+    let (status, answer) = deliver(&receiver, &b_url, &other_team, b_secret.expose()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
+    // The original URL speaks for the default account: not for a team with its own key.
+    let (status, answer) = deliver(&receiver, "/", &b_paused, WEBHOOK_SECRET).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
+    for path in ["/accounts/teams/", "/accounts/nobody", "/elsewhere"] {
+        let (status, _) = deliver(&receiver, path, &b_paused, b_secret.expose()).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    assert_eq!(accounts.stack.table.contents().await, before, "a refused event changed the table");
+
+    let (status, answer) = deliver(&receiver, &b_url, &b_paused, b_secret.expose()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(accounts.state(&b).await, Some(SessionState::Paused));
+    assert_eq!(accounts.state(&local).await, Some(SessionState::Running));
+    let local_paused = paused_event(&accounts, &local, &local_sandbox, "team-local").await;
+    let (status, answer) = deliver(&receiver, &default_url, &local_paused, default_secret.expose()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(accounts.state(&local).await, Some(SessionState::Paused));
 }
