@@ -46,6 +46,17 @@ impl Sandman {
         Ok(sandman)
     }
 
+    /// For operator commands run outside Lambda (`sandman-local register-account-webhook`): the
+    /// configuration from the environment, these secrets, and the AWS clients of the caller.
+    pub async fn for_operator(secrets: Secrets) -> Result<Sandman, StartupError> {
+        let config = Config::from_env()?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
+        let mut sandman = Self::new(store, config, secrets, Clock::System)?;
+        sandman.attach_kms(aws_sdk_kms::Client::new(&aws));
+        Ok(sandman)
+    }
+
     /// The cold start once the environment is read: the function's own secrets, checked, then the
     /// clients. Tests run it with the secrets exactly as template.yaml creates them.
     pub async fn start(

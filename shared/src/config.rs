@@ -423,4 +423,26 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_deployed_stack_refuses_the_local_key_wrapper() {
+        let master = "ab".repeat(32);
+        let lookup = |deployed: bool, wrap: &'static str| {
+            let master = master.clone();
+            Config::from_lookup(move |name| match name {
+                "SANDMAN_TABLE" => Some("t".into()),
+                "SANDMAN_E2B_SECRET_ARN" if deployed => Some("arn:aws:secretsmanager:x".into()),
+                "SANDMAN_TEAM_KEYS_WRAP" => Some(wrap.into()),
+                "SANDMAN_DEV_MASTER_KEY" => Some(master.clone()),
+                "SANDMAN_KMS_KEY_ID" => Some("arn:aws:kms:k".into()),
+                _ => None,
+            })
+        };
+        assert!(matches!(lookup(false, "local").unwrap().team_keys.wrap, KeyWrapConfig::Local(_)));
+        let refused = lookup(true, "local").unwrap_err();
+        assert!(refused.to_string().contains("SANDMAN_TEAM_KEYS_WRAP"), "{refused}");
+        assert!(!refused.to_string().contains(&master), "{refused}");
+        assert!(matches!(lookup(true, "kms").unwrap().team_keys.wrap, KeyWrapConfig::Kms { .. }));
+        assert!(lookup(false, "sometimes").is_err());
+    }
 }

@@ -334,10 +334,13 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
     // The original URL speaks for the default account: not for a team with its own key.
     let (status, answer) = deliver(&receiver, "/", &b_paused, WEBHOOK_SECRET).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
-    for path in ["/accounts/teams/", "/accounts/nobody", "/elsewhere"] {
+    for path in ["/accounts/teams/", "/accounts/nobody", "/accounts/teams/team-b/x"] {
         let (status, _) = deliver(&receiver, path, &b_paused, b_secret.expose()).await;
         assert_eq!(status, 404, "{path}");
     }
+    // Any other path is the original URL: the deployment secret, not an account's.
+    let (status, _) = deliver(&receiver, "/elsewhere", &b_paused, b_secret.expose()).await;
+    assert_eq!(status, 401);
     assert_eq!(accounts.stack.table.contents().await, before, "a refused event changed the table");
 
     let (status, answer) = deliver(&receiver, &b_url, &b_paused, b_secret.expose()).await;
@@ -348,4 +351,42 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
     let (status, answer) = deliver(&receiver, &default_url, &local_paused, default_secret.expose()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(accounts.state(&local).await, Some(SessionState::Paused));
+}
+
+#[tokio::test]
+async fn the_registration_command_registers_each_accounts_webhook_with_its_own_key_and_secret() {
+    let accounts = Accounts::start(&[]).await;
+    assert_eq!(accounts.register_key("team-b", KEY_B).await.status, StatusCode::OK);
+    let team_b = E2bAccount::Team(TeamId::parse("team-b").unwrap());
+    let base = "https://hooks.example.lambda-url.us-east-1.on.aws/";
+    let sandman = &accounts.stack.sandman;
+    accounts.stack.emulator.clear_calls();
+
+    let b = sandman_local::register::register_account(sandman, &team_b, base).await.unwrap();
+    let default = sandman_local::register::register_account(sandman, &E2bAccount::Default, base).await.unwrap();
+    let no_key = E2bAccount::Team(TeamId::parse("team-c").unwrap());
+    assert!(sandman_local::register::register_account(sandman, &no_key, base).await.is_err());
+
+    assert_eq!(b.webhook().url, format!("{}/accounts/teams/team-b", base.trim_end_matches('/')));
+    assert_eq!(default.webhook().url, format!("{}/accounts/default", base.trim_end_matches('/')));
+    let posts: Vec<_> = accounts
+        .stack
+        .emulator
+        .calls_to(Route::Webhooks)
+        .into_iter()
+        .filter(|c| c.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let deployment = Secret::new(WEBHOOK_SECRET);
+    for (call, key, account) in [(&posts[0], KEY_B, &team_b), (&posts[1], KEY_LOCAL, &E2bAccount::Default)] {
+        assert_eq!(call.key_fingerprint, Some(key_fingerprint(key)));
+        let sent = call.body.as_ref().and_then(|b| b["signatureSecret"].as_str());
+        assert_eq!(sent, Some(account.webhook_secret(&deployment).expose()));
+    }
+    let store = accounts.stack.store();
+    assert_eq!(store.account(&team_b).await.unwrap().unwrap().e2b_team_id.as_deref(), Some("team-b"));
+    let recorded = store.account(&E2bAccount::Default).await.unwrap().unwrap();
+    assert_eq!(recorded.e2b_team_id.as_deref(), Some("team-local"));
+    // The key is still registered after its webhook was.
+    assert!(store.team_key(&TeamId::parse("team-b").unwrap(), Consistency::Strong).await.unwrap().is_some());
 }

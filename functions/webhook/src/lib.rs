@@ -23,13 +23,16 @@ use tracing::Instrument;
 /// E2B's lifecycle events are a few KB; anything past this is refused with 413 before it is read.
 pub const BODY_LIMIT: usize = 32 * 1024;
 
-/// `POST /`: the deployment's original URL (the default account, signed with the deployment
-/// secret). `POST /accounts/default` and `/accounts/teams/{teamId}`: each E2B account's own URL,
-/// signed with that account's own secret. Any other path is 404, before the body is read.
+/// `POST /accounts/default` and `/accounts/teams/{teamId}`: each E2B account's own URL, signed
+/// with that account's own secret (any other `/accounts/...` path is 404, before the body is
+/// read). `POST` on any other path (function URLs post to `/`, a local stack may mount it
+/// elsewhere): the deployment's original URL, the default account's, signed with the deployment
+/// secret itself.
 pub fn router(sandman: Sandman) -> Router {
     Router::new()
         .route("/", post(receive))
         .route("/accounts/{*account}", post(receive_for_account))
+        .route("/{*path}", post(receive))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sandman)
 }

@@ -101,14 +101,10 @@ impl Store {
     }
 
     /// Records which E2B team an account's key belongs to, as E2B reported it when the account's
-    /// webhook was registered. A team's record must exist (its key registered) first.
+    /// webhook was registered. (A record with no sealed key is no registered key: listings skip it.)
     pub async fn set_account_e2b_team(&self, account: &E2bAccount, e2b_team_id: &str) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         e.set("e2bTeamId", s(e2b_team_id));
-        if matches!(account, E2bAccount::Team(_)) {
-            let pk = e.name("pk");
-            e.condition(format!("attribute_exists({pk})"));
-        }
         let answer = self
             .client
             .update_item()
