@@ -77,7 +77,8 @@ impl Sandman {
     /// With `SANDMAN_TEAM_KEYS_WRAP=kms`, team keys open through this client (built from the
     /// function's AWS configuration, once per cold start).
     pub fn attach_kms(&mut self, client: aws_sdk_kms::Client) {
-        if let (crate::config::KeyWrapConfig::Kms { key_id }, Some(_)) = (&self.config.team_keys.wrap, &self.team_keys) {
+        if let (crate::config::KeyWrapConfig::Kms { key_id }, Some(_)) = (&self.config.team_keys.wrap, &self.team_keys)
+        {
             let wrapper = KeyWrapper::Kms {
                 client,
                 key_id: key_id.clone(),

@@ -233,10 +233,13 @@ fn team_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<TeamKeys
                     "local is the local stack's development wrapper; a deployed stack wraps team keys with kms",
                 ));
             }
-            let key = env.get("SANDMAN_DEV_MASTER_KEY").ok_or(ConfigError::Missing("SANDMAN_DEV_MASTER_KEY"))?;
-            KeyWrapConfig::Local(crate::team_keys::parse_master_key(&key).ok_or_else(|| {
-                invalid("SANDMAN_DEV_MASTER_KEY", "must be 64 hex digits (a 256-bit key)")
-            })?)
+            let key = env
+                .get("SANDMAN_DEV_MASTER_KEY")
+                .ok_or(ConfigError::Missing("SANDMAN_DEV_MASTER_KEY"))?;
+            KeyWrapConfig::Local(
+                crate::team_keys::parse_master_key(&key)
+                    .ok_or_else(|| invalid("SANDMAN_DEV_MASTER_KEY", "must be 64 hex digits (a 256-bit key)"))?,
+            )
         }
         Some(other) => return Err(invalid(WRAP, format!("{other:?} is not kms, local or off"))),
     };
@@ -438,11 +441,17 @@ mod tests {
                 _ => None,
             })
         };
-        assert!(matches!(lookup(false, "local").unwrap().team_keys.wrap, KeyWrapConfig::Local(_)));
+        assert!(matches!(
+            lookup(false, "local").unwrap().team_keys.wrap,
+            KeyWrapConfig::Local(_)
+        ));
         let refused = lookup(true, "local").unwrap_err();
         assert!(refused.to_string().contains("SANDMAN_TEAM_KEYS_WRAP"), "{refused}");
         assert!(!refused.to_string().contains(&master), "{refused}");
-        assert!(matches!(lookup(true, "kms").unwrap().team_keys.wrap, KeyWrapConfig::Kms { .. }));
+        assert!(matches!(
+            lookup(true, "kms").unwrap().team_keys.wrap,
+            KeyWrapConfig::Kms { .. }
+        ));
         assert!(lookup(false, "sometimes").is_err());
     }
 }

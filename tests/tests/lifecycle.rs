@@ -158,7 +158,8 @@ async fn a_start_whose_claimant_died_after_e2b_created_adopts_that_sandbox() {
     stack.store().write_session(&claim).await.unwrap();
     let created = stack
         .sandman
-        .e2b_for(&key).await
+        .e2b_for(&key)
+        .await
         .unwrap()
         .create_sandbox(&NewSandbox {
             template_id: "base".into(),

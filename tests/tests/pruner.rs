@@ -355,7 +355,8 @@ async fn a_tick_killed_halfway_is_finished_by_the_next() {
     stack.store().mark_deleting(&key, &saved[1].snapshot_id).await.unwrap();
     stack
         .sandman
-        .e2b_for(&key).await
+        .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[1].e2b_snapshot_id)
         .await

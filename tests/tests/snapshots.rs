@@ -195,7 +195,8 @@ async fn deleting_a_snapshot_e2b_already_lost_still_removes_the_record() {
     let saved = snapshot(&stack, &key, "x").await;
     stack
         .sandman
-        .e2b_for(&key).await
+        .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved.e2b_snapshot_id)
         .await
@@ -495,7 +496,8 @@ async fn restore_falls_back_to_the_next_older_snapshot() {
     // E2B lost the chosen snapshot behind Sandman's back.
     stack
         .sandman
-        .e2b_for(&key).await
+        .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[2].e2b_snapshot_id)
         .await
@@ -520,7 +522,8 @@ async fn restore_never_falls_forward_to_a_newer_snapshot() {
     let saved = three_snapshots(&stack, &key).await;
     stack
         .sandman
-        .e2b_for(&key).await
+        .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[0].e2b_snapshot_id)
         .await
@@ -646,7 +649,8 @@ async fn restoring_an_old_snapshot_falls_back_to_an_older_one_even_with_many_new
     }
     stack
         .sandman
-        .e2b_for(&key).await
+        .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[1].e2b_snapshot_id)
         .await

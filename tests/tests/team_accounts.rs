@@ -21,10 +21,10 @@ use sandman::secrets::Secrets;
 use sandman::store::{Consistency, Store};
 use sandman::team_keys::E2bAccount;
 use sandman::webhook::sign;
-use support::{WEBHOOK_SECRET, event_body, metadata_of};
-use tower::ServiceExt;
 use sandman_local::fixture::{JWT_SECRET, TestStack};
 use serde_json::{Value, json};
+use support::{WEBHOOK_SECRET, event_body, metadata_of};
+use tower::ServiceExt;
 
 /// The deployment's default key: E2B team `team-local`, used by Sandman team `team-local`.
 const KEY_LOCAL: &str = "e2b_key_local_000000000001";
@@ -68,13 +68,23 @@ impl Accounts {
         let mint = if admin { mint_admin_token } else { mint_dev_token };
         let team = TeamId::parse(team).unwrap();
         let auth = &self.stack.sandman.config.auth;
-        mint(auth, &Secret::new(JWT_SECRET), &team, "tester", Duration::from_secs(600)).unwrap()
+        mint(
+            auth,
+            &Secret::new(JWT_SECRET),
+            &team,
+            "tester",
+            Duration::from_secs(600),
+        )
+        .unwrap()
     }
 
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
         let reply = send(&self.router, request(method, path, Some(token), body)).await;
         for key in [KEY_LOCAL, KEY_B] {
-            assert!(!reply.json.to_string().contains(key), "a response shows a key: {reply:?}");
+            assert!(
+                !reply.json.to_string().contains(key),
+                "a response shows a key: {reply:?}"
+            );
         }
         reply
     }
@@ -138,7 +148,10 @@ async fn a_team_admin_registers_its_key_and_the_teams_calls_use_it() {
     let member = accounts.token("team-b", false);
     let before = accounts.call(Method::GET, "/v1/team/e2b", &member, None).await;
     assert_eq!(before.status, StatusCode::OK, "{before:?}");
-    assert_eq!(before.json, json!({"registered": false, "lastFour": null, "updatedAt": null, "inUse": "deployment-default"}));
+    assert_eq!(
+        before.json,
+        json!({"registered": false, "lastFour": null, "updatedAt": null, "inUse": "deployment-default"})
+    );
 
     let refused = accounts
         .call(Method::PUT, "/v1/team/e2b", &member, Some(json!({"apiKey": KEY_B})))
@@ -156,7 +169,10 @@ async fn a_team_admin_registers_its_key_and_the_teams_calls_use_it() {
     let (b, b_sandbox) = accounts.running("team-b", "app").await;
     let (local, local_sandbox) = accounts.running("team-local", "app").await;
     assert_eq!(accounts.stack.emulator.sandbox(&b_sandbox).unwrap().team_id, "team-b");
-    assert_eq!(accounts.stack.emulator.sandbox(&local_sandbox).unwrap().team_id, "team-local");
+    assert_eq!(
+        accounts.stack.emulator.sandbox(&local_sandbox).unwrap().team_id,
+        "team-local"
+    );
     let creates = accounts.stack.emulator.calls_to(Route::CreateSandbox);
     let used: Vec<_> = creates.iter().map(|c| c.key_fingerprint.clone().unwrap()).collect();
     assert_eq!(used, [key_fingerprint(KEY_B), key_fingerprint(KEY_LOCAL)]);
@@ -247,11 +263,20 @@ async fn one_teams_revoked_key_never_stalls_another_teams_pauses() {
         e2b_emulator::SandboxState::Paused
     );
     let pauses = accounts.stack.emulator.calls_to(Route::PauseSandbox);
-    let with = |key: &str| pauses.iter().filter(|c| c.key_fingerprint == Some(key_fingerprint(key))).count();
+    let with = |key: &str| {
+        pauses
+            .iter()
+            .filter(|c| c.key_fingerprint == Some(key_fingerprint(key)))
+            .count()
+    };
     assert_eq!(with(KEY_LOCAL), 1, "{pauses:?}");
     // Team B's first refusal benched the team: its other idle projects wait for the next tick.
     assert_eq!(with(KEY_B), 1, "{pauses:?}");
-    assert!(pauses.iter().all(|c| c.key_fingerprint != Some(key_fingerprint(KEY_B)) || c.status == 401));
+    assert!(
+        pauses
+            .iter()
+            .all(|c| c.key_fingerprint != Some(key_fingerprint(KEY_B)) || c.status == 401)
+    );
     for key in &revoked {
         assert_eq!(accounts.state(key).await, Some(SessionState::Running), "{key}");
     }
@@ -288,10 +313,22 @@ async fn deliver(receiver: &Router, path: &str, body: &[u8], secret: &str) -> (u
 
 /// A `paused` event for `key`'s sandbox, from E2B team `e2b_team`.
 async fn paused_event(accounts: &Accounts, key: &ProjectKey, sandbox: &str, e2b_team: &str) -> Vec<u8> {
-    let record = accounts.stack.store().get_project(key, Consistency::Strong).await.unwrap().unwrap();
+    let record = accounts
+        .stack
+        .store()
+        .get_project(key, Consistency::Strong)
+        .await
+        .unwrap()
+        .unwrap();
     let session = record.session.unwrap().session_id;
     let id = format!("evt-{}-{e2b_team}", key.team);
-    let body = event_body(&id, "paused", accounts.stack.clock.now(), sandbox, metadata_of(key, &session));
+    let body = event_body(
+        &id,
+        "paused",
+        accounts.stack.clock.now(),
+        sandbox,
+        metadata_of(key, &session),
+    );
     let mut event: Value = serde_json::from_slice(&body).unwrap();
     event["sandbox_team_id"] = json!(e2b_team);
     serde_json::to_vec(&event).unwrap()
@@ -307,9 +344,17 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
     let store = accounts.stack.store();
     // What each account's webhook registration reported as its E2B team.
     assert!(store.set_account_e2b_team(&team_b, "team-b").await.unwrap());
-    assert!(store.set_account_e2b_team(&E2bAccount::Default, "team-local").await.unwrap());
+    assert!(
+        store
+            .set_account_e2b_team(&E2bAccount::Default, "team-local")
+            .await
+            .unwrap()
+    );
     let deployment = Secret::new(WEBHOOK_SECRET);
-    let (b_secret, default_secret) = (team_b.webhook_secret(&deployment), E2bAccount::Default.webhook_secret(&deployment));
+    let (b_secret, default_secret) = (
+        team_b.webhook_secret(&deployment),
+        E2bAccount::Default.webhook_secret(&deployment),
+    );
     let (b_url, default_url) = (team_b.webhook_path(), E2bAccount::Default.webhook_path());
     let receiver = webhook_receiver(&accounts);
     let b_paused = paused_event(&accounts, &b, &b_sandbox, "team-b").await;
@@ -317,7 +362,11 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
 
     // Signed for team-local's account (the default), sent to team B's URL, and the other way round.
     let (status, answer) = deliver(&receiver, &b_url, &b_paused, default_secret.expose()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("invalid_signature")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("invalid_signature")),
+        "{answer}"
+    );
     let (status, _) = deliver(&receiver, &default_url, &b_paused, b_secret.expose()).await;
     assert_eq!(status, 401);
     // The deployment secret itself is no account's secret.
@@ -326,14 +375,26 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
     // Signed by B's account, but naming team-local's project in its metadata.
     let foreign = paused_event(&accounts, &local, &local_sandbox, "team-b").await;
     let (status, answer) = deliver(&receiver, &b_url, &foreign, b_secret.expose()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("wrong_account")),
+        "{answer}"
+    );
     // Signed for B's URL, about a sandbox of another E2B team.
     let other_team = paused_event(&accounts, &b, &b_sandbox, "team-local").await;
     let (status, answer) = deliver(&receiver, &b_url, &other_team, b_secret.expose()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("wrong_account")),
+        "{answer}"
+    );
     // The original URL speaks for the default account: not for a team with its own key.
     let (status, answer) = deliver(&receiver, "/", &b_paused, WEBHOOK_SECRET).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("wrong_account")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("wrong_account")),
+        "{answer}"
+    );
     for path in ["/accounts/teams/", "/accounts/nobody", "/accounts/teams/team-b/x"] {
         let (status, _) = deliver(&receiver, path, &b_paused, b_secret.expose()).await;
         assert_eq!(status, 404, "{path}");
@@ -341,7 +402,11 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
     // Any other path is the original URL: the deployment secret, not an account's.
     let (status, _) = deliver(&receiver, "/elsewhere", &b_paused, b_secret.expose()).await;
     assert_eq!(status, 401);
-    assert_eq!(accounts.stack.table.contents().await, before, "a refused event changed the table");
+    assert_eq!(
+        accounts.stack.table.contents().await,
+        before,
+        "a refused event changed the table"
+    );
 
     let (status, answer) = deliver(&receiver, &b_url, &b_paused, b_secret.expose()).await;
     assert_eq!(status, 200, "{answer}");
@@ -362,13 +427,27 @@ async fn the_registration_command_registers_each_accounts_webhook_with_its_own_k
     let sandman = &accounts.stack.sandman;
     accounts.stack.emulator.clear_calls();
 
-    let b = sandman_local::register::register_account(sandman, &team_b, base).await.unwrap();
-    let default = sandman_local::register::register_account(sandman, &E2bAccount::Default, base).await.unwrap();
+    let b = sandman_local::register::register_account(sandman, &team_b, base)
+        .await
+        .unwrap();
+    let default = sandman_local::register::register_account(sandman, &E2bAccount::Default, base)
+        .await
+        .unwrap();
     let no_key = E2bAccount::Team(TeamId::parse("team-c").unwrap());
-    assert!(sandman_local::register::register_account(sandman, &no_key, base).await.is_err());
+    assert!(
+        sandman_local::register::register_account(sandman, &no_key, base)
+            .await
+            .is_err()
+    );
 
-    assert_eq!(b.webhook().url, format!("{}/accounts/teams/team-b", base.trim_end_matches('/')));
-    assert_eq!(default.webhook().url, format!("{}/accounts/default", base.trim_end_matches('/')));
+    assert_eq!(
+        b.webhook().url,
+        format!("{}/accounts/teams/team-b", base.trim_end_matches('/'))
+    );
+    assert_eq!(
+        default.webhook().url,
+        format!("{}/accounts/default", base.trim_end_matches('/'))
+    );
     let posts: Vec<_> = accounts
         .stack
         .emulator
@@ -378,15 +457,27 @@ async fn the_registration_command_registers_each_accounts_webhook_with_its_own_k
         .collect();
     assert_eq!(posts.len(), 2, "{posts:?}");
     let deployment = Secret::new(WEBHOOK_SECRET);
-    for (call, key, account) in [(&posts[0], KEY_B, &team_b), (&posts[1], KEY_LOCAL, &E2bAccount::Default)] {
+    for (call, key, account) in [
+        (&posts[0], KEY_B, &team_b),
+        (&posts[1], KEY_LOCAL, &E2bAccount::Default),
+    ] {
         assert_eq!(call.key_fingerprint, Some(key_fingerprint(key)));
         let sent = call.body.as_ref().and_then(|b| b["signatureSecret"].as_str());
         assert_eq!(sent, Some(account.webhook_secret(&deployment).expose()));
     }
     let store = accounts.stack.store();
-    assert_eq!(store.account(&team_b).await.unwrap().unwrap().e2b_team_id.as_deref(), Some("team-b"));
+    assert_eq!(
+        store.account(&team_b).await.unwrap().unwrap().e2b_team_id.as_deref(),
+        Some("team-b")
+    );
     let recorded = store.account(&E2bAccount::Default).await.unwrap().unwrap();
     assert_eq!(recorded.e2b_team_id.as_deref(), Some("team-local"));
     // The key is still registered after its webhook was.
-    assert!(store.team_key(&TeamId::parse("team-b").unwrap(), Consistency::Strong).await.unwrap().is_some());
+    assert!(
+        store
+            .team_key(&TeamId::parse("team-b").unwrap(), Consistency::Strong)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

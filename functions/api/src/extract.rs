@@ -47,7 +47,8 @@ impl FromRequestParts<Api> for Admin {
                     "only a team admin may change this: the token's {} claim must hold {role:?}",
                     api.sandman.config.auth.admin.claim
                 ),
-                None => "no admin role is configured on this deployment (JWT_ADMIN_ROLE), so nobody may change this".to_owned(),
+                None => "no admin role is configured on this deployment (JWT_ADMIN_ROLE), so nobody may change this"
+                    .to_owned(),
             };
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
         }

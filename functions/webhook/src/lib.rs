@@ -72,7 +72,12 @@ async fn handle(sandman: &Sandman, account: Option<&E2bAccount>, headers: &Heade
     );
     let result = async {
         let secrets: Vec<_> = match account {
-            Some(account) => sandman.secrets.webhook_secrets.iter().map(|s| account.webhook_secret(s)).collect(),
+            Some(account) => sandman
+                .secrets
+                .webhook_secrets
+                .iter()
+                .map(|s| account.webhook_secret(s))
+                .collect(),
             None => sandman.secrets.webhook_secrets.clone(),
         };
         let verified = verify_and_parse(&secrets, &delivery)?;

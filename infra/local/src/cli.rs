@@ -110,14 +110,19 @@ async fn register_account_webhook(args: &[String]) -> Result<(), String> {
     if let Some(secret) = env("E2B_WEBHOOK_SECRET") {
         secrets.webhook_secrets.insert(0, Secret::new(secret));
     }
-    let sandman = sandman::Sandman::for_operator(secrets).await.map_err(|e| e.to_string())?;
+    let sandman = sandman::Sandman::for_operator(secrets)
+        .await
+        .map_err(|e| e.to_string())?;
     let registered = sandman_local::register::register_account(&sandman, &account, base_url).await?;
     let verb = match registered {
         sandman_local::register::Registered::Created(_) => "registered",
         sandman_local::register::Registered::Updated(_) => "updated",
     };
     let webhook = registered.webhook();
-    println!("{account}: webhook {} {verb} for {} (E2B team {})", webhook.id, webhook.url, webhook.team_id);
+    println!(
+        "{account}: webhook {} {verb} for {} (E2B team {})",
+        webhook.id, webhook.url, webhook.team_id
+    );
     Ok(())
 }
 

@@ -67,7 +67,9 @@ pub async fn register_account(sandman: &Sandman, account: &E2bAccount, base_url:
         E2bAccount::Team(team) => {
             let status = sandman.team_key_status(team).await.map_err(|e| e.to_string())?;
             if !matches!(status.in_use, KeySource::Registered | KeySource::DeploymentTeam) {
-                return Err(format!("team {team} has no E2B key of its own: its events come through the default account"));
+                return Err(format!(
+                    "team {team} has no E2B key of its own: its events come through the default account"
+                ));
             }
             sandman.e2b_for_team(team).await.map_err(|e| e.to_string())?
         }

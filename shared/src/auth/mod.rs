@@ -144,11 +144,15 @@ impl Verifier {
             }
         };
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        let admin = self.admin.role.as_ref().is_some_and(|role| match claims.get(&self.admin.claim) {
-            Some(Value::String(held)) => held == role,
-            Some(Value::Array(held)) => held.iter().any(|held| held.as_str() == Some(role)),
-            _ => false,
-        });
+        let admin = self
+            .admin
+            .role
+            .as_ref()
+            .is_some_and(|role| match claims.get(&self.admin.claim) {
+                Some(Value::String(held)) => held == role,
+                Some(Value::Array(held)) => held.iter().any(|held| held.as_str() == Some(role)),
+                _ => false,
+            });
         Ok(Caller { team, subject, admin })
     }
 

@@ -62,7 +62,9 @@ impl Sandman {
                     }
                 }
                 Ok(None) => {}
-                Err(err) => tracing::error!(team = %team, error = %err, "a registered E2B key could not be opened; its account is not reconciled this run"),
+                Err(err) => {
+                    tracing::error!(team = %team, error = %err, "a registered E2B key could not be opened; its account is not reconciled this run")
+                }
             }
         }
         accounts

@@ -124,7 +124,11 @@ impl Store {
     /// The account's record: whether it exists, and the E2B team its webhook registration reported.
     pub async fn account(&self, account: &E2bAccount) -> Result<Option<AccountRecord>, StoreError> {
         let item = self
-            .item(keys::ACCOUNTS_PK.to_owned(), keys::account_sk(account), Consistency::Eventual)
+            .item(
+                keys::ACCOUNTS_PK.to_owned(),
+                keys::account_sk(account),
+                Consistency::Eventual,
+            )
             .await?;
         Ok(item.map(|item| AccountRecord {
             has_key: item.contains_key("ciphertext"),

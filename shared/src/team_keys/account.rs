@@ -81,7 +81,13 @@ mod tests {
         for account in [E2bAccount::Default, team("team-a")] {
             assert_eq!(E2bAccount::from_webhook_path(&account.webhook_path()), Some(account));
         }
-        for path in ["/", "/accounts", "/accounts/teams/", "/accounts/teams/a#b", "/other/default"] {
+        for path in [
+            "/",
+            "/accounts",
+            "/accounts/teams/",
+            "/accounts/teams/a#b",
+            "/other/default",
+        ] {
             assert_eq!(E2bAccount::from_webhook_path(path), None, "{path}");
         }
     }
@@ -93,7 +99,10 @@ mod tests {
         assert_ne!(a, team("team-b").webhook_secret(&deployment));
         assert_ne!(a, E2bAccount::Default.webhook_secret(&deployment));
         assert_eq!(a, team("team-a").webhook_secret(&deployment));
-        assert_ne!(a, team("team-a").webhook_secret(&Secret::new("another-deployment-secret-32-bytes")));
+        assert_ne!(
+            a,
+            team("team-a").webhook_secret(&Secret::new("another-deployment-secret-32-bytes"))
+        );
     }
 
     #[test]

@@ -83,7 +83,13 @@ impl TeamKeys {
     pub(crate) fn remember(&self, team: &TeamId, key: Option<ApiKey>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, cached| cached.at.elapsed() < self.ttl);
-        cache.insert(team.clone(), Cached { key, at: Instant::now() });
+        cache.insert(
+            team.clone(),
+            Cached {
+                key,
+                at: Instant::now(),
+            },
+        );
     }
 }
 

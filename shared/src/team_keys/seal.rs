@@ -46,7 +46,10 @@ pub enum SealError {
 #[derive(Clone)]
 pub enum KeyWrapper {
     /// One KMS key of the stack: `GenerateDataKey` on registration, `Decrypt` on a cache miss.
-    Kms { client: aws_sdk_kms::Client, key_id: String },
+    Kms {
+        client: aws_sdk_kms::Client,
+        key_id: String,
+    },
     /// The local stack's development master key (32 bytes). Refused by deployed configuration.
     Local(Secret),
 }
@@ -85,7 +88,9 @@ impl KeyWrapper {
         }
         let data_key = self.unwrap_data_key(team, &sealed.wrapped_key).await?;
         let plaintext = decrypt(&data_key, team.as_bytes(), &sealed.nonce, &sealed.ciphertext)?;
-        String::from_utf8(plaintext).map(Secret::new).map_err(|_| SealError::Corrupt)
+        String::from_utf8(plaintext)
+            .map(Secret::new)
+            .map_err(|_| SealError::Corrupt)
     }
 
     async fn new_data_key(&self, team: &str) -> Result<(Vec<u8>, Vec<u8>), SealError> {
@@ -99,7 +104,9 @@ impl KeyWrapper {
                     .send()
                     .await
                     .map_err(|err| SealError::Kms(aws_sdk_kms::error::DisplayErrorContext(err).to_string()))?;
-                let plaintext = out.plaintext.ok_or_else(|| SealError::Kms("no plaintext data key".into()))?;
+                let plaintext = out
+                    .plaintext
+                    .ok_or_else(|| SealError::Kms("no plaintext data key".into()))?;
                 let wrapped = out
                     .ciphertext_blob
                     .ok_or_else(|| SealError::Kms("no wrapped data key".into()))?;
@@ -107,7 +114,9 @@ impl KeyWrapper {
             }
             KeyWrapper::Local(master) => {
                 let mut data_key = vec![0u8; DATA_KEY_LEN];
-                SystemRandom::new().fill(&mut data_key).map_err(|_| SealError::Corrupt)?;
+                SystemRandom::new()
+                    .fill(&mut data_key)
+                    .map_err(|_| SealError::Corrupt)?;
                 let (nonce, wrapped) = encrypt(&master_key(master)?, &wrap_aad(team), &data_key)?;
                 Ok((data_key, [nonce, wrapped].concat()))
             }
@@ -194,13 +203,22 @@ mod tests {
         let wrapper = local();
         let sealed = wrapper.seal("team-a", "e2b_secret_key_1234").await.unwrap();
         assert!(!sealed.ciphertext.windows(4).any(|w| w == b"1234"));
-        assert_eq!(wrapper.open("team-a", &sealed).await.unwrap().expose(), "e2b_secret_key_1234");
+        assert_eq!(
+            wrapper.open("team-a", &sealed).await.unwrap().expose(),
+            "e2b_secret_key_1234"
+        );
         assert!(matches!(wrapper.open("team-b", &sealed).await, Err(SealError::Corrupt)));
         let other_master = KeyWrapper::Local(parse_master_key(&"cd".repeat(32)).unwrap());
-        assert!(matches!(other_master.open("team-a", &sealed).await, Err(SealError::Corrupt)));
+        assert!(matches!(
+            other_master.open("team-a", &sealed).await,
+            Err(SealError::Corrupt)
+        ));
         let mut tampered = sealed.clone();
         tampered.ciphertext[0] ^= 1;
-        assert!(matches!(wrapper.open("team-a", &tampered).await, Err(SealError::Corrupt)));
+        assert!(matches!(
+            wrapper.open("team-a", &tampered).await,
+            Err(SealError::Corrupt)
+        ));
     }
 
     #[test]

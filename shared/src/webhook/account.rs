@@ -14,7 +14,11 @@ impl Sandman {
     /// The event's `sandbox_team_id` against the E2B team recorded when the account's webhook was
     /// registered (`sandman-local register-webhook`). An account registered before that record
     /// existed has none: then only the project check below applies.
-    pub(super) async fn check_e2b_team(&self, account: &E2bAccount, event: &LifecycleEvent) -> Result<(), WebhookError> {
+    pub(super) async fn check_e2b_team(
+        &self,
+        account: &E2bAccount,
+        event: &LifecycleEvent,
+    ) -> Result<(), WebhookError> {
         let recorded = self.store.account(account).await?.and_then(|record| record.e2b_team_id);
         match (recorded, &event.e2b_team_id) {
             (None, _) => Ok(()),
@@ -28,7 +32,11 @@ impl Sandman {
     /// The project belongs to a team this account serves: its own team for a team's account; for
     /// the default account, a team without a registered key. Configured team keys
     /// (`teamE2bApiKeys`) are the operator's: the webhook function does not read them.
-    pub(super) async fn check_served(&self, account: Option<&E2bAccount>, key: &ProjectKey) -> Result<(), WebhookError> {
+    pub(super) async fn check_served(
+        &self,
+        account: Option<&E2bAccount>,
+        key: &ProjectKey,
+    ) -> Result<(), WebhookError> {
         let account = account.unwrap_or(&E2bAccount::Default);
         let has_own_key = match account {
             E2bAccount::Team(_) => true,

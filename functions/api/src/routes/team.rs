@@ -89,7 +89,9 @@ async fn put_e2b_key(
     Admin(team): Admin,
     JsonBody(settings): JsonBody<E2bKeySettings>,
 ) -> Result<Json<E2bKeyView>, ApiError> {
-    Ok(Json(api.sandman.register_team_key(&team, &settings.api_key).await?.into()))
+    Ok(Json(
+        api.sandman.register_team_key(&team, &settings.api_key).await?.into(),
+    ))
 }
 
 /// Forgets the team's own key (team admins only): its calls use the deployment's keys again.

@@ -42,11 +42,19 @@ pub(crate) fn routes() -> Router<App> {
 }
 
 async fn revoke(State(app): State<App>, Path(team): Path<String>) -> StatusCode {
-    if app.set_revoked(&team, true) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+    if app.set_revoked(&team, true) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn restore(State(app): State<App>, Path(team): Path<String>) -> StatusCode {
-    if app.set_revoked(&team, false) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+    if app.set_revoked(&team, false) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 fn clock_body(app: &App) -> Value {

@@ -19,10 +19,7 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let presented = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok());
+    let presented = request.headers().get("x-api-key").and_then(|value| value.to_str().ok());
     let key_fingerprint = presented.map(crate::calls::key_fingerprint);
     let team = presented.and_then(|key| app.team_for_key(key));
 
