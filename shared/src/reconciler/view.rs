@@ -53,15 +53,14 @@ impl Sandman {
                 return accounts;
             }
         };
-        for (team, _) in teams {
-            match keys.key_for(&self.store, &team).await {
-                Ok(Some(key)) => {
+        for (team, record) in teams {
+            match keys.key_from_record(&team, &record).await {
+                Ok(key) => {
                     let e2b = self.e2b.with_key(key);
                     if !accounts.iter().any(|(_, seen)| seen.same_account(&e2b)) {
                         accounts.push((Some(team.to_string()), e2b));
                     }
                 }
-                Ok(None) => {}
                 Err(err) => {
                     tracing::error!(team = %team, error = %err, "a registered E2B key could not be opened; its account is not reconciled this run")
                 }

@@ -22,6 +22,10 @@ use crate::e2b::{ApiKey, E2b, E2bError};
 use crate::error::Error;
 use crate::store::{Consistency, Store, TeamKeyRecord};
 
+/// "This team has no registered key" is remembered for at most this long, so a key registered on
+/// one instance is used by every instance within it (a key itself is kept for the configured TTL).
+const NO_KEY_TTL: Duration = Duration::from_secs(30);
+
 /// The registered keys of an instance: the wrapper that opens them and what it opened lately.
 pub struct TeamKeys {
     wrapper: KeyWrapper,
@@ -76,13 +80,30 @@ impl TeamKeys {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(team)
-            .filter(|cached| cached.at.elapsed() < self.ttl)
+            .filter(|cached| cached.at.elapsed() < self.ttl_of(cached))
             .map(|cached| cached.key.clone())
+    }
+
+    fn ttl_of(&self, cached: &Cached) -> Duration {
+        match cached.key {
+            Some(_) => self.ttl,
+            None => self.ttl.min(NO_KEY_TTL),
+        }
+    }
+
+    /// The team's key from a record already read (the reconciler's listing), or from memory.
+    pub async fn key_from_record(&self, team: &TeamId, record: &TeamKeyRecord) -> Result<ApiKey, Error> {
+        if let Some(Some(key)) = self.cached(team) {
+            return Ok(key);
+        }
+        let key = self.open(team, record).await?;
+        self.remember(team, Some(key.clone()));
+        Ok(key)
     }
 
     pub(crate) fn remember(&self, team: &TeamId, key: Option<ApiKey>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, cached| cached.at.elapsed() < self.ttl);
+        cache.retain(|_, cached| cached.at.elapsed() < self.ttl_of(cached));
         cache.insert(
             team.clone(),
             Cached {
