@@ -481,3 +481,30 @@ async fn the_registration_command_registers_each_accounts_webhook_with_its_own_k
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn the_reconciler_lists_each_registered_account_with_its_own_key() {
+    let accounts = Accounts::start(&[]).await;
+    assert_eq!(accounts.register_key("team-b", KEY_B).await.status, StatusCode::OK);
+    let (b, b_sandbox) = accounts.running("team-b", "app").await;
+    let team_b = TeamId::parse("team-b").unwrap();
+    // Paused in E2B behind Sandman's back, with team B's key.
+    let e2b = accounts.stack.sandman.e2b_for_team(&team_b).await.unwrap();
+    e2b.pause(&b_sandbox).await.unwrap();
+    accounts.stack.emulator.clear_calls();
+
+    // Another instance, nothing cached: it finds B's account in the table and lists it with B's key.
+    let report = accounts.another_instance().reconcile().await;
+
+    assert_eq!(report.drift_paused, 1, "{report:?}");
+    assert_eq!(report.accounts_unlisted, 0, "{report:?}");
+    assert_eq!(accounts.state(&b).await, Some(SessionState::Paused));
+    let lists = accounts.stack.emulator.calls_to(Route::ListSandboxes);
+    let mut used: Vec<_> = lists.iter().filter_map(|c| c.key_fingerprint.clone()).collect();
+    used.sort();
+    used.dedup();
+    let mut expected = vec![key_fingerprint(KEY_LOCAL), key_fingerprint(KEY_B)];
+    expected.sort();
+    assert_eq!(used, expected, "each account listed with its own key");
+    accounts.assert_no_key_leaked().await;
+}
