@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, KeyWrapConfig};
 use crate::e2b::{ApiKey, E2bAccounts, E2bClient, E2bError, E2bSettings};
 use crate::secrets::{Function, SecretReader, Secrets, SecretsError, SecretsManagerReader};
 use crate::store::Store;
+use crate::team_keys::{KeyWrapper, TeamKeys};
 use crate::workspace::ActivityThrottle;
 
 #[derive(Clone)]
@@ -16,6 +17,8 @@ pub struct Sandman {
     pub e2b: E2bAccounts,
     pub config: Arc<Config>,
     pub secrets: Arc<Secrets>,
+    /// Teams' registered E2B keys; `None` when the deployment does not accept them.
+    pub team_keys: Option<Arc<TeamKeys>>,
     pub clock: Clock,
     pub(crate) activity: Arc<ActivityThrottle>,
 }
@@ -37,7 +40,21 @@ impl Sandman {
         let config = Config::from_env()?;
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
-        Self::start(function, config, &SecretsManagerReader::new(&aws), store).await
+        let kms = aws_sdk_kms::Client::new(&aws);
+        let mut sandman = Self::start(function, config, &SecretsManagerReader::new(&aws), store).await?;
+        sandman.attach_kms(kms);
+        Ok(sandman)
+    }
+
+    /// For operator commands run outside Lambda (`sandman-local register-account-webhook`): the
+    /// configuration from the environment, these secrets, and the AWS clients of the caller.
+    pub async fn for_operator(secrets: Secrets) -> Result<Sandman, StartupError> {
+        let config = Config::from_env()?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
+        let mut sandman = Self::new(store, config, secrets, Clock::System)?;
+        sandman.attach_kms(aws_sdk_kms::Client::new(&aws));
+        Ok(sandman)
     }
 
     /// The cold start once the environment is read: the function's own secrets, checked, then the
@@ -49,7 +66,25 @@ impl Sandman {
         store: Store,
     ) -> Result<Sandman, StartupError> {
         let secrets = Secrets::load(function, &config.secrets, reader).await?;
-        Self::new(store, config, secrets, Clock::System)
+        let mut sandman = Self::new(store, config, secrets, Clock::System)?;
+        if !function.calls_e2b() {
+            // The webhook function never holds a way to open a team's key.
+            sandman.team_keys = None;
+        }
+        Ok(sandman)
+    }
+
+    /// With `SANDMAN_TEAM_KEYS_WRAP=kms`, team keys open through this client (built from the
+    /// function's AWS configuration, once per cold start).
+    pub fn attach_kms(&mut self, client: aws_sdk_kms::Client) {
+        if let (crate::config::KeyWrapConfig::Kms { key_id }, Some(_)) = (&self.config.team_keys.wrap, &self.team_keys)
+        {
+            let wrapper = KeyWrapper::Kms {
+                client,
+                key_id: key_id.clone(),
+            };
+            self.team_keys = Some(TeamKeys::new(wrapper, self.config.team_keys.cache_ttl));
+        }
     }
 
     pub fn new(store: Store, config: Config, secrets: Secrets, clock: Clock) -> Result<Sandman, StartupError> {
@@ -69,8 +104,20 @@ impl Sandman {
             .iter()
             .map(|(team, key)| Ok((team.clone(), ApiKey::new(key.expose())?)))
             .collect::<Result<HashMap<_, _>, E2bError>>()?;
+        let wrapper = match &config.team_keys.wrap {
+            KeyWrapConfig::Off => None,
+            KeyWrapConfig::Local(master) => Some(KeyWrapper::Local(master.clone())),
+            // A client without credentials until `attach_kms` gives the function's own: a KMS call
+            // before then fails (closed), it never falls back to another key.
+            KeyWrapConfig::Kms { key_id } => Some(KeyWrapper::Kms {
+                client: unconfigured_kms(),
+                key_id: key_id.clone(),
+            }),
+        };
+        let registered = wrapper.map(|wrapper| TeamKeys::new(wrapper, config.team_keys.cache_ttl));
         Ok(Sandman {
             store,
+            team_keys: registered,
             e2b: E2bAccounts::new(client, default_key, team_keys),
             config: Arc::new(config),
             secrets: Arc::new(secrets),
@@ -108,4 +155,12 @@ impl Sandman {
             None => own,
         }
     }
+}
+
+fn unconfigured_kms() -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .build(),
+    )
 }

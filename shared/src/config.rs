@@ -52,6 +52,24 @@ pub struct AuthConfig {
     pub hs256: bool,
     /// Keys fetched from the JWKS are not used past this age: after it they must be fetched again.
     pub jwks_max_age: Duration,
+    pub admin: AdminRole,
+}
+
+/// Who may change a team's settings (its E2B key): callers whose token's `claim` (a string, or an
+/// array of strings) holds `role`. Without `JWT_ADMIN_ROLE` nobody is an admin: fail closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRole {
+    pub claim: String,
+    pub role: Option<String>,
+}
+
+impl Default for AdminRole {
+    fn default() -> Self {
+        AdminRole {
+            claim: "roles".into(),
+            role: None,
+        }
+    }
 }
 
 /// Defaults for projects registered without their own policy.
@@ -166,6 +184,27 @@ pub struct Config {
     /// Which templates each team's projects may start from.
     pub templates: TemplatePolicy,
     pub quotas: crate::quotas::Quotas,
+    /// Teams' own E2B keys, registered through the API.
+    pub team_keys: TeamKeysConfig,
+}
+
+/// How registered team keys are sealed (`SANDMAN_TEAM_KEYS_WRAP`), and how long a decrypted key
+/// stays in an instance's memory (`SANDMAN_TEAM_KEY_CACHE_SECS`, default 300, at most 3600).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamKeysConfig {
+    pub wrap: KeyWrapConfig,
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyWrapConfig {
+    /// Unset: teams cannot register keys; only the deployment's keys are used.
+    Off,
+    /// `kms`: the stack's KMS key, `SANDMAN_KMS_KEY_ID`.
+    Kms { key_id: String },
+    /// `local`: `SANDMAN_DEV_MASTER_KEY` (64 hex digits). Refused when secrets come from Secrets
+    /// Manager, i.e. in every deployed stack.
+    Local(crate::secrets::Secret),
 }
 
 impl Config {
@@ -193,6 +232,10 @@ impl Config {
                 jwks_url: env.get("JWT_JWKS_URL"),
                 hs256: env.flag("JWT_HS256")?,
                 jwks_max_age: env.seconds("JWT_JWKS_MAX_AGE_SECS", 3600)?,
+                admin: AdminRole {
+                    claim: env.get("JWT_ROLE_CLAIM").unwrap_or_else(|| "roles".into()),
+                    role: env.get("JWT_ADMIN_ROLE"),
+                },
             },
             heartbeat_interval_max: env.seconds("HEARTBEAT_INTERVAL_MAX_SECS", 300)?,
             defaults: ProjectDefaults {
@@ -232,8 +275,40 @@ impl Config {
                 projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
                 live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
             },
+            team_keys: team_keys(env)?,
         })
     }
+}
+
+fn team_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<TeamKeysConfig, ConfigError> {
+    const WRAP: &str = "SANDMAN_TEAM_KEYS_WRAP";
+    let wrap = match env.get(WRAP).as_deref().map(str::trim) {
+        None | Some("" | "off") => KeyWrapConfig::Off,
+        Some("kms") => KeyWrapConfig::Kms {
+            key_id: env.required("SANDMAN_KMS_KEY_ID")?,
+        },
+        Some("local") => {
+            if matches!(secrets_source(env), SecretsSource::SecretsManager(_)) {
+                return Err(invalid(
+                    WRAP,
+                    "local is the local stack's development wrapper; a deployed stack wraps team keys with kms",
+                ));
+            }
+            let key = env
+                .get("SANDMAN_DEV_MASTER_KEY")
+                .ok_or(ConfigError::Missing("SANDMAN_DEV_MASTER_KEY"))?;
+            KeyWrapConfig::Local(
+                crate::team_keys::parse_master_key(&key)
+                    .ok_or_else(|| invalid("SANDMAN_DEV_MASTER_KEY", "must be 64 hex digits (a 256-bit key)"))?,
+            )
+        }
+        Some(other) => return Err(invalid(WRAP, format!("{other:?} is not kms, local or off"))),
+    };
+    let cache_ttl = env.seconds("SANDMAN_TEAM_KEY_CACHE_SECS", 300)?;
+    if cache_ttl > Duration::from_secs(3600) {
+        return Err(invalid("SANDMAN_TEAM_KEY_CACHE_SECS", "at most 3600"));
+    }
+    Ok(TeamKeysConfig { wrap, cache_ttl })
 }
 
 fn secrets_source<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> SecretsSource {
@@ -435,5 +510,33 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_deployed_stack_refuses_the_local_key_wrapper() {
+        let master = "ab".repeat(32);
+        let lookup = |deployed: bool, wrap: &'static str| {
+            let master = master.clone();
+            Config::from_lookup(move |name| match name {
+                "SANDMAN_TABLE" => Some("t".into()),
+                "SANDMAN_E2B_SECRET_ARN" if deployed => Some("arn:aws:secretsmanager:x".into()),
+                "SANDMAN_TEAM_KEYS_WRAP" => Some(wrap.into()),
+                "SANDMAN_DEV_MASTER_KEY" => Some(master.clone()),
+                "SANDMAN_KMS_KEY_ID" => Some("arn:aws:kms:k".into()),
+                _ => None,
+            })
+        };
+        assert!(matches!(
+            lookup(false, "local").unwrap().team_keys.wrap,
+            KeyWrapConfig::Local(_)
+        ));
+        let refused = lookup(true, "local").unwrap_err();
+        assert!(refused.to_string().contains("SANDMAN_TEAM_KEYS_WRAP"), "{refused}");
+        assert!(!refused.to_string().contains(&master), "{refused}");
+        assert!(matches!(
+            lookup(true, "kms").unwrap().team_keys.wrap,
+            KeyWrapConfig::Kms { .. }
+        ));
+        assert!(lookup(false, "sometimes").is_err());
     }
 }

@@ -18,6 +18,7 @@ pub mod sandbox_metadata;
 pub mod secrets;
 pub mod snapshots;
 pub mod store;
+pub mod team_keys;
 pub mod telemetry;
 pub mod templates;
 pub mod webhook;

@@ -24,7 +24,7 @@ impl Sandman {
             .filter(|s| s.state != SessionState::Killed)
             .and_then(|s| s.sandbox.clone())
             .ok_or_else(|| Error::Conflict("the project has no live sandbox to snapshot".into()))?;
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         let snapshot_id = SnapshotId::generate();
         let mut snapshot = Snapshot {
             e2b_snapshot_id: e2b_name(&snapshot_id),
@@ -68,7 +68,12 @@ impl Sandman {
     /// Sandman gave it, among the source sandbox's snapshots), removed if E2B has none.
     pub async fn finish_pending(&self, key: &ProjectKey, pending: &Snapshot) -> Result<(), Error> {
         let name = e2b_name(&pending.snapshot_id);
-        let taken = match self.e2b_for(key)?.list_snapshots(&pending.source_sandbox_id).await {
+        let taken = match self
+            .e2b_for(key)
+            .await?
+            .list_snapshots(&pending.source_sandbox_id)
+            .await
+        {
             Ok(listed) => listed
                 .into_iter()
                 .find(|info| info.names.iter().any(|n| n.contains(&name)) || info.snapshot_id.contains(&name)),
@@ -147,7 +152,12 @@ impl Sandman {
 
     /// The E2B half and the record half of a deletion already marked DELETING. Safe to repeat.
     pub async fn finish_delete(&self, key: &ProjectKey, snapshot: &Snapshot) -> Result<(), Error> {
-        match self.e2b_for(key)?.delete_snapshot(&snapshot.e2b_snapshot_id).await {
+        match self
+            .e2b_for(key)
+            .await?
+            .delete_snapshot(&snapshot.e2b_snapshot_id)
+            .await
+        {
             Ok(()) | Err(E2bError::NotFound) => {}
             Err(err) => {
                 // The record stays DELETING; the pruner's next pass over this project retries.

@@ -41,6 +41,9 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         "DELETE /v1/projects/{projectId}/snapshots/{snapshotId}",
         "POST /v1/projects/{projectId}/snapshots/{snapshotId}/restore",
         "GET /v1/projects/{projectId}/events",
+        "GET /v1/team/e2b",
+        "PUT /v1/team/e2b",
+        "DELETE /v1/team/e2b",
     ]
     .into_iter()
     .map(String::from)

@@ -118,7 +118,7 @@ async fn the_open_ladder_resumes_restores_and_falls_back_to_the_template() {
     api.call(Method::DELETE, "/v1/projects/app/sandbox?snapshot=false", None)
         .await;
     for snap in api.stack.emulator.snapshots() {
-        let e2b = api.stack.sandman.e2b_for(&api.stack.key("app")).unwrap();
+        let e2b = api.stack.sandman.e2b_for(&api.stack.key("app")).await.unwrap();
         e2b.delete_snapshot(&snap.template_id)
             .await
             .expect("deleted behind Sandman's back");

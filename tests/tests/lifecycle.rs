@@ -159,6 +159,7 @@ async fn a_start_whose_claimant_died_after_e2b_created_adopts_that_sandbox() {
     let created = stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .create_sandbox(&NewSandbox {
             template_id: "base".into(),

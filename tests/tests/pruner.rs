@@ -356,6 +356,7 @@ async fn a_tick_killed_halfway_is_finished_by_the_next() {
     stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[1].e2b_snapshot_id)
         .await

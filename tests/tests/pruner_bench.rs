@@ -160,7 +160,7 @@ async fn pruner_tick_capacity() {
         .expect("a sandbox to snapshot");
     let record = stack.sandman.project(&source).await.unwrap();
     let sandbox = record.session.and_then(|s| s.sandbox).expect("a sandbox").sandbox_id;
-    let e2b = stack.sandman.e2b_for(&source).unwrap();
+    let e2b = stack.sandman.e2b_for(&source).await.unwrap();
     let e2b_ids: Vec<String> = futures::stream::iter(0..due * to_delete)
         .map(|_| async {
             e2b.create_snapshot(&sandbox, None)

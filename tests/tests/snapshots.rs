@@ -196,6 +196,7 @@ async fn deleting_a_snapshot_e2b_already_lost_still_removes_the_record() {
     stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved.e2b_snapshot_id)
         .await
@@ -496,6 +497,7 @@ async fn restore_falls_back_to_the_next_older_snapshot() {
     stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[2].e2b_snapshot_id)
         .await
@@ -521,6 +523,7 @@ async fn restore_never_falls_forward_to_a_newer_snapshot() {
     stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[0].e2b_snapshot_id)
         .await
@@ -566,7 +569,7 @@ async fn open_after_kill_walks_the_ladder_down_to_the_template() {
     let key = running(&stack, "app").await;
     let saved = three_snapshots(&stack, &key).await;
     stack.sandman.kill(&key, Some(false), Actor::User).await.unwrap();
-    let e2b = stack.sandman.e2b_for(&key).unwrap();
+    let e2b = stack.sandman.e2b_for(&key).await.unwrap();
     for s in &saved[1..] {
         e2b.delete_snapshot(&s.e2b_snapshot_id).await.unwrap();
     }
@@ -650,6 +653,7 @@ async fn restoring_an_old_snapshot_falls_back_to_an_older_one_even_with_many_new
     stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .delete_snapshot(&saved[1].e2b_snapshot_id)
         .await

@@ -127,8 +127,7 @@ export interface paths {
         put?: never;
         /**
          * A heartbeat from the frontend: keeps a running sandbox from being paused as idle, wakes a
-         *     paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B. The body is
-         *     optional; `busyForSeconds` holds the sandbox awake for a long job.
+         *     paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B.
          */
         post: operations["activity"];
         delete?: never;
@@ -223,19 +222,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/team/e2b": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether the caller's team has its own E2B key, and which key its calls use. */
+        get: operations["get_e2b_key"];
+        /**
+         * Registers the team's own E2B key (team admins only). E2B is asked first: a key it refuses
+         *     answers 400 and nothing is stored. Every later E2B call for the team's projects uses it.
+         */
+        put: operations["put_e2b_key"];
+        post?: never;
+        /** Forgets the team's own key (team admins only): its calls use the deployment's keys again. */
+        delete: operations["delete_e2b_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description Optional body of an activity call. */
-        ActivityBody: {
-            /**
-             * Format: int64
-             * @description Hold the sandbox awake this long (1 to 86400 seconds, capped by the project's
-             *     `maxBusyForSeconds`) without further heartbeats: for a long job. Always recorded.
-             */
-            busyForSeconds?: number | null;
-        };
         ActivityResult: {
             /** @description Whether E2B's timeout was pushed back (it is, once less than half of it is left). */
             extendedTimeout?: boolean | null;
@@ -243,14 +255,20 @@ export interface components {
             outcome: components["schemas"]["Heartbeat"];
             state?: components["schemas"]["State"] | null;
         };
-        /**
-         * @description Session-cap handoff: what happens to an active sandbox before E2B's cap on one continuous run
-         *     (set per deployment and team) ends it. `pause-resume` (the default) pauses and resumes it at
-         *     once, keeping memory and processes (a short RESUMING); `snapshot-reopen` snapshots it, kills
-         *     it and reopens from the snapshot. An idle sandbox near the cap is simply paused.
-         * @enum {string}
-         */
-        CapHandoffSetting: "pause-resume" | "snapshot-reopen";
+        E2bKeySettings: {
+            /** @description The team's E2B API key. Checked with E2B, then stored encrypted; never shown again. */
+            apiKey: string;
+        };
+        E2bKeyView: {
+            /** @description Which key the team's E2B calls use now. */
+            inUse: components["schemas"]["KeyInUse"];
+            /** @description The last four characters of the registered key; never more. */
+            lastFour?: string | null;
+            /** @description Whether the team registered a key of its own. */
+            registered: boolean;
+            /** Format: date-time */
+            updatedAt?: string | null;
+        };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
@@ -276,6 +294,8 @@ export interface components {
         };
         /** @enum {string} */
         Heartbeat: "throttled" | "recorded" | "woke" | "ignored";
+        /** @enum {string} */
+        KeyInUse: "registered" | "deployment-team" | "deployment-default" | "none";
         KillResult: {
             /** @description There was no live sandbox to kill. */
             alreadyKilled: boolean;
@@ -356,29 +376,10 @@ export interface components {
         /** @description A project's settings. `PUT` replaces them: an omitted field takes the deployment's default. */
         ProjectSettings: {
             /**
-             * Format: int32
-             * @description Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
-             *     this percentage, 1 to 100, is not paused yet. Unset (the default): off.
-             */
-            busyCpuPercent?: number | null;
-            capHandoff?: components["schemas"]["CapHandoffSetting"] | null;
-            /**
              * Format: int64
              * @description Idle time after which the sandbox is paused, 60 to 86400 seconds.
              */
             idleTimeoutSeconds?: number | null;
-            /**
-             * Format: int64
-             * @description How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
-             *     (default 7200).
-             */
-            maxBusyDeferralSeconds?: number | null;
-            /**
-             * Format: int64
-             * @description The longest hold one activity call's `busyForSeconds` may ask for, 60 to 86400 seconds
-             *     (default 3600).
-             */
-            maxBusyForSeconds?: number | null;
             /** @description Let the sandbox's URLs answer without E2B's traffic access token (off by default). */
             publicTraffic?: boolean | null;
             retention?: components["schemas"]["RetentionSettings"] | null;
@@ -395,13 +396,6 @@ export interface components {
             templateId: string;
         };
         ProjectView: {
-            /**
-             * Format: int32
-             * @description Busy-aware idle threshold; absent when off.
-             */
-            busyCpuPercent?: number | null;
-            /** @description `pause-resume` or `snapshot-reopen`. */
-            capHandoff: string;
             /** Format: date-time */
             createdAt: string;
             /**
@@ -411,10 +405,6 @@ export interface components {
             heartbeatIntervalSeconds: number;
             /** Format: int64 */
             idleTimeoutSeconds: number;
-            /** Format: int64 */
-            maxBusyDeferralSeconds: number;
-            /** Format: int64 */
-            maxBusyForSeconds: number;
             projectId: string;
             publicTraffic: boolean;
             retention: components["schemas"]["RetentionView"];
@@ -1039,11 +1029,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
-            content: {
-                "application/json": components["schemas"]["ActivityBody"] | null;
-            };
-        };
+        requestBody?: never;
         responses: {
             /** @description OK */
             200: {
@@ -1593,6 +1579,194 @@ export interface operations {
             };
             /** @description Bad Gateway */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_e2b_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bKeyView"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_e2b_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["E2bKeySettings"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bKeyView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_e2b_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

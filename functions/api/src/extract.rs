@@ -28,6 +28,34 @@ impl FromRequestParts<Api> for Team {
     }
 }
 
+/// The team of a verified caller whose token carries the deployment's admin role
+/// (`JWT_ADMIN_ROLE`); any other caller gets 403, and without a configured role, everyone does.
+pub struct Admin(pub TeamId);
+
+impl FromRequestParts<Api> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let caller = api.verifier.verify_header(header).await?;
+        if !caller.admin {
+            let message = match &api.sandman.config.auth.admin.role {
+                Some(role) => format!(
+                    "only a team admin may change this: the token's {} claim must hold {role:?}",
+                    api.sandman.config.auth.admin.claim
+                ),
+                None => "no admin role is configured on this deployment (JWT_ADMIN_ROLE), so nobody may change this"
+                    .to_owned(),
+            };
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
+        }
+        Ok(Admin(caller.team))
+    }
+}
+
 /// `/projects/{projectId}/...` of the caller's team. Another team's project is simply not in
 /// this key space, so it answers 404 exactly like a missing one.
 pub struct Project(pub ProjectKey);

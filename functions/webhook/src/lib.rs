@@ -15,6 +15,7 @@ use axum::routing::post;
 use sandman::Sandman;
 use sandman::sandbox_metadata;
 use sandman::store::StoreError;
+use sandman::team_keys::E2bAccount;
 use sandman::webhook::{Delivery, Receipt, WebhookError, verify_and_parse};
 use serde_json::json;
 use tracing::Instrument;
@@ -22,37 +23,71 @@ use tracing::Instrument;
 /// E2B's lifecycle events are a few KB; anything past this is refused with 413 before it is read.
 pub const BODY_LIMIT: usize = 32 * 1024;
 
-/// `POST` on any path: function URLs post to `/`, a local stack may mount it elsewhere.
+/// `POST /accounts/default` and `/accounts/teams/{teamId}`: each E2B account's own URL, signed
+/// with that account's own secret (any other `/accounts/...` path is 404, before the body is
+/// read). `POST` on any other path (function URLs post to `/`, a local stack may mount it
+/// elsewhere): the deployment's original URL, the default account's, signed with the deployment
+/// secret itself.
 pub fn router(sandman: Sandman) -> Router {
     Router::new()
         .route("/", post(receive))
+        .route("/accounts/{*account}", post(receive_for_account))
         .route("/{*path}", post(receive))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(sandman)
 }
 
 async fn receive(State(sandman): State<Sandman>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(&sandman, None, &headers, &body).await
+}
+
+async fn receive_for_account(
+    State(sandman): State<Sandman>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match E2bAccount::from_webhook_path(uri.path()) {
+        Some(account) => handle(&sandman, Some(&account), &headers, &body).await,
+        None => {
+            let body = json!({"error": {"code": "not_found", "message": "no such webhook account"}});
+            (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn handle(sandman: &Sandman, account: Option<&E2bAccount>, headers: &HeaderMap, body: &Bytes) -> Response {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let delivery = Delivery {
         signature: header("e2b-signature"),
         delivery_id: header("e2b-delivery-id"),
-        body: &body,
+        body,
     };
     let span = tracing::info_span!(
         "webhook",
+        account = account.map(tracing::field::display),
         deliveryId = delivery.delivery_id,
         projectId = tracing::field::Empty,
         eventType = tracing::field::Empty
     );
     let result = async {
-        let verified = verify_and_parse(&sandman.secrets.webhook_secrets, &delivery)?;
+        let secrets: Vec<_> = match account {
+            Some(account) => sandman
+                .secrets
+                .webhook_secrets
+                .iter()
+                .map(|s| account.webhook_secret(s))
+                .collect(),
+            None => sandman.secrets.webhook_secrets.clone(),
+        };
+        let verified = verify_and_parse(&secrets, &delivery)?;
         let span = tracing::Span::current();
         span.record("eventType", verified.event.type_name.as_str());
         tracing::debug!(sandbox_id = verified.event.sandbox_id.as_str(), "webhook event");
         if let Some((key, _)) = sandbox_metadata::owner(&verified.event.metadata) {
             span.record("projectId", tracing::field::display(&key));
         }
-        sandman.apply_webhook(&verified).await
+        sandman.apply_account_webhook(account, &verified).await
     }
     .instrument(span.clone())
     .await;
@@ -90,6 +125,7 @@ fn status_of(err: &WebhookError) -> StatusCode {
         WebhookError::Signature(sandman::webhook::SignatureError::NoSecrets) => StatusCode::INTERNAL_SERVER_ERROR,
         WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
         WebhookError::Malformed(_) | WebhookError::Stale => StatusCode::BAD_REQUEST,
+        WebhookError::WrongAccount(_) => StatusCode::FORBIDDEN,
         WebhookError::Store(StoreError::Dynamo { .. }) | WebhookError::Contended => StatusCode::SERVICE_UNAVAILABLE,
         WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -115,6 +151,7 @@ mod tests {
                 503,
             ),
             (WebhookError::Contended, 503),
+            (WebhookError::WrongAccount("x".into()), 403),
         ];
         for (err, status) in cases {
             assert_eq!(status_of(&err).as_u16(), status, "{err:?}");

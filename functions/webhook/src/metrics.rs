@@ -12,7 +12,7 @@ pub fn metrics_for(result: &Result<Receipt, WebhookError>) -> Metrics {
         Ok(Receipt::Duplicate) => "WebhookDuplicates",
         Ok(Receipt::Ignored { .. }) => "WebhookIgnored",
         Ok(Receipt::UnknownSandbox) => "WebhookUnknownSandbox",
-        Err(WebhookError::Signature(_) | WebhookError::Stale) => "WebhookRejected",
+        Err(WebhookError::Signature(_) | WebhookError::Stale | WebhookError::WrongAccount(_)) => "WebhookRejected",
         Err(WebhookError::Malformed(_)) => "WebhookMalformed",
         Err(WebhookError::Store(_) | WebhookError::Contended) => "WebhookErrors",
     };

@@ -1,6 +1,6 @@
 //! State shared by the HTTP handlers, the background tasks and the `Emulator` handle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     world: Mutex<World>,
     /// API key -> team id.
     teams: HashMap<String, String>,
+    /// Keys revoked since start: E2B answers 401 to them, as to a key it never issued.
+    revoked: Mutex<HashSet<String>>,
 }
 
 impl std::ops::Deref for App {
@@ -55,6 +57,7 @@ impl App {
             publisher,
             world: Mutex::new(world),
             teams,
+            revoked: Mutex::default(),
         }))
     }
 }
@@ -69,7 +72,29 @@ impl Shared {
     }
 
     pub(crate) fn team_for_key(&self, key: &str) -> Option<Team> {
+        if lock(&self.revoked).contains(key) {
+            return None;
+        }
         self.teams.get(key).cloned().map(Team)
+    }
+
+    /// Revokes (or restores) the API key of `team_id`; whether the team exists.
+    pub(crate) fn set_revoked(&self, team_id: &str, revoked: bool) -> bool {
+        let keys: Vec<String> = self
+            .teams
+            .iter()
+            .filter(|(_, team)| *team == team_id)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut set = lock(&self.revoked);
+        for key in &keys {
+            if revoked {
+                set.insert(key.clone());
+            } else {
+                set.remove(key);
+            }
+        }
+        !keys.is_empty()
     }
 
     /// Applies every timeout and retention due by the emulated now.
@@ -124,6 +149,7 @@ impl Shared {
         self.publisher.set_faults(crate::faults::WebhookFaults::default());
         self.publisher.clear_deliveries();
         self.calls.clear();
+        lock(&self.revoked).clear();
         self.clock.reset();
     }
 }

@@ -19,6 +19,8 @@ pub struct RecordedCall {
     pub status: u16,
     /// The team whose API key was presented, if it was a valid one.
     pub team_id: Option<String>,
+    /// Which key was presented (valid or not): its fingerprint, never the key.
+    pub key_fingerprint: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -48,4 +50,14 @@ impl CallLog {
     pub(crate) fn clear(&self) {
         lock(&self.calls).clear();
     }
+}
+
+/// The first 8 bytes of SHA-256 of a key, in hex: the same fingerprint Sandman logs
+/// (`sandman::e2b::key_fingerprint`), so a test can match the two without either holding the key.
+pub fn key_fingerprint(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -133,6 +133,22 @@ impl Emulator {
         self.app.publisher.set_faults(faults);
     }
 
+    /// Revokes every API key of `team_id` (E2B answers 401 to them from now on), or restores
+    /// them; whether the team exists.
+    pub fn revoke_team_key(&self, team_id: &str, revoked: bool) -> bool {
+        self.app.set_revoked(team_id, revoked)
+    }
+
+    /// The API key of `team_id`, as configured.
+    pub fn api_key_of(&self, team_id: &str) -> Option<String> {
+        self.app
+            .config
+            .teams
+            .iter()
+            .find(|t| t.team_id == team_id)
+            .map(|t| t.api_key.clone())
+    }
+
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.app.calls.all()
     }

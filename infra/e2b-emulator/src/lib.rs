@@ -18,7 +18,7 @@ mod snapshot;
 mod webhook;
 mod world;
 
-pub use calls::RecordedCall;
+pub use calls::{RecordedCall, key_fingerprint};
 pub use config::{ConfigError, DEFAULT_API_KEY, DEFAULT_TEAM_ID, EmulatorConfig, TeamAccount};
 pub use delivery::{DeliveryOutcome, WebhookDelivery, webhook_signature};
 pub use emulator::Emulator;

@@ -6,7 +6,7 @@ use sandman::e2b::{ApiKey, E2b, E2bClient, E2bSettings, Secret};
 use sandman_local::register::register;
 use sandman_local::smoke::{Minting, Smoke};
 
-const USAGE: &str = "usage: sandman-local [dev | demo | openapi | webhook-sample | register-webhook --url URL | unregister-webhook --url URL | smoke --api-url URL [--token TOKEN] \
+const USAGE: &str = "usage: sandman-local [dev | demo | openapi | webhook-sample | register-webhook --url URL | register-account-webhook --base-url URL [--team TEAM] | unregister-webhook --url URL | smoke --api-url URL [--token TOKEN] \
 [--issuer ISS] [--audience AUD] [--team TEAM] [--team-claim CLAIM] [--template ID]]
   smoke: the token is --token, else $SANDMAN_TOKEN, else one minted with $SANDMAN_JWT_SECRET (the stack's jwtHs256Secret)";
 
@@ -22,6 +22,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         }
         Some("webhook-sample") => webhook_sample(),
         Some("register-webhook") => register_webhook(flag(args, "--url").ok_or(USAGE)?).await,
+        Some("register-account-webhook") => register_account_webhook(args).await,
         Some("unregister-webhook") => unregister_webhook(flag(args, "--url").ok_or(USAGE)?).await,
         Some("smoke") => smoke(args).await,
         Some("-h" | "--help") => {
@@ -89,6 +90,39 @@ async fn register_webhook(url: &str) -> Result<(), String> {
         };
         println!("{account}: webhook {} {verb} for {url}", registered.webhook().id);
     }
+    Ok(())
+}
+
+/// Registers one E2B account's own webhook URL (`--base-url` + `/accounts/default`, or
+/// `/accounts/teams/TEAM` with `--team`) with that account's key (for a team: the key it
+/// registered through the API, opened with the table's wrapper; else its configured key) and its
+/// own signing secret, derived from `E2B_WEBHOOK_SECRET`. Reads `SANDMAN_TABLE`,
+/// `SANDMAN_TEAM_KEYS_WRAP` (and `SANDMAN_KMS_KEY_ID`), `E2B_API_KEY`, `E2B_TEAM_API_KEYS` like a
+/// function does; prints neither key nor secret.
+async fn register_account_webhook(args: &[String]) -> Result<(), String> {
+    use sandman::team_keys::E2bAccount;
+    let base_url = flag(args, "--base-url").ok_or(USAGE)?;
+    let account = match flag(args, "--team") {
+        Some(team) => E2bAccount::Team(sandman::domain::TeamId::parse(team).map_err(|e| e.to_string())?),
+        None => E2bAccount::Default,
+    };
+    let mut secrets = sandman::secrets::Secrets::from_env(env).map_err(|e| e.to_string())?;
+    if let Some(secret) = env("E2B_WEBHOOK_SECRET") {
+        secrets.webhook_secrets.insert(0, Secret::new(secret));
+    }
+    let sandman = sandman::Sandman::for_operator(secrets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let registered = sandman_local::register::register_account(&sandman, &account, base_url).await?;
+    let verb = match registered {
+        sandman_local::register::Registered::Created(_) => "registered",
+        sandman_local::register::Registered::Updated(_) => "updated",
+    };
+    let webhook = registered.webhook();
+    println!(
+        "{account}: webhook {} {verb} for {} (E2B team {})",
+        webhook.id, webhook.url, webhook.team_id
+    );
     Ok(())
 }
 

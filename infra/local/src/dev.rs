@@ -18,6 +18,11 @@ use sandman::store::Store;
 pub const DEV_TEAM: &str = "team-local";
 const DEV_WEBHOOK_SECRET: &str = "sandman-local-webhook-secret";
 const DEV_JWT_SECRET: &str = "sandman-local-jwt-secret";
+/// Wraps teams' registered E2B keys in the local stack (`SANDMAN_TEAM_KEYS_WRAP=local`); a
+/// deployed configuration refuses the local wrapper.
+const DEV_MASTER_KEY: &str = "5a4d414e2d6c6f63616c2d6465762d6d61737465722d6b65792d6f6e6c792121";
+/// The development token's role: it may register the team's own E2B key.
+const DEV_ADMIN_ROLE: &str = "sandman-admin";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -137,6 +142,9 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
                 ("SESSION_CAP_MARGIN_SECS", _) if margin.is_some() => margin.clone(),
                 // The development token is HS256, unless the developer brings a JWKS.
                 ("JWT_HS256", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| "true".into())),
+                ("SANDMAN_TEAM_KEYS_WRAP", _) => env(name).or_else(|| Some("local".into())),
+                ("SANDMAN_DEV_MASTER_KEY", _) => env(name).or_else(|| Some(DEV_MASTER_KEY.into())),
+                ("JWT_ADMIN_ROLE", _) => env(name).or_else(|| Some(DEV_ADMIN_ROLE.into())),
                 _ => env(name),
             })
             .unwrap_or_else(|err| {
@@ -189,7 +197,7 @@ pub fn dev_token(stack: &LocalStack) -> Result<String, String> {
     let sandman = &stack.sandman;
     let secret = sandman.secrets.jwt_hs256_secret.as_ref().ok_or("no JWT secret")?;
     let team = sandman::domain::TeamId::parse(DEV_TEAM).map_err(|e| e.to_string())?;
-    sandman::auth::mint_dev_token(
+    sandman::auth::mint_admin_token(
         &sandman.config.auth,
         secret,
         &team,

@@ -2,7 +2,9 @@
 //! events reach the webhook function. Idempotent: an existing registration of the same URL is
 //! updated (events, secret, enabled) instead of duplicated.
 
+use sandman::Sandman;
 use sandman::e2b::{E2b, E2bError, NewWebhook, Secret, Webhook, WebhookUpdate};
+use sandman::team_keys::{E2bAccount, KeySource};
 
 pub const WEBHOOK_NAME: &str = "sandman";
 
@@ -53,4 +55,38 @@ pub async fn register(e2b: &E2b, url: &str, secret: &Secret) -> Result<Registere
             Ok(Registered::Created(e2b.register_webhook(&new).await?))
         }
     }
+}
+
+/// Registers `account`'s own webhook URL (`base_url` + `/accounts/...`) with E2B, with that
+/// account's own key and signing secret, and records the E2B team E2B reports for it: the webhook
+/// function then refuses events of any other E2B team at that URL. A team account needs a key of
+/// its own (registered through the API, or configured for the team).
+pub async fn register_account(sandman: &Sandman, account: &E2bAccount, base_url: &str) -> Result<Registered, String> {
+    let e2b = match account {
+        E2bAccount::Default => sandman.e2b.default_account().map_err(|e| e.to_string())?,
+        E2bAccount::Team(team) => {
+            let status = sandman.team_key_status(team).await.map_err(|e| e.to_string())?;
+            if !matches!(status.in_use, KeySource::Registered | KeySource::DeploymentTeam) {
+                return Err(format!(
+                    "team {team} has no E2B key of its own: its events come through the default account"
+                ));
+            }
+            sandman.e2b_for_team(team).await.map_err(|e| e.to_string())?
+        }
+    };
+    let deployment = sandman
+        .secrets
+        .webhook_secrets
+        .first()
+        .ok_or("no webhook signing secret is set (E2B_WEBHOOK_SECRET)")?;
+    let url = format!("{}{}", base_url.trim_end_matches('/'), account.webhook_path());
+    let registered = register(&e2b, &url, &account.webhook_secret(deployment))
+        .await
+        .map_err(|e| format!("{account}: {e}"))?;
+    sandman
+        .store
+        .set_account_e2b_team(account, &registered.webhook().team_id)
+        .await
+        .map_err(|e| format!("{account}: recording its E2B team: {e}"))?;
+    Ok(registered)
 }

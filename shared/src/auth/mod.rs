@@ -15,13 +15,15 @@ use crate::domain::TeamId;
 use crate::secrets::Secrets;
 
 pub use jwks::JwksSettings;
-pub use mint::mint_dev_token;
+pub use mint::{mint_admin_token, mint_dev_token};
 
 /// The caller a verified token names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub team: TeamId,
     pub subject: Option<String>,
+    /// The token carries the deployment's admin role (`JWT_ADMIN_ROLE`) for its team.
+    pub admin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     team_claim: String,
+    admin: crate::config::AdminRole,
 }
 
 impl Verifier {
@@ -94,6 +97,7 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             team_claim: config.team_claim.clone(),
+            admin: config.admin.clone(),
         })
     }
 
@@ -140,7 +144,16 @@ impl Verifier {
             }
         };
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        Ok(Caller { team, subject })
+        let admin = self
+            .admin
+            .role
+            .as_ref()
+            .is_some_and(|role| match claims.get(&self.admin.claim) {
+                Some(Value::String(held)) => held == role,
+                Some(Value::Array(held)) => held.iter().any(|held| held.as_str() == Some(role)),
+                _ => false,
+            });
+        Ok(Caller { team, subject, admin })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {

@@ -18,6 +18,7 @@ fn config() -> AuthConfig {
         jwks_url: None,
         hs256: true,
         jwks_max_age: Duration::from_secs(3600),
+        admin: Default::default(),
     }
 }
 
@@ -66,7 +67,8 @@ async fn a_minted_token_names_its_team() {
         caller,
         Caller {
             team,
-            subject: Some("dev".into())
+            subject: Some("dev".into()),
+            admin: false,
         }
     );
 }
@@ -193,6 +195,7 @@ async fn without_a_configured_audience_or_issuer_neither_is_required() {
         jwks_url: None,
         hs256: true,
         jwks_max_age: Duration::from_secs(3600),
+        admin: Default::default(),
     };
     let token = sign(json!({"team_id": "t1", "exp": now() + 60, "aud": "anything"}), SECRET);
     assert_eq!(verifier(&config).verify(&token).await.unwrap().team.as_str(), "t1");

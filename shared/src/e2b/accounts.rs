@@ -48,6 +48,7 @@ impl fmt::Display for ApiKey {
 /// The E2B credentials of a deployment: a key per team, and optionally a default for teams without one.
 #[derive(Clone, Debug)]
 pub struct E2bAccounts {
+    client: E2bClient,
     default: Option<E2b>,
     teams: HashMap<String, E2b>,
 }
@@ -56,6 +57,7 @@ impl E2bAccounts {
     pub fn new(client: E2bClient, default_key: Option<ApiKey>, team_keys: HashMap<String, ApiKey>) -> Self {
         let handle = |key| E2b::new(client.clone(), key);
         Self {
+            client: client.clone(),
             default: default_key.map(handle),
             teams: team_keys.into_iter().map(|(team, key)| (team, handle(key))).collect(),
         }
@@ -70,6 +72,21 @@ impl E2bAccounts {
             tracing::warn!(team_id, "no E2B API key for team and no default");
             E2bError::NoCredentials
         })
+    }
+
+    /// E2B as seen with `key` (a team's registered key), through the same client.
+    pub fn with_key(&self, key: ApiKey) -> E2b {
+        E2b::new(self.client.clone(), key)
+    }
+
+    /// Which of the deployment's keys `team` would use.
+    pub fn configured_source(&self, team_id: &str) -> crate::team_keys::KeySource {
+        use crate::team_keys::KeySource;
+        match (self.teams.contains_key(team_id), &self.default) {
+            (true, _) => KeySource::DeploymentTeam,
+            (false, Some(_)) => KeySource::DeploymentDefault,
+            (false, None) => KeySource::None,
+        }
     }
 
     /// The deployment default key (e.g. to register the deployment's webhook).
@@ -90,6 +107,12 @@ impl E2bAccounts {
         }
         all
     }
+}
+
+/// The first 8 bytes of SHA-256 of a key, in hex: what logs and call logs may show of a key.
+pub fn key_fingerprint(key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key)[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// E2B as seen with one key. Cheap to clone; every E2B call is a method on it.
@@ -113,6 +136,11 @@ impl E2b {
 
     pub(crate) async fn send(&self, request: Request<'_>) -> Result<Reply, E2bError> {
         self.inner.client.execute(&self.inner.key, request).await
+    }
+
+    /// A short, stable, non-reversible name for the key (for logs and the reconciler's labels).
+    pub fn fingerprint(&self) -> String {
+        key_fingerprint(self.inner.key.header_value().as_bytes())
     }
 
     /// Both handles use the same API key, so they see the same E2B team.

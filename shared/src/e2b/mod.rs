@@ -16,7 +16,7 @@ mod snapshots;
 mod types;
 mod webhooks;
 
-pub use accounts::{ApiKey, E2b, E2bAccounts};
+pub use accounts::{ApiKey, E2b, E2bAccounts, key_fingerprint};
 pub(crate) use client::is_loopback;
 pub use client::{E2bClient, E2bSettings};
 pub use error::E2bError;

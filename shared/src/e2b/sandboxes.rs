@@ -53,6 +53,13 @@ impl E2b {
         .await
     }
 
+    /// Whether E2B accepts this key: one page of at most one sandbox (`Unauthorized` if not).
+    pub async fn check_key(&self) -> Result<(), E2bError> {
+        const ROUTE: &str = "GET /v2/sandboxes";
+        let request = Request::new(Method::GET, ROUTE, &["v2", "sandboxes"]).with_query("limit", "1");
+        self.send(request).await.map(drop)
+    }
+
     /// Pauses with memory. A sandbox already paused (or mid-transition) answers `Conflict`.
     pub async fn pause(&self, sandbox_id: &str) -> Result<(), E2bError> {
         const ROUTE: &str = "POST /sandboxes/{id}/pause";

@@ -6,7 +6,7 @@
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::Verdict;
+use super::{Benched, Verdict};
 use crate::Sandman;
 use crate::domain::{Actor, CapHandoff};
 use crate::error::Error;
@@ -16,11 +16,11 @@ use crate::workspace::{PauseOutcome, PauseRequest};
 pub(crate) const HANDOFF_CAUSE: &str = "session cap handoff";
 
 impl Sandman {
-    pub(super) async fn hand_off(&self, candidate: &IdleCandidate, now: OffsetDateTime) -> Verdict {
+    pub(super) async fn hand_off(&self, candidate: &IdleCandidate, now: OffsetDateTime, benched: &Benched) -> Verdict {
         let span = tracing::info_span!("handoff", project = %candidate.key);
         async move {
             match candidate.cap_handoff {
-                CapHandoff::PauseResume => self.pause_and_resume(candidate, now).await,
+                CapHandoff::PauseResume => self.pause_and_resume(candidate, now, benched).await,
                 CapHandoff::SnapshotReopen => self.snapshot_and_reopen(candidate).await,
             }
         }
@@ -28,7 +28,7 @@ impl Sandman {
         .await
     }
 
-    async fn pause_and_resume(&self, candidate: &IdleCandidate, now: OffsetDateTime) -> Verdict {
+    async fn pause_and_resume(&self, candidate: &IdleCandidate, now: OffsetDateTime, benched: &Benched) -> Verdict {
         let sandbox_id = candidate.sandbox_id.clone().unwrap_or_default();
         let request = PauseRequest {
             key: candidate.key.clone(),
@@ -42,7 +42,7 @@ impl Sandman {
         };
         match self.pause(request).await {
             Ok(PauseOutcome::Paused | PauseOutcome::AlreadyPaused) => {}
-            Ok(outcome) => return self.pause_not_done(candidate, &sandbox_id, outcome),
+            Ok(outcome) => return self.pause_not_done(candidate, &sandbox_id, outcome, benched),
             Err(err) => {
                 tracing::error!(error = %err, "handoff pause could not be recorded");
                 return Verdict::Failed { flagged: false };

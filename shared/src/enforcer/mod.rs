@@ -11,6 +11,11 @@
 //! deferred instead of paused; a session whose continuous run nears E2B's cap is handed off
 //! (`handoff.rs`).
 //!
+//! Teams are independent: each team's sessions are paused with its own E2B key, and a team whose
+//! key E2B refuses (401/403) or rate-limits (429) is benched for the rest of the tick: its other
+//! candidates are deferred without a call, so its failures never use the tick's time or slots
+//! that other teams' pauses need.
+//!
 //! At most `enforcer.concurrency` pauses are in flight. At `enforcer.tick_deadline` the tick stops
 //! reading and claiming; pauses already claimed finish, so no session is left PAUSING by the
 //! deadline. What was not reached is still idle at the next tick.
@@ -30,8 +35,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::Sandman;
-use crate::domain::Actor;
-use crate::e2b::MAX_METRICS_BATCH;
+use crate::domain::{Actor, TeamId};
+use crate::e2b::{E2bError, MAX_METRICS_BATCH};
 use crate::store::{IdleCandidate, IdleDeferral};
 use crate::workspace::{PauseOutcome, PauseRequest};
 
@@ -73,6 +78,8 @@ impl Sandman {
         let span = tracing::info_span!("idle_tick", now = %now);
         async move {
             let concurrency = self.config.enforcer.concurrency.max(1);
+            let benched = Benched::default();
+            let benched = &benched;
             let mut report = self
                 .idle_candidates_stream(now)
                 .take_while(|_| std::future::ready(Instant::now() < deadline))
@@ -87,7 +94,7 @@ impl Sandman {
                         (plan.metrics_calls > 0).then_some(plan::Step::Done(Verdict::MetricsCalls(plan.metrics_calls)));
                     stream::iter(calls.into_iter().chain(plan.steps))
                 })
-                .map(|step| self.act(step, now, deadline))
+                .map(|step| self.act(step, now, deadline, benched))
                 .buffer_unordered(concurrency)
                 .fold(TickReport::default(), |mut report, verdict| {
                     report.record(verdict);
@@ -117,21 +124,28 @@ impl Sandman {
         .await
     }
 
-    async fn act(&self, step: plan::Step, now: OffsetDateTime, deadline: Instant) -> Verdict {
+    async fn act(&self, step: plan::Step, now: OffsetDateTime, deadline: Instant, benched: &Benched) -> Verdict {
         match step {
             plan::Step::Done(verdict) => verdict,
             _ if Instant::now() >= deadline => Verdict::Deferred,
-            plan::Step::Pause { candidate, cause } => self.pause_idle(&candidate, cause, now).await,
+            step if step.team().is_some_and(|team| benched.contains(team)) => Verdict::Deferred,
+            plan::Step::Pause { candidate, cause } => self.pause_idle(&candidate, cause, now, benched).await,
             plan::Step::Defer {
                 candidate,
                 cpu,
                 idle_at,
             } => self.defer_busy(&candidate, cpu, idle_at, now).await,
-            plan::Step::Handoff { candidate } => self.hand_off(&candidate, now).await,
+            plan::Step::Handoff { candidate } => self.hand_off(&candidate, now, benched).await,
         }
     }
 
-    async fn pause_idle(&self, candidate: &IdleCandidate, cause: String, now: OffsetDateTime) -> Verdict {
+    async fn pause_idle(
+        &self,
+        candidate: &IdleCandidate,
+        cause: String,
+        now: OffsetDateTime,
+        benched: &Benched,
+    ) -> Verdict {
         let sandbox_id = candidate.sandbox_id.clone().unwrap_or_default();
         let request = PauseRequest {
             key: candidate.key.clone(),
@@ -148,7 +162,7 @@ impl Sandman {
             Ok(PauseOutcome::Paused | PauseOutcome::AlreadyPaused) => Verdict::Paused {
                 minutes_saved: minutes_until(now, candidate.timeout_at),
             },
-            Ok(outcome) => self.pause_not_done(candidate, &sandbox_id, outcome),
+            Ok(outcome) => self.pause_not_done(candidate, &sandbox_id, outcome, benched),
             Err(err) => {
                 // Not E2B's answer: the table could not be written (a claim that did not land
                 // changed nothing; an outcome that did not land is repaired by the reconciler).
@@ -158,12 +172,24 @@ impl Sandman {
         }
     }
 
-    fn pause_not_done(&self, candidate: &IdleCandidate, sandbox_id: &str, outcome: PauseOutcome) -> Verdict {
+    fn pause_not_done(
+        &self,
+        candidate: &IdleCandidate,
+        sandbox_id: &str,
+        outcome: PauseOutcome,
+        benched: &Benched,
+    ) -> Verdict {
         match outcome {
             PauseOutcome::Paused | PauseOutcome::AlreadyPaused => Verdict::Paused { minutes_saved: 0.0 },
             PauseOutcome::LostRace => Verdict::SkippedActive,
             PauseOutcome::Gone => Verdict::Gone,
-            PauseOutcome::Failed(err) => self.failed(candidate, sandbox_id, &err.to_string()),
+            PauseOutcome::Failed(err) => {
+                if matches!(err, E2bError::Unauthorized | E2bError::RateLimited { .. }) {
+                    tracing::warn!(team = %candidate.key.team, kind = err.kind(), "E2B refuses this team's calls: its other pauses wait for the next tick");
+                    benched.insert(&candidate.key.team);
+                }
+                self.failed(candidate, sandbox_id, &err.to_string())
+            }
         }
     }
 
@@ -204,6 +230,20 @@ impl Sandman {
             tracing::warn!(project = %candidate.key, sandbox_id, failures, error, "pause failed; retrying next tick");
         }
         Verdict::Failed { flagged }
+    }
+}
+
+/// Teams whose E2B account refused or rate-limited a call during this tick.
+#[derive(Default)]
+pub(super) struct Benched(std::sync::Mutex<std::collections::HashSet<TeamId>>);
+
+impl Benched {
+    fn insert(&self, team: &TeamId) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(team.clone());
+    }
+
+    fn contains(&self, team: &TeamId) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(team)
     }
 }
 

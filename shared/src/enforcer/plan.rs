@@ -36,6 +36,18 @@ pub(super) enum Step {
     },
 }
 
+impl Step {
+    /// The team whose E2B account the step calls, if it calls one.
+    pub(super) fn team(&self) -> Option<&crate::domain::TeamId> {
+        match self {
+            Step::Done(_) => None,
+            Step::Pause { candidate, .. } | Step::Defer { candidate, .. } | Step::Handoff { candidate } => {
+                Some(&candidate.key.team)
+            }
+        }
+    }
+}
+
 /// A batch's plan and the metrics calls it took.
 pub(super) struct Plan {
     pub steps: Vec<Step>,

@@ -19,7 +19,7 @@ impl Sandman {
         if view.state_of(sandbox_id) == Some(SandboxState::Running) {
             return Outcome::Consistent;
         }
-        let e2b = match self.e2b_for(&session.key) {
+        let e2b = match self.e2b_for(&session.key).await {
             Ok(e2b) => e2b,
             Err(err) => return error("no E2B account for a running session", &session.key, &err),
         };

@@ -78,7 +78,7 @@ impl Sandman {
         let observed = match &sandbox_id {
             None => None,
             Some(id) => {
-                let e2b = match self.e2b_for(&stuck.key) {
+                let e2b = match self.e2b_for(&stuck.key).await {
                     Ok(e2b) => e2b,
                     Err(err) => {
                         return error("no E2B account for a stuck session", &stuck.key, &err);

@@ -38,8 +38,39 @@ impl E2bView {
 }
 
 impl Sandman {
+    /// Every distinct account: the deployment's, then each team's registered key. Registered
+    /// teams come from one query of the small account partition; a key that cannot be opened
+    /// leaves its account out of this run (logged), never the others.
+    async fn e2b_accounts(&self) -> Vec<(Option<String>, E2b)> {
+        let mut accounts = self.e2b.all();
+        let Some(keys) = &self.team_keys else {
+            return accounts;
+        };
+        let teams = match self.store.registered_teams().await {
+            Ok(teams) => teams,
+            Err(err) => {
+                tracing::error!(error = %err, "listing registered E2B accounts failed; only the deployment's are reconciled this run");
+                return accounts;
+            }
+        };
+        for (team, record) in teams {
+            match keys.key_from_record(&team, &record).await {
+                Ok(key) => {
+                    let e2b = self.e2b.with_key(key);
+                    if !accounts.iter().any(|(_, seen)| seen.same_account(&e2b)) {
+                        accounts.push((Some(team.to_string()), e2b));
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(team = %team, error = %err, "a registered E2B key could not be opened; its account is not reconciled this run")
+                }
+            }
+        }
+        accounts
+    }
+
     pub(crate) async fn list_e2b(&self) -> E2bView {
-        let accounts = self.e2b.all();
+        let accounts = self.e2b_accounts().await;
         let filter = SandboxFilter {
             states: vec![SandboxState::Running, SandboxState::Paused],
             metadata: Default::default(),

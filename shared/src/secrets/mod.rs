@@ -109,7 +109,7 @@ impl Function {
         }
     }
 
-    fn calls_e2b(self) -> bool {
+    pub fn calls_e2b(self) -> bool {
         self.reads().contains(&SecretKind::E2b)
     }
 }

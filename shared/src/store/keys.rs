@@ -42,6 +42,19 @@ pub fn next_event_sk() -> String {
     format!("{EVENT_PREFIX}{id}")
 }
 
+/// The partition of E2B account records: one item per team that registered its own key, and
+/// one for the deployment's default account. Small (one item per such team) and read through a
+/// cache; the reconciler queries it to list every registered account.
+pub const ACCOUNTS_PK: &str = "E2B_ACCOUNTS";
+pub const TEAM_ACCOUNT_PREFIX: &str = "TEAM#";
+
+pub fn account_sk(account: &crate::team_keys::E2bAccount) -> String {
+    match account {
+        crate::team_keys::E2bAccount::Default => "DEFAULT".to_owned(),
+        crate::team_keys::E2bAccount::Team(team) => format!("{TEAM_ACCOUNT_PREFIX}{team}"),
+    }
+}
+
 pub fn webhook_pk(event_id: &str) -> String {
     format!("WEBHOOK#{event_id}")
 }

@@ -1,6 +1,7 @@
 //! The single-table DynamoDB store. Layout: `TABLE.md`. Keys: `keys.rs`. Every session write is
 //! conditional on the version the writer read, so concurrent writers cannot both win.
 
+mod accounts;
 mod capacity;
 mod cursor;
 mod error;
@@ -16,14 +17,15 @@ mod time_ms;
 mod transact;
 mod transit;
 
+pub use accounts::{AccountRecord, TeamKeyRecord};
 pub use capacity::{Capacity, CapacityMeter};
 pub use cursor::{Cursor, Page};
 pub use error::StoreError;
 pub use items::ProjectRecord;
 pub use projects::ProjectSummary;
 pub use sessions::{
-    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite, SnapshotHold,
-    Written,
+    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite,
+    SnapshotHold, Written,
 };
 pub use snapshots::PruneCandidate;
 pub use transit::TransitSession;

@@ -9,6 +9,7 @@ use crate::Sandman;
 use crate::domain::SessionState;
 use crate::sandbox_metadata;
 use crate::store::{Consistency, ProjectRecord, StoreError};
+use crate::team_keys::E2bAccount;
 
 /// Conflicts tolerated before giving up and letting E2B redeliver.
 const MAX_ATTEMPTS: usize = 4;
@@ -49,12 +50,44 @@ impl Sandman {
         self.apply_webhook(&verified).await
     }
 
+    /// A delivery posted to the webhook URL of `account`: checked against that account's own
+    /// signing secret, chosen from the URL before anything in the body is read.
+    pub async fn receive_account_webhook(
+        &self,
+        account: &E2bAccount,
+        delivery: Delivery<'_>,
+    ) -> Result<Receipt, WebhookError> {
+        let secrets: Vec<_> = self
+            .secrets
+            .webhook_secrets
+            .iter()
+            .map(|secret| account.webhook_secret(secret))
+            .collect();
+        let verified = verify_and_parse(&secrets, &delivery)?;
+        self.apply_account_webhook(Some(account), &verified).await
+    }
+
+    /// An event delivered to the deployment's original URL (signed with the deployment secret
+    /// itself): the default account's.
     pub async fn apply_webhook(&self, verified: &VerifiedEvent) -> Result<Receipt, WebhookError> {
+        self.apply_account_webhook(None, verified).await
+    }
+
+    /// `account`: the account whose URL received it; `None` for the original URL.
+    pub async fn apply_account_webhook(
+        &self,
+        account: Option<&E2bAccount>,
+        verified: &VerifiedEvent,
+    ) -> Result<Receipt, WebhookError> {
         let event = &verified.event;
         super::check_age(event, self.now())?;
+        if let Some(account) = account {
+            self.check_e2b_team(account, event).await?;
+        }
         let Some(mut record) = self.session_of(verified).await? else {
             return Ok(Receipt::UnknownSandbox);
         };
+        self.check_served(account, &record.project.key()).await?;
         let rules = Rules {
             stuck_after: self.config.enforcer.stuck_after,
         };

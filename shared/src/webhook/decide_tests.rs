@@ -64,6 +64,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
 
 fn event(kind: EventKind, at: OffsetDateTime) -> LifecycleEvent {
     LifecycleEvent {
+        e2b_team_id: None,
         id: Some("e1".into()),
         kind,
         type_name: format!("sandbox.lifecycle.{kind:?}").to_lowercase(),

@@ -18,6 +18,10 @@ pub enum WebhookError {
     /// The event's timestamp is older than `MAX_EVENT_AGE` (or too far ahead): a replay.
     #[error("the event is too old (or dated in the future) to be applied")]
     Stale,
+    /// Signed for this URL's account, but about a sandbox of another E2B team, or a project this
+    /// account does not serve: nothing is changed.
+    #[error("{0}")]
+    WrongAccount(String),
 }
 
 impl WebhookError {
@@ -30,6 +34,7 @@ impl WebhookError {
             Self::Store(_) => "storage_unavailable",
             Self::Contended => "contended",
             Self::Stale => "stale_event",
+            Self::WrongAccount(_) => "wrong_account",
         }
     }
 

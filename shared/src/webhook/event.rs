@@ -66,6 +66,8 @@ pub struct LifecycleEvent {
     pub type_name: String,
     pub timestamp: OffsetDateTime,
     pub sandbox_id: String,
+    /// The E2B team that owns the sandbox (`sandbox_team_id`): the account that sent the event.
+    pub e2b_team_id: Option<String>,
     pub execution_id: Option<String>,
     /// The string entries of the sandbox's metadata (Sandman's own keys among them).
     pub metadata: BTreeMap<String, String>,
@@ -105,6 +107,7 @@ impl LifecycleEvent {
                 .replace_millisecond(wire.timestamp.millisecond())
                 .unwrap_or(wire.timestamp),
             sandbox_id: wire.sandbox_id,
+            e2b_team_id: wire.sandbox_team_id.filter(|team| !team.is_empty()),
             execution_id: wire.sandbox_execution_id,
             metadata,
             execution: data.execution,
@@ -131,6 +134,8 @@ struct WireEvent {
     timestamp: OffsetDateTime,
     #[serde(alias = "sandboxId")]
     sandbox_id: String,
+    #[serde(default, alias = "sandboxTeamId")]
+    sandbox_team_id: Option<String>,
     #[serde(default, alias = "sandboxExecutionId")]
     sandbox_execution_id: Option<String>,
     #[serde(default, alias = "eventData")]

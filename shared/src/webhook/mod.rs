@@ -6,6 +6,7 @@
 //! the event's dedupe mark in the same transaction. The first two and the decision are CPU work
 //! callable on their own ([`verify_and_parse`], [`decide`]): the receiver's cost without DynamoDB.
 
+mod account;
 mod apply;
 mod decide;
 mod error;

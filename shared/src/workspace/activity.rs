@@ -133,7 +133,7 @@ impl Sandman {
         let running_out = session.timeout_at.is_none_or(|at| at - now < timeout / 2);
         let mut extended_timeout = false;
         if running_out {
-            match self.e2b_for(key)?.set_timeout(&sandbox.sandbox_id, timeout).await {
+            match self.e2b_for(key).await?.set_timeout(&sandbox.sandbox_id, timeout).await {
                 Ok(()) => {
                     self.store
                         .record_timeout(key, &sandbox.sandbox_id, now + timeout)

@@ -36,7 +36,12 @@ impl From<Option<bool>> for SnapshotFirst {
 }
 
 impl Sandman {
-    pub async fn kill(&self, key: &ProjectKey, snapshot: impl Into<SnapshotFirst>, actor: Actor) -> Result<Killed, Error> {
+    pub async fn kill(
+        &self,
+        key: &ProjectKey,
+        snapshot: impl Into<SnapshotFirst>,
+        actor: Actor,
+    ) -> Result<Killed, Error> {
         self.kill_because(key, snapshot, actor, "kill requested").await
     }
 
@@ -67,7 +72,7 @@ impl Sandman {
         let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
-        let e2b = self.e2b_for(key)?;
+        let e2b = self.e2b_for(key).await?;
         let claim = SessionWrite::new(&record, actor, cause, self.now()).event(SessionEvent::Stop);
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Err(Error::Conflict("another request is changing the sandbox".into()));

@@ -53,7 +53,7 @@ impl Sandman {
             return Ok(());
         };
         let key = record.project.key();
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         // A restore's claim that made no sandbox goes back to the one it was replacing.
         let mut back_to = None;
         let (sandbox, observed) = match (session.state, &session.sandbox) {

@@ -37,8 +37,8 @@ use crate::store::{Consistency, ProjectRecord};
 
 impl Sandman {
     /// The E2B account of the project's team.
-    pub fn e2b_for(&self, key: &ProjectKey) -> Result<E2b, Error> {
-        Ok(self.e2b.for_team(key.team.as_str())?)
+    pub async fn e2b_for(&self, key: &ProjectKey) -> Result<E2b, Error> {
+        self.e2b_for_team(&key.team).await
     }
 
     /// The project as it is now, read strongly: for decisions that lead to writes.

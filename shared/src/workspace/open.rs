@@ -135,7 +135,7 @@ impl Sandman {
             return Err(Error::Conflict("the paused session has no sandbox id".into()));
         };
         // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         let claim = SessionWrite::new(&record, actor, cause, self.now()).event(SessionEvent::Resume);
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Ok(Step::Lost);

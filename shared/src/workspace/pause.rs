@@ -39,7 +39,7 @@ pub enum PauseOutcome {
 impl Sandman {
     pub async fn pause(&self, request: PauseRequest) -> Result<PauseOutcome, Error> {
         // Resolved before the claim: a missing key must not leave the session PAUSING.
-        let e2b = self.e2b_for(&request.key)?;
+        let e2b = self.e2b_for(&request.key).await?;
         let now = self.now();
         let claim = SessionWrite {
             key: request.key.clone(),

@@ -36,7 +36,7 @@ impl Sandman {
             record = self.project(key).await?;
         }
         self.config.templates.check(&key.team, &record.project.template_id)?;
-        let e2b = self.e2b_for(key)?;
+        let e2b = self.e2b_for(key).await?;
         let replaced = record.session.as_ref().and_then(|session| {
             let live = matches!(session.state, SessionState::Running | SessionState::Paused);
             Some(Replaced {

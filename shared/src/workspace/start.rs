@@ -58,7 +58,7 @@ impl Sandman {
         let key = record.project.key();
         // A project stored before its template was refused must not reach E2B with it.
         self.config.templates.check(&key.team, &record.project.template_id)?;
-        let e2b = self.e2b_for(&key)?;
+        let e2b = self.e2b_for(&key).await?;
         let session_id = ulid::Ulid::new().to_string();
         let claim = SessionWrite::new(&record, actor, cause, self.now())
             .event(SessionEvent::Start)

@@ -6,6 +6,7 @@ mod events;
 mod projects;
 pub(crate) mod sandbox;
 mod snapshots;
+mod team;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -19,5 +20,6 @@ pub fn all() -> OpenApiRouter<Api> {
         .merge(sandbox::routes())
         .merge(snapshots::routes())
         .merge(events::routes())
+        .merge(team::routes())
         .merge(docs::routes())
 }

@@ -40,6 +40,23 @@ pub(crate) fn routes() -> Router<App> {
         .route("/admin/deliveries", get(deliveries).delete(clear_deliveries))
         .route("/admin/webhooks/settle", post(settle))
         .route("/admin/reset", post(reset))
+        .route("/admin/teams/{team}/revoke", post(revoke).delete(restore))
+}
+
+async fn revoke(State(app): State<App>, Path(team): Path<String>) -> StatusCode {
+    if app.set_revoked(&team, true) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+async fn restore(State(app): State<App>, Path(team): Path<String>) -> StatusCode {
+    if app.set_revoked(&team, false) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 fn clock_body(app: &App) -> Value {

@@ -19,11 +19,9 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let team = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|key| app.team_for_key(key));
+    let presented = request.headers().get("x-api-key").and_then(|value| value.to_str().ok());
+    let key_fingerprint = presented.map(crate::calls::key_fingerprint);
+    let team = presented.and_then(|key| app.team_for_key(key));
 
     let (parts, body) = request.into_parts();
     let (response, body_json) = match to_bytes(body, MAX_BODY_BYTES).await {
@@ -65,6 +63,7 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
         body: body_json,
         status,
         team_id: team.map(|t| t.0),
+        key_fingerprint,
         at: app.now(),
     });
     response

@@ -1,0 +1,230 @@
+//! Envelope encryption of a team's E2B key: a fresh 256-bit data key per registration encrypts the
+//! key with AES-256-GCM (the team id as associated data, so a sealed key copied onto another team's
+//! item does not open); the data key itself is stored wrapped, by KMS when deployed or by a local
+//! development master key. Plaintext exists only in memory.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+
+use crate::secrets::Secret;
+
+const DATA_KEY_LEN: usize = 32;
+/// KMS binds the wrapped data key to the team with this encryption context entry (and CloudTrail
+/// shows it on every Decrypt).
+const CONTEXT_TEAM: &str = "sandmanTeam";
+
+/// A team's E2B key as stored: nothing here opens without the wrapping key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Which wrapper wrapped the data key: `kms` or `local`.
+    pub wrap: String,
+    pub wrapped_key: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({}, {} bytes)", self.wrap, self.ciphertext.len())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("KMS: {0}")]
+    Kms(String),
+    /// The ciphertext, its data key or its team do not match: never says which.
+    #[error("the stored key could not be decrypted")]
+    Corrupt,
+    #[error("the stored key was wrapped by {stored}, and this deployment wraps with {configured}")]
+    OtherWrapper { stored: String, configured: &'static str },
+}
+
+/// What wraps the per-team data keys.
+#[derive(Clone)]
+pub enum KeyWrapper {
+    /// One KMS key of the stack: `GenerateDataKey` on registration, `Decrypt` on a cache miss.
+    Kms {
+        client: aws_sdk_kms::Client,
+        key_id: String,
+    },
+    /// The local stack's development master key (32 bytes). Refused by deployed configuration.
+    Local(Secret),
+}
+
+impl std::fmt::Debug for KeyWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl KeyWrapper {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyWrapper::Kms { .. } => "kms",
+            KeyWrapper::Local(_) => "local",
+        }
+    }
+
+    pub async fn seal(&self, team: &str, plaintext: &str) -> Result<Sealed, SealError> {
+        let (data_key, wrapped_key) = self.new_data_key(team).await?;
+        let (nonce, ciphertext) = encrypt(&data_key, team.as_bytes(), plaintext.as_bytes())?;
+        Ok(Sealed {
+            wrap: self.name().to_owned(),
+            wrapped_key,
+            nonce,
+            ciphertext,
+        })
+    }
+
+    pub async fn open(&self, team: &str, sealed: &Sealed) -> Result<Secret, SealError> {
+        if sealed.wrap != self.name() {
+            return Err(SealError::OtherWrapper {
+                stored: sealed.wrap.clone(),
+                configured: self.name(),
+            });
+        }
+        let data_key = self.unwrap_data_key(team, &sealed.wrapped_key).await?;
+        let plaintext = decrypt(&data_key, team.as_bytes(), &sealed.nonce, &sealed.ciphertext)?;
+        String::from_utf8(plaintext)
+            .map(Secret::new)
+            .map_err(|_| SealError::Corrupt)
+    }
+
+    async fn new_data_key(&self, team: &str) -> Result<(Vec<u8>, Vec<u8>), SealError> {
+        match self {
+            KeyWrapper::Kms { client, key_id } => {
+                let out = client
+                    .generate_data_key()
+                    .key_id(key_id)
+                    .key_spec(DataKeySpec::Aes256)
+                    .encryption_context(CONTEXT_TEAM, team)
+                    .send()
+                    .await
+                    .map_err(|err| SealError::Kms(aws_sdk_kms::error::DisplayErrorContext(err).to_string()))?;
+                let plaintext = out
+                    .plaintext
+                    .ok_or_else(|| SealError::Kms("no plaintext data key".into()))?;
+                let wrapped = out
+                    .ciphertext_blob
+                    .ok_or_else(|| SealError::Kms("no wrapped data key".into()))?;
+                Ok((plaintext.into_inner(), wrapped.into_inner()))
+            }
+            KeyWrapper::Local(master) => {
+                let mut data_key = vec![0u8; DATA_KEY_LEN];
+                SystemRandom::new()
+                    .fill(&mut data_key)
+                    .map_err(|_| SealError::Corrupt)?;
+                let (nonce, wrapped) = encrypt(&master_key(master)?, &wrap_aad(team), &data_key)?;
+                Ok((data_key, [nonce, wrapped].concat()))
+            }
+        }
+    }
+
+    async fn unwrap_data_key(&self, team: &str, wrapped: &[u8]) -> Result<Vec<u8>, SealError> {
+        match self {
+            KeyWrapper::Kms { client, key_id } => {
+                let out = client
+                    .decrypt()
+                    .key_id(key_id)
+                    .ciphertext_blob(Blob::new(wrapped))
+                    .encryption_context(CONTEXT_TEAM, team)
+                    .send()
+                    .await
+                    .map_err(|err| SealError::Kms(aws_sdk_kms::error::DisplayErrorContext(err).to_string()))?;
+                out.plaintext.map(Blob::into_inner).ok_or(SealError::Corrupt)
+            }
+            KeyWrapper::Local(master) => {
+                if wrapped.len() < NONCE_LEN {
+                    return Err(SealError::Corrupt);
+                }
+                let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
+                decrypt(&master_key(master)?, &wrap_aad(team), nonce, ciphertext)
+            }
+        }
+    }
+}
+
+/// Parses a development master key: 64 hex digits.
+pub fn parse_master_key(hex: &str) -> Option<Secret> {
+    let hex = hex.trim();
+    (hex.len() == DATA_KEY_LEN * 2 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Secret::new(hex))
+}
+
+fn master_key(master: &Secret) -> Result<Vec<u8>, SealError> {
+    let hex = master.expose();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| SealError::Corrupt))
+        .collect()
+}
+
+fn wrap_aad(team: &str) -> Vec<u8> {
+    format!("sandman-data-key:{team}").into_bytes()
+}
+
+fn aead_key(key: &[u8]) -> Result<LessSafeKey, SealError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| SealError::Corrupt)
+}
+
+fn encrypt(key: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SealError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new().fill(&mut nonce).map_err(|_| SealError::Corrupt)?;
+    let mut sealed = plaintext.to_vec();
+    aead_key(key)?
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut sealed)
+        .map_err(|_| SealError::Corrupt)?;
+    Ok((nonce.to_vec(), sealed))
+}
+
+fn decrypt(key: &[u8], aad: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SealError> {
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Corrupt)?;
+    let mut buffer = ciphertext.to_vec();
+    let plaintext = aead_key(key)?
+        .open_in_place(nonce, Aad::from(aad), &mut buffer)
+        .map_err(|_| SealError::Corrupt)?;
+    Ok(plaintext.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> KeyWrapper {
+        KeyWrapper::Local(parse_master_key(&"ab".repeat(32)).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_sealed_key_opens_for_its_team_only() {
+        let wrapper = local();
+        let sealed = wrapper.seal("team-a", "e2b_secret_key_1234").await.unwrap();
+        assert!(!sealed.ciphertext.windows(4).any(|w| w == b"1234"));
+        assert_eq!(
+            wrapper.open("team-a", &sealed).await.unwrap().expose(),
+            "e2b_secret_key_1234"
+        );
+        assert!(matches!(wrapper.open("team-b", &sealed).await, Err(SealError::Corrupt)));
+        let other_master = KeyWrapper::Local(parse_master_key(&"cd".repeat(32)).unwrap());
+        assert!(matches!(
+            other_master.open("team-a", &sealed).await,
+            Err(SealError::Corrupt)
+        ));
+        let mut tampered = sealed.clone();
+        tampered.ciphertext[0] ^= 1;
+        assert!(matches!(
+            wrapper.open("team-a", &tampered).await,
+            Err(SealError::Corrupt)
+        ));
+    }
+
+    #[test]
+    fn master_keys_are_64_hex_digits() {
+        assert!(parse_master_key(&"0f".repeat(32)).is_some());
+        assert!(parse_master_key("short").is_none());
+        assert!(parse_master_key(&"zz".repeat(32)).is_none());
+    }
+}
