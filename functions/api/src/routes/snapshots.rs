@@ -30,6 +30,7 @@ const MAX_DESCRIPTION: usize = 500;
 pub struct NewSnapshot {
     /// Up to 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
