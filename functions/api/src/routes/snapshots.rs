@@ -59,6 +59,7 @@ async fn create_snapshot(
         ));
     }
     let record = api.sandman.project(&key).await?;
+    api.sandman.check_snapshot_quota(&key).await?;
     let snapshot = api
         .sandman
         .create_snapshot(&record, SnapshotKind::Manual, new.description)
