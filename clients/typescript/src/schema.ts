@@ -354,7 +354,10 @@ export interface components {
             snapshotBeforeKill?: boolean | null;
             /** @description Save a snapshot before each idle pause. */
             snapshotOnIdle?: boolean | null;
-            /** @description The E2B template new sandboxes start from when there is no snapshot to restore. */
+            /**
+             * @description The E2B template new sandboxes start from when there is no snapshot to restore: one the
+             *     deployment or the team allows, 1 to 128 visible ASCII characters.
+             */
             templateId: string;
         };
         ProjectView: {
@@ -507,7 +510,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -563,6 +569,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProjectView"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -666,6 +681,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -709,7 +733,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -786,6 +813,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -833,6 +869,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1002,6 +1047,15 @@ export interface operations {
                     "application/json": components["schemas"]["ActivityResult"];
                 };
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1067,6 +1121,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PauseResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1154,6 +1217,15 @@ export interface operations {
                     "application/json": components["schemas"]["OpenResult"];
                 };
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1215,7 +1287,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -1381,6 +1456,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1480,6 +1564,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than 65536 bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     restore_snapshot: {
@@ -1501,6 +1594,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
