@@ -2,15 +2,44 @@
 //! serde's defaults differ: a struct is an object only (serde also takes an array of its fields),
 //! and an integer may be written with a zero fraction (`60.0`).
 
-use serde::de::{DeserializeOwned, Error};
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Number, Value};
+use std::fmt;
+use std::marker::PhantomData;
 
-/// An optional struct that must be written as a JSON object.
-pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
-    Option::<Map<String, Value>>::deserialize(deserializer)?
-        .map(|map| serde_json::from_value(Value::Object(map)).map_err(D::Error::custom))
-        .transpose()
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Error, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Number;
+
+/// An optional struct that must be written as a JSON object. The struct reads the object's own
+/// entries, so an error inside it still names its path (`retention.keepLast: ...`).
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    deserializer.deserialize_option(ObjectOrNull(PhantomData))
+}
+
+struct ObjectOrNull<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOrNull<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object or null")
+    }
+
+    fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
 }
 
 /// An optional whole number, `60` or `60.0`.
