@@ -274,6 +274,7 @@ impl Config {
             quotas: crate::quotas::Quotas {
                 projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
                 live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
+                snapshots_per_team: env.number("SANDMAN_MAX_SNAPSHOTS_PER_TEAM", 1000)?,
             },
             team_keys: team_keys(env)?,
         })

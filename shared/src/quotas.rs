@@ -1,8 +1,11 @@
 //! Per-team limits, so one team cannot exhaust the deployment's E2B account or table: projects
-//! (checked when a new project is registered) and live sandboxes (checked before an open or a
-//! resume would start one). Counting reads the team's entries of the `byTeam` index, only on
-//! those two paths; two concurrent requests may each see room for one, so a limit can be
-//! passed by the few requests racing at its edge.
+//! (checked when a new project is registered), live sandboxes (checked before an open or a
+//! resume would start one) and snapshots (checked before a snapshot a user asks for). Counting
+//! reads the team's entries of the `byTeam` index, only on those paths; snapshots add one count
+//! query per project of the team, so a manual snapshot costs about one read unit per project.
+//! Two concurrent requests may each see room for one, so a limit can be passed by the few
+//! requests racing at its edge. Automatic snapshots (on idle, before a kill) are never refused:
+//! refusing one would lose the sandbox's work; each project's retention bounds them.
 
 use crate::Sandman;
 use crate::domain::{ProjectKey, SessionState, TeamId};
@@ -13,6 +16,7 @@ use crate::store::Consistency;
 pub struct Quotas {
     pub projects_per_team: u32,
     pub live_sandboxes_per_team: u32,
+    pub snapshots_per_team: u32,
 }
 
 impl Default for Quotas {
@@ -20,6 +24,7 @@ impl Default for Quotas {
         Self {
             projects_per_team: 100,
             live_sandboxes_per_team: 20,
+            snapshots_per_team: 1000,
         }
     }
 }
@@ -58,6 +63,29 @@ impl Sandman {
             )));
         }
         Ok(())
+    }
+
+    /// Refuses a manual snapshot once the team's projects hold as many snapshots as its quota allows.
+    pub async fn check_snapshot_quota(&self, key: &ProjectKey) -> Result<(), Error> {
+        let limit = self.config.quotas.snapshots_per_team;
+        let mut held = 0;
+        let mut cursor = None;
+        loop {
+            let page = self.store.list_projects(&key.team, cursor.as_ref(), 100).await?;
+            for project in &page.items {
+                let project = ProjectKey::new(key.team.clone(), project.project_id.clone());
+                held += self.store.count_snapshots(&project).await?;
+                if held >= limit {
+                    return Err(Error::QuotaExceeded(format!(
+                        "the team has {limit} snapshots, its limit; delete some first"
+                    )));
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(()),
+            }
+        }
     }
 
     async fn team_counts(&self, team: &TeamId) -> Result<TeamCounts, Error> {

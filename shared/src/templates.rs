@@ -103,6 +103,19 @@ impl TemplatePolicy {
     }
 }
 
+impl TemplatePolicy {
+    /// Every template a caller may name, when the deployment lists exact names only and no team
+    /// has a list of its own; `None` when prefixes or team lists make the set open or per team.
+    pub fn closed_set(&self) -> Option<Vec<&str>> {
+        if !self.teams.is_empty() || self.deployment.iter().any(|p| p.0.ends_with('*')) {
+            return None;
+        }
+        let any_team = TeamId::parse("any").ok()?;
+        let names = self.deployment.iter().map(|p| p.0.as_str());
+        Some(names.filter(|name| self.check(&any_team, name).is_ok()).collect())
+    }
+}
+
 /// E2B's own ids (templates and snapshots alike) are 20 lowercase letters and digits.
 fn looks_like_an_e2b_id(name: &str) -> bool {
     name.len() == 20 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())

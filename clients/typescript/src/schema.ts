@@ -392,7 +392,10 @@ export interface components {
             snapshotBeforeKill?: boolean | null;
             /** @description Save a snapshot before each idle pause. */
             snapshotOnIdle?: boolean | null;
-            /** @description The E2B template new sandboxes start from when there is no snapshot to restore. */
+            /**
+             * @description The E2B template new sandboxes start from when there is no snapshot to restore: one the
+             *     deployment or the team allows, 1 to 128 visible ASCII characters.
+             */
             templateId: string;
         };
         ProjectView: {
@@ -545,7 +548,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -601,6 +607,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProjectView"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -704,6 +719,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -747,7 +771,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -824,6 +851,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -871,6 +907,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1040,6 +1085,15 @@ export interface operations {
                     "application/json": components["schemas"]["ActivityResult"];
                 };
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1105,6 +1159,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PauseResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1192,6 +1255,15 @@ export interface operations {
                     "application/json": components["schemas"]["OpenResult"];
                 };
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1253,7 +1325,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -1419,6 +1494,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1518,6 +1602,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than 65536 bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     restore_snapshot: {
@@ -1539,6 +1632,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */

@@ -116,6 +116,10 @@ impl<T: DeserializeOwned> FromRequest<Api> for JsonBody<T> {
             })?;
         // An empty body reads as `{}`. The message names the offending field (`retention.keepLast: ...`).
         let json: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        // Every body is an object; serde would also read a struct from an array of its fields.
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid("body", "the body must be a JSON object"));
+        }
         let axum::Json(value) =
             axum::Json::<T>::from_bytes(json).map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
         Ok(JsonBody(value))

@@ -6,6 +6,7 @@ mod dashboard;
 mod error;
 mod etag;
 mod extract;
+mod json_shape;
 mod openapi;
 mod page;
 mod routes;
@@ -51,6 +52,7 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
     };
     let (router, document) = routes::all().split_for_parts();
     let document = openapi::finish(document);
+    let document = openapi::for_deployment(document, api.sandman.config.templates.closed_set());
     let document = serde_json::to_vec(&document).map(Bytes::from).unwrap_or_default();
     router
         .merge(dashboard::routes())

@@ -1,8 +1,13 @@
 //! What the OpenAPI document says beyond its paths: title, version, and how to authenticate.
 
 use http::StatusCode;
+use sandman::domain::ID_PATTERN;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, RefOr};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, Ref, RefOr,
+    ResponseBuilder, Schema, Type,
+};
 
 pub fn base() -> OpenApi {
     let bearer = HttpBuilder::new()
@@ -24,8 +29,11 @@ pub fn base() -> OpenApi {
         .build()
 }
 
-/// OpenAPI 3.1 requires a description on every response: where a route gives none, the status
-/// code's reason phrase ("Not Found") stands in.
+/// What every route shares, declared once here rather than on each route: ids in the path carry
+/// the pattern the core enforces, and the 400 (malformed id or query) and 413 (body over the
+/// limit) that the extractors answer are documented wherever they can happen. OpenAPI 3.1 also
+/// requires a description on every response: where a route gives none, the status code's reason
+/// phrase ("Not Found") stands in.
 pub fn finish(mut document: OpenApi) -> OpenApi {
     for item in document.paths.paths.values_mut() {
         let operations = [
@@ -36,6 +44,7 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
             &mut item.delete,
         ];
         for operation in operations.into_iter().flatten() {
+            declare_shared_refusals(operation);
             for (status, response) in operation.responses.responses.iter_mut() {
                 if let RefOr::T(response) = response
                     && response.description.is_empty()
@@ -49,6 +58,70 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 }
             }
         }
+    }
+    document
+}
+
+fn declare_shared_refusals(operation: &mut Operation) {
+    let mut takes_input = false;
+    for parameter in operation.parameters.iter_mut().flatten() {
+        takes_input = true;
+        if let RefOr::T(parameter) = parameter
+            && matches!(parameter.parameter_in, ParameterIn::Path)
+        {
+            parameter.schema = Some(RefOr::T(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(ID_PATTERN))
+                    .min_length(Some(1))
+                    .max_length(Some(128))
+                    .into(),
+            ));
+        }
+    }
+    let responses = &mut operation.responses.responses;
+    if takes_input {
+        responses
+            .entry("400".into())
+            .or_insert_with(|| error_response("the path or query is malformed"));
+    }
+    if operation.request_body.is_some() {
+        responses
+            .entry("400".into())
+            .or_insert_with(|| error_response("the body is malformed"));
+        responses
+            .entry("413".into())
+            .or_insert_with(|| error_response(&format!("the body is larger than {} bytes", crate::BODY_LIMIT)));
+    }
+}
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let body = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", body)
+            .build(),
+    )
+}
+
+/// The document as this deployment serves it: when the deployment allows a closed set of
+/// templates, `templateId` lists them, so a request the document allows is not refused for its
+/// template.
+pub fn for_deployment(mut document: OpenApi, templates: Option<Vec<&str>>) -> OpenApi {
+    let Some(templates) = templates else {
+        return document;
+    };
+    let settings = document
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("ProjectSettings"));
+    if let Some(RefOr::T(Schema::Object(settings))) = settings
+        && let Some(RefOr::T(Schema::Object(template))) = settings.properties.get_mut("templateId")
+    {
+        template.enum_values = Some(templates.into_iter().map(Into::into).collect());
     }
     document
 }

@@ -19,7 +19,8 @@ pub struct PageQuery {
     /// How many items to return, 1 to 100 (default 20).
     #[param(value_type = Option<i32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+    /// are accepted; any other answers 400.
     cursor: Option<String>,
 }
 
@@ -57,7 +58,7 @@ impl PageQuery {
 
     /// The store cursor, if the request carried one issued for `list`.
     pub fn cursor(&self, list: &str) -> Result<Option<Cursor>, ApiError> {
-        let Some(text) = self.cursor.as_deref() else {
+        let Some(text) = self.cursor.as_deref().filter(|text| !text.is_empty()) else {
             return Ok(None);
         };
         let bad = || ApiError::invalid("cursor", "the cursor is not one this list returned");

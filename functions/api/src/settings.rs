@@ -9,14 +9,19 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::json_shape::{object, whole};
 
 /// A project's settings. `PUT` replaces them: an omitted field takes the deployment's default.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectSettings {
-    /// The E2B template new sandboxes start from when there is no snapshot to restore.
+    /// The E2B template new sandboxes start from when there is no snapshot to restore: one the
+    /// deployment or the team allows, 1 to 128 visible ASCII characters.
+    #[schema(pattern = "^[!-~]{1,128}$", min_length = 1, max_length = 128)]
     pub template_id: String,
     /// Idle time after which the sandbox is paused, 60 to 86400 seconds.
+    #[schema(minimum = 60, maximum = 86400)]
+    #[serde(default, deserialize_with = "whole")]
     pub idle_timeout_seconds: Option<u64>,
     /// Save a snapshot before each idle pause.
     pub snapshot_on_idle: Option<bool>,
@@ -25,7 +30,10 @@ pub struct ProjectSettings {
     /// Let the sandbox's URLs answer without E2B's traffic access token (off by default).
     pub public_traffic: Option<bool>,
     /// The E2B timeout given on create and resume, 60 to 86400 seconds.
+    #[schema(minimum = 60, maximum = 86400)]
+    #[serde(default, deserialize_with = "whole")]
     pub sandbox_timeout_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "object")]
     pub retention: Option<RetentionSettings>,
     /// Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
     /// this percentage, 1 to 100, is not paused yet. Unset (the default): off.
@@ -66,8 +74,12 @@ impl From<CapHandoffSetting> for CapHandoff {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Unpinned snapshots kept, 0 to 1000.
+    #[schema(minimum = 0, maximum = 1000)]
+    #[serde(default, deserialize_with = "whole")]
     pub keep_last: Option<u32>,
     /// Unpinned snapshots older than this are deleted, 3600 seconds to 3 years.
+    #[schema(minimum = 3600, maximum = 94608000)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_age_seconds: Option<u64>,
 }
 
@@ -80,7 +92,7 @@ const BUSY_FOR_SECONDS: RangeInclusive<u64> = 60..=86_400;
 impl ProjectSettings {
     pub fn into_spec(self, key: ProjectKey, config: &Config) -> Result<ProjectSpec, ApiError> {
         let defaults = &config.defaults;
-        let template_id = self.template_id.trim().to_string();
+        let template_id = self.template_id;
         let visible = template_id.bytes().all(|b| b.is_ascii_graphic());
         if template_id.is_empty() || template_id.len() > 128 || !visible {
             return Err(ApiError::invalid(

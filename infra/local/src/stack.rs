@@ -53,6 +53,8 @@ pub enum StackError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the E2B emulator did not start: {0}")]
     Emulator(std::io::Error),
+    #[error("the E2B emulator's settings: {0}")]
+    EmulatorConfig(String),
     #[error(transparent)]
     Schedules(#[from] schedules::ScheduleError),
     #[error("no scheduled function named {0}")]
@@ -71,10 +73,11 @@ impl LocalStack {
     ) -> Result<LocalStack, StackError> {
         let emulator = match options.emulator_addr {
             Some(addr) => {
+                // Its accounts and timings from `E2B_EMULATOR_*` (the hostile suite runs two accounts).
                 let config = EmulatorConfig {
                     port: addr.port(),
                     session_cap: options.session_cap,
-                    ..EmulatorConfig::default()
+                    ..EmulatorConfig::from_env().map_err(|err| StackError::EmulatorConfig(err.to_string()))?
                 };
                 Some(Emulator::start(config).await.map_err(StackError::Emulator)?)
             }

@@ -3,15 +3,20 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} must be 1 to 128 characters of letters, digits, '-', '_' or '.'")]
+#[error("{field} must be 1 to 128 characters of letters, digits, '-', '_' or '.', not starting with '.'")]
 pub struct IdError {
     pub field: &'static str,
 }
 
+/// `validate` as a JSON Schema pattern: what the OpenAPI document declares for ids in paths.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
+
 /// Identifiers end up inside DynamoDB keys (`PROJECT#team#project`), so the alphabet is closed:
-/// no `#`, no whitespace, nothing that needs escaping in a URL path.
+/// no `#`, no whitespace, nothing that needs escaping in a URL path. A leading '.' is refused:
+/// `.` and `..` are path segments clients rewrite before sending.
 fn validate(field: &'static str, value: &str) -> Result<(), IdError> {
     let ok = (1..=128).contains(&value.len())
+        && !value.starts_with('.')
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
@@ -99,7 +104,7 @@ mod tests {
 
     #[test]
     fn refuses_what_would_break_a_key_or_a_path() {
-        for bad in ["", "a#b", "a b", "a/b", "é", &"x".repeat(129)] {
+        for bad in ["", "a#b", "a b", "a/b", "é", ".", "..", ".hidden", &"x".repeat(129)] {
             assert_eq!(ProjectId::parse(bad), Err(IdError { field: "projectId" }), "{bad:?}");
         }
     }

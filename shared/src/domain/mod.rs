@@ -8,7 +8,7 @@ mod session;
 mod snapshot;
 mod state;
 
-pub use ids::{IdError, ProjectId, ProjectKey, SnapshotId, TeamId};
+pub use ids::{ID_PATTERN, IdError, ProjectId, ProjectKey, SnapshotId, TeamId};
 pub use lifecycle::{Actor, LifecycleRecord};
 pub use project::{CapHandoff, IdlePolicy, Project, ProjectSpec, RetentionPolicy};
 pub use session::{CLAIM_LEASE, SandboxRef, Session, Usage};

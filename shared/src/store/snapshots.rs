@@ -106,6 +106,34 @@ impl Store {
         self.page(query, cursor, limit, |item| snapshot(item.clone())).await
     }
 
+    /// How many snapshot records a project has (any status), read as a count: a page of up to
+    /// 1 MB of its snapshot items per request, so about one read unit per 8 KB of snapshots.
+    pub async fn count_snapshots(&self, key: &ProjectKey) -> Result<u32, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(keys::project_pk(key)))
+                .expression_attribute_values(":prefix", s(keys::SNAPSHOT_PREFIX))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(StoreError::dynamo)?;
+            self.capacity.record_read(out.consumed_capacity());
+            count += u32::try_from(out.count()).unwrap_or(0);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+
     /// Every snapshot of a project, newest first.
     pub async fn all_snapshots(&self, key: &ProjectKey) -> Result<Vec<Snapshot>, StoreError> {
         let mut all = Vec::new();

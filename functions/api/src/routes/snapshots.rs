@@ -30,6 +30,7 @@ const MAX_DESCRIPTION: usize = 500;
 pub struct NewSnapshot {
     /// Up to 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
@@ -58,6 +59,7 @@ async fn create_snapshot(
         ));
     }
     let record = api.sandman.project(&key).await?;
+    api.sandman.check_snapshot_quota(&key).await?;
     let snapshot = api
         .sandman
         .create_snapshot(&record, SnapshotKind::Manual, new.description)

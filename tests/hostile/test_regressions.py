@@ -1,0 +1,23 @@
+"""Answers schemathesis once found wrong on this stack, kept as plain tests."""
+
+from conftest import Api, mint, wait_running
+
+
+def test_deleting_a_project_whose_snapshot_backs_its_running_sandbox(api_url, stored):
+    """Was a 502: the snapshot could not be deleted while the sandbox restored from it ran."""
+    c = Api(api_url, mint("team-c"))
+    c.ok("PUT", "/v1/projects/gamma", {"templateId": "base", "idleTimeoutSeconds": 3600})
+    c.ok("POST", "/v1/projects/gamma/sandbox")
+    wait_running(c, "gamma")
+    snapshot = c.ok("POST", "/v1/projects/gamma/snapshots", {})
+    c.ok("DELETE", "/v1/projects/gamma/sandbox")
+    restored = c.ok("POST", f"/v1/projects/gamma/snapshots/{snapshot['snapshotId']}/restore")
+    assert restored["restoredFrom"] == snapshot["snapshotId"], restored
+    sandbox = wait_running(c, "gamma")["sandboxId"]
+
+    assert c.call("DELETE", "/v1/projects/gamma").status == 204
+    assert c.call("GET", "/v1/projects/gamma").status == 404
+    left = [item for item in stored.items() if "team-c" in item["pk"]["S"]]
+    # Only the lifecycle log stays, until its TTL (`expiresAt`) removes it.
+    assert left and all(item["sk"]["S"].startswith("EVENT#") and "expiresAt" in item for item in left), left
+    assert sandbox not in {s["sandboxID"] for account in stored.sandboxes() for s in account}
