@@ -22,7 +22,7 @@ async fn slow_e2b() -> TestStack {
 async fn pausing_elsewhere(stack: &TestStack, key: &ProjectKey) -> (String, tokio::task::JoinHandle<()>) {
     let record = stack.sandman.project(key).await.unwrap();
     let sandbox = record.session.unwrap().sandbox.unwrap().sandbox_id;
-    let e2b = stack.sandman.e2b_for(key).unwrap();
+    let e2b = stack.sandman.e2b_for(key).await.unwrap();
     let task = tokio::spawn({
         let sandbox = sandbox.clone();
         async move { e2b.pause(&sandbox).await.expect("paused elsewhere") }

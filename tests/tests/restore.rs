@@ -245,6 +245,7 @@ async fn a_restore_whose_claimant_died_after_e2b_created_adopts_it_and_kills_the
     let created = stack
         .sandman
         .e2b_for(&key)
+        .await
         .unwrap()
         .create_sandbox(&NewSandbox {
             template_id: older.e2b_snapshot_id.clone(),

@@ -106,6 +106,7 @@ impl Accounts {
         spec.idle = IdlePolicy {
             idle_timeout: Duration::from_secs(60),
             snapshot_on_idle: false,
+            ..IdlePolicy::default()
         };
         self.stack.register(&spec).await;
         let opened = self.stack.sandman.open(&spec.key, Actor::User).await.expect("opens");
