@@ -9,6 +9,7 @@ pub mod domain;
 pub mod e2b;
 pub mod enforcer;
 pub mod error;
+pub mod fork;
 pub mod outbound;
 mod projects;
 pub mod quotas;
@@ -20,6 +21,7 @@ pub mod snapshots;
 pub mod store;
 pub mod telemetry;
 pub mod templates;
+pub mod usage;
 pub mod webhook;
 pub mod workspace;
 

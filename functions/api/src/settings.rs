@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use sandman::config::Config;
-use sandman::domain::{IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
+use sandman::domain::{IdlePolicy, InactivityPolicy, ProjectKey, ProjectSpec, RetentionPolicy};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -27,6 +27,22 @@ pub struct ProjectSettings {
     /// The E2B timeout given on create and resume, 60 to 86400 seconds.
     pub sandbox_timeout_seconds: Option<u64>,
     pub retention: Option<RetentionSettings>,
+    pub inactivity: Option<InactivitySettings>,
+}
+
+/// Inactivity tiers, all off unless set.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InactivitySettings {
+    /// A sandbox paused longer than this is archived: snapshotted (unless a snapshot taken since the
+    /// pause exists) and killed, so E2B keeps nothing paused for it; the next open restores the
+    /// snapshot. 3600 seconds to 1 year; off by default.
+    pub archive_after_seconds: Option<u64>,
+    /// The snapshots of a project with no activity for this long are deleted (the project and its
+    /// log stay; the next open starts from the template). 86400 seconds to 3 years; off by default.
+    pub delete_after_seconds: Option<u64>,
+    /// Whether `deleteAfterSeconds` deletes pinned snapshots too (default false: pins stay).
+    pub delete_pinned: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -41,6 +57,8 @@ pub struct RetentionSettings {
 const TIMEOUT_SECONDS: RangeInclusive<u64> = 60..=86_400;
 const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
+const ARCHIVE_AFTER_SECONDS: RangeInclusive<u64> = 3_600..=365 * 86_400;
+const DELETE_AFTER_SECONDS: RangeInclusive<u64> = 86_400..=3 * 365 * 86_400;
 
 impl ProjectSettings {
     pub fn into_spec(self, key: ProjectKey, config: &Config) -> Result<ProjectSpec, ApiError> {
@@ -77,7 +95,20 @@ impl ProjectSettings {
             .sandbox_timeout_seconds
             .map(|s| seconds("sandboxTimeoutSeconds", s, TIMEOUT_SECONDS))
             .transpose()?;
+        let tiers = self.inactivity.unwrap_or_default();
+        let inactivity = InactivityPolicy {
+            archive_after: tiers
+                .archive_after_seconds
+                .map(|s| seconds("inactivity.archiveAfterSeconds", s, ARCHIVE_AFTER_SECONDS))
+                .transpose()?,
+            delete_after: tiers
+                .delete_after_seconds
+                .map(|s| seconds("inactivity.deleteAfterSeconds", s, DELETE_AFTER_SECONDS))
+                .transpose()?,
+            delete_pinned: tiers.delete_pinned.unwrap_or(false),
+        };
         Ok(ProjectSpec {
+            inactivity,
             key,
             template_id,
             idle: IdlePolicy {

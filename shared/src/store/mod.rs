@@ -15,6 +15,7 @@ mod snapshots;
 mod time_ms;
 mod transact;
 mod transit;
+mod usage;
 
 pub use capacity::{Capacity, CapacityMeter};
 pub use cursor::{Cursor, Page};
@@ -24,6 +25,7 @@ pub use projects::ProjectSummary;
 pub use sessions::{Dedupe, FailureCount, IdleCandidate, SessionChanges, SessionWrite, Written};
 pub use snapshots::PruneCandidate;
 pub use transit::TransitSession;
+pub use usage::{Budget, BudgetReached, PeriodUsage};
 
 use aws_sdk_dynamodb::Client;
 

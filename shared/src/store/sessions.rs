@@ -16,7 +16,7 @@ use crate::domain::{
 };
 
 /// How long a project's lifecycle log is kept.
-const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+pub(crate) const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FailureCount {
@@ -41,6 +41,8 @@ pub struct SessionChanges {
     /// `Some(None)` clears it.
     pub restored_from: Option<Option<SnapshotId>>,
     pub usage: Option<Usage>,
+    /// Run time avoided by a pause before E2B's timeout (counted with the usage, per period).
+    pub saved: Option<Usage>,
     /// The E2B event time this write applies; later older events are ignored.
     pub event_at: Option<OffsetDateTime>,
 }
@@ -155,6 +157,7 @@ impl Store {
         if let Some(dedupe) = &write.dedupe {
             transaction.push(TransactWriteItem::builder().put(self.dedupe_put(dedupe)?).build());
         }
+        transaction.extend(self.usage_counters(write)?);
         let items = transaction.len() as f64;
         match self.transact(transaction).await {
             Ok(out) => {
@@ -219,7 +222,11 @@ impl Store {
                 e.remove("transitShard").remove("leaseUntil");
             }
             if to == SessionState::Paused {
-                e.set("pausedAt", n(at));
+                // The inactivity tiers start counting: the pruner looks at the project once more
+                // (never later than it would have: a due time is only ever moved earlier here).
+                e.set("pausedAt", n(at))
+                    .set("pruneShard", s(keys::prune_shard(&write.key)))
+                    .set("pruneAt", n(at));
             }
         }
         self.apply_changes(&mut e, write, to);

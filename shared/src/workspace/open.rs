@@ -45,6 +45,9 @@ impl Sandman {
     /// Within the caller's deadline and within one claim lease. When the time runs out mid-way the
     /// claim is left to its lease and the answer is `InProgress`: poll the status.
     pub async fn open(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        if actor == Actor::User {
+            self.check_budget_allows(&key.team).await?;
+        }
         let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
         match within_lease.scope(self.open_ladder(key, actor)).await {
             Err(Error::E2b(err)) if !Deadline::current_allows(MIN_E2B_CALL) || err.was_not_sent() => {
@@ -73,7 +76,17 @@ impl Sandman {
                     });
                 }
                 Some(SessionState::Paused) => self.resume_or_replace(record, actor).await?,
-                None | Some(SessionState::Killed) => self.start_fresh(record, actor, None, "open").await?,
+                None | Some(SessionState::Killed) => match record.project.fork_of.clone() {
+                    Some(fork) => {
+                        let source = self.fork_snapshot(&record).await?;
+                        let step = self.start_fresh(record, actor, source, "fork: first open").await?;
+                        if matches!(step, Claim::Won(_)) {
+                            self.fork_opened(key, &fork).await;
+                        }
+                        step
+                    }
+                    None => self.start_fresh(record, actor, None, "open").await?,
+                },
                 Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) => {
                     self.settle_lapsed(&record, actor).await?;
                     continue;
@@ -103,6 +116,9 @@ impl Sandman {
     /// Resumes a paused sandbox (user's resume, or activity on a paused sandbox).
     pub async fn resume(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
         let record = self.project(key).await?;
+        if actor == Actor::User && record.state() == Some(SessionState::Paused) {
+            self.check_budget_allows(&key.team).await?;
+        }
         match record.state() {
             Some(SessionState::Paused) => match self.resume_or_replace(record, actor).await? {
                 Claim::Won(opened) => Ok(opened),
