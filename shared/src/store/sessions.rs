@@ -222,10 +222,12 @@ impl Store {
                 e.remove("transitShard").remove("leaseUntil");
             }
             if to == SessionState::Paused {
+                e.set("pausedAt", n(at));
+            }
+            if matches!(to, SessionState::Paused | SessionState::Killed) {
                 // The inactivity tiers start counting: the pruner looks at the project once more
-                // (never later than it would have: a due time is only ever moved earlier here).
-                e.set("pausedAt", n(at))
-                    .set("pruneShard", s(keys::prune_shard(&write.key)))
+                // and schedules them (a due time is only ever moved earlier here).
+                e.set("pruneShard", s(keys::prune_shard(&write.key)))
                     .set("pruneAt", n(at));
             }
         }

@@ -17,6 +17,22 @@ impl Sandman {
     /// `snapshot`: `Some(true)` requires a snapshot (the kill is abandoned if it fails), `Some(false)`
     /// skips it, `None` follows the project's `snapshotBeforeKill` (best effort).
     pub async fn kill(&self, key: &ProjectKey, snapshot: Option<bool>, actor: Actor) -> Result<Killed, Error> {
+        self.kill_because(key, snapshot, actor, None).await
+    }
+
+    /// As `kill`; `reason` (a policy's) names the kill in the lifecycle log.
+    pub async fn kill_because(
+        &self,
+        key: &ProjectKey,
+        snapshot: Option<bool>,
+        actor: Actor,
+        reason: Option<&str>,
+    ) -> Result<Killed, Error> {
+        let (requested, cause) = match reason {
+            Some(reason) => (format!("{reason}: kill requested"), reason.to_owned()),
+            None if actor == Actor::User => ("kill requested".into(), "killed by user".into()),
+            None => ("kill requested".into(), "killed".into()),
+        };
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Running | SessionState::Paused) => {}
@@ -37,7 +53,7 @@ impl Sandman {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
         let e2b = self.e2b_for(key)?;
-        let claim = SessionWrite::new(&record, actor, "kill requested", self.now()).event(SessionEvent::Stop);
+        let claim = SessionWrite::new(&record, actor, requested, self.now()).event(SessionEvent::Stop);
         let claimed = match self.store.write_session(&claim).await {
             Ok(written) => written,
             Err(StoreError::Conflict { .. }) => {
@@ -75,11 +91,6 @@ impl Sandman {
         };
         match e2b.kill(&sandbox.sandbox_id).await {
             Ok(()) | Err(E2bError::NotFound) => {
-                let cause = if actor == Actor::User {
-                    "killed by user"
-                } else {
-                    "killed"
-                };
                 self.settle(
                     SessionWrite::following(key, claimed, actor, cause, self.now()).event(SessionEvent::Killed),
                 )
