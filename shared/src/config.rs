@@ -46,6 +46,10 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub team_claim: String,
+    /// The claim that makes a caller an admin of its team (`JWT_ADMIN_CLAIM`, default `role`):
+    /// admin when it is `"admin"`, a list holding `"admin"`, or `true`. Admins set team-wide
+    /// settings such as the monthly budget.
+    pub admin_claim: String,
     pub jwks_url: Option<String>,
     /// HS256 tokens are accepted only when the deployment says so (`JWT_HS256=true`), never
     /// merely because a secret exists; beside a JWKS only with `JWT_HS256_WITH_JWKS=true`.
@@ -133,6 +137,7 @@ impl Config {
                 issuer: env.get("JWT_ISSUER"),
                 audience: env.get("JWT_AUDIENCE"),
                 team_claim: env.get("JWT_TEAM_CLAIM").unwrap_or_else(|| "team_id".into()),
+                admin_claim: env.get("JWT_ADMIN_CLAIM").unwrap_or_else(|| "role".into()),
                 jwks_url: env.get("JWT_JWKS_URL"),
                 hs256: env.flag("JWT_HS256")?,
                 jwks_max_age: env.seconds("JWT_JWKS_MAX_AGE_SECS", 3600)?,

@@ -28,6 +28,33 @@ impl FromRequestParts<Api> for Team {
     }
 }
 
+/// The team of a verified caller whose token makes it an admin of that team (team-wide settings);
+/// any other caller gets 403.
+pub struct Admin(pub TeamId);
+
+impl FromRequestParts<Api> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let caller = api.verifier.verify_header(header).await?;
+        if !caller.admin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "only an admin of the team may change this (the token's {} claim must be \"admin\")",
+                    api.sandman.config.auth.admin_claim
+                ),
+            ));
+        }
+        Ok(Admin(caller.team))
+    }
+}
+
 /// `/projects/{projectId}/...` of the caller's team. Another team's project is simply not in
 /// this key space, so it answers 404 exactly like a missing one.
 pub struct Project(pub ProjectKey);

@@ -18,12 +18,37 @@ pub fn mint_dev_token(
     subject: &str,
     ttl: Duration,
 ) -> Result<String, AuthError> {
+    mint(config, secret, team, subject, ttl, false)
+}
+
+/// As `mint_dev_token`, for an admin of the team (its admin claim set to `"admin"`).
+pub fn mint_dev_admin_token(
+    config: &AuthConfig,
+    secret: &Secret,
+    team: &TeamId,
+    subject: &str,
+    ttl: Duration,
+) -> Result<String, AuthError> {
+    mint(config, secret, team, subject, ttl, true)
+}
+
+fn mint(
+    config: &AuthConfig,
+    secret: &Secret,
+    team: &TeamId,
+    subject: &str,
+    ttl: Duration,
+    admin: bool,
+) -> Result<String, AuthError> {
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(subject));
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(now + ttl.as_secs()));
     claims.insert(config.team_claim.clone(), json!(team.as_str()));
+    if admin {
+        claims.insert(config.admin_claim.clone(), json!("admin"));
+    }
     if let Some(issuer) = &config.issuer {
         claims.insert("iss".into(), json!(issuer));
     }

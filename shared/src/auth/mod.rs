@@ -15,13 +15,15 @@ use crate::domain::TeamId;
 use crate::secrets::Secrets;
 
 pub use jwks::JwksSettings;
-pub use mint::mint_dev_token;
+pub use mint::{mint_dev_admin_token, mint_dev_token};
 
 /// The caller a verified token names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub team: TeamId,
     pub subject: Option<String>,
+    /// The token's admin claim says so (`AuthConfig::admin_claim`).
+    pub admin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     team_claim: String,
+    admin_claim: String,
 }
 
 impl Verifier {
@@ -94,6 +97,7 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             team_claim: config.team_claim.clone(),
+            admin_claim: config.admin_claim.clone(),
         })
     }
 
@@ -140,7 +144,13 @@ impl Verifier {
             }
         };
         let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        Ok(Caller { team, subject })
+        let admin = match claims.get(&self.admin_claim) {
+            Some(Value::String(role)) => role == "admin",
+            Some(Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some("admin")),
+            Some(Value::Bool(admin)) => *admin,
+            _ => false,
+        };
+        Ok(Caller { team, subject, admin })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {

@@ -12,6 +12,7 @@ const SECRET: &str = "a-development-secret-of-enough-length";
 
 fn config() -> AuthConfig {
     AuthConfig {
+        admin_claim: "role".into(),
         issuer: Some("https://issuer.test".into()),
         audience: Some("sandman".into()),
         team_claim: "org".into(),
@@ -66,7 +67,8 @@ async fn a_minted_token_names_its_team() {
         caller,
         Caller {
             team,
-            subject: Some("dev".into())
+            subject: Some("dev".into()),
+            admin: false,
         }
     );
 }
@@ -187,6 +189,7 @@ async fn a_secret_alone_does_not_turn_hs256_on() {
 #[tokio::test]
 async fn without_a_configured_audience_or_issuer_neither_is_required() {
     let config = AuthConfig {
+        admin_claim: "role".into(),
         issuer: None,
         audience: None,
         team_claim: "team_id".into(),

@@ -6,6 +6,7 @@ mod events;
 mod projects;
 pub(crate) mod sandbox;
 mod snapshots;
+mod usage;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -19,5 +20,6 @@ pub fn all() -> OpenApiRouter<Api> {
         .merge(sandbox::routes())
         .merge(snapshots::routes())
         .merge(events::routes())
+        .merge(usage::routes())
         .merge(docs::routes())
 }
