@@ -64,6 +64,9 @@ pub struct SandboxView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub killed_at: Option<OffsetDateTime>,
     pub kill_reason: Option<String>,
+    /// What a test wrote into the sandbox (path -> content), standing in for its filesystem and
+    /// memory: kept across pause and resume, captured by a snapshot, restored with it.
+    pub files: BTreeMap<String, String>,
 }
 
 impl SandboxView {

@@ -79,11 +79,14 @@ impl Sandman {
                 None | Some(SessionState::Killed) => match record.project.fork_of.clone() {
                     Some(fork) => {
                         let source = self.fork_snapshot(&record).await?;
-                        let step = self.start_fresh(record, actor, source, "fork: first open").await?;
-                        if matches!(step, Claim::Won(_)) {
-                            self.fork_opened(key, &fork).await;
+                        match self.start_fresh(record, actor, source, "fork: first open").await? {
+                            Claim::Won(mut opened) => {
+                                self.fork_opened(key, &fork).await;
+                                opened.record = self.project(key).await?;
+                                Claim::Won(opened)
+                            }
+                            Claim::Lost => Claim::Lost,
                         }
-                        step
                     }
                     None => self.start_fresh(record, actor, None, "open").await?,
                 },

@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/admin/calls", get(calls).delete(clear_calls))
         .route("/admin/sandboxes", get(sandboxes))
         .route("/admin/sandboxes/{id}", get(sandbox))
+        .route("/admin/sandboxes/{id}/files", post(write_file))
         .route("/admin/snapshots", get(snapshots))
         .route("/admin/deliveries", get(deliveries).delete(clear_deliveries))
         .route("/admin/webhooks/settle", post(settle))
@@ -135,6 +136,21 @@ async fn sandbox(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
         .sandbox_view(&id)
         .map(Json)
         .ok_or(ApiError::SandboxNotFound(id))
+}
+
+#[derive(serde::Deserialize)]
+struct FileWrite {
+    path: String,
+    content: String,
+}
+
+async fn write_file(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(file): Json<FileWrite>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    app.world().write_file(&id, &file.path, &file.content)?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 async fn snapshots(State(app): State<App>) -> Json<Vec<SnapshotView>> {

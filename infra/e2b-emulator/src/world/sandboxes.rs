@@ -89,6 +89,7 @@ impl World {
             paused_at: None,
             killed_at: None,
             kill_reason: None,
+            files: snapshot.as_ref().map(|s| s.files.clone()).unwrap_or_default(),
         };
         if let Some(snapshot) = &snapshot {
             self.snapshot_children
