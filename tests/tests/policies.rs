@@ -23,7 +23,7 @@ use sandman::usage::Period;
 use sandman::workspace::{OpenPath, PauseOutcome, PauseRequest};
 use sandman_local::fixture::JWT_SECRET;
 use serde_json::json;
-use support::{Hooks, assert_usage, timestamp_in, usage_in};
+use support::{Hooks, assert_usage, usage_in};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
