@@ -25,21 +25,34 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         .await;
     let lines = lines.into_inner().unwrap();
     assert!(result.is_ok(), "{:?}\nafter:\n{}", result, lines.join("\n"));
-    assert_eq!(lines.len(), 10, "every step ran: {lines:#?}");
+    assert_eq!(lines.len(), 13, "every step ran: {lines:#?}");
     let paused: Vec<_> = emulator
         .deliveries()
         .into_iter()
         .filter(|d| d.event_type == "sandbox.lifecycle.paused")
         .collect();
-    assert_eq!(paused.len(), 1, "one `paused` delivery: {paused:?}");
-    assert_eq!(paused[0].status, Some(200), "the receiver accepted it");
-    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 1);
+    assert!(
+        paused.iter().all(|d| d.status == Some(200)),
+        "the receiver accepted them: {paused:?}"
+    );
+    // The idle pause, `archived`'s pause, then the budget's: demo, demo-fork and archived.
+    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 5);
     assert_eq!(
         emulator.calls_to(e2b_emulator::Route::DeleteSnapshot).len(),
         1,
         "the pruner deleted the older snapshot in E2B"
     );
-    assert_eq!(emulator.snapshots().len(), 1, "E2B keeps only the newest");
+    assert_eq!(
+        emulator.snapshots().len(),
+        2,
+        "demo's newest and `archived`'s archive snapshot"
+    );
+    let live: Vec<_> = emulator
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.state == e2b_emulator::SandboxState::Running)
+        .collect();
+    assert!(live.is_empty(), "the budget paused everything: {live:?}");
 
     let project = stack
         .sandman
@@ -49,7 +62,11 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         ))
         .await
         .unwrap();
-    assert_eq!(project.state(), Some(sandman::domain::SessionState::Running));
+    assert_eq!(
+        project.state(),
+        Some(sandman::domain::SessionState::Paused),
+        "paused by the budget"
+    );
     assert_eq!(
         stack.store().all_snapshots(&project.project.key()).await.unwrap().len(),
         1

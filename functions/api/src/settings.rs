@@ -36,7 +36,7 @@ pub struct ProjectSettings {
 pub struct InactivitySettings {
     /// A sandbox paused longer than this is archived: snapshotted (unless a snapshot taken since the
     /// pause exists) and killed, so E2B keeps nothing paused for it; the next open restores the
-    /// snapshot. 3600 seconds to 1 year; off by default.
+    /// snapshot. 60 seconds to 1 year; off by default.
     pub archive_after_seconds: Option<u64>,
     /// The snapshots of a project with no activity for this long are deleted (the project and its
     /// log stay; the next open starts from the template). 86400 seconds to 3 years; off by default.
@@ -57,7 +57,7 @@ pub struct RetentionSettings {
 const TIMEOUT_SECONDS: RangeInclusive<u64> = 60..=86_400;
 const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
-const ARCHIVE_AFTER_SECONDS: RangeInclusive<u64> = 3_600..=365 * 86_400;
+const ARCHIVE_AFTER_SECONDS: RangeInclusive<u64> = 60..=365 * 86_400;
 const DELETE_AFTER_SECONDS: RangeInclusive<u64> = 86_400..=3 * 365 * 86_400;
 
 impl ProjectSettings {

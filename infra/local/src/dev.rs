@@ -166,11 +166,12 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
     Ok(stack)
 }
 
+/// The developer's token: an admin of the development team (so it may set the team's budget).
 pub fn dev_token(stack: &LocalStack) -> Result<String, String> {
     let sandman = &stack.sandman;
     let secret = sandman.secrets.jwt_hs256_secret.as_ref().ok_or("no JWT secret")?;
     let team = sandman::domain::TeamId::parse(DEV_TEAM).map_err(|e| e.to_string())?;
-    sandman::auth::mint_dev_token(
+    sandman::auth::mint_dev_admin_token(
         &sandman.config.auth,
         secret,
         &team,
