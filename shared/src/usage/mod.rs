@@ -51,11 +51,10 @@ impl Sandman {
         let now = self.now();
         self.store.put_budget(team, monthly_usd, now).await?;
         self.check_budget(team, Period::of(now), None).await?;
-        Ok(self
-            .store
+        self.store
             .budget(team, Consistency::Strong)
             .await?
-            .ok_or(Error::NotFound("budget"))?)
+            .ok_or(Error::NotFound("budget"))
     }
 
     /// Refuses to start or resume a sandbox of a team whose budget this period is reached.

@@ -158,7 +158,7 @@ fn saved(session: &Session, event: &LifecycleEvent) -> Option<crate::domain::Usa
     }
     let seconds = (session.timeout_at? - event.timestamp).as_seconds_f64();
     let execution = event.execution?;
-    (seconds > 0.0).then(|| crate::domain::Usage {
+    (seconds > 0.0).then_some(crate::domain::Usage {
         run_seconds: seconds,
         vcpu_seconds: execution.vcpu_count * seconds,
         memory_mb_seconds: execution.memory_mb * seconds,
