@@ -184,6 +184,9 @@ pub struct Config {
     /// Which templates each team's projects may start from.
     pub templates: TemplatePolicy,
     pub quotas: crate::quotas::Quotas,
+    /// E2B's prices for usage estimates and budgets (`E2B_PRICE_VCPU_SECOND_USD`,
+    /// `E2B_PRICE_GIB_SECOND_USD`; defaults: E2B's published prices, `usage::PRICES_AS_OF`).
+    pub rates: crate::usage::Rates,
     /// Teams' own E2B keys, registered through the API.
     pub team_keys: TeamKeysConfig,
 }
@@ -277,6 +280,7 @@ impl Config {
                 snapshots_per_team: env.number("SANDMAN_MAX_SNAPSHOTS_PER_TEAM", 1000)?,
             },
             team_keys: team_keys(env)?,
+            rates: rates(env)?,
         })
     }
 }
@@ -310,6 +314,27 @@ fn team_keys<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<TeamKeys
         return Err(invalid("SANDMAN_TEAM_KEY_CACHE_SECS", "at most 3600"));
     }
     Ok(TeamKeysConfig { wrap, cache_ttl })
+}
+
+fn rates<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<crate::usage::Rates, ConfigError> {
+    use crate::usage::{DEFAULT_GIB_SECOND_USD, DEFAULT_VCPU_SECOND_USD, Rates};
+    let vcpu = env.number("E2B_PRICE_VCPU_SECOND_USD", DEFAULT_VCPU_SECOND_USD)?;
+    let gib = env.number("E2B_PRICE_GIB_SECOND_USD", DEFAULT_GIB_SECOND_USD)?;
+    for (name, price) in [("E2B_PRICE_VCPU_SECOND_USD", vcpu), ("E2B_PRICE_GIB_SECOND_USD", gib)] {
+        if !price.is_finite() || price < 0.0 {
+            return Err(invalid(name, "must be a price in US dollars, zero or more"));
+        }
+    }
+    let configured = env.get("E2B_PRICE_VCPU_SECOND_USD").is_some() || env.get("E2B_PRICE_GIB_SECOND_USD").is_some();
+    Ok(Rates {
+        vcpu_second_usd: vcpu,
+        gib_second_usd: gib,
+        as_of: if configured {
+            "configured"
+        } else {
+            Rates::default().as_of
+        },
+    })
 }
 
 fn secrets_source<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> SecretsSource {

@@ -16,6 +16,9 @@ pub enum Error {
     /// A per-team limit (projects, live sandboxes) would be passed; nothing was changed.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The team's monthly budget is reached: nothing starts or resumes until the period ends.
+    #[error("{0}")]
+    BudgetReached(String),
     #[error("E2B: {0}")]
     E2b(#[from] E2bError),
     #[error("storage: {0}")]

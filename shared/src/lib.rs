@@ -9,6 +9,7 @@ pub mod domain;
 pub mod e2b;
 pub mod enforcer;
 pub mod error;
+pub mod fork;
 pub mod outbound;
 mod projects;
 pub mod quotas;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod team_keys;
 pub mod telemetry;
 pub mod templates;
+pub mod usage;
 pub mod webhook;
 pub mod workspace;
 

@@ -26,6 +26,7 @@ fn key(project: &str) -> ProjectKey {
 
 fn spec(project: &str, idle_timeout: Duration) -> ProjectSpec {
     ProjectSpec {
+        inactivity: Default::default(),
         key: key(project),
         template_id: "base".into(),
         idle: IdlePolicy {

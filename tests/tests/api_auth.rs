@@ -62,7 +62,7 @@ async fn every_documented_route_but_docs_and_health_needs_a_token() {
             }
         }
     }
-    assert_eq!(checked, 16, "every protected operation was tried");
+    assert_eq!(checked, 22, "every protected operation was tried");
 }
 
 #[tokio::test]

@@ -44,6 +44,12 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         "GET /v1/team/e2b",
         "PUT /v1/team/e2b",
         "DELETE /v1/team/e2b",
+        "POST /v1/projects/{projectId}/fork",
+        "GET /v1/projects/{projectId}/usage",
+        "GET /v1/usage",
+        "GET /v1/budget",
+        "PUT /v1/budget",
+        "DELETE /v1/budget",
     ]
     .into_iter()
     .map(String::from)

@@ -23,28 +23,38 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     let result = Walkthrough::new(&stack, token, wait, |line| lines.lock().unwrap().push(line.to_string()))
         .run()
         .await;
+    const PAUSES: usize = 7;
     let lines = lines.into_inner().unwrap();
     assert!(result.is_ok(), "{:?}\nafter:\n{}", result, lines.join("\n"));
-    assert_eq!(lines.len(), 13, "every step ran: {lines:#?}");
+    assert_eq!(lines.len(), 16, "every step ran: {lines:#?}");
     let paused: Vec<_> = emulator
         .deliveries()
         .into_iter()
         .filter(|d| d.event_type == "sandbox.lifecycle.paused")
         .collect();
-    // demo's idle pause, demo idle again during the later steps, the two handoffs.
-    assert_eq!(paused.len(), 4, "four `paused` deliveries: {paused:?}");
     assert!(
         paused.iter().all(|d| d.status == Some(200)),
-        "the receiver accepted them"
+        "the receiver accepted them: {paused:?}"
     );
-    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), 4);
+    // demo's idle pause, the two handoffs, `archived`'s pause, then the budget's.
+    assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), PAUSES);
     assert_eq!(emulator.calls_to(e2b_emulator::Route::BatchMetrics).len(), 1);
     assert_eq!(
         emulator.calls_to(e2b_emulator::Route::DeleteSnapshot).len(),
         1,
         "the pruner deleted the older snapshot in E2B"
     );
-    assert_eq!(emulator.snapshots().len(), 1, "E2B keeps only the newest");
+    assert_eq!(
+        emulator.snapshots().len(),
+        2,
+        "demo's newest and `archived`'s archive snapshot"
+    );
+    let live: Vec<_> = emulator
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.state == e2b_emulator::SandboxState::Running)
+        .collect();
+    assert!(live.is_empty(), "the budget paused everything: {live:?}");
 
     let project = stack
         .sandman
@@ -57,7 +67,7 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     assert_eq!(
         project.state(),
         Some(sandman::domain::SessionState::Paused),
-        "idle again while the later steps ran"
+        "paused by the budget"
     );
     assert_eq!(
         stack.store().all_snapshots(&project.project.key()).await.unwrap().len(),

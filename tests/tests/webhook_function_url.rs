@@ -46,6 +46,7 @@ async fn sandman_with_fixture_project() -> (Sandman, ProjectKey) {
         ProjectId::parse("fixture-project").unwrap(),
     );
     let spec = ProjectSpec {
+        inactivity: Default::default(),
         key: key.clone(),
         template_id: "base".into(),
         idle: IdlePolicy::default(),

@@ -13,6 +13,9 @@ export type PauseResult = Schemas["PauseResult"];
 export type KillResult = Schemas["KillResult"];
 export type SnapshotView = Schemas["SnapshotView"];
 export type EventView = Schemas["EventView"];
+export type UsageView = Schemas["UsageView"];
+export type BudgetView = Schemas["BudgetView"];
+export type ForkRequest = Schemas["ForkRequest"];
 export interface Page<T> {
   items: T[];
   nextCursor?: string | null;
@@ -87,6 +90,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 const path = (id: string) => `/v1/projects/${encodeURIComponent(id)}`;
+const periodQuery = (period?: string) => (period ? `?period=${encodeURIComponent(period)}` : "");
 
 export class Sandman {
   readonly baseUrl: string;
@@ -207,6 +211,31 @@ export class Sandman {
   }
   restoreSnapshot(projectId: string, snapshotId: string): Promise<OpenResult> {
     return this.call("POST", `${path(projectId)}/snapshots/${encodeURIComponent(snapshotId)}/restore`);
+  }
+
+  // Usage, budget, fork
+  /** A project's usage in a month (`YYYY-MM`, UTC; the current one by default). */
+  usage(projectId: string, period?: string): Promise<UsageView> {
+    return this.call("GET", `${path(projectId)}/usage${periodQuery(period)}`);
+  }
+  /** The team's usage in a month, over all its projects. */
+  teamUsage(period?: string): Promise<UsageView> {
+    return this.call("GET", `/v1/usage${periodQuery(period)}`);
+  }
+  /** The team's monthly budget and how much of it this month used (404: no budget). */
+  getBudget(): Promise<BudgetView> {
+    return this.call("GET", "/v1/budget");
+  }
+  /** Sets the team's monthly budget in US dollars (needs a token with the admin claim). */
+  setBudget(monthlyUsd: number): Promise<BudgetView> {
+    return this.call("PUT", "/v1/budget", { monthlyUsd });
+  }
+  deleteBudget(): Promise<void> {
+    return this.call("DELETE", "/v1/budget");
+  }
+  /** A new project whose first open restores a snapshot of `projectId` (or of its running sandbox). */
+  fork(projectId: string, request: ForkRequest): Promise<ProjectView> {
+    return this.call("POST", `${path(projectId)}/fork`, request);
   }
 
   /** The lifecycle log, newest first. */

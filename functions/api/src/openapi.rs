@@ -14,7 +14,7 @@ pub fn base() -> OpenApi {
         .scheme(HttpAuthScheme::Bearer)
         .bearer_format("JWT")
         .description(Some(
-            "A JWT naming the caller's team in the configured claim (default `team_id`).",
+            "A JWT naming the caller's team in the configured claim (default `team_id`); the admin claim (default `role`) set to `admin` makes the caller an admin of its team, who may set its budget.",
         ))
         .build();
     OpenApiBuilder::new()

@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use sandman::config::Config;
-use sandman::domain::{CapHandoff, IdlePolicy, ProjectKey, ProjectSpec, RetentionPolicy};
+use sandman::domain::{CapHandoff, IdlePolicy, InactivityPolicy, ProjectKey, ProjectSpec, RetentionPolicy};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -38,16 +38,23 @@ pub struct ProjectSettings {
     /// Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
     /// this percentage, 1 to 100, is not paused yet. Unset (the default): off.
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "whole")]
     pub busy_cpu_percent: Option<u8>,
     /// How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
     /// (default 7200).
+    #[schema(minimum = 300, maximum = 604800)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_busy_deferral_seconds: Option<u64>,
     /// The longest hold one activity call's `busyForSeconds` may ask for, 60 to 86400 seconds
     /// (default 3600).
+    #[schema(minimum = 60, maximum = 86400)]
+    #[serde(default, deserialize_with = "whole")]
     pub max_busy_for_seconds: Option<u64>,
     /// What happens to an active sandbox before E2B's session cap ends its run: `pause-resume`
     /// (the default: memory kept, a short RESUMING) or `snapshot-reopen`.
     pub cap_handoff: Option<CapHandoffSetting>,
+    #[serde(default, deserialize_with = "object")]
+    pub inactivity: Option<InactivitySettings>,
 }
 
 /// Session-cap handoff: what happens to an active sandbox before E2B's cap on one continuous run
@@ -70,6 +77,25 @@ impl From<CapHandoffSetting> for CapHandoff {
     }
 }
 
+/// Inactivity tiers, all off unless set.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InactivitySettings {
+    /// A sandbox paused longer than this is archived: snapshotted (unless a snapshot taken since the
+    /// pause exists) and killed, so E2B keeps nothing paused for it; the next open restores the
+    /// snapshot. 60 seconds to 1 year; off by default.
+    #[schema(minimum = 60, maximum = 31536000)]
+    #[serde(default, deserialize_with = "whole")]
+    pub archive_after_seconds: Option<u64>,
+    /// The snapshots of a project with no activity for this long are deleted (the project and its
+    /// log stay; the next open starts from the template). 86400 seconds to 3 years; off by default.
+    #[schema(minimum = 86400, maximum = 94608000)]
+    #[serde(default, deserialize_with = "whole")]
+    pub delete_after_seconds: Option<u64>,
+    /// Whether `deleteAfterSeconds` deletes pinned snapshots too (default false: pins stay).
+    pub delete_pinned: Option<bool>,
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetentionSettings {
@@ -88,6 +114,8 @@ const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
 const MAX_KEEP_LAST: u32 = 1000;
 const BUSY_DEFERRAL_SECONDS: RangeInclusive<u64> = 300..=7 * 86_400;
 const BUSY_FOR_SECONDS: RangeInclusive<u64> = 60..=86_400;
+const ARCHIVE_AFTER_SECONDS: RangeInclusive<u64> = 60..=365 * 86_400;
+const DELETE_AFTER_SECONDS: RangeInclusive<u64> = 86_400..=3 * 365 * 86_400;
 
 impl ProjectSettings {
     pub fn into_spec(self, key: ProjectKey, config: &Config) -> Result<ProjectSpec, ApiError> {
@@ -153,7 +181,20 @@ impl ProjectSettings {
             .max_busy_for_seconds
             .map(|s| seconds("maxBusyForSeconds", s, BUSY_FOR_SECONDS))
             .transpose()?;
+        let tiers = self.inactivity.unwrap_or_default();
+        let inactivity = InactivityPolicy {
+            archive_after: tiers
+                .archive_after_seconds
+                .map(|s| seconds("inactivity.archiveAfterSeconds", s, ARCHIVE_AFTER_SECONDS))
+                .transpose()?,
+            delete_after: tiers
+                .delete_after_seconds
+                .map(|s| seconds("inactivity.deleteAfterSeconds", s, DELETE_AFTER_SECONDS))
+                .transpose()?,
+            delete_pinned: tiers.delete_pinned.unwrap_or(false),
+        };
         Ok(ProjectSpec {
+            inactivity,
             key,
             template_id,
             idle: IdlePolicy {

@@ -1,5 +1,5 @@
 //! The idle enforcer's Lambda handler. EventBridge invokes it every 2 minutes with a scheduled
-//! event (an enforce tick) and every 10 minutes with `{"task":"reconcile"}` (template.yaml).
+//! event (an enforce tick, which also pauses the sandboxes of teams whose budget was reached) and every 10 minutes with `{"task":"reconcile"}` (template.yaml).
 
 use lambda_runtime::LambdaEvent;
 use sandman::Sandman;
@@ -34,10 +34,13 @@ pub async fn run(sandman: &Sandman, payload: &Value) -> Result<Value, lambda_run
         Task::Enforce => {
             let report = sandman.enforce_idle().await;
             report.metrics().emit();
+            // Teams whose budget was reached: their running sandboxes are paused (one query when none).
+            let budgets = sandman.enforce_budgets().await;
             if report.read_errors > 0 {
                 return Err(format!("{} idle-index read(s) failed; see the logs", report.read_errors).into());
             }
-            Ok(serde_json::json!({ "task": "enforce", "report": report }))
+            let budgets = budgets.map_err(|err| format!("budgets could not be enforced: {err}"))?;
+            Ok(serde_json::json!({ "task": "enforce", "report": report, "budgets": budgets }))
         }
         Task::Reconcile => {
             let report = sandman.reconcile().await;

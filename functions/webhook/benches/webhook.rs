@@ -64,6 +64,7 @@ fn delivery_body(i: usize, kind: &str, id: &str, after: Duration) -> Vec<u8> {
 
 async fn running_project(store: &Store, i: usize) -> ProjectRecord {
     let spec = ProjectSpec {
+        inactivity: Default::default(),
         key: key(i),
         template_id: "base".into(),
         idle: IdlePolicy::default(),

@@ -179,6 +179,12 @@ impl Emulator {
         self.app.sweep();
     }
 
+    /// Writes `content` at `path` in a live sandbox: its stand-in filesystem, which pause, resume,
+    /// snapshots and restores keep.
+    pub fn write_file(&self, id: &str, path: &str, content: &str) -> bool {
+        self.app.world().write_file(id, path, content).is_ok()
+    }
+
     pub fn sandboxes(&self) -> Vec<SandboxView> {
         self.app.world().sandbox_views()
     }

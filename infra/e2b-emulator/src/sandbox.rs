@@ -67,6 +67,9 @@ pub struct SandboxView {
     /// CPU use set by a test (`/admin/sandboxes/{id}/metrics`), reported by the metrics routes
     /// while the sandbox runs; `None` reports a small synthetic load. Kept across pause and resume.
     pub cpu_used_pct: Option<f64>,
+    /// What a test wrote into the sandbox (path -> content), standing in for its filesystem and
+    /// memory: kept across pause and resume, captured by a snapshot, restored with it.
+    pub files: BTreeMap<String, String>,
 }
 
 impl SandboxView {

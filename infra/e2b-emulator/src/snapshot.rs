@@ -24,6 +24,8 @@ pub struct SnapshotView {
     pub disk_size_mb: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The source sandbox's files when the snapshot was taken.
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// A reference to a snapshot as clients write it: a raw id, `<id>:tag`, `name`,

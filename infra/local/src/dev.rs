@@ -193,6 +193,7 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
     Ok(stack)
 }
 
+/// The developer's token: an admin of the development team (so it may set the team's budget).
 pub fn dev_token(stack: &LocalStack) -> Result<String, String> {
     let sandman = &stack.sandman;
     let secret = sandman.secrets.jwt_hs256_secret.as_ref().ok_or("no JWT secret")?;

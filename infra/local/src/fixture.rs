@@ -76,6 +76,7 @@ impl TestStack {
     /// A project with default policies and the emulator's `base` template.
     pub fn spec(&self, project: &str) -> ProjectSpec {
         ProjectSpec {
+            inactivity: Default::default(),
             key: self.key(project),
             template_id: "base".into(),
             idle: IdlePolicy::default(),

@@ -1,8 +1,8 @@
 //! The lifecycle end to end, through the HTTP API of a running local stack: register a project,
 //! open its sandbox, heartbeat, go idle and be paused by the enforcer (the webhook confirms),
 //! wake, snapshot, kill with auto-save, reopen from the snapshot, prune; then a busy sandbox the
-//! enforcer does not pause, and an active one handed off before E2B's (shortened) session cap.
-//! `make demo` prints it;
+//! enforcer does not pause, an active one handed off before E2B's (shortened) session cap, a fork,
+//! a project paused too long archived and reopened, and a budget reached. `make demo` prints it;
 //! the end-to-end test runs the very same steps and fails on any unexpected answer.
 
 use std::time::Duration;
@@ -23,6 +23,9 @@ const IDLE: Duration = Duration::from_secs(60);
 /// The walkthrough stack's emulated cap on one continuous run, and Sandman's margin before it.
 pub const SESSION_CAP: Duration = Duration::from_secs(120);
 pub const SESSION_CAP_MARGIN: Duration = Duration::from_secs(30);
+pub const FORK: &str = "demo-fork";
+pub const ARCHIVED: &str = "archived";
+const ARCHIVE_AFTER: Duration = Duration::from_secs(60);
 
 pub struct Walkthrough<'a> {
     stack: &'a LocalStack,
@@ -43,6 +46,10 @@ impl<'a> Walkthrough<'a> {
         }
     }
 
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+        self.call_on(PROJECT, method, path, body).await
+    }
+
     async fn call_on(
         &self,
         project: &str,
@@ -50,7 +57,12 @@ impl<'a> Walkthrough<'a> {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
-        let url = format!("{}/v1/projects/{project}{path}", self.stack.api_url);
+        self.call_v1(method, &format!("/projects/{project}{path}"), body).await
+    }
+
+    /// `path` under `/v1`.
+    async fn call_v1(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+        let url = format!("{}/v1{path}", self.stack.api_url);
         let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -79,6 +91,21 @@ impl<'a> Walkthrough<'a> {
         statuses: &[u16],
     ) -> Result<Value, String> {
         let (status, value) = self.call_on(project, method.clone(), path, body).await?;
+        if statuses.contains(&status) {
+            Ok(value)
+        } else {
+            Err(format!("{method} {path}: expected {statuses:?}, got {status}: {value}"))
+        }
+    }
+
+    async fn expect_v1(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        statuses: &[u16],
+    ) -> Result<Value, String> {
+        let (status, value) = self.call_v1(method.clone(), path, body).await?;
         if statuses.contains(&status) {
             Ok(value)
         } else {
@@ -233,7 +260,8 @@ impl<'a> Walkthrough<'a> {
         say(&format!(
             "10. lifecycle log: {lines} transitions, newest first, each with actor and cause"
         ));
-        self.busy_and_handoff().await
+        self.busy_and_handoff().await?;
+        self.policies().await
     }
 
     /// A busy sandbox the enforcer does not pause, and an active one handed off at the cap.
@@ -325,6 +353,87 @@ impl<'a> Walkthrough<'a> {
             (SESSION_CAP - SESSION_CAP_MARGIN).as_secs(),
             SESSION_CAP.as_secs()
         ));
+        Ok(())
+    }
+
+
+    /// Fork, inactivity tiers and budgets (issue 15).
+    async fn policies(&self) -> Result<(), String> {
+        let say = &self.say;
+        let forked = self
+            .expect(Method::POST, "/fork", Some(json!({"projectId": FORK})), &[201])
+            .await?;
+        let opened = self
+            .expect_v1(Method::POST, &format!("/projects/{FORK}/sandbox"), None, &[200])
+            .await?;
+        self.check(
+            opened["path"] == "restored" && opened["restoredFrom"] == forked["forkOf"]["snapshotId"],
+            "a fork's first open restores the source's snapshot",
+            &opened,
+        )?;
+        say(&format!(
+            "14. forked `demo` into `{FORK}`: its first open restored {} into a sandbox of its own",
+            opened["restoredFrom"]
+        ));
+
+        let archived = format!("/projects/{ARCHIVED}");
+        let settings = json!({"templateId": "base", "inactivity": {"archiveAfterSeconds": ARCHIVE_AFTER.as_secs()}});
+        self.expect_v1(Method::PUT, &archived, Some(settings), &[200]).await?;
+        self.expect_v1(Method::POST, &format!("{archived}/sandbox"), None, &[200])
+            .await?;
+        self.expect_v1(Method::POST, &format!("{archived}/sandbox/pause"), None, &[200])
+            .await?;
+        (self.wait)(ARCHIVE_AFTER + Duration::from_secs(1)).await;
+        self.tick("snapshot-pruner").await?;
+        let status = self
+            .expect_v1(Method::GET, &format!("{archived}/sandbox"), None, &[200])
+            .await?;
+        self.check(
+            status["state"] == "KILLED",
+            "a sandbox paused past archiveAfter is archived",
+            &status,
+        )?;
+        let reopened = self
+            .expect_v1(Method::POST, &format!("{archived}/sandbox"), None, &[200])
+            .await?;
+        self.check(
+            reopened["path"] == "restored",
+            "an archived project reopens from its snapshot",
+            &reopened,
+        )?;
+        say(&format!(
+            "15. `{ARCHIVED}` paused for {} s: the pruner archived it (snapshot, then kill); reopened from {}",
+            ARCHIVE_AFTER.as_secs(),
+            reopened["restoredFrom"]
+        ));
+
+        let budget = self
+            .expect_v1(Method::PUT, "/budget", Some(json!({"monthlyUsd": 0.001})), &[200])
+            .await?;
+        self.check(
+            budget["reached"] == true,
+            "a budget below this month's usage is reached at once",
+            &budget,
+        )?;
+        let tick = self.tick("idle-enforcer").await?;
+        let (status, refused) = self.call(Method::POST, "/sandbox", None).await?;
+        self.check(
+            status == 402 && refused["error"]["code"] == "budget_exceeded",
+            "opens are refused with 402 once the budget is reached",
+            &refused,
+        )?;
+        self.check(
+            self.state().await?["state"] == "PAUSED",
+            "the team's sandboxes are paused",
+            &tick,
+        )?;
+        say(&format!(
+            "16. budget ${} reached (${:.4} used this month): the enforcer paused {} running sandboxes, opens answer 402",
+            budget["monthlyUsd"],
+            budget["spentUsd"].as_f64().unwrap_or_default(),
+            tick["budgets"]["paused"]
+        ));
+        self.expect_v1(Method::DELETE, "/budget", None, &[204]).await?;
         Ok(())
     }
 

@@ -11,6 +11,8 @@ pub enum Actor {
     IdleEnforcer,
     Webhook,
     Reconciler,
+    /// The snapshot pruner applying a project's inactivity tiers.
+    Pruner,
 }
 
 impl Actor {
@@ -20,13 +22,20 @@ impl Actor {
             Self::IdleEnforcer => "idle-enforcer",
             Self::Webhook => "webhook",
             Self::Reconciler => "reconciler",
+            Self::Pruner => "pruner",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::User, Self::IdleEnforcer, Self::Webhook, Self::Reconciler]
-            .into_iter()
-            .find(|a| a.as_str() == value)
+        [
+            Self::User,
+            Self::IdleEnforcer,
+            Self::Webhook,
+            Self::Reconciler,
+            Self::Pruner,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == value)
     }
 }
 

@@ -10,7 +10,7 @@ mod state;
 
 pub use ids::{ID_PATTERN, IdError, ProjectId, ProjectKey, SnapshotId, TeamId};
 pub use lifecycle::{Actor, LifecycleRecord};
-pub use project::{CapHandoff, IdlePolicy, Project, ProjectSpec, RetentionPolicy};
+pub use project::{CapHandoff, ForkSource, IdlePolicy, InactivityPolicy, Project, ProjectSpec, RetentionPolicy};
 pub use session::{CLAIM_LEASE, SandboxRef, Session, Usage};
 pub use snapshot::{Snapshot, SnapshotKind, SnapshotStatus};
 pub use state::{Refusal, SessionEvent, SessionState, transition};

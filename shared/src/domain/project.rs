@@ -92,6 +92,29 @@ impl Default for RetentionPolicy {
     }
 }
 
+/// Inactivity tiers: a sandbox paused longer than `archive_after` is archived (snapshotted unless a
+/// snapshot already holds its paused state, then killed); the snapshots of a project inactive
+/// longer than `delete_after` are deleted, pinned ones only with `delete_pinned`. Off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InactivityPolicy {
+    pub archive_after: Option<Duration>,
+    pub delete_after: Option<Duration>,
+    pub delete_pinned: bool,
+}
+
+impl InactivityPolicy {
+    pub fn is_off(&self) -> bool {
+        self.archive_after.is_none() && self.delete_after.is_none()
+    }
+}
+
+/// Where a forked project's first open restores from: a snapshot of another project of its team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkSource {
+    pub project_id: ProjectId,
+    pub snapshot_id: super::SnapshotId,
+}
+
 /// What a caller says about a project: everything but its history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectSpec {
@@ -105,6 +128,7 @@ pub struct ProjectSpec {
     pub snapshot_before_kill: bool,
     /// Whether the sandbox's URLs answer without E2B's traffic token. Off unless the project asks.
     pub public_traffic: bool,
+    pub inactivity: InactivityPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +141,9 @@ pub struct Project {
     pub sandbox_timeout: Duration,
     pub snapshot_before_kill: bool,
     pub public_traffic: bool,
+    pub inactivity: InactivityPolicy,
+    /// Set by a fork until the project's first sandbox is restored from it.
+    pub fork_of: Option<ForkSource>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

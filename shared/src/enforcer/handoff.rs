@@ -76,7 +76,7 @@ impl Sandman {
 
     async fn snapshot_and_reopen(&self, candidate: &IdleCandidate) -> Verdict {
         if let Err(err) = self
-            .kill_because(&candidate.key, Some(true), Actor::IdleEnforcer, HANDOFF_CAUSE)
+            .kill_because(&candidate.key, Some(true), Actor::IdleEnforcer, Some(HANDOFF_CAUSE))
             .await
         {
             // A refused snapshot abandons the kill: the sandbox still runs and is tried next tick.

@@ -90,6 +90,8 @@ mod tests {
         let t = datetime!(2026-11-01 12:00 UTC);
         ProjectRecord {
             project: Project {
+                inactivity: Default::default(),
+                fork_of: None,
                 team_id: TeamId::parse("t").unwrap(),
                 project_id: ProjectId::parse("p").unwrap(),
                 template_id: "base".into(),

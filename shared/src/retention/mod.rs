@@ -7,7 +7,9 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod report;
+mod tiers;
 
 pub use pass::{PENDING_GRACE, PassOptions};
 pub use plan::{Doomed, IN_USE_RECHECK, Plan, Reason, plan};
 pub use report::{PlannedDeletion, PruneReport, REPORT_LIMIT};
+pub use tiers::{TierPlan, TierStep, tier_plan};

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use super::plan::{Reason, plan};
 use super::report::{PlannedDeletion, PruneReport, Visit};
+use super::tiers::tier_plan;
 use crate::Sandman;
 use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 use crate::error::Error;
@@ -169,10 +170,20 @@ impl Sandman {
             .filter(|s| s.status == SnapshotStatus::Pending)
             .map(|s| s.created_at + PENDING_GRACE)
             .min();
-        let next_due = match (plan.next_due, pending_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next_due = earliest(plan.next_due, pending_due);
+        let mut next_due = next_due;
+        if !visit.failed && !record.project.inactivity.is_off() {
+            let snapshots = self.store.all_snapshots(key).await?;
+            let tiers = tier_plan(&record, &snapshots, now);
+            match self.apply_tier(key, &tiers.step, &snapshots).await {
+                Ok(deleted) => visit.deleted += u64::from(deleted),
+                Err(err) => {
+                    tracing::warn!(project = %key, error = %err, "an inactivity tier failed; the project stays due");
+                    visit.failed = true;
+                }
+            }
+            next_due = earliest(next_due, tiers.next_due);
+        }
         let finished = doomed.len() <= MAX_DELETES_PER_VISIT && !visit.failed;
         if finished && !self.store.reschedule_prune(key, candidate.due_at, next_due).await? {
             tracing::debug!(project = %key, "the project was marked due during the pass; it stays due");
@@ -199,6 +210,13 @@ impl Sandman {
         self.finish_delete(key, &marked).await?;
         tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, reason = ?reason, "snapshot deleted by retention");
         Ok(true)
+    }
+}
+
+fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -48,6 +48,12 @@ struct ProjectItem {
     snapshot_before_kill: bool,
     #[serde(default)]
     public_traffic: bool,
+    archive_after_ms: Option<u64>,
+    delete_after_ms: Option<u64>,
+    #[serde(default)]
+    delete_pinned: bool,
+    fork_project: Option<String>,
+    fork_snapshot: Option<String>,
     created_at: i64,
     updated_at: i64,
     version: u64,
@@ -110,6 +116,18 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
         sandbox_timeout: Duration::from_millis(it.sandbox_timeout_ms),
         snapshot_before_kill: it.snapshot_before_kill,
         public_traffic: it.public_traffic,
+        inactivity: crate::domain::InactivityPolicy {
+            archive_after: it.archive_after_ms.map(Duration::from_millis),
+            delete_after: it.delete_after_ms.map(Duration::from_millis),
+            delete_pinned: it.delete_pinned,
+        },
+        fork_of: match (it.fork_project, it.fork_snapshot) {
+            (Some(project), Some(snapshot)) => Some(crate::domain::ForkSource {
+                project_id: ProjectId::parse(project).map_err(corrupt)?,
+                snapshot_id: SnapshotId::parse(snapshot).map_err(corrupt)?,
+            }),
+            _ => None,
+        },
         created_at: from_ms(it.created_at),
         updated_at: from_ms(it.updated_at),
     };

@@ -1,12 +1,17 @@
 //! Every key and index attribute of the table is built here and nowhere else.
 //! The layout is described in `TABLE.md` beside this file.
 
-use crate::domain::{ProjectKey, SnapshotId};
+use crate::domain::{ProjectKey, SnapshotId, TeamId};
 
 pub const PROJECT_SK: &str = "PROJECT";
 pub const SNAPSHOT_PREFIX: &str = "SNAPSHOT#";
 pub const EVENT_PREFIX: &str = "EVENT#";
 pub const WEBHOOK_SK: &str = "WEBHOOK";
+pub const USAGE_PREFIX: &str = "USAGE#";
+pub const BUDGET_SK: &str = "BUDGET";
+/// One partition listing the teams whose budget was reached and whose sandboxes the enforcer
+/// still has to pause: empty almost always, so a tick reads one empty page.
+pub const BUDGET_REACHED_PK: &str = "BUDGET#REACHED";
 
 pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";
@@ -53,6 +58,13 @@ pub fn account_sk(account: &crate::team_keys::E2bAccount) -> String {
         crate::team_keys::E2bAccount::Default => "DEFAULT".to_owned(),
         crate::team_keys::E2bAccount::Team(team) => format!("{TEAM_ACCOUNT_PREFIX}{team}"),
     }
+pub fn team_pk(team: &TeamId) -> String {
+    format!("TEAM#{team}")
+}
+
+/// A period's usage counters, under a project's or a team's partition.
+pub fn usage_sk(period: &str) -> String {
+    format!("{USAGE_PREFIX}{period}")
 }
 
 pub fn webhook_pk(event_id: &str) -> String {

@@ -16,6 +16,7 @@ mod snapshots;
 mod time_ms;
 mod transact;
 mod transit;
+mod usage;
 
 pub use accounts::{AccountRecord, TeamKeyRecord};
 pub use capacity::{Capacity, CapacityMeter};
@@ -29,6 +30,7 @@ pub use sessions::{
 };
 pub use snapshots::PruneCandidate;
 pub use transit::TransitSession;
+pub use usage::{Budget, BudgetReached, PeriodUsage};
 
 use aws_sdk_dynamodb::Client;
 

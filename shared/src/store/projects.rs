@@ -27,7 +27,48 @@ impl Store {
         spec: &crate::domain::ProjectSpec,
         now: OffsetDateTime,
     ) -> Result<ProjectRecord, StoreError> {
+        self.write_project(spec, None, now).await
+    }
+
+    /// Creates a project whose first open restores `source` (a snapshot of another project of the
+    /// team). `Conflict` when the project exists already.
+    pub async fn put_fork(
+        &self,
+        spec: &crate::domain::ProjectSpec,
+        source: &crate::domain::ForkSource,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRecord, StoreError> {
+        self.write_project(spec, Some(source), now).await
+    }
+
+    /// Once the fork's first sandbox is restored (or it could not be), it is a project like any other.
+    pub async fn clear_fork(&self, key: &ProjectKey) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression("REMOVE forkProject, forkSnapshot")
+            .condition_expression("attribute_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.conditional_update(request.send().await)?;
+        Ok(())
+    }
+
+    async fn write_project(
+        &self,
+        spec: &crate::domain::ProjectSpec,
+        fork: Option<&crate::domain::ForkSource>,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRecord, StoreError> {
         let mut e = Expr::default();
+        if let Some(fork) = fork {
+            let pk = e.name("pk");
+            e.condition(format!("attribute_not_exists({pk})"));
+            e.set("forkProject", s(fork.project_id.as_str()))
+                .set("forkSnapshot", s(fork.snapshot_id.as_str()));
+        }
         let now_ms = to_ms(now);
         let idle_ms = duration_ms(spec.idle.idle_timeout);
         e.set("teamId", s(spec.key.team.as_str()))
@@ -56,6 +97,17 @@ impl Store {
             Some(age) => e.set("maxAgeMs", n(duration_ms(age))),
             None => e.remove("maxAgeMs"),
         };
+        let tiers = &spec.inactivity;
+        for (attribute, after) in [
+            ("archiveAfterMs", tiers.archive_after),
+            ("deleteAfterMs", tiers.delete_after),
+        ] {
+            match after {
+                Some(after) => e.set(attribute, n(duration_ms(after))),
+                None => e.remove(attribute),
+            };
+        }
+        e.set("deletePinned", AttributeValue::Bool(tiers.delete_pinned));
         let (created, version, active, now_v, zero, idle_v) = (
             e.name("createdAt"),
             e.name("version"),
@@ -74,14 +126,16 @@ impl Store {
             .key("pk", s(keys::project_pk(&spec.key)))
             .key("sk", s(keys::PROJECT_SK))
             .update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_write(out.consumed_capacity());
+            .await;
+        let Some(out) = self.conditional_update(out)? else {
+            return Err(StoreError::Conflict { current: None });
+        };
         project_record(out.attributes.unwrap_or_default())
     }
 

@@ -16,7 +16,7 @@ use crate::domain::{
 };
 
 /// How long a project's lifecycle log is kept.
-const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+pub(crate) const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FailureCount {
@@ -58,6 +58,8 @@ pub struct SessionChanges {
     /// one runs), so a failed or abandoned restore can go back to it.
     pub replaces_session: Field<String>,
     pub usage: Option<Usage>,
+    /// Run time avoided by a pause before E2B's timeout (counted with the usage, per period).
+    pub saved: Option<Usage>,
     /// The E2B event time this write applies; later older events are ignored.
     pub event_at: Option<OffsetDateTime>,
 }
@@ -226,6 +228,7 @@ impl Store {
             let update = self.hold_update(&write.key, hold)?;
             transaction.push(TransactWriteItem::builder().update(update).build());
         }
+        transaction.extend(self.usage_counters(write)?);
         let items = transaction.len() as f64;
         match self.transact(transaction).await {
             Ok(out) => {
@@ -305,6 +308,12 @@ impl Store {
                     e.remove("runningSince").remove("busySince").remove("busyUntil");
                 }
                 SessionState::Pausing | SessionState::Stopping => {}
+            }
+            if matches!(to, SessionState::Paused | SessionState::Killed) {
+                // The inactivity tiers start counting: the pruner looks at the project once more
+                // and schedules them (a due time is only ever moved earlier here).
+                e.set("pruneShard", s(keys::prune_shard(&write.key)))
+                    .set("pruneAt", n(at));
             }
         }
         self.apply_changes(&mut e, write, to);

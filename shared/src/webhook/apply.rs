@@ -98,6 +98,9 @@ impl Sandman {
             };
             match self.store.write_session(&write).await {
                 Ok(written) => {
+                    if write.changes.usage.is_some() {
+                        self.after_usage(&write.key, write.at).await;
+                    }
                     return Ok(Receipt::Applied {
                         state: written.state,
                         transitioned: write.event.is_some(),

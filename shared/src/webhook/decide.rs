@@ -74,8 +74,9 @@ pub fn decide(
         expires_at: now + DEDUPE_FOR,
     });
     write.changes.usage = event.usage();
+    write.changes.saved = saved(session, event);
     if is_stale(session, event) {
-        return match write.changes.usage {
+        return match write.changes.usage.or(write.changes.saved) {
             Some(_) => Decision::Write(Box::new(write)),
             None => Decision::Ignore(Ignored::Stale),
         };
@@ -98,6 +99,7 @@ pub fn decide(
     write.changes.timeout_at = new_timeout(session, event);
     if write.event.is_none()
         && write.changes.usage.is_none()
+        && write.changes.saved.is_none()
         && write.changes.timeout_at.is_none()
         && !orders(session, event)
     {
@@ -146,6 +148,21 @@ fn report(session: &Session, event: &LifecycleEvent, now: OffsetDateTime, rules:
         }
         EventKind::Updated | EventKind::Checkpointed | EventKind::Other => None,
     }
+}
+
+/// A pause before E2B's timeout saves the run time up to it: what the sandbox would have used had
+/// it been left running (at the size the event reports).
+fn saved(session: &Session, event: &LifecycleEvent) -> Option<crate::domain::Usage> {
+    if event.kind != EventKind::Paused {
+        return None;
+    }
+    let seconds = (session.timeout_at? - event.timestamp).as_seconds_f64();
+    let execution = event.execution?;
+    (seconds > 0.0).then_some(crate::domain::Usage {
+        run_seconds: seconds,
+        vcpu_seconds: execution.vcpu_count * seconds,
+        memory_mb_seconds: execution.memory_mb * seconds,
+    })
 }
 
 fn new_timeout(session: &Session, event: &LifecycleEvent) -> Option<OffsetDateTime> {

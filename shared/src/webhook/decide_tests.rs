@@ -18,6 +18,8 @@ fn key() -> ProjectKey {
 
 fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
     let project = Project {
+        inactivity: Default::default(),
+        fork_of: None,
         team_id: key().team,
         project_id: key().project,
         template_id: "base".into(),

@@ -42,17 +42,22 @@ impl Sandman {
         snapshot: impl Into<SnapshotFirst>,
         actor: Actor,
     ) -> Result<Killed, Error> {
-        self.kill_because(key, snapshot, actor, "kill requested").await
+        self.kill_because(key, snapshot, actor, None).await
     }
 
-    /// [`Sandman::kill`] with the cause its lifecycle-log lines give.
+    /// As `kill`; `reason` (a policy's) names the kill in the lifecycle log.
     pub async fn kill_because(
         &self,
         key: &ProjectKey,
         snapshot: impl Into<SnapshotFirst>,
         actor: Actor,
-        cause: &str,
+        reason: Option<&str>,
     ) -> Result<Killed, Error> {
+        let (requested, cause) = match reason {
+            Some(reason) => (format!("{reason}: kill requested"), reason.to_owned()),
+            None if actor == Actor::User => ("kill requested".into(), "killed by user".into()),
+            None => ("kill requested".into(), "killed".into()),
+        };
         let record = self.project(key).await?;
         match record.state() {
             Some(SessionState::Running | SessionState::Paused) => {}
@@ -73,7 +78,7 @@ impl Sandman {
             return Err(Error::Conflict("the session has no sandbox id".into()));
         };
         let e2b = self.e2b_for(key).await?;
-        let claim = SessionWrite::new(&record, actor, cause, self.now()).event(SessionEvent::Stop);
+        let claim = SessionWrite::new(&record, actor, requested, self.now()).event(SessionEvent::Stop);
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Err(Error::Conflict("another request is changing the sandbox".into()));
         };
@@ -104,11 +109,6 @@ impl Sandman {
         };
         match e2b.kill(&sandbox.sandbox_id).await {
             Ok(()) | Err(E2bError::NotFound) => {
-                let cause = if actor == Actor::User {
-                    "killed by user"
-                } else {
-                    "killed"
-                };
                 claimed.killed(cause).await?;
                 Ok(Killed {
                     snapshot: saved,

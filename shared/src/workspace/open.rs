@@ -42,6 +42,9 @@ impl Sandman {
     /// Within the caller's deadline and within one claim lease. When the time runs out mid-way the
     /// claim is left to its lease and the answer is `InProgress`: poll the status.
     pub async fn open(&self, key: &crate::domain::ProjectKey, actor: Actor) -> Result<Opened, Error> {
+        if actor == Actor::User {
+            self.check_budget_allows(&key.team).await?;
+        }
         let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
         match within_lease.scope(self.open_ladder(key, actor)).await {
             Err(Error::E2b(err)) if !Deadline::current_allows(MIN_E2B_CALL) || err.was_not_sent() => {
@@ -70,7 +73,20 @@ impl Sandman {
                     });
                 }
                 Some(SessionState::Paused) => self.resume_or_replace(record, actor, "resume requested").await?,
-                None | Some(SessionState::Killed) => self.start_fresh(record, actor, "open").await?,
+                None | Some(SessionState::Killed) => match record.project.fork_of.clone() {
+                    Some(fork) => {
+                        let source = self.fork_snapshot(&record).await?;
+                        match self.start_fresh(record, actor, source, "fork: first open").await? {
+                            Step::Done(mut opened) => {
+                                self.fork_opened(key, &fork).await;
+                                opened.record = self.project(key).await?;
+                                Step::Done(opened)
+                            }
+                            lost => lost,
+                        }
+                    }
+                    None => self.start_fresh(record, actor, None, "open").await?,
+                },
                 Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) => {
                     self.settle_lapsed(&record, actor).await?;
                     continue;
@@ -110,6 +126,9 @@ impl Sandman {
         cause: &str,
     ) -> Result<Opened, Error> {
         let record = self.project(key).await?;
+        if actor == Actor::User && record.state() == Some(SessionState::Paused) {
+            self.check_budget_allows(&key.team).await?;
+        }
         match record.state() {
             Some(SessionState::Paused) => match self.resume_or_replace(record, actor, cause).await? {
                 Step::Done(opened) => Ok(*opened),
@@ -191,7 +210,7 @@ impl Sandman {
         };
         claimed.killed(gone).await?;
         let record = self.project(&key).await?;
-        self.start_fresh(record, actor, "paused sandbox was gone").await
+        self.start_fresh(record, actor, None, "paused sandbox was gone").await
     }
 
     pub(super) async fn opened(

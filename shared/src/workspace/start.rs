@@ -53,8 +53,15 @@ impl Started {
 }
 
 impl Sandman {
-    /// Starts a project that has no sandbox (never had one, or it was killed or lost).
-    pub(super) async fn start_fresh(&self, record: ProjectRecord, actor: Actor, cause: &str) -> Result<Step, Error> {
+    /// Starts a project that has no sandbox (never had one, or it was killed or lost): from
+    /// `preferred` (a fork's source snapshot) or the project's newest snapshots, else the template.
+    pub(super) async fn start_fresh(
+        &self,
+        record: ProjectRecord,
+        actor: Actor,
+        preferred: Option<Snapshot>,
+        cause: &str,
+    ) -> Result<Step, Error> {
         let key = record.project.key();
         // A project stored before its template was refused must not reach E2B with it.
         self.config.templates.check(&key.team, &record.project.template_id)?;
@@ -70,7 +77,7 @@ impl Sandman {
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Ok(Step::Lost);
         };
-        match self.create_ladder(&e2b, &record, &session_id, None).await? {
+        match self.create_ladder(&e2b, &record, &session_id, preferred).await? {
             Ok(started) => Ok(Step::Done(Box::new(
                 self.record_started(&mut claimed, &record, started).await?,
             ))),

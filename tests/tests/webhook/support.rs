@@ -50,7 +50,8 @@ impl Hooks {
             webhook_max_retries: 1,
             ..EmulatorConfig::default()
         };
-        let stack = TestStack::start_with(emulator, |_| None).await;
+        // An admin role, so the policies' tests can mint a team admin's token.
+        let stack = TestStack::start_with(emulator, |name| (name == "JWT_ADMIN_ROLE").then(|| "admin".into())).await;
         let receiver = Sandman::new(
             stack.store().clone(),
             (*stack.sandman.config).clone(),

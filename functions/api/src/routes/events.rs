@@ -27,6 +27,7 @@ pub enum Who {
     IdleEnforcer,
     Webhook,
     Reconciler,
+    Pruner,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,6 +53,7 @@ impl From<LifecycleRecord> for EventView {
                 Actor::IdleEnforcer => Who::IdleEnforcer,
                 Actor::Webhook => Who::Webhook,
                 Actor::Reconciler => Who::Reconciler,
+                Actor::Pruner => Who::Pruner,
             },
             cause: event.cause,
             from: event.from.map(State::from),

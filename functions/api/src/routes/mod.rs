@@ -7,6 +7,7 @@ mod projects;
 pub(crate) mod sandbox;
 mod snapshots;
 mod team;
+mod usage;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -21,5 +22,6 @@ pub fn all() -> OpenApiRouter<Api> {
         .merge(snapshots::routes())
         .merge(events::routes())
         .merge(team::routes())
+        .merge(usage::routes())
         .merge(docs::routes())
 }

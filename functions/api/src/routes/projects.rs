@@ -4,9 +4,11 @@ use axum::Json;
 use axum::extract::State as Shared;
 use http::StatusCode;
 use sandman::domain::Project as StoredProject;
+use sandman::domain::{ProjectId, SnapshotId};
+use sandman::fork::ForkFrom;
 use sandman::store::{Consistency, ProjectSummary};
 use sandman::workspace::Status;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +25,7 @@ pub fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .routes(routes!(list_projects))
         .routes(routes!(put_project, get_project, delete_project))
+        .routes(routes!(fork_project))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,6 +48,10 @@ pub struct ProjectView {
     pub max_busy_for_seconds: u64,
     /// `pause-resume` or `snapshot-reopen`.
     pub cap_handoff: String,
+    pub inactivity: InactivityView,
+    /// Until its first open: the snapshot a fork restores from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fork_of: Option<ForkView>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -59,6 +66,22 @@ pub struct ProjectView {
 pub struct RetentionView {
     pub keep_last: u32,
     pub max_age_seconds: Option<u64>,
+}
+
+/// Inactivity tiers (off unless set): see `InactivitySettings`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InactivityView {
+    pub archive_after_seconds: Option<u64>,
+    pub delete_after_seconds: Option<u64>,
+    pub delete_pinned: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForkView {
+    pub project_id: String,
+    pub snapshot_id: String,
 }
 
 impl ProjectView {
@@ -80,6 +103,15 @@ impl ProjectView {
             max_busy_deferral_seconds: project.idle.max_busy_deferral.as_secs(),
             max_busy_for_seconds: project.idle.max_busy_for.as_secs(),
             cap_handoff: project.idle.cap_handoff.as_str().to_owned(),
+            inactivity: InactivityView {
+                archive_after_seconds: project.inactivity.archive_after.map(|d| d.as_secs()),
+                delete_after_seconds: project.inactivity.delete_after.map(|d| d.as_secs()),
+                delete_pinned: project.inactivity.delete_pinned,
+            },
+            fork_of: project.fork_of.as_ref().map(|fork| ForkView {
+                project_id: fork.project_id.to_string(),
+                snapshot_id: fork.snapshot_id.to_string(),
+            }),
             created_at: project.created_at,
             updated_at: project.updated_at,
             sandbox: status.into(),
@@ -185,4 +217,61 @@ async fn get_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<
 async fn delete_project(Shared(api): Shared<Api>, Project(key): Project) -> Result<StatusCode, ApiError> {
     api.sandman.delete_project(&key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForkMode {
+    /// From a snapshot of the source: `snapshotId`, or its newest ready one (the default).
+    Snapshot,
+    /// From the source's running sandbox: a snapshot of it is taken now (it keeps running).
+    Running,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForkRequest {
+    /// The new project's id (same team, same settings as the source).
+    pub project_id: String,
+    pub snapshot_id: Option<String>,
+    /// `snapshot` (default) or `running`.
+    pub from: Option<ForkMode>,
+}
+
+/// Forks the project: a new project of the same team and settings whose first open restores the
+/// chosen snapshot (held until then, so retention cannot take it), after which it has its own
+/// sandbox, snapshots and log. The project quota applies.
+#[utoipa::path(post, path = "/v1/projects/{projectId}/fork", tag = "projects", request_body = ForkRequest,
+    params(("projectId" = String, Path, description = "the source project")),
+    responses((status = 201, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the new project exists, or nothing to fork from"), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn fork_project(
+    Shared(api): Shared<Api>,
+    Project(source): Project,
+    JsonBody(request): JsonBody<ForkRequest>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    let project =
+        ProjectId::parse(request.project_id).map_err(|err| ApiError::invalid("projectId", err.to_string()))?;
+    let snapshot = request
+        .snapshot_id
+        .map(SnapshotId::parse)
+        .transpose()
+        .map_err(|err| ApiError::invalid("snapshotId", err.to_string()))?;
+    let from = match (request.from.unwrap_or(ForkMode::Snapshot), snapshot) {
+        (ForkMode::Snapshot, snapshot) => ForkFrom::Snapshot(snapshot),
+        (ForkMode::Running, None) => ForkFrom::Running,
+        (ForkMode::Running, Some(_)) => {
+            return Err(ApiError::invalid("snapshotId", "snapshotId goes with from: snapshot"));
+        }
+    };
+    let record = api.sandman.fork(&source, project, from).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ProjectView::of(
+            &record.project,
+            Status::of(&record),
+            api.sandman.heartbeat_interval(&record.project),
+        )),
+    ))
 }

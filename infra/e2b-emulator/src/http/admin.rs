@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/admin/sandboxes/{id}", get(sandbox))
         .route("/admin/sandboxes/{id}/metrics", post(set_metrics))
         .route("/admin/session-cap", get(session_cap).post(set_session_cap))
+        .route("/admin/sandboxes/{id}/files", post(write_file))
         .route("/admin/snapshots", get(snapshots))
         .route("/admin/deliveries", get(deliveries).delete(clear_deliveries))
         .route("/admin/webhooks/settle", post(settle))
@@ -195,6 +196,21 @@ async fn set_session_cap(State(app): State<App>, Json(body): Json<SessionCapBody
     app.world().set_session_cap(cap);
     app.sweep();
     Json(session_cap_body(cap))
+}
+
+#[derive(serde::Deserialize)]
+struct FileWrite {
+    path: String,
+    content: String,
+}
+
+async fn write_file(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(file): Json<FileWrite>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    app.world().write_file(&id, &file.path, &file.content)?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 async fn snapshots(State(app): State<App>) -> Json<Vec<SnapshotView>> {

@@ -88,6 +88,17 @@ impl World {
         all
     }
 
+    /// Writes a file into a live sandbox (the admin route; any team).
+    pub(crate) fn write_file(&mut self, id: &str, path: &str, content: &str) -> Result<(), ApiError> {
+        match self.sandboxes.get_mut(id) {
+            Some(sandbox) if sandbox.is_live() => {
+                sandbox.files.insert(path.to_owned(), content.to_owned());
+                Ok(())
+            }
+            _ => Err(ApiError::SandboxNotFound(id.to_owned())),
+        }
+    }
+
     /// A live sandbox of `team`; killed, unknown and foreign sandboxes read as not found.
     fn live(&self, team: &str, id: &str) -> Result<&SandboxView, ApiError> {
         match self.sandboxes.get(id) {

@@ -90,6 +90,7 @@ impl World {
             killed_at: None,
             kill_reason: None,
             cpu_used_pct: None,
+            files: snapshot.as_ref().map(|s| s.files.clone()).unwrap_or_default(),
         };
         if let Some(snapshot) = &snapshot {
             self.snapshot_children

@@ -40,6 +40,7 @@ impl World {
             )));
         }
         let (cpu_count, memory_mb, disk_size_mb) = (sandbox.cpu_count, sandbox.memory_mb, sandbox.disk_size_mb);
+        let files = sandbox.files.clone();
         let existing = name
             .as_ref()
             .and_then(|n| self.snapshot_names.get(&(team.to_owned(), n.clone())))
@@ -64,6 +65,7 @@ impl World {
             memory_mb,
             disk_size_mb,
             created_at: now,
+            files,
         };
         if let Some(name) = name {
             self.snapshot_names.insert((team.to_owned(), name), template_id.clone());

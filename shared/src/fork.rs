@@ -1,0 +1,143 @@
+//! Forking a project: a new project of the same team whose first open restores a snapshot of the
+//! source (a chosen one, the newest by default, or one taken of the running sandbox now). The
+//! snapshot is held until that first open, so neither the pruner nor a delete takes it first;
+//! from then on the fork has its own sandbox, snapshots and log.
+//!
+//! E2B's own fork (`POST /sandboxes/{id}/fork`) is not used: its sandboxes carry the source's
+//! metadata, which names the source's session, and E2B cannot change a sandbox's metadata, so
+//! their webhooks would be attributed to the source and the reconciler would take them for the
+//! source's orphans. A snapshot keeps memory and files just the same.
+
+use std::time::Duration;
+
+use crate::Sandman;
+use crate::domain::{
+    ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
+};
+use crate::error::Error;
+use crate::store::{ProjectRecord, StoreError};
+
+/// How long a fork's source snapshot is held waiting for the fork's first open.
+pub const FORK_HOLD: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForkFrom {
+    /// A snapshot of the source: the given one, or its newest READY one.
+    Snapshot(Option<SnapshotId>),
+    /// A snapshot of the source's running sandbox, taken now.
+    Running,
+}
+
+impl Sandman {
+    pub async fn fork(&self, source: &ProjectKey, project: ProjectId, from: ForkFrom) -> Result<ProjectRecord, Error> {
+        let new = ProjectKey::new(source.team.clone(), project);
+        if new == *source {
+            return Err(Error::Invalid {
+                field: "projectId",
+                message: "a fork needs a project id of its own".into(),
+            });
+        }
+        let record = self.project(source).await?;
+        if self
+            .store
+            .get_project(&new, crate::store::Consistency::Strong)
+            .await?
+            .is_some()
+        {
+            return Err(Error::Conflict(format!("project {} exists already", new.project)));
+        }
+        self.check_project_quota(&new).await?;
+        let snapshot = match from {
+            ForkFrom::Snapshot(Some(id)) => self.snapshot(source, &id).await?,
+            ForkFrom::Snapshot(None) => self.newest_ready(source).await?,
+            ForkFrom::Running => {
+                if record.state() != Some(SessionState::Running) {
+                    return Err(Error::Conflict(
+                        "the source's sandbox is not running; fork from a snapshot".into(),
+                    ));
+                }
+                let description = format!("fork to {}", new.project);
+                self.create_snapshot(&record, SnapshotKind::Manual, description).await?
+            }
+        };
+        if snapshot.status != SnapshotStatus::Ready {
+            return Err(Error::Conflict("the snapshot is not ready".into()));
+        }
+        self.store
+            .hold_snapshot(source, &snapshot.snapshot_id, self.now() + FORK_HOLD)
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound => Error::Conflict("the snapshot is being deleted".into()),
+                other => other.into(),
+            })?;
+        let p = &record.project;
+        let spec = ProjectSpec {
+            key: new.clone(),
+            template_id: p.template_id.clone(),
+            idle: p.idle,
+            retention: p.retention,
+            sandbox_timeout: p.sandbox_timeout,
+            snapshot_before_kill: p.snapshot_before_kill,
+            public_traffic: p.public_traffic,
+            inactivity: p.inactivity,
+        };
+        let fork = ForkSource {
+            project_id: source.project.clone(),
+            snapshot_id: snapshot.snapshot_id.clone(),
+        };
+        match self.store.put_fork(&spec, &fork, self.now()).await {
+            Ok(created) => {
+                tracing::info!(project = %new, source = %source, snapshot = %snapshot.snapshot_id, "forked");
+                Ok(created)
+            }
+            Err(StoreError::Conflict { .. }) => {
+                self.release_fork_hold(&new, &fork).await;
+                Err(Error::Conflict(format!("project {} exists already", new.project)))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn newest_ready(&self, key: &ProjectKey) -> Result<Snapshot, Error> {
+        let page = self.store.list_snapshots(key, None, 20).await?;
+        page.items
+            .into_iter()
+            .find(|s| s.status == SnapshotStatus::Ready)
+            .ok_or_else(|| {
+                Error::Conflict(
+                    "the project has no snapshot to fork from; take one, or fork its running sandbox".into(),
+                )
+            })
+    }
+
+    /// The snapshot a fork's first open restores, if the project is a fork not yet opened.
+    pub(crate) async fn fork_snapshot(&self, record: &ProjectRecord) -> Result<Option<Snapshot>, Error> {
+        let Some(fork) = &record.project.fork_of else {
+            return Ok(None);
+        };
+        let source = ProjectKey::new(record.project.team_id.clone(), fork.project_id.clone());
+        match self.store.get_snapshot(&source, &fork.snapshot_id).await? {
+            Some(snapshot) if snapshot.status == SnapshotStatus::Ready => Ok(Some(snapshot)),
+            _ => {
+                tracing::warn!(project = %record.project.key(), "the fork's source snapshot is gone; opening from the template");
+                Ok(None)
+            }
+        }
+    }
+
+    /// After the fork's first sandbox: the project stops being a fork and its source's snapshot
+    /// is released. Failures only leave a hold that lapses on its own.
+    pub(crate) async fn fork_opened(&self, key: &ProjectKey, fork: &ForkSource) {
+        if let Err(err) = self.store.clear_fork(key).await {
+            tracing::warn!(project = %key, error = %err, "could not clear the fork mark");
+        }
+        self.release_fork_hold(key, fork).await;
+    }
+
+    async fn release_fork_hold(&self, key: &ProjectKey, fork: &ForkSource) {
+        let source = ProjectKey::new(key.team.clone(), fork.project_id.clone());
+        if let Err(err) = self.store.release_snapshot(&source, &fork.snapshot_id).await {
+            tracing::warn!(project = %key, error = %err, "the fork's hold lapses on its own");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Usage counters per period (a project's and its team's), and team budgets.
+//!
+//! Counters are added to in the same transaction as the webhook write that reports the usage (and
+//! its dedupe mark), so a redelivered event never counts twice; reading a period's usage is one
+//! GetItem, whatever the number of sandboxes or events behind it.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, TransactWriteItem, Update};
+use time::OffsetDateTime;
+
+use super::items::Item;
+use super::query::text;
+use super::sessions::SessionWrite;
+use super::time_ms::{from_ms, to_ms, ttl_seconds};
+use super::{Consistency, Store, StoreError, keys};
+use crate::domain::{ProjectKey, TeamId, Usage};
+use crate::usage::Period;
+
+/// Counters are kept about 13 months, so a year ago's month can still be compared.
+const COUNTERS_KEPT: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// What a period's counters hold: compute E2B reported, and compute pausing avoided.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeriodUsage {
+    pub used: Usage,
+    pub saved: Usage,
+}
+
+/// A team's monthly budget and how far the current period has gone with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub monthly_usd: f64,
+    /// The period in which 80% was recorded (once per period).
+    pub warned_period: Option<String>,
+    /// The period in which 100% was reached: opens are refused until it ends.
+    pub reached_period: Option<String>,
+    pub reached_at: Option<OffsetDateTime>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A team whose budget was reached and whose running sandboxes are still to be paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetReached {
+    pub team: TeamId,
+    pub period: String,
+}
+
+const USED: [&str; 3] = ["runSeconds", "vcpuSeconds", "memoryMbSeconds"];
+const SAVED: [&str; 3] = ["savedSeconds", "savedVcpuSeconds", "savedMemoryMbSeconds"];
+
+impl Store {
+    /// The counter updates a session write carries: its project's and its team's, for the period
+    /// of the write's time. None when the write reports no usage.
+    pub(crate) fn usage_counters(&self, write: &SessionWrite) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let (used, saved) = (write.changes.usage, write.changes.saved);
+        if used.is_none() && saved.is_none() {
+            return Ok(Vec::new());
+        }
+        let period = Period::of(write.at).to_string();
+        let mut adds = Vec::new();
+        let mut values = Item::new();
+        for (names, usage, tag) in [(USED, used, "u"), (SAVED, saved, "s")] {
+            let Some(usage) = usage else { continue };
+            let amounts = [usage.run_seconds, usage.vcpu_seconds, usage.memory_mb_seconds];
+            for (i, (name, amount)) in names.iter().zip(amounts).enumerate() {
+                let placeholder = format!(":{tag}{i}");
+                adds.push(format!("{name} {placeholder}"));
+                values.insert(placeholder, number(amount));
+            }
+        }
+        values.insert(
+            ":ttl".into(),
+            AttributeValue::N(ttl_seconds(write.at + COUNTERS_KEPT).to_string()),
+        );
+        let expression = format!("ADD {} SET expiresAt = :ttl", adds.join(", "));
+        [keys::project_pk(&write.key), keys::team_pk(&write.key.team)]
+            .into_iter()
+            .map(|pk| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(pk))
+                    .key("sk", AttributeValue::S(keys::usage_sk(&period)))
+                    .update_expression(&expression)
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .build()
+                    .map_err(StoreError::build)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect()
+    }
+
+    pub async fn project_usage(&self, key: &ProjectKey, period: Period) -> Result<PeriodUsage, StoreError> {
+        self.period_usage(keys::project_pk(key), period).await
+    }
+
+    pub async fn team_usage(&self, team: &TeamId, period: Period) -> Result<PeriodUsage, StoreError> {
+        self.period_usage(keys::team_pk(team), period).await
+    }
+
+    async fn period_usage(&self, pk: String, period: Period) -> Result<PeriodUsage, StoreError> {
+        let item = self
+            .item(pk, keys::usage_sk(&period.to_string()), Consistency::Strong)
+            .await?
+            .unwrap_or_default();
+        let usage = |names: [&str; 3]| {
+            let [run, vcpu, memory] = names.map(|name| decimal(&item, name));
+            Usage {
+                run_seconds: run,
+                vcpu_seconds: vcpu,
+                memory_mb_seconds: memory,
+            }
+        };
+        Ok(PeriodUsage {
+            used: usage(USED),
+            saved: usage(SAVED),
+        })
+    }
+
+    pub async fn budget(&self, team: &TeamId, consistency: Consistency) -> Result<Option<Budget>, StoreError> {
+        let item = self
+            .item(keys::team_pk(team), keys::BUDGET_SK.into(), consistency)
+            .await?;
+        Ok(item.map(|item| Budget {
+            monthly_usd: decimal(&item, "monthlyUsd"),
+            warned_period: text(&item, "warnedPeriod"),
+            reached_period: text(&item, "reachedPeriod"),
+            reached_at: super::query::number(&item, "reachedAt").map(from_ms),
+            updated_at: from_ms(super::query::number(&item, "updatedAt").unwrap_or_default()),
+        }))
+    }
+
+    /// Sets the team's monthly budget. A higher budget lifts a refusal of this period at once.
+    pub async fn put_budget(&self, team: &TeamId, monthly_usd: f64, now: OffsetDateTime) -> Result<Budget, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::team_pk(team)))
+            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
+            .update_expression(
+                "SET monthlyUsd = :usd, updatedAt = :now, teamId = :team REMOVE reachedPeriod, reachedAt, warnedPeriod",
+            )
+            .expression_attribute_values(":usd", number(monthly_usd))
+            .expression_attribute_values(":now", AttributeValue::N(to_ms(now).to_string()))
+            .expression_attribute_values(":team", AttributeValue::S(team.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        Ok(Budget {
+            monthly_usd,
+            warned_period: None,
+            reached_period: None,
+            reached_at: None,
+            updated_at: now,
+        })
+    }
+
+    pub async fn delete_budget(&self, team: &TeamId) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::team_pk(team)))
+            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        Ok(())
+    }
+
+    /// Records that the team's usage passed 80% of its budget in `period`: true only for the first
+    /// writer of the period.
+    pub async fn mark_budget_warned(&self, team: &TeamId, period: Period) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::team_pk(team)))
+            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
+            .update_expression("SET warnedPeriod = :period")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(warnedPeriod) OR warnedPeriod <> :period)",
+            )
+            .expression_attribute_values(":period", AttributeValue::S(period.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        Ok(self.conditional_update(request.send().await)?.is_some())
+    }
+
+    /// Records that the team reached its budget in `period` (first writer only) and lists the team
+    /// for the enforcer, which pauses its running sandboxes. True for the first writer.
+    pub async fn mark_budget_reached(
+        &self,
+        team: &TeamId,
+        period: Period,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::team_pk(team)))
+            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
+            .update_expression("SET reachedPeriod = :period, reachedAt = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(reachedPeriod) OR reachedPeriod <> :period)",
+            )
+            .expression_attribute_values(":period", AttributeValue::S(period.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(to_ms(now).to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if self.conditional_update(request.send().await)?.is_none() {
+            return Ok(false);
+        }
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
+            .item("sk", AttributeValue::S(team.to_string()))
+            .item("period", AttributeValue::S(period.to_string()))
+            .item("expiresAt", AttributeValue::N(ttl_seconds(period.end()).to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        Ok(true)
+    }
+
+    /// The teams whose running sandboxes the enforcer still has to pause (one query; empty almost always).
+    pub async fn budgets_reached(&self) -> Result<Vec<BudgetReached>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
+            .consistent_read(true)
+            .limit(100)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_read(out.consumed_capacity());
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                Some(BudgetReached {
+                    team: TeamId::parse(text(item, "sk")?).ok()?,
+                    period: text(item, "period")?,
+                })
+            })
+            .collect())
+    }
+
+    /// The enforcer paused what the team had running.
+    pub async fn clear_budget_reached(&self, team: &TeamId) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
+            .key("sk", AttributeValue::S(team.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        Ok(())
+    }
+}
+
+fn number(value: f64) -> AttributeValue {
+    AttributeValue::N(format!("{}", if value.is_finite() { value } else { 0.0 }))
+}
+
+fn decimal(item: &Item, name: &str) -> f64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
