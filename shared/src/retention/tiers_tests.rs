@@ -35,6 +35,9 @@ fn record(state: Option<SessionState>, since: OffsetDateTime, inactivity: Inacti
         lease_until: None,
         last_active_at: since,
         idle_at: None,
+        running_since: None,
+        busy_since: None,
+        busy_until: None,
         timeout_at: None,
         paused_at: (state == SessionState::Paused).then_some(since),
         last_actor: Actor::User,
@@ -42,6 +45,7 @@ fn record(state: Option<SessionState>, since: OffsetDateTime, inactivity: Inacti
         last_error: None,
         failures: 0,
         restored_from: None,
+        replaces_session: None,
         last_event_at: None,
         usage: Usage::default(),
     });

@@ -58,6 +58,8 @@ pub fn account_sk(account: &crate::team_keys::E2bAccount) -> String {
         crate::team_keys::E2bAccount::Default => "DEFAULT".to_owned(),
         crate::team_keys::E2bAccount::Team(team) => format!("{TEAM_ACCOUNT_PREFIX}{team}"),
     }
+}
+
 pub fn team_pk(team: &TeamId) -> String {
     format!("TEAM#{team}")
 }
