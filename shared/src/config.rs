@@ -106,6 +106,19 @@ pub struct Config {
     /// Which templates each team's projects may start from.
     pub templates: TemplatePolicy,
     pub quotas: crate::quotas::Quotas,
+    pub outbound: OutboundConfig,
+}
+
+/// Outbound webhooks to the teams' apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// Endpoints may be plain http to this machine (`OUTBOUND_ALLOW_HTTP_LOOPBACK=true`): the
+    /// local stack's receiver. Never in a deployment.
+    pub allow_http_loopback: bool,
+    /// The first retry's delay (`OUTBOUND_RETRY_BASE_MS`, default 30 s); each next one is 4x longer.
+    pub retry_base: Duration,
+    /// Endpoints per team (`OUTBOUND_MAX_ENDPOINTS_PER_TEAM`, default 10).
+    pub max_endpoints_per_team: u32,
 }
 
 impl Config {
@@ -170,6 +183,14 @@ impl Config {
             quotas: crate::quotas::Quotas {
                 projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
                 live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
+            },
+            outbound: OutboundConfig {
+                allow_http_loopback: env.flag("OUTBOUND_ALLOW_HTTP_LOOPBACK")?,
+                retry_base: Duration::from_millis(env.number("OUTBOUND_RETRY_BASE_MS", 30_000)?),
+                max_endpoints_per_team: env.number(
+                    "OUTBOUND_MAX_ENDPOINTS_PER_TEAM",
+                    crate::outbound::MAX_ENDPOINTS_PER_TEAM,
+                )?,
             },
         })
     }

@@ -7,6 +7,9 @@ pub const PROJECT_SK: &str = "PROJECT";
 pub const SNAPSHOT_PREFIX: &str = "SNAPSHOT#";
 pub const EVENT_PREFIX: &str = "EVENT#";
 pub const WEBHOOK_SK: &str = "WEBHOOK";
+pub const ENDPOINT_PREFIX: &str = "ENDPOINT#";
+pub const ENDPOINT_COUNT_SK: &str = "ENDPOINTS";
+pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 
 pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";
@@ -44,6 +47,24 @@ pub fn next_event_sk() -> String {
 
 pub fn webhook_pk(event_id: &str) -> String {
     format!("WEBHOOK#{event_id}")
+}
+
+/// A team's own items: its outbound webhook endpoints and their count.
+pub fn team_pk(team: &crate::domain::TeamId) -> String {
+    format!("TEAM#{team}")
+}
+
+pub fn endpoint_sk(endpoint_id: &str) -> String {
+    format!("{ENDPOINT_PREFIX}{endpoint_id}")
+}
+
+/// One endpoint's delivery log: its own partition, newest first by message id.
+pub fn deliveries_pk(team: &crate::domain::TeamId, endpoint_id: &str) -> String {
+    format!("DELIVERIES#{team}#{endpoint_id}")
+}
+
+pub fn delivery_sk(message_id: &str) -> String {
+    format!("{DELIVERY_PREFIX}{message_id}")
 }
 
 pub fn idle_shard(key: &ProjectKey) -> String {

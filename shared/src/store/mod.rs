@@ -8,6 +8,7 @@ mod expr;
 mod items;
 pub mod keys;
 mod log;
+mod outbound;
 mod projects;
 mod query;
 mod sessions;

@@ -2,6 +2,7 @@
 //! so the document served at `/openapi.json` lists exactly the routes the router serves.
 
 mod docs;
+mod endpoints;
 mod events;
 mod projects;
 pub(crate) mod sandbox;
@@ -19,5 +20,6 @@ pub fn all() -> OpenApiRouter<Api> {
         .merge(sandbox::routes())
         .merge(snapshots::routes())
         .merge(events::routes())
+        .merge(endpoints::routes())
         .merge(docs::routes())
 }
