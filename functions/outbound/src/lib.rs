@@ -166,6 +166,7 @@ async fn deliver<Q: Queue>(outbound: &Outbound<Q>, message: &SqsMessage) -> bool
             }
             false
         }
+        Ok(Attempt::Exhausted) => false,
         Err(err) => {
             tracing::error!(message = %message.message_id, error = %err, "delivery not attempted");
             false

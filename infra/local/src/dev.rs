@@ -39,6 +39,8 @@ pub struct DevOptions {
     pub clock: Clock,
     /// Say on stderr what starting the stack does (`make dev`); quiet for the walkthrough and tests.
     pub announce: bool,
+    /// The first outbound retry's delay, unless `OUTBOUND_RETRY_BASE_MS` says otherwise.
+    pub outbound_retry_base: Duration,
 }
 
 impl DevOptions {
@@ -60,6 +62,7 @@ impl DevOptions {
             },
             clock: Clock::System,
             announce: true,
+            outbound_retry_base: Duration::from_secs(5),
         })
     }
 
@@ -77,6 +80,7 @@ impl DevOptions {
             },
             clock,
             announce: false,
+            outbound_retry_base: Duration::from_millis(50),
         }
     }
 }
@@ -89,6 +93,7 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
         stack: options,
         clock,
         announce,
+        outbound_retry_base,
     } = options;
     let step = |message: &str| {
         if announce {
@@ -116,6 +121,11 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
                 ("SANDMAN_TABLE", _) => Some(table.clone()),
                 ("E2B_API_URL", Some(url)) => Some(url.clone()),
                 ("E2B_API_ALLOW_HTTP_LOOPBACK", Some(_)) => Some("true".into()),
+                // The local receiver, and tests' receivers, listen on 127.0.0.1 over http.
+                ("OUTBOUND_ALLOW_HTTP_LOOPBACK", _) => Some("true".into()),
+                ("OUTBOUND_RETRY_BASE_MS", _) => {
+                    env(name).or_else(|| Some(outbound_retry_base.as_millis().to_string()))
+                }
                 // The development token is HS256, unless the developer brings a JWKS.
                 ("JWT_HS256", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| "true".into())),
                 _ => env(name),

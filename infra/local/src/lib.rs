@@ -3,6 +3,7 @@
 pub mod deployed;
 pub mod dev;
 pub mod fixture;
+pub mod outbound;
 pub mod register;
 pub mod schedules;
 pub mod smoke;

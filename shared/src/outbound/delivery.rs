@@ -75,6 +75,8 @@ pub enum Attempt {
     Delivered,
     /// Try again after this long (the queue hides the message until then).
     Retry(Duration),
+    /// The last attempt failed: the queue dead-letters the message at its next receive.
+    Exhausted,
     /// Nothing to do: the endpoint is gone or no longer wants this event.
     Dropped,
 }
@@ -175,7 +177,8 @@ impl Sender {
             .await?;
         Ok(match status {
             DeliveryStatus::Delivered => Attempt::Delivered,
-            _ => Attempt::Retry(backoff(self.retry_base, attempt)),
+            DeliveryStatus::Retrying => Attempt::Retry(backoff(self.retry_base, attempt)),
+            DeliveryStatus::DeadLettered => Attempt::Exhausted,
         })
     }
 }

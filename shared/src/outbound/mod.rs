@@ -19,7 +19,7 @@ pub use endpoints::{
     Endpoint, EndpointError, MAX_ENDPOINTS_PER_TEAM, NewEndpoint, check_url, generate_secret, new_endpoint_id,
 };
 pub use events::EventType;
-pub use signature::{SigningSecret, SigningSecretError, sign};
+pub use signature::{SigningSecret, SigningSecretError, VerifyError, sign, verify};
 pub use stream::{OutboundEvent, StreamBatch, StreamError, StreamRecord, classify};
 
 use crate::domain::{LifecycleRecord, SessionState};
