@@ -195,13 +195,19 @@ pub async fn run() -> Result<(), String> {
     eprintln!("Starting Sandman locally");
     let stack = start(DevOptions::from_env()?).await?;
     let token = dev_token(&stack)?;
+    let team = sandman::domain::TeamId::parse(DEV_TEAM).map_err(|e| e.to_string())?;
+    // Not worth stopping the stack for: the API and everything else work without it.
+    let receiver = match crate::receiver::start(&stack.sandman, &team, port("SANDMAN_RECEIVER_PORT", 3002)?).await {
+        Ok((url, _)) => url,
+        Err(err) => format!("not running ({err})"),
+    };
     let emulator = stack
         .emulator
         .as_ref()
         .map(|e| e.base_url())
         .unwrap_or_else(|| "the real E2B".into());
     println!(
-        "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  dashboard {api}/dashboard#token={token}\n  webhook   {hook}\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
+        "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  dashboard {api}/dashboard#token={token}\n  webhook   {hook}\n  receiver  {receiver}   (outbound webhooks of {DEV_TEAM}, every event, printed here with their signature checked)\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
         api = stack.api_url,
         hook = stack.webhook_url,
     );
