@@ -222,6 +222,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The team's endpoints (never their secrets). */
+        get: operations["list_endpoints"];
+        put?: never;
+        /** Registers an endpoint. The answer carries its signing secret, shown this once. */
+        post: operations["create_endpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/endpoints/{endpointId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_endpoint"];
+        put?: never;
+        post?: never;
+        /** Stops deliveries to the endpoint (those queued are dropped); its delivery log expires. */
+        delete: operations["delete_endpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/endpoints/{endpointId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint's deliveries, newest first: each with its attempts and what the endpoint answered. */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -232,6 +284,42 @@ export interface components {
             opened?: components["schemas"]["OpenResult"] | null;
             outcome: components["schemas"]["Heartbeat"];
             state?: components["schemas"]["State"] | null;
+        };
+        /** @description A new endpoint and its signing secret: the only time the secret is shown. */
+        CreatedEndpoint: components["schemas"]["EndpointView"] & {
+            /** @description `whsec_` + base64: verify each delivery's `webhook-signature` with it (Standard Webhooks). */
+            secret: string;
+        };
+        /** @enum {string} */
+        DeliveryState: "delivered" | "retrying" | "dead-lettered";
+        DeliveryView: {
+            /** Format: int32 */
+            attempts: number;
+            /** Format: date-time */
+            createdAt: string;
+            eventType: string;
+            /** Format: date-time */
+            lastAttemptAt: string;
+            lastError?: string | null;
+            /**
+             * Format: int32
+             * @description The endpoint's HTTP status at the latest attempt, when it answered.
+             */
+            lastStatusCode?: number | null;
+            /** @description The `webhook-id` the endpoint received (the same on every attempt). */
+            messageId: string;
+            status: components["schemas"]["DeliveryState"];
+        };
+        EndpointList: {
+            items: components["schemas"]["EndpointView"][];
+        };
+        EndpointView: {
+            /** Format: date-time */
+            createdAt: string;
+            description: string;
+            endpointId: string;
+            events: string[];
+            url: string;
         };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -265,6 +353,17 @@ export interface components {
         };
         /** @enum {string} */
         Kind: "manual" | "auto-before-kill" | "auto-before-pause";
+        NewEndpointBody: {
+            /** @description Up to 256 characters. */
+            description?: string | null;
+            /**
+             * @description The event types to deliver: `sandbox.running`, `sandbox.resumed`, `sandbox.restored`,
+             *     `sandbox.paused`, `sandbox.killed`, `snapshot.created`, `snapshot.deleted`, ...
+             */
+            events: string[];
+            /** @description https (plain http only to this machine, on a local stack). */
+            url: string;
+        };
         NewSnapshot: {
             /** @description Up to 500 characters. */
             description?: string;
@@ -277,6 +376,28 @@ export interface components {
             /** @description The snapshot the new sandbox was restored from. */
             restoredFrom?: string | null;
             sandbox: components["schemas"]["SandboxStatus"];
+        };
+        /** @description One page of a list, and the cursor of the next page when there is one. */
+        Page_DeliveryView: {
+            items: {
+                /** Format: int32 */
+                attempts: number;
+                /** Format: date-time */
+                createdAt: string;
+                eventType: string;
+                /** Format: date-time */
+                lastAttemptAt: string;
+                lastError?: string | null;
+                /**
+                 * Format: int32
+                 * @description The endpoint's HTTP status at the latest attempt, when it answered.
+                 */
+                lastStatusCode?: number | null;
+                /** @description The `webhook-id` the endpoint received (the same on every attempt). */
+                messageId: string;
+                status: components["schemas"]["DeliveryState"];
+            }[];
+            nextCursor?: string | null;
         };
         /** @description One page of a list, and the cursor of the next page when there is one. */
         Page_EventView: {
@@ -1550,6 +1671,245 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_endpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewEndpointBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedEndpoint"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team has as many endpoints as it may */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpointId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpointId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description How many items to return, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description `nextCursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                endpointId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeliveryView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
