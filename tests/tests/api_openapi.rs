@@ -41,6 +41,11 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         "DELETE /v1/projects/{projectId}/snapshots/{snapshotId}",
         "POST /v1/projects/{projectId}/snapshots/{snapshotId}/restore",
         "GET /v1/projects/{projectId}/events",
+        "POST /v1/webhooks/endpoints",
+        "GET /v1/webhooks/endpoints",
+        "GET /v1/webhooks/endpoints/{endpointId}",
+        "DELETE /v1/webhooks/endpoints/{endpointId}",
+        "GET /v1/webhooks/endpoints/{endpointId}/deliveries",
     ]
     .into_iter()
     .map(String::from)
