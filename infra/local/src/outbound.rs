@@ -85,7 +85,7 @@ impl LocalOutbound {
             sandman: sandman.clone(),
         });
         let dead_letters: Arc<Mutex<Vec<DeliveryJob>>> = Arc::default();
-        let stream_arn = stream_arn(&sandman.store.table().to_owned()).await?;
+        let stream_arn = stream_arn(sandman.store.table()).await?;
         let streams = streams_client();
         let shards = Shards::open(&streams, &stream_arn).await?;
         tasks.spawn(poll_stream(
