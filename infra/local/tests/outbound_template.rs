@@ -29,13 +29,12 @@ fn the_queue_dead_letters_after_max_attempts() {
 
 #[test]
 fn the_stream_filters_name_the_changes_classify_reads() {
-    let function = resource("OutboundFunction");
-    let events = &function["Properties"]["Events"];
+    let deliveries = resource("OutboundDeliveries");
     assert_eq!(
-        events["Deliveries"]["Properties"]["FunctionResponseTypes"][0],
+        deliveries["Properties"]["FunctionResponseTypes"][0],
         "ReportBatchItemFailures"
     );
-    let filters: Vec<serde_json::Value> = events["TableChanges"]["Properties"]["FilterCriteria"]["Filters"]
+    let filters: Vec<serde_json::Value> = resource("OutboundTableChanges")["Properties"]["FilterCriteria"]["Filters"]
         .as_sequence()
         .unwrap()
         .iter()
