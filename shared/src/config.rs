@@ -189,6 +189,7 @@ pub struct Config {
     pub rates: crate::usage::Rates,
     /// Teams' own E2B keys, registered through the API.
     pub team_keys: TeamKeysConfig,
+    pub outbound: OutboundConfig,
 }
 
 /// How registered team keys are sealed (`SANDMAN_TEAM_KEYS_WRAP`), and how long a decrypted key
@@ -208,6 +209,18 @@ pub enum KeyWrapConfig {
     /// `local`: `SANDMAN_DEV_MASTER_KEY` (64 hex digits). Refused when secrets come from Secrets
     /// Manager, i.e. in every deployed stack.
     Local(crate::secrets::Secret),
+}
+
+/// Outbound webhooks to the teams' apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// Endpoints may be plain http to this machine (`OUTBOUND_ALLOW_HTTP_LOOPBACK=true`): the
+    /// local stack's receiver. Never in a deployment.
+    pub allow_http_loopback: bool,
+    /// The first retry's delay (`OUTBOUND_RETRY_BASE_MS`, default 30 s); each next one is 4x longer.
+    pub retry_base: Duration,
+    /// Endpoints per team (`OUTBOUND_MAX_ENDPOINTS_PER_TEAM`, default 10).
+    pub max_endpoints_per_team: u32,
 }
 
 impl Config {
@@ -281,6 +294,14 @@ impl Config {
             },
             team_keys: team_keys(env)?,
             rates: rates(env)?,
+            outbound: OutboundConfig {
+                allow_http_loopback: env.flag("OUTBOUND_ALLOW_HTTP_LOOPBACK")?,
+                retry_base: Duration::from_millis(env.number("OUTBOUND_RETRY_BASE_MS", 30_000)?),
+                max_endpoints_per_team: env.number(
+                    "OUTBOUND_MAX_ENDPOINTS_PER_TEAM",
+                    crate::outbound::MAX_ENDPOINTS_PER_TEAM,
+                )?,
+            },
         })
     }
 }

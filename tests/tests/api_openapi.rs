@@ -50,6 +50,11 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         "GET /v1/budget",
         "PUT /v1/budget",
         "DELETE /v1/budget",
+        "POST /v1/webhooks/endpoints",
+        "GET /v1/webhooks/endpoints",
+        "GET /v1/webhooks/endpoints/{endpointId}",
+        "DELETE /v1/webhooks/endpoints/{endpointId}",
+        "GET /v1/webhooks/endpoints/{endpointId}/deliveries",
     ]
     .into_iter()
     .map(String::from)

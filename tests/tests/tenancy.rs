@@ -210,6 +210,15 @@ async fn per_team_quotas_answer_429_and_change_nothing() {
 async fn another_teams_token_reaches_nothing_on_any_route() {
     let api = ApiStack::start().await;
     let snapshot_id = team_a_with_a_snapshot(&api).await;
+    let endpoint = api
+        .call(
+            Method::POST,
+            "/v1/webhooks/endpoints",
+            Some(json!({"url": "https://team-a.example.com/hook", "events": ["sandbox.paused"]})),
+        )
+        .await;
+    assert_eq!(endpoint.status, StatusCode::CREATED, "{endpoint:?}");
+    let endpoint_id = endpoint.json["endpointId"].as_str().unwrap().to_owned();
     let team_b = api.token_for("team-b");
     let document = api_kit::send(&api.router, api_kit::request(Method::GET, "/openapi.json", None, None))
         .await
@@ -218,7 +227,10 @@ async fn another_teams_token_reaches_nothing_on_any_route() {
     let calls = api.stack.emulator.calls().len();
     let mut tried = 0;
     for (path, item) in document["paths"].as_object().unwrap() {
-        let concrete = path.replace("{projectId}", "app").replace("{snapshotId}", &snapshot_id);
+        let concrete = path
+            .replace("{projectId}", "app")
+            .replace("{snapshotId}", &snapshot_id)
+            .replace("{endpointId}", &endpoint_id);
         for (method, operation) in item.as_object().unwrap() {
             if operation.get("security").is_none() {
                 continue;
@@ -230,8 +242,8 @@ async fn another_teams_token_reaches_nothing_on_any_route() {
             )
             .await;
             tried += 1;
-            if method == Method::GET && path == "/v1/projects" {
-                assert_eq!(reply.json["items"], json!([]), "team B sees none of A's projects");
+            if method == Method::GET && (path == "/v1/projects" || path == "/v1/webhooks/endpoints") {
+                assert_eq!(reply.json["items"], json!([]), "team B sees none of A's {path}");
                 continue;
             }
             if method == Method::GET && path == "/v1/team/e2b" {
@@ -240,7 +252,8 @@ async fn another_teams_token_reaches_nothing_on_any_route() {
             }
             assert!(reply.status.is_client_error(), "{method} {path}: {reply:?}");
             assert!(
-                !reply.json.to_string().contains(&snapshot_id),
+                !reply.json.to_string().contains(&snapshot_id)
+                    && !reply.json.to_string().contains("team-a.example.com"),
                 "{method} {path}: {reply:?}"
             );
         }

@@ -16,6 +16,10 @@ export type EventView = Schemas["EventView"];
 export type UsageView = Schemas["UsageView"];
 export type BudgetView = Schemas["BudgetView"];
 export type ForkRequest = Schemas["ForkRequest"];
+export type NewEndpoint = Schemas["NewEndpointBody"];
+export type EndpointView = Schemas["EndpointView"];
+export type CreatedEndpoint = Schemas["CreatedEndpoint"];
+export type DeliveryView = Schemas["DeliveryView"];
 export interface Page<T> {
   items: T[];
   nextCursor?: string | null;
@@ -241,6 +245,25 @@ export class Sandman {
   /** The lifecycle log, newest first. */
   events(projectId: string, page?: PageOptions): Promise<Page<EventView>> {
     return this.list(`${path(projectId)}/events`, page);
+  }
+
+  // Outbound webhooks
+  /** Registers an endpoint; the answer's `secret` (verify deliveries with it) is shown only here. */
+  createEndpoint(endpoint: NewEndpoint): Promise<CreatedEndpoint> {
+    return this.call("POST", "/v1/webhooks/endpoints", endpoint);
+  }
+  async listEndpoints(): Promise<EndpointView[]> {
+    return (await this.call<{ items: EndpointView[] }>("GET", "/v1/webhooks/endpoints")).items;
+  }
+  getEndpoint(endpointId: string): Promise<EndpointView> {
+    return this.call("GET", `/v1/webhooks/endpoints/${encodeURIComponent(endpointId)}`);
+  }
+  deleteEndpoint(endpointId: string): Promise<void> {
+    return this.call("DELETE", `/v1/webhooks/endpoints/${encodeURIComponent(endpointId)}`);
+  }
+  /** The endpoint's delivery log, newest first: status, attempts, what the endpoint answered. */
+  deliveries(endpointId: string, page?: PageOptions): Promise<Page<DeliveryView>> {
+    return this.list(`/v1/webhooks/endpoints/${encodeURIComponent(endpointId)}/deliveries`, page);
   }
 
   /**

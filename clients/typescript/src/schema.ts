@@ -34,27 +34,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/budget": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["get_budget"];
-        /**
-         * Sets the team's monthly budget (admins of the team only: the token's admin claim, default
-         *     `role`, must be `admin`). It applies to the current month at once.
-         */
-        put: operations["put_budget"];
-        post?: never;
-        /** Removes the team's budget (admins only): nothing is refused for cost any more. */
-        delete: operations["delete_budget"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -107,27 +86,6 @@ export interface paths {
         get: operations["list_events"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/projects/{projectId}/fork": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Forks the project: a new project of the same team and settings whose first open restores the
-         *     chosen snapshot (held until then, so retention cannot take it), after which it has its own
-         *     sandbox, snapshots and log. The project quota applies.
-         */
-        post: operations["fork_project"];
         delete?: never;
         options?: never;
         head?: never;
@@ -264,32 +222,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/projects/{projectId}/usage": {
+    "/v1/webhooks/endpoints": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** One project's usage in a month: one read of its counters. */
-        get: operations["project_usage"];
+        /** The team's endpoints (never their secrets). */
+        get: operations["list_endpoints"];
         put?: never;
-        post?: never;
+        /** Registers an endpoint. The answer carries its signing secret, shown this once. */
+        post: operations["create_endpoint"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/v1/usage": {
+    "/v1/webhooks/endpoints/{endpointId}": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The team's usage in a month, over all its projects: one read of its counters. */
-        get: operations["team_usage"];
+        get: operations["get_endpoint"];
+        put?: never;
+        post?: never;
+        /** Stops deliveries to the endpoint (those queued are dropped); its delivery log expires. */
+        delete: operations["delete_endpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/endpoints/{endpointId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint's deliveries, newest first: each with its attempts and what the endpoint answered. */
+        get: operations["list_deliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -309,44 +285,41 @@ export interface components {
             outcome: components["schemas"]["Heartbeat"];
             state?: components["schemas"]["State"] | null;
         };
-        BudgetSettings: {
-            /**
-             * Format: double
-             * @description The team's monthly budget in US dollars of estimated E2B compute (more than 0).
-             */
-            monthlyUsd: number;
+        /** @description A new endpoint and its signing secret: the only time the secret is shown. */
+        CreatedEndpoint: components["schemas"]["EndpointView"] & {
+            /** @description `whsec_` + base64: verify each delivery's `webhook-signature` with it (Standard Webhooks). */
+            secret: string;
         };
-        /**
-         * @description The team's monthly budget. At 80% of it a lifecycle line records it (once a month); at 100%
-         *     the team's running sandboxes are paused and opens answer 402 until the month ends (UTC) or
-         *     the budget is raised. No budget: no limit (the default).
-         */
-        BudgetView: {
-            /** Format: double */
-            monthlyUsd: number;
-            period: string;
-            /** @description 100% was reached this month: opens are refused until `until`. */
-            reached: boolean;
-            /**
-             * Format: double
-             * @description Estimated cost of the team's usage this month, at the deployment's rates.
-             */
-            spentUsd: number;
+        /** @enum {string} */
+        DeliveryState: "delivered" | "retrying" | "dead-lettered";
+        DeliveryView: {
+            /** Format: int32 */
+            attempts: number;
             /** Format: date-time */
-            until: string;
-            /** @description 80% was passed this month. */
-            warned: boolean;
+            createdAt: string;
+            eventType: string;
+            /** Format: date-time */
+            lastAttemptAt: string;
+            lastError?: string | null;
+            /**
+             * Format: int32
+             * @description The endpoint's HTTP status at the latest attempt, when it answered.
+             */
+            lastStatusCode?: number | null;
+            /** @description The `webhook-id` the endpoint received (the same on every attempt). */
+            messageId: string;
+            status: components["schemas"]["DeliveryState"];
         };
-        /** @description Compute over a period, and what it is estimated to cost at the deployment's rates. */
-        Compute: {
-            /** Format: double */
-            estimatedCostUsd: number;
-            /** Format: double */
-            memoryMbSeconds: number;
-            /** Format: double */
-            runSeconds: number;
-            /** Format: double */
-            vcpuSeconds: number;
+        EndpointList: {
+            items: components["schemas"]["EndpointView"][];
+        };
+        EndpointView: {
+            /** Format: date-time */
+            createdAt: string;
+            description: string;
+            endpointId: string;
+            events: string[];
+            url: string;
         };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -367,50 +340,12 @@ export interface components {
             sandboxId?: string | null;
             to: components["schemas"]["State"];
         };
-        /** @enum {string} */
-        ForkMode: "snapshot" | "running";
-        ForkRequest: {
-            from?: components["schemas"]["ForkMode"] | null;
-            /** @description The new project's id (same team, same settings as the source). */
-            projectId: string;
-            snapshotId?: string | null;
-        };
-        ForkView: {
-            projectId: string;
-            snapshotId: string;
-        };
         Health: {
             /** @description Always `ok`: the function is up. It does not call DynamoDB or E2B. */
             status: string;
         };
         /** @enum {string} */
         Heartbeat: "throttled" | "recorded" | "woke" | "ignored";
-        /** @description Inactivity tiers, all off unless set. */
-        InactivitySettings: {
-            /**
-             * Format: int64
-             * @description A sandbox paused longer than this is archived: snapshotted (unless a snapshot taken since the
-             *     pause exists) and killed, so E2B keeps nothing paused for it; the next open restores the
-             *     snapshot. 60 seconds to 1 year; off by default.
-             */
-            archiveAfterSeconds?: number | null;
-            /**
-             * Format: int64
-             * @description The snapshots of a project with no activity for this long are deleted (the project and its
-             *     log stay; the next open starts from the template). 86400 seconds to 3 years; off by default.
-             */
-            deleteAfterSeconds?: number | null;
-            /** @description Whether `deleteAfterSeconds` deletes pinned snapshots too (default false: pins stay). */
-            deletePinned?: boolean | null;
-        };
-        /** @description Inactivity tiers (off unless set): see `InactivitySettings`. */
-        InactivityView: {
-            /** Format: int64 */
-            archiveAfterSeconds?: number | null;
-            /** Format: int64 */
-            deleteAfterSeconds?: number | null;
-            deletePinned: boolean;
-        };
         KillResult: {
             /** @description There was no live sandbox to kill. */
             alreadyKilled: boolean;
@@ -418,6 +353,17 @@ export interface components {
         };
         /** @enum {string} */
         Kind: "manual" | "auto-before-kill" | "auto-before-pause";
+        NewEndpointBody: {
+            /** @description Up to 256 characters. */
+            description?: string | null;
+            /**
+             * @description The event types to deliver: `sandbox.running`, `sandbox.resumed`, `sandbox.restored`,
+             *     `sandbox.paused`, `sandbox.killed`, `snapshot.created`, `snapshot.deleted`, ...
+             */
+            events: string[];
+            /** @description https (plain http only to this machine, on a local stack). */
+            url: string;
+        };
         NewSnapshot: {
             /** @description Up to 500 characters. */
             description?: string;
@@ -430,6 +376,28 @@ export interface components {
             /** @description The snapshot the new sandbox was restored from. */
             restoredFrom?: string | null;
             sandbox: components["schemas"]["SandboxStatus"];
+        };
+        /** @description One page of a list, and the cursor of the next page when there is one. */
+        Page_DeliveryView: {
+            items: {
+                /** Format: int32 */
+                attempts: number;
+                /** Format: date-time */
+                createdAt: string;
+                eventType: string;
+                /** Format: date-time */
+                lastAttemptAt: string;
+                lastError?: string | null;
+                /**
+                 * Format: int32
+                 * @description The endpoint's HTTP status at the latest attempt, when it answered.
+                 */
+                lastStatusCode?: number | null;
+                /** @description The `webhook-id` the endpoint received (the same on every attempt). */
+                messageId: string;
+                status: components["schemas"]["DeliveryState"];
+            }[];
+            nextCursor?: string | null;
         };
         /** @description One page of a list, and the cursor of the next page when there is one. */
         Page_EventView: {
@@ -495,7 +463,6 @@ export interface components {
              * @description Idle time after which the sandbox is paused, 60 to 86400 seconds.
              */
             idleTimeoutSeconds?: number | null;
-            inactivity?: components["schemas"]["InactivitySettings"] | null;
             /** @description Let the sandbox's URLs answer without E2B's traffic access token (off by default). */
             publicTraffic?: boolean | null;
             retention?: components["schemas"]["RetentionSettings"] | null;
@@ -514,7 +481,6 @@ export interface components {
         ProjectView: {
             /** Format: date-time */
             createdAt: string;
-            forkOf?: components["schemas"]["ForkView"] | null;
             /**
              * Format: int64
              * @description Heartbeats closer together than this are throttled: a client need not send them more often.
@@ -522,7 +488,6 @@ export interface components {
             heartbeatIntervalSeconds: number;
             /** Format: int64 */
             idleTimeoutSeconds: number;
-            inactivity: components["schemas"]["InactivityView"];
             projectId: string;
             publicTraffic: boolean;
             retention: components["schemas"]["RetentionView"];
@@ -534,15 +499,6 @@ export interface components {
             templateId: string;
             /** Format: date-time */
             updatedAt: string;
-        };
-        /** @description The prices estimates use: E2B's published per-second prices unless the deployment set others. */
-        RatesView: {
-            /** @description The date the prices were read from e2b.dev/pricing, or `configured`. */
-            asOf: string;
-            /** Format: double */
-            gibSecondUsd: number;
-            /** Format: double */
-            vcpuSecondUsd: number;
         };
         RetentionSettings: {
             /**
@@ -616,23 +572,8 @@ export interface components {
         };
         /** @enum {string} */
         State: "STARTING" | "RUNNING" | "PAUSING" | "PAUSED" | "RESUMING" | "STOPPING" | "KILLED";
-        /** @description A project's or a team's usage in one month, as E2B reported it on `paused` and `killed` events. */
-        UsageView: {
-            /** Format: date-time */
-            from: string;
-            period: string;
-            rates: components["schemas"]["RatesView"];
-            /**
-             * @description Run time pausing avoided: from each pause to the E2B timeout that would otherwise have
-             *     ended the sandbox, at the sandbox's size.
-             */
-            savedByPausing: components["schemas"]["Compute"];
-            /** Format: date-time */
-            until: string;
-            used: components["schemas"]["Compute"];
-        };
         /** @enum {string} */
-        Who: "user" | "idle-enforcer" | "webhook" | "reconciler" | "pruner";
+        Who: "user" | "idle-enforcer" | "webhook" | "reconciler";
     };
     responses: never;
     parameters: never;
@@ -678,131 +619,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
-                };
-            };
-        };
-    };
-    get_budget: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BudgetView"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description no budget */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    put_budget: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["BudgetSettings"];
-            };
-        };
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BudgetView"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    delete_budget: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description No Content */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Forbidden */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1054,87 +870,6 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    fork_project: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description the source project */
-                projectId: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ForkRequest"];
-            };
-        };
-        responses: {
-            /** @description Created */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ProjectView"];
-                };
-            };
-            /** @description Bad Request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Unauthorized */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description the new project exists, or nothing to fork from */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Too Many Requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Bad Gateway */
-            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1945,15 +1680,101 @@ export interface operations {
             };
         };
     };
-    project_usage: {
+    list_endpoints: {
         parameters: {
-            query?: {
-                /** @description The month, `YYYY-MM` (UTC); the current one when absent. */
-                period?: string;
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointList"];
+                };
             };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewEndpointBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedEndpoint"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team has as many endpoints as it may */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_endpoint: {
+        parameters: {
+            query?: never;
             header?: never;
             path: {
-                projectId: string;
+                endpointId: string;
             };
             cookie?: never;
         };
@@ -1965,7 +1786,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UsageView"];
+                    "application/json": components["schemas"]["EndpointView"];
                 };
             };
             /** @description Bad Request */
@@ -1997,14 +1818,65 @@ export interface operations {
             };
         };
     };
-    team_usage: {
+    delete_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpointId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_deliveries: {
         parameters: {
             query?: {
-                /** @description The month, `YYYY-MM` (UTC); the current one when absent. */
-                period?: string;
+                /** @description How many items to return, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description `nextCursor` of the previous page. */
+                cursor?: string;
             };
             header?: never;
-            path?: never;
+            path: {
+                endpointId: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -2015,7 +1887,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UsageView"];
+                    "application/json": components["schemas"]["Page_DeliveryView"];
                 };
             };
             /** @description Bad Request */
@@ -2029,6 +1901,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -15,6 +15,7 @@ export async function startStack(env = {}) {
       SANDMAN_API_PORT: "0",
       SANDMAN_WEBHOOK_PORT: "0",
       E2B_EMULATOR_PORT: "0",
+      SANDMAN_RECEIVER_PORT: "0",
       SANDMAN_TABLE: `sandman-ts-${randomUUID().slice(0, 8)}`,
       RUST_LOG: process.env.RUST_LOG ?? "warn",
       ...env,

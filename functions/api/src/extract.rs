@@ -85,6 +85,28 @@ impl FromRequestParts<Api> for ProjectSnapshot {
     }
 }
 
+/// `/webhooks/endpoints/{endpointId}` of the caller's team (`ep_` + a lowercase ULID).
+pub struct TeamEndpoint(pub TeamId, pub String);
+
+impl FromRequestParts<Api> for TeamEndpoint {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Team(team) = Team::from_request_parts(parts, api).await?;
+        let id = path_param(parts, api, "endpointId").await?;
+        let well_formed = id
+            .strip_prefix("ep_")
+            .is_some_and(|ulid| ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+        if !well_formed {
+            return Err(ApiError::invalid(
+                "endpointId",
+                "endpointId is ep_ followed by 26 lowercase letters and digits",
+            ));
+        }
+        Ok(TeamEndpoint(team, id))
+    }
+}
+
 async fn path_param(parts: &mut Parts, api: &Api, name: &'static str) -> Result<String, ApiError> {
     let params = RawPathParams::from_request_parts(parts, api)
         .await

@@ -44,6 +44,8 @@ pub struct DevOptions {
     pub clock: Clock,
     /// Say on stderr what starting the stack does (`make dev`); quiet for the walkthrough and tests.
     pub announce: bool,
+    /// The first outbound retry's delay, unless `OUTBOUND_RETRY_BASE_MS` says otherwise.
+    pub outbound_retry_base: Duration,
 }
 
 impl DevOptions {
@@ -66,6 +68,7 @@ impl DevOptions {
             },
             clock: Clock::System,
             announce: true,
+            outbound_retry_base: Duration::from_secs(5),
         })
     }
 
@@ -92,6 +95,7 @@ impl DevOptions {
             },
             clock,
             announce: false,
+            outbound_retry_base: Duration::from_millis(50),
         }
     }
 }
@@ -104,6 +108,7 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
         stack: options,
         clock,
         announce,
+        outbound_retry_base,
     } = options;
     let step = |message: &str| {
         if announce {
@@ -140,6 +145,11 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
                 ("E2B_API_ALLOW_HTTP_LOOPBACK", Some(_)) => Some("true".into()),
                 ("SESSION_CAP_SECS", _) if session_cap.is_some() => session_cap.clone(),
                 ("SESSION_CAP_MARGIN_SECS", _) if margin.is_some() => margin.clone(),
+                // The local receiver, and tests' receivers, listen on 127.0.0.1 over http.
+                ("OUTBOUND_ALLOW_HTTP_LOOPBACK", _) => Some("true".into()),
+                ("OUTBOUND_RETRY_BASE_MS", _) => {
+                    env(name).or_else(|| Some(outbound_retry_base.as_millis().to_string()))
+                }
                 // The development token is HS256, unless the developer brings a JWKS.
                 ("JWT_HS256", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| "true".into())),
                 ("SANDMAN_TEAM_KEYS_WRAP", _) => env(name).or_else(|| Some("local".into())),
@@ -213,13 +223,19 @@ pub async fn run() -> Result<(), String> {
     eprintln!("Starting Sandman locally");
     let stack = start(DevOptions::from_env()?).await?;
     let token = dev_token(&stack)?;
+    let team = sandman::domain::TeamId::parse(DEV_TEAM).map_err(|e| e.to_string())?;
+    // Not worth stopping the stack for: the API and everything else work without it.
+    let receiver = match crate::receiver::start(&stack.sandman, &team, port("SANDMAN_RECEIVER_PORT", 3002)?).await {
+        Ok((url, _)) => url,
+        Err(err) => format!("not running ({err})"),
+    };
     let emulator = stack
         .emulator
         .as_ref()
         .map(|e| e.base_url())
         .unwrap_or_else(|| "the real E2B".into());
     println!(
-        "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  dashboard {api}/dashboard#token={token}\n  webhook   {hook}\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
+        "\nSandman is running.\n\n  API       {api}/v1   (OpenAPI: {api}/openapi.json)\n  dashboard {api}/dashboard#token={token}\n  webhook   {hook}\n  receiver  {receiver}   (outbound webhooks of {DEV_TEAM}, every event, printed here with their signature checked)\n  E2B       {emulator}\n  schedules idle-enforcer every 2 min, reconciler every 10 min, snapshot-pruner hourly (from template.yaml)\n\n  export SANDMAN_TOKEN={token}\n  curl -s -X PUT {api}/v1/projects/demo -H \"authorization: Bearer $SANDMAN_TOKEN\" -H 'content-type: application/json' -d '{{\"templateId\":\"base\",\"idleTimeoutSeconds\":60}}'\n  curl -s -X POST {api}/v1/projects/demo/sandbox -H \"authorization: Bearer $SANDMAN_TOKEN\"\n\nCtrl-C stops everything.",
         api = stack.api_url,
         hook = stack.webhook_url,
     );

@@ -3,6 +3,8 @@
 pub mod deployed;
 pub mod dev;
 pub mod fixture;
+pub mod outbound;
+pub mod receiver;
 pub mod register;
 pub mod schedules;
 pub mod smoke;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::outbound::LocalOutbound;
 use crate::schedules::{self, Schedule};
 
 /// A scheduled function as the stack runs it: the Lambda input in, the handler's answer out.
@@ -42,6 +43,8 @@ pub struct LocalStack {
     pub webhook_url: String,
     pub emulator: Option<Emulator>,
     pub sandman: Sandman,
+    /// Outbound webhooks: the table's stream and the delivery queue.
+    pub outbound: LocalOutbound,
     jobs: HashMap<String, JobFn>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -61,6 +64,8 @@ pub enum StackError {
     UnknownJob(String),
     #[error("{0}")]
     Job(String),
+    #[error("outbound webhooks: {0}")]
+    Outbound(String),
 }
 
 impl LocalStack {
@@ -89,6 +94,9 @@ impl LocalStack {
         let mut tasks = JoinSet::new();
         let api_url = serve(&mut tasks, options.api_addr, api, stopped.clone()).await?;
         let webhook_url = serve(&mut tasks, options.webhook_addr, webhook, stopped.clone()).await?;
+        let outbound = LocalOutbound::start(&sandman, &mut tasks, stopped.clone())
+            .await
+            .map_err(StackError::Outbound)?;
         if options.run_timers {
             for schedule in schedules::from_template()? {
                 let job = jobs
@@ -103,6 +111,7 @@ impl LocalStack {
             webhook_url,
             emulator,
             sandman,
+            outbound,
             jobs,
             stop,
             tasks,

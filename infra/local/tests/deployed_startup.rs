@@ -97,11 +97,12 @@ async fn a_fresh_deploy_starts_the_webhook_and_the_others_name_e2b_api_key() {
     let secrets = deployment.secrets();
     let e2b_arn = arn_of(&deployment, SecretKind::E2b);
     let functions = deployment.functions();
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     for function in &functions {
         let started = start(function, &secrets).await;
-        if kind(function) == Function::Webhook {
-            started.unwrap_or_else(|err| panic!("the webhook function must start as deployed: {err}"));
+        if !kind(function).reads().contains(&SecretKind::E2b) {
+            // The webhook and outbound functions never hold an E2B key.
+            started.unwrap_or_else(|err| panic!("{} must start as deployed: {err}", function.logical_id));
         } else {
             let err = started.expect_err("no E2B key is set yet");
             assert!(
@@ -135,7 +136,11 @@ async fn the_placeholders_of_the_example_secret_are_refused_by_name() {
     let e2b_arn = arn_of(&deployment, SecretKind::E2b);
     let example: serde_json::Value = serde_json::from_str(SECRET_EXAMPLE).unwrap();
     let secrets = merged(&deployment.secrets(), &e2b_arn, example.clone());
-    for function in deployment.functions().iter().filter(|f| kind(f) != Function::Webhook) {
+    for function in deployment
+        .functions()
+        .iter()
+        .filter(|f| kind(f).reads().contains(&SecretKind::E2b))
+    {
         let err = start(function, &secrets).await.expect_err("a placeholder is not a key");
         assert!(err.contains("e2bApiKey") && err.contains("placeholder"), "{err}");
         assert!(

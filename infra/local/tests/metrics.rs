@@ -121,7 +121,9 @@ fn lambda_and_queue_metrics_name_resources_of_the_stack() {
         match read.namespace.as_str() {
             "AWS/Lambda" => assert!(functions.contains(&read.dimensions["FunctionName"]), "{read:?}"),
             "AWS/SQS" => assert!(
-                read.dimensions["QueueName"].starts_with("sandman-SchedulesDeadLetterQueue"),
+                ["sandman-SchedulesDeadLetterQueue", "sandman-OutboundDeadLetterQueue"]
+                    .iter()
+                    .any(|queue| read.dimensions["QueueName"].starts_with(queue)),
                 "{read:?}"
             ),
             _ => {}

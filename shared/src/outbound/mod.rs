@@ -3,27 +3,30 @@
 //! signature; the TypeScript package's verifier is tested against it (`sandman-local
 //! webhook-sample`).
 
+mod delivery;
+mod endpoints;
+mod events;
 mod signature;
+pub mod stream;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use signature::{SigningSecret, SigningSecretError, sign};
+pub use delivery::{
+    Attempt, Delivery, DeliveryJob, DeliveryStatus, MAX_ATTEMPTS, REQUEST_TIMEOUT, SendError, Sender, backoff, fan_out,
+};
+pub use endpoints::{
+    Endpoint, EndpointError, MAX_ENDPOINTS_PER_TEAM, NewEndpoint, check_url, generate_secret, new_endpoint_id,
+};
+pub use events::EventType;
+pub use signature::{SigningSecret, SigningSecretError, VerifyError, sign, verify};
+pub use stream::{OutboundEvent, StreamBatch, StreamError, StreamRecord, classify};
 
 use crate::domain::{LifecycleRecord, SessionState};
 
 /// The event type an app subscribes to, from a lifecycle transition.
 pub fn event_type(from: Option<SessionState>, to: SessionState) -> &'static str {
-    match (from, to) {
-        (Some(SessionState::Resuming), SessionState::Running) => "sandbox.resumed",
-        (_, SessionState::Running) => "sandbox.running",
-        (_, SessionState::Paused) => "sandbox.paused",
-        (_, SessionState::Killed) => "sandbox.killed",
-        (_, SessionState::Starting) => "sandbox.starting",
-        (_, SessionState::Pausing) => "sandbox.pausing",
-        (_, SessionState::Resuming) => "sandbox.resuming",
-        (_, SessionState::Stopping) => "sandbox.stopping",
-    }
+    EventType::of_transition(from, to, false).as_str()
 }
 
 /// The JSON body of one delivery.

@@ -55,3 +55,36 @@ pub fn sign(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u8]) -> St
     mac.update(body);
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("webhook-timestamp is not a number")]
+    BadTimestamp,
+    #[error("webhook-timestamp is too far from now")]
+    Stale,
+    #[error("no webhook-signature matches")]
+    NoMatch,
+}
+
+/// Checks a delivery as a receiver would: the timestamp within `tolerance_secs` of `now`, and one
+/// of the space-separated `v1,` signatures equal (in constant time) to the expected one.
+pub fn verify(
+    secret: &SigningSecret,
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), VerifyError> {
+    use subtle::ConstantTimeEq;
+    let at: i64 = timestamp.parse().map_err(|_| VerifyError::BadTimestamp)?;
+    if (now - at).abs() > tolerance_secs {
+        return Err(VerifyError::Stale);
+    }
+    let expected = sign(secret, id, at, body);
+    let matches = signatures
+        .split(' ')
+        .any(|candidate| bool::from(candidate.as_bytes().ct_eq(expected.as_bytes())));
+    if matches { Ok(()) } else { Err(VerifyError::NoMatch) }
+}

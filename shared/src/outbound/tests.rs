@@ -68,3 +68,177 @@ fn a_message_names_the_transition_its_actor_and_cause() {
         "sandbox.running"
     );
 }
+
+fn record(
+    event_name: &str,
+    keys: serde_json::Value,
+    new: Option<serde_json::Value>,
+    old: Option<serde_json::Value>,
+) -> StreamRecord {
+    serde_json::from_value(serde_json::json!({
+        "eventName": event_name,
+        "dynamodb": { "Keys": keys, "NewImage": new, "OldImage": old },
+    }))
+    .unwrap()
+}
+
+fn log_line(from: Option<&str>, to: &str, restored: bool) -> StreamRecord {
+    let mut image = serde_json::json!({
+        "pk": {"S": "PROJECT#t1#p1"}, "sk": {"S": "EVENT#01JZZZZZZZZZZZZZZZZZZZZZZZ"},
+        "at": {"N": "1795000000000"}, "actor": {"S": "user"}, "cause": {"S": "opened"},
+        "to": {"S": to}, "sandboxId": {"S": "sbx1"},
+    });
+    if let Some(from) = from {
+        image["from"] = serde_json::json!({"S": from});
+    }
+    if restored {
+        image["restoredFrom"] = serde_json::json!({"S": "01JSNAP"});
+    }
+    record(
+        "INSERT",
+        serde_json::json!({"pk": {"S": "PROJECT#t1#p1"}, "sk": {"S": "EVENT#01JZZZZZZZZZZZZZZZZZZZZZZZ"}}),
+        Some(image),
+        None,
+    )
+}
+
+const NOW: time::OffsetDateTime = datetime!(2026-11-28 00:00 UTC);
+
+#[test]
+fn a_lifecycle_log_line_becomes_its_event_with_actor_and_cause() {
+    let event = classify(&log_line(Some("STARTING"), "RUNNING", false), NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.event_type, EventType::SandboxRunning);
+    assert_eq!(event.team.as_str(), "t1");
+    assert_eq!(event.id, "msg_01JZZZZZZZZZZZZZZZZZZZZZZZ");
+    let body: serde_json::Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(body["type"], "sandbox.running");
+    assert_eq!(body["data"]["actor"], "user");
+    assert_eq!(body["data"]["cause"], "opened");
+    assert_eq!(body["data"]["projectId"], "p1");
+    let kinds = [
+        (Some("STARTING"), "RUNNING", true, EventType::SandboxRestored),
+        (Some("RESUMING"), "RUNNING", false, EventType::SandboxResumed),
+        (Some("PAUSING"), "PAUSED", false, EventType::SandboxPaused),
+        (Some("STOPPING"), "KILLED", false, EventType::SandboxKilled),
+        (None, "STARTING", false, EventType::SandboxStarting),
+    ];
+    for (from, to, restored, expected) in kinds {
+        let event = classify(&log_line(from, to, restored), NOW).unwrap().unwrap();
+        assert_eq!(event.event_type, expected, "{from:?} -> {to}");
+    }
+}
+
+#[test]
+fn snapshots_are_events_when_they_become_ready_and_when_a_ready_one_is_removed() {
+    let keys = serde_json::json!({"pk": {"S": "PROJECT#t1#p1"}, "sk": {"S": "SNAPSHOT#01JSNAP"}});
+    let image = |status: &str| Some(serde_json::json!({"status": {"S": status}, "kind": {"S": "manual"}}));
+    let created = classify(&record("MODIFY", keys.clone(), image("READY"), image("PENDING")), NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(created.event_type, EventType::SnapshotCreated);
+    assert_eq!(created.id, "msg_snapshot_01JSNAP_created");
+    let deleted = classify(&record("REMOVE", keys.clone(), None, image("DELETING")), NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.event_type, EventType::SnapshotDeleted);
+    // Not events: a pin on a READY snapshot, a refused PENDING row removed, a log line expiring.
+    assert_eq!(
+        classify(&record("MODIFY", keys.clone(), image("READY"), image("READY")), NOW),
+        Ok(None)
+    );
+    assert_eq!(classify(&record("REMOVE", keys, None, image("PENDING")), NOW), Ok(None));
+    let expired = record(
+        "REMOVE",
+        serde_json::json!({"pk": {"S": "PROJECT#t1#p1"}, "sk": {"S": "EVENT#01J"}}),
+        None,
+        None,
+    );
+    assert_eq!(classify(&expired, NOW), Ok(None));
+    let project = record(
+        "MODIFY",
+        serde_json::json!({"pk": {"S": "PROJECT#t1#p1"}, "sk": {"S": "PROJECT"}}),
+        None,
+        None,
+    );
+    assert_eq!(classify(&project, NOW), Ok(None));
+}
+
+#[test]
+fn a_malformed_record_is_an_error_not_a_panic() {
+    let bad = record(
+        "INSERT",
+        serde_json::json!({"pk": {"S": "PROJECT#no-project"}, "sk": {"S": "EVENT#01J"}}),
+        Some(serde_json::json!({"to": {"S": "RUNNING"}})),
+        None,
+    );
+    assert!(classify(&bad, NOW).is_err());
+    let unknown_state = log_line(None, "FLYING", false);
+    assert!(classify(&unknown_state, NOW).is_err());
+}
+
+#[test]
+fn endpoint_urls_are_https_or_loopback_when_allowed_and_never_private() {
+    assert!(check_url("https://hooks.example.com/sandman", false).is_ok());
+    assert!(check_url("http://127.0.0.1:3002/hook", true).is_ok());
+    assert!(check_url("http://localhost:3002/hook", true).is_ok());
+    for (url, allow) in [
+        ("http://hooks.example.com/", true),
+        ("http://127.0.0.1:3002/hook", false),
+        ("https://127.0.0.1/hook", false),
+        ("https://10.1.2.3/hook", true),
+        ("https://169.254.169.254/latest", true),
+        ("https://[fd00::1]/hook", true),
+        ("https://user:pw@example.com/", false),
+        ("ftp://example.com/", false),
+        ("not a url", false),
+    ] {
+        assert!(check_url(url, allow).is_err(), "{url} (loopback allowed: {allow})");
+    }
+}
+
+#[test]
+fn event_names_round_trip_and_the_backoff_grows() {
+    for event in EventType::ALL {
+        assert_eq!(EventType::parse(event.as_str()), Some(event));
+    }
+    let base = std::time::Duration::from_secs(30);
+    let delays: Vec<u64> = (1..MAX_ATTEMPTS).map(|a| backoff(base, a).as_secs()).collect();
+    assert_eq!(delays, [30, 120, 480, 1920]);
+}
+
+#[test]
+fn a_receiver_verifies_the_signature_and_refuses_a_stale_or_altered_one() {
+    let body = br#"{"type":"sandbox.paused"}"#;
+    let [_, _, (_, signature)] = headers(&secret(), "msg_1", 1_800_000_000, body);
+    assert_eq!(
+        verify(&secret(), "msg_1", "1800000000", &signature, body, 1_800_000_010, 300),
+        Ok(())
+    );
+    assert_eq!(
+        verify(
+            &secret(),
+            "msg_1",
+            "1800000000",
+            &format!("v1,bogus {signature}"),
+            body,
+            1_800_000_010,
+            300
+        ),
+        Ok(()),
+        "one of several signatures may match"
+    );
+    assert_eq!(
+        verify(&secret(), "msg_1", "1800000000", &signature, b"{}", 1_800_000_010, 300),
+        Err(VerifyError::NoMatch)
+    );
+    assert_eq!(
+        verify(&secret(), "msg_1", "1800000000", &signature, body, 1_800_001_000, 300),
+        Err(VerifyError::Stale)
+    );
+    assert_eq!(
+        verify(&secret(), "msg_1", "soon", &signature, body, 1_800_000_000, 300),
+        Err(VerifyError::BadTimestamp)
+    );
+}

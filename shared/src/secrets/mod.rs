@@ -79,14 +79,16 @@ pub enum Function {
     Webhook,
     IdleEnforcer,
     SnapshotPruner,
+    Outbound,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] = [
+    pub const ALL: [Function; 5] = [
         Function::Api,
         Function::Webhook,
         Function::IdleEnforcer,
         Function::SnapshotPruner,
+        Function::Outbound,
     ];
 
     /// The binary's name (template.yaml's `BuildProperties: Binary`).
@@ -96,6 +98,7 @@ impl Function {
             Function::Webhook => "webhook",
             Function::IdleEnforcer => "idle-enforcer",
             Function::SnapshotPruner => "snapshot-pruner",
+            Function::Outbound => "outbound",
         }
     }
 
@@ -106,6 +109,8 @@ impl Function {
             Function::Api => &[SecretKind::E2b, SecretKind::Jwt],
             Function::Webhook => &[SecretKind::Webhook],
             Function::IdleEnforcer | Function::SnapshotPruner => &[SecretKind::E2b],
+            // Endpoint signing secrets are the teams' own, in their endpoint items.
+            Function::Outbound => &[],
         }
     }
 

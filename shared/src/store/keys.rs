@@ -12,6 +12,9 @@ pub const BUDGET_SK: &str = "BUDGET";
 /// One partition listing the teams whose budget was reached and whose sandboxes the enforcer
 /// still has to pause: empty almost always, so a tick reads one empty page.
 pub const BUDGET_REACHED_PK: &str = "BUDGET#REACHED";
+pub const ENDPOINT_PREFIX: &str = "ENDPOINT#";
+pub const ENDPOINT_COUNT_SK: &str = "ENDPOINTS";
+pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 
 pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";
@@ -60,6 +63,7 @@ pub fn account_sk(account: &crate::team_keys::E2bAccount) -> String {
     }
 }
 
+/// A team's own items: usage counters, budget, outbound webhook endpoints and their count.
 pub fn team_pk(team: &TeamId) -> String {
     format!("TEAM#{team}")
 }
@@ -71,6 +75,19 @@ pub fn usage_sk(period: &str) -> String {
 
 pub fn webhook_pk(event_id: &str) -> String {
     format!("WEBHOOK#{event_id}")
+}
+
+pub fn endpoint_sk(endpoint_id: &str) -> String {
+    format!("{ENDPOINT_PREFIX}{endpoint_id}")
+}
+
+/// One endpoint's delivery log: its own partition, newest first by message id.
+pub fn deliveries_pk(team: &crate::domain::TeamId, endpoint_id: &str) -> String {
+    format!("DELIVERIES#{team}#{endpoint_id}")
+}
+
+pub fn delivery_sk(message_id: &str) -> String {
+    format!("{DELIVERY_PREFIX}{message_id}")
 }
 
 pub fn idle_shard(key: &ProjectKey) -> String {

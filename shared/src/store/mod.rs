@@ -9,6 +9,7 @@ mod expr;
 mod items;
 pub mod keys;
 mod log;
+mod outbound;
 mod projects;
 mod query;
 mod sessions;

@@ -418,6 +418,10 @@ impl Store {
         if let Some(sandbox) = &write.changes.sandbox {
             item.insert("sandboxId".into(), s(&sandbox.sandbox_id));
         }
+        // Outbound webhooks tell a restore from a fresh start by it (`sandbox.restored`).
+        if let Some(Some(snapshot)) = &write.changes.restored_from {
+            item.insert("restoredFrom".into(), s(snapshot.as_str()));
+        }
         Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))

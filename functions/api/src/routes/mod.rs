@@ -2,6 +2,7 @@
 //! so the document served at `/openapi.json` lists exactly the routes the router serves.
 
 mod docs;
+mod endpoints;
 mod events;
 mod projects;
 pub(crate) mod sandbox;
@@ -23,5 +24,6 @@ pub fn all() -> OpenApiRouter<Api> {
         .merge(events::routes())
         .merge(team::routes())
         .merge(usage::routes())
+        .merge(endpoints::routes())
         .merge(docs::routes())
 }

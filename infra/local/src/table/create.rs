@@ -61,6 +61,19 @@ pub async fn create_table_from(
         .set_attribute_definitions(Some(attributes))
         .set_key_schema(Some(key_schema(&definition.key).map_err(request_error("CreateTable"))?))
         .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .set_stream_specification(
+            definition
+                .stream_view_type
+                .as_deref()
+                .map(|view| {
+                    aws_sdk_dynamodb::types::StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(view.into())
+                        .build()
+                })
+                .transpose()
+                .map_err(request_error("CreateTable"))?,
+        )
         .send()
         .await
         .map_err(|e| dynamo_error("CreateTable")(e.into()))?;

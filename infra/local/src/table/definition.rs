@@ -18,6 +18,8 @@ pub struct TableDefinition {
     pub indexes: Vec<GlobalIndex>,
     /// The attribute DynamoDB's TTL reads, when TTL is enabled.
     pub ttl_attribute: Option<String>,
+    /// The change stream's view type (`NEW_AND_OLD_IMAGES`, ...), when the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,13 @@ struct CfnTable {
     #[serde(default)]
     global_secondary_indexes: Vec<CfnIndex>,
     time_to_live_specification: Option<CfnTimeToLive>,
+    stream_specification: Option<CfnStream>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CfnStream {
+    stream_view_type: String,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +203,7 @@ impl CfnTable {
             key,
             indexes,
             ttl_attribute,
+            stream_view_type: self.stream_specification.map(|s| s.stream_view_type),
         };
         check_key_attributes_are_defined(&definition)?;
         Ok(definition)

@@ -1,0 +1,257 @@
+//! Outbound webhooks: a team's endpoints (URL, the events it wants, a signing secret shown once)
+//! and each endpoint's delivery log.
+
+use axum::Json;
+use axum::extract::State as Shared;
+use http::StatusCode;
+use sandman::outbound::{Delivery, Endpoint, NewEndpoint, generate_secret, new_endpoint_id};
+use sandman::store::Consistency;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::Api;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, Team, TeamEndpoint};
+use crate::page::{Page, PageQuery, page};
+
+pub fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(create_endpoint, list_endpoints))
+        .routes(routes!(get_endpoint, delete_endpoint))
+        .routes(routes!(list_deliveries))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewEndpointBody {
+    /// https (plain http only to this machine, on a local stack).
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// The event types to deliver: `sandbox.running`, `sandbox.resumed`, `sandbox.restored`,
+    /// `sandbox.paused`, `sandbox.killed`, `snapshot.created`, `snapshot.deleted`, ...
+    #[schema(min_items = 1)]
+    pub events: Vec<String>,
+    /// Up to 256 characters.
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointView {
+    pub endpoint_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Endpoint> for EndpointView {
+    fn from(e: Endpoint) -> Self {
+        EndpointView {
+            endpoint_id: e.endpoint_id,
+            url: e.url,
+            events: e.events.iter().map(|t| t.as_str().to_owned()).collect(),
+            description: e.description,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A new endpoint and its signing secret: the only time the secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedEndpoint {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    /// `whsec_` + base64: verify each delivery's `webhook-signature` with it (Standard Webhooks).
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointList {
+    pub items: Vec<EndpointView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryState {
+    Delivered,
+    Retrying,
+    DeadLettered,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    /// The `webhook-id` the endpoint received (the same on every attempt).
+    pub message_id: String,
+    pub event_type: String,
+    pub status: DeliveryState,
+    pub attempts: u32,
+    /// The endpoint's HTTP status at the latest attempt, when it answered.
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_attempt_at: OffsetDateTime,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        use sandman::outbound::DeliveryStatus;
+        DeliveryView {
+            message_id: d.message_id,
+            event_type: d.event_type.as_str().to_owned(),
+            status: match d.status {
+                DeliveryStatus::Delivered => DeliveryState::Delivered,
+                DeliveryStatus::Retrying => DeliveryState::Retrying,
+                DeliveryStatus::DeadLettered => DeliveryState::DeadLettered,
+            },
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            created_at: d.created_at,
+            last_attempt_at: d.last_attempt_at,
+        }
+    }
+}
+
+/// Registers an endpoint. The answer carries its signing secret, shown this once.
+#[utoipa::path(post, path = "/v1/webhooks/endpoints", tag = "webhooks", request_body = NewEndpointBody,
+    responses((status = 201, body = CreatedEndpoint), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody, description = "the team has as many endpoints as it may")),
+    security(("bearer" = [])))]
+async fn create_endpoint(
+    Shared(api): Shared<Api>,
+    Team(team): Team,
+    JsonBody(body): JsonBody<NewEndpointBody>,
+) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
+    let config = &api.sandman.config.outbound;
+    let new = NewEndpoint::parse(
+        &body.url,
+        &body.events,
+        body.description.as_deref(),
+        config.allow_http_loopback,
+    )
+    .map_err(|err| ApiError::invalid(err.field(), err.to_string()))?;
+    let endpoint = Endpoint {
+        team,
+        endpoint_id: new_endpoint_id(),
+        url: new.url,
+        events: new.events,
+        description: new.description,
+        secret: generate_secret(),
+        created_at: api.sandman.now(),
+    };
+    let stored = api
+        .sandman
+        .store
+        .put_endpoint(&endpoint, config.max_endpoints_per_team)
+        .await
+        .map_err(sandman::Error::from)?;
+    if !stored {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!(
+                "a team may have {} webhook endpoints; delete one first",
+                config.max_endpoints_per_team
+            ),
+        ));
+    }
+    let secret = endpoint.secret.expose();
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedEndpoint {
+            endpoint: endpoint.into(),
+            secret,
+        }),
+    ))
+}
+
+/// The team's endpoints (never their secrets).
+#[utoipa::path(get, path = "/v1/webhooks/endpoints", tag = "webhooks",
+    responses((status = 200, body = EndpointList), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list_endpoints(Shared(api): Shared<Api>, Team(team): Team) -> Result<Json<EndpointList>, ApiError> {
+    let endpoints = api
+        .sandman
+        .store
+        .list_endpoints(&team, Consistency::Eventual)
+        .await
+        .map_err(sandman::Error::from)?;
+    Ok(Json(EndpointList {
+        items: endpoints.into_iter().map(EndpointView::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{endpointId}", tag = "webhooks", params(("endpointId" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_endpoint(
+    Shared(api): Shared<Api>,
+    TeamEndpoint(team, endpoint_id): TeamEndpoint,
+) -> Result<Json<EndpointView>, ApiError> {
+    let endpoint = api
+        .sandman
+        .store
+        .get_endpoint(&team, &endpoint_id)
+        .await
+        .map_err(sandman::Error::from)?
+        .ok_or_else(|| ApiError::not_found("endpoint not found"))?;
+    Ok(Json(endpoint.into()))
+}
+
+/// Stops deliveries to the endpoint (those queued are dropped); its delivery log expires.
+#[utoipa::path(delete, path = "/v1/webhooks/endpoints/{endpointId}", tag = "webhooks", params(("endpointId" = String, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn delete_endpoint(
+    Shared(api): Shared<Api>,
+    TeamEndpoint(team, endpoint_id): TeamEndpoint,
+) -> Result<StatusCode, ApiError> {
+    let deleted = api
+        .sandman
+        .store
+        .delete_endpoint(&team, &endpoint_id)
+        .await
+        .map_err(sandman::Error::from)?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("endpoint not found"))
+    }
+}
+
+/// The endpoint's deliveries, newest first: each with its attempts and what the endpoint answered.
+#[utoipa::path(get, path = "/v1/webhooks/endpoints/{endpointId}/deliveries", tag = "webhooks", params(("endpointId" = String, Path), PageQuery),
+    responses((status = 200, body = Page<DeliveryView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list_deliveries(
+    Shared(api): Shared<Api>,
+    TeamEndpoint(team, endpoint_id): TeamEndpoint,
+    query: PageQuery,
+) -> Result<Json<Page<DeliveryView>>, ApiError> {
+    let list = format!("deliveries:{team}:{endpoint_id}");
+    let (cursor, limit) = (query.cursor(&list)?, query.limit()?);
+    let store = &api.sandman.store;
+    store
+        .get_endpoint(&team, &endpoint_id)
+        .await
+        .map_err(sandman::Error::from)?
+        .ok_or_else(|| ApiError::not_found("endpoint not found"))?;
+    let found = store
+        .list_deliveries(&team, &endpoint_id, cursor.as_ref(), limit)
+        .await
+        .map_err(sandman::Error::from)?;
+    Ok(Json(page(found.items, found.next, &list, DeliveryView::from)))
+}

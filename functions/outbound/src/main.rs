@@ -1,0 +1,26 @@
+//! Outbound webhooks: the table's stream in, signed deliveries out (through SQS).
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use sandman::Sandman;
+use sandman::outbound::Sender;
+use sandman::secrets::Function;
+use sandman_outbound::sqs::SqsQueue;
+use sandman_outbound::{Outbound, handle};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    sandman::telemetry::init("outbound");
+    let sandman = Sandman::from_env(Function::Outbound).await?;
+    let queue_url = std::env::var("OUTBOUND_QUEUE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or("environment variable OUTBOUND_QUEUE_URL is required")?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let outbound = Outbound {
+        sender: Sender::new(sandman.config.outbound.retry_base)?,
+        queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+        sandman,
+    };
+    run(service_fn(|event: LambdaEvent<Value>| handle(&outbound, event))).await
+}
