@@ -419,7 +419,7 @@ impl Store {
             item.insert("sandboxId".into(), s(&sandbox.sandbox_id));
         }
         // Outbound webhooks tell a restore from a fresh start by it (`sandbox.restored`).
-        if let Some(Some(snapshot)) = &write.changes.restored_from {
+        if let Field::Set(snapshot) = &write.changes.restored_from {
             item.insert("restoredFrom".into(), s(snapshot.as_str()));
         }
         Put::builder()
