@@ -3,7 +3,7 @@
 For each binary: start it with AWS_LAMBDA_RUNTIME_API pointing at a local probe server and time
 how long it takes until it asks for its first event (GET /2018-06-01/runtime/invocation/next):
 that is the cold-start work the function does before it can serve (config, clients, telemetry).
-The function is stopped as soon as it asks. Median (p50) over several runs (20 by default).
+The function is stopped as soon as it asks. p50 and p90 (nearest rank) over 20 runs by default.
 
 Usage: python measure_startup.py --runs N --json OUT.json BINARY...
 The environment of this script is passed on to the binaries (set SANDMAN_TABLE etc. there).
@@ -12,6 +12,7 @@ The environment of this script is passed on to the binaries (set SANDMAN_TABLE e
 import argparse
 import http.server
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -123,11 +124,12 @@ def main():
             print(f"    {name:<16} FAILED: {error}")
         else:
             median = statistics.median(samples)
+            p90 = sorted(samples)[math.ceil(0.9 * len(samples)) - 1]
             peak = max(rss) if rss else None
-            results[name] = {"median_ms": round(median, 2), "samples_ms": [round(s, 2) for s in samples],
+            results[name] = {"median_ms": round(median, 2), "p90_ms": round(p90, 2), "samples_ms": [round(s, 2) for s in samples],
                              "peak_rss_mib": round(peak, 1) if peak is not None else None}
             memory = f", peak RSS {peak:.1f} MiB" if peak is not None else ""
-            print(f"    {name:<16} {median:8.1f} ms p50 over {len(samples)} cold starts "
+            print(f"    {name:<16} {median:8.1f} ms p50, {p90:8.1f} ms p90 over {len(samples)} cold starts "
                   f"(min {min(samples):.1f}, max {max(samples):.1f}){memory}")
     probe.shutdown()
     if args.json:

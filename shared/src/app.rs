@@ -35,7 +35,10 @@ impl Sandman {
     /// default chain, then `start`.
     pub async fn from_env(function: Function) -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::crypto::aws_http_client())
+            .load()
+            .await;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
         Self::start(function, config, &SecretsManagerReader::new(&aws), store).await
     }

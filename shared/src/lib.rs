@@ -4,6 +4,7 @@ mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod deadline;
 pub mod domain;
 pub mod e2b;

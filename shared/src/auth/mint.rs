@@ -18,6 +18,7 @@ pub fn mint_dev_token(
     subject: &str,
     ttl: Duration,
 ) -> Result<String, AuthError> {
+    crate::crypto::install();
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(subject));

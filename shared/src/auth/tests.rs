@@ -34,6 +34,7 @@ fn now() -> u64 {
 }
 
 fn sign(claims: serde_json::Value, secret: &str) -> String {
+    crate::crypto::install();
     jsonwebtoken::encode(
         &Header::default(),
         &claims,
