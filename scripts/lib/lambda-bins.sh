@@ -33,12 +33,22 @@ build_lambda_arm64() {
   (cd "$SANDMAN_ROOT" && cargo lambda build --release --arm64 "${args[@]}")
 }
 
-# Host-architecture release builds of every function into <target>/release/<bin> (start-up and
-# memory benchmarks: same profile as the deployed arm64 binaries, on this machine's CPU).
+# Host-architecture builds of every function for the start-up and memory benchmarks.
+# SANDMAN_HOST_PROFILE: bench (default: the release settings with thin LTO, as the other
+# benchmarks use) or dev (a quick debug build; its figures are upper bounds).
 build_lambda_host() {
   local args=("$@") package
   for package in "${SANDMAN_LAMBDA_PACKAGES[@]}"; do args+=(--package "$package"); done
-  (cd "$SANDMAN_ROOT" && cargo build --release "${args[@]}")
+  (cd "$SANDMAN_ROOT" && cargo build --profile "${SANDMAN_HOST_PROFILE:-bench}" "${args[@]}")
+}
+
+# Where build_lambda_host puts the binaries (cargo writes the bench profile to release/).
+lambda_host_dir() {
+  case "${SANDMAN_HOST_PROFILE:-bench}" in
+    dev) echo "$(cargo_target_dir)/debug" ;;
+    bench | release) echo "$(cargo_target_dir)/release" ;;
+    *) echo "$(cargo_target_dir)/${SANDMAN_HOST_PROFILE}" ;;
+  esac
 }
 
 # Fails unless every arm64 bootstrap exists, is stripped, and is at most SANDMAN_BINARY_LIMIT_BYTES.
