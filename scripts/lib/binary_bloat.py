@@ -61,11 +61,12 @@ def main():
     if ".symtab" not in by_name:
         sys.exit(f"{args.binary} is stripped: build with CARGO_PROFILE_RELEASE_STRIP=false")
     symtab, strtab = by_name[".symtab"], by_name[".strtab"]
-    dropped = symtab[5] + strtab[5]
-    print(f"{args.binary}: {len(data):,} bytes, {len(data) - dropped:,} without its symbol tables (as deployed)")
+    # What `strip = true` removes: the symbol tables and the debug sections.
+    dropped = sum(h[5] for n, h in table if n in (".symtab", ".strtab") or n.startswith(".debug"))
+    print(f"{args.binary}: {len(data):,} bytes, about {len(data) - dropped:,} without symbols and debug info (as deployed)")
     print("  sections:")
-    for name, header in sorted(table, key=lambda t: -t[1][5])[:8]:
-        if name not in (".symtab", ".strtab") and header[1] != 8:  # 8 = NOBITS (.bss)
+    for name, header in sorted(table, key=lambda t: -t[1][5])[:14]:
+        if name not in (".symtab", ".strtab") and not name.startswith(".debug") and header[1] != 8:  # 8 = NOBITS
             print(f"    {name:<20} {header[5]:>10,}")
     crates, seen = Counter(), set()
     for offset in range(symtab[4], symtab[4] + symtab[5], 24):
