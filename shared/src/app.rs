@@ -38,7 +38,7 @@ impl Sandman {
     /// default chain, then `start`.
     pub async fn from_env(function: Function) -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = aws_sdk_config().await;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
         let kms = aws_sdk_kms::Client::new(&aws);
         let mut sandman = Self::start(function, config, &SecretsManagerReader::new(&aws), store).await?;
@@ -50,7 +50,7 @@ impl Sandman {
     /// configuration from the environment, these secrets, and the AWS clients of the caller.
     pub async fn for_operator(secrets: Secrets) -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = aws_sdk_config().await;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
         let mut sandman = Self::new(store, config, secrets, Clock::System)?;
         sandman.attach_kms(aws_sdk_kms::Client::new(&aws));
@@ -155,6 +155,15 @@ impl Sandman {
             None => own,
         }
     }
+}
+
+/// The AWS SDK's configuration from the default chain, over the functions' one HTTP client
+/// (rustls on ring): every AWS client a function builds comes from this.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::crypto::aws_http_client())
+        .load()
+        .await
 }
 
 fn unconfigured_kms() -> aws_sdk_kms::Client {

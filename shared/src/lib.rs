@@ -4,6 +4,7 @@ mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod deadline;
 pub mod domain;
 pub mod e2b;
@@ -26,5 +27,5 @@ pub mod usage;
 pub mod webhook;
 pub mod workspace;
 
-pub use app::{Sandman, StartupError};
+pub use app::{Sandman, StartupError, aws_sdk_config};
 pub use error::Error;

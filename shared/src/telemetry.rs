@@ -4,25 +4,35 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Call once at start-up. JSON when running in Lambda or when `LOG_FORMAT=json`.
 pub fn init(function: &str) {
     let json = std::env::var("LOG_FORMAT")
         .map(|f| f == "json")
         .unwrap_or_else(|_| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // `RUST_LOG` as `level` or `target=level,...` (tracing_subscriber's Targets): EnvFilter's
+    // regex engine would add about N KB to every binary for span-field filters nobody sets.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
+    let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        builder
+        let layer = fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .without_time()
-            .try_init()
+            .with_target(false);
+        registry.with(layer).try_init()
     } else {
-        builder.compact().try_init()
+        registry.with(fmt::layer().compact().with_target(false)).try_init()
     };
     if result.is_ok() {
         tracing::debug!(function, "telemetry ready");

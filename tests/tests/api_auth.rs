@@ -25,6 +25,7 @@ fn now() -> u64 {
 }
 
 fn hs256(claims: Value, secret: &str) -> String {
+    sandman::crypto::install();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -189,6 +190,7 @@ impl JwksServer {
 }
 
 fn encoding_key(pem: &str, alg: Algorithm) -> EncodingKey {
+    sandman::crypto::install();
     match alg {
         Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
         _ => EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),

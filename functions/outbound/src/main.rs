@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         .ok()
         .filter(|v| !v.is_empty())
         .ok_or("environment variable OUTBOUND_QUEUE_URL is required")?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sandman::aws_sdk_config().await;
     let outbound = Outbound {
         sender: Sender::new(sandman.config.outbound.retry_base)?,
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),

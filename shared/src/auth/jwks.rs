@@ -61,6 +61,7 @@ pub(super) struct Jwks {
 
 impl Jwks {
     pub(super) fn new(settings: JwksSettings) -> Result<Jwks, AuthError> {
+        crate::crypto::install();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)

@@ -40,6 +40,7 @@ fn mint(
     ttl: Duration,
     admin: bool,
 ) -> Result<String, AuthError> {
+    crate::crypto::install();
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(subject));

@@ -61,6 +61,7 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(config: &AuthConfig, secrets: &Secrets) -> Result<Verifier, AuthError> {
+        crate::crypto::install();
         let jwks = config
             .jwks_url
             .as_ref()

@@ -35,6 +35,7 @@ fn now() -> u64 {
 }
 
 fn sign(claims: serde_json::Value, secret: &str) -> String {
+    crate::crypto::install();
     jsonwebtoken::encode(
         &Header::default(),
         &claims,

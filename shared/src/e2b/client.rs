@@ -79,6 +79,7 @@ impl E2bClient {
         if settings.max_attempts == 0 {
             return Err(invalid("max_attempts must be at least 1".to_owned()));
         }
+        crate::crypto::install();
         let http = reqwest::Client::builder()
             .user_agent(concat!("sandman/", env!("CARGO_PKG_VERSION")))
             // A redirect would carry the X-API-Key header to wherever it points.
