@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
-use e2b_emulator::SandboxState;
+use e2b_emulator::{Fault, Route, SandboxState};
 use http::{Method, StatusCode};
-use sandman::domain::SessionState;
+use sandman::domain::{SessionState, SnapshotId};
+use sandman::e2b::{NewSandbox, SandboxNetwork};
+use sandman::retention::PENDING_GRACE;
+use sandman::sandbox_metadata;
 use sandman::store::Consistency;
 use sandman_soak::dynamo_faults::DynamoFault;
 use sandman_soak::fleet::Fleet;
@@ -81,4 +84,153 @@ async fn dynamodb_throttling_past_the_sdk_retries_answers_503_storage_unavailabl
             "{fault:?}: {status:?}"
         );
     }
+}
+
+async fn open_and_snapshot(fleet: &Fleet, project: &str) -> (String, String) {
+    let opened = fleet
+        .api(0, Method::POST, &format!("/v1/projects/{project}/sandbox"), None)
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    let saved = fleet
+        .api(
+            0,
+            Method::POST,
+            &format!("/v1/projects/{project}/snapshots"),
+            Some(json!({"description": "s"})),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{saved:?}");
+    let id = saved.json["snapshotId"].as_str().expect("an id").to_owned();
+    let e2b_id = saved.json["e2bSnapshotId"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            fleet
+                .emulator
+                .snapshots()
+                .pop()
+                .expect("E2B took the snapshot")
+                .snapshot_id
+        });
+    (id, e2b_id)
+}
+
+/// A sandbox made from the snapshot that the table does not know as current: a restore whose
+/// create took effect although its invocation was cut (or E2B answered 5xx).
+async fn stray_sandbox_from(fleet: &Fleet, project: &str, e2b_snapshot: &str) -> String {
+    let e2b = fleet.jobs[0].e2b.for_team(fleet.team.as_str()).expect("the account");
+    let stray = e2b
+        .create_sandbox(&NewSandbox {
+            template_id: e2b_snapshot.to_owned(),
+            timeout: std::time::Duration::from_secs(600),
+            auto_pause: true,
+            metadata: sandbox_metadata::for_session(&fleet.key(project), "a-cut-restore"),
+            env_vars: Default::default(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: false,
+            },
+        })
+        .await
+        .expect("E2B makes the stray sandbox");
+    stray.sandbox_id
+}
+
+/// Seen by the soak as `delete-project -> 502 e2b_error`: E2B refuses to delete a snapshot while a
+/// sandbox made from it runs, and a sandbox the project left behind (a restore cut after its
+/// create) was still running from it. Deleting the project kills every sandbox of the project,
+/// not only the current one, and then deletes its snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_project_kills_its_stray_sandboxes_before_its_snapshots() {
+    let fleet = fleet_with("doomed").await;
+    let (_, e2b_snapshot) = open_and_snapshot(&fleet, "doomed").await;
+    let stray = stray_sandbox_from(&fleet, "doomed", &e2b_snapshot).await;
+
+    let deleted = fleet.api(0, Method::DELETE, "/v1/projects/doomed", None).await;
+
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    assert_eq!(
+        fleet.emulator.sandbox(&stray).map(|s| s.state),
+        Some(SandboxState::Killed),
+        "no sandbox of a deleted project keeps running"
+    );
+    assert!(
+        fleet.emulator.snapshots().is_empty(),
+        "no snapshot of a deleted project is left in E2B"
+    );
+    let record = fleet
+        .checker
+        .get_project(&fleet.key("doomed"), Consistency::Strong)
+        .await
+        .expect("readable");
+    assert!(record.is_none(), "the project is gone");
+}
+
+/// Seen by the soak as `delete-snapshot -> 502 e2b_error`: the same refusal on a user's delete
+/// is E2B saying the snapshot is in use, a 409 the caller can act on, and the row stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_snapshot_a_stray_sandbox_runs_from_answers_409_and_keeps_the_row() {
+    let fleet = fleet_with("busy").await;
+    let (snapshot, e2b_snapshot) = open_and_snapshot(&fleet, "busy").await;
+    stray_sandbox_from(&fleet, "busy", &e2b_snapshot).await;
+
+    let path = format!("/v1/projects/busy/snapshots/{snapshot}");
+    let deleted = fleet.api(0, Method::DELETE, &path, None).await;
+
+    assert_eq!(deleted.status, StatusCode::CONFLICT, "{deleted:?}");
+    assert_eq!(fleet.emulator.snapshots().len(), 1, "E2B kept it");
+    let row = fleet
+        .checker
+        .get_snapshot(&fleet.key("busy"), &SnapshotId::parse(&snapshot).expect("an id"))
+        .await
+        .expect("readable");
+    assert!(row.is_some(), "the table still knows it");
+}
+
+/// Seen by the soak as a PENDING row (and, the other way round, an E2B snapshot without a row):
+/// the snapshot request outlived the pending grace, the pruner found nothing in E2B yet and
+/// removed the row, then E2B took the snapshot. The request, finding its row gone, deletes what
+/// E2B took: no E2B snapshot the table does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_whose_pending_row_was_removed_meanwhile_is_deleted_in_e2b() {
+    let fleet = fleet_with("slow").await;
+    let opened = fleet.api(0, Method::POST, "/v1/projects/slow/sandbox", None).await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    fleet.emulator.set_fault(
+        Route::CreateSnapshot,
+        Fault {
+            latency: std::time::Duration::from_millis(1500),
+            ..Fault::default()
+        },
+    );
+    let request = tokio::spawn(fleet.api(
+        0,
+        Method::POST,
+        "/v1/projects/slow/snapshots",
+        Some(json!({"description": "slow"})),
+    ));
+    let key = fleet.key("slow");
+    for _ in 0..100 {
+        if !fleet.checker.all_snapshots(&key).await.expect("readable").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    fleet.advance(PENDING_GRACE + std::time::Duration::from_secs(1)).await;
+    sandman_snapshot_pruner::tick(&fleet.jobs[0], &serde_json::Value::Null)
+        .await
+        .expect("the pruner ticks");
+    assert!(
+        fleet.checker.all_snapshots(&key).await.expect("readable").is_empty(),
+        "the pruner removed the PENDING row E2B had nothing for yet"
+    );
+
+    let answered = request.await.expect("the request finishes");
+
+    assert_ne!(answered.status, StatusCode::CREATED, "{answered:?}");
+    assert!(
+        fleet.emulator.snapshots().is_empty(),
+        "E2B keeps no snapshot the table does not know: {:?}",
+        fleet.emulator.snapshots()
+    );
 }

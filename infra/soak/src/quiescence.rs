@@ -201,13 +201,9 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
     let fleet = &soak.fleet;
     let mut found = Vec::new();
     for index in 0..soak.model.projects.len() {
-        let (heartbeats, changes, idle) = {
+        let (heartbeats, changes) = {
             let model = soak.model.project(index);
-            (
-                model.recorded_heartbeats.clone(),
-                model.settings_changed.clone(),
-                model.idle_timeout_secs,
-            )
+            (model.recorded_heartbeats.clone(), model.settings_changed.clone())
         };
         if heartbeats.is_empty() {
             continue;
@@ -231,21 +227,20 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
             }
         }
         for pause in &pauses {
-            let window = Duration::from_secs(idle);
-            let contradicted = heartbeats.iter().find(|(sent, answered)| {
-                *answered <= pause.at
-                    && pause.at < *sent + window
+            let contradicted = heartbeats.iter().find(|hb| {
+                hb.answered <= pause.at
+                    && pause.at < hb.sent + Duration::from_secs(hb.idle_timeout_secs)
                     && !changes
                         .iter()
-                        .any(|c| *c >= *sent - Duration::from_secs(1) && *c <= pause.at)
+                        .any(|(sent, settled)| *settled >= hb.sent && *sent <= pause.at)
             });
-            if let Some((sent, answered)) = contradicted {
+            if let Some(hb) = contradicted {
                 found.push(finding(
                     ENFORCER_VS_HEARTBEAT,
                     &name,
                     format!(
-                        "heartbeat sent {sent}, answered recorded {answered}; enforcer paused {:?} at {} (idle timeout {idle}s)",
-                        pause.sandbox_id, pause.at
+                        "heartbeat sent {}, answered recorded {}; enforcer paused {:?} at {} (idle timeout {}s)",
+                        hb.sent, hb.answered, pause.sandbox_id, pause.at, hb.idle_timeout_secs
                     ),
                 ));
             }

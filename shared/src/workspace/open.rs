@@ -122,7 +122,8 @@ impl Sandman {
         }
     }
 
-    /// Replaces the project's sandbox with one restored from `snapshot` (or an older one, or the template).
+    /// Replaces the project's sandbox with one restored from `snapshot`, or fails: a restore of a
+    /// chosen snapshot never runs from another one or from the template.
     pub async fn restore(
         &self,
         key: &crate::domain::ProjectKey,
@@ -302,8 +303,11 @@ impl Sandman {
                 allow_public_traffic: project.public_traffic,
             },
         };
+        // A restore of a chosen snapshot runs from it or fails: no other rung stands in for it.
+        let chosen = preferred.is_some();
         let mut fallback_reason = None;
         let mut created = None;
+        let mut last_failure = None;
         for snapshot in self.restore_candidates(&key, preferred).await? {
             match e2b.create_sandbox(&sandbox_for(&snapshot.e2b_snapshot_id)).await {
                 Ok(sandbox) => {
@@ -318,6 +322,7 @@ impl Sandman {
                         break;
                     }
                     fallback_reason = Some(format!("restoring snapshot {} failed: {err}", snapshot.snapshot_id));
+                    last_failure = Some(err);
                 }
                 Err(err) => {
                     tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "restore failed; trying the next rung");
@@ -326,8 +331,29 @@ impl Sandman {
                         snapshot.snapshot_id,
                         err.public_message()
                     ));
+                    last_failure = Some(err);
                 }
             }
+        }
+        if chosen && created.is_none() {
+            let err = last_failure.unwrap_or_else(|| E2bError::Unexpected {
+                status: 0,
+                message: "no snapshot to restore".into(),
+            });
+            let failed = SessionWrite::following(
+                &key,
+                claimed,
+                actor,
+                format!("restore failed: {}", err.kind()),
+                self.now(),
+            )
+            .event(SessionEvent::Failed)
+            .changes(SessionChanges {
+                last_error: Some(Some(err.public_message().to_owned())),
+                ..SessionChanges::default()
+            });
+            self.settle(failed).await?;
+            return Err(err.into());
         }
         let (sandbox, restored_from) = match created {
             Some(found) => found,
@@ -412,19 +438,15 @@ impl Sandman {
         key: &crate::domain::ProjectKey,
         preferred: Option<Snapshot>,
     ) -> Result<Vec<Snapshot>, Error> {
-        // A chosen snapshot may be older than any first page: its fallbacks are older still.
-        let newest = match preferred {
-            Some(_) => self.store.all_snapshots(key).await?,
-            None => self.store.list_snapshots(key, None, 20).await?.items,
-        };
-        let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
-        Ok(match preferred {
-            Some(chosen) => std::iter::once(chosen.clone())
-                .chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id))
-                .take(RESTORE_ATTEMPTS)
-                .collect(),
-            None => ready.take(RESTORE_ATTEMPTS).collect(),
-        })
+        if let Some(chosen) = preferred {
+            return Ok(vec![chosen]);
+        }
+        let newest = self.store.list_snapshots(key, None, 20).await?.items;
+        Ok(newest
+            .into_iter()
+            .filter(|s| s.status == SnapshotStatus::Ready)
+            .take(RESTORE_ATTEMPTS)
+            .collect())
     }
 
     async fn claim(&self, write: &SessionWrite) -> Result<Claim<Written>, Error> {
