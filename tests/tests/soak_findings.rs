@@ -234,3 +234,41 @@ async fn a_snapshot_whose_pending_row_was_removed_meanwhile_is_deleted_in_e2b() 
         fleet.emulator.snapshots()
     );
 }
+
+/// Seen by the soak as "restore of S answered with a sandbox not made from S": E2B answered the
+/// create from S with a 503 (nothing made, as the lookup by session showed), and the restore went
+/// on down the ladder to the template. A restore of snapshot S runs from S or fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_of_s_that_e2b_failed_answers_an_error_not_a_sandbox_from_the_template() {
+    let fleet = fleet_with("restoring").await;
+    let (snapshot, e2b_snapshot) = open_and_snapshot(&fleet, "restoring").await;
+    fleet.emulator.set_fault(
+        Route::CreateSandbox,
+        Fault {
+            fail_next: 3,
+            error_status: 503,
+            ..Fault::default()
+        },
+    );
+    let before = fleet.emulator.calls_to(Route::CreateSandbox).len();
+
+    let path = format!("/v1/projects/restoring/snapshots/{snapshot}/restore");
+    let restored = fleet.api(0, Method::POST, &path, None).await;
+
+    assert_ne!(restored.status, StatusCode::OK, "{restored:?}");
+    let asked: Vec<String> = fleet.emulator.calls_to(Route::CreateSandbox)[before..]
+        .iter()
+        .map(|call| call.body.clone().unwrap_or_default()["templateID"].to_string())
+        .collect();
+    assert!(
+        asked.iter().all(|template| template.contains(&e2b_snapshot)),
+        "every create was from {e2b_snapshot}: {asked:?}"
+    );
+    let running = fleet
+        .emulator
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.state == SandboxState::Running)
+        .count();
+    assert_eq!(running, 0, "nothing runs that the caller did not ask for");
+}

@@ -41,6 +41,9 @@ pub struct EmulatorConfig {
     pub snapshot_duration: Duration,
     /// Longest timeout a create, connect or set-timeout may ask for (E2B's plan cap).
     pub max_timeout: Duration,
+    /// Seeds the draws of faults' `error_rate`, so a seeded run fails the same calls; `None`
+    /// draws from entropy.
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for EmulatorConfig {
@@ -56,6 +59,7 @@ impl Default for EmulatorConfig {
             pause_duration: Duration::ZERO,
             snapshot_duration: Duration::from_millis(50),
             max_timeout: Duration::from_secs(24 * 3600),
+            fault_seed: None,
         }
     }
 }

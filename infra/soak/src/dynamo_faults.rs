@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn};
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 
@@ -22,6 +23,7 @@ pub struct DynamoChaos {
     throttle: AtomicU32,
     conflict: AtomicU32,
     applied_then_500: AtomicU32,
+    unreachable: AtomicU32,
     rng: std::sync::Mutex<Option<fastrand::Rng>>,
     armed: std::sync::Mutex<Vec<Armed>>,
 }
@@ -39,6 +41,8 @@ pub enum DynamoFault {
     Throttle,
     TransactionConflict,
     AppliedThen500,
+    /// No connection: what the SDK sees while DynamoDB (Local) restarts.
+    Unreachable,
 }
 
 impl DynamoFault {
@@ -47,6 +51,7 @@ impl DynamoFault {
             DynamoFault::Throttle => "dynamodb.throttle",
             DynamoFault::TransactionConflict => "dynamodb.transaction-conflict",
             DynamoFault::AppliedThen500 => "dynamodb.applied-then-500",
+            DynamoFault::Unreachable => "dynamodb.unreachable",
         }
     }
 }
@@ -64,6 +69,7 @@ impl DynamoChaos {
             DynamoFault::Throttle => &self.throttle,
             DynamoFault::TransactionConflict => &self.conflict,
             DynamoFault::AppliedThen500 => &self.applied_then_500,
+            DynamoFault::Unreachable => &self.unreachable,
         };
         slot.store(per_mille, Ordering::Relaxed);
         self.enabled.store(true, Ordering::Relaxed);
@@ -87,7 +93,7 @@ impl DynamoChaos {
 
     pub fn off(&self) {
         self.enabled.store(false, Ordering::Relaxed);
-        for slot in [&self.throttle, &self.conflict, &self.applied_then_500] {
+        for slot in [&self.throttle, &self.conflict, &self.applied_then_500, &self.unreachable] {
             slot.store(0, Ordering::Relaxed);
         }
     }
@@ -107,6 +113,9 @@ impl DynamoChaos {
         }
         if !self.enabled.load(Ordering::Relaxed) {
             return None;
+        }
+        if self.roll(&self.unreachable) {
+            return Some(DynamoFault::Unreachable);
         }
         let writes = matches!(
             operation,
@@ -189,6 +198,9 @@ impl HttpConnector for FaultyConnector {
                     Some(items),
                 )))
             }
+            DynamoFault::Unreachable => HttpConnectorFuture::ready(Err(ConnectorError::io(
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "DynamoDB is restarting (soak)").into(),
+            ))),
             DynamoFault::AppliedThen500 => {
                 let sent = self.inner.call(request);
                 HttpConnectorFuture::new(async move {

@@ -30,6 +30,9 @@ use crate::ledger::Ledger;
 /// The reconciler's stuck threshold in this soak (the deployment default).
 pub const STUCK_AFTER: Duration = Duration::from_secs(300);
 
+/// Sandman's deadline for one E2B call in this soak: short, so hangs and latency can pass it.
+pub const E2B_CALL_DEADLINE: Duration = Duration::from_secs(2);
+
 pub struct Fleet {
     pub emulator: Emulator,
     pub clock: Clock,
@@ -53,6 +56,7 @@ impl Fleet {
             webhook_retry_delay: Duration::from_millis(200),
             webhook_max_retries: 3,
             webhook_timeout: Duration::from_secs(2),
+            fault_seed: Some(seed ^ 0xe2b),
             ..EmulatorConfig::default()
         })
         .await
@@ -67,6 +71,7 @@ impl Fleet {
             "E2B_API_ALLOW_HTTP_LOOPBACK" | "JWT_HS256" => Some("true".into()),
             "SANDMAN_MAX_PROJECTS_PER_TEAM" | "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM" => Some("100000".into()),
             "RECONCILE_STUCK_AFTER_SECS" => Some(STUCK_AFTER.as_secs().to_string()),
+            "E2B_CALL_DEADLINE_SECS" => Some(E2B_CALL_DEADLINE.as_secs().to_string()),
             _ => None,
         })
         .expect("the soak's configuration is valid");

@@ -122,6 +122,14 @@ pub async fn run(plan: &Plan) -> Outcome {
         },
     );
     report.push_str(&ledger.report());
+    let hits = soak.fleet.emulator.fault_hits();
+    report.push_str(&format!(
+        "E2B calls hit by a fault ({}):\n",
+        hits.iter().map(|h| h.count).sum::<u64>()
+    ));
+    for hit in hits {
+        report.push_str(&format!("  {:>7}  {:?} {:?}\n", hit.count, hit.route, hit.kind));
+    }
     report.push_str(&format!(
         "at quiescence: {} live E2B sandboxes ({} paused orphans), {} E2B snapshots, {} DELETING rows\n",
         figures.live_sandboxes, figures.paused_orphans, figures.snapshots, figures.deleting_rows
