@@ -304,7 +304,10 @@ mod tests {
             ..Fault::default()
         };
         let rng = &mut fastrand::Rng::with_seed(1);
-        assert!(matches!(fault.next_verdict(rng), Verdict::Refuse(ApiError::RateLimited)));
+        assert!(matches!(
+            fault.next_verdict(rng),
+            Verdict::Refuse(ApiError::RateLimited)
+        ));
         assert!(matches!(fault.next_verdict(rng), Verdict::Refuse(ApiError::Injected(s)) if s.as_u16() == 503));
         assert!(matches!(fault.next_verdict(rng), Verdict::Pass));
     }

@@ -13,7 +13,7 @@ use crate::chaos;
 use crate::fleet::{Fleet, Reply};
 use crate::invariants;
 use crate::ledger::Ledger;
-use crate::model::{Model, RecordedHeartbeat};
+use crate::model::Model;
 
 pub struct Soak {
     pub fleet: Fleet,
@@ -183,15 +183,7 @@ impl Soak {
                     && reply.json["outcome"] == "recorded"
                 {
                     let answered = self.fleet.clock.now();
-                    let mut model = self.model.project(index);
-                    // Comparable only when the idle timeout in force is known.
-                    if let (Some(idle), 0) = (model.idle_timeout_secs, model.settings_in_flight) {
-                        model.recorded_heartbeats.push(RecordedHeartbeat {
-                            sent,
-                            answered,
-                            idle_timeout_secs: idle,
-                        });
-                    }
+                    self.model.project(index).heartbeat_recorded(sent, answered);
                 }
             }
             Op::Status => {
@@ -278,29 +270,12 @@ impl Soak {
         let kind = if change { "settings" } else { "register" };
         let path = format!("/v1/projects/{}", Model::name(index));
         let sent = self.fleet.clock.now();
-        let ticket = {
-            let mut model = self.model.project(index);
-            model.settings_in_flight += 1;
-            model.settings_sent += 1;
-            model.settings_sent
-        };
+        let ticket = self.model.project(index).settings_sent();
         let reply = self.call(rng, kind, Method::PUT, &path, Some(body)).await;
-        // An abandoned PUT's write may still land in DynamoDB a little later.
-        let settled = self.fleet.clock.now() + Duration::from_secs(30);
-        let mut model = self.model.project(index);
-        model.settings_in_flight -= 1;
-        model.settings_changed.push((sent, settled));
-        let overlapped = model.settings_in_flight > 0 || model.settings_sent != ticket;
-        match reply.map(|r| r.status) {
-            Some(StatusCode::OK) => {
-                model.registered = true;
-                model.idle_timeout_secs = (!overlapped).then_some(idle);
-            }
-            // Refused: nothing was written.
-            Some(status) if status.is_client_error() && !overlapped => {}
-            // Abandoned or failed: it may have been applied.
-            _ => model.idle_timeout_secs = None,
-        }
+        let answered = self.fleet.clock.now();
+        self.model
+            .project(index)
+            .settings_answered(ticket, sent, answered, idle, reply.map(|r| r.status));
     }
 
     /// Ticks of one kind on a jittered timer, overlapping each other (a slow tick does not hold

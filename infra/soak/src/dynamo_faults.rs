@@ -93,7 +93,12 @@ impl DynamoChaos {
 
     pub fn off(&self) {
         self.enabled.store(false, Ordering::Relaxed);
-        for slot in [&self.throttle, &self.conflict, &self.applied_then_500, &self.unreachable] {
+        for slot in [
+            &self.throttle,
+            &self.conflict,
+            &self.applied_then_500,
+            &self.unreachable,
+        ] {
             slot.store(0, Ordering::Relaxed);
         }
     }

@@ -3,7 +3,6 @@
 //! heartbeat the API answered as recorded. The checker may scan the test table; product code never does.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2b_emulator::SandboxState;
@@ -201,11 +200,7 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
     let fleet = &soak.fleet;
     let mut found = Vec::new();
     for index in 0..soak.model.projects.len() {
-        let (heartbeats, changes) = {
-            let model = soak.model.project(index);
-            (model.recorded_heartbeats.clone(), model.settings_changed.clone())
-        };
-        if heartbeats.is_empty() {
+        if soak.model.project(index).recorded_heartbeats.is_empty() {
             continue;
         }
         let name = Model::name(index);
@@ -227,13 +222,7 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
             }
         }
         for pause in &pauses {
-            let contradicted = heartbeats.iter().find(|hb| {
-                hb.answered <= pause.at
-                    && pause.at < hb.sent + Duration::from_secs(hb.idle_timeout_secs)
-                    && !changes
-                        .iter()
-                        .any(|(sent, settled)| *settled >= hb.sent && *sent <= pause.at)
-            });
+            let contradicted = soak.model.project(index).contradicted_by(pause.at);
             if let Some(hb) = contradicted {
                 found.push(finding(
                     ENFORCER_VS_HEARTBEAT,
