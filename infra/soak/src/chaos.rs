@@ -215,9 +215,10 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
     FaultEntry {
         name: "dynamodb.unreachable",
         weight: 1,
-        inject: |fleet, _| {
-            fleet.chaos.set(DynamoFault::Unreachable, 1000);
-            String::new()
+        inject: |fleet, rng| {
+            let length = Duration::from_millis(rng.u64(200..800));
+            fleet.chaos.outage(length);
+            format!("{}ms", length.as_millis())
         },
     },
     FaultEntry {

@@ -23,7 +23,8 @@ pub struct DynamoChaos {
     throttle: AtomicU32,
     conflict: AtomicU32,
     applied_then_500: AtomicU32,
-    unreachable: AtomicU32,
+    /// Until when DynamoDB refuses connections (an outage of its own length, as a restart is).
+    unreachable_until: std::sync::Mutex<Option<std::time::Instant>>,
     rng: std::sync::Mutex<Option<fastrand::Rng>>,
     armed: std::sync::Mutex<Vec<Armed>>,
 }
@@ -63,13 +64,32 @@ impl DynamoChaos {
         Arc::new(chaos)
     }
 
-    /// Sets one fault's rate (per mille); 0 turns it off.
+    /// DynamoDB refuses every connection for `length` (real time), then is back by itself.
+    pub fn outage(&self, length: std::time::Duration) {
+        *self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now() + length);
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+
+    fn unreachable(&self) -> bool {
+        self.unreachable_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    /// Sets one fault's rate (per mille; for `Unreachable`, the outage's length in ms); 0 turns it off.
     pub fn set(&self, fault: DynamoFault, per_mille: u32) {
         let slot = match fault {
             DynamoFault::Throttle => &self.throttle,
             DynamoFault::TransactionConflict => &self.conflict,
             DynamoFault::AppliedThen500 => &self.applied_then_500,
-            DynamoFault::Unreachable => &self.unreachable,
+            DynamoFault::Unreachable => {
+                self.outage(std::time::Duration::from_millis(u64::from(per_mille)));
+                return;
+            }
         };
         slot.store(per_mille, Ordering::Relaxed);
         self.enabled.store(true, Ordering::Relaxed);
@@ -93,14 +113,13 @@ impl DynamoChaos {
 
     pub fn off(&self) {
         self.enabled.store(false, Ordering::Relaxed);
-        for slot in [
-            &self.throttle,
-            &self.conflict,
-            &self.applied_then_500,
-            &self.unreachable,
-        ] {
+        for slot in [&self.throttle, &self.conflict, &self.applied_then_500] {
             slot.store(0, Ordering::Relaxed);
         }
+        *self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     fn roll(&self, per_mille: &AtomicU32) -> bool {
@@ -119,7 +138,7 @@ impl DynamoChaos {
         if !self.enabled.load(Ordering::Relaxed) {
             return None;
         }
-        if self.roll(&self.unreachable) {
+        if self.unreachable() {
             return Some(DynamoFault::Unreachable);
         }
         let writes = matches!(
@@ -273,5 +292,18 @@ mod tests {
         assert!(matches!(chaos.pick("Query"), Some(DynamoFault::Throttle)));
         chaos.off();
         assert!(chaos.pick("Query").is_none());
+    }
+
+    #[test]
+    fn an_outage_refuses_every_operation_then_ends_by_itself() {
+        let chaos = DynamoChaos::new(1);
+        chaos.outage(std::time::Duration::from_millis(50));
+        assert!(matches!(chaos.pick("GetItem"), Some(DynamoFault::Unreachable)));
+        assert!(matches!(
+            chaos.pick("TransactWriteItems"),
+            Some(DynamoFault::Unreachable)
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(chaos.pick("GetItem").is_none());
     }
 }
