@@ -192,13 +192,19 @@ async fn deleting_a_snapshot_a_stray_sandbox_runs_from_answers_409_and_keeps_the
 /// E2B took: no E2B snapshot the table does not know.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_whose_pending_row_was_removed_meanwhile_is_deleted_in_e2b() {
-    let fleet = fleet_with("slow").await;
+    // E2B holds the snapshot call 5 s, well inside Sandman's deadline, while the row is removed.
+    let deadline = std::time::Duration::from_secs(20);
+    let fleet = Fleet::start_with_e2b_deadline(1, 1, Arc::new(Ledger::default()), deadline).await;
+    let registered = fleet
+        .api(0, Method::PUT, "/v1/projects/slow", Some(json!({"templateId": "base"})))
+        .await;
+    assert_eq!(registered.status, StatusCode::OK, "{registered:?}");
     let opened = fleet.api(0, Method::POST, "/v1/projects/slow/sandbox", None).await;
     assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
     fleet.emulator.set_fault(
         Route::CreateSnapshot,
         Fault {
-            latency: std::time::Duration::from_millis(1000),
+            latency: std::time::Duration::from_secs(5),
             ..Fault::default()
         },
     );
@@ -275,4 +281,37 @@ async fn a_restore_of_s_that_e2b_failed_answers_an_error_not_a_sandbox_from_the_
         .filter(|s| s.state == SandboxState::Running)
         .count();
     assert_eq!(running, 0, "nothing runs that the caller did not ask for");
+}
+
+/// Seen by the long soak as `resume -> 500 internal`: the resume's claim met a transaction
+/// conflict on every one of its attempts. Once the retries are spent, a conflict is still
+/// DynamoDB's "try again later": 503 `storage_unavailable`, with the session left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_that_outlasts_the_retries_answers_503_and_changes_nothing() {
+    let fleet = fleet_with("contended").await;
+    let opened = fleet.api(0, Method::POST, "/v1/projects/contended/sandbox", None).await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    let paused = fleet
+        .api(0, Method::POST, "/v1/projects/contended/sandbox/pause", None)
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{paused:?}");
+    for _ in 0..8 {
+        fleet
+            .chaos
+            .arm("TransactWriteItems", 0, DynamoFault::TransactionConflict);
+    }
+
+    let resumed = fleet
+        .api(0, Method::POST, "/v1/projects/contended/sandbox/resume", None)
+        .await;
+
+    assert_eq!(resumed.status, StatusCode::SERVICE_UNAVAILABLE, "{resumed:?}");
+    assert_eq!(resumed.json["error"]["code"], "storage_unavailable", "{resumed:?}");
+    let record = fleet
+        .checker
+        .get_project(&fleet.key("contended"), Consistency::Strong)
+        .await
+        .expect("readable")
+        .expect("the project exists");
+    assert_eq!(record.state(), Some(SessionState::Paused), "{record:?}");
 }
