@@ -61,20 +61,27 @@ impl Sandman {
             .await
         {
             Ok(()) => {}
-            // The PENDING row was given up on meanwhile (the pruner found nothing in E2B yet, or
-            // the project is being deleted): what E2B took must not outlive it.
-            Err(StoreError::NotFound) => {
-                tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, "the pending row was removed while E2B took the snapshot; deleting it");
-                match e2b.delete_snapshot(&info.snapshot_id).await {
-                    Ok(()) | Err(E2bError::NotFound) => {}
-                    Err(err) => {
-                        tracing::error!(project = %key, snapshot = %info.snapshot_id, error = %err, "could not delete a snapshot the table does not know")
-                    }
+            // The row is not PENDING any more: completed already (this write's own first attempt,
+            // its answer lost, or the pruner's `finish_pending`), or given up on meanwhile (the
+            // pruner found nothing in E2B yet, or the project is being deleted).
+            Err(StoreError::NotFound) => match self.store.get_snapshot(&key, &snapshot.snapshot_id).await? {
+                Some(row) if row.status == SnapshotStatus::Ready => return Ok(row),
+                Some(_) => {
+                    return Err(Error::Conflict("the snapshot is being deleted".into()));
                 }
-                return Err(Error::Conflict(
-                    "the snapshot was given up on while E2B took it; try again".into(),
-                ));
-            }
+                None => {
+                    tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, "the pending row was removed while E2B took the snapshot; deleting it");
+                    match e2b.delete_snapshot(&info.snapshot_id).await {
+                        Ok(()) | Err(E2bError::NotFound) => {}
+                        Err(err) => {
+                            tracing::error!(project = %key, snapshot = %info.snapshot_id, error = %err, "could not delete a snapshot the table does not know")
+                        }
+                    }
+                    return Err(Error::Conflict(
+                        "the snapshot was given up on while E2B took it; try again".into(),
+                    ));
+                }
+            },
             Err(err) => return Err(err.into()),
         }
         snapshot.e2b_snapshot_id = info.snapshot_id;

@@ -295,7 +295,9 @@ async fn a_conflict_that_outlasts_the_retries_answers_503_and_changes_nothing() 
         .api(0, Method::POST, "/v1/projects/contended/sandbox/pause", None)
         .await;
     assert_eq!(paused.status, StatusCode::OK, "{paused:?}");
-    for _ in 0..8 {
+    // The pause's webhooks write too: delivered first, so only the resume meets the conflicts.
+    fleet.emulator.settle_webhooks().await;
+    for _ in 0..6 {
         fleet
             .chaos
             .arm("TransactWriteItems", 0, DynamoFault::TransactionConflict);
@@ -314,4 +316,40 @@ async fn a_conflict_that_outlasts_the_retries_answers_503_and_changes_nothing() 
         .expect("readable")
         .expect("the project exists");
     assert_eq!(record.state(), Some(SessionState::Paused), "{record:?}");
+}
+
+/// Seen by the long soak as a READY row whose E2B snapshot was gone: completing the row was
+/// applied, its answer lost (a 500), and the SDK's retry found the row no longer PENDING. Read as
+/// "the row was given up on", the request deleted the snapshot it had just saved. A row already
+/// READY is the request's own success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_snapshot_whose_answer_was_lost_stays_saved() {
+    let fleet = fleet_with("saved").await;
+    let opened = fleet.api(0, Method::POST, "/v1/projects/saved/sandbox", None).await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    // The first UpdateItem of the request is the one that completes the row.
+    fleet.chaos.arm("UpdateItem", 0, DynamoFault::AppliedThen500);
+
+    let saved = fleet
+        .api(
+            0,
+            Method::POST,
+            "/v1/projects/saved/snapshots",
+            Some(json!({"description": "kept"})),
+        )
+        .await;
+
+    assert_eq!(saved.status, StatusCode::CREATED, "{saved:?}");
+    let rows = fleet
+        .checker
+        .all_snapshots(&fleet.key("saved"))
+        .await
+        .expect("readable");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, sandman::domain::SnapshotStatus::Ready);
+    assert_eq!(
+        fleet.emulator.snapshots().len(),
+        1,
+        "E2B keeps what the row says is saved"
+    );
 }
