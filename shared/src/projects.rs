@@ -1,9 +1,13 @@
-//! Removing a project: its sandbox, every snapshot (pinned ones too: the project is going away),
+//! Removing a project: its sandbox (and any other E2B still runs for it), every snapshot (pinned ones too: the project is going away),
 //! then the project item. Its lifecycle log expires by TTL.
+
+use std::collections::BTreeMap;
 
 use crate::Sandman;
 use crate::domain::{Actor, ProjectKey, SessionState, SnapshotStatus};
+use crate::e2b::{E2bError, SandboxFilter, SandboxState};
 use crate::error::Error;
+use crate::sandbox_metadata;
 
 impl Sandman {
     /// A failure part-way leaves the project in place, so deleting it again finishes the job.
@@ -11,6 +15,7 @@ impl Sandman {
         self.project(key).await?;
         self.kill(key, crate::workspace::SnapshotFirst::Skip, Actor::User)
             .await?;
+        self.kill_strays(key).await?;
         for snapshot in self.store.all_snapshots(key).await? {
             let deleted = match snapshot.status {
                 SnapshotStatus::Deleting => self.finish_delete(key, &snapshot).await,
@@ -45,6 +50,28 @@ impl Sandman {
         }
         self.store.delete_project(key).await?;
         tracing::info!(project = %key, "project deleted");
+        Ok(())
+    }
+
+    /// Kills every sandbox E2B still has for the project besides the current one: one left by a
+    /// create that took effect after its invocation was cut would outlive the project and keep
+    /// E2B from deleting the snapshot it was made from.
+    async fn kill_strays(&self, key: &ProjectKey) -> Result<(), Error> {
+        let e2b = self.e2b_for(key)?;
+        let filter = SandboxFilter {
+            states: vec![SandboxState::Running, SandboxState::Paused],
+            metadata: BTreeMap::from([
+                (sandbox_metadata::TEAM.to_owned(), key.team.to_string()),
+                (sandbox_metadata::PROJECT.to_owned(), key.project.to_string()),
+            ]),
+        };
+        for stray in e2b.list_sandboxes(&filter).await? {
+            tracing::warn!(project = %key, sandbox = %stray.sandbox_id, "a sandbox of a project being deleted; killing it");
+            match e2b.kill(&stray.sandbox_id).await {
+                Ok(()) | Err(E2bError::NotFound) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
         Ok(())
     }
 }

@@ -55,9 +55,35 @@ impl Sandman {
                 return Err(err.into());
             }
         };
-        self.store
+        match self
+            .store
             .complete_snapshot(&key, &snapshot.snapshot_id, &info.snapshot_id)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // The row is not PENDING any more: completed already (this write's own first attempt,
+            // its answer lost, or the pruner's `finish_pending`), or given up on meanwhile (the
+            // pruner found nothing in E2B yet, or the project is being deleted).
+            Err(StoreError::NotFound) => match self.store.get_snapshot(&key, &snapshot.snapshot_id).await? {
+                Some(row) if row.status == SnapshotStatus::Ready => return Ok(row),
+                Some(_) => {
+                    return Err(Error::Conflict("the snapshot is being deleted".into()));
+                }
+                None => {
+                    tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, "the pending row was removed while E2B took the snapshot; deleting it");
+                    match e2b.delete_snapshot(&info.snapshot_id).await {
+                        Ok(()) | Err(E2bError::NotFound) => {}
+                        Err(err) => {
+                            tracing::error!(project = %key, snapshot = %info.snapshot_id, error = %err, "could not delete a snapshot the table does not know")
+                        }
+                    }
+                    return Err(Error::Conflict(
+                        "the snapshot was given up on while E2B took it; try again".into(),
+                    ));
+                }
+            },
+            Err(err) => return Err(err.into()),
+        }
         snapshot.e2b_snapshot_id = info.snapshot_id;
         snapshot.status = SnapshotStatus::Ready;
         tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, kind = kind.as_str(), "snapshot saved");
@@ -159,6 +185,14 @@ impl Sandman {
             .await
         {
             Ok(()) | Err(E2bError::NotFound) => {}
+            // E2B refuses while a sandbox made from it runs (one the table no longer calls current).
+            Err(E2bError::BadRequest { message }) => {
+                tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %message, "E2B refused to delete the snapshot");
+                self.store.set_prune_at(key, Some(self.now())).await.ok();
+                return Err(Error::Conflict(
+                    "a sandbox made from this snapshot still runs in E2B; try again later".into(),
+                ));
+            }
             Err(err) => {
                 // The record stays DELETING; the pruner's next pass over this project retries.
                 self.store.set_prune_at(key, Some(self.now())).await.ok();

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use e2b_emulator::SandboxState;
+use e2b_emulator::{Fault, Route, SandboxState};
 use http::{Method, StatusCode};
-use sandman::domain::SessionState;
+use sandman::domain::{SessionState, SnapshotId};
+use sandman::e2b::{NewSandbox, SandboxNetwork};
+use sandman::sandbox_metadata;
 use sandman::store::Consistency;
 use sandman_soak::dynamo_faults::DynamoFault;
 use sandman_soak::fleet::Fleet;
@@ -81,4 +83,273 @@ async fn dynamodb_throttling_past_the_sdk_retries_answers_503_storage_unavailabl
             "{fault:?}: {status:?}"
         );
     }
+}
+
+async fn open_and_snapshot(fleet: &Fleet, project: &str) -> (String, String) {
+    let opened = fleet
+        .api(0, Method::POST, &format!("/v1/projects/{project}/sandbox"), None)
+        .await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    let saved = fleet
+        .api(
+            0,
+            Method::POST,
+            &format!("/v1/projects/{project}/snapshots"),
+            Some(json!({"description": "s"})),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::CREATED, "{saved:?}");
+    let id = saved.json["snapshotId"].as_str().expect("an id").to_owned();
+    let e2b_id = saved.json["e2bSnapshotId"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            fleet
+                .emulator
+                .snapshots()
+                .pop()
+                .expect("E2B took the snapshot")
+                .snapshot_id
+        });
+    (id, e2b_id)
+}
+
+/// A sandbox made from the snapshot that the table does not know as current: a restore whose
+/// create took effect although its invocation was cut (or E2B answered 5xx).
+async fn stray_sandbox_from(fleet: &Fleet, project: &str, e2b_snapshot: &str) -> String {
+    let e2b = fleet.jobs[0].e2b.for_team(fleet.team.as_str()).expect("the account");
+    let stray = e2b
+        .create_sandbox(&NewSandbox {
+            template_id: e2b_snapshot.to_owned(),
+            timeout: std::time::Duration::from_secs(600),
+            auto_pause: true,
+            metadata: sandbox_metadata::for_session(&fleet.key(project), "a-cut-restore"),
+            env_vars: Default::default(),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: false,
+            },
+        })
+        .await
+        .expect("E2B makes the stray sandbox");
+    stray.sandbox_id
+}
+
+/// Seen by the soak as `delete-project -> 502 e2b_error`: E2B refuses to delete a snapshot while a
+/// sandbox made from it runs, and a sandbox the project left behind (a restore cut after its
+/// create) was still running from it. Deleting the project kills every sandbox of the project,
+/// not only the current one, and then deletes its snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_project_kills_its_stray_sandboxes_before_its_snapshots() {
+    let fleet = fleet_with("doomed").await;
+    let (_, e2b_snapshot) = open_and_snapshot(&fleet, "doomed").await;
+    let stray = stray_sandbox_from(&fleet, "doomed", &e2b_snapshot).await;
+
+    let deleted = fleet.api(0, Method::DELETE, "/v1/projects/doomed", None).await;
+
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    assert_eq!(
+        fleet.emulator.sandbox(&stray).map(|s| s.state),
+        Some(SandboxState::Killed),
+        "no sandbox of a deleted project keeps running"
+    );
+    assert!(
+        fleet.emulator.snapshots().is_empty(),
+        "no snapshot of a deleted project is left in E2B"
+    );
+    let record = fleet
+        .checker
+        .get_project(&fleet.key("doomed"), Consistency::Strong)
+        .await
+        .expect("readable");
+    assert!(record.is_none(), "the project is gone");
+}
+
+/// Seen by the soak as `delete-snapshot -> 502 e2b_error`: the same refusal on a user's delete
+/// is E2B saying the snapshot is in use, a 409 the caller can act on, and the row stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_snapshot_a_stray_sandbox_runs_from_answers_409_and_keeps_the_row() {
+    let fleet = fleet_with("busy").await;
+    let (snapshot, e2b_snapshot) = open_and_snapshot(&fleet, "busy").await;
+    stray_sandbox_from(&fleet, "busy", &e2b_snapshot).await;
+
+    let path = format!("/v1/projects/busy/snapshots/{snapshot}");
+    let deleted = fleet.api(0, Method::DELETE, &path, None).await;
+
+    assert_eq!(deleted.status, StatusCode::CONFLICT, "{deleted:?}");
+    assert_eq!(fleet.emulator.snapshots().len(), 1, "E2B kept it");
+    let row = fleet
+        .checker
+        .get_snapshot(&fleet.key("busy"), &SnapshotId::parse(&snapshot).expect("an id"))
+        .await
+        .expect("readable");
+    assert!(row.is_some(), "the table still knows it");
+}
+
+/// Seen by the soak as a PENDING row (and, the other way round, an E2B snapshot without a row):
+/// the snapshot request outlived the pending grace, the pruner found nothing in E2B yet and
+/// removed the row, then E2B took the snapshot. The request, finding its row gone, deletes what
+/// E2B took: no E2B snapshot the table does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_whose_pending_row_was_removed_meanwhile_is_deleted_in_e2b() {
+    // E2B holds the snapshot call 5 s, well inside Sandman's deadline, while the row is removed.
+    let deadline = std::time::Duration::from_secs(20);
+    let fleet = Fleet::start_with_e2b_deadline(1, 1, Arc::new(Ledger::default()), deadline).await;
+    let registered = fleet
+        .api(0, Method::PUT, "/v1/projects/slow", Some(json!({"templateId": "base"})))
+        .await;
+    assert_eq!(registered.status, StatusCode::OK, "{registered:?}");
+    let opened = fleet.api(0, Method::POST, "/v1/projects/slow/sandbox", None).await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    fleet.emulator.set_fault(
+        Route::CreateSnapshot,
+        Fault {
+            latency: std::time::Duration::from_secs(5),
+            ..Fault::default()
+        },
+    );
+    let request = tokio::spawn(fleet.api(
+        0,
+        Method::POST,
+        "/v1/projects/slow/snapshots",
+        Some(json!({"description": "slow"})),
+    ));
+    let key = fleet.key("slow");
+    for _ in 0..1000 {
+        if !fleet.checker.all_snapshots(&key).await.expect("readable").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // What the pruner's `finish_pending` does to a PENDING row older than its grace when E2B has
+    // nothing for it yet (the soak's clock passes the grace while the call is in flight).
+    let pending = fleet.checker.all_snapshots(&key).await.expect("readable");
+    assert_eq!(pending.len(), 1, "the request wrote its PENDING row first");
+    fleet
+        .checker
+        .delete_snapshot_record(&key, &pending[0].snapshot_id)
+        .await
+        .expect("removed");
+    assert!(
+        fleet.emulator.snapshots().is_empty(),
+        "E2B has not taken it yet: the test's own timing failed"
+    );
+
+    let answered = request.await.expect("the request finishes");
+
+    assert_ne!(answered.status, StatusCode::CREATED, "{answered:?}");
+    assert!(
+        fleet.emulator.snapshots().is_empty(),
+        "E2B keeps no snapshot the table does not know: {:?}",
+        fleet.emulator.snapshots()
+    );
+}
+
+/// Seen by the soak as "restore of S answered with a sandbox not made from S": E2B answered the
+/// create from S with a 503 (nothing made, as the lookup by session showed), and the restore went
+/// on down the ladder to the template. A restore of snapshot S runs from S or fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_of_s_that_e2b_failed_answers_an_error_not_a_sandbox_from_the_template() {
+    let fleet = fleet_with("restoring").await;
+    let (snapshot, e2b_snapshot) = open_and_snapshot(&fleet, "restoring").await;
+    fleet.emulator.set_fault(
+        Route::CreateSandbox,
+        Fault {
+            fail_next: 3,
+            error_status: 503,
+            ..Fault::default()
+        },
+    );
+    let before = fleet.emulator.calls_to(Route::CreateSandbox).len();
+
+    let path = format!("/v1/projects/restoring/snapshots/{snapshot}/restore");
+    let restored = fleet.api(0, Method::POST, &path, None).await;
+
+    assert_ne!(restored.status, StatusCode::OK, "{restored:?}");
+    let asked: Vec<String> = fleet.emulator.calls_to(Route::CreateSandbox)[before..]
+        .iter()
+        .map(|call| call.body.clone().unwrap_or_default()["templateID"].to_string())
+        .collect();
+    assert!(
+        asked.iter().all(|template| template.contains(&e2b_snapshot)),
+        "every create was from {e2b_snapshot}: {asked:?}"
+    );
+    let running = fleet
+        .emulator
+        .sandboxes()
+        .into_iter()
+        .filter(|s| s.state == SandboxState::Running)
+        .count();
+    assert_eq!(running, 0, "nothing runs that the caller did not ask for");
+}
+
+/// Seen by the long soak as `resume -> 500 internal`: the resume's claim met a transaction
+/// conflict on every one of its attempts. Once the retries are spent, a conflict is still
+/// DynamoDB's "try again later": 503 `storage_unavailable`, with the session left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_that_outlasts_the_retries_answers_503_and_changes_nothing() {
+    let fleet = fleet_with("contended").await;
+    let opened = fleet.api(0, Method::POST, "/v1/projects/contended/sandbox", None).await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    let paused = fleet
+        .api(0, Method::POST, "/v1/projects/contended/sandbox/pause", None)
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{paused:?}");
+    // The pause's webhooks write too: delivered first, so only the resume meets the conflicts.
+    fleet.emulator.settle_webhooks().await;
+    for _ in 0..6 {
+        fleet
+            .chaos
+            .arm("TransactWriteItems", 0, DynamoFault::TransactionConflict);
+    }
+
+    let resumed = fleet
+        .api(0, Method::POST, "/v1/projects/contended/sandbox/resume", None)
+        .await;
+
+    assert_eq!(resumed.status, StatusCode::SERVICE_UNAVAILABLE, "{resumed:?}");
+    assert_eq!(resumed.json["error"]["code"], "storage_unavailable", "{resumed:?}");
+    let record = fleet
+        .checker
+        .get_project(&fleet.key("contended"), Consistency::Strong)
+        .await
+        .expect("readable")
+        .expect("the project exists");
+    assert_eq!(record.state(), Some(SessionState::Paused), "{record:?}");
+}
+
+/// Seen by the long soak as a READY row whose E2B snapshot was gone: completing the row was
+/// applied, its answer lost (a 500), and the SDK's retry found the row no longer PENDING. Read as
+/// "the row was given up on", the request deleted the snapshot it had just saved. A row already
+/// READY is the request's own success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_snapshot_whose_answer_was_lost_stays_saved() {
+    let fleet = fleet_with("saved").await;
+    let opened = fleet.api(0, Method::POST, "/v1/projects/saved/sandbox", None).await;
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    // The first UpdateItem of the request is the one that completes the row.
+    fleet.chaos.arm("UpdateItem", 0, DynamoFault::AppliedThen500);
+
+    let saved = fleet
+        .api(
+            0,
+            Method::POST,
+            "/v1/projects/saved/snapshots",
+            Some(json!({"description": "kept"})),
+        )
+        .await;
+
+    assert_eq!(saved.status, StatusCode::CREATED, "{saved:?}");
+    let rows = fleet
+        .checker
+        .all_snapshots(&fleet.key("saved"))
+        .await
+        .expect("readable");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, sandman::domain::SnapshotStatus::Ready);
+    assert_eq!(
+        fleet.emulator.snapshots().len(),
+        1,
+        "E2B keeps what the row says is saved"
+    );
 }

@@ -213,7 +213,7 @@ export interface paths {
         put?: never;
         /**
          * Replaces the project's sandbox with one restored from this snapshot (the current one is
-         *     killed first, saved if the project says so); older snapshots, then the template, if it fails.
+         *     killed first, saved if the project says so); it runs from this snapshot or the restore fails.
          */
         post: operations["restore_snapshot"];
         delete?: never;
@@ -1520,7 +1520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description pinned, or the live sandbox was restored from it */
+            /** @description pinned, or a sandbox made from it still runs */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -49,10 +49,11 @@ impl App {
             .iter()
             .map(|t| (t.api_key.clone(), t.team_id.clone()))
             .collect();
+        let faults = FaultBook::seeded(config.fault_seed);
         App(Arc::new(Shared {
             config,
             clock,
-            faults: FaultBook::default(),
+            faults,
             calls: CallLog::default(),
             publisher,
             world: Mutex::new(world),
@@ -146,6 +147,7 @@ impl Shared {
             world.set_session_cap(self.config.session_cap);
         }
         self.faults.clear();
+        self.faults.clear_hits();
         self.publisher.set_faults(crate::faults::WebhookFaults::default());
         self.publisher.clear_deliveries();
         self.calls.clear();

@@ -44,6 +44,9 @@ pub struct EmulatorConfig {
     /// E2B's cap on one continuous run (1 h Hobby, 24 h Pro): a running sandbox is killed this
     /// long after it started or last resumed. `None` (the default) never caps.
     pub session_cap: Option<Duration>,
+    /// Seeds the draws of faults' `error_rate`, so a seeded run fails the same calls; `None`
+    /// draws from entropy.
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for EmulatorConfig {
@@ -60,6 +63,7 @@ impl Default for EmulatorConfig {
             snapshot_duration: Duration::from_millis(50),
             max_timeout: Duration::from_secs(24 * 3600),
             session_cap: None,
+            fault_seed: None,
         }
     }
 }

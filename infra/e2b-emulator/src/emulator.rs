@@ -13,7 +13,7 @@ use crate::calls::RecordedCall;
 use crate::clock::Clock;
 use crate::config::EmulatorConfig;
 use crate::delivery::{DeliverySettings, Publisher, WebhookDelivery};
-use crate::faults::{Fault, Route, WebhookFaults};
+use crate::faults::{Fault, FaultHit, Route, WebhookFaults};
 use crate::http;
 use crate::sandbox::SandboxView;
 use crate::snapshot::SnapshotView;
@@ -127,6 +127,11 @@ impl Emulator {
 
     pub fn clear_faults(&self) {
         self.app.faults.clear();
+    }
+
+    /// How many calls each route's faults hit, by kind, since the start (or the last reset).
+    pub fn fault_hits(&self) -> Vec<FaultHit> {
+        self.app.faults.hits()
     }
 
     pub fn set_webhook_faults(&self, faults: WebhookFaults) {

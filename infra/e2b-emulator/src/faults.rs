@@ -125,15 +125,68 @@ pub struct WebhookFaults {
 #[derive(Debug, Default)]
 pub(crate) struct FaultBook {
     routes: Mutex<HashMap<Route, Fault>>,
+    /// Draws for `error_rate`; seeded for a reproducible run.
+    rng: Mutex<fastrand::Rng>,
+    hits: Mutex<HashMap<(Route, FaultKind), u64>>,
+}
+
+/// What a fault did to one call, as counted by [`crate::Emulator::fault_hits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Answered 429 (`rate_limit_burst`).
+    RateLimited,
+    /// Refused before the handler (`fail_next`, `error_rate`): nothing changed.
+    Refused,
+    /// Applied, then answered an error (`applied_then_fail_next`).
+    AppliedThenFailed,
+    /// Applied, then held back (`applied_then_hang_next`).
+    AppliedThenHung,
+    /// Delayed by `latency`.
+    Delayed,
+}
+
+/// How many calls to one route a fault of one kind hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultHit {
+    pub route: Route,
+    pub kind: FaultKind,
+    pub count: u64,
 }
 
 impl FaultBook {
+    pub(crate) fn seeded(seed: Option<u64>) -> FaultBook {
+        FaultBook {
+            rng: Mutex::new(seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)),
+            ..FaultBook::default()
+        }
+    }
+
+    /// Every (route, kind) a fault hit, most hit first.
+    pub(crate) fn hits(&self) -> Vec<FaultHit> {
+        let mut hits: Vec<FaultHit> = lock(&self.hits)
+            .iter()
+            .map(|(&(route, kind), &count)| FaultHit { route, kind, count })
+            .collect();
+        hits.sort_by(|a, b| b.count.cmp(&a.count).then(a.kind.cmp(&b.kind)));
+        hits
+    }
+
+    fn hit(&self, route: Route, kind: FaultKind) {
+        *lock(&self.hits).entry((route, kind)).or_default() += 1;
+    }
+
     pub(crate) fn set(&self, route: Route, fault: Fault) {
         lock(&self.routes).insert(route, fault);
     }
 
+    /// Turns every route's fault off (the hit counts stay: they are the run's figures).
     pub(crate) fn clear(&self) {
         lock(&self.routes).clear();
+    }
+
+    pub(crate) fn clear_hits(&self) {
+        lock(&self.hits).clear();
     }
 
     pub(crate) fn all(&self) -> HashMap<Route, Fault> {
@@ -148,9 +201,20 @@ impl FaultBook {
             let Some(fault) = routes.get_mut(&route) else {
                 return Verdict::Pass;
             };
-            (fault.latency, fault.next_verdict())
+            (fault.latency, fault.next_verdict(&mut lock(&self.rng)))
         };
+        let kind = match &verdict {
+            Verdict::Pass => None,
+            Verdict::Refuse(ApiError::RateLimited) => Some(FaultKind::RateLimited),
+            Verdict::Refuse(_) => Some(FaultKind::Refused),
+            Verdict::AppliedThenFail(_) => Some(FaultKind::AppliedThenFailed),
+            Verdict::AppliedThenHang(_) => Some(FaultKind::AppliedThenHung),
+        };
+        if let Some(kind) = kind {
+            self.hit(route, kind);
+        }
         if !latency.is_zero() {
+            self.hit(route, FaultKind::Delayed);
             tokio::time::sleep(latency).await;
         }
         verdict
@@ -170,7 +234,7 @@ pub(crate) enum Verdict {
 }
 
 impl Fault {
-    fn next_verdict(&mut self) -> Verdict {
+    fn next_verdict(&mut self, rng: &mut fastrand::Rng) -> Verdict {
         let status = StatusCode::from_u16(self.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if self.rate_limit_burst > 0 {
             self.rate_limit_burst -= 1;
@@ -188,7 +252,7 @@ impl Fault {
             self.applied_then_hang_next -= 1;
             return Verdict::AppliedThenHang(self.hang_for);
         }
-        if self.error_rate > 0.0 && fastrand::f64() < self.error_rate {
+        if self.error_rate > 0.0 && rng.f64() < self.error_rate {
             return Verdict::Refuse(ApiError::Injected(status));
         }
         Verdict::Pass
@@ -247,8 +311,44 @@ mod tests {
             error_status: 503,
             ..Fault::default()
         };
-        assert!(matches!(fault.next_verdict(), Verdict::Refuse(ApiError::RateLimited)));
-        assert!(matches!(fault.next_verdict(), Verdict::Refuse(ApiError::Injected(s)) if s.as_u16() == 503));
-        assert!(matches!(fault.next_verdict(), Verdict::Pass));
+        let rng = &mut fastrand::Rng::with_seed(1);
+        assert!(matches!(
+            fault.next_verdict(rng),
+            Verdict::Refuse(ApiError::RateLimited)
+        ));
+        assert!(matches!(fault.next_verdict(rng), Verdict::Refuse(ApiError::Injected(s)) if s.as_u16() == 503));
+        assert!(matches!(fault.next_verdict(rng), Verdict::Pass));
+    }
+
+    #[tokio::test]
+    async fn a_seeded_error_rate_fails_the_same_calls_and_counts_its_hits() {
+        let draws = |seed| async move {
+            let book = FaultBook::seeded(Some(seed));
+            book.set(
+                Route::KillSandbox,
+                Fault {
+                    error_rate: 0.5,
+                    ..Fault::default()
+                },
+            );
+            let mut failed = Vec::new();
+            for _ in 0..32 {
+                failed.push(matches!(book.intercept(Route::KillSandbox).await, Verdict::Refuse(_)));
+            }
+            (failed, book.hits())
+        };
+        let (first, hits) = draws(7).await;
+        let (again, _) = draws(7).await;
+        assert_eq!(first, again, "the same seed fails the same calls");
+        let refused = first.iter().filter(|f| **f).count() as u64;
+        assert!(refused > 0 && refused < 32, "{refused} of 32 at rate 0.5");
+        assert_eq!(
+            hits,
+            vec![FaultHit {
+                route: Route::KillSandbox,
+                kind: FaultKind::Refused,
+                count: refused
+            }]
+        );
     }
 }

@@ -23,6 +23,6 @@ pub use config::{ConfigError, DEFAULT_API_KEY, DEFAULT_TEAM_ID, EmulatorConfig, 
 pub use delivery::{DeliveryOutcome, WebhookDelivery, webhook_signature};
 pub use emulator::Emulator;
 pub use events::EventType;
-pub use faults::{Fault, Route, WebhookFaults};
+pub use faults::{Fault, FaultHit, FaultKind, Route, WebhookFaults};
 pub use sandbox::{OnTimeout, SandboxState, SandboxView, Transition};
 pub use snapshot::SnapshotView;

@@ -183,7 +183,7 @@ impl Soak {
                     && reply.json["outcome"] == "recorded"
                 {
                     let answered = self.fleet.clock.now();
-                    self.model.project(index).recorded_heartbeats.push((sent, answered));
+                    self.model.project(index).heartbeat_recorded(sent, answered);
                 }
             }
             Op::Status => {
@@ -270,14 +270,12 @@ impl Soak {
         let kind = if change { "settings" } else { "register" };
         let path = format!("/v1/projects/{}", Model::name(index));
         let sent = self.fleet.clock.now();
+        let ticket = self.model.project(index).settings_sent();
         let reply = self.call(rng, kind, Method::PUT, &path, Some(body)).await;
-        let mut model = self.model.project(index);
-        // An abandoned PUT may have been applied: the idle window is unknown from here on.
-        model.settings_changed.push(sent);
-        if reply.is_some_and(|r| r.status == StatusCode::OK) {
-            model.registered = true;
-            model.idle_timeout_secs = idle;
-        }
+        let answered = self.fleet.clock.now();
+        self.model
+            .project(index)
+            .settings_answered(ticket, sent, answered, idle, reply.map(|r| r.status));
     }
 
     /// Ticks of one kind on a jittered timer, overlapping each other (a slow tick does not hold

@@ -7,7 +7,7 @@ use std::time::Duration;
 use e2b_emulator::{Fault, Route, WebhookFaults};
 
 use crate::dynamo_faults::DynamoFault;
-use crate::fleet::Fleet;
+use crate::fleet::{E2B_CALL_DEADLINE, Fleet};
 use crate::ledger::Ledger;
 
 /// Percent of invocations (API requests, webhook deliveries, ticks) cut short at a random await,
@@ -54,6 +54,47 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
             };
             fleet.emulator.set_fault(route, fault);
             format!("{route:?} {status}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.applied-then-5xx",
+        weight: 5,
+        inject: |fleet, rng| {
+            let (route, status) = (route(rng), [500, 502, 503][rng.usize(0..3)]);
+            let fault = Fault {
+                applied_then_fail_next: rng.u32(1..4),
+                error_status: status,
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?} {status}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.applied-then-timeout",
+        weight: 2,
+        inject: |fleet, rng| {
+            let route = route(rng);
+            let fault = Fault {
+                applied_then_hang_next: rng.u32(1..3),
+                hang_for: E2B_CALL_DEADLINE + Duration::from_millis(500),
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.latency-past-deadline",
+        weight: 1,
+        inject: |fleet, rng| {
+            let route = route(rng);
+            let fault = Fault {
+                latency: E2B_CALL_DEADLINE + Duration::from_millis(500),
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?}")
         },
     },
     FaultEntry {
@@ -169,6 +210,15 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
         inject: |fleet, _| {
             fleet.chaos.set(DynamoFault::TransactionConflict, 150);
             String::new()
+        },
+    },
+    FaultEntry {
+        name: "dynamodb.unreachable",
+        weight: 1,
+        inject: |fleet, rng| {
+            let length = Duration::from_millis(rng.u64(200..800));
+            fleet.chaos.outage(length);
+            format!("{}ms", length.as_millis())
         },
     },
     FaultEntry {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn};
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 
@@ -22,6 +23,8 @@ pub struct DynamoChaos {
     throttle: AtomicU32,
     conflict: AtomicU32,
     applied_then_500: AtomicU32,
+    /// Until when DynamoDB refuses connections (an outage of its own length, as a restart is).
+    unreachable_until: std::sync::Mutex<Option<std::time::Instant>>,
     rng: std::sync::Mutex<Option<fastrand::Rng>>,
     armed: std::sync::Mutex<Vec<Armed>>,
 }
@@ -39,6 +42,8 @@ pub enum DynamoFault {
     Throttle,
     TransactionConflict,
     AppliedThen500,
+    /// No connection: what the SDK sees while DynamoDB (Local) restarts.
+    Unreachable,
 }
 
 impl DynamoFault {
@@ -47,6 +52,7 @@ impl DynamoFault {
             DynamoFault::Throttle => "dynamodb.throttle",
             DynamoFault::TransactionConflict => "dynamodb.transaction-conflict",
             DynamoFault::AppliedThen500 => "dynamodb.applied-then-500",
+            DynamoFault::Unreachable => "dynamodb.unreachable",
         }
     }
 }
@@ -58,12 +64,32 @@ impl DynamoChaos {
         Arc::new(chaos)
     }
 
-    /// Sets one fault's rate (per mille); 0 turns it off.
+    /// DynamoDB refuses every connection for `length` (real time), then is back by itself.
+    pub fn outage(&self, length: std::time::Duration) {
+        *self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now() + length);
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+
+    fn unreachable(&self) -> bool {
+        self.unreachable_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    /// Sets one fault's rate (per mille; for `Unreachable`, the outage's length in ms); 0 turns it off.
     pub fn set(&self, fault: DynamoFault, per_mille: u32) {
         let slot = match fault {
             DynamoFault::Throttle => &self.throttle,
             DynamoFault::TransactionConflict => &self.conflict,
             DynamoFault::AppliedThen500 => &self.applied_then_500,
+            DynamoFault::Unreachable => {
+                self.outage(std::time::Duration::from_millis(u64::from(per_mille)));
+                return;
+            }
         };
         slot.store(per_mille, Ordering::Relaxed);
         self.enabled.store(true, Ordering::Relaxed);
@@ -90,6 +116,10 @@ impl DynamoChaos {
         for slot in [&self.throttle, &self.conflict, &self.applied_then_500] {
             slot.store(0, Ordering::Relaxed);
         }
+        *self
+            .unreachable_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     fn roll(&self, per_mille: &AtomicU32) -> bool {
@@ -107,6 +137,9 @@ impl DynamoChaos {
         }
         if !self.enabled.load(Ordering::Relaxed) {
             return None;
+        }
+        if self.unreachable() {
+            return Some(DynamoFault::Unreachable);
         }
         let writes = matches!(
             operation,
@@ -189,6 +222,9 @@ impl HttpConnector for FaultyConnector {
                     Some(items),
                 )))
             }
+            DynamoFault::Unreachable => HttpConnectorFuture::ready(Err(ConnectorError::io(
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "DynamoDB is restarting (soak)").into(),
+            ))),
             DynamoFault::AppliedThen500 => {
                 let sent = self.inner.call(request);
                 HttpConnectorFuture::new(async move {
@@ -256,5 +292,18 @@ mod tests {
         assert!(matches!(chaos.pick("Query"), Some(DynamoFault::Throttle)));
         chaos.off();
         assert!(chaos.pick("Query").is_none());
+    }
+
+    #[test]
+    fn an_outage_refuses_every_operation_then_ends_by_itself() {
+        let chaos = DynamoChaos::new(1);
+        chaos.outage(std::time::Duration::from_millis(50));
+        assert!(matches!(chaos.pick("GetItem"), Some(DynamoFault::Unreachable)));
+        assert!(matches!(
+            chaos.pick("TransactWriteItems"),
+            Some(DynamoFault::Unreachable)
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert!(chaos.pick("GetItem").is_none());
     }
 }

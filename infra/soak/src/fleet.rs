@@ -30,6 +30,9 @@ use crate::ledger::Ledger;
 /// The reconciler's stuck threshold in this soak (the deployment default).
 pub const STUCK_AFTER: Duration = Duration::from_secs(300);
 
+/// Sandman's deadline for one E2B call in this soak: short, so hangs and latency can pass it.
+pub const E2B_CALL_DEADLINE: Duration = Duration::from_secs(2);
+
 pub struct Fleet {
     pub emulator: Emulator,
     pub clock: Clock,
@@ -48,11 +51,22 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start(instances: usize, seed: u64, ledger: Arc<Ledger>) -> Fleet {
+        Fleet::start_with_e2b_deadline(instances, seed, ledger, E2B_CALL_DEADLINE).await
+    }
+
+    /// As [`Fleet::start`], with Sandman's deadline for one E2B call set to `e2b_deadline`.
+    pub async fn start_with_e2b_deadline(
+        instances: usize,
+        seed: u64,
+        ledger: Arc<Ledger>,
+        e2b_deadline: Duration,
+    ) -> Fleet {
         let table = TestTable::create().await;
         let emulator = Emulator::start(EmulatorConfig {
             webhook_retry_delay: Duration::from_millis(200),
             webhook_max_retries: 3,
             webhook_timeout: Duration::from_secs(2),
+            fault_seed: Some(seed ^ 0xe2b),
             ..EmulatorConfig::default()
         })
         .await
@@ -67,6 +81,7 @@ impl Fleet {
             "E2B_API_ALLOW_HTTP_LOOPBACK" | "JWT_HS256" => Some("true".into()),
             "SANDMAN_MAX_PROJECTS_PER_TEAM" | "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM" => Some("100000".into()),
             "RECONCILE_STUCK_AFTER_SECS" => Some(STUCK_AFTER.as_secs().to_string()),
+            "E2B_CALL_DEADLINE_SECS" => Some(e2b_deadline.as_secs().to_string()),
             _ => None,
         })
         .expect("the soak's configuration is valid");

@@ -71,14 +71,17 @@ pub async fn run(plan: &Plan) -> Outcome {
     while actors.join_next().await.is_some() {}
     let ran_for = started.elapsed();
 
-    // Quiescence: faults off, webhooks delivered, leases and the stuck threshold passed, one reconcile.
+    // Quiescence: faults off, webhooks delivered, leases and the stuck threshold passed, one reconcile
+    // and one prune.
     chaos::all_off(&soak.fleet);
     let faults_off = Instant::now();
     settle(&soak).await;
     soak.fleet.advance(STUCK_AFTER + Duration::from_secs(60)).await;
     settle(&soak).await;
     let mut quiet_rng = fastrand::Rng::with_seed(plan.seed ^ 0xc0de);
+    // PENDING snapshot rows (their writer cut short, or E2B's answer lost) are the pruner's to finish.
     soak.tick_quietly(&mut quiet_rng, Tick::Reconcile).await;
+    soak.tick_quietly(&mut quiet_rng, Tick::Prune).await;
     settle(&soak).await;
     let (findings, figures) = quiescence::check_state(&soak).await;
     let first_check = findings.len();
@@ -97,6 +100,7 @@ pub async fn run(plan: &Plan) -> Outcome {
         }
         soak.fleet.advance(STUCK_AFTER + Duration::from_secs(60)).await;
         soak.tick_quietly(&mut quiet_rng, Tick::Reconcile).await;
+        soak.tick_quietly(&mut quiet_rng, Tick::Prune).await;
         settle(&soak).await;
         if quiescence::check_state(&soak).await.0.is_empty() {
             converged = Some((round, faults_off.elapsed()));
@@ -118,6 +122,14 @@ pub async fn run(plan: &Plan) -> Outcome {
         },
     );
     report.push_str(&ledger.report());
+    let hits = soak.fleet.emulator.fault_hits();
+    report.push_str(&format!(
+        "E2B calls hit by a fault ({}):\n",
+        hits.iter().map(|h| h.count).sum::<u64>()
+    ));
+    for hit in hits {
+        report.push_str(&format!("  {:>7}  {:?} {:?}\n", hit.count, hit.route, hit.kind));
+    }
     report.push_str(&format!(
         "at quiescence: {} live E2B sandboxes ({} paused orphans), {} E2B snapshots, {} DELETING rows\n",
         figures.live_sandboxes, figures.paused_orphans, figures.snapshots, figures.deleting_rows

@@ -3,7 +3,6 @@
 //! heartbeat the API answered as recorded. The checker may scan the test table; product code never does.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2b_emulator::SandboxState;
@@ -201,15 +200,7 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
     let fleet = &soak.fleet;
     let mut found = Vec::new();
     for index in 0..soak.model.projects.len() {
-        let (heartbeats, changes, idle) = {
-            let model = soak.model.project(index);
-            (
-                model.recorded_heartbeats.clone(),
-                model.settings_changed.clone(),
-                model.idle_timeout_secs,
-            )
-        };
-        if heartbeats.is_empty() {
+        if soak.model.project(index).recorded_heartbeats.is_empty() {
             continue;
         }
         let name = Model::name(index);
@@ -231,21 +222,14 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
             }
         }
         for pause in &pauses {
-            let window = Duration::from_secs(idle);
-            let contradicted = heartbeats.iter().find(|(sent, answered)| {
-                *answered <= pause.at
-                    && pause.at < *sent + window
-                    && !changes
-                        .iter()
-                        .any(|c| *c >= *sent - Duration::from_secs(1) && *c <= pause.at)
-            });
-            if let Some((sent, answered)) = contradicted {
+            let contradicted = soak.model.project(index).contradicted_by(pause.at);
+            if let Some(hb) = contradicted {
                 found.push(finding(
                     ENFORCER_VS_HEARTBEAT,
                     &name,
                     format!(
-                        "heartbeat sent {sent}, answered recorded {answered}; enforcer paused {:?} at {} (idle timeout {idle}s)",
-                        pause.sandbox_id, pause.at
+                        "heartbeat sent {}, answered recorded {}; enforcer paused {:?} at {} (idle timeout {}s)",
+                        hb.sent, hb.answered, pause.sandbox_id, pause.at, hb.idle_timeout_secs
                     ),
                 ));
             }

@@ -455,21 +455,14 @@ impl Store {
             .map_err(StoreError::build)
     }
 
-    fn cancellation<R: std::fmt::Debug>(
-        &self,
-        err: aws_sdk_dynamodb::error::SdkError<
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-            R,
-        >,
-        hold_at: Option<usize>,
-    ) -> StoreError {
+    fn cancellation(&self, err: super::transact::TransactError, hold_at: Option<usize>) -> StoreError {
         let Some(
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
                 cancel,
             ),
         ) = err.as_service_error()
         else {
-            return StoreError::dynamo(err);
+            return super::transact::spent(err);
         };
         let reasons = cancel.cancellation_reasons();
         let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
@@ -487,7 +480,7 @@ impl Store {
         if (1..reasons.len()).any(failed) {
             return StoreError::Duplicate;
         }
-        StoreError::dynamo(err)
+        super::transact::spent(err)
     }
 
     /// A heartbeat: moves `lastActiveAt` (and the idle deadline) of a session still RUNNING

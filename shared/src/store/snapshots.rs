@@ -74,11 +74,12 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(())
             }
-            Err(err) if is_cancelled(&err) => {
+            // Cancelled for its condition (the project is gone), not for a conflict that outlasted the retries.
+            Err(err) if is_cancelled(&err) && !super::transact::is_transient(&err) => {
                 self.capacity.record_failed_write(4.0);
                 Err(StoreError::NotFound)
             }
-            Err(err) => Err(StoreError::dynamo(err)),
+            Err(err) => Err(super::transact::spent(err)),
         }
     }
 

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem};
 
-use super::Store;
+use super::{Store, StoreError};
 
 const ATTEMPTS: u32 = 6;
 const BASE_BACKOFF: Duration = Duration::from_millis(25);
@@ -76,5 +76,19 @@ pub(crate) fn is_transient(err: &TransactError) -> bool {
             err,
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
         ),
+    }
+}
+
+/// A transaction's failure once its attempts are spent. One it could still get past (it kept
+/// meeting other transactions, was throttled, or got no answer) is DynamoDB saying "try again
+/// later", as its other transient errors are.
+pub(crate) fn spent(err: TransactError) -> StoreError {
+    let transient = is_transient(&err);
+    match StoreError::dynamo(err) {
+        StoreError::Dynamo { message, retryable } => StoreError::Dynamo {
+            message,
+            retryable: retryable || transient,
+        },
+        other => other,
     }
 }

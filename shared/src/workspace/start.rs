@@ -52,6 +52,17 @@ impl Started {
     }
 }
 
+/// The rungs a new sandbox is tried from.
+#[derive(Debug, Clone)]
+pub(super) enum Ladder {
+    /// An open: the project's newest snapshots, then its template.
+    Newest,
+    /// A restore of a chosen snapshot: it runs from that snapshot or fails, nothing stands in.
+    Exactly(Snapshot),
+    /// A fork's first open: the source's snapshot, then the template.
+    First(Snapshot),
+}
+
 impl Sandman {
     /// Starts a project that has no sandbox (never had one, or it was killed or lost): from
     /// `preferred` (a fork's source snapshot) or the project's newest snapshots, else the template.
@@ -77,7 +88,8 @@ impl Sandman {
         let Claim::Won(mut claimed) = self.claim(&claim).await? else {
             return Ok(Step::Lost);
         };
-        match self.create_ladder(&e2b, &record, &session_id, preferred).await? {
+        let ladder = preferred.map_or(Ladder::Newest, Ladder::First);
+        match self.create_ladder(&e2b, &record, &session_id, ladder).await? {
             Ok(started) => Ok(Step::Done(Box::new(
                 self.record_started(&mut claimed, &record, started).await?,
             ))),
@@ -104,15 +116,14 @@ impl Sandman {
             .await
     }
 
-    /// Creates the session's sandbox: from `preferred` and older snapshots, or the newest ones,
-    /// else the template. `Ok(Err)`: every rung refused (the template's error); `Err`: an outcome
-    /// could not be looked up, and the claim is left to its lease.
+    /// Creates the session's sandbox down `ladder`'s rungs. `Ok(Err)`: every rung refused (the
+    /// last one's error); `Err`: an outcome could not be looked up, and the claim is left to its lease.
     pub(super) async fn create_ladder(
         &self,
         e2b: &E2b,
         record: &ProjectRecord,
         session_id: &str,
-        preferred: Option<Snapshot>,
+        ladder: Ladder,
     ) -> Result<Result<Started, E2bError>, Error> {
         let key = record.project.key();
         let project = &record.project;
@@ -128,7 +139,9 @@ impl Sandman {
             },
         };
         let mut fallback_reason = None;
-        for snapshot in self.restore_candidates(&key, preferred).await? {
+        let mut refused = None;
+        let template_too = !matches!(ladder, Ladder::Exactly(_));
+        for snapshot in self.restore_candidates(&key, ladder).await? {
             let new = sandbox_for(&snapshot.e2b_snapshot_id);
             match self.try_create(e2b, &key, session_id, &new).await? {
                 Ok(sandbox) => {
@@ -145,8 +158,12 @@ impl Sandman {
                         snapshot.snapshot_id,
                         err.public_message()
                     ));
+                    refused = Some(err);
                 }
             }
+        }
+        if !template_too {
+            return Ok(Err(refused.unwrap_or(E2bError::NotFound)));
         }
         let from_template = self
             .try_create(e2b, &key, session_id, &sandbox_for(&project.template_id))
@@ -177,19 +194,17 @@ impl Sandman {
         }
     }
 
-    async fn restore_candidates(&self, key: &ProjectKey, preferred: Option<Snapshot>) -> Result<Vec<Snapshot>, Error> {
-        // A chosen snapshot may be older than any first page: its fallbacks are older still.
-        let newest = match preferred {
-            Some(_) => self.store.all_snapshots(key).await?,
-            None => self.store.list_snapshots(key, None, 20).await?.items,
-        };
-        let ready = newest.into_iter().filter(|s| s.status == SnapshotStatus::Ready);
-        Ok(match preferred {
-            Some(chosen) => std::iter::once(chosen.clone())
-                .chain(ready.filter(|s| s.snapshot_id < chosen.snapshot_id))
-                .take(RESTORE_ATTEMPTS)
-                .collect(),
-            None => ready.take(RESTORE_ATTEMPTS).collect(),
+    async fn restore_candidates(&self, key: &ProjectKey, ladder: Ladder) -> Result<Vec<Snapshot>, Error> {
+        Ok(match ladder {
+            Ladder::Newest => {
+                let newest = self.store.list_snapshots(key, None, 20).await?.items;
+                newest
+                    .into_iter()
+                    .filter(|s| s.status == SnapshotStatus::Ready)
+                    .take(RESTORE_ATTEMPTS)
+                    .collect()
+            }
+            Ladder::Exactly(chosen) | Ladder::First(chosen) => vec![chosen],
         })
     }
 }

@@ -99,7 +99,7 @@ async fn pin_snapshot(
 #[utoipa::path(delete, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",
     params(("projectId" = String, Path), ("snapshotId" = String, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "pinned, or the live sandbox was restored from it"), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
+        (status = 409, body = ErrorBody, description = "pinned, or a sandbox made from it still runs"), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete_snapshot(
     Shared(api): Shared<Api>,
@@ -110,7 +110,7 @@ async fn delete_snapshot(
 }
 
 /// Replaces the project's sandbox with one restored from this snapshot (the current one is
-/// killed first, saved if the project says so); older snapshots, then the template, if it fails.
+/// killed first, saved if the project says so); it runs from this snapshot or the restore fails.
 #[utoipa::path(post, path = "/v1/projects/{projectId}/snapshots/{snapshotId}/restore", tag = "snapshots",
     params(("projectId" = String, Path), ("snapshotId" = String, Path)),
     responses((status = 200, body = OpenResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
