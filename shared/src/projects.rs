@@ -57,7 +57,7 @@ impl Sandman {
     /// create that took effect after its invocation was cut would outlive the project and keep
     /// E2B from deleting the snapshot it was made from.
     async fn kill_strays(&self, key: &ProjectKey) -> Result<(), Error> {
-        let e2b = self.e2b_for(key)?;
+        let e2b = self.e2b_for(key).await?;
         let filter = SandboxFilter {
             states: vec![SandboxState::Running, SandboxState::Paused],
             metadata: BTreeMap::from([

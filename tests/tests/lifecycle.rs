@@ -119,6 +119,62 @@ async fn a_resume_that_answered_502_after_resuming_is_recorded_running() {
     );
 }
 
+/// Found by the long soak: a kill that E2B carried out but answered 502 was rolled back to PAUSED,
+/// leaving the table with a sandbox E2B no longer had.
+#[tokio::test]
+async fn a_kill_that_answered_502_after_killing_is_recorded_killed() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    pause_now(&stack, &key).await;
+    let sandbox = stack
+        .sandman
+        .project(&key)
+        .await
+        .unwrap()
+        .session
+        .unwrap()
+        .sandbox
+        .unwrap()
+        .sandbox_id;
+    stack.emulator.set_fault(Route::KillSandbox, applied_then_502());
+
+    let killed = stack.sandman.kill(&key, Some(false), Actor::User).await;
+
+    assert!(killed.is_ok(), "{killed:?}");
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Killed)
+    );
+    assert!(!live_sandboxes(&stack).contains(&sandbox), "E2B killed it");
+}
+
+#[tokio::test]
+async fn a_kill_that_answered_502_without_killing_goes_back_to_paused() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    stack.sandman.open(&key, Actor::User).await.unwrap();
+    pause_now(&stack, &key).await;
+    stack.emulator.set_fault(
+        Route::KillSandbox,
+        Fault {
+            fail_next: 10,
+            error_status: 502,
+            ..Fault::default()
+        },
+    );
+
+    let killed = stack.sandman.kill(&key, Some(false), Actor::User).await;
+
+    assert!(killed.is_err(), "{killed:?}");
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Paused)
+    );
+}
+
 #[tokio::test]
 async fn a_claim_whose_claimant_died_is_settled_by_the_next_open_after_its_lease() {
     let stack = TestStack::start().await;

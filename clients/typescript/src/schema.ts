@@ -34,6 +34,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_budget"];
+        /**
+         * Sets the team's monthly budget (admins of the team only: the token's admin claim, default
+         *     `role`, must be `admin`). It applies to the current month at once.
+         */
+        put: operations["put_budget"];
+        post?: never;
+        /** Removes the team's budget (admins only): nothing is refused for cost any more. */
+        delete: operations["delete_budget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -92,6 +113,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{projectId}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forks the project: a new project of the same team and settings whose first open restores the
+         *     chosen snapshot (held until then, so retention cannot take it), after which it has its own
+         *     sandbox, snapshots and log. The project quota applies.
+         */
+        post: operations["fork_project"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects/{projectId}/sandbox": {
         parameters: {
             query?: never;
@@ -127,7 +169,8 @@ export interface paths {
         put?: never;
         /**
          * A heartbeat from the frontend: keeps a running sandbox from being paused as idle, wakes a
-         *     paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B.
+         *     paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B. The body is
+         *     optional; `busyForSeconds` holds the sandbox awake for a long job.
          */
         post: operations["activity"];
         delete?: never;
@@ -222,6 +265,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{projectId}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One project's usage in a month: one read of its counters. */
+        get: operations["project_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/team/e2b": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether the caller's team has its own E2B key, and which key its calls use. */
+        get: operations["get_e2b_key"];
+        /**
+         * Registers the team's own E2B key (team admins only). E2B is asked first: a key it refuses
+         *     answers 400 and nothing is stored. Every later E2B call for the team's projects uses it.
+         */
+        put: operations["put_e2b_key"];
+        post?: never;
+        /** Forgets the team's own key (team admins only): its calls use the deployment's keys again. */
+        delete: operations["delete_e2b_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The team's usage in a month, over all its projects: one read of its counters. */
+        get: operations["team_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks/endpoints": {
         parameters: {
             query?: never;
@@ -278,12 +377,68 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Optional body of an activity call. */
+        ActivityBody: {
+            /**
+             * Format: int64
+             * @description Hold the sandbox awake this long (1 to 86400 seconds, capped by the project's
+             *     `maxBusyForSeconds`) without further heartbeats: for a long job. Always recorded.
+             */
+            busyForSeconds?: number | null;
+        };
         ActivityResult: {
             /** @description Whether E2B's timeout was pushed back (it is, once less than half of it is left). */
             extendedTimeout?: boolean | null;
             opened?: components["schemas"]["OpenResult"] | null;
             outcome: components["schemas"]["Heartbeat"];
             state?: components["schemas"]["State"] | null;
+        };
+        BudgetSettings: {
+            /**
+             * Format: double
+             * @description The team's monthly budget in US dollars of estimated E2B compute (more than 0).
+             */
+            monthlyUsd: number;
+        };
+        /**
+         * @description The team's monthly budget. At 80% of it a lifecycle line records it (once a month); at 100%
+         *     the team's running sandboxes are paused and opens answer 402 until the month ends (UTC) or
+         *     the budget is raised. No budget: no limit (the default).
+         */
+        BudgetView: {
+            /** Format: double */
+            monthlyUsd: number;
+            period: string;
+            /** @description 100% was reached this month: opens are refused until `until`. */
+            reached: boolean;
+            /**
+             * Format: double
+             * @description Estimated cost of the team's usage this month, at the deployment's rates.
+             */
+            spentUsd: number;
+            /** Format: date-time */
+            until: string;
+            /** @description 80% was passed this month. */
+            warned: boolean;
+        };
+        /**
+         * @description Session-cap handoff: what happens to an active sandbox before E2B's cap on one continuous run
+         *     (set per deployment and team) ends it. `pause-resume` (the default) pauses and resumes it at
+         *     once, keeping memory and processes (a short RESUMING); `snapshot-reopen` snapshots it, kills
+         *     it and reopens from the snapshot. An idle sandbox near the cap is simply paused.
+         * @enum {string}
+         */
+        CapHandoffSetting: "pause-resume" | "snapshot-reopen";
+        /** @description Compute over a period, and what it is estimated to cost at the deployment's rates. */
+        Compute: {
+            /** Format: double */
+            estimatedCostUsd: number;
+            /** Format: double */
+            memoryMbSeconds: number;
+            /** Format: double */
+            runSeconds: number;
+            /** Format: double */
+            vcpuSeconds: number;
         };
         /** @description A new endpoint and its signing secret: the only time the secret is shown. */
         CreatedEndpoint: components["schemas"]["EndpointView"] & {
@@ -309,6 +464,20 @@ export interface components {
             /** @description The `webhook-id` the endpoint received (the same on every attempt). */
             messageId: string;
             status: components["schemas"]["DeliveryState"];
+        };
+        E2bKeySettings: {
+            /** @description The team's E2B API key. Checked with E2B, then stored encrypted; never shown again. */
+            apiKey: string;
+        };
+        E2bKeyView: {
+            /** @description Which key the team's E2B calls use now. */
+            inUse: components["schemas"]["KeyInUse"];
+            /** @description The last four characters of the registered key; never more. */
+            lastFour?: string | null;
+            /** @description Whether the team registered a key of its own. */
+            registered: boolean;
+            /** Format: date-time */
+            updatedAt?: string | null;
         };
         EndpointList: {
             items: components["schemas"]["EndpointView"][];
@@ -340,12 +509,52 @@ export interface components {
             sandboxId?: string | null;
             to: components["schemas"]["State"];
         };
+        /** @enum {string} */
+        ForkMode: "snapshot" | "running";
+        ForkRequest: {
+            from?: components["schemas"]["ForkMode"] | null;
+            /** @description The new project's id (same team, same settings as the source). */
+            projectId: string;
+            snapshotId?: string | null;
+        };
+        ForkView: {
+            projectId: string;
+            snapshotId: string;
+        };
         Health: {
             /** @description Always `ok`: the function is up. It does not call DynamoDB or E2B. */
             status: string;
         };
         /** @enum {string} */
         Heartbeat: "throttled" | "recorded" | "woke" | "ignored";
+        /** @description Inactivity tiers, all off unless set. */
+        InactivitySettings: {
+            /**
+             * Format: int64
+             * @description A sandbox paused longer than this is archived: snapshotted (unless a snapshot taken since the
+             *     pause exists) and killed, so E2B keeps nothing paused for it; the next open restores the
+             *     snapshot. 60 seconds to 1 year; off by default.
+             */
+            archiveAfterSeconds?: number | null;
+            /**
+             * Format: int64
+             * @description The snapshots of a project with no activity for this long are deleted (the project and its
+             *     log stay; the next open starts from the template). 86400 seconds to 3 years; off by default.
+             */
+            deleteAfterSeconds?: number | null;
+            /** @description Whether `deleteAfterSeconds` deletes pinned snapshots too (default false: pins stay). */
+            deletePinned?: boolean | null;
+        };
+        /** @description Inactivity tiers (off unless set): see `InactivitySettings`. */
+        InactivityView: {
+            /** Format: int64 */
+            archiveAfterSeconds?: number | null;
+            /** Format: int64 */
+            deleteAfterSeconds?: number | null;
+            deletePinned: boolean;
+        };
+        /** @enum {string} */
+        KeyInUse: "registered" | "deployment-team" | "deployment-default" | "none";
         KillResult: {
             /** @description There was no live sandbox to kill. */
             alreadyKilled: boolean;
@@ -459,10 +668,30 @@ export interface components {
         /** @description A project's settings. `PUT` replaces them: an omitted field takes the deployment's default. */
         ProjectSettings: {
             /**
+             * Format: int32
+             * @description Busy-aware idle: an idle sandbox whose CPU (E2B's metrics, read by the enforcer) is above
+             *     this percentage, 1 to 100, is not paused yet. Unset (the default): off.
+             */
+            busyCpuPercent?: number | null;
+            capHandoff?: components["schemas"]["CapHandoffSetting"] | null;
+            /**
              * Format: int64
              * @description Idle time after which the sandbox is paused, 60 to 86400 seconds.
              */
             idleTimeoutSeconds?: number | null;
+            inactivity?: components["schemas"]["InactivitySettings"] | null;
+            /**
+             * Format: int64
+             * @description How long busy deferrals may keep a sandbox up without any activity, 300 to 604800 seconds
+             *     (default 7200).
+             */
+            maxBusyDeferralSeconds?: number | null;
+            /**
+             * Format: int64
+             * @description The longest hold one activity call's `busyForSeconds` may ask for, 60 to 86400 seconds
+             *     (default 3600).
+             */
+            maxBusyForSeconds?: number | null;
             /** @description Let the sandbox's URLs answer without E2B's traffic access token (off by default). */
             publicTraffic?: boolean | null;
             retention?: components["schemas"]["RetentionSettings"] | null;
@@ -475,12 +704,23 @@ export interface components {
             snapshotBeforeKill?: boolean | null;
             /** @description Save a snapshot before each idle pause. */
             snapshotOnIdle?: boolean | null;
-            /** @description The E2B template new sandboxes start from when there is no snapshot to restore. */
+            /**
+             * @description The E2B template new sandboxes start from when there is no snapshot to restore: one the
+             *     deployment or the team allows, 1 to 128 visible ASCII characters.
+             */
             templateId: string;
         };
         ProjectView: {
+            /**
+             * Format: int32
+             * @description Busy-aware idle threshold; absent when off.
+             */
+            busyCpuPercent?: number | null;
+            /** @description `pause-resume` or `snapshot-reopen`. */
+            capHandoff: string;
             /** Format: date-time */
             createdAt: string;
+            forkOf?: components["schemas"]["ForkView"] | null;
             /**
              * Format: int64
              * @description Heartbeats closer together than this are throttled: a client need not send them more often.
@@ -488,6 +728,11 @@ export interface components {
             heartbeatIntervalSeconds: number;
             /** Format: int64 */
             idleTimeoutSeconds: number;
+            inactivity: components["schemas"]["InactivityView"];
+            /** Format: int64 */
+            maxBusyDeferralSeconds: number;
+            /** Format: int64 */
+            maxBusyForSeconds: number;
             projectId: string;
             publicTraffic: boolean;
             retention: components["schemas"]["RetentionView"];
@@ -499,6 +744,15 @@ export interface components {
             templateId: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        /** @description The prices estimates use: E2B's published per-second prices unless the deployment set others. */
+        RatesView: {
+            /** @description The date the prices were read from e2b.dev/pricing, or `configured`. */
+            asOf: string;
+            /** Format: double */
+            gibSecondUsd: number;
+            /** Format: double */
+            vcpuSecondUsd: number;
         };
         RetentionSettings: {
             /**
@@ -572,8 +826,23 @@ export interface components {
         };
         /** @enum {string} */
         State: "STARTING" | "RUNNING" | "PAUSING" | "PAUSED" | "RESUMING" | "STOPPING" | "KILLED";
+        /** @description A project's or a team's usage in one month, as E2B reported it on `paused` and `killed` events. */
+        UsageView: {
+            /** Format: date-time */
+            from: string;
+            period: string;
+            rates: components["schemas"]["RatesView"];
+            /**
+             * @description Run time pausing avoided: from each pause to the E2B timeout that would otherwise have
+             *     ended the sandbox, at the sandbox's size.
+             */
+            savedByPausing: components["schemas"]["Compute"];
+            /** Format: date-time */
+            until: string;
+            used: components["schemas"]["Compute"];
+        };
         /** @enum {string} */
-        Who: "user" | "idle-enforcer" | "webhook" | "reconciler";
+        Who: "user" | "idle-enforcer" | "webhook" | "reconciler" | "pruner";
     };
     responses: never;
     parameters: never;
@@ -623,12 +892,149 @@ export interface operations {
             };
         };
     };
+    get_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetView"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no budget */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetSettings"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 65536 bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_projects: {
         parameters: {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -684,6 +1090,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProjectView"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -787,6 +1202,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -830,7 +1254,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -879,6 +1306,96 @@ export interface operations {
             };
         };
     };
+    fork_project: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the source project */
+                projectId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForkRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the new project exists, or nothing to fork from */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 65536 bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     status: {
         parameters: {
             query?: never;
@@ -906,6 +1423,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -954,6 +1480,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1112,7 +1647,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ActivityBody"] | null;
+            };
+        };
         responses: {
             /** @description OK */
             200: {
@@ -1121,6 +1660,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ActivityResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1143,6 +1691,15 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 65536 bytes */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1188,6 +1745,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PauseResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1275,6 +1841,15 @@ export interface operations {
                     "application/json": components["schemas"]["OpenResult"];
                 };
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1336,7 +1911,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;
@@ -1502,6 +2080,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1601,6 +2188,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the body is larger than 65536 bytes */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     restore_snapshot: {
@@ -1622,6 +2218,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenResult"];
+                };
+            };
+            /** @description the path or query is malformed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unauthorized */
@@ -1671,6 +2276,287 @@ export interface operations {
             };
             /** @description Service Unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    project_usage: {
+        parameters: {
+            query?: {
+                /** @description The month, `YYYY-MM` (UTC); the current one when absent. */
+                period?: string;
+            };
+            header?: never;
+            path: {
+                projectId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_e2b_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bKeyView"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_e2b_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["E2bKeySettings"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["E2bKeyView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_e2b_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    team_usage: {
+        parameters: {
+            query?: {
+                /** @description The month, `YYYY-MM` (UTC); the current one when absent. */
+                period?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1870,7 +2756,10 @@ export interface operations {
             query?: {
                 /** @description How many items to return, 1 to 100 (default 20). */
                 limit?: number;
-                /** @description `nextCursor` of the previous page. */
+                /**
+                 * @description `nextCursor` of the previous page (empty: the first page). Only cursors this list returned
+                 *     are accepted; any other answers 400.
+                 */
                 cursor?: string;
             };
             header?: never;

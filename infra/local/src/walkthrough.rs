@@ -356,7 +356,6 @@ impl<'a> Walkthrough<'a> {
         Ok(())
     }
 
-
     /// Fork, inactivity tiers and budgets (issue 15).
     async fn policies(&self) -> Result<(), String> {
         let say = &self.say;

@@ -115,6 +115,23 @@ impl Sandman {
                     already: false,
                 })
             }
+            Err(err) if err.may_have_taken_effect() => match e2b.get_sandbox(&sandbox.sandbox_id).await {
+                // The kill took effect before its answer was lost.
+                Err(E2bError::NotFound) => {
+                    claimed.killed(cause).await?;
+                    Ok(Killed {
+                        snapshot: saved,
+                        already: false,
+                    })
+                }
+                Ok(_) => {
+                    let cause = format!("kill failed: {}", err.kind());
+                    abandon(&mut claimed, was, &cause, err.public_message()).await?;
+                    Err(err.into())
+                }
+                // E2B cannot say: the claim stays for its lease to settle from what E2B reports then.
+                Err(_) => Err(err.into()),
+            },
             Err(err) => {
                 let cause = format!("kill failed: {}", err.kind());
                 abandon(&mut claimed, was, &cause, err.public_message()).await?;

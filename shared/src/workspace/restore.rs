@@ -77,7 +77,12 @@ impl Sandman {
         };
         // An outcome E2B could not tell (`?`) leaves the claim and the hold to their leases.
         let created = self
-            .create_ladder(&e2b, &record, &session_id, super::start::Ladder::Exactly(chosen.clone()))
+            .create_ladder(
+                &e2b,
+                &record,
+                &session_id,
+                super::start::Ladder::Exactly(chosen.clone()),
+            )
             .await?;
         let outcome = match created {
             Ok(started) => self.record_started(&mut claimed, &record, started).await,
