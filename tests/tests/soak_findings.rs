@@ -274,13 +274,26 @@ async fn a_restore_of_s_that_e2b_failed_answers_an_error_not_a_sandbox_from_the_
         asked.iter().all(|template| template.contains(&e2b_snapshot)),
         "every create was from {e2b_snapshot}: {asked:?}"
     );
-    let running = fleet
+    // The user is where they were: the sandbox the restore would have replaced, and nothing else.
+    let record = fleet
+        .checker
+        .get_project(&fleet.key("restoring"), Consistency::Strong)
+        .await
+        .expect("readable")
+        .expect("the project exists");
+    let current = record.session.and_then(|s| s.sandbox).map(|s| s.sandbox_id);
+    let running: Vec<String> = fleet
         .emulator
         .sandboxes()
         .into_iter()
         .filter(|s| s.state == SandboxState::Running)
-        .count();
-    assert_eq!(running, 0, "nothing runs that the caller did not ask for");
+        .map(|s| s.sandbox_id)
+        .collect();
+    assert_eq!(
+        running.iter().map(Some).collect::<Vec<_>>(),
+        vec![current.as_ref()],
+        "nothing runs that the caller did not ask for"
+    );
 }
 
 /// Seen by the long soak as `resume -> 500 internal`: the resume's claim met a transaction

@@ -246,6 +246,11 @@ async fn another_teams_token_reaches_nothing_on_any_route() {
                 assert_eq!(reply.json["items"], json!([]), "team B sees none of A's {path}");
                 continue;
             }
+            if method == Method::GET && path == "/v1/usage" {
+                assert_eq!(reply.status, StatusCode::OK, "team B's own {path}: {reply:?}");
+                assert!(!reply.json.to_string().contains("team-a"), "{path}: {reply:?}");
+                continue;
+            }
             if method == Method::GET && path == "/v1/team/e2b" {
                 assert_eq!(reply.json["registered"], false, "team B's own settings: {reply:?}");
                 continue;

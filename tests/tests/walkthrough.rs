@@ -23,7 +23,7 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     let result = Walkthrough::new(&stack, token, wait, |line| lines.lock().unwrap().push(line.to_string()))
         .run()
         .await;
-    const PAUSES: usize = 7;
+    const PAUSES: usize = 9;
     let lines = lines.into_inner().unwrap();
     assert!(result.is_ok(), "{:?}\nafter:\n{}", result, lines.join("\n"));
     assert_eq!(lines.len(), 16, "every step ran: {lines:#?}");
@@ -36,7 +36,7 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
         paused.iter().all(|d| d.status == Some(200)),
         "the receiver accepted them: {paused:?}"
     );
-    // demo's idle pause, the two handoffs, `archived`'s pause, then the budget's.
+    // demo idle twice, the two handoffs, `archived`, then the budget pausing what still runs.
     assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), PAUSES);
     assert_eq!(emulator.calls_to(e2b_emulator::Route::BatchMetrics).len(), 1);
     assert_eq!(

@@ -376,7 +376,11 @@ impl<'a> Walkthrough<'a> {
         ));
 
         let archived = format!("/projects/{ARCHIVED}");
-        let settings = json!({"templateId": "base", "inactivity": {"archiveAfterSeconds": ARCHIVE_AFTER.as_secs()}});
+        let settings = json!({
+            "templateId": "base",
+            "idleTimeoutSeconds": IDLE.as_secs(),
+            "inactivity": {"archiveAfterSeconds": ARCHIVE_AFTER.as_secs()}
+        });
         self.expect_v1(Method::PUT, &archived, Some(settings), &[200]).await?;
         self.expect_v1(Method::POST, &format!("{archived}/sandbox"), None, &[200])
             .await?;
