@@ -124,7 +124,24 @@ fn is_current(session: &Session, event: &LifecycleEvent) -> bool {
 }
 
 fn is_stale(session: &Session, event: &LifecycleEvent) -> bool {
-    session.last_event_at.is_some_and(|seen| event.timestamp < seen) || event.timestamp < session.state_since
+    session.last_event_at.is_some_and(|seen| event.timestamp < seen)
+        || event.timestamp < session.state_since
+        || reports_a_pause_already_undone(session, event)
+}
+
+/// How far E2B's clock may run ahead of Sandman's. Under E2B's shortest timeout (60 s), so E2B's own
+/// next pause of a resumed sandbox always comes later than this after the pause Sandman recorded.
+const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// The `paused` report of a pause Sandman recorded itself and has since undone (a session-cap
+/// handoff pauses and resumes at once): with E2B's clock ahead of Sandman's, it can carry a time
+/// after the resume's, and would otherwise mark a running sandbox PAUSED.
+fn reports_a_pause_already_undone(session: &Session, event: &LifecycleEvent) -> bool {
+    event.kind == EventKind::Paused
+        && session.state == SessionState::Running
+        && session
+            .paused_at
+            .is_some_and(|paused| event.timestamp <= paused + CLOCK_SKEW)
 }
 
 /// Whether the event, though it moves nothing, must be remembered as the newest seen: after a

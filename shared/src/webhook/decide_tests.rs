@@ -138,6 +138,29 @@ fn paused_moves_a_running_session_and_counts_its_compute_once() {
 }
 
 #[test]
+fn the_late_report_of_a_pause_already_undone_is_stale_even_with_a_later_time() {
+    // Paused at T0 by Sandman, resumed at T0 + 1 s; E2B's clock runs 9 s ahead.
+    let mut running = record(SessionState::Running, later(1));
+    running.session.as_mut().unwrap().paused_at = Some(T0);
+    let decision = decide(&running, &event(EventKind::Paused, later(9)), "e1", later(10), &RULES);
+    match decision {
+        Decision::Ignore(Ignored::Stale) => {}
+        Decision::Write(w) => assert_eq!(w.event, None, "moves nothing: {w:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    // E2B's own pause at its timeout, later on, still counts.
+    let w = write(decide(
+        &running,
+        &event(EventKind::Paused, later(900)),
+        "e2",
+        later(901),
+        &RULES,
+    ));
+    assert_eq!(w.event, Some(SessionEvent::Paused));
+}
+
+#[test]
 fn a_pause_at_the_e2b_timeout_says_so() {
     let running = record(SessionState::Running, T0);
     let w = write(decide(
