@@ -104,8 +104,20 @@ impl Sandman {
                     // E2B snapshots only a running sandbox: wake it for the snapshot, then kill it.
                     self.resume(key, Actor::Pruner).await?;
                 }
-                self.kill_because(key, Some(*snapshot_first), Actor::Pruner, Some(reason))
-                    .await?;
+                // E2B's `resumed` report may land between the resume and the kill's claim: the claim
+                // then meets a newer version and is tried again.
+                let mut killed = self
+                    .kill_because(key, Some(*snapshot_first), Actor::Pruner, Some(reason))
+                    .await;
+                for _ in 0..2 {
+                    if !matches!(killed, Err(Error::Conflict(_))) {
+                        break;
+                    }
+                    killed = self
+                        .kill_because(key, Some(*snapshot_first), Actor::Pruner, Some(reason))
+                        .await;
+                }
+                killed?;
                 tracing::info!(project = %key, snapshot_first, "archived");
                 Ok(0)
             }
