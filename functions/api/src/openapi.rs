@@ -62,22 +62,32 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
     document
 }
 
+/// An outbound endpoint's id, as `routes/endpoints.rs` checks it.
+const ENDPOINT_ID_PATTERN: &str = "^ep_[0-9a-z]{26}$";
+/// A usage period: a month, `YYYY-MM`.
+const PERIOD_PATTERN: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$";
+
 fn declare_shared_refusals(operation: &mut Operation) {
     let mut takes_input = false;
     for parameter in operation.parameters.iter_mut().flatten() {
         takes_input = true;
-        if let RefOr::T(parameter) = parameter
-            && matches!(parameter.parameter_in, ParameterIn::Path)
-        {
-            parameter.schema = Some(RefOr::T(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(ID_PATTERN))
-                    .min_length(Some(1))
-                    .max_length(Some(128))
-                    .into(),
-            ));
-        }
+        let RefOr::T(parameter) = parameter else {
+            continue;
+        };
+        let pattern = match (&parameter.parameter_in, parameter.name.as_str()) {
+            (ParameterIn::Path, "endpointId") => ENDPOINT_ID_PATTERN,
+            (ParameterIn::Path, _) => ID_PATTERN,
+            (ParameterIn::Query, "period") => PERIOD_PATTERN,
+            _ => continue,
+        };
+        parameter.schema = Some(RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .min_length(Some(1))
+                .max_length(Some(128))
+                .into(),
+        ));
     }
     let responses = &mut operation.responses.responses;
     if takes_input {

@@ -35,6 +35,7 @@ pub struct NewEndpointBody {
     #[schema(min_items = 1)]
     pub events: Vec<String>,
     /// Up to 256 characters.
+    #[schema(max_length = 256)]
     pub description: Option<String>,
 }
 

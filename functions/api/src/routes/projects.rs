@@ -232,7 +232,9 @@ pub enum ForkMode {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ForkRequest {
     /// The new project's id (same team, same settings as the source).
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub project_id: String,
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub snapshot_id: Option<String>,
     /// `snapshot` (default) or `running`.
     pub from: Option<ForkMode>,

@@ -105,6 +105,7 @@ pub struct ActivityResult {
 pub struct ActivityBody {
     /// Hold the sandbox awake this long (1 to 86400 seconds, capped by the project's
     /// `maxBusyForSeconds`) without further heartbeats: for a long job. Always recorded.
+    #[schema(minimum = 1, maximum = 86400)]
     pub busy_for_seconds: Option<u64>,
 }
 
