@@ -32,10 +32,7 @@ impl Sandman {
     pub async fn fork(&self, source: &ProjectKey, project: ProjectId, from: ForkFrom) -> Result<ProjectRecord, Error> {
         let new = ProjectKey::new(source.team.clone(), project);
         if new == *source {
-            return Err(Error::Invalid {
-                field: "projectId",
-                message: "a fork needs a project id of its own".into(),
-            });
+            return Err(Error::Conflict("a fork needs a project id of its own".into()));
         }
         let record = self.project(source).await?;
         if self

@@ -479,6 +479,11 @@ export interface components {
             /** Format: date-time */
             updatedAt?: string | null;
         };
+        /**
+         * @description The event types an endpoint may ask for (`sandman::outbound::EventType`), for the document.
+         * @enum {string}
+         */
+        EndpointEvent: "sandbox.starting" | "sandbox.running" | "sandbox.resumed" | "sandbox.restored" | "sandbox.pausing" | "sandbox.paused" | "sandbox.resuming" | "sandbox.stopping" | "sandbox.killed" | "snapshot.created" | "snapshot.deleted";
         EndpointList: {
             items: components["schemas"]["EndpointView"][];
         };
@@ -569,7 +574,7 @@ export interface components {
              * @description The event types to deliver: `sandbox.running`, `sandbox.resumed`, `sandbox.restored`,
              *     `sandbox.paused`, `sandbox.killed`, `snapshot.created`, `snapshot.deleted`, ...
              */
-            events: string[];
+            events: components["schemas"]["EndpointEvent"][];
             /** @description https (plain http only to this machine, on a local stack). */
             url: string;
         };
@@ -1647,9 +1652,10 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        /** @description optional */
+        requestBody: {
             content: {
-                "application/json": components["schemas"]["ActivityBody"] | null;
+                "application/json": components["schemas"]["ActivityBody"];
             };
         };
         responses: {

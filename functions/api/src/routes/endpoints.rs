@@ -28,15 +28,46 @@ pub fn routes() -> OpenApiRouter<Api> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewEndpointBody {
     /// https (plain http only to this machine, on a local stack).
-    #[schema(max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z]{2,24}(/[A-Za-z0-9._~-]{0,64}){0,8}$"
+    )]
     pub url: String,
     /// The event types to deliver: `sandbox.running`, `sandbox.resumed`, `sandbox.restored`,
     /// `sandbox.paused`, `sandbox.killed`, `snapshot.created`, `snapshot.deleted`, ...
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Vec<EndpointEvent>)]
     pub events: Vec<String>,
     /// Up to 256 characters.
     #[schema(max_length = 256)]
     pub description: Option<String>,
+}
+
+/// The event types an endpoint may ask for (`sandman::outbound::EventType`), for the document.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+enum EndpointEvent {
+    #[serde(rename = "sandbox.starting")]
+    SandboxStarting,
+    #[serde(rename = "sandbox.running")]
+    SandboxRunning,
+    #[serde(rename = "sandbox.resumed")]
+    SandboxResumed,
+    #[serde(rename = "sandbox.restored")]
+    SandboxRestored,
+    #[serde(rename = "sandbox.pausing")]
+    SandboxPausing,
+    #[serde(rename = "sandbox.paused")]
+    SandboxPaused,
+    #[serde(rename = "sandbox.resuming")]
+    SandboxResuming,
+    #[serde(rename = "sandbox.stopping")]
+    SandboxStopping,
+    #[serde(rename = "sandbox.killed")]
+    SandboxKilled,
+    #[serde(rename = "snapshot.created")]
+    SnapshotCreated,
+    #[serde(rename = "snapshot.deleted")]
+    SnapshotDeleted,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -113,7 +113,7 @@ pub struct ActivityBody {
 /// paused one. Cheap to send often: most heartbeats touch neither DynamoDB nor E2B. The body is
 /// optional; `busyForSeconds` holds the sandbox awake for a long job.
 #[utoipa::path(post, path = "/v1/projects/{projectId}/sandbox/activity", tag = "sandbox", params(("projectId" = String, Path)),
-    request_body(content = Option<ActivityBody>, content_type = "application/json"),
+    request_body(content = ActivityBody, content_type = "application/json", description = "optional"),
     responses((status = 200, body = ActivityResult), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
