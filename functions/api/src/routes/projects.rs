@@ -264,7 +264,9 @@ async fn fork_project(
         (ForkMode::Snapshot, snapshot) => ForkFrom::Snapshot(snapshot),
         (ForkMode::Running, None) => ForkFrom::Running,
         (ForkMode::Running, Some(_)) => {
-            return Err(ApiError::invalid("snapshotId", "snapshotId goes with from: snapshot"));
+            return Err(ApiError::conflict(
+                "snapshotId goes with from: snapshot, not from: running",
+            ));
         }
     };
     let record = api.sandman.fork(&source, project, from).await?;

@@ -106,6 +106,7 @@ pub struct ActivityBody {
     /// Hold the sandbox awake this long (1 to 86400 seconds, capped by the project's
     /// `maxBusyForSeconds`) without further heartbeats: for a long job. Always recorded.
     #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "crate::json_shape::whole")]
     pub busy_for_seconds: Option<u64>,
 }
 
