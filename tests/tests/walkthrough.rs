@@ -38,7 +38,8 @@ async fn the_lifecycle_walkthrough_runs_end_to_end_on_the_local_stack() {
     );
     // demo idle twice, the two handoffs, `archived`, then the budget pausing what still runs.
     assert_eq!(emulator.calls_to(e2b_emulator::Route::PauseSandbox).len(), PAUSES);
-    assert_eq!(emulator.calls_to(e2b_emulator::Route::BatchMetrics).len(), 1);
+    // The busy sandbox's CPU is read at least once (again if it is still a candidate at a later tick).
+    assert!(!emulator.calls_to(e2b_emulator::Route::BatchMetrics).is_empty());
     assert_eq!(
         emulator.calls_to(e2b_emulator::Route::DeleteSnapshot).len(),
         1,
