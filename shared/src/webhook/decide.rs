@@ -135,10 +135,13 @@ const CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 /// The `paused` report of a pause Sandman recorded itself and has since undone (a session-cap
 /// handoff pauses and resumes at once): with E2B's clock ahead of Sandman's, it can carry a time
-/// after the resume's, and would otherwise mark a running sandbox PAUSED.
+/// after the resume's, and would otherwise mark a running sandbox PAUSED. Only when Sandman itself
+/// made the session RUNNING again: after E2B's own `resumed` report both times are E2B's, and a
+/// `paused` newer than it is a new pause however soon it came.
 fn reports_a_pause_already_undone(session: &Session, event: &LifecycleEvent) -> bool {
     event.kind == EventKind::Paused
         && session.state == SessionState::Running
+        && session.last_actor != Actor::Webhook
         && session
             .paused_at
             .is_some_and(|paused| event.timestamp <= paused + CLOCK_SKEW)

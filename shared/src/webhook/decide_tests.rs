@@ -161,6 +161,18 @@ fn the_late_report_of_a_pause_already_undone_is_stale_even_with_a_later_time() {
 }
 
 #[test]
+fn a_new_pause_soon_after_a_resume_e2b_reported_is_applied() {
+    // Paused at T0 + 2 s and resumed at T0 + 3 s, both as E2B reported them; paused again at + 4 s.
+    let mut running = record(SessionState::Running, later(3));
+    let session = running.session.as_mut().unwrap();
+    session.paused_at = Some(later(2));
+    session.last_actor = Actor::Webhook;
+    session.last_event_at = Some(later(3));
+    let w = write(decide(&running, &event(EventKind::Paused, later(4)), "e1", later(5), &RULES));
+    assert_eq!(w.event, Some(SessionEvent::Paused));
+}
+
+#[test]
 fn a_pause_at_the_e2b_timeout_says_so() {
     let running = record(SessionState::Running, T0);
     let w = write(decide(
