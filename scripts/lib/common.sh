@@ -4,7 +4,7 @@
 
 SANDMAN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SANDMAN_CACHE="${SANDMAN_CACHE:-$SANDMAN_ROOT/.cache}"
-SANDMAN_LOGS="$SANDMAN_CACHE/logs"
+SANDMAN_LOGS="${SANDMAN_LOGS:-$SANDMAN_CACHE/logs}"
 export SANDMAN_ROOT SANDMAN_CACHE SANDMAN_LOGS
 # Every script writes its logs here, from its first step on a bare machine.
 mkdir -p "$SANDMAN_LOGS"

@@ -366,3 +366,91 @@ async fn a_completed_snapshot_whose_answer_was_lost_stays_saved() {
         "E2B keeps what the row says is saved"
     );
 }
+
+/// Not a finding but the soak's account-isolation check pinned down (issue 13: "list calls failing
+/// for one account"): while one E2B account's `GET /sandboxes` fails (5xx, or answers past the
+/// deadline), a reconcile still lists the other account and corrects its drift; the failing
+/// account's sessions are left as they are (what E2B holds for them is unknown), and the next
+/// reconcile after the failures end corrects them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_failing_lists_do_not_stall_the_other_accounts_reconciliation() {
+    let fleet = Fleet::start(1, 1, Arc::new(Ledger::default())).await;
+    let slow = Fault {
+        latency: sandman_soak::fleet::E2B_CALL_DEADLINE + std::time::Duration::from_millis(500),
+        ..Fault::default()
+    };
+    let refusing = Fault {
+        error_rate: 1.0,
+        error_status: 503,
+        ..Fault::default()
+    };
+    for (failing, fault) in [(1, refusing), (0, slow)] {
+        let working = 1 - failing;
+        let project = |account: usize| format!("drift-{failing}-{account}");
+        let mut sandboxes = Vec::new();
+        for account in [0, 1] {
+            let path = format!("/v1/projects/{}", project(account));
+            let body = Some(json!({"templateId": "base"}));
+            let registered = fleet.api_as(account, 0, Method::PUT, &path, body).await;
+            assert_eq!(registered.status, StatusCode::OK, "{registered:?}");
+            let opened = fleet
+                .api_as(account, 0, Method::POST, &format!("{path}/sandbox"), None)
+                .await;
+            assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+            sandboxes.push(
+                opened.json["sandbox"]["sandboxId"]
+                    .as_str()
+                    .expect("a sandbox")
+                    .to_owned(),
+            );
+        }
+        // Both sandboxes paused behind Sandman's back, their webhooks lost: drift in each account.
+        fleet.emulator.set_webhook_faults(e2b_emulator::WebhookFaults {
+            drop_next: 100,
+            ..Default::default()
+        });
+        for account in [0, 1] {
+            let e2b = fleet.jobs[0]
+                .e2b_for_team(&fleet.accounts[account].team)
+                .await
+                .expect("the account");
+            e2b.pause(&sandboxes[account]).await.expect("E2B pauses it");
+        }
+        let failing_team = fleet.accounts[failing].team.as_str();
+        fleet.emulator.set_team_fault(failing_team, Route::ListSandboxes, fault);
+
+        let report = fleet.jobs[0].reconcile().await;
+
+        assert_eq!((report.accounts_listed, report.accounts_unlisted), (1, 1), "{report:?}");
+        assert_eq!(
+            state_of(&fleet, working, &project(working)).await,
+            Some(SessionState::Paused),
+            "the working account is reconciled"
+        );
+        assert_eq!(
+            state_of(&fleet, failing, &project(failing)).await,
+            Some(SessionState::Running),
+            "the failing account is left alone"
+        );
+
+        fleet.emulator.clear_faults();
+        fleet
+            .emulator
+            .set_webhook_faults(e2b_emulator::WebhookFaults::default());
+        let report = fleet.jobs[0].reconcile().await;
+        assert_eq!((report.accounts_listed, report.accounts_unlisted), (2, 0), "{report:?}");
+        assert_eq!(
+            state_of(&fleet, failing, &project(failing)).await,
+            Some(SessionState::Paused),
+            "reconciled once it lists again"
+        );
+    }
+}
+
+async fn state_of(fleet: &Fleet, account: usize, project: &str) -> Option<SessionState> {
+    let record = fleet
+        .checker
+        .get_project(&fleet.key_in(account, project), Consistency::Strong)
+        .await;
+    record.expect("readable").and_then(|r| r.state())
+}

@@ -125,6 +125,17 @@ impl Emulator {
         self.app.faults.set(route, fault);
     }
 
+    /// Makes `team_id`'s calls to `route` misbehave as `fault`, in place of the route's fault:
+    /// one E2B account failing while the others work. [`Emulator::clear_faults`] ends it.
+    pub fn set_team_fault(&self, team_id: &str, route: Route, fault: Fault) {
+        self.app.faults.set_for_team(team_id, route, fault);
+    }
+
+    /// Ends what [`Emulator::set_team_fault`] began (the route's own fault applies again).
+    pub fn clear_team_fault(&self, team_id: &str, route: Route) {
+        self.app.faults.clear_for_team(team_id, route);
+    }
+
     pub fn clear_faults(&self) {
         self.app.faults.clear();
     }

@@ -125,6 +125,9 @@ pub struct WebhookFaults {
 #[derive(Debug, Default)]
 pub(crate) struct FaultBook {
     routes: Mutex<HashMap<Route, Fault>>,
+    /// Faults of one team's calls (by the team its API key authenticates as): they take the place
+    /// of the route's fault for that team, so one account can fail while the others work.
+    team_routes: Mutex<HashMap<(String, Route), Fault>>,
     /// Draws for `error_rate`; seeded for a reproducible run.
     rng: Mutex<fastrand::Rng>,
     hits: Mutex<HashMap<(Route, FaultKind), u64>>,
@@ -180,9 +183,19 @@ impl FaultBook {
         lock(&self.routes).insert(route, fault);
     }
 
-    /// Turns every route's fault off (the hit counts stay: they are the run's figures).
+    /// Sets the fault of `team`'s calls to `route`, in place of the route's fault for that team.
+    pub(crate) fn set_for_team(&self, team: &str, route: Route, fault: Fault) {
+        lock(&self.team_routes).insert((team.to_owned(), route), fault);
+    }
+
+    pub(crate) fn clear_for_team(&self, team: &str, route: Route) {
+        lock(&self.team_routes).remove(&(team.to_owned(), route));
+    }
+
+    /// Turns every route's fault off, every team's too (the hit counts stay: they are the run's figures).
     pub(crate) fn clear(&self) {
         lock(&self.routes).clear();
+        lock(&self.team_routes).clear();
     }
 
     pub(crate) fn clear_hits(&self) {
@@ -193,12 +206,15 @@ impl FaultBook {
         lock(&self.routes).clone()
     }
 
-    /// Applies the route's fault to one call: sleeps for its latency and says whether the call
-    /// fails before reaching the handler, or what happens to its answer after.
-    pub(crate) async fn intercept(&self, route: Route) -> Verdict {
+    /// Applies the route's fault (or the calling team's, when it has one) to one call: sleeps for
+    /// its latency and says whether the call fails before reaching the handler, or what happens to
+    /// its answer after.
+    pub(crate) async fn intercept(&self, route: Route, team: Option<&str>) -> Verdict {
         let (latency, verdict) = {
+            let mut teams = lock(&self.team_routes);
             let mut routes = lock(&self.routes);
-            let Some(fault) = routes.get_mut(&route) else {
+            let own = team.and_then(|team| teams.get_mut(&(team.to_owned(), route)));
+            let Some(fault) = own.or_else(|| routes.get_mut(&route)) else {
                 return Verdict::Pass;
             };
             (fault.latency, fault.next_verdict(&mut lock(&self.rng)))
@@ -333,7 +349,10 @@ mod tests {
             );
             let mut failed = Vec::new();
             for _ in 0..32 {
-                failed.push(matches!(book.intercept(Route::KillSandbox).await, Verdict::Refuse(_)));
+                failed.push(matches!(
+                    book.intercept(Route::KillSandbox, None).await,
+                    Verdict::Refuse(_)
+                ));
             }
             (failed, book.hits())
         };
@@ -350,5 +369,37 @@ mod tests {
                 count: refused
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn a_teams_fault_fails_only_that_teams_calls() {
+        let book = FaultBook::seeded(Some(1));
+        let failing = Fault {
+            error_rate: 1.0,
+            error_status: 503,
+            ..Fault::default()
+        };
+        book.set_for_team("team-b", Route::ListSandboxes, failing);
+        assert!(matches!(
+            book.intercept(Route::ListSandboxes, Some("team-b")).await,
+            Verdict::Refuse(_)
+        ));
+        assert!(matches!(
+            book.intercept(Route::ListSandboxes, Some("team-a")).await,
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            book.intercept(Route::ListSandboxes, None).await,
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            book.intercept(Route::KillSandbox, Some("team-b")).await,
+            Verdict::Pass
+        ));
+        book.clear();
+        assert!(matches!(
+            book.intercept(Route::ListSandboxes, Some("team-b")).await,
+            Verdict::Pass
+        ));
     }
 }

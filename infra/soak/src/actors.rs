@@ -14,6 +14,10 @@ use crate::fleet::{Fleet, Reply};
 use crate::invariants;
 use crate::ledger::Ledger;
 use crate::model::Model;
+use crate::restarts::DynamoLocal;
+
+/// Not the system's fault, but the run cannot be judged after it.
+pub const DYNAMODB_NOT_BACK: &str = "DynamoDB Local did not come back after a restart";
 
 pub struct Soak {
     pub fleet: Fleet,
@@ -95,16 +99,19 @@ impl Soak {
             .await;
     }
 
+    /// One API call about the soak's project `index`, as a caller of its team.
     pub async fn call(
         &self,
         rng: &mut fastrand::Rng,
+        index: usize,
         kind: &str,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Option<Reply> {
         let instance = rng.usize(0..self.fleet.apis.len());
-        let answer = self.fleet.api(instance, method, path, body);
+        let account = self.fleet.account_of(index);
+        let answer = self.fleet.api_as(account, instance, method, path, body);
         let started = std::time::Instant::now();
         let reply = chaos::invoke(rng, &self.ledger, "api", answer, true).await;
         self.ledger.timing(kind, started.elapsed());
@@ -162,7 +169,7 @@ impl Soak {
             Op::Open => {
                 let e2b_before = self.fleet.emulator.now();
                 if let Some(reply) = self
-                    .call(rng, "open", Method::POST, &format!("{base}/sandbox"), None)
+                    .call(rng, index, "open", Method::POST, &format!("{base}/sandbox"), None)
                     .await
                 {
                     invariants::opened_runs(&self.fleet, &self.ledger, &project, &reply, e2b_before);
@@ -173,6 +180,7 @@ impl Soak {
                 let reply = self
                     .call(
                         rng,
+                        index,
                         "heartbeat",
                         Method::POST,
                         &format!("{base}/sandbox/activity"),
@@ -187,25 +195,46 @@ impl Soak {
                 }
             }
             Op::Status => {
-                self.call(rng, "status", Method::GET, &format!("{base}/sandbox"), None)
+                self.call(rng, index, "status", Method::GET, &format!("{base}/sandbox"), None)
                     .await;
             }
             Op::Pause => {
-                self.call(rng, "pause", Method::POST, &format!("{base}/sandbox/pause"), None)
-                    .await;
+                self.call(
+                    rng,
+                    index,
+                    "pause",
+                    Method::POST,
+                    &format!("{base}/sandbox/pause"),
+                    None,
+                )
+                .await;
             }
             Op::Resume => {
-                self.call(rng, "resume", Method::POST, &format!("{base}/sandbox/resume"), None)
-                    .await;
+                self.call(
+                    rng,
+                    index,
+                    "resume",
+                    Method::POST,
+                    &format!("{base}/sandbox/resume"),
+                    None,
+                )
+                .await;
             }
             Op::Kill => {
                 let path = format!("{base}/sandbox?snapshot={}", rng.bool());
-                self.call(rng, "kill", Method::DELETE, &path, None).await;
+                self.call(rng, index, "kill", Method::DELETE, &path, None).await;
             }
             Op::Snapshot => {
                 let body = json!({"description": "soak"});
                 let reply = self
-                    .call(rng, "snapshot", Method::POST, &format!("{base}/snapshots"), Some(body))
+                    .call(
+                        rng,
+                        index,
+                        "snapshot",
+                        Method::POST,
+                        &format!("{base}/snapshots"),
+                        Some(body),
+                    )
                     .await;
                 if let Some(id) = reply.as_ref().and_then(|r| r.json["snapshotId"].as_str()) {
                     self.model.project(index).snapshots.push(id.to_owned());
@@ -213,7 +242,14 @@ impl Soak {
             }
             Op::ListSnapshots => {
                 let reply = self
-                    .call(rng, "list-snapshots", Method::GET, &format!("{base}/snapshots"), None)
+                    .call(
+                        rng,
+                        index,
+                        "list-snapshots",
+                        Method::GET,
+                        &format!("{base}/snapshots"),
+                        None,
+                    )
                     .await;
                 if let Some(items) = reply.as_ref().and_then(|r| r.json["items"].as_array()) {
                     let ids = items.iter().filter_map(|s| s["snapshotId"].as_str()).map(str::to_owned);
@@ -230,14 +266,15 @@ impl Soak {
                 match op {
                     Op::Pin => {
                         let body = json!({"pinned": rng.bool()});
-                        self.call(rng, "pin", Method::PATCH, &path, Some(body)).await;
+                        self.call(rng, index, "pin", Method::PATCH, &path, Some(body)).await;
                     }
                     Op::DeleteSnapshot => {
-                        self.call(rng, "delete-snapshot", Method::DELETE, &path, None).await;
+                        self.call(rng, index, "delete-snapshot", Method::DELETE, &path, None)
+                            .await;
                     }
                     _ => {
                         let reply = self
-                            .call(rng, "restore", Method::POST, &format!("{path}/restore"), None)
+                            .call(rng, index, "restore", Method::POST, &format!("{path}/restore"), None)
                             .await;
                         if let Some(reply) = reply {
                             invariants::restored_from(&self.fleet, &self.ledger, index, &snapshot, &reply).await;
@@ -247,7 +284,9 @@ impl Soak {
             }
             Op::Settings => self.settings(rng, index, true).await,
             Op::DeleteProject => {
-                let reply = self.call(rng, "delete-project", Method::DELETE, &base, None).await;
+                let reply = self
+                    .call(rng, index, "delete-project", Method::DELETE, &base, None)
+                    .await;
                 if reply.is_some_and(|r| r.status == StatusCode::NO_CONTENT) {
                     let mut model = self.model.project(index);
                     model.registered = false;
@@ -271,7 +310,7 @@ impl Soak {
         let path = format!("/v1/projects/{}", Model::name(index));
         let sent = self.fleet.clock.now();
         let ticket = self.model.project(index).settings_sent();
-        let reply = self.call(rng, kind, Method::PUT, &path, Some(body)).await;
+        let reply = self.call(rng, index, kind, Method::PUT, &path, Some(body)).await;
         let answered = self.fleet.clock.now();
         self.model
             .project(index)
@@ -312,8 +351,12 @@ impl Soak {
             }
             Tick::Reconcile => {
                 let input = json!({"task": "reconcile"});
+                let watched = self.fleet.watch.begin();
                 let run = sandman_idle_enforcer::run(sandman, &input);
                 let done = chaos::invoke(rng, &self.ledger, "reconcile", run, abandonable).await;
+                if let Some(Ok(answer)) = &done {
+                    invariants::accounts_listed(&self.fleet, &self.ledger, &watched, answer);
+                }
                 ("tick reconcile", done.map(|r| r.is_ok()))
             }
             Tick::Prune => {
@@ -337,6 +380,29 @@ impl Soak {
         while !self.stopping() {
             tokio::time::sleep(Duration::from_millis(25)).await;
             self.fleet.advance(Duration::from_secs(rng.u64(1..5))).await;
+        }
+    }
+
+    /// Stops and starts DynamoDB Local at `at` (from the start of the run), each time down for a
+    /// seeded 0.5–3 s before the new process starts (which takes seconds more). A restart under way
+    /// when the run stops is finished: the checks after the run need DynamoDB.
+    pub async fn restart_actor(self: Arc<Self>, mut rng: fastrand::Rng, dynamo: Arc<DynamoLocal>, at: Vec<Duration>) {
+        let started = tokio::time::Instant::now();
+        for moment in at {
+            while !self.stopping() && started.elapsed() < moment {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if self.stopping() {
+                return;
+            }
+            let down = Duration::from_millis(rng.u64(500..3000));
+            self.ledger.fault("dynamodb.restart");
+            self.fleet.watch.restarting(true);
+            match dynamo.restart(down).await {
+                Ok(unreachable) => self.ledger.timing("dynamodb.restart", unreachable),
+                Err(why) => self.ledger.violation(DYNAMODB_NOT_BACK, "", why),
+            }
+            self.fleet.watch.restarting(false);
         }
     }
 

@@ -9,6 +9,7 @@ use e2b_emulator::{Fault, Route, WebhookFaults};
 use crate::dynamo_faults::DynamoFault;
 use crate::fleet::{E2B_CALL_DEADLINE, Fleet};
 use crate::ledger::Ledger;
+use crate::stalls::{Step, Stretch};
 
 /// Percent of invocations (API requests, webhook deliveries, ticks) cut short at a random await,
 /// as a Lambda that reaches its deadline is.
@@ -151,6 +152,40 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
         },
     },
     FaultEntry {
+        name: "e2b.list-fails-one-account",
+        weight: 2,
+        inject: |fleet, rng| {
+            let account = rng.usize(0..fleet.accounts.len());
+            let (fault, how) = if rng.bool() {
+                let fault = Fault {
+                    error_rate: 1.0,
+                    error_status: [500, 502, 503][rng.usize(0..3)],
+                    ..Fault::default()
+                };
+                let how = fault.error_status.to_string();
+                (fault, how)
+            } else {
+                let fault = Fault {
+                    latency: E2B_CALL_DEADLINE + Duration::from_millis(500),
+                    ..Fault::default()
+                };
+                (fault, "timeout".to_owned())
+            };
+            let steps_left = rng.u32(3..12);
+            let stretch = Stretch {
+                account,
+                fault: fault.clone(),
+                steps_left,
+            };
+            if !fleet.watch.begin_stretch(stretch) {
+                return "(one is failing already)".into();
+            }
+            let team = fleet.accounts[account].team.as_str();
+            fleet.emulator.set_team_fault(team, Route::ListSandboxes, fault);
+            format!("{team} {how} for {steps_left} steps")
+        },
+    },
+    FaultEntry {
         name: "webhook.drop",
         weight: 3,
         inject: |fleet, rng| {
@@ -233,15 +268,42 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
 
 /// Turns every fault off: what the run ends with before the quiescence checks.
 pub fn all_off(fleet: &Fleet) {
+    fleet.watch.end_stretch();
+    end_bursts(fleet);
+}
+
+/// Ends the bursts (a stretch of one account's failing lists goes on: see [`step`]).
+fn end_bursts(fleet: &Fleet) {
     fleet.emulator.clear_faults();
     fleet.emulator.set_webhook_faults(WebhookFaults::default());
     fleet.chaos.off();
+    fleet.watch.calm();
 }
 
-/// One chaos step: the last step's bursts end (mostly), one or two new ones begin.
+/// Whether a burst may stop any account's listing (so reconcile ticks under it are not judged
+/// by [`crate::stalls`]): a fault on every account's list calls, or any DynamoDB fault (the
+/// registered keys are read from the table). E2B bursts name their route first.
+fn disturbs_listing(name: &str, target: &str) -> bool {
+    name.starts_with("dynamodb.") || (name != "e2b.list-fails-one-account" && target.starts_with("ListSandboxes"))
+}
+
+/// One chaos step: the last step's bursts end (mostly), one or two new ones begin; a stretch of
+/// one account's failing lists goes on for its steps, whatever else ends.
 pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[String]) {
+    let stretch = fleet.watch.step();
     if rng.bool() {
-        all_off(fleet);
+        end_bursts(fleet);
+    }
+    match stretch {
+        Step::GoesOn(Stretch { account, fault, .. }) => {
+            let team = fleet.accounts[account].team.as_str();
+            fleet.emulator.set_team_fault(team, Route::ListSandboxes, fault);
+        }
+        Step::Ended(Stretch { account, .. }) => {
+            let team = fleet.accounts[account].team.as_str();
+            fleet.emulator.clear_team_fault(team, Route::ListSandboxes);
+        }
+        Step::None => {}
     }
     let table: Vec<&FaultEntry> = FAULT_TABLE
         .iter()
@@ -265,6 +327,11 @@ pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[Str
             })
             .expect("the weights cover the pick");
         let target = (entry.inject)(fleet, rng);
+        // Right after the fault is on: a tick that listed under it ends later still (it has the
+        // table to correct), so it sees the count move and is not judged.
+        if disturbs_listing(entry.name, &target) {
+            fleet.watch.disturbed();
+        }
         ledger.fault(format!("burst {} {target}", entry.name).trim_end());
     }
 }

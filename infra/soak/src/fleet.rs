@@ -1,7 +1,8 @@
 //! The system under soak: a fresh table in DynamoDB Local, the E2B emulator, and several Lambda
 //! instances of each function (each its own `Sandman`, so its own caches and throttles), all on one
 //! hand-moved clock. The webhook instances sit behind one loopback URL that hands each delivery to
-//! one of them, as a function URL does.
+//! one of them, as a function URL does. Two teams, each on its own E2B account: the deployment's
+//! default key, and a key the second team registers through the API (as a team admin does).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,28 +11,43 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use e2b_emulator::{Emulator, EmulatorConfig};
+use e2b_emulator::{Emulator, EmulatorConfig, TeamAccount};
 use http::{Request, StatusCode};
 use sandman::Sandman;
-use sandman::auth::{Verifier, mint_dev_token};
+use sandman::auth::{Verifier, mint_admin_token, mint_dev_token};
 use sandman::clock::Clock;
 use sandman::config::Config;
 use sandman::domain::{ProjectId, ProjectKey, TeamId};
-use sandman::e2b::NewWebhook;
 use sandman::secrets::{Secret, Secrets};
 use sandman::store::Store;
+use sandman::team_keys::E2bAccount;
 use sandman_local::fixture::{JWT_SECRET, WEBHOOK_SECRET};
+use sandman_local::register::register_account;
 use sandman_local::testkit::TestTable;
 use tower::ServiceExt;
 
 use crate::dynamo_faults::{DynamoChaos, faulty_client};
 use crate::ledger::Ledger;
+use crate::stalls::ReconcileWatch;
 
 /// The reconciler's stuck threshold in this soak (the deployment default).
 pub const STUCK_AFTER: Duration = Duration::from_secs(300);
 
 /// Sandman's deadline for one E2B call in this soak: short, so hangs and latency can pass it.
 pub const E2B_CALL_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The teams, each its own E2B account (team id alike in Sandman and E2B). The first uses the
+/// deployment's default key; the second registers its own key through the API.
+const DEFAULT_TEAM: (&str, &str) = ("team-local", "e2b_soak_default_key_0001");
+const OWN_KEY_TEAM: (&str, &str) = ("team-own", "e2b_soak_own_key_team_0002");
+const MASTER_KEY: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+const ADMIN_ROLE: &str = "sandman-admin";
+
+/// One team of the soak and the token its callers present.
+pub struct Account {
+    pub team: TeamId,
+    pub token: String,
+}
 
 pub struct Fleet {
     pub emulator: Emulator,
@@ -43,9 +59,14 @@ pub struct Fleet {
     /// A store on the clean client, for the checker's reads.
     pub checker: Store,
     pub table: TestTable,
+    /// The default account's team and token (`accounts[0]`'s).
     pub team: TeamId,
     pub token: String,
+    /// Every team; project `i` of the soak belongs to `accounts[i % accounts.len()]`.
+    pub accounts: Vec<Account>,
     pub chaos: Arc<DynamoChaos>,
+    /// What the faults do to E2B's list calls, for the reconcile ticks' judgement.
+    pub watch: ReconcileWatch,
     pub rng_seed: u64,
 }
 
@@ -67,6 +88,10 @@ impl Fleet {
             webhook_max_retries: 3,
             webhook_timeout: Duration::from_secs(2),
             fault_seed: Some(seed ^ 0xe2b),
+            teams: [DEFAULT_TEAM, OWN_KEY_TEAM]
+                .iter()
+                .map(|(team, key)| TeamAccount::new(*team, *key))
+                .collect(),
             ..EmulatorConfig::default()
         })
         .await
@@ -82,11 +107,14 @@ impl Fleet {
             "SANDMAN_MAX_PROJECTS_PER_TEAM" | "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM" => Some("100000".into()),
             "RECONCILE_STUCK_AFTER_SECS" => Some(STUCK_AFTER.as_secs().to_string()),
             "E2B_CALL_DEADLINE_SECS" => Some(e2b_deadline.as_secs().to_string()),
+            "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
+            "SANDMAN_DEV_MASTER_KEY" => Some(MASTER_KEY.into()),
+            "JWT_ADMIN_ROLE" => Some(ADMIN_ROLE.into()),
             _ => None,
         })
         .expect("the soak's configuration is valid");
         let secrets = Secrets {
-            e2b_api_key: Some(Secret::new(emulator.api_key())),
+            e2b_api_key: Some(Secret::new(DEFAULT_TEAM.1)),
             webhook_secrets: vec![Secret::new(WEBHOOK_SECRET)],
             jwt_hs256_secret: Some(Secret::new(JWT_SECRET)),
             ..Secrets::default()
@@ -104,15 +132,21 @@ impl Fleet {
             .collect();
         let jobs: Vec<Sandman> = (0..instances).map(|_| instance()).collect();
         let webhooks: Vec<Router> = (0..instances).map(|_| sandman_webhook::router(instance())).collect();
-        let team = TeamId::parse(emulator.team_id()).expect("the emulator's team is a valid team id");
-        let token = mint_dev_token(
-            &jobs[0].config.auth,
-            &Secret::new(JWT_SECRET),
-            &team,
-            "soak",
-            Duration::from_secs(30 * 24 * 3600),
-        )
-        .expect("a token");
+        let accounts: Vec<Account> = [DEFAULT_TEAM, OWN_KEY_TEAM]
+            .iter()
+            .map(|(team, _)| {
+                let team = TeamId::parse(*team).expect("a valid team id");
+                let token = mint_dev_token(
+                    &jobs[0].config.auth,
+                    &Secret::new(JWT_SECRET),
+                    &team,
+                    "soak",
+                    Duration::from_secs(30 * 24 * 3600),
+                )
+                .expect("a token");
+                Account { team, token }
+            })
+            .collect();
         let checker = Store::new(table.client.clone(), table.name.clone());
         let fleet = Fleet {
             emulator,
@@ -121,13 +155,57 @@ impl Fleet {
             jobs,
             checker,
             table,
-            team,
-            token,
+            team: accounts[0].team.clone(),
+            token: accounts[0].token.clone(),
+            accounts,
             chaos,
+            watch: ReconcileWatch::default(),
             rng_seed: seed,
         };
+        fleet.register_own_key().await;
         fleet.serve_webhooks(webhooks, seed, ledger).await;
         fleet
+    }
+
+    /// The second team's admin registers its E2B key, as through the dashboard.
+    async fn register_own_key(&self) {
+        let (team, key) = OWN_KEY_TEAM;
+        let admin = mint_admin_token(
+            &self.jobs[0].config.auth,
+            &Secret::new(JWT_SECRET),
+            &TeamId::parse(team).expect("a valid team id"),
+            "soak-admin",
+            Duration::from_secs(3600),
+        )
+        .expect("an admin token");
+        let reply = self
+            .api_with_token(
+                0,
+                &admin,
+                http::Method::PUT,
+                "/v1/team/e2b",
+                Some(serde_json::json!({ "apiKey": key })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "the team's key registers: {reply:?}");
+    }
+
+    /// The key of `project` of `accounts[account]`'s team.
+    pub fn key_in(&self, account: usize, project: &str) -> ProjectKey {
+        ProjectKey::new(
+            self.accounts[account].team.clone(),
+            ProjectId::parse(project).expect("a valid project id"),
+        )
+    }
+
+    /// The index in `accounts` of the soak's project `index`.
+    pub fn account_of(&self, index: usize) -> usize {
+        index % self.accounts.len()
+    }
+
+    /// The key of the soak's project `index` (see [`crate::model::Model::name`]).
+    pub fn key_at(&self, index: usize) -> ProjectKey {
+        self.key_in(self.account_of(index), &crate::model::Model::name(index))
     }
 
     pub fn key(&self, project: &str) -> ProjectKey {
@@ -137,10 +215,33 @@ impl Fleet {
         )
     }
 
-    /// One request to API instance `instance`, with the soak's token.
+    /// One request to API instance `instance`, with the default team's token.
     pub fn api(
         &self,
         instance: usize,
+        method: http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> impl Future<Output = Reply> + use<> {
+        self.api_with_token(instance, &self.token, method, path, body)
+    }
+
+    /// One request to API instance `instance`, as a caller of `accounts[account]`.
+    pub fn api_as(
+        &self,
+        account: usize,
+        instance: usize,
+        method: http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> impl Future<Output = Reply> + use<> {
+        self.api_with_token(instance, &self.accounts[account].token, method, path, body)
+    }
+
+    fn api_with_token(
+        &self,
+        instance: usize,
+        token: &str,
         method: http::Method,
         path: &str,
         body: Option<serde_json::Value>,
@@ -149,7 +250,7 @@ impl Fleet {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token));
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }
@@ -189,23 +290,13 @@ impl Fleet {
         };
         let app = Router::new().fallback(dispatch).with_state(front);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let webhook = NewWebhook {
-            name: "sandman-soak".into(),
-            url,
-            events: ["created", "updated", "paused", "resumed", "killed", "checkpointed"]
-                .iter()
-                .map(|e| format!("sandbox.lifecycle.{e}"))
-                .collect(),
-            signature_secret: Secret::new(WEBHOOK_SECRET),
-            enabled: true,
-        };
-        self.jobs[0]
-            .e2b
-            .for_team(self.team.as_str())
-            .expect("the emulator's account")
-            .register_webhook(&webhook)
-            .await
-            .expect("the soak's webhook registers");
+        // Each E2B account posts its own sandboxes' events to its own path, as deployed.
+        let own = E2bAccount::Team(TeamId::parse(OWN_KEY_TEAM.0).expect("a valid team id"));
+        for account in [E2bAccount::Default, own] {
+            register_account(&self.jobs[0], &account, &url)
+                .await
+                .unwrap_or_else(|why| panic!("the soak's webhook registers for {account}: {why}"));
+        }
     }
 }
 

@@ -9,10 +9,12 @@ use time::OffsetDateTime;
 use crate::fleet::{Fleet, Reply};
 use crate::ledger::Ledger;
 use crate::model::Model;
+use crate::stalls::Watched;
 
 pub const API_5XX: &str = "api answered a 5xx it does not document as retryable";
 pub const OPEN_NOT_RUNNING: &str = "open answered running with a sandbox E2B does not run";
 pub const RESTORE_OTHER_SOURCE: &str = "restore of S answered with a sandbox not made from S";
+pub const RECONCILE_STALLED: &str = "a reconcile left out an E2B account whose list calls worked";
 
 /// The API documents 503 (and 429) as "try again later"; any other 5xx is a defect.
 pub fn api_answer(ledger: &Ledger, kind: &str, path: &str, reply: &Reply) {
@@ -80,7 +82,7 @@ pub async fn restored_from(fleet: &Fleet, ledger: &Ledger, index: usize, snapsho
     let (Some(sandbox_id), Ok(id)) = (reply.json["sandbox"]["sandboxId"].as_str(), SnapshotId::parse(snapshot)) else {
         return;
     };
-    let Ok(Some(row)) = fleet.checker.get_snapshot(&fleet.key(&project), &id).await else {
+    let Ok(Some(row)) = fleet.checker.get_snapshot(&fleet.key_at(index), &id).await else {
         return;
     };
     // The row names the snapshot as E2B's API does (`team/name:tag`); a sandbox records the raw
@@ -101,6 +103,32 @@ pub async fn restored_from(fleet: &Fleet, ledger: &Ledger, index: usize, snapsho
             format!(
                 "{snapshot} is E2B snapshot {} (template {}), but sandbox {sandbox_id} was made from {made_from:?}",
                 row.e2b_snapshot_id, source.template_id
+            ),
+        );
+    }
+}
+
+/// A reconcile that ran while one account's list calls failed (and nothing else stood in the
+/// way: see [`crate::stalls`]) listed every other account.
+pub fn accounts_listed(fleet: &Fleet, ledger: &Ledger, watched: &Watched, answer: &serde_json::Value) {
+    let accounts = fleet.accounts.len();
+    let Some(floor) = fleet.watch.floor(watched, accounts) else {
+        return;
+    };
+    ledger.check(if floor < accounts {
+        "reconcile while one account's lists failed"
+    } else {
+        "reconcile while every account's lists worked"
+    });
+    let report = &answer["report"];
+    let listed = report["accountsListed"].as_u64().unwrap_or(0);
+    if listed < floor as u64 {
+        ledger.violation(
+            RECONCILE_STALLED,
+            "",
+            format!(
+                "listed {listed} of {accounts} accounts, at most {} failing: {report}",
+                accounts - floor
             ),
         );
     }

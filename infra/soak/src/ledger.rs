@@ -18,6 +18,8 @@ struct Books {
     /// Real time spent per operation kind: count, total, longest.
     timings: BTreeMap<String, (u64, std::time::Duration, std::time::Duration)>,
     faults: BTreeMap<String, u64>,
+    /// Invariants judged along the way, by kind (those judged only when conditions allow).
+    checks: BTreeMap<&'static str, u64>,
     violations: BTreeMap<&'static str, Vec<Violation>>,
 }
 
@@ -53,6 +55,10 @@ impl Ledger {
         *self.books().faults.entry(kind.to_owned()).or_default() += 1;
     }
 
+    pub fn check(&self, kind: &'static str) {
+        *self.books().checks.entry(kind).or_default() += 1;
+    }
+
     pub fn violation(&self, kind: &'static str, project: impl Into<String>, seen: impl Into<String>) {
         self.books().violations.entry(kind).or_default().push(Violation {
             project: project.into(),
@@ -86,6 +92,10 @@ impl Ledger {
         }
         let _ = writeln!(out, "faults injected ({}):", books.faults.values().sum::<u64>());
         for (kind, count) in &books.faults {
+            let _ = writeln!(out, "  {count:>7}  {kind}");
+        }
+        let _ = writeln!(out, "invariants judged along the way:");
+        for (kind, count) in &books.checks {
             let _ = writeln!(out, "  {count:>7}  {kind}");
         }
         let total: usize = books.violations.values().map(Vec::len).sum();

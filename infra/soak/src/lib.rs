@@ -11,13 +11,16 @@ pub mod invariants;
 pub mod ledger;
 pub mod model;
 pub mod quiescence;
+pub mod restarts;
+pub mod stalls;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actors::{Soak, Tick};
 use fleet::{Fleet, STUCK_AFTER};
 use ledger::Ledger;
+use restarts::DynamoLocal;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -31,6 +34,9 @@ pub struct Plan {
     pub workers: usize,
     /// Fault-table entries (by name, e.g. `dynamodb.transaction-conflict`) left out of this run.
     pub skip_faults: Vec<String>,
+    /// Times DynamoDB Local is stopped and started again mid-run (`dynamodb.restart`), when
+    /// `scripts/soak` said how (see [`restarts::DynamoLocal::from_env`]).
+    pub dynamodb_restarts: u32,
 }
 
 pub struct Outcome {
@@ -42,6 +48,7 @@ pub struct Outcome {
 const EXTRA_ROUNDS: usize = 4;
 
 pub async fn run(plan: &Plan) -> Outcome {
+    let panics = record_panics();
     let ledger = Arc::new(Ledger::default());
     let fleet = Fleet::start(plan.instances, plan.seed, ledger.clone()).await;
     let soak = Arc::new(Soak::new(fleet, ledger.clone(), plan.projects, plan.operations));
@@ -62,13 +69,31 @@ pub async fn run(plan: &Plan) -> Outcome {
     }
     actors.spawn(soak.clone().clock_actor(rng.fork()));
     actors.spawn(soak.clone().chaos_actor(rng.fork(), plan.skip_faults.clone()));
+    let dynamo = DynamoLocal::from_env().map(Arc::new);
+    let restarts = match &dynamo {
+        Some(dynamo) if plan.dynamodb_restarts > 0 && !plan.skip_faults.iter().any(|f| f == "dynamodb.restart") => {
+            let at = restarts::moments(&mut rng, plan.dynamodb_restarts, plan.duration);
+            let planned = at
+                .iter()
+                .map(|t| format!("{:.0}s", t.as_secs_f64()))
+                .collect::<Vec<_>>();
+            actors.spawn(soak.clone().restart_actor(rng.fork(), dynamo.clone(), at));
+            format!("DynamoDB Local restarts planned at {}\n", planned.join(", "))
+        }
+        Some(_) => "DynamoDB Local not restarted (none asked for)\n".to_owned(),
+        None => "DynamoDB Local not restarted (run through scripts/soak to restart it)\n".to_owned(),
+    };
     let deadline = tokio::time::sleep(plan.duration);
     tokio::pin!(deadline);
     tokio::select! {
         _ = &mut deadline => soak.stop(),
         _ = wait_for_stop(&soak) => {}
     }
-    while actors.join_next().await.is_some() {}
+    while let Some(ended) = actors.join_next().await {
+        if let Err(err) = ended {
+            ledger.violation(TASK_FAILED, "", err.to_string());
+        }
+    }
     let ran_for = started.elapsed();
 
     // Quiescence: faults off, webhooks delivered, leases and the stuck threshold passed, one reconcile
@@ -121,6 +146,14 @@ pub async fn run(plan: &Plan) -> Outcome {
             format!(" · without {}", plan.skip_faults.join(", "))
         },
     );
+    report.push_str(&restarts);
+    for seen in panics
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .drain(..)
+    {
+        ledger.violation(PANICKED, "", seen);
+    }
     report.push_str(&ledger.report());
     let hits = soak.fleet.emulator.fault_hits();
     report.push_str(&format!(
@@ -152,6 +185,24 @@ pub async fn run(plan: &Plan) -> Outcome {
         report,
         violations: ledger.violation_count(),
     }
+}
+
+pub const PANICKED: &str = "a panic";
+pub const TASK_FAILED: &str = "an actor ended with a panic or was cancelled";
+
+/// Every panic of the run, wherever it happens (a handler's panic ends only its task, which no
+/// answer would show): each is a violation. The default hook still prints it.
+fn record_panics() -> Arc<Mutex<Vec<String>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        sink.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(info.to_string());
+        previous(info);
+    }));
+    seen
 }
 
 async fn wait_for_stop(soak: &Soak) {

@@ -1,5 +1,5 @@
 //! `sandman-soak --seed N --projects N --operations N --seconds N [--instances N] [--workers N]
-//! [--skip-fault NAME]...`:
+//! [--dynamodb-restarts N] [--skip-fault NAME]...`:
 //! runs the soak once, prints its figures (stderr), exits 1 on any invariant violation.
 
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use sandman_soak::Plan;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: sandman-soak [--seed N] [--projects N] [--operations N] [--seconds N] [--instances N] [--workers N] [--skip-fault NAME]...\n\
+        "usage: sandman-soak [--seed N] [--projects N] [--operations N] [--seconds N] [--instances N] [--workers N] [--dynamodb-restarts N] [--skip-fault NAME]...\n\
          needs AWS_ENDPOINT_URL_DYNAMODB (scripts/soak starts DynamoDB Local and sets it)"
     );
     ExitCode::from(2)
@@ -24,6 +24,7 @@ fn parse(args: &[String]) -> Option<Plan> {
         instances: 3,
         workers: 16,
         skip_faults: Vec::new(),
+        dynamodb_restarts: 2,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -40,6 +41,7 @@ fn parse(args: &[String]) -> Option<Plan> {
             "--seconds" => plan.duration = Duration::from_secs(value),
             "--instances" => plan.instances = usize::try_from(value).ok()?.max(1),
             "--workers" => plan.workers = usize::try_from(value).ok()?.max(1),
+            "--dynamodb-restarts" => plan.dynamodb_restarts = u32::try_from(value).ok()?,
             _ => return None,
         }
     }

@@ -42,6 +42,14 @@ fn finding(kind: &'static str, project: impl Into<String>, seen: impl Into<Strin
     }
 }
 
+/// Whether E2B team `team_id` is one of the soak's accounts.
+fn soaked(soak: &Soak, team_id: &str) -> bool {
+    soak.fleet
+        .accounts
+        .iter()
+        .any(|account| account.team.as_str() == team_id)
+}
+
 /// Sandboxes and snapshots, E2B against the table.
 pub async fn check_state(soak: &Soak) -> (Vec<Finding>, Figures) {
     let fleet = &soak.fleet;
@@ -50,7 +58,11 @@ pub async fn check_state(soak: &Soak) -> (Vec<Finding>, Figures) {
     let mut records: Vec<(String, ProjectRecord)> = Vec::new();
     for index in 0..soak.model.projects.len() {
         let name = Model::name(index);
-        match fleet.checker.get_project(&fleet.key(&name), Consistency::Strong).await {
+        match fleet
+            .checker
+            .get_project(&fleet.key_at(index), Consistency::Strong)
+            .await
+        {
             Ok(Some(record)) => records.push((name, record)),
             Ok(None) => {}
             Err(err) => found.push(finding(STATE_MISMATCH, name, format!("unreadable: {err}"))),
@@ -62,12 +74,11 @@ pub async fn check_state(soak: &Soak) -> (Vec<Finding>, Figures) {
             owners.entry(sandbox.sandbox_id.clone()).or_default().push(name.clone());
         }
     }
-    let team = fleet.team.as_str();
     let sandboxes: HashMap<String, _> = fleet
         .emulator
         .sandboxes()
         .into_iter()
-        .filter(|s| s.team_id == team)
+        .filter(|s| soaked(soak, &s.team_id))
         .map(|s| (s.sandbox_id.clone(), s))
         .collect();
     for view in sandboxes
@@ -157,12 +168,11 @@ async fn check_snapshots(soak: &Soak, found: &mut Vec<Finding>, figures: &mut Fi
         }
     }
     let known: HashSet<&str> = rows.iter().map(|(_, e2b, _)| e2b.as_str()).collect();
-    let team = fleet.team.as_str();
     let snapshots: Vec<_> = fleet
         .emulator
         .snapshots()
         .into_iter()
-        .filter(|s| s.team_id == team)
+        .filter(|s| soaked(soak, &s.team_id))
         .collect();
     figures.snapshots = snapshots.len();
     let mut in_e2b = HashSet::new();
@@ -204,7 +214,7 @@ pub async fn check_heartbeats(soak: &Soak) -> Vec<Finding> {
             continue;
         }
         let name = Model::name(index);
-        let key = fleet.key(&name);
+        let key = fleet.key_at(index);
         let mut cursor = None;
         let mut pauses = Vec::new();
         for _ in 0..20 {

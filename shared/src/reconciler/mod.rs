@@ -101,6 +101,7 @@ impl Sandman {
             Vec::new()
         });
         let view = self.list_e2b().await;
+        report.accounts_listed = (view.accounts.len() - view.unlisted.len()) as u64;
         report.accounts_unlisted = view.unlisted.len() as u64;
         report.listed = view.sandboxes.len() as u64;
         report.running = running.len() as u64;

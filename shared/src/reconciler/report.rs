@@ -12,7 +12,8 @@ use crate::telemetry::Metrics;
 pub struct ReconcileReport {
     /// Sandman sandboxes E2B reported (running or paused), all accounts.
     pub listed: u64,
-    /// E2B accounts whose listing failed.
+    /// E2B accounts listed (each reconciled this run), and those whose listing failed (not).
+    pub accounts_listed: u64,
     pub accounts_unlisted: u64,
     /// RUNNING sessions in the table.
     pub running: u64,
@@ -73,6 +74,7 @@ impl ReconcileReport {
         let mut metrics = Metrics::new("idle-enforcer");
         for (name, value) in [
             ("ReconcileListed", self.listed),
+            ("ReconcileAccountsListed", self.accounts_listed),
             ("ReconcileAccountsUnlisted", self.accounts_unlisted),
             ("ReconcileRunning", self.running),
             ("ReconcileStuck", self.stuck),

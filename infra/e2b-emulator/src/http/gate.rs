@@ -31,7 +31,10 @@ pub(crate) async fn gate(State(app): State<App>, request: Request, next: Next) -
         ),
         Ok(bytes) => {
             let body_json = serde_json::from_slice(&bytes).ok();
-            let response = match (app.faults.intercept(route).await, &team) {
+            let response = match (
+                app.faults.intercept(route, team.as_ref().map(|t| t.0.as_str())).await,
+                &team,
+            ) {
                 (Verdict::Refuse(fault), _) => fault.into_response(),
                 (_, None) => ApiError::Unauthorized.into_response(),
                 (verdict, Some(team)) => {
