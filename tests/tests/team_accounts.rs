@@ -21,6 +21,7 @@ use sandman::secrets::{Secret, Secrets};
 use sandman::store::Consistency;
 use sandman::team_keys::E2bAccount;
 use sandman::webhook::sign;
+use sandman::workspace::SnapshotFirst;
 use serde_json::{Value, json};
 use support::{WEBHOOK_SECRET, event_body, metadata_of};
 use tower::ServiceExt;
@@ -83,7 +84,14 @@ async fn a_team_admin_registers_its_key_and_the_teams_calls_use_it() {
     assert_eq!(accounts.state(&b).await, Some(SessionState::Paused));
     assert_eq!(accounts.state(&local).await, Some(SessionState::Running));
 
-    // Forgotten: the team's calls use the deployment's default key again.
+    // With nothing left in B's account (`account_switch.rs` shows the refusal otherwise), forgotten:
+    // the team's calls use the deployment's default key again.
+    accounts
+        .stack
+        .sandman
+        .kill(&b, SnapshotFirst::Skip, Actor::User)
+        .await
+        .unwrap();
     let admin = accounts.token("team-b", true);
     let deleted = accounts.call(Method::DELETE, "/v1/team/e2b", &admin, None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
