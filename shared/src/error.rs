@@ -19,6 +19,10 @@ pub enum Error {
     /// The team's monthly budget is reached: nothing starts or resumes until the period ends.
     #[error("{0}")]
     BudgetReached(String),
+    /// A change of the team's E2B key would strand its sandboxes or snapshots in the account
+    /// they live in; nothing was changed.
+    #[error("{0}")]
+    AccountInUse(String),
     #[error("E2B: {0}")]
     E2b(#[from] E2bError),
     #[error("storage: {0}")]

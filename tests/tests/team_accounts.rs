@@ -3,145 +3,28 @@
 //! which key, by fingerprint); one team's revoked key never stalls another team's pauses.
 //! Against DynamoDB Local and an emulator with two E2B accounts.
 
+mod accounts_kit;
 mod api_kit;
 #[path = "webhook/support.rs"]
 mod support;
 
 use std::time::Duration;
 
-use api_kit::{Reply, assert_error, request, router_for, send};
+use accounts_kit::{Accounts, KEY_B, KEY_C, KEY_LOCAL};
+use api_kit::assert_error;
 use axum::Router;
-use e2b_emulator::{EmulatorConfig, Route, TeamAccount, key_fingerprint};
+use e2b_emulator::{Route, key_fingerprint};
 use http::{Method, StatusCode};
 use sandman::Sandman;
-use sandman::auth::{mint_admin_token, mint_dev_token};
-use sandman::domain::{Actor, IdlePolicy, ProjectId, ProjectKey, SessionState, TeamId};
-use sandman::secrets::Secret;
-use sandman::secrets::Secrets;
-use sandman::store::{Consistency, Store};
+use sandman::domain::{Actor, ProjectKey, SessionState, TeamId};
+use sandman::secrets::{Secret, Secrets};
+use sandman::store::Consistency;
 use sandman::team_keys::E2bAccount;
 use sandman::webhook::sign;
-use sandman_local::fixture::{JWT_SECRET, TestStack};
+use sandman::workspace::SnapshotFirst;
 use serde_json::{Value, json};
 use support::{WEBHOOK_SECRET, event_body, metadata_of};
 use tower::ServiceExt;
-
-/// The deployment's default key: E2B team `team-local`, used by Sandman team `team-local`.
-const KEY_LOCAL: &str = "e2b_key_local_000000000001";
-/// E2B team `team-b`'s key, which Sandman team `team-b` registers as its own.
-const KEY_B: &str = "e2b_key_team_b_00000000bbbb";
-const ADMIN_ROLE: &str = "sandman-admin";
-const MASTER_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-struct Accounts {
-    stack: TestStack,
-    router: Router,
-}
-
-impl Accounts {
-    async fn start(extra: &'static [(&'static str, &'static str)]) -> Accounts {
-        let emulator = EmulatorConfig {
-            teams: vec![
-                TeamAccount::new("team-local", KEY_LOCAL),
-                TeamAccount::new("team-b", KEY_B),
-            ],
-            ..EmulatorConfig::default()
-        };
-        let stack = TestStack::start_with(emulator, move |name| {
-            // An empty value in `extra` unsets the variable, as an empty one does in Lambda.
-            if let Some((_, value)) = extra.iter().find(|(k, _)| *k == name) {
-                return Some(value.to_string()).filter(|v| !v.is_empty());
-            }
-            match name {
-                "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
-                "SANDMAN_DEV_MASTER_KEY" => Some(MASTER_KEY.into()),
-                "JWT_ADMIN_ROLE" => Some(ADMIN_ROLE.into()),
-                _ => None,
-            }
-        })
-        .await;
-        let router = router_for(stack.sandman.clone());
-        Accounts { stack, router }
-    }
-
-    fn token(&self, team: &str, admin: bool) -> String {
-        let mint = if admin { mint_admin_token } else { mint_dev_token };
-        let team = TeamId::parse(team).unwrap();
-        let auth = &self.stack.sandman.config.auth;
-        mint(
-            auth,
-            &Secret::new(JWT_SECRET),
-            &team,
-            "tester",
-            Duration::from_secs(600),
-        )
-        .unwrap()
-    }
-
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
-        let reply = send(&self.router, request(method, path, Some(token), body)).await;
-        for key in [KEY_LOCAL, KEY_B] {
-            assert!(
-                !reply.json.to_string().contains(key),
-                "a response shows a key: {reply:?}"
-            );
-        }
-        reply
-    }
-
-    async fn register_key(&self, team: &str, key: &str) -> Reply {
-        let token = self.token(team, true);
-        self.call(Method::PUT, "/v1/team/e2b", &token, Some(json!({ "apiKey": key })))
-            .await
-    }
-
-    fn key(team: &str, project: &str) -> ProjectKey {
-        ProjectKey::new(TeamId::parse(team).unwrap(), ProjectId::parse(project).unwrap())
-    }
-
-    /// Registers the project with a one-minute idle timeout and opens it.
-    async fn running(&self, team: &str, project: &str) -> (ProjectKey, String) {
-        let mut spec = self.stack.spec(project);
-        spec.key = Self::key(team, project);
-        spec.idle = IdlePolicy {
-            idle_timeout: Duration::from_secs(60),
-            snapshot_on_idle: false,
-            ..IdlePolicy::default()
-        };
-        self.stack.register(&spec).await;
-        let opened = self.stack.sandman.open(&spec.key, Actor::User).await.expect("opens");
-        let sandbox = opened.record.session.and_then(|s| s.sandbox).unwrap().sandbox_id;
-        (spec.key, sandbox)
-    }
-
-    async fn state(&self, key: &ProjectKey) -> Option<SessionState> {
-        let record = self.stack.store().get_project(key, Consistency::Strong).await.unwrap();
-        record.and_then(|r| r.state())
-    }
-
-    /// A second instance over the same table: nothing in its memory.
-    fn another_instance(&self) -> Sandman {
-        let sandman = &self.stack.sandman;
-        let store = Store::new(self.stack.table.client.clone(), self.stack.table.name.clone());
-        Sandman::new(
-            store,
-            (*sandman.config).clone(),
-            (*sandman.secrets).clone(),
-            sandman.clock.clone(),
-        )
-        .unwrap()
-    }
-
-    /// No recorded call, call log line or table item holds a full key.
-    async fn assert_no_key_leaked(&self) {
-        let calls = serde_json::to_string(&self.stack.emulator.calls()).unwrap();
-        let table = self.stack.table.contents().await.join("\n");
-        for key in [KEY_LOCAL, KEY_B] {
-            assert!(!calls.contains(key), "the emulator's call log holds a key");
-            assert!(!table.contains(key), "the table holds a key in clear");
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_team_admin_registers_its_key_and_the_teams_calls_use_it() {
@@ -201,7 +84,14 @@ async fn a_team_admin_registers_its_key_and_the_teams_calls_use_it() {
     assert_eq!(accounts.state(&b).await, Some(SessionState::Paused));
     assert_eq!(accounts.state(&local).await, Some(SessionState::Running));
 
-    // Forgotten: the team's calls use the deployment's default key again.
+    // With nothing left in B's account (`account_switch.rs` shows the refusal otherwise), forgotten:
+    // the team's calls use the deployment's default key again.
+    accounts
+        .stack
+        .sandman
+        .kill(&b, SnapshotFirst::Skip, Actor::User)
+        .await
+        .unwrap();
     let admin = accounts.token("team-b", true);
     let deleted = accounts.call(Method::DELETE, "/v1/team/e2b", &admin, None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
@@ -419,6 +309,62 @@ async fn each_account_posts_to_its_own_url_with_its_own_secret_and_moves_only_it
     assert_eq!(accounts.state(&local).await, Some(SessionState::Paused));
 }
 
+/// Team C's key is configured by the deployment, not registered: once its account's webhook is
+/// registered (which records its E2B team), the default account's URLs no longer move its
+/// projects, whether or not the deployment accepts registered keys.
+#[tokio::test]
+async fn the_default_account_never_speaks_for_a_team_with_an_account_of_its_own() {
+    const WRAP_LOCAL: &[(&str, &str)] = &[("SANDMAN_TEAM_KEYS_WRAP", "local")];
+    const WRAP_OFF: &[(&str, &str)] = &[("SANDMAN_TEAM_KEYS_WRAP", "")];
+    for extra in [WRAP_LOCAL, WRAP_OFF] {
+        let accounts = Accounts::start(extra).await;
+        assert_eq!(accounts.stack.sandman.team_keys.is_some(), extra == WRAP_LOCAL);
+        let (c, c_sandbox) = accounts.running("team-c", "app").await;
+        let (local, local_sandbox) = accounts.running("team-local", "app").await;
+        assert_eq!(accounts.stack.emulator.sandbox(&c_sandbox).unwrap().team_id, "team-c");
+        let sandman = &accounts.stack.sandman;
+        let team_c = E2bAccount::Team(TeamId::parse("team-c").unwrap());
+        let base = "https://hooks.example.lambda-url.us-east-1.on.aws/";
+        for account in [&team_c, &E2bAccount::Default] {
+            sandman_local::register::register_account(sandman, account, base)
+                .await
+                .unwrap();
+        }
+        let receiver = webhook_receiver(&accounts);
+        let default_secret = E2bAccount::Default.webhook_secret(&Secret::new(WEBHOOK_SECRET));
+        let default_url = E2bAccount::Default.webhook_path();
+        let before = accounts.stack.table.contents().await;
+
+        // A sandbox of the default account whose metadata names team C's project.
+        let forged = paused_event(&accounts, &c, &local_sandbox, "team-local").await;
+        for (url, secret) in [(default_url.as_str(), default_secret.expose()), ("/", WEBHOOK_SECRET)] {
+            let (status, answer) = deliver(&receiver, url, &forged, secret).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (403, Some("wrong_account")),
+                "{url}: {answer}"
+            );
+        }
+        assert_eq!(
+            accounts.stack.table.contents().await,
+            before,
+            "a refused event changed the table"
+        );
+        assert_eq!(accounts.state(&c).await, Some(SessionState::Running));
+
+        // Team C's own account moves it; the default account still moves a team without one.
+        let c_paused = paused_event(&accounts, &c, &c_sandbox, "team-c").await;
+        let c_secret = team_c.webhook_secret(&Secret::new(WEBHOOK_SECRET));
+        let (status, answer) = deliver(&receiver, &team_c.webhook_path(), &c_paused, c_secret.expose()).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(accounts.state(&c).await, Some(SessionState::Paused));
+        let local_paused = paused_event(&accounts, &local, &local_sandbox, "team-local").await;
+        let (status, answer) = deliver(&receiver, &default_url, &local_paused, default_secret.expose()).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(accounts.state(&local).await, Some(SessionState::Paused));
+    }
+}
+
 #[tokio::test]
 async fn the_registration_command_registers_each_accounts_webhook_with_its_own_key_and_secret() {
     let accounts = Accounts::start(&[]).await;
@@ -434,7 +380,7 @@ async fn the_registration_command_registers_each_accounts_webhook_with_its_own_k
     let default = sandman_local::register::register_account(sandman, &E2bAccount::Default, base)
         .await
         .unwrap();
-    let no_key = E2bAccount::Team(TeamId::parse("team-c").unwrap());
+    let no_key = E2bAccount::Team(TeamId::parse("team-d").unwrap());
     assert!(
         sandman_local::register::register_account(sandman, &no_key, base)
             .await
@@ -504,7 +450,12 @@ async fn the_reconciler_lists_each_registered_account_with_its_own_key() {
     let mut used: Vec<_> = lists.iter().filter_map(|c| c.key_fingerprint.clone()).collect();
     used.sort();
     used.dedup();
-    let mut expected = vec![key_fingerprint(KEY_LOCAL), key_fingerprint(KEY_B)];
+    // Team C's key is configured by the deployment: its account is listed too.
+    let mut expected = vec![
+        key_fingerprint(KEY_LOCAL),
+        key_fingerprint(KEY_B),
+        key_fingerprint(KEY_C),
+    ];
     expected.sort();
     assert_eq!(used, expected, "each account listed with its own key");
     accounts.assert_no_key_leaked().await;

@@ -293,11 +293,17 @@ export interface paths {
         get: operations["get_e2b_key"];
         /**
          * Registers the team's own E2B key (team admins only). E2B is asked first: a key it refuses
-         *     answers 400 and nothing is stored. Every later E2B call for the team's projects uses it.
+         *     answers 400 and nothing is stored. Every later E2B call for the team's projects uses it. While
+         *     the team has running or paused sandboxes or snapshots, a key of another E2B account (which
+         *     cannot reach them) answers 409 `account_in_use`; another key of the same account is accepted.
          */
         put: operations["put_e2b_key"];
         post?: never;
-        /** Forgets the team's own key (team admins only): its calls use the deployment's keys again. */
+        /**
+         * Forgets the team's own key (team admins only): its calls use the deployment's keys again,
+         *     unless those cannot reach the team's running or paused sandboxes or snapshots (409
+         *     `account_in_use`).
+         */
         delete: operations["delete_e2b_key"];
         options?: never;
         head?: never;
@@ -2430,7 +2436,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Conflict */
+            /** @description `account_in_use`: the team has running or paused sandboxes or snapshots in its current E2B account that the key it would switch to cannot reach (kill or delete them first, or use a key of the same account); `conflict`: this deployment does not accept teams' own keys */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2511,8 +2517,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Conflict */
+            /** @description `account_in_use`: the team has running or paused sandboxes or snapshots in its current E2B account that the key it would switch to cannot reach (kill or delete them first, or use a key of the same account); `conflict`: this deployment does not accept teams' own keys */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -85,6 +85,7 @@ impl From<sandman::Error> for ApiError {
             Error::Invalid { field, message } => Self::invalid(field, message),
             Error::QuotaExceeded(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message),
             Error::BudgetReached(message) => Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message),
+            Error::AccountInUse(message) => Self::new(StatusCode::CONFLICT, "account_in_use", message),
             Error::E2b(err) => e2b(err),
             Error::Store(StoreError::Dynamo {
                 message,

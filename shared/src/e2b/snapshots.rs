@@ -36,6 +36,17 @@ impl E2b {
         .await
     }
 
+    /// Whether this key's E2B team holds the snapshot: one page of at most one snapshot, filtered
+    /// by its id (E2B's `name` filter takes a name or an id, and is scoped to the key's team).
+    pub async fn has_snapshot(&self, snapshot_id: &str) -> Result<bool, E2bError> {
+        const ROUTE: &str = "GET /snapshots";
+        let request = Request::new(Method::GET, ROUTE, &["snapshots"])
+            .with_query("name", snapshot_id)
+            .with_query("limit", "1");
+        let found: Vec<SnapshotInfo> = self.send(request).await?.json(ROUTE)?;
+        Ok(!found.is_empty())
+    }
+
     /// A snapshot is a template: deleting it is `DELETE /templates/{snapshotID}`.
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), E2bError> {
         const ROUTE: &str = "DELETE /templates/{id}";

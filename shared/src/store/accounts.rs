@@ -144,6 +144,14 @@ pub struct AccountRecord {
     pub e2b_team_id: Option<String>,
 }
 
+impl AccountRecord {
+    /// A team's record speaks for an E2B account of its own: a registered key, or a recorded E2B
+    /// team (its webhook was registered with the team's key, registered or configured).
+    pub fn is_own_account(&self) -> bool {
+        self.has_key || self.e2b_team_id.is_some()
+    }
+}
+
 fn binary(bytes: &[u8]) -> AttributeValue {
     AttributeValue::B(Blob::new(bytes))
 }

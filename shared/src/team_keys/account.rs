@@ -12,7 +12,7 @@ use crate::secrets::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum E2bAccount {
-    /// The deployment's default key: every team without a key of its own.
+    /// The deployment's default key: every team without an E2B account of its own.
     Default,
     /// A team's own key (registered through the API, or configured in `teamE2bApiKeys`).
     Team(TeamId),
@@ -49,11 +49,11 @@ impl E2bAccount {
         Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
-    /// Whether the project of `team` is served by this account, given whether `team` has a key of
-    /// its own.
-    pub fn serves(&self, team: &TeamId, team_has_own_key: bool) -> bool {
+    /// Whether the project of `team` is served by this account, given whether `team` has an E2B
+    /// account of its own.
+    pub fn serves(&self, team: &TeamId, team_has_own_account: bool) -> bool {
         match self {
-            E2bAccount::Default => !team_has_own_key,
+            E2bAccount::Default => !team_has_own_account,
             E2bAccount::Team(owner) => owner == team,
         }
     }

@@ -6,6 +6,7 @@
 
 mod account;
 mod seal;
+mod switch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,7 +149,8 @@ impl Sandman {
     }
 
     /// Checks the key with E2B (one page of one sandbox: a 401 means E2B refuses it), seals it
-    /// and stores it. A key E2B refuses is not stored; nor is one E2B could not be asked about.
+    /// and stores it. A key E2B refuses is not stored; nor is one E2B could not be asked about, nor
+    /// one of another E2B account while the team holds sandboxes or snapshots in its current one.
     pub async fn register_team_key(&self, team: &TeamId, plaintext: &str) -> Result<TeamKeyStatus, Error> {
         let keys = self.team_keys.as_ref().ok_or_else(not_enabled)?;
         let invalid = |message: &str| Error::Invalid {
@@ -160,11 +162,14 @@ impl Sandman {
             return Err(invalid("an E2B API key is 8 to 256 characters"));
         }
         let key = ApiKey::new(plaintext).map_err(|_| invalid("an E2B API key is visible ASCII"))?;
-        match self.e2b.with_key(key.clone()).check_key().await {
+        let account = self.e2b.with_key(key.clone());
+        match account.check_key().await {
             Ok(()) => {}
             Err(E2bError::Unauthorized) => return Err(invalid("E2B refused this key")),
             Err(err) => return Err(err.into()),
         }
+        self.check_account_switch(team, Some(&account), "the new key cannot reach")
+            .await?;
         let sealed = keys.wrapper.seal(team.as_str(), plaintext).await.map_err(|err| {
             tracing::error!(team = %team, error = %err, "sealing an E2B key failed");
             Error::E2b(E2bError::Unavailable {
@@ -201,10 +206,22 @@ impl Sandman {
         })
     }
 
-    /// Forgets the team's registered key; its calls fall back to the deployment's keys. Other
-    /// instances stop using it within the cache's time to live.
+    /// Forgets the team's registered key; its calls fall back to the deployment's keys, unless
+    /// those cannot reach the sandboxes and snapshots the team holds. Other instances stop using
+    /// it within the cache's time to live. Without a registered key nothing changes: the account
+    /// record may still hold the E2B team of a configured key's webhook.
     pub async fn forget_team_key(&self, team: &TeamId) -> Result<bool, Error> {
         let keys = self.team_keys.as_ref().ok_or_else(not_enabled)?;
+        if self.store.team_key(team, Consistency::Strong).await?.is_none() {
+            keys.remember(team, None);
+            return Ok(false);
+        }
+        let fallback = self.e2b.for_team(team.as_str()).ok();
+        let unreachable = match fallback {
+            Some(_) => "the deployment's key for this team cannot reach",
+            None => "no other key can reach (the deployment has none for this team)",
+        };
+        self.check_account_switch(team, fallback.as_ref(), unreachable).await?;
         let existed = self.store.delete_team_key(team).await?;
         keys.remember(team, None);
         Ok(existed)

@@ -6,13 +6,12 @@
 use super::WebhookError;
 use super::event::LifecycleEvent;
 use crate::Sandman;
-use crate::config::KeyWrapConfig;
 use crate::domain::ProjectKey;
 use crate::team_keys::E2bAccount;
 
 impl Sandman {
     /// The event's `sandbox_team_id` against the E2B team recorded when the account's webhook was
-    /// registered (`sandman-local register-webhook`). An account registered before that record
+    /// registered (`sandman-local register-account-webhook`). An account registered before that record
     /// existed has none: then only the project check below applies.
     pub(super) async fn check_e2b_team(
         &self,
@@ -30,24 +29,25 @@ impl Sandman {
     }
 
     /// The project belongs to a team this account serves: its own team for a team's account; for
-    /// the default account, a team without a registered key. Configured team keys
-    /// (`teamE2bApiKeys`) are the operator's: the webhook function does not read them.
+    /// the default account, a team without an account of its own. A team has one when its account
+    /// record holds a registered key or the E2B team its webhook registration reported (written by
+    /// `register-account-webhook --team`, also for keys configured in `teamE2bApiKeys`, which this function
+    /// cannot read): one eventually consistent read, whatever the configuration.
     pub(super) async fn check_served(
         &self,
         account: Option<&E2bAccount>,
         key: &ProjectKey,
     ) -> Result<(), WebhookError> {
         let account = account.unwrap_or(&E2bAccount::Default);
-        let has_own_key = match account {
+        let has_own_account = match account {
             E2bAccount::Team(_) => true,
-            E2bAccount::Default if self.config.team_keys.wrap == KeyWrapConfig::Off => false,
             E2bAccount::Default => self
                 .store
                 .account(&E2bAccount::Team(key.team.clone()))
                 .await?
-                .is_some_and(|record| record.has_key),
+                .is_some_and(|record| record.is_own_account()),
         };
-        if account.serves(&key.team, has_own_key) {
+        if account.serves(&key.team, has_own_account) {
             return Ok(());
         }
         tracing::warn!(%account, project = %key, "a webhook named a project its account does not serve; nothing changed");

@@ -14,6 +14,8 @@ use crate::Api;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Admin, JsonBody, Team};
 
+const ACCOUNT_IN_USE: &str = "`account_in_use`: the team has running or paused sandboxes or snapshots in its current E2B account that the key it would switch to cannot reach (kill or delete them first, or use a key of the same account); `conflict`: this deployment does not accept teams' own keys";
+
 pub fn routes() -> OpenApiRouter<Api> {
     OpenApiRouter::new().routes(routes!(get_e2b_key, put_e2b_key, delete_e2b_key))
 }
@@ -78,10 +80,12 @@ async fn get_e2b_key(Shared(api): Shared<Api>, Team(team): Team) -> Result<Json<
 }
 
 /// Registers the team's own E2B key (team admins only). E2B is asked first: a key it refuses
-/// answers 400 and nothing is stored. Every later E2B call for the team's projects uses it.
+/// answers 400 and nothing is stored. Every later E2B call for the team's projects uses it. While
+/// the team has running or paused sandboxes or snapshots, a key of another E2B account (which
+/// cannot reach them) answers 409 `account_in_use`; another key of the same account is accepted.
 #[utoipa::path(put, path = "/v1/team/e2b", tag = "team", request_body = E2bKeySettings,
     responses((status = 200, body = E2bKeyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = ACCOUNT_IN_USE), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn put_e2b_key(
@@ -94,9 +98,13 @@ async fn put_e2b_key(
     ))
 }
 
-/// Forgets the team's own key (team admins only): its calls use the deployment's keys again.
+/// Forgets the team's own key (team admins only): its calls use the deployment's keys again,
+/// unless those cannot reach the team's running or paused sandboxes or snapshots (409
+/// `account_in_use`).
 #[utoipa::path(delete, path = "/v1/team/e2b", tag = "team",
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = ACCOUNT_IN_USE), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete_e2b_key(Shared(api): Shared<Api>, Admin(team): Admin) -> Result<StatusCode, ApiError> {
     api.sandman.forget_team_key(&team).await?;
