@@ -292,7 +292,11 @@ async fn an_ambiguous_live_fork_adopts_exactly_one_sandbox() {
         .filter(|s| s.state != SandboxState::Killed)
         .map(|s| s.sandbox_id)
         .collect();
-    assert_eq!(live, [adopted.clone()], "one claim leaves one sandbox");
+    assert_eq!(
+        live.as_slice(),
+        std::slice::from_ref(&adopted),
+        "one claim leaves one sandbox"
+    );
     assert_eq!(forks_of(&hooks, &source_sandbox).len(), 2, "the extra was killed");
     hooks.settle().await;
     let fork = hooks.record(&fork_key(&hooks)).await;
