@@ -426,3 +426,36 @@ async fn a_live_fork_of_a_paused_source_is_409_and_creates_nothing() {
     .await;
     assert_eq!(with_snapshot.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn live_forks_of_one_source_run_one_at_a_time() {
+    let hooks = Hooks::start().await;
+    let (source, source_sandbox, _) = source_with_memory(&hooks).await;
+    // Another live fork of the source under way (its mark, one lease long).
+    let now = hooks.stack.clock.now();
+    let other = ProjectId::parse("other").unwrap();
+    let store = hooks.stack.store();
+    assert!(
+        store
+            .mark_live_fork(&source, &other, now + Duration::from_secs(40), now)
+            .await
+            .unwrap()
+    );
+    hooks.stack.emulator.clear_calls();
+
+    let refused = fork_live(&hooks, &source, "copy").await;
+
+    assert!(
+        matches!(&refused, Err(Error::Conflict(m)) if m.contains("another live fork")),
+        "{refused:?}"
+    );
+    assert!(hooks.stack.emulator.calls().is_empty(), "nothing asked of E2B");
+    assert!(forks_of(&hooks, &source_sandbox).is_empty());
+    store.clear_live_fork(&source, &other).await.unwrap();
+    let forked = fork_live(&hooks, &source, "copy").await.expect("its turn");
+    assert_eq!(forked.state(), Some(SessionState::Running));
+    let again = fork_live(&hooks, &source, "copy2")
+        .await
+        .expect("the mark was cleared after the fork");
+    assert_eq!(again.state(), Some(SessionState::Running));
+}

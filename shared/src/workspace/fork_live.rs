@@ -27,7 +27,7 @@ use crate::domain::{Actor, CLAIM_LEASE, ProjectKey, ProjectSpec, SandboxRef, Ses
 use crate::e2b::{E2b, E2bError, SandboxFilter, SandboxState};
 use crate::error::Error;
 use crate::sandbox_metadata;
-use crate::store::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
+use crate::store::{Consistency, FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
 
 /// How far E2B's clock may run behind Sandman's when telling a fork made after the claim.
 const CLOCK_SKEW: time::Duration = time::Duration::seconds(30);
@@ -81,14 +81,20 @@ impl Sandman {
         let outcome = within_lease
             .scope(self.fork_live_claimed(&e2b, &source, &spec, now))
             .await;
-        match &outcome {
-            // E2B could not say whether it forked: the mark lapses with the claim's lease.
-            Err(Error::E2b(err)) if err.may_have_taken_effect() => {}
-            _ => {
-                if let Err(err) = self.store.clear_live_fork(&source.key, &spec.key.project).await {
-                    tracing::warn!(project = %source.key, error = %err, "the live-fork mark lapses on its own");
-                }
-            }
+        // A claim left to its lease (E2B could not say whether it forked) keeps the mark until the
+        // lease lapses too, so no other live fork of the source can take its sandbox for its own.
+        let left_to_lease = match &outcome {
+            Ok(_) | Err(Error::Conflict(_)) => false,
+            Err(_) => self
+                .store
+                .get_project(&spec.key, Consistency::Strong)
+                .await
+                .map_or(true, |record| {
+                    record.is_some_and(|r| r.state() == Some(SessionState::Starting))
+                }),
+        };
+        if !left_to_lease && let Err(err) = self.store.clear_live_fork(&source.key, &spec.key.project).await {
+            tracing::warn!(project = %source.key, error = %err, "the live-fork mark lapses on its own");
         }
         outcome
     }
