@@ -3,10 +3,11 @@
 //! snapshot is held until that first open, so neither the pruner nor a delete takes it first;
 //! from then on the fork has its own sandbox, snapshots and log.
 //!
-//! E2B's own fork (`POST /sandboxes/{id}/fork`) is not used: its sandboxes carry the source's
-//! metadata, which names the source's session, and E2B cannot change a sandbox's metadata, so
-//! their webhooks would be attributed to the source and the reconciler would take them for the
-//! source's orphans. A snapshot keeps memory and files just the same.
+//! `from: live` uses E2B's own fork (`POST /sandboxes/{id}/fork`) instead: the new project starts
+//! RUNNING at once with a copy of the source's running sandbox (`workspace/fork_live.rs`). Its
+//! sandbox carries the source's metadata (E2B copies it, and cannot change it), so webhooks and
+//! the reconciler resolve a sandbox whose metadata names a session that does not hold it by the
+//! sandbox id (`bySandbox`), never moving the source.
 
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub enum ForkFrom {
     Snapshot(Option<SnapshotId>),
     /// A snapshot of the source's running sandbox, taken now.
     Running,
+    /// E2B's fork of the source's running sandbox: the new project runs at once, with its memory.
+    Live,
 }
 
 impl Sandman {
@@ -44,7 +47,19 @@ impl Sandman {
             return Err(Error::Conflict(format!("project {} exists already", new.project)));
         }
         self.check_project_quota(&new).await?;
+        let p = &record.project;
+        let spec = ProjectSpec {
+            key: new.clone(),
+            template_id: p.template_id.clone(),
+            idle: p.idle,
+            retention: p.retention,
+            sandbox_timeout: p.sandbox_timeout,
+            snapshot_before_kill: p.snapshot_before_kill,
+            public_traffic: p.public_traffic,
+            inactivity: p.inactivity,
+        };
         let snapshot = match from {
+            ForkFrom::Live => return self.fork_live(&record, spec).await,
             ForkFrom::Snapshot(Some(id)) => self.snapshot(source, &id).await?,
             ForkFrom::Snapshot(None) => self.newest_ready(source).await?,
             ForkFrom::Running => {
@@ -67,17 +82,6 @@ impl Sandman {
                 StoreError::NotFound => Error::Conflict("the snapshot is being deleted".into()),
                 other => other.into(),
             })?;
-        let p = &record.project;
-        let spec = ProjectSpec {
-            key: new.clone(),
-            template_id: p.template_id.clone(),
-            idle: p.idle,
-            retention: p.retention,
-            sandbox_timeout: p.sandbox_timeout,
-            snapshot_before_kill: p.snapshot_before_kill,
-            public_traffic: p.public_traffic,
-            inactivity: p.inactivity,
-        };
         let fork = ForkSource {
             project_id: source.project.clone(),
             snapshot_id: snapshot.snapshot_id.clone(),

@@ -66,6 +66,13 @@ impl Sandman {
             ]),
         };
         for stray in e2b.list_sandboxes(&filter).await? {
+            // A live fork's sandbox carries this project's metadata but is its fork's.
+            if let Some(holder) = self.store.find_by_sandbox(&stray.sandbox_id).await?
+                && holder.project.key() != *key
+                && holder.project.team_id == key.team
+            {
+                continue;
+            }
             tracing::warn!(project = %key, sandbox = %stray.sandbox_id, "a sandbox of a project being deleted; killing it");
             match e2b.kill(&stray.sandbox_id).await {
                 Ok(()) | Err(E2bError::NotFound) => {}

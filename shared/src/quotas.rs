@@ -56,8 +56,13 @@ impl Sandman {
         if record.state().is_some_and(is_live) {
             return Ok(());
         }
+        self.check_live_room(&key.team).await
+    }
+
+    /// Refuses a new live sandbox for the team (a live fork's) once it has as many as its quota allows.
+    pub(crate) async fn check_live_room(&self, team: &TeamId) -> Result<(), Error> {
         let limit = self.config.quotas.live_sandboxes_per_team;
-        if self.team_counts(&key.team).await?.live >= limit {
+        if self.team_counts(team).await?.live >= limit {
             return Err(Error::QuotaExceeded(format!(
                 "the team has {limit} running sandboxes, its limit; pause or kill one first"
             )));

@@ -125,7 +125,10 @@ export interface paths {
         /**
          * Forks the project: a new project of the same team and settings whose first open restores the
          *     chosen snapshot (held until then, so retention cannot take it), after which it has its own
-         *     sandbox, snapshots and log. The project quota applies.
+         *     sandbox, snapshots and log. The project quota applies. With `from: live` the new project is
+         *     instead RUNNING at once with E2B's fork of the source's running sandbox (memory and processes
+         *     kept; the live-sandbox quota and the team's budget apply, as for an open); a source that is not
+         *     RUNNING answers 409.
          */
         post: operations["fork_project"];
         delete?: never;
@@ -521,7 +524,7 @@ export interface components {
             to: components["schemas"]["State"];
         };
         /** @enum {string} */
-        ForkMode: "snapshot" | "running";
+        ForkMode: "snapshot" | "running" | "live";
         ForkRequest: {
             from?: components["schemas"]["ForkMode"] | null;
             /** @description The new project's id (same team, same settings as the source). */
@@ -1360,6 +1363,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description from: live, and the team's budget is reached */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -1369,7 +1381,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the new project exists, or nothing to fork from */
+            /** @description the new project exists, nothing to fork from, or (from: live) the source is not running */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1398,6 +1410,15 @@ export interface operations {
             };
             /** @description Bad Gateway */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

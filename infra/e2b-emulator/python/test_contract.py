@@ -90,6 +90,28 @@ def test_pause_then_409_and_404(client, api_contract):
     assert missing.status_code == 404
 
 
+def test_fork_201_with_one_result_per_fork_then_409_and_404(client, api_contract):
+    sandbox_id = create(client, api_contract, metadata={"owner": "source"})
+    path = "/sandboxes/{sandboxID}/fork"
+    forked = client.post(f"/sandboxes/{sandbox_id}/fork", json={"timeout": 60, "count": 2})
+    results = api_contract.check("post", path, forked)
+    assert forked.status_code == 201
+    assert len(results) == 2
+    for result in results:
+        fork_id = result["sandbox"]["sandboxID"]
+        assert fork_id != sandbox_id
+        detail = client.get(f"/sandboxes/{fork_id}")
+        assert detail.json()["metadata"] == {"owner": "source"}, "the source's metadata"
+    assert client.get(f"/sandboxes/{sandbox_id}").json()["state"] == "running"
+    client.post(f"/sandboxes/{sandbox_id}/pause")
+    paused = client.post(f"/sandboxes/{sandbox_id}/fork", json={})
+    api_contract.check("post", path, paused)
+    assert paused.status_code == 409
+    missing = client.post("/sandboxes/unknown0000000000000/fork", json={})
+    api_contract.check("post", path, missing)
+    assert missing.status_code == 404
+
+
 def test_connect_v1_and_v2_and_legacy_resume(client, api_contract):
     sandbox_id = create(client, api_contract)
     path = "/sandboxes/{sandboxID}/connect"

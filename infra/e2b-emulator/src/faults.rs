@@ -18,6 +18,8 @@ pub enum Route {
     PauseSandbox,
     ConnectSandbox,
     ResumeSandbox,
+    /// `POST /sandboxes/{id}/fork`.
+    ForkSandbox,
     SetTimeout,
     RefreshSandbox,
     KillSandbox,
@@ -48,6 +50,7 @@ impl Route {
             ("POST", "/sandboxes/{id}/pause") => Route::PauseSandbox,
             ("POST", "/sandboxes/{id}/connect") => Route::ConnectSandbox,
             ("POST", "/sandboxes/{id}/resume") => Route::ResumeSandbox,
+            ("POST", "/sandboxes/{id}/fork") => Route::ForkSandbox,
             ("POST", "/sandboxes/{id}/timeout") => Route::SetTimeout,
             ("POST", "/sandboxes/{id}/refreshes") => Route::RefreshSandbox,
             ("POST", "/sandboxes/{id}/snapshots") => Route::CreateSnapshot,

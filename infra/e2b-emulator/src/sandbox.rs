@@ -21,6 +21,8 @@ pub enum SandboxState {
 pub enum Transition {
     Pausing,
     Snapshotting,
+    /// Checkpointed in place for a fork: it keeps its id and expiry and runs on afterwards.
+    Forking,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +72,8 @@ pub struct SandboxView {
     /// What a test wrote into the sandbox (path -> content), standing in for its filesystem and
     /// memory: kept across pause and resume, captured by a snapshot, restored with it.
     pub files: BTreeMap<String, String>,
+    /// The sandbox this one was forked from (`POST /sandboxes/{id}/fork`).
+    pub forked_from: Option<String>,
 }
 
 impl SandboxView {

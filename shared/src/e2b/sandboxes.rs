@@ -1,4 +1,5 @@
-//! Sandbox lifecycle calls: create, inspect, list, pause, connect (resume), timeouts, kill, metrics.
+//! Sandbox lifecycle calls: create, fork, inspect, list, pause, connect (resume), timeouts, kill,
+//! metrics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,6 +23,35 @@ impl E2b {
             .with_json(new)?
             .not_idempotent();
         self.send(request).await?.json(ROUTE)
+    }
+
+    /// E2B's fork: checkpoints the running `source` in place (it keeps running, with its id and
+    /// expiry) and starts one new sandbox from that full-memory checkpoint, living `timeout`. The
+    /// new sandbox carries the *source's* metadata: the request cannot set any.
+    ///
+    /// Not idempotent, as create: retried only when E2B refused it (429), never after a 5xx or a
+    /// timeout. A fork E2B reports as failed to start is that fork's error (a 5xx there is treated
+    /// as possibly taken effect, so the caller looks before moving on).
+    pub async fn fork(&self, source: &str, timeout: Duration) -> Result<Sandbox, E2bError> {
+        const ROUTE: &str = "POST /sandboxes/{id}/fork";
+        let request = Request::new(Method::POST, ROUTE, &["sandboxes", source, "fork"])
+            .with_json(&json!({ "timeout": whole_seconds(timeout), "count": 1 }))?
+            .for_sandbox(source)
+            .not_idempotent();
+        let results: Vec<ForkResult> = self.send(request).await?.json(ROUTE)?;
+        match results.into_iter().next() {
+            Some(ForkResult {
+                sandbox: Some(sandbox), ..
+            }) => Ok(sandbox),
+            Some(ForkResult { error: Some(error), .. }) => {
+                let status = u16::try_from(error.code).unwrap_or(500);
+                Err(E2bError::from_status(status, error.message.as_bytes(), None, 1))
+            }
+            _ => Err(E2bError::Unexpected {
+                status: 201,
+                message: "a fork answer without a sandbox or an error".into(),
+            }),
+        }
     }
 
     pub async fn get_sandbox(&self, sandbox_id: &str) -> Result<SandboxDetail, E2bError> {
@@ -140,6 +170,22 @@ impl E2b {
 
 /// E2B's limit on ids in one `GET /sandboxes/metrics`.
 pub const MAX_METRICS_BATCH: usize = 100;
+
+/// `SandboxForkResult`: exactly one of `sandbox` and `error`.
+#[derive(serde::Deserialize)]
+struct ForkResult {
+    #[serde(default)]
+    sandbox: Option<Sandbox>,
+    #[serde(default)]
+    error: Option<ForkError>,
+}
+
+#[derive(serde::Deserialize)]
+struct ForkError {
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
 
 #[derive(serde::Deserialize)]
 struct SandboxesWithMetrics {

@@ -23,7 +23,14 @@ impl Sandman {
         if Instant::now() >= deadline {
             return Outcome::Skipped;
         }
-        let record = match self.store.get_project(&listed.owner, Consistency::Strong).await {
+        let sandbox_id = listed.sandbox.sandbox_id.as_str();
+        // A live fork's sandbox names its source: when the named project does not hold it, the
+        // project that does (by sandbox id, same team) is the one to compare with.
+        let named = match self.store.get_project(&listed.owner, Consistency::Strong).await {
+            Ok(named) => self.store.holder_of(&listed.owner, named, sandbox_id).await,
+            Err(err) => Err(err),
+        };
+        let record = match named {
             Ok(record) => record,
             Err(err) => {
                 return error(
@@ -33,7 +40,6 @@ impl Sandman {
                 );
             }
         };
-        let sandbox_id = listed.sandbox.sandbox_id.as_str();
         match decide::classify(record.as_ref(), sandbox_id, listed.sandbox.state) {
             Finding::Consistent | Finding::InTransit => Outcome::Consistent,
             Finding::Orphan(reason) => self.orphan(listed, view, reason, policy).await,

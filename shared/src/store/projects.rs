@@ -27,7 +27,61 @@ impl Store {
         spec: &crate::domain::ProjectSpec,
         now: OffsetDateTime,
     ) -> Result<ProjectRecord, StoreError> {
-        self.write_project(spec, None, now).await
+        self.write_project(spec, None, false, now).await
+    }
+
+    /// Creates the project; `Conflict` when it exists already (a live fork's new project).
+    pub async fn put_new_project(
+        &self,
+        spec: &crate::domain::ProjectSpec,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRecord, StoreError> {
+        self.write_project(spec, None, true, now).await
+    }
+
+    /// Marks a RUNNING project as the source of a live fork under way, by `fork` until `until`, so
+    /// that live forks of one source run one at a time: every sandbox E2B forks from it carries
+    /// its metadata, and only one at a time lets an ambiguous fork tell its own apart. `false`
+    /// when the source is not RUNNING or another live fork's mark has not lapsed. Not a session
+    /// write: no version bump, no conflict with the source's own transitions.
+    pub async fn mark_live_fork(
+        &self,
+        source: &ProjectKey,
+        fork: &ProjectId,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(source)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression("SET liveForkBy = :fork, liveForkUntil = :until")
+            .condition_expression("#state = :running AND (attribute_not_exists(liveForkUntil) OR liveForkUntil < :now)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":fork", s(fork.as_str()))
+            .expression_attribute_values(":until", n(to_ms(until)))
+            .expression_attribute_values(":now", n(to_ms(now)))
+            .expression_attribute_values(":running", s(SessionState::Running.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        Ok(self.conditional_update(request.send().await)?.is_some())
+    }
+
+    /// Removes the live-fork mark `fork` left on `source` (another fork's mark stays).
+    pub async fn clear_live_fork(&self, source: &ProjectKey, fork: &ProjectId) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(source)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression("REMOVE liveForkBy, liveForkUntil")
+            .condition_expression("liveForkBy = :fork")
+            .expression_attribute_values(":fork", s(fork.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        self.conditional_update(request.send().await)?;
+        Ok(())
     }
 
     /// Creates a project whose first open restores `source` (a snapshot of another project of the
@@ -38,7 +92,7 @@ impl Store {
         source: &crate::domain::ForkSource,
         now: OffsetDateTime,
     ) -> Result<ProjectRecord, StoreError> {
-        self.write_project(spec, Some(source), now).await
+        self.write_project(spec, Some(source), true, now).await
     }
 
     /// Once the fork's first sandbox is restored (or it could not be), it is a project like any other.
@@ -60,12 +114,15 @@ impl Store {
         &self,
         spec: &crate::domain::ProjectSpec,
         fork: Option<&crate::domain::ForkSource>,
+        create_only: bool,
         now: OffsetDateTime,
     ) -> Result<ProjectRecord, StoreError> {
         let mut e = Expr::default();
-        if let Some(fork) = fork {
+        if create_only {
             let pk = e.name("pk");
             e.condition(format!("attribute_not_exists({pk})"));
+        }
+        if let Some(fork) = fork {
             e.set("forkProject", s(fork.project_id.as_str()))
                 .set("forkSnapshot", s(fork.snapshot_id.as_str()));
         }

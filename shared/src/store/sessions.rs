@@ -676,6 +676,33 @@ impl Store {
         Ok(pages.into_iter().flatten().collect())
     }
 
+    /// The project that holds `sandbox_id`, given `named` (already read): the project its
+    /// metadata names, under `named_key`. When `named` does not hold it (it is missing, or its
+    /// current sandbox is another), the sandbox is looked up by id (`bySandbox`): a live fork's
+    /// sandbox carries its source's metadata. Only another project of the same team is taken;
+    /// otherwise `named` is returned as it was. No read when `named` holds the sandbox.
+    pub async fn holder_of(
+        &self,
+        named_key: &ProjectKey,
+        named: Option<ProjectRecord>,
+        sandbox_id: &str,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        let holds = named
+            .as_ref()
+            .and_then(|record| record.session.as_ref())
+            .and_then(|session| session.sandbox.as_ref())
+            .is_some_and(|sandbox| sandbox.sandbox_id == sandbox_id);
+        if holds {
+            return Ok(named);
+        }
+        match self.find_by_sandbox(sandbox_id).await? {
+            Some(holder) if holder.project.team_id == named_key.team && holder.project.key() != *named_key => {
+                Ok(Some(holder))
+            }
+            _ => Ok(named),
+        }
+    }
+
     /// The project whose current or last sandbox is `sandbox_id`, for events that carry no
     /// Sandman metadata.
     pub async fn find_by_sandbox(&self, sandbox_id: &str) -> Result<Option<ProjectRecord>, StoreError> {

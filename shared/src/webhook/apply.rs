@@ -131,11 +131,18 @@ impl Sandman {
     }
 
     /// The project whose session the event may concern: by Sandman's metadata on the sandbox, else
-    /// by the sandbox id.
+    /// by the sandbox id. When the project the metadata names does not hold the sandbox, its id
+    /// decides (`bySandbox`, same team only): a live fork's sandbox carries its source's metadata,
+    /// and its events are the fork's, never the source's. The account check that follows applies
+    /// to the project found.
     async fn session_of(&self, verified: &VerifiedEvent) -> Result<Option<ProjectRecord>, StoreError> {
+        let sandbox_id = &verified.event.sandbox_id;
         match sandbox_metadata::owner(&verified.event.metadata) {
-            Some((key, _)) => self.store.get_project(&key, Consistency::Strong).await,
-            None => self.store.find_by_sandbox(&verified.event.sandbox_id).await,
+            Some((key, _)) => {
+                let named = self.store.get_project(&key, Consistency::Strong).await?;
+                self.store.holder_of(&key, named, sandbox_id).await
+            }
+            None => self.store.find_by_sandbox(sandbox_id).await,
         }
     }
 }

@@ -65,7 +65,7 @@ pub fn decide(
     let Some(session) = &record.session else {
         return Decision::Ignore(Ignored::NoSession);
     };
-    if !is_current(session, event) {
+    if !is_current(record, session, event) {
         return Decision::Ignore(Ignored::OlderSandbox);
     }
     let mut write = SessionWrite::new(record, Actor::Webhook, cause(session, event), event.timestamp);
@@ -110,9 +110,16 @@ pub fn decide(
 }
 
 /// Whether the event is about the session's sandbox. Sandman's metadata names the session; without
-/// it, the sandbox id must be the session's.
-fn is_current(session: &Session, event: &LifecycleEvent) -> bool {
-    let named = event.metadata.get(sandbox_metadata::SESSION);
+/// it, the sandbox id must be the session's. A live fork's sandbox names its source's project and
+/// session (E2B copies them): when the metadata names another project than this one (the record
+/// was found by the sandbox id), only the sandbox id can say, and only once the session holds it.
+fn is_current(record: &ProjectRecord, session: &Session, event: &LifecycleEvent) -> bool {
+    let names_another_project =
+        sandbox_metadata::owner(&event.metadata).is_some_and(|(key, _)| key != record.project.key());
+    let named = event
+        .metadata
+        .get(sandbox_metadata::SESSION)
+        .filter(|_| !names_another_project);
     if named.is_some_and(|id| *id != session.session_id) {
         return false;
     }

@@ -471,3 +471,30 @@ fn checkpointed_and_unknown_types_are_acknowledged() {
         );
     }
 }
+
+#[test]
+fn a_live_forks_sandbox_names_its_source_and_counts_for_the_project_holding_it() {
+    // The fork project holds sbx-1; E2B copied the source's metadata (project "source", its session).
+    let fork = record(SessionState::Running, T0);
+    let source = ProjectKey::new(TeamId::parse("team-a").unwrap(), ProjectId::parse("source").unwrap());
+    let mut paused = event(EventKind::Paused, later(5));
+    paused.metadata = crate::sandbox_metadata::for_session(&source, "source-session");
+    let w = write(decide(&fork, &paused, "e1", later(6), &RULES));
+    assert_eq!(w.key, key());
+    assert_eq!(w.event, Some(SessionEvent::Paused));
+
+    let mut elsewhere = paused.clone();
+    elsewhere.sandbox_id = "sbx-9".into();
+    assert_eq!(
+        ignored(decide(&fork, &elsewhere, "e2", later(6), &RULES)),
+        Ignored::OlderSandbox,
+        "another sandbox of the source's lineage is not the fork's"
+    );
+    let mut starting = record(SessionState::Starting, T0);
+    starting.session.as_mut().unwrap().session_id = "s2".into();
+    assert_eq!(
+        ignored(decide(&starting, &paused, "e3", later(6), &RULES)),
+        Ignored::OlderSandbox,
+        "while starting, only the session's own metadata counts"
+    );
+}

@@ -9,11 +9,14 @@
 //! - `restore.rs`: `Sandman::restore`, one claim with its snapshot hold; the old sandbox goes last.
 //! - `pause.rs`: `Sandman::pause` (the API's and the idle enforcer's).
 //! - `kill.rs`: `Sandman::kill`, with `SnapshotFirst`.
+//! - `fork_live.rs`: a live fork (`Sandman::fork` with `ForkFrom::Live`): E2B's fork of the
+//!   source's running sandbox, claimed STARTING first; an ambiguous fork adopts what it made.
 //! - `lease.rs`: settling a claim whose lease lapsed, from what E2B reports.
 //! - `activity.rs`, `status.rs`, `settle.rs`: heartbeats, the status read, recording an outcome.
 
 mod activity;
 mod claim;
+mod fork_live;
 mod kill;
 mod lease;
 mod open;

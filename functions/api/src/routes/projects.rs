@@ -226,6 +226,9 @@ pub enum ForkMode {
     Snapshot,
     /// From the source's running sandbox: a snapshot of it is taken now (it keeps running).
     Running,
+    /// E2B's fork of the source's running sandbox (it keeps running): the new project is RUNNING
+    /// at once with the source's files, memory and processes. The source must be RUNNING.
+    Live,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -236,17 +239,21 @@ pub struct ForkRequest {
     pub project_id: String,
     #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub snapshot_id: Option<String>,
-    /// `snapshot` (default) or `running`.
+    /// `snapshot` (default), `running` or `live`.
     pub from: Option<ForkMode>,
 }
 
 /// Forks the project: a new project of the same team and settings whose first open restores the
 /// chosen snapshot (held until then, so retention cannot take it), after which it has its own
-/// sandbox, snapshots and log. The project quota applies.
+/// sandbox, snapshots and log. The project quota applies. With `from: live` the new project is
+/// instead RUNNING at once with E2B's fork of the source's running sandbox (memory and processes
+/// kept; the live-sandbox quota and the team's budget apply, as for an open); a source that is not
+/// RUNNING answers 409.
 #[utoipa::path(post, path = "/v1/projects/{projectId}/fork", tag = "projects", request_body = ForkRequest,
     params(("projectId" = String, Path, description = "the source project")),
     responses((status = 201, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the new project exists, or nothing to fork from"), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)),
+        (status = 402, body = ErrorBody, description = "from: live, and the team's budget is reached"),
+        (status = 409, body = ErrorBody, description = "the new project exists, nothing to fork from, or (from: live) the source is not running"), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn fork_project(
     Shared(api): Shared<Api>,
@@ -263,9 +270,15 @@ async fn fork_project(
     let from = match (request.from.unwrap_or(ForkMode::Snapshot), snapshot) {
         (ForkMode::Snapshot, snapshot) => ForkFrom::Snapshot(snapshot),
         (ForkMode::Running, None) => ForkFrom::Running,
+        (ForkMode::Live, None) => ForkFrom::Live,
         (ForkMode::Running, Some(_)) => {
             return Err(ApiError::conflict(
                 "snapshotId goes with from: snapshot, not from: running",
+            ));
+        }
+        (ForkMode::Live, Some(_)) => {
+            return Err(ApiError::conflict(
+                "snapshotId goes with from: snapshot, not from: live",
             ));
         }
     };

@@ -1,4 +1,4 @@
-//! Sandbox routes: create, get, list, pause, connect/resume, timeout, refresh, kill.
+//! Sandbox routes: create, get, list, pause, connect/resume, fork, timeout, refresh, kill.
 
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
-use super::wire::{self, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody, TimeoutBody};
+use super::wire::{
+    self, ForkBody, ForkResultBody, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody, TimeoutBody,
+};
 use crate::app::{App, Team};
 use crate::error::ApiError;
 use crate::sandbox::{OnTimeout, SandboxState, Transition};
@@ -21,6 +23,8 @@ const SPEC_DEFAULT_TIMEOUT_SECS: i64 = 15;
 /// What current SDKs' connect falls back to when no timeout is sent.
 const CONNECT_DEFAULT_TIMEOUT_SECS: i64 = 300;
 const MAX_REFRESH_SECS: i64 = 3600;
+/// The spec's bounds on `count` in a fork request.
+const MAX_FORK_COUNT: i64 = 100;
 
 pub(crate) async fn create(
     State(app): State<App>,
@@ -167,6 +171,40 @@ pub(crate) async fn pause(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sandboxes/{id}/fork`: checkpoints the running sandbox in place (held mid-transition
+/// for `snapshot_duration`, as a snapshot is) and starts `count` sandboxes from the checkpoint.
+/// 404 unknown or killed, 409 paused or mid-transition; 201 with one result per fork.
+pub(crate) async fn fork(
+    State(app): State<App>,
+    Extension(Team(team)): Extension<Team>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Vec<ForkResultBody>>), ApiError> {
+    let body: ForkBody = wire::parse_optional(&body)?;
+    let timeout = body.timeout.unwrap_or(SPEC_DEFAULT_TIMEOUT_SECS);
+    let count = body.count.unwrap_or(1);
+    let count = u32::try_from(count)
+        .ok()
+        .filter(|c| (1..=MAX_FORK_COUNT as u32).contains(c))
+        .ok_or_else(|| ApiError::BadRequest(format!("count must be between 1 and {MAX_FORK_COUNT}")))?;
+    app.world().begin_fork(&team, &id, timeout)?;
+    let hold = app.config.snapshot_duration;
+    let forks = app
+        .shared()
+        .after(hold, move |shared| {
+            shared.world().finish_fork(&team, &id, count, timeout, shared.now())
+        })
+        .await?;
+    let results = forks
+        .iter()
+        .map(|fork| ForkResultBody {
+            sandbox: Some(SandboxBody::from(fork)),
+            error: None,
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(results)))
 }
 
 /// `POST /sandboxes/{id}/connect`: the spec requires a timeout.

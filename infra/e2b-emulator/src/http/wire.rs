@@ -83,6 +83,22 @@ pub(crate) struct SnapshotBody {
     pub name: Option<String>,
 }
 
+/// `SandboxForkRequest`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ForkBody {
+    pub timeout: Option<i64>,
+    pub count: Option<i64>,
+}
+
+/// `SandboxForkResult`: exactly one of `sandbox` and `error`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ForkResultBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PauseBody {
     #[allow(dead_code)]

@@ -4,6 +4,7 @@
 //! Lifecycle events are published to the delivery queue as they happen.
 
 mod expiry;
+mod forks;
 mod sandboxes;
 mod snapshots;
 mod webhooks;

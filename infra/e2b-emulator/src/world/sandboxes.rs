@@ -91,6 +91,7 @@ impl World {
             kill_reason: None,
             cpu_used_pct: None,
             files: snapshot.as_ref().map(|s| s.files.clone()).unwrap_or_default(),
+            forked_from: None,
         };
         if let Some(snapshot) = &snapshot {
             self.snapshot_children
