@@ -168,7 +168,13 @@ fn a_new_pause_soon_after_a_resume_e2b_reported_is_applied() {
     session.paused_at = Some(later(2));
     session.last_actor = Actor::Webhook;
     session.last_event_at = Some(later(3));
-    let w = write(decide(&running, &event(EventKind::Paused, later(4)), "e1", later(5), &RULES));
+    let w = write(decide(
+        &running,
+        &event(EventKind::Paused, later(4)),
+        "e1",
+        later(5),
+        &RULES,
+    ));
     assert_eq!(w.event, Some(SessionEvent::Paused));
 }
 
