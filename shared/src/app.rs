@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::aws::aws_sdk_config;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, KeyWrapConfig};
 use crate::e2b::{ApiKey, E2bAccounts, E2bClient, E2bError, E2bSettings};
@@ -35,7 +36,7 @@ pub enum StartupError {
 
 impl Sandman {
     /// What each function's `main` calls: config from the environment, AWS clients from the
-    /// default chain, then `start`.
+    /// environment Lambda sets (`aws`), then `start`.
     pub async fn from_env(function: Function) -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
         let aws = aws_sdk_config().await;
@@ -155,15 +156,6 @@ impl Sandman {
             None => own,
         }
     }
-}
-
-/// The AWS SDK's configuration from the default chain, over the functions' one HTTP client
-/// (rustls on ring): every AWS client a function builds comes from this.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(crate::crypto::aws_http_client())
-        .load()
-        .await
 }
 
 fn unconfigured_kms() -> aws_sdk_kms::Client {

@@ -2,6 +2,7 @@
 
 mod app;
 pub mod auth;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -27,5 +28,6 @@ pub mod usage;
 pub mod webhook;
 pub mod workspace;
 
-pub use app::{Sandman, StartupError, aws_sdk_config};
+pub use app::{Sandman, StartupError};
+pub use aws::aws_sdk_config;
 pub use error::Error;

@@ -184,9 +184,14 @@ export class Sandman {
     if (response.status === 304) return null;
     return { status: data, etag: response.headers.get("etag") };
   }
-  /** Records activity; wakes a paused sandbox. Throttled heartbeats cost the server nothing. */
-  heartbeat(projectId: string): Promise<ActivityResult> {
-    return this.call("POST", `${path(projectId)}/sandbox/activity`);
+  /**
+   * Records activity; wakes a paused sandbox. Throttled heartbeats cost the server nothing.
+   * `busyForSeconds` holds the sandbox awake for a long job (up to the project's
+   * `maxBusyForSeconds`) without a heartbeat loop; such a call is always recorded.
+   */
+  heartbeat(projectId: string, options: { busyForSeconds?: number } = {}): Promise<ActivityResult> {
+    const body = options.busyForSeconds === undefined ? undefined : { busyForSeconds: options.busyForSeconds };
+    return this.call("POST", `${path(projectId)}/sandbox/activity`, body);
   }
   pause(projectId: string): Promise<PauseResult> {
     return this.call("POST", `${path(projectId)}/sandbox/pause`);

@@ -50,6 +50,19 @@ test("open a project's sandbox and poll it to RUNNING", async () => {
   assert.equal(await sandman.status("notebook-42", first.etag), null);
 });
 
+test("a heartbeat with busyForSeconds holds the sandbox past its idle timeout", async () => {
+  const sandman = new Sandman({ baseUrl, token });
+  await sandman.putProject("build-3", { templateId: "base", idleTimeoutSeconds: 600 });
+  await sandman.open("build-3");
+  await sandman.waitUntil("build-3", "RUNNING");
+  const sent = Date.now();
+  assert.equal((await sandman.heartbeat("build-3", { busyForSeconds: 3000 })).outcome, "recorded");
+  const { status } = await sandman.status("build-3");
+  const heldFor = (Date.parse(status.pauseAt) - sent) / 1000;
+  assert.ok(heldFor > 2900, `paused no sooner than the job's 3000 s, not the 600 s idle timeout (pauseAt in ${heldFor} s)`);
+  await assert.rejects(sandman.heartbeat("build-3", { busyForSeconds: -1 }), (err) => err instanceof SandmanError && err.status === 400);
+});
+
 test("heartbeats follow activity, respect the throttle, stop when hidden and wake a paused sandbox", async () => {
   const sandman = new Sandman({ baseUrl, token });
   await sandman.putProject("editor-7", { templateId: "base" });

@@ -160,7 +160,7 @@ impl DynamoChaos {
 
 /// A client over `clean`'s configuration whose requests pass through `chaos`.
 pub fn faulty_client(clean: &Client, chaos: Arc<DynamoChaos>, ledger: Arc<Ledger>) -> Client {
-    let inner = aws_smithy_http_client::Builder::new().build_http();
+    let inner = sandman::aws::ReqwestHttpClient::default();
     let http = http_client_fn(move |settings, components| {
         use aws_smithy_runtime_api::client::http::HttpClient;
         SharedHttpConnector::new(FaultyConnector {

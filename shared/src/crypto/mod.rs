@@ -7,9 +7,6 @@ mod jwt;
 
 use std::sync::Once;
 
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
-
 /// Makes ring the process default for rustls (reqwest reads it when it builds a client) and for
 /// jsonwebtoken. Idempotent; every constructor that needs either calls it.
 pub fn install() {
@@ -19,11 +16,4 @@ pub fn install() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let _ = jwt::RING.install_default();
     });
-}
-
-/// The AWS SDK's HTTP client: hyper and rustls on ring, with the OS trust roots.
-pub fn aws_http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
 }

@@ -12,7 +12,7 @@ pub trait SecretReader {
 pub struct SecretsManagerReader(aws_sdk_secretsmanager::Client);
 
 impl SecretsManagerReader {
-    pub fn new(aws: &aws_config::SdkConfig) -> Self {
+    pub fn new(aws: &aws_types::SdkConfig) -> Self {
         Self(aws_sdk_secretsmanager::Client::new(aws))
     }
 }

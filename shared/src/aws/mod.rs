@@ -1,0 +1,137 @@
+//! The AWS SDK's configuration, read from what Lambda puts in a function's environment: the region,
+//! the execution role's credentials, and `AWS_ENDPOINT_URL[_<SERVICE>]` (DynamoDB Local and tests).
+//! It goes over reqwest, the HTTP client the functions carry for E2B anyway.
+//!
+//! aws-config's default chain (profile files, SSO, STS web identity, ECS and IMDS providers) and the
+//! SDK's own hyper client (with HTTP/2) are a second copy of what Lambda never needs; leaving them
+//! out keeps every function binary under its size limit. Operator commands run on a developer's
+//! machine get the full chain back through the `credential-chain` feature when no keys are in the
+//! environment.
+
+mod http;
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+
+pub use http::ReqwestHttpClient;
+
+/// What every AWS client a function builds comes from.
+pub async fn aws_sdk_config() -> SdkConfig {
+    aws_sdk_config_from(&|name| std::env::var(name).ok().filter(|value| !value.is_empty())).await
+}
+
+async fn aws_sdk_config_from(env: &(dyn Fn(&str) -> Option<String> + Sync)) -> SdkConfig {
+    let credentials = env_credentials(env);
+    #[cfg(feature = "credential-chain")]
+    if credentials.is_none() {
+        return aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(ReqwestHttpClient::default())
+            .load()
+            .await;
+    }
+    let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region.map(Region::new))
+        .http_client(ReqwestHttpClient::default())
+        .service_config(EndpointUrls::read(env));
+    if let Some(credentials) = credentials {
+        builder = builder.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    if let Some(url) = env(ENDPOINT_URL) {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
+}
+
+/// The execution role's credentials, as Lambda sets them for the whole life of an instance.
+fn env_credentials(env: &dyn Fn(&str) -> Option<String>) -> Option<Credentials> {
+    let key = env("AWS_ACCESS_KEY_ID")?;
+    let secret = env("AWS_SECRET_ACCESS_KEY")?;
+    Some(Credentials::new(
+        key,
+        secret,
+        env("AWS_SESSION_TOKEN"),
+        None,
+        "environment",
+    ))
+}
+
+const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+/// `AWS_ENDPOINT_URL_<SERVICE>` for each service, as the SDK names them (`DynamoDB Streams` is
+/// `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`), read once. Any other setting the SDK asks for is unset.
+#[derive(Debug)]
+struct EndpointUrls(Vec<(String, String)>);
+
+impl EndpointUrls {
+    fn read(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let services = ["DynamoDB", "DynamoDB Streams", "KMS", "Secrets Manager", "SQS"];
+        let urls = services
+            .iter()
+            .filter_map(|service| {
+                let name = format!("{ENDPOINT_URL}_{}", service.to_uppercase().replace(' ', "_"));
+                env(&name).map(|url| ((*service).to_owned(), url))
+            })
+            .collect();
+        Self(urls)
+    }
+}
+
+impl LoadServiceConfig for EndpointUrls {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != ENDPOINT_URL {
+            return None;
+        }
+        self.0
+            .iter()
+            .find(|(service, _)| service == key.service_id())
+            .map(|(_, url)| url.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    async fn config(vars: &[(&str, &str)]) -> SdkConfig {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        aws_sdk_config_from(&move |name| vars.get(name).cloned()).await
+    }
+
+    #[tokio::test]
+    async fn region_credentials_and_endpoints_come_from_the_environment() {
+        let aws = config(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+        ])
+        .await;
+        assert_eq!(aws.region().map(Region::as_ref), Some("eu-west-1"));
+        assert!(aws.credentials_provider().is_some());
+        let dynamodb = aws_sdk_dynamodb::config::Config::new(&aws);
+        assert_eq!(dynamodb.endpoint_url(), Some("http://127.0.0.1:8000"));
+        let kms = aws_sdk_kms::config::Config::new(&aws);
+        assert_eq!(kms.endpoint_url(), None, "only the service named gets the endpoint");
+    }
+
+    #[tokio::test]
+    async fn the_global_endpoint_and_default_region_are_fallbacks() {
+        let aws = config(&[
+            ("AWS_DEFAULT_REGION", "us-east-2"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        ])
+        .await;
+        assert_eq!(aws.region().map(Region::as_ref), Some("us-east-2"));
+        let kms = aws_sdk_kms::config::Config::new(&aws);
+        assert_eq!(kms.endpoint_url(), Some("http://127.0.0.1:4566"));
+    }
+}
