@@ -21,25 +21,25 @@ pub use http::ReqwestHttpClient;
 
 /// What every AWS client a function builds comes from.
 pub async fn aws_sdk_config() -> SdkConfig {
-    aws_sdk_config_from(&|name| std::env::var(name).ok().filter(|value| !value.is_empty())).await
-}
-
-async fn aws_sdk_config_from(env: &(dyn Fn(&str) -> Option<String> + Sync)) -> SdkConfig {
-    let credentials = env_credentials(env);
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     #[cfg(feature = "credential-chain")]
-    if credentials.is_none() {
+    if env_credentials(&env).is_none() {
         return aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(ReqwestHttpClient::default())
             .load()
             .await;
     }
+    from_env(&env)
+}
+
+fn from_env(env: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
     let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(region.map(Region::new))
         .http_client(ReqwestHttpClient::default())
         .service_config(EndpointUrls::read(env));
-    if let Some(credentials) = credentials {
+    if let Some(credentials) = env_credentials(env) {
         builder = builder.credentials_provider(SharedCredentialsProvider::new(credentials));
     }
     if let Some(url) = env(ENDPOINT_URL) {
@@ -100,38 +100,51 @@ mod tests {
 
     use super::*;
 
-    async fn config(vars: &[(&str, &str)]) -> SdkConfig {
+    fn config(vars: &[(&str, &str)]) -> SdkConfig {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        aws_sdk_config_from(&move |name| vars.get(name).cloned()).await
+        from_env(&move |name| vars.get(name).cloned())
     }
 
-    #[tokio::test]
-    async fn region_credentials_and_endpoints_come_from_the_environment() {
+    /// The endpoint a client of `service` gets, as the generated clients look it up.
+    fn endpoint(aws: &SdkConfig, service: &str) -> Option<String> {
+        let key = ServiceConfigKey::builder()
+            .service_id(service)
+            .env(ENDPOINT_URL)
+            .profile("endpoint_url")
+            .build()
+            .unwrap();
+        aws.service_config()
+            .and_then(|urls| urls.load_config(key))
+            .or_else(|| aws.endpoint_url().map(str::to_owned))
+    }
+
+    #[test]
+    fn region_credentials_and_endpoints_come_from_the_environment() {
         let aws = config(&[
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),
             ("AWS_SESSION_TOKEN", "token"),
             ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
-        ])
-        .await;
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "http://127.0.0.1:8001"),
+        ]);
         assert_eq!(aws.region().map(Region::as_ref), Some("eu-west-1"));
         assert!(aws.credentials_provider().is_some());
-        let dynamodb = aws_sdk_dynamodb::config::Config::new(&aws);
-        assert_eq!(dynamodb.endpoint_url(), Some("http://127.0.0.1:8000"));
-        let kms = aws_sdk_kms::config::Config::new(&aws);
-        assert_eq!(kms.endpoint_url(), None, "only the service named gets the endpoint");
+        assert_eq!(endpoint(&aws, "DynamoDB").as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(
+            endpoint(&aws, "DynamoDB Streams").as_deref(),
+            Some("http://127.0.0.1:8001")
+        );
+        assert_eq!(endpoint(&aws, "KMS"), None, "only the service named gets the endpoint");
     }
 
-    #[tokio::test]
-    async fn the_global_endpoint_and_default_region_are_fallbacks() {
+    #[test]
+    fn the_global_endpoint_and_default_region_are_fallbacks() {
         let aws = config(&[
             ("AWS_DEFAULT_REGION", "us-east-2"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
-        ])
-        .await;
+        ]);
         assert_eq!(aws.region().map(Region::as_ref), Some("us-east-2"));
-        let kms = aws_sdk_kms::config::Config::new(&aws);
-        assert_eq!(kms.endpoint_url(), Some("http://127.0.0.1:4566"));
+        assert_eq!(endpoint(&aws, "KMS").as_deref(), Some("http://127.0.0.1:4566"));
     }
 }
