@@ -8,10 +8,18 @@ use super::claim::{Claim, Claimed};
 use super::open::Opened;
 use crate::Sandman;
 use crate::deadline::{Deadline, LAMBDA_MARGIN};
-use crate::domain::{Actor, CLAIM_LEASE, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId, SnapshotKind};
+use crate::domain::{
+    Actor, CLAIM_LEASE, ProjectKey, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotKind,
+};
 use crate::e2b::{E2b, E2bError};
 use crate::error::Error;
 use crate::store::{Field, ProjectRecord, SessionChanges, SessionWrite, SnapshotHold, StoreError};
+
+/// Whether a claim lost against `before` is tried again on `again`, the record read after it: only
+/// when the state did not move (the winner changed nothing a restore depends on), a few times.
+fn claim_again(before: &ProjectRecord, again: &ProjectRecord, lost: u32) -> bool {
+    lost < RESTORE_CLAIM_RETRIES && again.state() == before.state()
+}
 
 /// The sandbox a restore replaces, as the session held it when the restore claimed it.
 struct Replaced {
@@ -30,50 +38,38 @@ impl Sandman {
 
     async fn restore_claimed(&self, key: &ProjectKey, snapshot: &SnapshotId, actor: Actor) -> Result<Opened, Error> {
         let chosen = self.snapshot(key, snapshot).await?;
-        let mut record = self.project(key).await?;
-        if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) {
-            self.settle_lapsed(&record, actor).await?;
-            record = self.project(key).await?;
-        }
-        self.config.templates.check(&key.team, &record.project.template_id)?;
         let e2b = self.e2b_for(key).await?;
-        let replaced = record.session.as_ref().and_then(|session| {
-            let live = matches!(session.state, SessionState::Running | SessionState::Paused);
-            Some(Replaced {
-                session_id: session.session_id.clone(),
-                state: session.state,
-                sandbox: session.sandbox.clone().filter(|_| live)?,
-            })
-        });
-        let session_id = ulid::Ulid::new().to_string();
-        let now = self.now();
-        let claim = SessionWrite::new(
-            &record,
-            actor,
-            format!("restore of {} requested", chosen.snapshot_id),
-            now,
-        )
-        .event(SessionEvent::Restore)
-        .changes(SessionChanges {
-            session_id: Some(session_id.clone()),
-            restored_from: Field::Clear,
-            replaces_session: Field::set_or_clear(replaced.as_ref().map(|r| r.session_id.clone())),
-            ..SessionChanges::default()
-        })
-        // Two leases: a claimant that dies leaves it held until its lease has been settled.
-        .hold(SnapshotHold {
-            snapshot_id: chosen.snapshot_id.clone(),
-            until: now + CLAIM_LEASE * 2,
-        });
-        let mut claimed = match self.claim(&claim).await {
-            Ok(Claim::Won(claimed)) => claimed,
-            Ok(Claim::Lost) => return Err(Error::Conflict("another request is changing the sandbox".into())),
-            Err(StoreError::NotFound) => {
-                return Err(Error::Conflict(
-                    "the snapshot is not ready (it is being taken or deleted)".into(),
-                ));
+        let mut record = self.project(key).await?;
+        let mut lost = 0;
+        let (mut claimed, replaced, session_id) = loop {
+            if record.session.as_ref().is_some_and(|s| s.lease_lapsed(self.now())) {
+                self.settle_lapsed(&record, actor).await?;
+                record = self.project(key).await?;
             }
-            Err(err) => return Err(err.into()),
+            self.config.templates.check(&key.team, &record.project.template_id)?;
+            let replaced = replaced_by_restore(&record);
+            let session_id = ulid::Ulid::new().to_string();
+            let claim = self.restore_claim(&record, &chosen, actor, &session_id, replaced.as_ref());
+            match self.claim(&claim).await {
+                Ok(Claim::Won(claimed)) => break (claimed, replaced, session_id),
+                Ok(Claim::Lost) => {
+                    // A write that moved nothing (a webhook's usage or ordering mark) only changed
+                    // the version: the claim is tried again on a new read. A moved state is
+                    // another action under way.
+                    let again = self.project(key).await?;
+                    if !claim_again(&record, &again, lost) {
+                        return Err(Error::Conflict("another request is changing the sandbox".into()));
+                    }
+                    lost += 1;
+                    record = again;
+                }
+                Err(StoreError::NotFound) => {
+                    return Err(Error::Conflict(
+                        "the snapshot is not ready (it is being taken or deleted)".into(),
+                    ));
+                }
+                Err(err) => return Err(err.into()),
+            }
         };
         // An outcome E2B could not tell (`?`) leaves the claim and the hold to their leases.
         let created = self
@@ -99,6 +95,36 @@ impl Sandman {
             self.retire(&e2b, &record, &replaced).await;
         }
         Ok(opened)
+    }
+
+    /// The restore's claim: a new session replacing `replaced`, and a hold on the snapshot, in one
+    /// transaction (two leases: a claimant that dies leaves it held until its lease has been settled).
+    fn restore_claim(
+        &self,
+        record: &ProjectRecord,
+        chosen: &Snapshot,
+        actor: Actor,
+        session_id: &str,
+        replaced: Option<&Replaced>,
+    ) -> SessionWrite {
+        let now = self.now();
+        SessionWrite::new(
+            record,
+            actor,
+            format!("restore of {} requested", chosen.snapshot_id),
+            now,
+        )
+        .event(SessionEvent::Restore)
+        .changes(SessionChanges {
+            session_id: Some(session_id.to_owned()),
+            restored_from: Field::Clear,
+            replaces_session: Field::set_or_clear(replaced.map(|r| r.session_id.clone())),
+            ..SessionChanges::default()
+        })
+        .hold(SnapshotHold {
+            snapshot_id: chosen.snapshot_id.clone(),
+            until: now + CLAIM_LEASE * 2,
+        })
     }
 
     /// Every rung refused: the session returns to the sandbox it was replacing (in the state it
@@ -145,4 +171,18 @@ impl Sandman {
             }
         }
     }
+}
+
+/// How often a restore's claim is tried again after losing to a write that moved nothing.
+const RESTORE_CLAIM_RETRIES: u32 = 2;
+
+/// The sandbox a restore replaces: the session's, while it is RUNNING or PAUSED.
+fn replaced_by_restore(record: &ProjectRecord) -> Option<Replaced> {
+    let session = record.session.as_ref()?;
+    let live = matches!(session.state, SessionState::Running | SessionState::Paused);
+    Some(Replaced {
+        session_id: session.session_id.clone(),
+        state: session.state,
+        sandbox: session.sandbox.clone().filter(|_| live)?,
+    })
 }
