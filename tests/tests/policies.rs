@@ -252,8 +252,12 @@ async fn a_team_over_budget_has_its_sandboxes_paused_and_its_opens_refused_with_
             .any(|c| c.starts_with("budget: ") && c.contains("% of the team's monthly budget of $0.01")),
         "{causes:?}"
     );
-    assert!(
-        causes.iter().any(|c| c.contains("monthly budget of $0.01 is reached")),
+    assert_eq!(
+        causes
+            .iter()
+            .filter(|c| c.contains("monthly budget of $0.01 is reached"))
+            .count(),
+        1,
         "{causes:?}"
     );
 

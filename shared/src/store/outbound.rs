@@ -61,17 +61,7 @@ impl Store {
             TransactWriteItem::builder().update(count).build(),
             TransactWriteItem::builder().put(put).build(),
         ];
-        match self.transact(items).await {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if super::error::condition_failed(&err) || cancelled_by_condition(&err) => {
-                self.capacity.record_failed_write(4.0);
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
-        }
+        self.transact_if(items, 4.0).await
     }
 
     /// A team's endpoints (at most the per-team limit: one page).
@@ -122,17 +112,7 @@ impl Store {
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        match self.transact(items).await {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if super::error::condition_failed(&err) || cancelled_by_condition(&err) => {
-                self.capacity.record_failed_write(4.0);
-                Ok(false)
-            }
-            Err(err) => Err(StoreError::dynamo(err)),
-        }
+        self.transact_if(items, 4.0).await
     }
 
     /// Records one attempt of a delivery: one UpdateItem (1 WCU) on its log item, created by the
@@ -212,17 +192,6 @@ impl Store {
         let (team, endpoint_id) = (team.clone(), endpoint_id.to_owned());
         self.page(query, cursor, limit, move |item| delivery(&team, &endpoint_id, item))
             .await
-    }
-}
-
-fn cancelled_by_condition(err: &super::transact::TransactError) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => cancel
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
     }
 }
 

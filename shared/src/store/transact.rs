@@ -20,6 +20,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) type TransactError = SdkError<TransactWriteItemsError, HttpResponse>;
 
 impl Store {
+    /// A transaction whose conditions decide whether it applies: `Ok(false)` when one failed (its
+    /// `failed_units`, what DynamoDB bills for a refused transaction, are counted), `Ok(true)` when
+    /// it applied.
+    pub(crate) async fn transact_if(
+        &self,
+        items: Vec<TransactWriteItem>,
+        failed_units: f64,
+    ) -> Result<bool, StoreError> {
+        match self.transact(items).await {
+            Ok(out) => {
+                self.capacity.record_write(out.consumed_capacity());
+                Ok(true)
+            }
+            Err(err) if super::error::condition_failed(&err) || cancelled_by_condition(&err) => {
+                self.capacity.record_failed_write(failed_units);
+                Ok(false)
+            }
+            Err(err) => Err(StoreError::dynamo(err)),
+        }
+    }
+
     pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -90,5 +111,16 @@ pub(crate) fn spent(err: TransactError) -> StoreError {
             retryable: retryable || transient,
         },
         other => other,
+    }
+}
+
+/// A transaction cancelled because one of its conditions failed (not a race or a throttle).
+pub(crate) fn cancelled_by_condition(err: &TransactError) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => cancel
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use super::items::Item;
@@ -176,59 +176,61 @@ impl Store {
     /// Records that the team's usage passed 80% of its budget in `period`: true only for the first
     /// writer of the period.
     pub async fn mark_budget_warned(&self, team: &TeamId, period: Period) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(keys::team_pk(team)))
-            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
-            .update_expression("SET warnedPeriod = :period")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(warnedPeriod) OR warnedPeriod <> :period)",
-            )
-            .expression_attribute_values(":period", AttributeValue::S(period.to_string()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        Ok(self.conditional_update(request.send().await)?.is_some())
+        let mark = self
+            .first_of_period(team, "warnedPeriod", period)
+            .build()
+            .map_err(StoreError::build)?;
+        self.transact_if(vec![TransactWriteItem::builder().update(mark).build()], 2.0)
+            .await
     }
 
-    /// Records that the team reached its budget in `period` (first writer only) and lists the team
-    /// for the enforcer, which pauses its running sandboxes. True for the first writer.
+    /// Records that the team reached its budget in `period` (first writer only) and, in the same
+    /// transaction, lists the team for the enforcer, which pauses its running sandboxes: a writer
+    /// cut short leaves both or neither. True for the first writer.
     pub async fn mark_budget_reached(
         &self,
         team: &TeamId,
         period: Period,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(keys::team_pk(team)))
-            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
+        let mark = self
+            .first_of_period(team, "reachedPeriod", period)
             .update_expression("SET reachedPeriod = :period, reachedAt = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(reachedPeriod) OR reachedPeriod <> :period)",
-            )
-            .expression_attribute_values(":period", AttributeValue::S(period.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(to_ms(now).to_string()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        if self.conditional_update(request.send().await)?.is_none() {
-            return Ok(false);
-        }
-        let out = self
-            .client
-            .put_item()
+            .build()
+            .map_err(StoreError::build)?;
+        let listing = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
             .item("sk", AttributeValue::S(team.to_string()))
             .item("period", AttributeValue::S(period.to_string()))
             .item("expiresAt", AttributeValue::N(ttl_seconds(period.end()).to_string()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(StoreError::dynamo)?;
-        self.capacity.record_write(out.consumed_capacity());
-        Ok(true)
+            .build()
+            .map_err(StoreError::build)?;
+        let items = vec![
+            TransactWriteItem::builder().update(mark).build(),
+            TransactWriteItem::builder().put(listing).build(),
+        ];
+        self.transact_if(items, 4.0).await
+    }
+
+    /// `SET <field> = :period` on the team's budget item, only while it exists and `field` holds
+    /// another period: the first writer of each period wins.
+    fn first_of_period(
+        &self,
+        team: &TeamId,
+        field: &str,
+        period: Period,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::team_pk(team)))
+            .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
+            .update_expression(format!("SET {field} = :period"))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND (attribute_not_exists({field}) OR {field} <> :period)"
+            ))
+            .expression_attribute_values(":period", AttributeValue::S(period.to_string()))
     }
 
     /// The teams whose running sandboxes the enforcer still has to pause (one query; empty almost always).

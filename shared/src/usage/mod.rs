@@ -96,7 +96,11 @@ impl Sandman {
             .rates
             .cost_usd(&self.store.team_usage(team, period).await?.used);
         let share = spent / budget.monthly_usd;
-        if share >= WARN_AT && self.store.mark_budget_warned(team, period).await? {
+        // The strong read says whether this period's marks are written: only a crossing writes.
+        let this_period = Some(period.to_string());
+        let warn = share >= WARN_AT && budget.warned_period != this_period;
+        let reach = share >= 1.0 && budget.reached_period != this_period;
+        if warn && self.store.mark_budget_warned(team, period).await? {
             let cause = format!(
                 "budget: {:.0}% of the team's monthly budget of ${:.2} used (${spent:.2} in {period})",
                 share * 100.0,
@@ -104,7 +108,7 @@ impl Sandman {
             );
             self.note(key, &cause).await?;
         }
-        if share >= 1.0 && self.store.mark_budget_reached(team, period, self.now()).await? {
+        if reach && self.store.mark_budget_reached(team, period, self.now()).await? {
             let cause = format!(
                 "budget: the team's monthly budget of ${:.2} is reached; running sandboxes pause and opens are refused until {}",
                 budget.monthly_usd,
