@@ -7,6 +7,8 @@ use crate::aws::aws_sdk_config;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, KeyWrapConfig};
 use crate::e2b::{ApiKey, E2bAccounts, E2bClient, E2bError, E2bSettings};
+use crate::policy::Rules;
+use crate::port::AccountHandles;
 use crate::secrets::{Function, SecretReader, Secrets, SecretsError, SecretsManagerReader};
 use crate::store::Store;
 use crate::team_keys::{KeyWrapper, TeamKeys};
@@ -22,6 +24,10 @@ pub struct Sandman {
     pub team_keys: Option<Arc<TeamKeys>>,
     pub clock: Clock,
     pub(crate) activity: Arc<ActivityThrottle>,
+    /// The protocol's rules, from `config`.
+    pub(crate) rules: Arc<Rules>,
+    /// The E2B accounts operations were handed, by name.
+    pub(crate) accounts: AccountHandles,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +122,13 @@ impl Sandman {
             }),
         };
         let registered = wrapper.map(|wrapper| TeamKeys::new(wrapper, config.team_keys.cache_ttl));
+        let config_rules = ConfigRules {
+            stuck_after: config.enforcer.stuck_after,
+            orphan_policy: config.enforcer.orphan_policy,
+            max_failures: config.enforcer.max_failures,
+            session_cap: config.session_cap.clone(),
+            heartbeat_interval_max: config.heartbeat_interval_max,
+        };
         Ok(Sandman {
             store,
             team_keys: registered,
@@ -124,16 +137,15 @@ impl Sandman {
             secrets: Arc::new(secrets),
             clock,
             activity: Arc::default(),
+            rules: Arc::new(Rules {
+                stuck_after: config_rules.stuck_after,
+                orphan_policy: config_rules.orphan_policy,
+                max_failures: config_rules.max_failures,
+                session_caps: config_rules.session_cap,
+                heartbeat_interval_max: config_rules.heartbeat_interval_max,
+            }),
+            accounts: AccountHandles::default(),
         })
-    }
-
-    /// How often a heartbeat on `project` is written: its idle policy's interval, within the
-    /// deployment's bound.
-    pub fn heartbeat_interval(&self, project: &crate::domain::Project) -> std::time::Duration {
-        project
-            .idle
-            .heartbeat_interval()
-            .min(self.config.heartbeat_interval_max)
     }
 
     pub fn now(&self) -> time::OffsetDateTime {
@@ -164,4 +176,13 @@ fn unconfigured_kms() -> aws_sdk_kms::Client {
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .build(),
     )
+}
+
+/// What `Rules` is made of, taken from the configuration before it moves into the handle.
+struct ConfigRules {
+    stuck_after: std::time::Duration,
+    orphan_policy: crate::policy::OrphanPolicy,
+    max_failures: u32,
+    session_cap: crate::policy::SessionCapConfig,
+    heartbeat_interval_max: std::time::Duration,
 }

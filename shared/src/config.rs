@@ -91,70 +91,50 @@ pub struct EnforcerConfig {
     pub orphan_policy: OrphanPolicy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrphanPolicy {
-    Pause,
-    Kill,
-    Report,
-}
+pub use sandman_protocol::policy::{OrphanPolicy, SessionCapConfig};
 
 /// E2B's cap on one continuous run, per deployment (`SESSION_CAP_SECS`; unset or 0: no handoffs)
 /// and per team (`SANDMAN_TEAM_SESSION_CAPS=team-a:86400,team-b:0`), and how long before it an
 /// active sandbox is handed off (`SESSION_CAP_MARGIN_SECS`, default 300).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionCapConfig {
-    pub default: Option<Duration>,
-    pub teams: std::collections::HashMap<String, Option<Duration>>,
-    pub margin: Duration,
-}
-
-impl SessionCapConfig {
-    /// How long a run of `team`'s sandbox may last before its handoff: the cap less the margin.
-    pub fn handoff_after(&self, team: &str) -> Option<Duration> {
-        let cap = self.teams.get(team).copied().unwrap_or(self.default)?;
-        Some(cap.saturating_sub(self.margin))
-    }
-
-    fn parse<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
-        let cap = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-        let margin = env.seconds("SESSION_CAP_MARGIN_SECS", 300)?;
-        let mut teams = std::collections::HashMap::new();
-        for entry in env.get("SANDMAN_TEAM_SESSION_CAPS").unwrap_or_default().split(',') {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            let parsed = entry
-                .split_once(':')
-                .and_then(|(team, secs)| Some((team.trim(), secs.trim().parse::<u64>().ok()?)))
-                .filter(|(team, _)| !team.is_empty());
-            let Some((team, secs)) = parsed else {
-                return Err(invalid(
-                    "SANDMAN_TEAM_SESSION_CAPS",
-                    format!("{entry:?} is not team:seconds"),
-                ));
-            };
-            teams.insert(team.to_owned(), cap(secs));
+fn parse_session_caps<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<SessionCapConfig, ConfigError> {
+    let cap = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    let margin = env.seconds("SESSION_CAP_MARGIN_SECS", 300)?;
+    let mut teams = std::collections::HashMap::new();
+    for entry in env.get("SANDMAN_TEAM_SESSION_CAPS").unwrap_or_default().split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
         }
-        let config = Self {
-            default: cap(env.number("SESSION_CAP_SECS", 0)?),
-            teams,
-            margin,
-        };
-        let shortest = config.teams.values().chain([&config.default]).flatten().min();
-        if let Some(shortest) = shortest
-            && *shortest <= margin
-        {
+        let parsed = entry
+            .split_once(':')
+            .and_then(|(team, secs)| Some((team.trim(), secs.trim().parse::<u64>().ok()?)))
+            .filter(|(team, _)| !team.is_empty());
+        let Some((team, secs)) = parsed else {
             return Err(invalid(
-                "SESSION_CAP_MARGIN_SECS",
-                format!(
-                    "must be shorter than every session cap (the shortest is {}s)",
-                    shortest.as_secs()
-                ),
+                "SANDMAN_TEAM_SESSION_CAPS",
+                format!("{entry:?} is not team:seconds"),
             ));
-        }
-        Ok(config)
+        };
+        teams.insert(team.to_owned(), cap(secs));
     }
+    let config = SessionCapConfig {
+        default: cap(env.number("SESSION_CAP_SECS", 0)?),
+        teams,
+        margin,
+    };
+    let shortest = config.teams.values().chain([&config.default]).flatten().min();
+    if let Some(shortest) = shortest
+        && *shortest <= margin
+    {
+        return Err(invalid(
+            "SESSION_CAP_MARGIN_SECS",
+            format!(
+                "must be shorter than every session cap (the shortest is {}s)",
+                shortest.as_secs()
+            ),
+        ));
+    }
+    Ok(config)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,7 +257,7 @@ impl Config {
                     }
                 },
             },
-            session_cap: SessionCapConfig::parse(env)?,
+            session_cap: parse_session_caps(env)?,
             pruner: PrunerConfig {
                 dry_run: matches!(env.get("PRUNER_DRY_RUN").as_deref(), Some("1" | "true")),
                 tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,

@@ -1,58 +1,6 @@
-use crate::domain::Refusal;
-use crate::e2b::E2bError;
-use crate::store::StoreError;
+//! Sandman's one error type for its operations, defined by the protocol (`sandman_protocol::Error`).
 
-/// What Sandman's operations answer when they cannot do what was asked. The API maps each to a
-/// status code; scheduled functions log and count them.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// The session is mid-transition or another writer won a race; trying again later may work.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
-    /// A per-team limit (projects, live sandboxes) would be passed; nothing was changed.
-    #[error("{0}")]
-    QuotaExceeded(String),
-    /// The team's monthly budget is reached: nothing starts or resumes until the period ends.
-    #[error("{0}")]
-    BudgetReached(String),
-    /// A change of the team's E2B key would strand its sandboxes or snapshots in the account
-    /// they live in; nothing was changed.
-    #[error("{0}")]
-    AccountInUse(String),
-    #[error("E2B: {0}")]
-    E2b(#[from] E2bError),
-    #[error("storage: {0}")]
-    Store(StoreError),
-}
-
-impl Error {
-    /// What may be stored where callers read it (a session's `lastError`): E2B's own text never.
-    pub fn public_message(&self) -> String {
-        match self {
-            Error::E2b(err) => err.public_message().to_owned(),
-            other => other.to_string(),
-        }
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Error::NotFound("project"),
-            StoreError::Conflict { .. } => Error::Conflict("the sandbox was changed concurrently; try again".into()),
-            StoreError::Refused(refusal) => Error::from(refusal),
-            StoreError::BadCursor(bad) => Error::Invalid {
-                field: "cursor",
-                message: bad.to_string(),
-            },
-            other => Error::Store(other),
-        }
-    }
-}
+pub use sandman_protocol::Error;
 
 impl From<crate::templates::TemplateRefused> for Error {
     fn from(refused: crate::templates::TemplateRefused) -> Self {
@@ -60,11 +8,5 @@ impl From<crate::templates::TemplateRefused> for Error {
             field: "templateId",
             message: refused.to_string(),
         }
-    }
-}
-
-impl From<Refusal> for Error {
-    fn from(refusal: Refusal) -> Self {
-        Error::Conflict(refusal.to_string())
     }
 }

@@ -7,17 +7,17 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod deadline;
-pub mod domain;
+pub use sandman_protocol::domain;
 pub mod e2b;
 pub mod enforcer;
 pub mod error;
-pub mod fork;
+pub use sandman_protocol::policy;
 pub mod outbound;
-mod projects;
+mod port;
 pub mod quotas;
 pub mod reconciler;
 pub mod retention;
-pub mod sandbox_metadata;
+pub use sandman_protocol::domain::metadata as sandbox_metadata;
 pub mod secrets;
 pub mod snapshots;
 pub mod store;
@@ -31,3 +31,10 @@ pub mod workspace;
 pub use app::{Sandman, StartupError};
 pub use aws::aws_sdk_config;
 pub use error::Error;
+
+pub use sandman_protocol as protocol;
+
+/// Forks of a project (`Sandman::fork`).
+pub mod fork {
+    pub use sandman_protocol::ops::fork::{FORK_HOLD, ForkFrom};
+}

@@ -1,124 +1,30 @@
-//! Runtime snapshots: saved in E2B, recorded in the table. Retention lives in `retention`.
+//! Runtime snapshots: saved in E2B, recorded in the table (`sandman_protocol::ops::snapshot` has
+//! the rules). Retention lives in `retention`.
+
+use sandman_protocol::ops::snapshot as ops;
 
 use crate::Sandman;
-use crate::domain::{ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus};
-use crate::e2b::E2bError;
+use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotKind};
 use crate::error::Error;
-use crate::store::{Cursor, Page, ProjectRecord, StoreError};
+use crate::store::{Cursor, Page, ProjectRecord};
+
+pub use sandman_protocol::ops::snapshot::in_use;
 
 impl Sandman {
     /// Saves the project's current sandbox. A PENDING record is written before E2B is asked, and
-    /// completed (READY) or removed after, so no E2B snapshot exists that the table does not know:
-    /// a request that dies in between, or an ambiguous E2B failure, leaves a PENDING record that
-    /// the pruner finishes (`finish_pending`).
+    /// completed (READY) or removed after, so no E2B snapshot exists that the table does not know.
     pub async fn create_snapshot(
         &self,
         record: &ProjectRecord,
         kind: SnapshotKind,
         description: String,
     ) -> Result<Snapshot, Error> {
-        let key = record.project.key();
-        let sandbox = record
-            .session
-            .as_ref()
-            .filter(|s| s.state != SessionState::Killed)
-            .and_then(|s| s.sandbox.clone())
-            .ok_or_else(|| Error::Conflict("the project has no live sandbox to snapshot".into()))?;
-        let e2b = self.e2b_for(&key).await?;
-        let snapshot_id = SnapshotId::generate();
-        let mut snapshot = Snapshot {
-            e2b_snapshot_id: e2b_name(&snapshot_id),
-            snapshot_id,
-            team_id: key.team.clone(),
-            project_id: key.project.clone(),
-            source_sandbox_id: sandbox.sandbox_id,
-            description,
-            kind,
-            pinned: false,
-            status: SnapshotStatus::Pending,
-            created_at: self.now(),
-            size_bytes: None,
-            file_count: None,
-        };
-        self.store.put_snapshot(&snapshot).await?;
-        let taken = e2b
-            .create_snapshot(&snapshot.source_sandbox_id, Some(&e2b_name(&snapshot.snapshot_id)))
-            .await;
-        let info = match taken {
-            Ok(info) => info,
-            Err(err) if err.may_have_taken_effect() => {
-                tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %err, "snapshot outcome unknown; left PENDING for the pruner");
-                return Err(err.into());
-            }
-            Err(err) => {
-                self.store.delete_snapshot_record(&key, &snapshot.snapshot_id).await?;
-                return Err(err.into());
-            }
-        };
-        match self
-            .store
-            .complete_snapshot(&key, &snapshot.snapshot_id, &info.snapshot_id)
-            .await
-        {
-            Ok(()) => {}
-            // The row is not PENDING any more: completed already (this write's own first attempt,
-            // its answer lost, or the pruner's `finish_pending`), or given up on meanwhile (the
-            // pruner found nothing in E2B yet, or the project is being deleted).
-            Err(StoreError::NotFound) => match self.store.get_snapshot(&key, &snapshot.snapshot_id).await? {
-                Some(row) if row.status == SnapshotStatus::Ready => return Ok(row),
-                Some(_) => {
-                    return Err(Error::Conflict("the snapshot is being deleted".into()));
-                }
-                None => {
-                    tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, "the pending row was removed while E2B took the snapshot; deleting it");
-                    match e2b.delete_snapshot(&info.snapshot_id).await {
-                        Ok(()) | Err(E2bError::NotFound) => {}
-                        Err(err) => {
-                            tracing::error!(project = %key, snapshot = %info.snapshot_id, error = %err, "could not delete a snapshot the table does not know")
-                        }
-                    }
-                    return Err(Error::Conflict(
-                        "the snapshot was given up on while E2B took it; try again".into(),
-                    ));
-                }
-            },
-            Err(err) => return Err(err.into()),
-        }
-        snapshot.e2b_snapshot_id = info.snapshot_id;
-        snapshot.status = SnapshotStatus::Ready;
-        tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, kind = kind.as_str(), "snapshot saved");
-        Ok(snapshot)
+        ops::create_snapshot(self, record, kind, description).await
     }
 
-    /// A PENDING record its writer left behind: READY if E2B took the snapshot (found by the name
-    /// Sandman gave it, among the source sandbox's snapshots), removed if E2B has none.
+    /// A PENDING record its writer left behind: READY if E2B took the snapshot, removed if not.
     pub async fn finish_pending(&self, key: &ProjectKey, pending: &Snapshot) -> Result<(), Error> {
-        let name = e2b_name(&pending.snapshot_id);
-        let taken = match self
-            .e2b_for(key)
-            .await?
-            .list_snapshots(&pending.source_sandbox_id)
-            .await
-        {
-            Ok(listed) => listed
-                .into_iter()
-                .find(|info| info.names.iter().any(|n| n.contains(&name)) || info.snapshot_id.contains(&name)),
-            Err(E2bError::NotFound) => None,
-            Err(err) => return Err(err.into()),
-        };
-        match taken {
-            Some(info) => {
-                tracing::warn!(project = %key, snapshot = %pending.snapshot_id, "a pending snapshot E2B took: completed");
-                self.store
-                    .complete_snapshot(key, &pending.snapshot_id, &info.snapshot_id)
-                    .await?
-            }
-            None => {
-                tracing::warn!(project = %key, snapshot = %pending.snapshot_id, "a pending snapshot E2B never took: removed");
-                self.store.delete_snapshot_record(key, &pending.snapshot_id).await?
-            }
-        }
-        Ok(())
+        ops::finish_pending(self, key, pending).await
     }
 
     pub async fn list_snapshots(
@@ -132,87 +38,27 @@ impl Sandman {
     }
 
     pub async fn snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, Error> {
-        self.store
-            .get_snapshot(key, id)
-            .await?
-            .ok_or(Error::NotFound("snapshot"))
+        ops::snapshot(self, key, id).await
     }
 
     /// Unpinning may put the project over its retention policy: it is marked due for a pass.
     pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, Error> {
-        let snapshot = self.store.set_pinned(key, id, pinned).await.map_err(|err| match err {
-            StoreError::NotFound => Error::NotFound("snapshot"),
-            other => other.into(),
-        })?;
-        if !pinned {
-            self.store.set_prune_at(key, Some(self.now())).await?;
-        }
-        Ok(snapshot)
+        ops::set_pinned(self, key, id, pinned).await
     }
 
-    /// Deletes a snapshot: marked DELETING, then deleted in E2B (a 404 there is fine), then the
-    /// record. Pinned snapshots and the one the live sandbox was restored from are refused.
+    /// Deletes a snapshot: marked DELETING, then deleted in E2B, then the record. Pinned snapshots
+    /// and the one the live sandbox was restored from are refused.
     pub async fn delete_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), Error> {
-        let snapshot = self.snapshot(key, id).await?;
-        if snapshot.pinned {
-            return Err(Error::Conflict("the snapshot is pinned; unpin it first".into()));
-        }
-        let record = self.project(key).await?;
-        if in_use(&record, id) {
-            return Err(Error::Conflict(
-                "the project's live sandbox was restored from this snapshot".into(),
-            ));
-        }
-        self.store
-            .mark_deleting_at(key, id, self.now())
-            .await
-            .map_err(|err| match err {
-                StoreError::NotFound => Error::NotFound("snapshot"),
-                StoreError::Conflict { .. } => {
-                    Error::Conflict("the snapshot is pinned or being restored; try again later".into())
-                }
-                other => other.into(),
-            })?;
-        self.finish_delete(key, &snapshot).await
+        ops::delete_snapshot(self, key, id).await
     }
 
     /// The E2B half and the record half of a deletion already marked DELETING. Safe to repeat.
     pub async fn finish_delete(&self, key: &ProjectKey, snapshot: &Snapshot) -> Result<(), Error> {
-        match self
-            .e2b_for(key)
-            .await?
-            .delete_snapshot(&snapshot.e2b_snapshot_id)
-            .await
-        {
-            Ok(()) | Err(E2bError::NotFound) => {}
-            // E2B refuses while a sandbox made from it runs (one the table no longer calls current).
-            Err(E2bError::BadRequest { message }) => {
-                tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %message, "E2B refused to delete the snapshot");
-                self.store.set_prune_at(key, Some(self.now())).await.ok();
-                return Err(Error::Conflict(
-                    "a sandbox made from this snapshot still runs in E2B; try again later".into(),
-                ));
-            }
-            Err(err) => {
-                // The record stays DELETING; the pruner's next pass over this project retries.
-                self.store.set_prune_at(key, Some(self.now())).await.ok();
-                return Err(err.into());
-            }
-        }
-        self.store.delete_snapshot_record(key, &snapshot.snapshot_id).await?;
-        Ok(())
+        ops::finish_delete(self, key, snapshot).await
     }
 }
 
-/// E2B refuses to delete a snapshot while a sandbox created from it runs.
-pub(crate) fn in_use(record: &ProjectRecord, id: &SnapshotId) -> bool {
-    record
-        .session
-        .as_ref()
-        .is_some_and(|s| s.state != SessionState::Killed && s.restored_from.as_ref() == Some(id))
-}
-
-/// The name Sandman gives a snapshot in E2B, which finds it again when its answer was lost.
-fn e2b_name(id: &SnapshotId) -> String {
-    format!("sandman-{}", id.as_str().to_lowercase())
+/// A new snapshot id: a ULID, so sorting ids sorts by creation time.
+pub fn new_snapshot_id() -> SnapshotId {
+    SnapshotId::parse(ulid::Ulid::new().to_string()).expect("a ULID is a valid id")
 }

@@ -489,7 +489,7 @@ async fn recorded(stack: &TestStack, key: &ProjectKey, count: u32) -> Vec<Snapsh
     let mut all = Vec::new();
     for n in 0..count {
         let snapshot = Snapshot {
-            snapshot_id: SnapshotId::generate(),
+            snapshot_id: sandman::snapshots::new_snapshot_id(),
             team_id: key.team.clone(),
             project_id: key.project.clone(),
             e2b_snapshot_id: format!("gone-{}-{n}", key.project),

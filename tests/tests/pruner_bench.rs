@@ -19,9 +19,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use e2b_emulator::EmulatorConfig;
 use futures::StreamExt;
-use sandman::domain::{
-    Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
-};
+use sandman::domain::{Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotKind, SnapshotStatus};
 use sandman::retention::{PassOptions, PruneReport};
 use sandman::store::{Capacity, Consistency, keys};
 use sandman_local::testkit::TestStack;
@@ -171,13 +169,13 @@ async fn pruner_tick_capacity() {
         .buffer_unordered(8)
         .collect()
         .await;
-    stack.store().delete_project(&source).await.unwrap();
+    stack.store().delete_project(&source, None).await.unwrap();
 
     // Templates written by the store itself, then cloned.
     let template = stack.key("template");
     stack.register(&spec(&stack, "template", per_project as u32)).await;
     let snapshot = Snapshot {
-        snapshot_id: SnapshotId::generate(),
+        snapshot_id: sandman::snapshots::new_snapshot_id(),
         team_id: template.team.clone(),
         project_id: template.project.clone(),
         e2b_snapshot_id: "template".into(),
@@ -204,7 +202,7 @@ async fn pruner_tick_capacity() {
         .delete_snapshot_record(&template, &snapshot.snapshot_id)
         .await
         .unwrap();
-    stack.store().delete_project(&template).await.unwrap();
+    stack.store().delete_project(&template, None).await.unwrap();
 
     let started = Instant::now();
     let key = |n: usize| stack.key(&format!("p{n:05}"));
@@ -224,7 +222,7 @@ async fn pruner_tick_capacity() {
         item.insert("pruneAt".into(), ms(oldest + MAX_AGE));
         project_items.push(item);
         for i in 0..per_project {
-            let id = SnapshotId::generate();
+            let id = sandman::snapshots::new_snapshot_id();
             let mut item = snapshot_template.clone();
             item.insert("pk".into(), pk.clone());
             item.insert("sk".into(), text(keys::snapshot_sk(&id)));

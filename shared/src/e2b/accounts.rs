@@ -7,8 +7,8 @@ use std::sync::Arc;
 use reqwest::header::HeaderValue;
 
 use super::client::E2bClient;
-use super::error::E2bError;
 use super::request::{Reply, Request};
+use sandman_protocol::e2b::E2bError;
 
 /// An E2B team API key, sent as `X-API-Key`. `Debug` and `Display` never show it.
 #[derive(Clone)]

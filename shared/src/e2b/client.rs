@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::accounts::ApiKey;
-use super::error::E2bError;
 use super::request::{Reply, Request};
 use super::retry::{AttemptFailure, FailedAttempt, RetryPolicy, parse_retry_after};
 use crate::deadline::{Deadline, MIN_E2B_CALL};
+use sandman_protocol::e2b::E2bError;
 
 const API_KEY_HEADER: &str = "X-API-Key";
 

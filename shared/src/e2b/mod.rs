@@ -2,27 +2,26 @@
 //!
 //! Build one [`E2bClient`] per cold start, wrap it in [`E2bAccounts`] with the deployment's keys, and
 //! call E2B through the [`E2b`] handle of the team concerned:
-//! `accounts.for_team(team_id)?.pause(sandbox_id).await`.
+//! `sandman.e2b_for_team(&team).await?.pause(sandbox_id).await`
+//! (the team's registered key first, then the deployment's).
 //! Every call has a deadline and retries what is safe to retry (see [`RetryPolicy`]).
 
 mod accounts;
 mod client;
-mod error;
 mod pages;
 mod request;
 mod retry;
 mod sandboxes;
 mod snapshots;
-mod types;
 mod webhooks;
 
 pub use accounts::{ApiKey, E2b, E2bAccounts, key_fingerprint};
 pub(crate) use client::is_loopback;
 pub use client::{E2bClient, E2bSettings};
-pub use error::E2bError;
 pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
 pub use sandboxes::MAX_METRICS_BATCH;
-pub use types::{
+pub use sandman_protocol::e2b::E2bError;
+pub use sandman_protocol::e2b::{
     Connected, ListedSandbox, NewSandbox, OnTimeout, Sandbox, SandboxDetail, SandboxFilter, SandboxLifecycle,
     SandboxMetric, SandboxNetwork, SandboxState, Secret, SnapshotInfo,
 };

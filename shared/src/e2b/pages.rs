@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 
 use super::accounts::E2b;
-use super::error::E2bError;
 use super::request::Request;
+use sandman_protocol::e2b::E2bError;
 
 const PAGE_SIZE: &str = "100";
 const NEXT_TOKEN_HEADER: &str = "x-next-token";

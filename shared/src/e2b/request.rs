@@ -3,8 +3,8 @@
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
 
-use super::error::E2bError;
 use super::retry::Repeat;
+use sandman_protocol::e2b::E2bError;
 
 /// One logical call; `route` is the path template, used in logs instead of the concrete URL.
 pub(crate) struct Request<'a> {
@@ -34,7 +34,7 @@ impl<'a> Request<'a> {
     pub fn with_json<T: serde::Serialize>(mut self, body: &T) -> Result<Self, E2bError> {
         let bytes = serde_json::to_vec(body).map_err(|source| E2bError::Decode {
             route: self.route,
-            source,
+            detail: source.to_string(),
         })?;
         self.body = Some(bytes);
         Ok(self)
@@ -81,7 +81,10 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn json<T: serde::de::DeserializeOwned>(&self, route: &'static str) -> Result<T, E2bError> {
-        serde_json::from_slice(&self.body).map_err(|source| E2bError::Decode { route, source })
+        serde_json::from_slice(&self.body).map_err(|source| E2bError::Decode {
+            route,
+            detail: source.to_string(),
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -9,9 +9,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::accounts::E2b;
-use super::error::E2bError;
 use super::request::Request;
-use super::types::{
+use sandman_protocol::e2b::E2bError;
+use sandman_protocol::e2b::{
     Connected, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SandboxMetric, whole_seconds,
 };
 

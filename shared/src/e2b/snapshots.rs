@@ -4,9 +4,9 @@ use reqwest::Method;
 use serde::Serialize;
 
 use super::accounts::E2b;
-use super::error::E2bError;
 use super::request::Request;
-use super::types::SnapshotInfo;
+use sandman_protocol::e2b::E2bError;
+use sandman_protocol::e2b::SnapshotInfo;
 
 #[derive(Serialize)]
 struct SnapshotRequest<'a> {

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::accounts::E2b;
-use super::error::E2bError;
 use super::request::Request;
-use super::types::Secret;
+use sandman_protocol::e2b::E2bError;
+use sandman_protocol::e2b::Secret;
 
 /// `POST /events/webhooks`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

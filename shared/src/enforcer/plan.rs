@@ -10,43 +10,12 @@
 
 use std::collections::HashMap;
 
+use sandman_protocol::enforce::{Step, after_cpu, first_look};
 use time::OffsetDateTime;
 
 use crate::Sandman;
-use crate::domain::IdlePolicy;
 use crate::e2b::MAX_METRICS_BATCH;
 use crate::store::{IdleCandidate, StoreError};
-
-/// One candidate's next step.
-#[derive(Debug, Clone)]
-pub(super) enum Step {
-    /// Decided without E2B: flagged, without a sandbox, or the index could not be read.
-    Done(super::Verdict),
-    Pause {
-        candidate: IdleCandidate,
-        cause: String,
-    },
-    Defer {
-        candidate: IdleCandidate,
-        cpu: f64,
-        idle_at: OffsetDateTime,
-    },
-    Handoff {
-        candidate: IdleCandidate,
-    },
-}
-
-impl Step {
-    /// The team whose E2B account the step calls, if it calls one.
-    pub(super) fn team(&self) -> Option<&crate::domain::TeamId> {
-        match self {
-            Step::Done(_) => None,
-            Step::Pause { candidate, .. } | Step::Defer { candidate, .. } | Step::Handoff { candidate } => {
-                Some(&candidate.key.team)
-            }
-        }
-    }
-}
 
 /// A batch's plan and the metrics calls it took.
 pub(super) struct Plan {
@@ -67,65 +36,17 @@ impl Sandman {
                     continue;
                 }
             };
-            if candidate.failures >= self.config.enforcer.max_failures {
-                tracing::warn!(project = %candidate.key, failures = candidate.failures, "flagged: not retrying the pause");
-                steps.push(Step::Done(super::Verdict::Flagged));
-                continue;
-            }
-            if candidate.sandbox_id.is_none() {
-                tracing::error!(project = %candidate.key, "running session without a sandbox id");
-                steps.push(Step::Done(super::Verdict::NoSandbox));
-                continue;
-            }
-            let handoff_at = self.handoff_at(&candidate);
-            if handoff_at.is_some_and(|at| at <= now && candidate.idle_at >= at) {
-                steps.push(Step::Handoff { candidate });
-            } else if self.may_defer(&candidate, now) {
-                busy_checks.push(candidate);
-            } else {
-                let cause = idle_cause(&candidate, now);
-                steps.push(Step::Pause { candidate, cause });
+            match first_look(self, candidate, now) {
+                Step::CheckCpu(candidate) => busy_checks.push(candidate),
+                step => steps.push(step),
             }
         }
         let (cpu, metrics_calls) = self.read_cpu(&busy_checks).await;
         for candidate in busy_checks {
-            let threshold = f64::from(candidate.busy_cpu_percent.unwrap_or(100));
-            match cpu.get(candidate.sandbox_id.as_deref().unwrap_or_default()) {
-                Some(&used) if used > threshold => {
-                    let handoff_at = self.handoff_at(&candidate);
-                    if handoff_at.is_some_and(|at| at <= now) {
-                        // Busy past the handoff deadline: hand off rather than let the cap end it.
-                        steps.push(Step::Handoff { candidate });
-                        continue;
-                    }
-                    let step = policy_of(&candidate).busy_deferral_step();
-                    let idle_at = handoff_at.map_or(now + step, |at| at.min(now + step));
-                    steps.push(Step::Defer {
-                        candidate,
-                        cpu: used,
-                        idle_at,
-                    });
-                }
-                _ => {
-                    let cause = idle_cause(&candidate, now);
-                    steps.push(Step::Pause { candidate, cause });
-                }
-            }
+            let used = cpu.get(candidate.sandbox_id.as_deref().unwrap_or_default()).copied();
+            steps.push(after_cpu(self, candidate, used, now));
         }
         Plan { steps, metrics_calls }
-    }
-
-    /// When the candidate's sandbox is handed off before E2B's cap, if its team has one.
-    fn handoff_at(&self, candidate: &IdleCandidate) -> Option<OffsetDateTime> {
-        self.handoff_deadline(candidate.key.team.as_str(), candidate.running_since)
-    }
-
-    /// Busy-aware and still inside the deferral bound.
-    fn may_defer(&self, candidate: &IdleCandidate, now: OffsetDateTime) -> bool {
-        candidate.busy_cpu_percent.is_some()
-            && candidate
-                .busy_since
-                .is_none_or(|since| now - since < candidate.max_busy_deferral)
     }
 
     /// The latest CPU of each sandbox, one call per team per 100 ids. A team whose call fails is
@@ -162,24 +83,5 @@ impl Sandman {
             }
         }
         (cpu, calls)
-    }
-}
-
-/// `idle 10m`, and why busy deferrals stopped when they did.
-fn idle_cause(candidate: &IdleCandidate, now: OffsetDateTime) -> String {
-    let idle = format!("idle {}", super::short_duration(candidate.idle_timeout));
-    match candidate.busy_since {
-        Some(since) if candidate.busy_cpu_percent.is_some() && now - since >= candidate.max_busy_deferral => format!(
-            "{idle}; busy for {} without activity (the bound)",
-            super::short_duration(candidate.max_busy_deferral)
-        ),
-        _ => idle,
-    }
-}
-
-fn policy_of(candidate: &IdleCandidate) -> IdlePolicy {
-    IdlePolicy {
-        idle_timeout: candidate.idle_timeout,
-        ..IdlePolicy::default()
     }
 }

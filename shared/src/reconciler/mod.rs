@@ -17,15 +17,12 @@
 //! Nothing is corrected on the list alone: a `GET` of the sandbox confirms E2B's state first (a
 //! list can be older than the table read it is compared with). Only disagreements cost that call.
 
-mod correct;
-pub(crate) mod decide;
-mod drift;
-mod orphans;
 mod report;
 mod stuck;
 mod view;
 
 pub use report::ReconcileReport;
+pub use sandman_protocol::reconcile::{OrphanAction, Outcome, decide};
 
 use std::collections::HashSet;
 
@@ -37,36 +34,13 @@ use time::macros::datetime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use sandman_protocol::reconcile::{check_listed, check_running, repair_stuck};
+
 use crate::Sandman;
-use crate::domain::{ProjectKey, SessionState};
-use crate::error::Error;
 
 /// `idleAt <= this` matches every RUNNING session.
 const END_OF_TIME: OffsetDateTime = datetime!(9999-12-31 0:00 UTC);
 const PAGE_SIZE: i32 = 100;
-
-/// What one check found or did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Consistent,
-    Repaired {
-        to: SessionState,
-        stuck: bool,
-    },
-    Orphan(OrphanAction),
-    /// Another writer changed the session first; the next run looks again.
-    Raced,
-    /// Not checked: its E2B account could not be listed, or the deadline came first.
-    Skipped,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OrphanAction {
-    Paused,
-    Killed,
-    Reported,
-}
 
 impl Sandman {
     /// One reconciliation run. Never fails as a whole: problems are counted and logged.
@@ -101,9 +75,9 @@ impl Sandman {
             Vec::new()
         });
         let view = self.list_e2b().await;
-        report.accounts_listed = (view.accounts.len() - view.unlisted.len()) as u64;
-        report.accounts_unlisted = view.unlisted.len() as u64;
-        report.listed = view.sandboxes.len() as u64;
+        report.accounts_listed = (view.accounts - view.unlisted) as u64;
+        report.accounts_unlisted = view.unlisted as u64;
+        report.listed = view.listing.sandboxes.len() as u64;
         report.running = running.len() as u64;
         report.stuck = stuck.len() as u64;
 
@@ -111,21 +85,43 @@ impl Sandman {
         // Collected before awaiting: lazy adapters inside the stream make the tick's future not
         // provably `Send` (a rustc limitation with higher-ranked closures).
         let mut checks: Vec<BoxFuture<'_, Outcome>> = Vec::new();
+        let listing = &view.listing;
+        // Each check starts only while the run may still claim work; one that cannot is Skipped.
+        let in_time = move || Instant::now() < deadline;
+        checks.extend(running.iter().map(|session| {
+            async move {
+                if !in_time() {
+                    return Outcome::Skipped;
+                }
+                check_running(self, session, listing).await
+            }
+            .boxed()
+        }));
+        checks.extend(stuck.iter().map(|session| {
+            async move {
+                if !in_time() {
+                    return Outcome::Skipped;
+                }
+                repair_stuck(self, session, listing, now).await
+            }
+            .boxed()
+        }));
         checks.extend(
-            running
-                .iter()
-                .map(|session| self.check_running(session, &view, deadline).boxed()),
-        );
-        checks.extend(
-            stuck
-                .iter()
-                .map(|session| self.repair_stuck(session, &view, now, deadline).boxed()),
-        );
-        checks.extend(
-            view.sandboxes
+            listing
+                .sandboxes
                 .values()
                 .filter(|listed| !running_ids.contains(listed.sandbox.sandbox_id.as_str()))
-                .map(|listed| self.check_listed(listed, &view, deadline).boxed()),
+                .map(|listed| {
+                    async move {
+                        let paused_and_left = listed.sandbox.state == crate::e2b::SandboxState::Paused
+                            && self.config.enforcer.orphan_policy == crate::policy::OrphanPolicy::Pause;
+                        if !paused_and_left && !in_time() {
+                            return Outcome::Skipped;
+                        }
+                        check_listed(self, listed).await
+                    }
+                    .boxed()
+                }),
         );
         let outcomes: Vec<Outcome> = stream::iter(checks)
             .buffer_unordered(self.config.enforcer.concurrency.max(1))
@@ -134,9 +130,4 @@ impl Sandman {
         outcomes.into_iter().for_each(|outcome| report.record(outcome));
         report
     }
-}
-
-fn error(what: &str, key: &ProjectKey, err: &Error) -> Outcome {
-    tracing::error!(project = %key, error = %err, "{what}");
-    Outcome::Error
 }

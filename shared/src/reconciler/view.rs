@@ -1,40 +1,16 @@
 //! E2B's side: every running or paused sandbox of every configured account, Sandman's only.
 
-use std::collections::HashMap;
+use sandman_protocol::reconcile::{Listed, Listing};
 
 use crate::Sandman;
-use crate::domain::ProjectKey;
-use crate::e2b::{E2b, ListedSandbox, SandboxFilter, SandboxState};
+use crate::e2b::{E2b, SandboxFilter, SandboxState};
 use crate::sandbox_metadata;
 
-/// A Sandman sandbox as E2B listed it, and the account that listed it.
-#[derive(Debug, Clone)]
-pub(crate) struct Listed {
-    pub sandbox: ListedSandbox,
-    pub account: usize,
-    pub owner: ProjectKey,
-    pub session_id: Option<String>,
-}
-
+/// E2B's side of one run, and how many accounts it covered.
 pub(crate) struct E2bView {
-    pub accounts: Vec<(Option<String>, E2b)>,
-    /// Accounts whose listing failed: what they hold is unknown this run.
-    pub unlisted: Vec<usize>,
-    pub sandboxes: HashMap<String, Listed>,
-}
-
-impl E2bView {
-    /// Whether the account `e2b` calls was listed, so absence from the list means something.
-    pub fn covers(&self, e2b: &E2b) -> bool {
-        self.accounts
-            .iter()
-            .position(|(_, account)| account.same_account(e2b))
-            .is_some_and(|i| !self.unlisted.contains(&i))
-    }
-
-    pub fn state_of(&self, sandbox_id: &str) -> Option<SandboxState> {
-        self.sandboxes.get(sandbox_id).map(|listed| listed.sandbox.state)
-    }
+    pub listing: Listing,
+    pub accounts: usize,
+    pub unlisted: usize,
 }
 
 impl Sandman {
@@ -77,23 +53,25 @@ impl Sandman {
         };
         let lists = futures::future::join_all(accounts.iter().map(|(_, e2b)| e2b.list_sandboxes(&filter))).await;
         let mut view = E2bView {
-            accounts: accounts.clone(),
-            unlisted: Vec::new(),
-            sandboxes: HashMap::new(),
+            listing: Listing::default(),
+            accounts: accounts.len(),
+            unlisted: 0,
         };
-        for (account, listed) in lists.into_iter().enumerate() {
-            let label = accounts[account].0.as_deref().unwrap_or("default");
+        for ((label, e2b), listed) in accounts.iter().zip(lists) {
+            let label = label.as_deref().unwrap_or("default");
+            let account = self.accounts.name(e2b);
             match listed {
                 Ok(sandboxes) => {
+                    view.listing.listed.insert(account.clone());
                     for sandbox in sandboxes {
                         let Some((owner, session_id)) = sandbox_metadata::owner(&sandbox.metadata) else {
                             continue;
                         };
-                        view.sandboxes.insert(
+                        view.listing.sandboxes.insert(
                             sandbox.sandbox_id.clone(),
                             Listed {
                                 sandbox,
-                                account,
+                                account: account.clone(),
                                 owner,
                                 session_id,
                             },
@@ -102,7 +80,7 @@ impl Sandman {
                 }
                 Err(err) => {
                     tracing::error!(account = label, error = %err, "listing E2B sandboxes failed; this account is not reconciled this run");
-                    view.unlisted.push(account);
+                    view.unlisted += 1;
                 }
             }
         }

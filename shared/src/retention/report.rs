@@ -2,21 +2,12 @@
 
 use serde::Serialize;
 
-use super::plan::Reason;
-use crate::domain::{ProjectId, SnapshotId, TeamId};
+use sandman_protocol::prune::{PlannedDeletion, Visit};
+
 use crate::telemetry::Metrics;
 
 /// A dry run lists at most this many deletions; `would_delete` still counts them all.
 pub const REPORT_LIMIT: usize = 1000;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlannedDeletion {
-    pub team_id: TeamId,
-    pub project_id: ProjectId,
-    pub snapshot_id: SnapshotId,
-    pub reason: Reason,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,12 +48,4 @@ impl PruneReport {
         let room = REPORT_LIMIT.saturating_sub(self.planned.len());
         self.planned.extend(visit.planned.into_iter().take(room));
     }
-}
-
-/// One project's pass.
-#[derive(Debug, Default)]
-pub(super) struct Visit {
-    pub deleted: u64,
-    pub failed: bool,
-    pub planned: Vec<PlannedDeletion>,
 }

@@ -9,34 +9,12 @@ mod source;
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 pub use fields::{MIN_SECRET_BYTES, Problem};
 pub use source::{SecretReader, SecretsManagerReader};
 
 use crate::config::SecretsSource;
 
-/// A value that must never reach a log line: `Debug` is redacted. Serializes as the plain string,
-/// for the few places it is sent on (E2B's webhook registration).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use sandman_protocol::domain::Secret;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secrets {

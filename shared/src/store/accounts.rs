@@ -45,7 +45,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(())
     }
@@ -68,7 +68,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(out.attributes.is_some_and(|old| old.contains_key("ciphertext")))
     }

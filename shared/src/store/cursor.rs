@@ -17,9 +17,7 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the pagination cursor is not one this API returned")]
-pub struct BadCursor;
+pub use sandman_protocol::BadCursor;
 
 impl Cursor {
     pub fn parse(text: &str) -> Result<Cursor, BadCursor> {

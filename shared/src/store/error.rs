@@ -2,50 +2,28 @@ use std::error::Error as StdError;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use super::items::ProjectRecord;
-use crate::domain::Refusal;
+use sandman_protocol::StoreError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    /// Another writer changed the session since it was read; `current` is what it holds now
-    /// (when DynamoDB returned it).
-    #[error("the session was changed by another writer")]
-    Conflict { current: Option<Box<ProjectRecord>> },
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// The webhook event (or delivery) was applied before.
-    #[error("this event was already applied")]
-    Duplicate,
-    #[error(transparent)]
-    BadCursor(#[from] super::cursor::BadCursor),
-    #[error("a stored item is malformed: {0}")]
-    Corrupt(String),
-    #[error("DynamoDB call failed: {message}")]
-    Dynamo { message: String, retryable: bool },
+/// A DynamoDB call that failed, as the store answers it.
+pub(crate) fn dynamo<E: StdError + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
+    err: SdkError<E, R>,
+) -> StoreError {
+    let retryable = match &err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(service) => service.err().code().is_some_and(is_transient_code),
+        _ => true,
+    };
+    StoreError::Dynamo {
+        message: DisplayErrorContext(&err).to_string(),
+        retryable,
+    }
 }
 
-impl StoreError {
-    pub(crate) fn dynamo<E: StdError + ProvideErrorMetadata + 'static, R: std::fmt::Debug>(
-        err: SdkError<E, R>,
-    ) -> StoreError {
-        let retryable = match &err {
-            SdkError::ConstructionFailure(_) => false,
-            SdkError::ServiceError(service) => service.err().code().is_some_and(is_transient_code),
-            _ => true,
-        };
-        StoreError::Dynamo {
-            message: DisplayErrorContext(&err).to_string(),
-            retryable,
-        }
-    }
-
-    pub(crate) fn build(err: impl std::fmt::Display) -> StoreError {
-        StoreError::Dynamo {
-            message: format!("request could not be built: {err}"),
-            retryable: false,
-        }
+/// A request the SDK could not build.
+pub(crate) fn build(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Dynamo {
+        message: format!("request could not be built: {err}"),
+        retryable: false,
     }
 }
 

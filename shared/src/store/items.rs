@@ -15,19 +15,7 @@ use crate::domain::{
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// A project with its session (if it ever had one) and the version that guards both.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProjectRecord {
-    pub project: Project,
-    pub session: Option<Session>,
-    pub version: u64,
-}
-
-impl ProjectRecord {
-    pub fn state(&self) -> Option<SessionState> {
-        self.session.as_ref().map(|s| s.state)
-    }
-}
+pub use sandman_protocol::record::ProjectRecord;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -137,7 +125,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             sandbox: it.sandbox_id.map(|sandbox_id| SandboxRef {
                 sandbox_id,
                 domain: it.sandbox_domain,
-                access_token: it.sandbox_access_token.map(crate::secrets::Secret::new),
+                access_token: it.sandbox_access_token.map(crate::domain::Secret::new),
             }),
             state: SessionState::parse(&state).ok_or_else(|| corrupt(format!("unknown state {state}")))?,
             state_since: from_ms(it.state_since.unwrap_or(it.updated_at)),

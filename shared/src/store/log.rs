@@ -53,7 +53,7 @@ impl Store {
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(())
     }

@@ -22,26 +22,17 @@ mod usage;
 pub use accounts::{AccountRecord, TeamKeyRecord};
 pub use capacity::{Capacity, CapacityMeter};
 pub use cursor::{Cursor, Page};
-pub use error::StoreError;
-pub use items::ProjectRecord;
 pub use projects::ProjectSummary;
-pub use sessions::{
-    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite,
-    SnapshotHold, Written,
+pub use sandman_protocol::StoreError;
+pub use sandman_protocol::port::Consistency;
+pub use sandman_protocol::record::ProjectRecord;
+pub use sandman_protocol::record::{
+    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, PruneCandidate, SessionChanges,
+    SessionWrite, SnapshotHold, TransitSession, Written,
 };
-pub use snapshots::PruneCandidate;
-pub use transit::TransitSession;
 pub use usage::{Budget, BudgetReached, PeriodUsage};
 
 use aws_sdk_dynamodb::Client;
-
-/// Reads that feed a decision to write use `Strong`; status reads for frontends use `Eventual`
-/// (half the price).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consistency {
-    Eventual,
-    Strong,
-}
 
 #[derive(Clone)]
 pub struct Store {
@@ -81,7 +72,7 @@ impl Store {
                 self.capacity.record_failed_write(1.0);
                 Ok(None)
             }
-            Err(err) => Err(StoreError::dynamo(err)),
+            Err(err) => Err(error::dynamo(err)),
         }
     }
 

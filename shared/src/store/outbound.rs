@@ -31,7 +31,7 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":limit", n(limit))
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let mut item: Item = [
             ("pk", s(&team_pk)),
             ("sk", s(keys::endpoint_sk(&endpoint.endpoint_id))),
@@ -56,7 +56,7 @@ impl Store {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let items = vec![
             TransactWriteItem::builder().update(count).build(),
             TransactWriteItem::builder().put(put).build(),
@@ -97,7 +97,7 @@ impl Store {
             .key("sk", s(keys::endpoint_sk(endpoint_id)))
             .condition_expression("attribute_exists(pk)")
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let count = Update::builder()
             .table_name(&self.table)
             .key("pk", s(&team_pk))
@@ -107,7 +107,7 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let items = vec![
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
@@ -170,7 +170,7 @@ impl Store {
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(())
     }

@@ -222,19 +222,24 @@ impl Store {
         self.page(query, cursor, limit, summary).await
     }
 
-    /// Removes the project item. Its snapshots are removed by the snapshot service first; its
-    /// lifecycle log expires by TTL.
-    pub async fn delete_project(&self, key: &ProjectKey) -> Result<(), StoreError> {
-        let out = self
+    /// Removes the project item; with `version`, only while it still holds that version. Its
+    /// snapshots are removed by the snapshot service first; its lifecycle log expires by TTL.
+    pub async fn delete_project(&self, key: &ProjectKey, version: Option<u64>) -> Result<(), StoreError> {
+        let request = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::PROJECT_SK))
-            .condition_expression("attribute_exists(pk)")
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match version {
+            Some(version) => request
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(version)),
+            None => request.condition_expression("attribute_exists(pk)"),
+        };
+        let out = request.send().await;
         match out {
             Ok(out) => {
                 self.capacity.record_write(out.consumed_capacity());
@@ -242,9 +247,12 @@ impl Store {
             }
             Err(err) if condition_failed(&err) => {
                 self.capacity.record_failed_write(1.0);
-                Err(StoreError::NotFound)
+                match version {
+                    Some(_) => Err(StoreError::Conflict { current: None }),
+                    None => Err(StoreError::NotFound),
+                }
             }
-            Err(err) => Err(StoreError::dynamo(err)),
+            Err(err) => Err(super::error::dynamo(err)),
         }
     }
 }

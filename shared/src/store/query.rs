@@ -23,7 +23,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_read(out.consumed_capacity());
         let items = out.items().iter().map(decode).collect::<Result<_, _>>()?;
         Ok(Page {
@@ -51,7 +51,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_read(out.consumed_capacity());
         Ok(out.item)
     }

@@ -11,203 +11,16 @@ use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
-    Actor, CLAIM_LEASE, CapHandoff, IdlePolicy, ProjectId, ProjectKey, SandboxRef, SessionEvent, SessionState,
-    SnapshotId, SnapshotStatus, TeamId, Usage, transition,
+    Actor, CLAIM_LEASE, CapHandoff, IdlePolicy, ProjectId, ProjectKey, SessionState, SnapshotStatus, TeamId, transition,
 };
 
 /// How long a project's lifecycle log is kept.
 pub(crate) const EVENT_LOG_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FailureCount {
-    #[default]
-    Keep,
-    Reset,
-    Increment,
-}
-
-/// A stored attribute a write keeps as it is, sets, or removes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Field<T> {
-    #[default]
-    Keep,
-    Set(T),
-    Clear,
-}
-
-impl<T> Field<T> {
-    /// `Set` the value if there is one, else `Clear`.
-    pub fn set_or_clear(value: Option<T>) -> Self {
-        value.map_or(Field::Clear, Field::Set)
-    }
-}
-
-/// What a write changes besides the state. `None` and `Field::Keep` leave a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct SessionChanges {
-    /// A new sandbox incarnation: a fresh session id.
-    pub session_id: Option<String>,
-    pub sandbox: Option<SandboxRef>,
-    /// Counts as activity: moves `lastActiveAt` and the idle deadline.
-    pub last_active_at: Option<OffsetDateTime>,
-    pub timeout_at: Option<OffsetDateTime>,
-    pub last_error: Field<String>,
-    pub failures: FailureCount,
-    pub restored_from: Field<SnapshotId>,
-    /// A restore's claim: the session id of the sandbox it replaces (still `sandbox` until the new
-    /// one runs), so a failed or abandoned restore can go back to it.
-    pub replaces_session: Field<String>,
-    pub usage: Option<Usage>,
-    /// Run time avoided by a pause before E2B's timeout (counted with the usage, per period).
-    pub saved: Option<Usage>,
-    /// The E2B event time this write applies; later older events are ignored.
-    pub event_at: Option<OffsetDateTime>,
-}
-
-/// A webhook delivery to record in the same transaction, so a redelivery changes nothing.
-#[derive(Debug, Clone)]
-pub struct Dedupe {
-    pub id: String,
-    pub expires_at: OffsetDateTime,
-}
-
-/// A restore's hold on its snapshot, written in the same transaction as the restore's claim and
-/// conditional on the snapshot being READY: the pruner and deletes cannot mark it until `until`.
-#[derive(Debug, Clone)]
-pub struct SnapshotHold {
-    pub snapshot_id: SnapshotId,
-    pub until: OffsetDateTime,
-}
-
-/// One conditional write of a session: the state machine's answer to (`from`, `event`) and the
-/// changes, applied only if the item still holds `expected_version`. With an event, the lifecycle
-/// log line commits in the same transaction (and a restore's snapshot hold with it).
-#[derive(Debug, Clone)]
-pub struct SessionWrite {
-    pub key: ProjectKey,
-    pub expected_version: u64,
-    pub from: Option<SessionState>,
-    pub event: Option<SessionEvent>,
-    pub actor: Actor,
-    pub cause: String,
-    pub at: OffsetDateTime,
-    pub changes: SessionChanges,
-    /// The idle enforcer's claim: also require the idle deadline to have passed.
-    pub idle_by: Option<OffsetDateTime>,
-    pub dedupe: Option<Dedupe>,
-    pub hold: Option<SnapshotHold>,
-}
-
-impl SessionWrite {
-    pub fn new(record: &ProjectRecord, actor: Actor, cause: impl Into<String>, at: OffsetDateTime) -> Self {
-        Self {
-            key: record.project.key(),
-            expected_version: record.version,
-            from: record.state(),
-            event: None,
-            actor,
-            cause: cause.into(),
-            at,
-            changes: SessionChanges::default(),
-            idle_by: None,
-            dedupe: None,
-            hold: None,
-        }
-    }
-
-    /// The next write on a session this process just wrote.
-    pub fn following(
-        key: &ProjectKey,
-        written: Written,
-        actor: Actor,
-        cause: impl Into<String>,
-        at: OffsetDateTime,
-    ) -> Self {
-        Self {
-            key: key.clone(),
-            expected_version: written.version,
-            from: written.state,
-            event: None,
-            actor,
-            cause: cause.into(),
-            at,
-            changes: SessionChanges::default(),
-            idle_by: None,
-            dedupe: None,
-            hold: None,
-        }
-    }
-
-    pub fn event(mut self, event: SessionEvent) -> Self {
-        self.event = Some(event);
-        self
-    }
-
-    pub fn changes(mut self, changes: SessionChanges) -> Self {
-        self.changes = changes;
-        self
-    }
-
-    pub fn hold(mut self, hold: SnapshotHold) -> Self {
-        self.hold = Some(hold);
-        self
-    }
-}
-
-/// What a write did: the new version, and the state it left the session in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    pub version: u64,
-    pub state: Option<SessionState>,
-}
-
-/// Activity to record; see [`Store::record_activity_with`].
-#[derive(Debug, Clone)]
-pub struct ActivityWrite {
-    pub at: OffsetDateTime,
-    /// Throttle: write only if no activity was recorded since then.
-    pub not_since: Option<OffsetDateTime>,
-    /// The new idle deadline; `None`: the project's idle timeout from `at`.
-    pub idle_at: Option<OffsetDateTime>,
-    /// A `busyForSeconds` hold to store.
-    pub busy_until: Option<OffsetDateTime>,
-    /// Refuse when a stored hold lasts beyond this (the caller did not see it).
-    pub held_at_most: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, Clone)]
-pub struct IdleDeferral {
-    pub key: ProjectKey,
-    pub expected_version: u64,
-    pub read_idle_at: OffsetDateTime,
-    pub idle_at: OffsetDateTime,
-    pub at: OffsetDateTime,
-    pub cause: String,
-}
-
-/// A running session whose idle deadline has passed, as the idle index holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IdleCandidate {
-    pub key: ProjectKey,
-    pub sandbox_id: Option<String>,
-    pub version: u64,
-    pub idle_at: OffsetDateTime,
-    /// The project's idle policy, projected into the index so a tick needs no other read.
-    pub idle_timeout: Duration,
-    pub snapshot_on_idle: bool,
-    /// Consecutive failed pauses.
-    pub failures: u32,
-    /// When E2B would time the sandbox out (and stop billing it) on its own.
-    pub timeout_at: Option<OffsetDateTime>,
-    /// Busy-aware idle (`busyCpuPercent`), off when `None`.
-    pub busy_cpu_percent: Option<u8>,
-    pub max_busy_deferral: Duration,
-    /// Since when busy deferrals have kept it up without activity.
-    pub busy_since: Option<OffsetDateTime>,
-    /// Start of the sandbox's current continuous run (for the session-cap handoff).
-    pub running_since: Option<OffsetDateTime>,
-    pub cap_handoff: CapHandoff,
-}
+pub use sandman_protocol::record::{
+    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite,
+    SnapshotHold, Written,
+};
 
 impl Store {
     /// Applies one session write. Errors: `Refused` (the state machine said no, nothing sent),
@@ -327,7 +140,7 @@ impl Store {
             .set_expression_attribute_values(e.values())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(StoreError::build)
+            .map_err(super::error::build)
     }
 
     fn apply_changes(&self, e: &mut Expr, write: &SessionWrite, to: Option<SessionState>) {
@@ -426,7 +239,7 @@ impl Store {
             .table_name(&self.table)
             .set_item(Some(item))
             .build()
-            .map_err(StoreError::build)
+            .map_err(super::error::build)
     }
 
     fn dedupe_put(&self, dedupe: &Dedupe) -> Result<Put, StoreError> {
@@ -437,7 +250,7 @@ impl Store {
             .item("expiresAt", n(ttl_seconds(dedupe.expires_at)))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(StoreError::build)
+            .map_err(super::error::build)
     }
 
     /// The hold a restore's claim writes on its snapshot: only on a READY one.
@@ -452,7 +265,7 @@ impl Store {
             .expression_attribute_values(":until", n(to_ms(hold.until)))
             .expression_attribute_values(":ready", s(super::snapshots::status_name(SnapshotStatus::Ready)))
             .build()
-            .map_err(StoreError::build)
+            .map_err(super::error::build)
     }
 
     fn cancellation(&self, err: super::transact::TransactError, hold_at: Option<usize>) -> StoreError {
@@ -559,7 +372,7 @@ impl Store {
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let line = SessionWrite {
             key: deferral.key.clone(),
             expected_version: deferral.expected_version,
@@ -717,7 +530,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_read(out.consumed_capacity());
         let Some(key) = out.items().first().and_then(project_key_of) else {
             return Ok(None);

@@ -12,13 +12,7 @@ use super::time_ms::{from_ms, to_ms};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 
-/// A project the prune index says is due for a retention pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PruneCandidate {
-    pub key: ProjectKey,
-    /// The `pruneAt` the index held: a pass reschedules only if it is still this (`reschedule_prune`).
-    pub due_at: OffsetDateTime,
-}
+pub use sandman_protocol::record::PruneCandidate;
 
 impl Store {
     /// Records a snapshot and, in the same transaction, marks its project due for a retention pass.
@@ -52,7 +46,7 @@ impl Store {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let mark = Update::builder()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(&key)))
@@ -62,7 +56,7 @@ impl Store {
             .expression_attribute_values(":shard", s(keys::prune_shard(&key)))
             .expression_attribute_values(":now", n(to_ms(snap.created_at)))
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let out = self
             .transact(vec![
                 TransactWriteItem::builder().put(put).build(),
@@ -125,7 +119,7 @@ impl Store {
                 .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
                 .send()
                 .await
-                .map_err(StoreError::dynamo)?;
+                .map_err(super::error::dynamo)?;
             self.capacity.record_read(out.consumed_capacity());
             count += u32::try_from(out.count()).unwrap_or(0);
             start = out.last_evaluated_key;
@@ -289,7 +283,7 @@ impl Store {
                     Err(StoreError::Conflict { current: None })
                 }
                 Some(UpdateItemError::ConditionalCheckFailedException(_)) => Err(StoreError::NotFound),
-                _ => Err(StoreError::dynamo(err)),
+                _ => Err(super::error::dynamo(err)),
             },
         }
     }
@@ -304,7 +298,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(())
     }

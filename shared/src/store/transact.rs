@@ -37,7 +37,7 @@ impl Store {
                 self.capacity.record_failed_write(failed_units);
                 Ok(false)
             }
-            Err(err) => Err(StoreError::dynamo(err)),
+            Err(err) => Err(super::error::dynamo(err)),
         }
     }
 
@@ -105,7 +105,7 @@ pub(crate) fn is_transient(err: &TransactError) -> bool {
 /// later", as its other transient errors are.
 pub(crate) fn spent(err: TransactError) -> StoreError {
     let transient = is_transient(&err);
-    match StoreError::dynamo(err) {
+    match super::error::dynamo(err) {
         StoreError::Dynamo { message, retryable } => StoreError::Dynamo {
             message,
             retryable: retryable || transient,

@@ -10,17 +10,9 @@ use super::items::Item;
 use super::query::{number, project_key, text};
 use super::time_ms::{from_ms, to_ms};
 use super::{Cursor, Page, Store, StoreError, keys};
-use crate::domain::{ProjectKey, SessionState};
+use crate::domain::SessionState;
 
-/// A session in a transitional state, as the `transit` index holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransitSession {
-    pub key: ProjectKey,
-    pub state: SessionState,
-    pub sandbox_id: Option<String>,
-    pub version: u64,
-    pub state_since: OffsetDateTime,
-}
+pub use sandman_protocol::record::TransitSession;
 
 impl Store {
     /// One page of one `transit` shard: sessions that entered their transitional state at or

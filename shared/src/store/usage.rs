@@ -84,7 +84,7 @@ impl Store {
                     .update_expression(&expression)
                     .set_expression_attribute_values(Some(values.clone()))
                     .build()
-                    .map_err(StoreError::build)?;
+                    .map_err(super::error::build)?;
                 Ok(TransactWriteItem::builder().update(update).build())
             })
             .collect()
@@ -147,7 +147,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(Budget {
             monthly_usd,
@@ -168,7 +168,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(())
     }
@@ -179,7 +179,7 @@ impl Store {
         let mark = self
             .first_of_period(team, "warnedPeriod", period)
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         self.transact_if(vec![TransactWriteItem::builder().update(mark).build()], 2.0)
             .await
     }
@@ -198,7 +198,7 @@ impl Store {
             .update_expression("SET reachedPeriod = :period, reachedAt = :now")
             .expression_attribute_values(":now", AttributeValue::N(to_ms(now).to_string()))
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let listing = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
@@ -206,7 +206,7 @@ impl Store {
             .item("period", AttributeValue::S(period.to_string()))
             .item("expiresAt", AttributeValue::N(ttl_seconds(period.end()).to_string()))
             .build()
-            .map_err(StoreError::build)?;
+            .map_err(super::error::build)?;
         let items = vec![
             TransactWriteItem::builder().update(mark).build(),
             TransactWriteItem::builder().put(listing).build(),
@@ -246,7 +246,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_read(out.consumed_capacity());
         Ok(out
             .items()
@@ -271,7 +271,7 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
-            .map_err(StoreError::dynamo)?;
+            .map_err(super::error::dynamo)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(())
     }

@@ -4,10 +4,10 @@
 //! a sandbox (which anyone with an E2B key can set) never moves a project of another account.
 
 use super::WebhookError;
-use super::event::LifecycleEvent;
 use crate::Sandman;
 use crate::domain::ProjectKey;
 use crate::team_keys::E2bAccount;
+use sandman_protocol::webhook::LifecycleEvent;
 
 impl Sandman {
     /// The event's `sandbox_team_id` against the E2B team recorded when the account's webhook was

@@ -8,15 +8,15 @@
 
 mod account;
 mod apply;
-mod decide;
 mod error;
-mod event;
 pub mod signature;
 
-pub use apply::{Delivery, Receipt};
-pub use decide::{DEDUPE_FOR, Decision, Ignored, Rules, TIMEOUT_TOLERANCE, decide};
+pub use apply::Delivery;
 pub use error::WebhookError;
-pub use event::{EventKind, Execution, LifecycleEvent, MalformedEvent};
+pub use sandman_protocol::webhook::{
+    DEDUPE_FOR, Decision, EventKind, Execution, Ignored, LifecycleEvent, MalformedEvent, Receipt, Rules,
+    TIMEOUT_TOLERANCE, decide,
+};
 pub use signature::{SignatureError, sign};
 
 use crate::secrets::Secret;

@@ -5,7 +5,7 @@ use axum::extract::{Query, State as Shared};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sandman::domain::{Actor, SessionState};
-use sandman::workspace::{Activity, PauseOutcome, PauseRequest, SnapshotFirst, Status};
+use sandman::workspace::{Activity, SnapshotFirst, Status, UserPause};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -174,40 +174,10 @@ pub struct PauseResult {
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn pause(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<PauseResult>, ApiError> {
-    let record = api.sandman.project(&key).await?;
-    let sandbox_id = record
-        .session
-        .as_ref()
-        .and_then(|s| s.sandbox.as_ref())
-        .map(|s| s.sandbox_id.clone());
-    let outcome = match (record.state(), sandbox_id) {
-        (Some(SessionState::Running), Some(sandbox_id)) => {
-            let request = PauseRequest {
-                key: key.clone(),
-                expected_version: record.version,
-                sandbox_id,
-                actor: Actor::User,
-                cause: "paused by user".into(),
-                idle_by: None,
-                snapshot_first: false,
-            };
-            match api.sandman.pause(request).await? {
-                PauseOutcome::Paused => Pause::Paused,
-                PauseOutcome::AlreadyPaused => Pause::AlreadyPaused,
-                PauseOutcome::Gone => Pause::Gone,
-                PauseOutcome::LostRace => {
-                    return Err(ApiError::conflict("the sandbox changed while pausing it; try again"));
-                }
-                PauseOutcome::Failed(err) => return Err(sandman::Error::E2b(err).into()),
-            }
-        }
-        (Some(SessionState::Paused), _) => Pause::AlreadyPaused,
-        (state, _) => {
-            return Err(ApiError::conflict(format!(
-                "the sandbox is {}, not running",
-                state.map_or("not open", SessionState::as_str)
-            )));
-        }
+    let outcome = match api.sandman.pause_by_user(&key).await? {
+        UserPause::Paused => Pause::Paused,
+        UserPause::AlreadyPaused => Pause::AlreadyPaused,
+        UserPause::Gone => Pause::Gone,
     };
     let sandbox = Status::of(&api.sandman.project(&key).await?).into();
     Ok(Json(PauseResult { outcome, sandbox }))

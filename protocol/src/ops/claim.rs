@@ -1,0 +1,116 @@
+//! One name for "claim, call E2B, record". Every operation that calls E2B about a session first
+//! wins a claim (a conditional write into STARTING, PAUSING, RESUMING or STOPPING); the claim hands
+//! back a [`Claimed`] session, and what E2B answered is recorded through it. Open, restore, pause
+//! and kill each read as their steps: claim, call, record.
+
+use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState};
+use crate::error::{Error, StoreError};
+use crate::port::Port;
+use crate::record::{Field, SessionChanges, SessionWrite, Written};
+
+/// The answer to a claim: won (this request calls E2B) or lost to another writer.
+pub(crate) enum Claim<'a, P> {
+    Won(Claimed<'a, P>),
+    Lost,
+}
+
+/// A session this request holds mid-transition. Each record moves it on from the version the
+/// last write left, so two writes of one request never race each other.
+pub(crate) struct Claimed<'a, P> {
+    port: &'a P,
+    key: ProjectKey,
+    actor: Actor,
+    at: Written,
+}
+
+/// Applies `write` (a request event); a conflict means another writer got there first. Other
+/// store errors, a refusal by the state machine among them, are the caller's.
+pub(crate) async fn claim<'a, P: Port>(port: &'a P, write: &SessionWrite) -> Result<Claim<'a, P>, StoreError> {
+    match port.write(write).await {
+        Ok(at) => Ok(Claim::Won(Claimed {
+            port,
+            key: write.key.clone(),
+            actor: write.actor,
+            at,
+        })),
+        Err(StoreError::Conflict { .. }) => Ok(Claim::Lost),
+        Err(err) => Err(err),
+    }
+}
+
+impl<P: Port> Claimed<'_, P> {
+    pub(crate) fn key(&self) -> &ProjectKey {
+        &self.key
+    }
+
+    /// Records `event` with `changes`. A webhook may have recorded the same outcome first: a
+    /// conflict whose winner reached the same state counts as recorded.
+    pub(crate) async fn record(
+        &mut self,
+        event: SessionEvent,
+        cause: impl Into<String>,
+        changes: SessionChanges,
+    ) -> Result<(), Error> {
+        let now = self.port.now();
+        let write = SessionWrite::following(&self.key, self.at, self.actor, cause, now)
+            .event(event)
+            .changes(changes);
+        self.at = settle(self.port, write).await?;
+        Ok(())
+    }
+
+    /// E2B runs the session's sandbox.
+    pub(crate) async fn running(&mut self, cause: impl Into<String>, changes: SessionChanges) -> Result<(), Error> {
+        self.record(SessionEvent::Running, cause, changes).await
+    }
+
+    /// E2B has the session's sandbox paused.
+    pub(crate) async fn paused(&mut self, cause: impl Into<String>, changes: SessionChanges) -> Result<(), Error> {
+        self.record(SessionEvent::Paused, cause, changes).await
+    }
+
+    /// E2B no longer has the session's sandbox (or killed it as asked).
+    pub(crate) async fn killed(&mut self, cause: impl Into<String>) -> Result<(), Error> {
+        self.record(SessionEvent::Killed, cause, SessionChanges::default())
+            .await
+    }
+
+    /// E2B refused without changing anything: the claim is rolled back, with the error kept.
+    pub(crate) async fn failed(
+        &mut self,
+        cause: impl Into<String>,
+        error: impl Into<String>,
+        changes: SessionChanges,
+    ) -> Result<(), Error> {
+        let changes = SessionChanges {
+            last_error: Field::Set(error.into()),
+            ..changes
+        };
+        self.record(SessionEvent::Failed, cause, changes).await
+    }
+}
+
+/// Applies `write`; on a conflict, succeeds if the session already is in `write`'s target state.
+/// A webhook may have recorded the same outcome first (E2B's event can beat its own HTTP answer).
+pub(crate) async fn settle<P: Port>(port: &P, write: SessionWrite) -> Result<Written, Error> {
+    let target = write
+        .event
+        .and_then(|event| crate::domain::transition(write.from, event).ok());
+    match port.write(&write).await {
+        Ok(written) => Ok(written),
+        Err(StoreError::Conflict { .. }) => {
+            let current = super::project(port, &write.key).await?;
+            match (current.state(), target) {
+                (Some(now), Some(target)) if now == target => Ok(Written {
+                    version: current.version,
+                    state: Some(now),
+                }),
+                _ => Err(Error::Conflict(format!(
+                    "the sandbox moved to {} while Sandman was changing it",
+                    current.state().map_or("nothing", SessionState::as_str)
+                ))),
+            }
+        }
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,146 @@
+//! Killing a project's sandbox, saving a snapshot first when asked or when the project says so.
+
+use super::claim::{Claim, Claimed, claim};
+use super::{project, snapshot};
+use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, Snapshot, SnapshotKind};
+use crate::e2b::E2bError;
+use crate::error::Error;
+use crate::port::Port;
+use crate::record::{SessionChanges, SessionWrite};
+
+#[derive(Debug, Clone)]
+pub struct Killed {
+    pub snapshot: Option<Snapshot>,
+    /// There was nothing to kill.
+    pub already: bool,
+}
+
+/// Whether a kill saves a snapshot first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFirst {
+    /// The kill is abandoned if the snapshot fails.
+    Required,
+    Skip,
+    /// The project's `snapshotBeforeKill`, best effort.
+    ProjectDefault,
+}
+
+/// `Some(true)` / `Some(false)` / `None`, as the API's optional `snapshot` query reads.
+impl From<Option<bool>> for SnapshotFirst {
+    fn from(asked: Option<bool>) -> Self {
+        match asked {
+            Some(true) => SnapshotFirst::Required,
+            Some(false) => SnapshotFirst::Skip,
+            None => SnapshotFirst::ProjectDefault,
+        }
+    }
+}
+
+/// Kills the project's sandbox; `reason` (a policy's) names the kill in the lifecycle log.
+pub async fn kill<P: Port>(
+    port: &P,
+    key: &ProjectKey,
+    snapshot: SnapshotFirst,
+    actor: Actor,
+    reason: Option<&str>,
+) -> Result<Killed, Error> {
+    let (requested, cause) = match reason {
+        Some(reason) => (format!("{reason}: kill requested"), reason.to_owned()),
+        None if actor == Actor::User => ("kill requested".into(), "killed by user".into()),
+        None => ("kill requested".into(), "killed".into()),
+    };
+    let record = project(port, key).await?;
+    match record.state() {
+        Some(SessionState::Running | SessionState::Paused) => {}
+        None | Some(SessionState::Killed) => {
+            return Ok(Killed {
+                snapshot: None,
+                already: true,
+            });
+        }
+        Some(state) => {
+            return Err(Error::Conflict(format!(
+                "the sandbox is {}; try again shortly",
+                state.as_str()
+            )));
+        }
+    }
+    let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
+        return Err(Error::Conflict("the session has no sandbox id".into()));
+    };
+    let account = port.account(&key.team).await?;
+    let write = SessionWrite::new(&record, actor, requested, port.now()).event(SessionEvent::Stop);
+    let Claim::Won(mut claimed) = claim(port, &write).await? else {
+        return Err(Error::Conflict("another request is changing the sandbox".into()));
+    };
+    let was = record.state();
+    let (wanted, required) = match snapshot {
+        SnapshotFirst::Required => (true, true),
+        SnapshotFirst::Skip => (false, false),
+        SnapshotFirst::ProjectDefault => (record.project.snapshot_before_kill, false),
+    };
+    let saved = if wanted {
+        match snapshot::create_snapshot(port, &record, SnapshotKind::AutoBeforeKill, "saved before kill".into()).await {
+            Ok(saved) => Some(saved),
+            Err(err) if required => {
+                let cause = "kill abandoned: snapshot failed";
+                abandon(&mut claimed, was, cause, &err.public_message()).await?;
+                return Err(err);
+            }
+            Err(err) => {
+                tracing::warn!(project = %key, error = %err, "snapshot before kill failed; killing anyway");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match port.kill(&account, &sandbox.sandbox_id).await {
+        Ok(()) | Err(E2bError::NotFound) => {
+            claimed.killed(cause).await?;
+            Ok(Killed {
+                snapshot: saved,
+                already: false,
+            })
+        }
+        Err(err) if err.may_have_taken_effect() => match port.get_sandbox(&account, &sandbox.sandbox_id).await {
+            // The kill took effect before its answer was lost.
+            Err(E2bError::NotFound) => {
+                claimed.killed(cause).await?;
+                Ok(Killed {
+                    snapshot: saved,
+                    already: false,
+                })
+            }
+            Ok(_) => {
+                let cause = format!("kill failed: {}", err.kind());
+                abandon(&mut claimed, was, &cause, err.public_message()).await?;
+                Err(err.into())
+            }
+            // E2B cannot say: the claim stays for its lease to settle from what E2B reports then.
+            Err(_) => Err(err.into()),
+        },
+        Err(err) => {
+            let cause = format!("kill failed: {}", err.kind());
+            abandon(&mut claimed, was, &cause, err.public_message()).await?;
+            Err(err.into())
+        }
+    }
+}
+
+/// Rolls a STOPPING session back to the state it was killed from: `FAILED` returns it to RUNNING,
+/// and a sandbox that was paused (and that E2B did not kill) is recorded as PAUSED again.
+async fn abandon<P: Port>(
+    claimed: &mut Claimed<'_, P>,
+    was: Option<SessionState>,
+    cause: &str,
+    error: &str,
+) -> Result<(), Error> {
+    claimed.failed(cause, error, SessionChanges::default()).await?;
+    if was == Some(SessionState::Paused) {
+        claimed
+            .paused("kill abandoned; the sandbox is still paused", SessionChanges::default())
+            .await?;
+    }
+    Ok(())
+}

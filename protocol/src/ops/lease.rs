@@ -1,0 +1,128 @@
+//! Claims are leases. A claimant that dies (a Lambda cut at its deadline, a lost instance) leaves
+//! its session STARTING, RESUMING, PAUSING or STOPPING; once `leaseUntil` has passed, whoever meets
+//! the session next asks E2B what really happened and records it, instead of waiting for the
+//! reconciler.
+
+use crate::domain::{Actor, ProjectKey, SandboxRef, SessionState, metadata};
+use crate::e2b::{E2bError, SandboxFilter, SandboxState};
+use crate::error::{Error, StoreError};
+use crate::port::{Account, Port};
+use crate::reconcile::decide;
+use crate::record::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite, Written};
+
+/// The sandbox E2B made for `session_id`, if a create whose answer was lost made one. Any
+/// others carrying the same session id (never expected) are killed, so one claim leaves at
+/// most one sandbox.
+pub(crate) async fn sandbox_of_session<P: Port>(
+    port: &P,
+    account: &Account,
+    key: &ProjectKey,
+    session_id: &str,
+) -> Result<Option<(SandboxRef, SandboxState)>, E2bError> {
+    let filter = SandboxFilter {
+        states: vec![SandboxState::Running, SandboxState::Paused],
+        metadata: metadata::for_session(key, session_id),
+    };
+    let mut found = port.list_sandboxes(account, &filter).await?;
+    found.sort_by_key(|listed| (listed.state != SandboxState::Running, listed.started_at));
+    let mut found = found.into_iter();
+    let Some(kept) = found.next() else {
+        return Ok(None);
+    };
+    for extra in found {
+        tracing::warn!(project = %key, sandbox = %extra.sandbox_id, "a second sandbox for one claim; killing it");
+        if let Err(err) = port.kill(account, &extra.sandbox_id).await {
+            tracing::error!(project = %key, sandbox = %extra.sandbox_id, error = %err, "could not kill the extra sandbox");
+        }
+    }
+    let sandbox = SandboxRef {
+        sandbox_id: kept.sandbox_id,
+        domain: None,
+        access_token: None,
+    };
+    Ok(Some((sandbox, kept.state)))
+}
+
+/// Settles a claim whose lease has lapsed from what E2B reports. Does nothing to a session
+/// whose lease still runs; a concurrent writer winning first is fine (the caller re-reads).
+pub(crate) async fn settle_lapsed<P: Port>(port: &P, record: &ProjectRecord, actor: Actor) -> Result<(), Error> {
+    let now = port.now();
+    let Some(session) = record.session.as_ref().filter(|s| s.lease_lapsed(now)) else {
+        return Ok(());
+    };
+    let key = record.project.key();
+    let account = port.account(&key.team).await?;
+    // A restore's claim that made no sandbox goes back to the one it was replacing.
+    let mut back_to = None;
+    let (sandbox, observed) = match (session.state, &session.sandbox) {
+        (SessionState::Starting, _) => match sandbox_of_session(port, &account, &key, &session.session_id).await? {
+            Some((sandbox, state)) => (Some(sandbox), Some(state)),
+            None => match session.replaced() {
+                Some((session_id, replaced)) => {
+                    back_to = Some(session_id.to_owned());
+                    (None, observe(port, &account, &replaced.sandbox_id).await?)
+                }
+                None => (None, None),
+            },
+        },
+        (_, None) => (None, None),
+        (_, Some(current)) => (None, observe(port, &account, &current.sandbox_id).await?),
+    };
+    let cause = format!(
+        "lease of {} lapsed; E2B reports the sandbox {}",
+        session.state.as_str(),
+        match observed {
+            Some(SandboxState::Running) => "running",
+            Some(SandboxState::Paused) => "paused",
+            None => "gone",
+        }
+    );
+    tracing::warn!(project = %key, cause, "settling a lapsed claim");
+    let mut at = Written {
+        version: record.version,
+        state: Some(session.state),
+    };
+    let adopted = sandbox.is_some();
+    let mut changes = SessionChanges {
+        session_id: back_to,
+        replaces_session: Field::Clear,
+        sandbox: sandbox.clone(),
+        last_active_at: sandbox.as_ref().map(|_| now),
+        timeout_at: sandbox.as_ref().map(|_| now + record.project.sandbox_timeout),
+        failures: FailureCount::Reset,
+        ..SessionChanges::default()
+    };
+    for event in decide::steps(session.state, observed) {
+        let write = SessionWrite::following(&key, at, actor, cause.clone(), now)
+            .event(event)
+            .changes(std::mem::take(&mut changes));
+        match port.write(&write).await {
+            Ok(written) => at = written,
+            Err(StoreError::Conflict { .. }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    // The restore did make its sandbox: the one it replaced goes, as the restore would have.
+    if let (true, Some((_, replaced))) = (adopted, session.replaced()) {
+        match port.kill(&account, &replaced.sandbox_id).await {
+            Ok(()) | Err(E2bError::NotFound) => {}
+            Err(err) => {
+                tracing::warn!(project = %key, sandbox = %replaced.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler reports it as an orphan");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What E2B says the sandbox is (`None`: it no longer has it).
+pub(crate) async fn observe<P: Port>(
+    port: &P,
+    account: &Account,
+    sandbox_id: &str,
+) -> Result<Option<SandboxState>, E2bError> {
+    match port.get_sandbox(account, sandbox_id).await {
+        Ok(detail) => Ok(Some(detail.state)),
+        Err(E2bError::NotFound) => Ok(None),
+        Err(err) => Err(err),
+    }
+}

@@ -1,0 +1,206 @@
+//! Opening a workspace is get-or-create: running -> return it; paused -> resume it; none or gone ->
+//! restore the latest snapshot, falling back to older ones and then to the template. Concurrent
+//! opens collapse into one E2B action: only the writer that wins the claim calls E2B.
+
+use serde::Serialize;
+
+use super::claim::{Claim, claim};
+use super::start::start_fresh;
+use super::{fork, lease, project};
+use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId};
+use crate::e2b::{E2bError, SandboxState};
+use crate::error::Error;
+use crate::port::Port;
+use crate::record::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenPath {
+    AlreadyRunning,
+    Resumed,
+    Restored,
+    Created,
+    /// Another request is starting, resuming or pausing it: poll the status.
+    InProgress,
+}
+
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub path: OpenPath,
+    pub record: ProjectRecord,
+    pub restored_from: Option<SnapshotId>,
+    /// Why an earlier rung of the ladder was passed over (a snapshot that failed to restore).
+    pub fallback_reason: Option<String>,
+}
+
+impl Opened {
+    pub(crate) fn in_progress(record: ProjectRecord) -> Opened {
+        Opened {
+            path: OpenPath::InProgress,
+            record,
+            restored_from: None,
+            fallback_reason: None,
+        }
+    }
+}
+
+/// A step of the open ladder: this request did it, or another writer was first.
+pub(crate) enum Step {
+    Done(Box<Opened>),
+    Lost,
+}
+
+/// The ladder, within the caller's deadline (the port's E2B calls fail once it is spent).
+pub async fn open<P: Port>(port: &P, key: &ProjectKey, actor: Actor) -> Result<Opened, Error> {
+    if actor == Actor::User {
+        port.budget_allows(&key.team).await?;
+    }
+    for _ in 0..3 {
+        let record = project(port, key).await?;
+        let step = match record.state() {
+            Some(SessionState::Running) => {
+                return Ok(Opened {
+                    path: OpenPath::AlreadyRunning,
+                    record,
+                    restored_from: None,
+                    fallback_reason: None,
+                });
+            }
+            Some(SessionState::Paused) => resume_or_replace(port, record, actor, "resume requested").await?,
+            None | Some(SessionState::Killed) => match record.project.fork_of.clone() {
+                Some(source) => {
+                    let snapshot = fork::fork_snapshot(port, &record).await?;
+                    match start_fresh(port, record, actor, snapshot, "fork: first open").await? {
+                        Step::Done(mut opened) => {
+                            fork::fork_opened(port, key, &source).await;
+                            opened.record = project(port, key).await?;
+                            Step::Done(opened)
+                        }
+                        lost => lost,
+                    }
+                }
+                None => start_fresh(port, record, actor, None, "open").await?,
+            },
+            Some(_) if record.session.as_ref().is_some_and(|s| s.lease_lapsed(port.now())) => {
+                lease::settle_lapsed(port, &record, actor).await?;
+                continue;
+            }
+            Some(_) => return Ok(Opened::in_progress(record)),
+        };
+        if let Step::Done(opened) = step {
+            return Ok(*opened);
+        }
+    }
+    Ok(Opened::in_progress(project(port, key).await?))
+}
+
+/// Resumes a paused sandbox (user's resume, or activity on a paused sandbox), with the cause its
+/// claim writes in the lifecycle log.
+pub async fn resume<P: Port>(port: &P, key: &ProjectKey, actor: Actor, cause: &str) -> Result<Opened, Error> {
+    let record = project(port, key).await?;
+    if actor == Actor::User && record.state() == Some(SessionState::Paused) {
+        port.budget_allows(&key.team).await?;
+    }
+    match record.state() {
+        Some(SessionState::Paused) => match resume_or_replace(port, record, actor, cause).await? {
+            Step::Done(opened) => Ok(*opened),
+            Step::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
+        },
+        Some(SessionState::Running) => Ok(Opened {
+            path: OpenPath::AlreadyRunning,
+            record,
+            restored_from: None,
+            fallback_reason: None,
+        }),
+        Some(state) => Err(Error::Conflict(format!(
+            "the sandbox is {}, not paused",
+            state.as_str()
+        ))),
+        None => Err(Error::Conflict("the project has no sandbox; open it first".into())),
+    }
+}
+
+pub(crate) async fn resume_or_replace<P: Port>(
+    port: &P,
+    record: ProjectRecord,
+    actor: Actor,
+    cause: &str,
+) -> Result<Step, Error> {
+    let key = record.project.key();
+    let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
+        return Err(Error::Conflict("the paused session has no sandbox id".into()));
+    };
+    // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
+    let account = port.account(&key.team).await?;
+    let write = SessionWrite::new(&record, actor, cause, port.now()).event(SessionEvent::Resume);
+    let Claim::Won(mut claimed) = claim(port, &write).await? else {
+        return Ok(Step::Lost);
+    };
+    let timeout = record.project.sandbox_timeout;
+    let resumed = |now, sandbox| SessionChanges {
+        sandbox,
+        last_active_at: Some(now),
+        timeout_at: Some(now + timeout),
+        failures: FailureCount::Reset,
+        last_error: Field::Clear,
+        ..SessionChanges::default()
+    };
+    let gone = match port.connect(&account, &sandbox.sandbox_id, timeout).await {
+        Ok(connected) => {
+            let sandbox = SandboxRef {
+                sandbox_id: connected.sandbox.sandbox_id,
+                domain: connected.sandbox.domain,
+                access_token: connected.sandbox.envd_access_token,
+            };
+            claimed.running("resumed", resumed(port.now(), Some(sandbox))).await?;
+            return Ok(Step::Done(Box::new(
+                opened(port, OpenPath::Resumed, &key, None, None).await?,
+            )));
+        }
+        Err(E2bError::NotFound) => "paused sandbox no longer exists in E2B".to_string(),
+        // The connect may have resumed it: record what E2B says, or leave the claim to its lease.
+        Err(err) if err.may_have_taken_effect() => match port.get_sandbox(&account, &sandbox.sandbox_id).await {
+            Ok(detail) if detail.state == SandboxState::Running => {
+                let cause = format!("resume answered {}; E2B runs it", err.kind());
+                claimed.running(cause, resumed(port.now(), None)).await?;
+                return Ok(Step::Done(Box::new(
+                    opened(port, OpenPath::Resumed, &key, None, None).await?,
+                )));
+            }
+            Ok(_) => {
+                let cause = format!("resume answered {}", err.kind());
+                claimed
+                    .failed(cause, err.to_string(), SessionChanges::default())
+                    .await?;
+                return Err(err.into());
+            }
+            Err(E2bError::NotFound) => format!("resume answered {}; E2B no longer has it", err.kind()),
+            Err(_) => return Err(err.into()),
+        },
+        Err(err) => {
+            let cause = format!("resume failed: {}", err.kind());
+            claimed
+                .failed(cause, err.public_message(), SessionChanges::default())
+                .await?;
+            return Err(err.into());
+        }
+    };
+    claimed.killed(gone).await?;
+    let record = project(port, &key).await?;
+    start_fresh(port, record, actor, None, "paused sandbox was gone").await
+}
+
+pub(crate) async fn opened<P: Port>(
+    port: &P,
+    path: OpenPath,
+    key: &ProjectKey,
+    restored_from: Option<SnapshotId>,
+    fallback_reason: Option<String>,
+) -> Result<Opened, Error> {
+    Ok(Opened {
+        path,
+        record: project(port, key).await?,
+        restored_from,
+        fallback_reason,
+    })
+}

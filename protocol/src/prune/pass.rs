@@ -1,0 +1,169 @@
+//! One project's retention pass: the pruner (`sandman::retention`) visits the projects the `prune`
+//! index says are due and runs this on each. Deleting is resumable: the record is marked DELETING
+//! before the E2B snapshot is deleted and removed after, so a pass that dies halfway leaves no READY
+//! record pointing at nothing, and the project stays due (its `pruneAt` is only moved once a pass
+//! has fully succeeded).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::plan::{Reason, plan};
+use super::tiers::{apply_tier, tier_plan};
+use crate::domain::{ProjectId, ProjectKey, Snapshot, SnapshotId, SnapshotStatus, TeamId};
+use crate::error::{Error, StoreError};
+use crate::ops::snapshot::{finish_delete, finish_pending, in_use};
+use crate::port::{Consistency, Port};
+use crate::record::PruneCandidate;
+
+/// Deletions per project per tick; a project with more stays due and the next tick goes on.
+const MAX_DELETES_PER_VISIT: usize = 100;
+
+/// A PENDING snapshot younger than this may still have its writer at work.
+pub const PENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassOptions {
+    /// Report what would be deleted; write nothing, call nothing in E2B.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedDeletion {
+    pub team_id: TeamId,
+    pub project_id: ProjectId,
+    pub snapshot_id: SnapshotId,
+    pub reason: Reason,
+}
+
+/// One project's pass.
+#[derive(Debug, Default)]
+pub struct Visit {
+    pub deleted: u64,
+    pub failed: bool,
+    pub planned: Vec<PlannedDeletion>,
+}
+
+pub async fn pass<P: Port>(
+    port: &P,
+    candidate: PruneCandidate,
+    now: OffsetDateTime,
+    options: PassOptions,
+) -> Result<Visit, Error> {
+    let key = &candidate.key;
+    let Some(record) = port.read(key, Consistency::Strong).await? else {
+        return Ok(Visit::default());
+    };
+    let mut snapshots = port.list_snapshots(key, usize::MAX).await?;
+    let (stale_pending, rest): (Vec<Snapshot>, Vec<Snapshot>) = snapshots
+        .into_iter()
+        .partition(|s| s.status == SnapshotStatus::Pending && now - s.created_at >= PENDING_GRACE);
+    snapshots = rest;
+    if !options.dry_run {
+        for pending in &stale_pending {
+            finish_pending(port, key, pending).await?;
+        }
+        if !stale_pending.is_empty() {
+            snapshots = port.list_snapshots(key, usize::MAX).await?;
+        }
+    }
+    let live_source = record
+        .session
+        .as_ref()
+        .and_then(|s| s.restored_from.as_ref())
+        .filter(|id| in_use(&record, id));
+    let plan = plan(&snapshots, record.project.retention, now, live_source);
+    let doomed: Vec<(&SnapshotId, Reason)> = plan
+        .unfinished
+        .iter()
+        .map(|id| (id, Reason::Unfinished))
+        .chain(plan.delete.iter().map(|d| (&d.snapshot_id, d.reason)))
+        .collect();
+    if options.dry_run {
+        let planned = doomed.iter().map(|(id, reason)| planned(key, id, *reason)).collect();
+        return Ok(Visit {
+            planned,
+            ..Visit::default()
+        });
+    }
+    let by_id: HashMap<&SnapshotId, &Snapshot> = snapshots.iter().map(|s| (&s.snapshot_id, s)).collect();
+    let mut visit = Visit::default();
+    for (id, reason) in doomed.iter().take(MAX_DELETES_PER_VISIT) {
+        let Some(snapshot) = by_id.get(id) else {
+            continue;
+        };
+        match delete_for_retention(port, key, snapshot, *reason).await {
+            Ok(true) => visit.deleted += 1,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(project = %key, snapshot = %id, error = %err, "deleting a snapshot failed; the next tick retries");
+                visit.failed = true;
+            }
+        }
+    }
+    // A pending snapshot still in its grace period brings the project back when it ends.
+    let pending_due = snapshots
+        .iter()
+        .filter(|s| s.status == SnapshotStatus::Pending)
+        .map(|s| s.created_at + PENDING_GRACE)
+        .min();
+    let next_due = earliest(plan.next_due, pending_due);
+    let mut next_due = next_due;
+    if !visit.failed && !record.project.inactivity.is_off() {
+        let snapshots = port.list_snapshots(key, usize::MAX).await?;
+        let tiers = tier_plan(&record, &snapshots, now);
+        match apply_tier(port, key, &tiers.step, &snapshots).await {
+            Ok(deleted) => visit.deleted += u64::from(deleted),
+            Err(err) => {
+                tracing::warn!(project = %key, error = %err, "an inactivity tier failed; the project stays due");
+                visit.failed = true;
+            }
+        }
+        next_due = earliest(next_due, tiers.next_due);
+    }
+    let finished = doomed.len() <= MAX_DELETES_PER_VISIT && !visit.failed;
+    if finished && !port.reschedule_prune(key, candidate.due_at, next_due).await? {
+        tracing::debug!(project = %key, "the project was marked due during the pass; it stays due");
+    }
+    Ok(visit)
+}
+
+/// Marks and deletes one snapshot. `Ok(false)`: it was pinned or deleted meanwhile.
+async fn delete_for_retention<P: Port>(
+    port: &P,
+    key: &ProjectKey,
+    snapshot: &Snapshot,
+    reason: Reason,
+) -> Result<bool, Error> {
+    let marked = match reason {
+        Reason::Unfinished => snapshot.clone(),
+        Reason::BeyondKeepLast | Reason::OlderThanMaxAge => {
+            match port.mark_deleting(key, &snapshot.snapshot_id).await {
+                Ok(marked) => marked,
+                Err(StoreError::Conflict { .. } | StoreError::NotFound) => return Ok(false),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    finish_delete(port, key, &marked).await?;
+    tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, reason = ?reason, "snapshot deleted by retention");
+    Ok(true)
+}
+
+fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn planned(key: &ProjectKey, id: &SnapshotId, reason: Reason) -> PlannedDeletion {
+    PlannedDeletion {
+        team_id: key.team.clone(),
+        project_id: key.project.clone(),
+        snapshot_id: id.clone(),
+        reason,
+    }
+}

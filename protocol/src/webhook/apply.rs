@@ -1,0 +1,107 @@
+//! Applying a verified event: find its session, decide, write; on a lost race, decide again on
+//! what the winner left.
+
+use serde::Serialize;
+
+use super::decide::{Decision, Ignored, Rules, decide};
+use super::event::LifecycleEvent;
+use crate::domain::{SessionState, metadata};
+use crate::error::StoreError;
+use crate::port::{Consistency, Port};
+use crate::record::ProjectRecord;
+
+/// Conflicts tolerated before giving up and letting E2B redeliver.
+const MAX_ATTEMPTS: usize = 4;
+
+/// What an acknowledged delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Receipt {
+    /// Written: `transitioned` says whether the state moved (otherwise usage, timeout or the
+    /// event time alone were recorded).
+    Applied {
+        state: Option<SessionState>,
+        transitioned: bool,
+    },
+    /// This event was applied before.
+    Duplicate,
+    Ignored {
+        reason: Ignored,
+    },
+    /// No project Sandman knows has this sandbox.
+    UnknownSandbox,
+}
+
+/// Why an event was not applied: E2B should deliver it again.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookFailure {
+    #[error("the session kept changing while the event was applied")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies one verified event to the session it concerns (`record`, found by [`session_of`]).
+/// `dedupe_id` makes its effect happen once.
+pub async fn apply<P: Port>(
+    port: &P,
+    mut record: ProjectRecord,
+    event: &LifecycleEvent,
+    dedupe_id: &str,
+) -> Result<Receipt, WebhookFailure> {
+    let rules = Rules {
+        stuck_after: port.rules().stuck_after,
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let write = match decide(&record, event, dedupe_id, port.now(), &rules) {
+            Decision::Ignore(reason) => return Ok(Receipt::Ignored { reason }),
+            Decision::Write(write) => write,
+        };
+        match port.write(&write).await {
+            Ok(written) => {
+                if write.changes.usage.is_some() {
+                    port.after_usage(&write.key, write.at).await;
+                }
+                return Ok(Receipt::Applied {
+                    state: written.state,
+                    transitioned: write.event.is_some(),
+                });
+            }
+            Err(StoreError::Duplicate) => return Ok(Receipt::Duplicate),
+            // `decide` asked the same state machine first; a refusal here changes nothing either.
+            Err(StoreError::Refused(refusal)) => {
+                tracing::warn!(%refusal, "the state machine refused a webhook write");
+                return Ok(Receipt::Ignored {
+                    reason: Ignored::NoChange,
+                });
+            }
+            Err(StoreError::Conflict { current }) => {
+                tracing::debug!(sandbox = %event.sandbox_id, "session changed while applying the event; deciding again");
+                record = match current {
+                    Some(current) => *current,
+                    None => match port.read(&write.key, Consistency::Strong).await? {
+                        Some(current) => current,
+                        None => return Ok(Receipt::UnknownSandbox),
+                    },
+                };
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(WebhookFailure::Contended)
+}
+
+/// The project whose session the event may concern: by Sandman's metadata on the sandbox, else
+/// by the sandbox id. When the project the metadata names does not hold the sandbox, its id
+/// decides (`bySandbox`, same team only): a live fork's sandbox carries its source's metadata,
+/// and its events are the fork's, never the source's.
+pub async fn session_of<P: Port>(port: &P, event: &LifecycleEvent) -> Result<Option<ProjectRecord>, StoreError> {
+    let sandbox_id = &event.sandbox_id;
+    match metadata::owner(&event.metadata) {
+        Some((key, _)) => {
+            let named = port.read(&key, Consistency::Strong).await?;
+            crate::ops::holder_of(port, &key, named, sandbox_id).await
+        }
+        None => port.find_by_sandbox(sandbox_id).await,
+    }
+}

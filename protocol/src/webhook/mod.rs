@@ -1,0 +1,11 @@
+//! E2B lifecycle webhooks: how Sandman learns what E2B did on its own (timeouts, auto-pauses,
+//! kills, resumes started elsewhere). The signature, the body and the account are checked by
+//! `sandman::webhook` before anything here runs; this is what a verified event does.
+
+mod apply;
+mod decide;
+mod event;
+
+pub use apply::{Receipt, WebhookFailure, apply, session_of};
+pub use decide::{DEDUPE_FOR, Decision, Ignored, Rules, TIMEOUT_TOLERANCE, decide};
+pub use event::{EventKind, Execution, LifecycleEvent, MalformedEvent};
