@@ -77,7 +77,7 @@ impl Config {
             live_quota: 1,
             depth: 12,
             seeds: seeds.to_vec(),
-            orphan_policy: OrphanPolicy::Pause,
+            orphan_policy: OrphanPolicy::Kill,
         }
     }
 

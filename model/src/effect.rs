@@ -11,7 +11,7 @@ use sandman_protocol::e2b::{
     Connected, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
 };
 use sandman_protocol::port::Account;
-use sandman_protocol::record::{ActivityWrite, IdleDeferral, ProjectRecord, SessionWrite, Written};
+use sandman_protocol::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};
 use sandman_protocol::{Error, StoreError};
 use time::OffsetDateTime;
 
@@ -41,6 +41,7 @@ pub enum Effect {
     MarkPruneDue(ProjectKey),
     ReschedulePrune(ProjectKey, OffsetDateTime, Option<OffsetDateTime>),
     NoteEvent(ProjectKey, Actor, String, SessionState),
+    CountUsage(ProjectKey, Counted),
     // Team policies.
     BudgetAllows,
     ProjectRoom(ProjectKey),

@@ -125,6 +125,15 @@ impl SandmanModel {
         loop {
             let outcome = self.perform(state, slot, &flight, fault);
             fault = Fault::Answered;
+            let running = match &outcome {
+                Outcome::Sandbox(Ok(sandbox)) => Some(sandbox.sandbox_id.clone()),
+                Outcome::Connected(Ok(connected)) => Some(connected.sandbox.sandbox_id.clone()),
+                Outcome::Detail(Ok(detail)) if detail.state == sandman_protocol::e2b::SandboxState::Running => {
+                    Some(detail.sandbox_id.clone())
+                }
+                _ => None,
+            };
+            flight.confirmed.extend(running);
             flight.outcomes.push((outcome, state.clock));
             match self.replay(&flight, slot) {
                 Replayed::Asks(effect) if effect.is_silent() => {
@@ -153,21 +162,14 @@ impl SandmanModel {
         let result = state
             .table
             .perform(effect, at(now), state.budget_reached, self.config.live_quota);
-        if result.counted_usage
-            && let Op::Deliver(event) = &flight.op
-            && let Some((execution, _)) = &event.execution
-        {
+        if let Some(execution) = result.counted_usage {
             let counted = {
                 let counted = state.facts.usage_counted.entry(execution.clone()).or_default();
                 *counted += 1;
                 *counted
             };
             let held = counted == 1;
-            state.judge(
-                Invariant::UsageOnce,
-                held,
-                format!("execution {execution} counted {counted} times"),
-            );
+            state.judge(Invariant::UsageOnce, held, format!("execution {execution} counted {counted} times"));
         }
         result.outcome
     }
@@ -240,11 +242,10 @@ impl SandmanModel {
     /// An operation finished with `answer`.
     fn answered(&self, state: &mut State, flight: &InFlight, answer: Answer) {
         if let Some(sandbox) = &answer.running {
-            let running = state
-                .e2b
-                .sandboxes
-                .get(sandbox)
-                .is_some_and(|s| s.state == SbxState::Running);
+            // True when E2B runs it now, or answered this operation that it ran it (E2B may pause
+            // it on its own since: the answer was true when given).
+            let running = state.e2b.sandboxes.get(sandbox).is_some_and(|s| s.state == SbxState::Running)
+                || flight.confirmed.contains(sandbox);
             state.judge(
                 Invariant::RunningAnswerIsTrue,
                 running,
@@ -264,7 +265,8 @@ impl SandmanModel {
                 // E2B delivers it again.
                 state.e2b.events.push(event.clone());
             } else if let Some((execution, _)) = &event.execution {
-                *state.facts.usage_acknowledged.entry(execution.clone()).or_default() += 1;
+                let execution = format!("{}:{execution}", event.sandbox_id);
+                *state.facts.usage_acknowledged.entry(execution).or_default() += 1;
             }
         }
     }
@@ -283,6 +285,7 @@ impl SandmanModel {
             outcomes: Vec::new(),
             asks: Effect::Account,
             over_budget: state.budget_reached,
+            confirmed: Vec::new(),
         };
         state.slots[slot].ops_left -= 1;
         match self.replay(&flight, slot) {
@@ -313,6 +316,7 @@ impl SandmanModel {
             .rules
             .stuck_after
             .max(sandman_protocol::domain::CLAIM_LEASE)
+            .max(sandman_protocol::prune::PENDING_GRACE)
             .as_secs() as u32;
         state.clock += lapse + 1;
         let finale_slot = state.slots.len();
@@ -322,6 +326,11 @@ impl SandmanModel {
             op: None,
         });
         for op in reconcile_ops(state, &self.rules, true) {
+            self.run_to_end(state, finale_slot, op);
+        }
+        let mut due = Vec::new();
+        self.ops_for(state, finale_slot, Role::Pruner, &mut due);
+        for op in due {
             self.run_to_end(state, finale_slot, op);
         }
         state.slots.pop();
@@ -408,7 +417,7 @@ fn reconcile_ops(state: &State, rules: &Rules, all: bool) -> Vec<Op> {
     }
     for listed in listing.sandboxes.values() {
         if !running_ids.contains(&listed.sandbox.sandbox_id) {
-            ops.push(Op::CheckListed(listed.clone()));
+            ops.push(Op::CheckListed(listed.clone(), now));
         }
     }
     ops

@@ -33,7 +33,7 @@ pub enum Op {
     /// The idle enforcer pauses a candidate read from the idle index at `now`.
     EnforceIdle(IdleCandidate, u32),
     CheckRunning(IdleCandidate, Listing),
-    CheckListed(Listed),
+    CheckListed(Listed, u32),
     RepairStuck(TransitSession, Listing, u32),
     Prune(PruneCandidate, u32),
 }
@@ -52,7 +52,7 @@ impl fmt::Display for Op {
             Op::Deliver(e) => write!(f, "deliver {:?} of {} ({})", e.kind, e.sandbox_id, e.id),
             Op::EnforceIdle(c, _) => write!(f, "idle pause {}", c.key.project),
             Op::CheckRunning(c, _) => write!(f, "reconcile running {}", c.key.project),
-            Op::CheckListed(l) => write!(f, "reconcile listed {}", l.sandbox.sandbox_id),
+            Op::CheckListed(l, _) => write!(f, "reconcile listed {}", l.sandbox.sandbox_id),
             Op::RepairStuck(s, _, _) => write!(f, "reconcile stuck {}", s.key.project),
             Op::Prune(c, _) => write!(f, "prune {}", c.key.project),
         }
@@ -180,8 +180,7 @@ pub async fn run(op: &Op, port: &ReplayPort<'_>) -> Answer {
             let event = lifecycle_event(event);
             let dedupe = event.id.clone().unwrap_or_default();
             let record = match webhook::session_of(port, &event).await {
-                Ok(Some(record)) => record,
-                Ok(None) => return Answer::said("unknown sandbox"),
+                Ok(record) => record,
                 Err(err) => {
                     return Answer {
                         acknowledged: false,
@@ -221,7 +220,7 @@ pub async fn run(op: &Op, port: &ReplayPort<'_>) -> Answer {
             Answer::said(format!("{:?}", acted.verdict))
         }
         Op::CheckRunning(candidate, listing) => checked(reconcile::check_running(port, candidate, listing).await),
-        Op::CheckListed(listed) => checked(reconcile::check_listed(port, listed).await),
+        Op::CheckListed(listed, now) => checked(reconcile::check_listed(port, listed, at(*now)).await),
         Op::RepairStuck(stuck, listing, now) => checked(reconcile::repair_stuck(port, stuck, listing, at(*now)).await),
         Op::Prune(candidate, now) => {
             match sandman_protocol::prune::pass(port, candidate.clone(), at(*now), PassOptions::default()).await {

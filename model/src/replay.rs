@@ -19,7 +19,7 @@ use sandman_protocol::e2b::{
 };
 use sandman_protocol::policy::Rules;
 use sandman_protocol::port::{Account, Consistency, Port};
-use sandman_protocol::record::{ActivityWrite, IdleDeferral, ProjectRecord, SessionWrite, Written};
+use sandman_protocol::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};
 use sandman_protocol::{Error, StoreError};
 use time::OffsetDateTime;
 
@@ -45,6 +45,7 @@ pub fn replay(rules: &Rules, start: u32, id_prefix: &str, outcomes: &[(Outcome, 
         cursor: AtomicUsize::new(0),
         ids: AtomicU32::new(0),
         pending: Mutex::new(None),
+        deadline: Mutex::new(None),
     };
     let future = run(op, &port);
     let mut future = pin!(future);
@@ -73,6 +74,8 @@ pub struct ReplayPort<'a> {
     cursor: AtomicUsize,
     ids: AtomicU32,
     pending: Mutex<Option<Effect>>,
+    /// Set by `within_lease`: E2B calls later than this are not sent (the Lambda's deadline).
+    deadline: Mutex<Option<u32>>,
 }
 
 /// The outcome recorded for the next effect, or `Pending` (for good) with the effect noted.
@@ -99,7 +102,28 @@ impl Future for Take<'_, '_> {
     }
 }
 
+/// How long before its lease ends a claimant stops starting E2B calls (`LAMBDA_MARGIN`).
+const MARGIN: u32 = 3;
+
 impl<'a> ReplayPort<'a> {
+    fn clock(&self) -> u32 {
+        let i = self.cursor.load(Ordering::SeqCst);
+        match i {
+            0 => self.start,
+            i => self.outcomes[i - 1].1,
+        }
+    }
+
+    /// An E2B call past the deadline is not sent: the operation learns it as E2B being
+    /// unavailable with no attempt made, and nothing reaches E2B.
+    fn too_late(&self) -> Option<E2bError> {
+        let deadline = *self.deadline.lock().unwrap();
+        deadline.filter(|d| self.clock() > *d).map(|_| E2bError::Unavailable {
+            attempts: 0,
+            detail: "no time left before the deadline".into(),
+        })
+    }
+
     fn take(&self, effect: Effect) -> Take<'_, 'a> {
         Take {
             port: self,
@@ -122,12 +146,7 @@ macro_rules! expect {
 
 impl Port for ReplayPort<'_> {
     fn now(&self) -> OffsetDateTime {
-        let i = self.cursor.load(Ordering::SeqCst);
-        let clock = match i {
-            0 => self.start,
-            i => self.outcomes[i - 1].1,
-        };
-        at(clock)
+        at(self.clock())
     }
 
     fn new_id(&self) -> String {
@@ -140,6 +159,11 @@ impl Port for ReplayPort<'_> {
     }
 
     fn within_lease<F: Future + Send>(&self, work: F) -> impl Future<Output = F::Output> + Send {
+        let until = self.clock() + sandman_protocol::domain::CLAIM_LEASE.as_secs() as u32 - MARGIN;
+        let mut deadline = self.deadline.lock().unwrap();
+        if deadline.is_none_or(|d| d > until) {
+            *deadline = Some(until);
+        }
         work
     }
 
@@ -293,6 +317,10 @@ impl Port for ReplayPort<'_> {
         )
     }
 
+    async fn count_usage(&self, key: &ProjectKey, counted: &Counted) -> Result<bool, StoreError> {
+        expect!(self.take(Effect::CountUsage(key.clone(), counted.clone())).await, Flag)
+    }
+
     async fn budget_allows(&self, _: &TeamId) -> Result<(), Error> {
         expect!(self.take(Effect::BudgetAllows).await, Allowed)
     }
@@ -326,10 +354,16 @@ impl Port for ReplayPort<'_> {
     }
 
     async fn create_sandbox(&self, _: &Account, new: &NewSandbox) -> Result<Sandbox, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(self.take(Effect::Create(new.clone())).await, Sandbox)
     }
 
     async fn connect(&self, _: &Account, sandbox_id: &str, timeout: Duration) -> Result<Connected, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(
             self.take(Effect::Connect(sandbox_id.to_owned(), timeout)).await,
             Connected
@@ -337,26 +371,44 @@ impl Port for ReplayPort<'_> {
     }
 
     async fn pause(&self, _: &Account, sandbox_id: &str) -> Result<(), E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(self.take(Effect::Pause(sandbox_id.to_owned())).await, Called)
     }
 
     async fn kill(&self, _: &Account, sandbox_id: &str) -> Result<(), E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(self.take(Effect::Kill(sandbox_id.to_owned())).await, Called)
     }
 
     async fn get_sandbox(&self, _: &Account, sandbox_id: &str) -> Result<SandboxDetail, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(self.take(Effect::Get(sandbox_id.to_owned())).await, Detail)
     }
 
     async fn list_sandboxes(&self, _: &Account, filter: &SandboxFilter) -> Result<Vec<ListedSandbox>, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(self.take(Effect::List(filter.clone())).await, Listed)
     }
 
     async fn fork(&self, _: &Account, sandbox_id: &str, timeout: Duration) -> Result<Sandbox, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(self.take(Effect::Fork(sandbox_id.to_owned(), timeout)).await, Sandbox)
     }
 
     async fn set_timeout(&self, _: &Account, sandbox_id: &str, timeout: Duration) -> Result<(), E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(
             self.take(Effect::SetTimeout(sandbox_id.to_owned(), timeout)).await,
             Called
@@ -364,6 +416,9 @@ impl Port for ReplayPort<'_> {
     }
 
     async fn create_e2b_snapshot(&self, _: &Account, sandbox_id: &str, name: &str) -> Result<SnapshotInfo, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(
             self.take(Effect::CreateSnapshot(sandbox_id.to_owned(), name.to_owned()))
                 .await,
@@ -372,6 +427,9 @@ impl Port for ReplayPort<'_> {
     }
 
     async fn list_e2b_snapshots(&self, _: &Account, sandbox_id: &str) -> Result<Vec<SnapshotInfo>, E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(
             self.take(Effect::ListE2bSnapshots(sandbox_id.to_owned())).await,
             SnapshotInfos
@@ -379,6 +437,9 @@ impl Port for ReplayPort<'_> {
     }
 
     async fn delete_e2b_snapshot(&self, _: &Account, e2b_snapshot_id: &str) -> Result<(), E2bError> {
+        if let Some(late) = self.too_late() {
+            return Err(late);
+        }
         expect!(
             self.take(Effect::DeleteE2bSnapshot(e2b_snapshot_id.to_owned())).await,
             Called

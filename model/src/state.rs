@@ -30,6 +30,8 @@ pub struct InFlight {
     pub asks: Effect,
     /// The team's budget was already reached when the operation began.
     pub over_budget: bool,
+    /// Sandboxes E2B answered this operation as running (a create, a connect, a get).
+    pub confirmed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

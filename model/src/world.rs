@@ -49,6 +49,8 @@ pub struct Table {
     /// (project, snapshot id)
     pub snapshots: BTreeMap<(String, String), SnapshotRow>,
     pub dedupe: BTreeSet<String>,
+    /// Executions whose compute the counters hold.
+    pub counted: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,14 +128,10 @@ impl E2bWorld {
 
     fn emit(&mut self, kind: EventKind, sandbox_id: &str, now: u32) {
         let sandbox = &self.sandboxes[sandbox_id];
+        // `paused` and `killed` always carry the execution: a killed paused sandbox reports its
+        // last run again, under the same execution id.
         let execution = matches!(kind, EventKind::Paused | EventKind::Killed)
-            .then(|| {
-                (
-                    format!("{sandbox_id}:{}", sandbox.execution),
-                    now - sandbox.run_since + 1,
-                )
-            })
-            .filter(|_| sandbox.state != SbxState::Paused || kind == EventKind::Paused);
+            .then(|| (sandbox.execution.to_string(), now.max(sandbox.run_since) - sandbox.run_since + 1));
         let metadata = sandbox.metadata.clone();
         let id = self.new_id("ev");
         self.events.push(Event {
@@ -367,10 +365,10 @@ pub fn listed(id: &str, s: &Sbx) -> ListedSandbox {
     }
 }
 
-/// What a table effect did: its outcome, and the usage a successful write counted.
+/// What a table effect did: its outcome, and the execution whose usage it counted.
 pub struct TableResult {
     pub outcome: Outcome,
-    pub counted_usage: bool,
+    pub counted_usage: Option<String>,
 }
 
 impl Table {
@@ -399,7 +397,7 @@ impl Table {
     ) -> TableResult {
         let done = |outcome| TableResult {
             outcome,
-            counted_usage: false,
+            counted_usage: None,
         };
         let key_of = |key: &ProjectKey| key.project.as_str().to_owned();
         match effect {
@@ -443,10 +441,7 @@ impl Table {
                     self.marks.entry(project.clone()).or_default().prune_at = Some(now);
                 }
                 self.projects.insert(project, next);
-                TableResult {
-                    outcome: Outcome::Written(Ok(written)),
-                    counted_usage: write.changes.usage.is_some(),
-                }
+                done(Outcome::Written(Ok(written)))
             }
             Effect::RecordActivity(key, sandbox_id, activity) => {
                 let Some(record) = self.projects.get_mut(key.project.as_str()) else {
@@ -641,6 +636,13 @@ impl Table {
                 done(Outcome::Flag(Ok(moved)))
             }
             Effect::NoteEvent(..) => done(Outcome::Done(Ok(()))),
+            Effect::CountUsage(_, counted) => {
+                let first = self.counted.insert(counted.execution.clone());
+                TableResult {
+                    outcome: Outcome::Flag(Ok(first)),
+                    counted_usage: first.then(|| counted.execution.clone()),
+                }
+            }
             Effect::BudgetAllows => done(Outcome::Allowed(if budget_reached {
                 Err(Error::BudgetReached("the team's budget is reached".into()))
             } else {

@@ -47,7 +47,7 @@ impl Default for Rules {
     fn default() -> Self {
         Self {
             stuck_after: Duration::from_secs(300),
-            orphan_policy: OrphanPolicy::Pause,
+            orphan_policy: OrphanPolicy::Kill,
             max_failures: 5,
             session_caps: SessionCapConfig::default(),
             heartbeat_interval_max: Duration::from_secs(300),

@@ -17,7 +17,7 @@ use crate::domain::{ProjectId, ProjectKey, ProjectSpec, Snapshot, SnapshotId, Te
 use crate::e2b::{Connected, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo};
 use crate::error::{Error, StoreError};
 use crate::policy::Rules;
-use crate::record::{ActivityWrite, IdleDeferral, ProjectRecord, SessionWrite, Written};
+use crate::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};
 
 /// Reads that feed a decision to write use `Strong`; status reads for frontends use `Eventual`
 /// (half the price).
@@ -147,6 +147,8 @@ pub trait Port: Sync {
     fn project_room(&self, key: &ProjectKey) -> impl Future<Output = Result<(), Error>> + Send;
     /// `Err(QuotaExceeded)` when the team has no room for another live sandbox.
     fn live_room(&self, team: &TeamId) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Counts `counted` once for its execution (`false`: it was counted before), in one transaction.
+    fn count_usage(&self, key: &ProjectKey, counted: &Counted) -> impl Future<Output = Stored<bool>> + Send;
     /// Counted usage of `key` at `at` may have crossed the team's budget marks.
     fn after_usage(&self, key: &ProjectKey, at: OffsetDateTime) -> impl Future<Output = ()> + Send;
     /// This instance saw activity on `key` after `since` (a per-instance memory that spares writes).

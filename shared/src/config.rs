@@ -246,8 +246,8 @@ impl Config {
                 max_failures: env.number("ENFORCER_MAX_FAILURES", 5)?,
                 stuck_after: env.seconds("RECONCILE_STUCK_AFTER_SECS", 300)?,
                 orphan_policy: match env.get("ORPHAN_POLICY").as_deref() {
-                    None | Some("pause") => OrphanPolicy::Pause,
-                    Some("kill") => OrphanPolicy::Kill,
+                    Some("pause") => OrphanPolicy::Pause,
+                    None | Some("kill") => OrphanPolicy::Kill,
                     Some("report") => OrphanPolicy::Report,
                     Some(other) => {
                         return Err(invalid(

@@ -19,7 +19,7 @@ use crate::e2b::{
 };
 use crate::error::Error;
 use crate::policy::Rules;
-use crate::store::{ActivityWrite, IdleDeferral, ProjectRecord, SessionWrite, StoreError, Written};
+use crate::store::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, StoreError, Written};
 
 /// The E2B handles operations were given, by the name they know them by (the key's fingerprint).
 #[derive(Debug, Default, Clone)]
@@ -180,6 +180,10 @@ impl Port for Sandman {
 
     async fn live_room(&self, team: &TeamId) -> Result<(), Error> {
         self.check_live_room(team).await
+    }
+
+    async fn count_usage(&self, key: &ProjectKey, counted: &Counted) -> Stored<bool> {
+        self.store.count_usage(key, counted).await
     }
 
     async fn after_usage(&self, key: &ProjectKey, at: OffsetDateTime) {

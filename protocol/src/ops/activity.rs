@@ -137,6 +137,20 @@ fn activity_write<P: Port>(
     }
 }
 
+/// The activity an open of a running sandbox records: unthrottled, the idle deadline from now (never
+/// past the session-cap handoff, nor cutting short a `busyForSeconds` hold).
+pub(crate) fn opened_activity<P: Port>(
+    port: &P,
+    record: &ProjectRecord,
+    session: &Session,
+    now: OffsetDateTime,
+) -> ActivityWrite {
+    ActivityWrite {
+        not_since: None,
+        ..activity_write(port, record, session, now, now, None)
+    }
+}
+
 /// When a run that began at `running_since` is handed off before `team`'s session cap.
 pub fn handoff_deadline<P: Port>(
     port: &P,

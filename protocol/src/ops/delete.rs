@@ -8,7 +8,7 @@ use super::project;
 use super::snapshot::{delete_snapshot, finish_delete, finish_pending, set_pinned};
 use crate::domain::{Actor, ProjectKey, SessionState, SnapshotStatus, metadata};
 use crate::e2b::{E2bError, SandboxFilter, SandboxState};
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::port::Port;
 
 /// A failure part-way leaves the project in place, so deleting it again finishes the job.
@@ -37,17 +37,18 @@ pub async fn delete_project<P: Port>(port: &P, key: &ProjectKey) -> Result<(), E
             Err(err) => return Err(err),
         }
     }
-    // An open racing this deletion would leave a sandbox no project accounts for.
-    if project(port, key)
-        .await?
-        .state()
-        .is_some_and(|state| state != SessionState::Killed)
-    {
-        return Err(Error::Conflict(
-            "the sandbox was reopened while the project was being deleted; try again".into(),
-        ));
+    // An open racing this deletion would leave a sandbox no project accounts for: the item goes
+    // only while it still holds the version read here, with no live session (a claim moves both).
+    let reopened = || Error::Conflict("the sandbox was reopened while the project was being deleted; try again".into());
+    let last = project(port, key).await?;
+    if last.state().is_some_and(|state| state != SessionState::Killed) {
+        return Err(reopened());
     }
-    port.delete_project(key, None).await?;
+    match port.delete_project(key, Some(last.version)).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => return Err(reopened()),
+        Err(err) => return Err(err.into()),
+    }
     tracing::info!(project = %key, "project deleted");
     Ok(())
 }

@@ -44,6 +44,17 @@ pub async fn kill<P: Port>(
     actor: Actor,
     reason: Option<&str>,
 ) -> Result<Killed, Error> {
+    port.within_lease(kill_claimed(port, key, snapshot, actor, reason)).await
+}
+
+/// The claim, the snapshot before it and the kill, within one claim lease.
+async fn kill_claimed<P: Port>(
+    port: &P,
+    key: &ProjectKey,
+    snapshot: SnapshotFirst,
+    actor: Actor,
+    reason: Option<&str>,
+) -> Result<Killed, Error> {
     let (requested, cause) = match reason {
         Some(reason) => (format!("{reason}: kill requested"), reason.to_owned()),
         None if actor == Actor::User => ("kill requested".into(), "killed by user".into()),

@@ -9,7 +9,7 @@ use super::start::start_fresh;
 use super::{fork, lease, project};
 use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId};
 use crate::e2b::{E2bError, SandboxState};
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::port::Port;
 use crate::record::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
 
@@ -50,22 +50,24 @@ pub(crate) enum Step {
     Lost,
 }
 
-/// The ladder, within the caller's deadline (the port's E2B calls fail once it is spent).
+/// The ladder, within one claim lease (and the caller's deadline): an E2B call that could not
+/// finish inside it is not sent, and the claim is left to its lease.
 pub async fn open<P: Port>(port: &P, key: &ProjectKey, actor: Actor) -> Result<Opened, Error> {
+    port.within_lease(open_ladder(port, key, actor)).await
+}
+
+async fn open_ladder<P: Port>(port: &P, key: &ProjectKey, actor: Actor) -> Result<Opened, Error> {
     if actor == Actor::User {
         port.budget_allows(&key.team).await?;
     }
     for _ in 0..3 {
         let record = project(port, key).await?;
         let step = match record.state() {
-            Some(SessionState::Running) => {
-                return Ok(Opened {
-                    path: OpenPath::AlreadyRunning,
-                    record,
-                    restored_from: None,
-                    fallback_reason: None,
-                });
-            }
+            Some(SessionState::Running) => match confirm_running(port, record, actor).await? {
+                Some(opened) => return Ok(opened),
+                // E2B no longer has it (recorded KILLED), or the session moved: decide again.
+                None => continue,
+            },
             Some(SessionState::Paused) => resume_or_replace(port, record, actor, "resume requested").await?,
             None | Some(SessionState::Killed) => match record.project.fork_of.clone() {
                 Some(source) => {
@@ -95,8 +97,12 @@ pub async fn open<P: Port>(port: &P, key: &ProjectKey, actor: Actor) -> Result<O
 }
 
 /// Resumes a paused sandbox (user's resume, or activity on a paused sandbox), with the cause its
-/// claim writes in the lifecycle log.
+/// claim writes in the lifecycle log. Within one claim lease.
 pub async fn resume<P: Port>(port: &P, key: &ProjectKey, actor: Actor, cause: &str) -> Result<Opened, Error> {
+    port.within_lease(resume_paused(port, key, actor, cause)).await
+}
+
+async fn resume_paused<P: Port>(port: &P, key: &ProjectKey, actor: Actor, cause: &str) -> Result<Opened, Error> {
     let record = project(port, key).await?;
     if actor == Actor::User && record.state() == Some(SessionState::Paused) {
         port.budget_allows(&key.team).await?;
@@ -188,6 +194,50 @@ pub(crate) async fn resume_or_replace<P: Port>(
     claimed.killed(gone).await?;
     let record = project(port, &key).await?;
     start_fresh(port, record, actor, None, "paused sandbox was gone").await
+}
+
+/// The table says RUNNING: E2B is asked (`connect`, which also resumes a sandbox E2B paused on its
+/// own, its webhook lost or late), so an open never hands out a sandbox E2B does not run. An open is
+/// activity: the idle deadline moves, in the same write that records what `connect` answered.
+/// `None`: the session moved meanwhile, or E2B no longer has the sandbox (recorded KILLED); the
+/// ladder decides again.
+async fn confirm_running<P: Port>(port: &P, record: ProjectRecord, actor: Actor) -> Result<Option<Opened>, Error> {
+    let key = record.project.key();
+    let Some(sandbox) = record.session.as_ref().and_then(|s| s.sandbox.clone()) else {
+        return Err(Error::Conflict("the running session has no sandbox id".into()));
+    };
+    let account = port.account(&key.team).await?;
+    let timeout = record.project.sandbox_timeout;
+    let resumed = match port.connect(&account, &sandbox.sandbox_id, timeout).await {
+        Ok(connected) => connected.resumed,
+        Err(E2bError::NotFound) => {
+            let gone = SessionWrite::new(&record, actor, "open: E2B no longer has the sandbox", port.now())
+                .event(SessionEvent::Killed);
+            match port.write(&gone).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) => return Ok(None),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(err) if err.may_have_taken_effect() => match port.get_sandbox(&account, &sandbox.sandbox_id).await {
+            Ok(detail) if detail.state == SandboxState::Running => false,
+            _ => return Err(err.into()),
+        },
+        Err(err) => return Err(err.into()),
+    };
+    let now = port.now();
+    let session = record.session.as_ref().expect("a running session");
+    let activity = super::activity::opened_activity(port, &record, session, now);
+    if !port.record_activity(&key, &sandbox.sandbox_id, &activity).await? {
+        return Ok(None);
+    }
+    port.record_timeout(&key, &sandbox.sandbox_id, now + timeout).await?;
+    port.remember_activity(&key, now);
+    let path = if resumed {
+        OpenPath::Resumed
+    } else {
+        OpenPath::AlreadyRunning
+    };
+    Ok(Some(opened(port, path, &key, None, None).await?))
 }
 
 pub(crate) async fn opened<P: Port>(

@@ -37,7 +37,13 @@ pub enum PauseOutcome {
     Failed(E2bError),
 }
 
+/// Claims PAUSING, then pauses in E2B (a snapshot first when asked), all within one claim lease:
+/// the enforcer's pauses too, so a lapsed lease always means the claimant is gone.
 pub async fn pause<P: Port>(port: &P, request: PauseRequest) -> Result<PauseOutcome, Error> {
+    port.within_lease(pause_claimed(port, request)).await
+}
+
+async fn pause_claimed<P: Port>(port: &P, request: PauseRequest) -> Result<PauseOutcome, Error> {
     // Resolved before the claim: a missing key must not leave the session PAUSING.
     let account = port.account(&request.key.team).await?;
     let now = port.now();
@@ -76,11 +82,17 @@ pub async fn pause<P: Port>(port: &P, request: PauseRequest) -> Result<PauseOutc
     let outcome = match port.pause(&account, &request.sandbox_id).await {
         Ok(()) => PauseOutcome::Paused,
         Err(E2bError::NotFound) => PauseOutcome::Gone,
-        Err(err @ E2bError::Conflict { .. }) => match port.get_sandbox(&account, &request.sandbox_id).await {
-            Ok(detail) if detail.state == SandboxState::Paused => PauseOutcome::AlreadyPaused,
-            Err(E2bError::NotFound) => PauseOutcome::Gone,
-            _ => PauseOutcome::Failed(err),
-        },
+        // A 409 (already pausing or paused), or an answer that may hide a pause E2B did: what E2B
+        // says now is recorded. Rolled back only when E2B says it runs; when E2B cannot be asked
+        // either, the claim is left to its lease, whose settler asks again.
+        Err(err) if err.is_conflict() || err.may_have_taken_effect() => {
+            match port.get_sandbox(&account, &request.sandbox_id).await {
+                Ok(detail) if detail.state == SandboxState::Paused => PauseOutcome::AlreadyPaused,
+                Ok(_) => PauseOutcome::Failed(err),
+                Err(E2bError::NotFound) => PauseOutcome::Gone,
+                Err(_) => return Err(err.into()),
+            }
+        }
         Err(err) => PauseOutcome::Failed(err),
     };
     record_pause(&mut claimed, &request, &outcome).await?;

@@ -11,7 +11,7 @@ use super::{lease, project, snapshot};
 use crate::domain::{
     Actor, CLAIM_LEASE, ProjectKey, SandboxRef, SessionEvent, SessionState, Snapshot, SnapshotId, SnapshotKind,
 };
-use crate::e2b::E2bError;
+use crate::e2b::{E2bError, SandboxState};
 use crate::error::{Error, StoreError};
 use crate::port::{Account, Port};
 use crate::record::{Field, ProjectRecord, SessionChanges, SessionWrite, SnapshotHold};
@@ -37,6 +37,18 @@ pub async fn restore<P: Port>(
     snapshot: &SnapshotId,
     actor: Actor,
 ) -> Result<Opened, Error> {
+    port.within_lease(restore_claimed(port, key, snapshot, actor)).await
+}
+
+async fn restore_claimed<P: Port>(
+    port: &P,
+    key: &ProjectKey,
+    snapshot: &SnapshotId,
+    actor: Actor,
+) -> Result<Opened, Error> {
+    if actor == Actor::User {
+        port.budget_allows(&key.team).await?;
+    }
     let chosen = snapshot::snapshot(port, key, snapshot).await?;
     let account = port.account(&key.team).await?;
     let mut record = project(port, key).await?;
@@ -75,7 +87,7 @@ pub async fn restore<P: Port>(
     let created = create_ladder(port, &account, &record, &session_id, Ladder::Exactly(chosen.clone())).await?;
     let outcome = match created {
         Ok(started) => record_started(port, &mut claimed, &record, started).await,
-        Err(err) => go_back(&mut claimed, replaced.as_ref(), &err)
+        Err(err) => go_back(port, &account, &mut claimed, replaced.as_ref(), &err)
             .await
             .and(Err(err.into())),
     };
@@ -121,6 +133,8 @@ fn restore_claim(
 /// Every rung refused: the session returns to the sandbox it was replacing (in the state it
 /// was in), or, with none, the claim fails as a start does.
 async fn go_back<P: Port>(
+    port: &P,
+    account: &Account,
     claimed: &mut Claimed<'_, P>,
     replaced: Option<&Replaced>,
     err: &E2bError,
@@ -137,9 +151,19 @@ async fn go_back<P: Port>(
         last_error: Field::Set(err.public_message().to_owned()),
         ..SessionChanges::default()
     };
-    match replaced.state {
-        SessionState::Paused => claimed.paused(cause, back).await,
-        _ => claimed.running(cause, back).await,
+    // E2B may have paused (or ended) the old sandbox while the claim was open, its events ignored
+    // as another session's: what E2B says now is recorded. E2B silent: the claim's lease settles it.
+    match lease::observe(port, account, &replaced.sandbox.sandbox_id).await? {
+        Some(SandboxState::Paused) => claimed.paused(cause, back).await,
+        Some(SandboxState::Running) => claimed.running(cause, back).await,
+        None => {
+            let gone = SessionChanges {
+                replaces_session: Field::Clear,
+                last_error: Field::Set(err.public_message().to_owned()),
+                ..SessionChanges::default()
+            };
+            claimed.record(SessionEvent::Killed, cause, gone).await
+        }
     }
 }
 

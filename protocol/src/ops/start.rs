@@ -191,9 +191,11 @@ async fn try_create<P: Port>(
 ) -> Result<Result<SandboxRef, E2bError>, Error> {
     match port.create_sandbox(account, new).await {
         Ok(sandbox) => Ok(Ok(sandbox.into())),
+        // It may have made one that E2B does not list yet: the claim is left to its lease, whose
+        // settler looks again. Stepping down now could leave two sandboxes for one session.
         Err(err) if err.may_have_taken_effect() => match sandbox_of_session(port, account, key, session_id).await? {
             Some((sandbox, _)) => Ok(Ok(sandbox)),
-            None => Ok(Err(err)),
+            None => Err(err.into()),
         },
         Err(err) => Ok(Err(err)),
     }

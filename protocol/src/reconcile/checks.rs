@@ -66,9 +66,9 @@ pub async fn check_running<P: Port>(port: &P, session: &IdleCandidate, listing: 
 
 /// E2B reports a Sandman sandbox that is not a RUNNING session's current sandbox: the table is
 /// behind (it says PAUSED), or no session wants the sandbox (an orphan, handled per policy).
-pub async fn check_listed<P: Port>(port: &P, listed: &Listed) -> Outcome {
+pub async fn check_listed<P: Port>(port: &P, listed: &Listed, now: OffsetDateTime) -> Outcome {
     let policy = port.rules().orphan_policy;
-    // A paused orphan costs no compute, and pausing it again changes nothing.
+    // Under `pause`, a paused orphan is kept as it is (it costs storage, no compute).
     if listed.sandbox.state == SandboxState::Paused && policy == OrphanPolicy::Pause {
         return Outcome::Consistent;
     }
@@ -91,7 +91,7 @@ pub async fn check_listed<P: Port>(port: &P, listed: &Listed) -> Outcome {
     };
     match decide::classify(record.as_ref(), sandbox_id, listed.sandbox.state) {
         Finding::Consistent | Finding::InTransit => Outcome::Consistent,
-        Finding::Orphan(reason) => orphan(port, listed, reason, policy).await,
+        Finding::Orphan(reason) => orphan(port, listed, reason, policy, now).await,
         Finding::TableSaysPaused => {
             let Some(record) = record else {
                 return Outcome::Consistent;
@@ -127,14 +127,26 @@ pub async fn check_listed<P: Port>(port: &P, listed: &Listed) -> Outcome {
     }
 }
 
-async fn orphan<P: Port>(port: &P, listed: &Listed, reason: &'static str, policy: OrphanPolicy) -> Outcome {
+/// A sandbox no session wants. Under `kill` (the default) it is killed once it is older than
+/// `stuck_after`: by then any claim that made it has recorded it or lapsed and been settled, so it
+/// is no one's (a young one may still be a claim's, not yet recorded, and is left for the next run).
+/// Under `pause`, a running orphan is paused and kept; under `report`, only reported.
+async fn orphan<P: Port>(
+    port: &P,
+    listed: &Listed,
+    reason: &'static str,
+    policy: OrphanPolicy,
+    now: OffsetDateTime,
+) -> Outcome {
     let sandbox_id = listed.sandbox.sandbox_id.as_str();
     let state = listed.sandbox.state.as_str();
+    let settled = now - listed.sandbox.started_at >= port.rules().stuck_after;
     let (action, result) = match (policy, listed.sandbox.state) {
+        (OrphanPolicy::Kill, _) if !settled => return Outcome::Consistent,
+        (OrphanPolicy::Kill, _) => (OrphanAction::Killed, port.kill(&listed.account, sandbox_id).await),
         (OrphanPolicy::Pause, SandboxState::Running) => {
             (OrphanAction::Paused, port.pause(&listed.account, sandbox_id).await)
         }
-        (OrphanPolicy::Kill, _) => (OrphanAction::Killed, port.kill(&listed.account, sandbox_id).await),
         _ => (OrphanAction::Reported, Ok(())),
     };
     match result {

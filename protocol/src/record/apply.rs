@@ -5,7 +5,8 @@
 //!
 //! The transaction also holds items this function does not touch: the lifecycle-log line (with an
 //! event), the webhook's dedupe mark (`Duplicate` when present), a restore's snapshot hold
-//! (`NotFound` unless the snapshot is READY) and the usage counters. Their owners apply them.
+//! (`NotFound` unless the snapshot is READY). Their owners apply them. Usage is counted apart
+//! (`Port::count_usage`), once per E2B execution.
 
 use time::OffsetDateTime;
 
@@ -177,11 +178,6 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
         (Field::Clear, _) => session.replaces_session = None,
         (Field::Keep, Some(to)) if !to.is_transitional() => session.replaces_session = None,
         (Field::Keep, _) => {}
-    }
-    if let Some(usage) = c.usage {
-        session.usage.run_seconds += usage.run_seconds;
-        session.usage.vcpu_seconds += usage.vcpu_seconds;
-        session.usage.memory_mb_seconds += usage.memory_mb_seconds;
     }
     if let Some(event_at) = c.event_at {
         session.last_event_at = Some(ms(event_at));

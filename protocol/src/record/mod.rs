@@ -36,6 +36,19 @@ impl ProjectRecord {
     }
 }
 
+/// Compute E2B reported for one execution, to count once: on the project's and the team's
+/// per-period counters (and the project item's running total, `on_project`, when it exists).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Counted {
+    /// `<sandbox>:<sandbox_execution_id>`: the same on every event about one run.
+    pub execution: String,
+    pub used: Usage,
+    /// Run time avoided by a pause before E2B's timeout.
+    pub saved: Option<Usage>,
+    pub at: OffsetDateTime,
+    pub on_project: bool,
+}
+
 /// A project the `prune` index says is due.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PruneCandidate {
@@ -93,9 +106,6 @@ pub struct SessionChanges {
     /// A restore's claim: the session id of the sandbox it replaces (still `sandbox` until the new
     /// one runs), so a failed or abandoned restore can go back to it.
     pub replaces_session: Field<String>,
-    pub usage: Option<Usage>,
-    /// Run time avoided by a pause before E2B's timeout (counted with the usage, per period).
-    pub saved: Option<Usage>,
     /// The E2B event time this write applies; later older events are ignored.
     pub event_at: Option<OffsetDateTime>,
 }

@@ -8,7 +8,7 @@ use super::event::LifecycleEvent;
 use crate::domain::{SessionState, metadata};
 use crate::error::StoreError;
 use crate::port::{Consistency, Port};
-use crate::record::ProjectRecord;
+use crate::record::{Counted, ProjectRecord};
 
 /// Conflicts tolerated before giving up and letting E2B redeliver.
 const MAX_ATTEMPTS: usize = 4;
@@ -41,14 +41,20 @@ pub enum WebhookFailure {
     Store(#[from] StoreError),
 }
 
-/// Applies one verified event to the session it concerns (`record`, found by [`session_of`]).
-/// `dedupe_id` makes its effect happen once.
+/// Applies one verified event to the session it concerns (`record`, found by [`session_of`];
+/// `None`: no project holds the sandbox). `dedupe_id` makes its effect happen once. The compute
+/// it reports is counted first, once per E2B execution, even when the event concerns a sandbox
+/// the project replaced or a project since deleted: the team's usage is the team's bill.
 pub async fn apply<P: Port>(
     port: &P,
-    mut record: ProjectRecord,
+    record: Option<ProjectRecord>,
     event: &LifecycleEvent,
     dedupe_id: &str,
 ) -> Result<Receipt, WebhookFailure> {
+    count_usage(port, record.as_ref(), event, dedupe_id).await?;
+    let Some(mut record) = record else {
+        return Ok(Receipt::UnknownSandbox);
+    };
     let rules = Rules {
         stuck_after: port.rules().stuck_after,
     };
@@ -59,9 +65,6 @@ pub async fn apply<P: Port>(
         };
         match port.write(&write).await {
             Ok(written) => {
-                if write.changes.usage.is_some() {
-                    port.after_usage(&write.key, write.at).await;
-                }
                 return Ok(Receipt::Applied {
                     state: written.state,
                     transitioned: write.event.is_some(),
@@ -89,6 +92,47 @@ pub async fn apply<P: Port>(
         }
     }
     Err(WebhookFailure::Contended)
+}
+
+/// Counts the compute `event` reports, once per E2B execution (`sandbox_execution_id`; an event
+/// without one is its own): a `paused` and then a `killed` of one run report the same execution.
+/// Counted against the project that held the sandbox, else the one its metadata names (deleted,
+/// perhaps: the team's counters still take it).
+async fn count_usage<P: Port>(
+    port: &P,
+    record: Option<&ProjectRecord>,
+    event: &LifecycleEvent,
+    dedupe_id: &str,
+) -> Result<(), StoreError> {
+    let Some(used) = event.usage() else {
+        return Ok(());
+    };
+    let key = match record {
+        Some(record) => record.project.key(),
+        None => match metadata::owner(&event.metadata) {
+            Some((key, _)) => key,
+            None => return Ok(()),
+        },
+    };
+    let execution = match &event.execution_id {
+        Some(execution) => format!("{}:{execution}", event.sandbox_id),
+        None => format!("event:{dedupe_id}"),
+    };
+    let saved = record
+        .and_then(|r| r.session.as_ref())
+        .filter(|s| s.sandbox.as_ref().is_some_and(|b| b.sandbox_id == event.sandbox_id))
+        .and_then(|s| super::decide::saved(s, event));
+    let counted = Counted {
+        execution,
+        used,
+        saved,
+        at: event.timestamp,
+        on_project: record.is_some(),
+    };
+    if port.count_usage(&key, &counted).await? {
+        port.after_usage(&key, event.timestamp).await;
+    }
+    Ok(())
 }
 
 /// The project whose session the event may concern: by Sandman's metadata on the sandbox, else

@@ -2,8 +2,9 @@
 //!
 //! - An event about another sandbox than the session's current one changes nothing.
 //! - An event older than the newest one applied, or than the session's current state, is stale:
-//!   it moves nothing (a late `paused` must not undo a `resumed`), but the compute it reports is
-//!   still counted: Sandman's own pause records PAUSED before E2B's event about it arrives.
+//!   it moves nothing (a late `paused` must not undo a `resumed`).
+//! - The compute an event reports is counted apart from all this (`apply`), once per E2B
+//!   execution, whether the event moves the session or not, and whoever's sandbox it was.
 //! - Otherwise the event becomes a report through the state machine (`paused` -> PAUSED,
 //!   `resumed` -> RUNNING, `killed` -> KILLED) plus what it carries (usage, a new timeout).
 //! - A report that finds the session already there still records its time, so that older reports
@@ -11,7 +12,7 @@
 //! - `created` only confirms what the API writes itself once E2B answers; it moves a STARTING
 //!   session only when that start looks abandoned (older than the reconciler's `stuck_after`).
 //!
-//! Every write carries the event's dedupe mark, so a redelivery cannot count usage twice.
+//! Every write carries the event's dedupe mark, so a redelivery changes nothing twice.
 
 use std::time::Duration;
 
@@ -73,13 +74,8 @@ pub fn decide(
         id: dedupe_id.to_string(),
         expires_at: now + DEDUPE_FOR,
     });
-    write.changes.usage = event.usage();
-    write.changes.saved = saved(session, event);
     if is_stale(session, event) {
-        return match write.changes.usage.or(write.changes.saved) {
-            Some(_) => Decision::Write(Box::new(write)),
-            None => Decision::Ignore(Ignored::Stale),
-        };
+        return Decision::Ignore(Ignored::Stale);
     }
     let report = report(session, event, now, rules).filter(|report| transition(Some(session.state), *report).is_ok());
     if let Some(report) = report {
@@ -97,11 +93,7 @@ pub fn decide(
         }
     }
     write.changes.timeout_at = new_timeout(session, event);
-    if write.event.is_none()
-        && write.changes.usage.is_none()
-        && write.changes.saved.is_none()
-        && write.changes.timeout_at.is_none()
-        && !orders(session, event)
+    if write.event.is_none() && write.changes.timeout_at.is_none() && !orders(session, event)
     {
         return Decision::Ignore(Ignored::NoChange);
     }
@@ -179,7 +171,7 @@ fn report(session: &Session, event: &LifecycleEvent, now: OffsetDateTime, rules:
 
 /// A pause before E2B's timeout saves the run time up to it: what the sandbox would have used had
 /// it been left running (at the size the event reports).
-fn saved(session: &Session, event: &LifecycleEvent) -> Option<crate::domain::Usage> {
+pub fn saved(session: &Session, event: &LifecycleEvent) -> Option<crate::domain::Usage> {
     if event.kind != EventKind::Paused {
         return None;
     }

@@ -118,7 +118,7 @@ impl Sandman {
                         if !paused_and_left && !in_time() {
                             return Outcome::Skipped;
                         }
-                        check_listed(self, listed).await
+                        check_listed(self, listed, now).await
                     }
                     .boxed()
                 }),

@@ -77,6 +77,11 @@ pub fn webhook_pk(event_id: &str) -> String {
     format!("WEBHOOK#{event_id}")
 }
 
+/// The marker of one E2B execution whose compute was counted.
+pub fn execution_pk(team: &TeamId, execution: &str) -> String {
+    format!("EXECUTION#{team}#{execution}")
+}
+
 pub fn endpoint_sk(endpoint_id: &str) -> String {
     format!("{ENDPOINT_PREFIX}{endpoint_id}")
 }

@@ -27,7 +27,7 @@ pub use sandman_protocol::StoreError;
 pub use sandman_protocol::port::Consistency;
 pub use sandman_protocol::record::ProjectRecord;
 pub use sandman_protocol::record::{
-    ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, PruneCandidate, SessionChanges,
+    ActivityWrite, Counted, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, PruneCandidate, SessionChanges,
     SessionWrite, SnapshotHold, TransitSession, Written,
 };
 pub use usage::{Budget, BudgetReached, PeriodUsage};

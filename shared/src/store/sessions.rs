@@ -41,7 +41,6 @@ impl Store {
             let update = self.hold_update(&write.key, hold)?;
             transaction.push(TransactWriteItem::builder().update(update).build());
         }
-        transaction.extend(self.usage_counters(write)?);
         let items = transaction.len() as f64;
         match self.transact(transaction).await {
             Ok(out) => {
@@ -197,16 +196,6 @@ impl Store {
             (Field::Keep, Some(to)) if !to.is_transitional() => e.remove("replacesSession"),
             (Field::Keep, _) => e,
         };
-        if let Some(usage) = c.usage {
-            for (attribute, amount) in [
-                ("usageRunSeconds", usage.run_seconds),
-                ("usageVcpuSeconds", usage.vcpu_seconds),
-                ("usageMemoryMbSeconds", usage.memory_mb_seconds),
-            ] {
-                let (name, zero, add) = (e.name(attribute), e.value(n(0)), e.value(n(amount)));
-                e.set_expression(attribute, format!("if_not_exists({name}, {zero}) + {add}"));
-            }
-        }
         if let Some(event_at) = c.event_at {
             e.set("lastEventAt", n(to_ms(event_at)));
         }

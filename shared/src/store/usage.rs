@@ -1,8 +1,8 @@
 //! Usage counters per period (a project's and its team's), and team budgets.
 //!
-//! Counters are added to in the same transaction as the webhook write that reports the usage (and
-//! its dedupe mark), so a redelivered event never counts twice; reading a period's usage is one
-//! GetItem, whatever the number of sandboxes or events behind it.
+//! Counters are added to once per E2B execution, in one transaction with that execution's marker,
+//! so a redelivered event, or a `killed` that reports the run a `paused` reported, never counts
+//! twice; reading a period's usage is one GetItem, whatever the number of sandboxes or events.
 
 use std::time::Duration;
 
@@ -11,11 +11,14 @@ use time::OffsetDateTime;
 
 use super::items::Item;
 use super::query::text;
-use super::sessions::SessionWrite;
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Store, StoreError, keys};
 use crate::domain::{ProjectKey, TeamId, Usage};
+use crate::store::Counted;
 use crate::usage::Period;
+
+/// An execution's marker is kept as long as E2B may deliver its events again (its events API keeps 7 days).
+const DEDUPE_KEPT: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// Counters are kept about 13 months, so a year ago's month can still be compared.
 const COUNTERS_KEPT: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -50,17 +53,38 @@ const USED: [&str; 3] = ["runSeconds", "vcpuSeconds", "memoryMbSeconds"];
 const SAVED: [&str; 3] = ["savedSeconds", "savedVcpuSeconds", "savedMemoryMbSeconds"];
 
 impl Store {
-    /// The counter updates a session write carries: its project's and its team's, for the period
-    /// of the write's time. None when the write reports no usage.
-    pub(crate) fn usage_counters(&self, write: &SessionWrite) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let (used, saved) = (write.changes.usage, write.changes.saved);
-        if used.is_none() && saved.is_none() {
-            return Ok(Vec::new());
+    /// Counts one execution's compute, once: a marker for the execution (kept as long as E2B may
+    /// redeliver) and the project's and team's counters for the period, in one transaction. With
+    /// `on_project`, the project item's running total too, while the item exists. `false`: this
+    /// execution was counted before.
+    pub async fn count_usage(&self, key: &ProjectKey, counted: &Counted) -> Result<bool, StoreError> {
+        if counted.on_project {
+            let mut items = self.usage_items(key, counted)?;
+            items.push(self.project_total(key, counted)?);
+            let failed = items.len() as f64 * 2.0;
+            if self.transact_if(items, failed).await? {
+                return Ok(true);
+            }
         }
-        let period = Period::of(write.at).to_string();
+        // Counted before, or the project is gone (then the team's counters still take it).
+        let items = self.usage_items(key, counted)?;
+        let failed = items.len() as f64 * 2.0;
+        self.transact_if(items, failed).await
+    }
+
+    fn usage_items(&self, key: &ProjectKey, counted: &Counted) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(keys::execution_pk(&key.team, &counted.execution)))
+            .item("sk", AttributeValue::S(keys::WEBHOOK_SK.into()))
+            .item("expiresAt", number(ttl_seconds(counted.at + DEDUPE_KEPT) as f64))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(super::error::build)?;
+        let period = Period::of(counted.at).to_string();
         let mut adds = Vec::new();
         let mut values = Item::new();
-        for (names, usage, tag) in [(USED, used, "u"), (SAVED, saved, "s")] {
+        for (names, usage, tag) in [(USED, Some(counted.used), "u"), (SAVED, counted.saved, "s")] {
             let Some(usage) = usage else { continue };
             let amounts = [usage.run_seconds, usage.vcpu_seconds, usage.memory_mb_seconds];
             for (i, (name, amount)) in names.iter().zip(amounts).enumerate() {
@@ -71,23 +95,39 @@ impl Store {
         }
         values.insert(
             ":ttl".into(),
-            AttributeValue::N(ttl_seconds(write.at + COUNTERS_KEPT).to_string()),
+            AttributeValue::N(ttl_seconds(counted.at + COUNTERS_KEPT).to_string()),
         );
         let expression = format!("ADD {} SET expiresAt = :ttl", adds.join(", "));
-        [keys::project_pk(&write.key), keys::team_pk(&write.key.team)]
-            .into_iter()
-            .map(|pk| {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(pk))
-                    .key("sk", AttributeValue::S(keys::usage_sk(&period)))
-                    .update_expression(&expression)
-                    .set_expression_attribute_values(Some(values.clone()))
-                    .build()
-                    .map_err(super::error::build)?;
-                Ok(TransactWriteItem::builder().update(update).build())
-            })
-            .collect()
+        let mut items = vec![TransactWriteItem::builder().put(marker).build()];
+        for pk in [keys::project_pk(key), keys::team_pk(&key.team)] {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(keys::usage_sk(&period)))
+                .update_expression(&expression)
+                .set_expression_attribute_values(Some(values.clone()))
+                .build()
+                .map_err(super::error::build)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(items)
+    }
+
+    /// The project item's running total, only while the item exists.
+    fn project_total(&self, key: &ProjectKey, counted: &Counted) -> Result<TransactWriteItem, StoreError> {
+        let used = counted.used;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::project_pk(key)))
+            .key("sk", AttributeValue::S(keys::PROJECT_SK.into()))
+            .update_expression("ADD usageRunSeconds :r, usageVcpuSeconds :v, usageMemoryMbSeconds :m")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":r", number(used.run_seconds))
+            .expression_attribute_values(":v", number(used.vcpu_seconds))
+            .expression_attribute_values(":m", number(used.memory_mb_seconds))
+            .build()
+            .map_err(super::error::build)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     pub async fn project_usage(&self, key: &ProjectKey, period: Period) -> Result<PeriodUsage, StoreError> {

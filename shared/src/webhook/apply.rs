@@ -58,10 +58,10 @@ impl Sandman {
         if let Some(account) = account {
             self.check_e2b_team(account, event).await?;
         }
-        let Some(record) = session_of(self, event).await? else {
-            return Ok(Receipt::UnknownSandbox);
-        };
-        self.check_served(account, &record.project.key()).await?;
+        let record = session_of(self, event).await?;
+        if let Some(record) = &record {
+            self.check_served(account, &record.project.key()).await?;
+        }
         apply(self, record, event, &verified.dedupe_id)
             .await
             .map_err(|failure| match failure {

@@ -22,8 +22,8 @@ use std::time::Duration;
 use sandman_protocol::ops;
 
 use crate::Sandman;
-use crate::deadline::{Deadline, LAMBDA_MARGIN, MIN_E2B_CALL};
-use crate::domain::{Actor, CLAIM_LEASE, ProjectId, ProjectKey, SnapshotId};
+use crate::deadline::{Deadline, MIN_E2B_CALL};
+use crate::domain::{Actor, ProjectId, ProjectKey, SnapshotId};
 use crate::e2b::E2b;
 use crate::error::Error;
 use crate::fork::ForkFrom;
@@ -43,8 +43,7 @@ impl Sandman {
     /// Get-or-create, within the caller's deadline and within one claim lease. When the time runs
     /// out mid-way the claim is left to its lease and the answer is `InProgress`: poll the status.
     pub async fn open(&self, key: &ProjectKey, actor: Actor) -> Result<Opened, Error> {
-        let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
-        match within_lease.scope(ops::open::open(self, key, actor)).await {
+        match ops::open::open(self, key, actor).await {
             Err(Error::E2b(err)) if !Deadline::current_allows(MIN_E2B_CALL) || err.was_not_sent() => {
                 tracing::warn!(project = %key, error = %err, "open ran out of time; the claim's lease settles it");
                 Ok(Opened {
@@ -71,10 +70,7 @@ impl Sandman {
     /// Replaces the project's sandbox with one restored from `snapshot`: it runs from that
     /// snapshot or fails, nothing stands in. Within one claim lease.
     pub async fn restore(&self, key: &ProjectKey, snapshot: &SnapshotId, actor: Actor) -> Result<Opened, Error> {
-        let within_lease = Deadline::after(CLAIM_LEASE.saturating_sub(LAMBDA_MARGIN));
-        within_lease
-            .scope(ops::restore::restore(self, key, snapshot, actor))
-            .await
+        ops::restore::restore(self, key, snapshot, actor).await
     }
 
     pub async fn pause(&self, request: PauseRequest) -> Result<PauseOutcome, Error> {
