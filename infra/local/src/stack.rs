@@ -94,9 +94,13 @@ impl LocalStack {
         let mut tasks = JoinSet::new();
         let api_url = serve(&mut tasks, options.api_addr, api, stopped.clone()).await?;
         let webhook_url = serve(&mut tasks, options.webhook_addr, webhook, stopped.clone()).await?;
-        let outbound = LocalOutbound::start(&sandman, &mut tasks, stopped.clone())
-            .await
-            .map_err(StackError::Outbound)?;
+        let outbound = LocalOutbound::start(
+            &sandman.as_function(sandman::secrets::Function::Outbound),
+            &mut tasks,
+            stopped.clone(),
+        )
+        .await
+        .map_err(StackError::Outbound)?;
         if options.run_timers {
             for schedule in schedules::from_template()? {
                 let job = jobs
