@@ -100,9 +100,12 @@ async fn a_fresh_deploy_starts_every_function_before_the_e2b_key_is_set() {
     let functions = deployment.functions();
     assert_eq!(functions.len(), 5);
     for function in &functions {
-        start(function, &secrets)
-            .await
-            .unwrap_or_else(|err| panic!("{} must start as deployed, without the E2B key: {err}", function.logical_id));
+        start(function, &secrets).await.unwrap_or_else(|err| {
+            panic!(
+                "{} must start as deployed, without the E2B key: {err}",
+                function.logical_id
+            )
+        });
     }
 }
 

@@ -135,9 +135,13 @@ fn lambda_and_queue_metrics_name_resources_of_the_stack() {
             "AWS/Lambda" => assert!(functions.contains(&read.dimensions["FunctionName"]), "{read:?}"),
             "AWS/ApiGateway" => assert_eq!(read.dimensions["ApiId"], format!("{STACK}-HttpApi"), "{read:?}"),
             "AWS/Events" => assert!(
-                ["IdleEnforcerFunctionEnforce", "IdleEnforcerFunctionReconcile", "SnapshotPrunerFunctionPrune"]
-                    .iter()
-                    .any(|rule| read.dimensions["RuleName"] == format!("{STACK}-{rule}")),
+                [
+                    "IdleEnforcerFunctionEnforce",
+                    "IdleEnforcerFunctionReconcile",
+                    "SnapshotPrunerFunctionPrune"
+                ]
+                .iter()
+                .any(|rule| read.dimensions["RuleName"] == format!("{STACK}-{rule}")),
                 "{read:?}"
             ),
             "AWS/SQS" => assert!(
@@ -156,7 +160,10 @@ fn lambda_and_queue_metrics_name_resources_of_the_stack() {
 fn every_function_writes_its_metrics_under_the_stacks_name() {
     for function in deployment().functions() {
         assert_eq!(
-            function.environment.get(sandman::telemetry::STACK_VARIABLE).map(String::as_str),
+            function
+                .environment
+                .get(sandman::telemetry::STACK_VARIABLE)
+                .map(String::as_str),
             Some(STACK),
             "{}: the Stack dimension the alarms and the dashboard read",
             function.logical_id

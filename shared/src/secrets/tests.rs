@@ -54,7 +54,9 @@ async fn an_empty_e2b_key_is_not_set_and_a_deployed_function_starts_without_it()
     .expect("a deployed function starts without the E2B key");
     assert!(secrets.e2b_api_key.is_none() && secrets.team_e2b_api_keys.is_empty());
     let (source, reader) = deployed(r#"{"e2bApiKey": ""}"#, "{}", "{}");
-    let SecretsSource::SecretsManager(arns) = source else { unreachable!() };
+    let SecretsSource::SecretsManager(arns) = source else {
+        unreachable!()
+    };
     let (default, teams) = Secrets::read_e2b(&arns, &reader).await.unwrap();
     assert!(default.is_none() && teams.is_empty());
     // Locally nothing can put it in later: the stack refuses to start without one.

@@ -47,10 +47,17 @@ impl Deployment {
             {
                 let text = |name: &str| transformation.get(name).and_then(|v| self.resolve(v));
                 let mut dimensions = BTreeMap::new();
-                for dimension in transformation.get("Dimensions").and_then(Value::as_sequence).into_iter().flatten() {
+                for dimension in transformation
+                    .get("Dimensions")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                {
                     let key = dimension.get("Key").and_then(|v| self.resolve(v)).unwrap_or_default();
                     let selector = dimension.get("Value").and_then(|v| self.resolve(v)).unwrap_or_default();
-                    let field = selector.strip_prefix("$.").ok_or(format!("{reader}: {selector} is not a field"))?;
+                    let field = selector
+                        .strip_prefix("$.")
+                        .ok_or(format!("{reader}: {selector} is not a field"))?;
                     let value = literal_field(&format, field)
                         .ok_or(format!("{reader}: the access log format has no literal field {field}"))?;
                     dimensions.insert(key, value);

@@ -3,6 +3,8 @@
 //! representative values), the secrets as the stack creates them, the IAM grants on them, and the
 //! metrics that alarms and the dashboard read.
 
+pub mod aws_cli;
+pub mod cors;
 mod metrics;
 pub mod standins;
 
@@ -89,9 +91,15 @@ impl Deployment {
     /// A resource SAM makes for a function's event: its schedule's rule is `<Function><Event>`.
     fn generated_by_sam(&self, name: &str) -> bool {
         self.resources.iter().any(|(id, resource)| {
-            let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
             id.as_str().zip(events).is_some_and(|(id, events)| {
-                events.keys().filter_map(Value::as_str).any(|event| format!("{id}{event}") == name)
+                events
+                    .keys()
+                    .filter_map(Value::as_str)
+                    .any(|event| format!("{id}{event}") == name)
             })
         })
     }
