@@ -157,6 +157,16 @@ fn lambda_and_queue_metrics_name_resources_of_the_stack() {
 }
 
 #[test]
+fn the_deploy_guide_states_the_custom_metric_count() {
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/deploy.md")).unwrap();
+    let stated = format!("{} custom metrics", emitted().len());
+    assert!(
+        guide.contains(&stated),
+        "docs/deploy.md should say \"{stated}\" (and their monthly cost)"
+    );
+}
+
+#[test]
 fn every_function_writes_its_metrics_under_the_stacks_name() {
     for function in deployment().functions() {
         assert_eq!(
