@@ -13,6 +13,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// A stack's outputs, or its parameters' values, by key.
+pub type Values = HashMap<String, String>;
+
 #[derive(Debug, Clone)]
 pub struct AwsCli {
     /// The command (`aws`; tests put a stand-in first on PATH, or name one).
@@ -29,7 +32,7 @@ impl AwsCli {
     }
 
     /// The stack's outputs and its parameters' values, by key.
-    pub fn stack(&self, stack: &str) -> Result<(HashMap<String, String>, HashMap<String, String>), String> {
+    pub fn stack(&self, stack: &str) -> Result<(Values, Values), String> {
         let text = self.run(&[
             "cloudformation",
             "describe-stacks",
@@ -39,7 +42,7 @@ impl AwsCli {
             "json",
         ])?;
         let doc: Value = serde_json::from_str(&text).map_err(|e| format!("describe-stacks: {e}"))?;
-        let pairs = |list: &str, key: &str, value: &str| -> HashMap<String, String> {
+        let pairs = |list: &str, key: &str, value: &str| -> Values {
             doc["Stacks"][0][list]
                 .as_array()
                 .into_iter()
