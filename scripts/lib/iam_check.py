@@ -216,7 +216,9 @@ class Stack:
             return Request(f"dynamodb:{action}", resource, context)
         if service == "kms":
             key = self.logical_named(call.get("key"), "AWS::KMS::Key")
-            return Request(f"kms:{operation}", self.arn(key), {"kms:EncryptionContextKeys": call.get("encryptionContext", [])})
+            keys = call.get("encryptionContext", [])
+            context = {"kms:EncryptionContextKeys": keys, **{f"kms:EncryptionContext:{k}": ["(a value)"] for k in keys}}
+            return Request(f"kms:{operation}", self.arn(key), context)
         if service == "secretsmanager":
             return Request(f"secretsmanager:{operation}", self.arn(self.logical_named(call.get("secret"), "AWS::SecretsManager::Secret")))
         if service == "sqs":

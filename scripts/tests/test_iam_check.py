@@ -119,6 +119,12 @@ def test_the_calls_the_deploy_review_found_denied_are_allowed_to_their_functions
     for binary, call in review:
         request = stack.request(call)
         assert iam_eval.decide(functions[binary]["statements"], request) == "allow", (binary, request)
+    # A data key not bound to a team cannot be opened, nor any key by the webhook function.
+    bound = {"service": "kms", "operation": "Decrypt", "key": "sandman-TeamKeysKey", "encryptionContext": ["sandmanTeam"]}
+    assert iam_eval.decide(functions["idle-enforcer"]["statements"], stack.request(bound)) == "allow"
+    unbound = stack.request({**bound, "encryptionContext": []})
+    assert iam_eval.decide(functions["idle-enforcer"]["statements"], unbound) == "implicit-deny"
+    assert iam_eval.decide(functions["webhook"]["statements"], stack.request(bound)) == "implicit-deny"
     # ...and the webhook function may not read a delivery log.
     delivery = stack.request({"service": "dynamodb", "operation": "GetItem", "table": "t", "key": {"pk": "DELIVERIES#a#e", "sk": "D"}})
     assert iam_eval.decide(functions["webhook"]["statements"], delivery) == "implicit-deny"

@@ -22,8 +22,15 @@ pub use http::ReqwestHttpClient;
 pub use record::{CallRecorder, RECORD_CALLS};
 
 /// `function`'s DynamoDB client over `aws` (recorded when `SANDMAN_RECORD_AWS_CALLS` is set).
+/// A call that hangs is cut: each attempt after 5 s, the call with its retries after 15 s, so a
+/// request fails as `storage_unavailable` well inside the API's 25 s instead of at the Lambda
+/// timeout (DynamoDB answers in milliseconds; E2B calls keep their own deadline).
 pub fn dynamodb_client(aws: &SdkConfig, function: &'static str) -> aws_sdk_dynamodb::Client {
-    let mut config = aws_sdk_dynamodb::config::Builder::from(aws);
+    let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .operation_timeout(std::time::Duration::from_secs(15))
+        .build();
+    let mut config = aws_sdk_dynamodb::config::Builder::from(aws).timeout_config(timeouts);
     if let Some(recorder) = CallRecorder::from_env(function) {
         config = config.interceptor(recorder);
     }
