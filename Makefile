@@ -1,5 +1,5 @@
 # Sandman's entry points. Each target is a script under scripts/ so it also runs without make.
-.PHONY: test setup dev demo bench measure build fmt lint
+.PHONY: test setup dev demo bench measure build fmt lint docs-picture
 
 test: ## Everything CI runs: Rust tests on DynamoDB Local, emulator tests, sam validate, arm64 build
 	@scripts/test
@@ -7,7 +7,7 @@ test: ## Everything CI runs: Rust tests on DynamoDB Local, emulator tests, sam v
 setup: ## Install the tools into .cache/ (DynamoDB Local, SAM CLI, cargo-lambda, pytest)
 	@scripts/setup
 
-dev: ## Run the whole stack locally (DynamoDB Local, E2B emulator, all four functions, schedules)
+dev: ## Run the whole stack locally (DynamoDB Local, E2B emulator, all five functions, schedules)
 	@scripts/dev
 
 demo: ## Walk through the lifecycle against a local stack of its own
@@ -27,3 +27,6 @@ fmt:
 
 lint:
 	cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
+
+docs-picture: ## docs/architecture.png from docs/architecture.dot (Graphviz: apt-get install graphviz)
+	neato -Tpng -Gdpi=110 docs/architecture.dot -o docs/architecture.png

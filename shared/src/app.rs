@@ -1,11 +1,13 @@
 //! Everything a function needs, built once per cold start and shared by every invocation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::BoxFuture;
 
 use crate::aws::aws_sdk_config;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, KeyWrapConfig};
+use crate::config::{Config, ConfigError, KeyWrapConfig, SecretsSource};
 use crate::e2b::{ApiKey, E2bAccounts, E2bClient, E2bError, E2bSettings};
 use crate::policy::Rules;
 use crate::port::AccountHandles;
@@ -28,6 +30,8 @@ pub struct Sandman {
     pub(crate) rules: Arc<Rules>,
     /// The E2B accounts operations were handed, by name.
     pub(crate) accounts: AccountHandles,
+    /// Reads the E2B secret again while the deployment has no E2B key (`ensure_e2b_key`).
+    e2b_key_reload: Option<Arc<KeyReload>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +50,21 @@ impl Sandman {
     pub async fn from_env(function: Function) -> Result<Sandman, StartupError> {
         let config = Config::from_env()?;
         let aws = aws_sdk_config().await;
-        let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), config.table.clone());
-        let kms = aws_sdk_kms::Client::new(&aws);
-        let mut sandman = Self::start(function, config, &SecretsManagerReader::new(&aws), store).await?;
+        Self::cold_start(function, config, &aws).await
+    }
+
+    /// `from_env` once the configuration is read: the function's clients over `aws` (each
+    /// recorded under the function's name when `SANDMAN_RECORD_AWS_CALLS` is set), its secrets
+    /// from Secrets Manager, then `start`. Tests run it against stand-ins of the AWS services.
+    pub async fn cold_start(
+        function: Function,
+        config: Config,
+        aws: &crate::aws::SdkConfig,
+    ) -> Result<Sandman, StartupError> {
+        let label = function.binary();
+        let store = Store::new(crate::aws::dynamodb_client(aws, label), config.table.clone());
+        let kms = crate::aws::kms_client(aws, label);
+        let mut sandman = Self::start(function, config, &SecretsManagerReader::new(aws, label), store).await?;
         sandman.attach_kms(kms);
         Ok(sandman)
     }
@@ -66,19 +82,67 @@ impl Sandman {
 
     /// The cold start once the environment is read: the function's own secrets, checked, then the
     /// clients. Tests run it with the secrets exactly as template.yaml creates them.
-    pub async fn start(
-        function: Function,
-        config: Config,
-        reader: &impl SecretReader,
-        store: Store,
-    ) -> Result<Sandman, StartupError> {
+    pub async fn start<R>(function: Function, config: Config, reader: &R, store: Store) -> Result<Sandman, StartupError>
+    where
+        R: SecretReader + Clone + Send + Sync + 'static,
+    {
         let secrets = Secrets::load(function, &config.secrets, reader).await?;
+        let arns = match &config.secrets {
+            SecretsSource::SecretsManager(arns) if function.calls_e2b() => Some(arns.clone()),
+            _ => None,
+        };
         let mut sandman = Self::new(store, config, secrets, Clock::System)?;
         if !function.calls_e2b() {
             // The webhook function never holds a way to open a team's key.
             sandman.team_keys = None;
         }
+        if let Some(arns) = arns {
+            let reader = reader.clone();
+            sandman.e2b_key_reload = Some(Arc::new(KeyReload {
+                read: Box::new(move || {
+                    let (reader, arns) = (reader.clone(), arns.clone());
+                    Box::pin(async move { Secrets::read_e2b(&arns, &reader).await })
+                }),
+                last_try: Mutex::new(None),
+            }));
+        }
         Ok(sandman)
+    }
+
+    /// True when the deployment holds an E2B key. A deployment started before its key was set
+    /// reads the E2B secret again, at most once a minute per instance while the key is missing
+    /// (one Secrets Manager call; none at all once a key is there), so a key put in later is used
+    /// without a redeploy.
+    pub async fn ensure_e2b_key(&self) -> bool {
+        if self.e2b.is_configured() {
+            return true;
+        }
+        let Some(reload) = &self.e2b_key_reload else {
+            return false;
+        };
+        {
+            let now = self.now();
+            let mut last_try = reload.last_try.lock().unwrap_or_else(PoisonError::into_inner);
+            if last_try.is_some_and(|at| now - at < E2B_KEY_RETRY) {
+                return false;
+            }
+            *last_try = Some(now);
+        }
+        match (reload.read)().await {
+            Ok((default, teams)) => {
+                let default = default.and_then(|key| ApiKey::new(key.expose()).ok());
+                let teams = teams
+                    .into_iter()
+                    .filter_map(|(team, key)| Some((team, ApiKey::new(key.expose()).ok()?)))
+                    .collect();
+                self.e2b.install(default, teams);
+                if self.e2b.is_configured() {
+                    tracing::info!("the E2B key is set: read from the E2B secret");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "reading the E2B secret again failed"),
+        }
+        self.e2b.is_configured()
     }
 
     /// With `SANDMAN_TEAM_KEYS_WRAP=kms`, team keys open through this client (built from the
@@ -122,11 +186,11 @@ impl Sandman {
             }),
         };
         let registered = wrapper.map(|wrapper| TeamKeys::new(wrapper, config.team_keys.cache_ttl));
-        let config_rules = ConfigRules {
+        let rules = Rules {
             stuck_after: config.enforcer.stuck_after,
             orphan_policy: config.enforcer.orphan_policy,
             max_failures: config.enforcer.max_failures,
-            session_cap: config.session_cap.clone(),
+            session_caps: config.session_cap.clone(),
             heartbeat_interval_max: config.heartbeat_interval_max,
         };
         Ok(Sandman {
@@ -137,15 +201,20 @@ impl Sandman {
             secrets: Arc::new(secrets),
             clock,
             activity: Arc::default(),
-            rules: Arc::new(Rules {
-                stuck_after: config_rules.stuck_after,
-                orphan_policy: config_rules.orphan_policy,
-                max_failures: config_rules.max_failures,
-                session_caps: config_rules.session_cap,
-                heartbeat_interval_max: config_rules.heartbeat_interval_max,
-            }),
+            rules: Arc::new(rules),
             accounts: AccountHandles::default(),
+            e2b_key_reload: None,
         })
+    }
+
+    /// This `Sandman` as `function`'s instance: the same configuration, clients and caches, its
+    /// DynamoDB calls recorded under the function's name when `SANDMAN_RECORD_AWS_CALLS` is set.
+    /// The local stack and the soak build every function's core this way.
+    pub fn as_function(&self, function: Function) -> Sandman {
+        Sandman {
+            store: self.store.recorded_as(function.binary()),
+            ..self.clone()
+        }
     }
 
     pub fn now(&self) -> time::OffsetDateTime {
@@ -170,19 +239,39 @@ impl Sandman {
     }
 }
 
+/// How long an instance without an E2B key waits before reading the E2B secret again.
+const E2B_KEY_RETRY: time::Duration = time::Duration::seconds(60);
+
+type E2bKeys = (Option<crate::secrets::Secret>, HashMap<String, crate::secrets::Secret>);
+
+struct KeyReload {
+    read: Box<dyn Fn() -> BoxFuture<'static, Result<E2bKeys, SecretsError>> + Send + Sync>,
+    last_try: Mutex<Option<time::OffsetDateTime>>,
+}
+
+/// What a scheduled function does when the deployment has no E2B key yet: nothing, but say so
+/// in the log and in one metric (`E2bKeyMissing`, alarmed), and succeed, so no tick is
+/// dead-lettered while the operator has not put the key in.
+pub fn skip_without_e2b_key(function: &str) -> serde_json::Value {
+    tracing::warn!(
+        function,
+        "skipped: no E2B API key is set (field e2bApiKey of the stack's E2B secret, output E2bSecretArn)"
+    );
+    key_missing_metrics(function).emit();
+    serde_json::json!({ "skipped": "no E2B API key is set" })
+}
+
+/// The metrics of a tick skipped for want of an E2B key.
+pub fn key_missing_metrics(function: &str) -> crate::telemetry::Metrics {
+    let mut metrics = crate::telemetry::Metrics::new(function);
+    metrics.count("E2bKeyMissing", 1);
+    metrics
+}
+
 fn unconfigured_kms() -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::from_conf(
         aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .build(),
     )
-}
-
-/// What `Rules` is made of, taken from the configuration before it moves into the handle.
-struct ConfigRules {
-    stuck_after: std::time::Duration,
-    orphan_policy: crate::policy::OrphanPolicy,
-    max_failures: u32,
-    session_cap: crate::policy::SessionCapConfig,
-    heartbeat_interval_max: std::time::Duration,
 }

@@ -28,7 +28,7 @@ pub mod usage;
 pub mod webhook;
 pub mod workspace;
 
-pub use app::{Sandman, StartupError};
+pub use app::{Sandman, StartupError, key_missing_metrics, skip_without_e2b_key};
 pub use aws::aws_sdk_config;
 pub use error::Error;
 

@@ -42,19 +42,41 @@ pub fn init(function: &str) {
 /// The namespace every Sandman metric is written to.
 pub const NAMESPACE: &str = "Sandman";
 
+/// The variable that names the deployment (template.yaml sets it to the stack's name).
+pub const STACK_VARIABLE: &str = "SANDMAN_STACK";
+
+/// The stack whose metrics these are: `SANDMAN_STACK`, read once; `local` outside a deployment.
+pub fn stack() -> &'static str {
+    static STACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STACK.get_or_init(|| {
+        std::env::var(STACK_VARIABLE)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "local".into())
+    })
+}
+
 /// Counters and durations for one request or tick, emitted as one EMF line in namespace `Sandman`
-/// with one dimension, `Function` (the binary). Each name and function is one custom metric, so
-/// there is no second, undimensioned copy: alarms and the dashboard read the per-function series.
+/// with the dimensions `Function` (the binary) and `Stack` (the deployment), together: each name,
+/// function and stack is one custom metric, so two functions' series never mix, nor do staging's
+/// and production's in one account. There is no undimensioned copy: alarms and the dashboard read
+/// the per-function series of their own stack.
 #[derive(Debug, Default)]
 pub struct Metrics {
     function: String,
+    stack: String,
     values: BTreeMap<&'static str, (f64, &'static str)>,
 }
 
 impl Metrics {
     pub fn new(function: impl Into<String>) -> Self {
+        Self::for_stack(function, stack())
+    }
+
+    pub fn for_stack(function: impl Into<String>, stack: impl Into<String>) -> Self {
         Self {
             function: function.into(),
+            stack: stack.into(),
             values: BTreeMap::new(),
         }
     }
@@ -82,9 +104,10 @@ impl Metrics {
         let mut doc = serde_json::json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Function"]], "Metrics": definitions}]
+                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Function", "Stack"]], "Metrics": definitions}]
             },
             "Function": self.function,
+            "Stack": self.stack,
         });
         for (name, (value, _)) in &self.values {
             doc[*name] = serde_json::json!(value);
@@ -106,7 +129,7 @@ mod tests {
 
     #[test]
     fn emf_declares_every_metric_it_carries() {
-        let mut metrics = Metrics::new("idle-enforcer");
+        let mut metrics = Metrics::for_stack("idle-enforcer", "prod");
         metrics.count("Paused", 2);
         metrics.count("Paused", 1);
         metrics.milliseconds("TickDurationMs", 12.5);
@@ -118,11 +141,14 @@ mod tests {
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map(Vec::len),
             Some(2)
         );
-        assert_eq!(doc["Function"], "idle-enforcer");
+        assert_eq!(
+            (doc["Function"].as_str(), doc["Stack"].as_str()),
+            (Some("idle-enforcer"), Some("prod"))
+        );
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            serde_json::json!([["Function"]]),
-            "one series per function and name: two functions' TickDurationMs never mix"
+            serde_json::json!([["Function", "Stack"]]),
+            "one series per function, stack and name: two functions' (or stacks') TickDurationMs never mix"
         );
     }
 }

@@ -30,6 +30,9 @@ pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<Valu
 /// Runs the task, emits its metrics, and answers its report. Fails (so the invocation counts as
 /// an error and lands in the dead-letter queue) only when the table could not be read.
 pub async fn run(sandman: &Sandman, payload: &Value) -> Result<Value, lambda_runtime::Error> {
+    if !sandman.ensure_e2b_key().await {
+        return Ok(sandman::skip_without_e2b_key("idle-enforcer"));
+    }
     match Task::of(payload) {
         Task::Enforce => {
             let report = sandman.enforce_idle().await;

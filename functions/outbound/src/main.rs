@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let aws = sandman::aws_sdk_config().await;
     let outbound = Outbound {
         sender: Sender::new(sandman.config.outbound.retry_base)?,
-        queue: SqsQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+        queue: SqsQueue::new(sandman_outbound::sqs::client(&aws), queue_url),
         sandman,
     };
     run(service_fn(|event: LambdaEvent<Value>| handle(&outbound, event))).await

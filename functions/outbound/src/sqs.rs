@@ -12,6 +12,15 @@ pub struct SqsQueue {
     url: String,
 }
 
+/// The outbound function's SQS client (its calls recorded when `SANDMAN_RECORD_AWS_CALLS` is set).
+pub fn client(aws: &sandman::aws::SdkConfig) -> aws_sdk_sqs::Client {
+    let mut config = aws_sdk_sqs::config::Builder::from(aws);
+    if let Some(recorder) = sandman::aws::CallRecorder::from_env("outbound") {
+        config = config.interceptor(recorder);
+    }
+    aws_sdk_sqs::Client::from_conf(config.build())
+}
+
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
         SqsQueue { client, url }

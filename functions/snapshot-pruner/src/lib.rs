@@ -62,6 +62,10 @@ pub async fn handle(sandman: &Sandman, event: LambdaEvent<Value>) -> Result<Prun
 /// One tick for one invocation's input; emits the tick's metrics.
 pub async fn tick(sandman: &Sandman, payload: &Value) -> Result<PruneReport, PrunerError> {
     let options = options(&sandman.config.pruner, payload)?;
+    if !sandman.ensure_e2b_key().await {
+        sandman::skip_without_e2b_key("snapshot-pruner");
+        return Ok(PruneReport::default());
+    }
     let report = sandman.prune(options).await?;
     report.metrics().emit();
     Ok(report)

@@ -65,6 +65,16 @@ impl DevOptions {
                 },
                 run_timers: true,
                 session_cap: None,
+                // As the template's CorsAllowedOrigins (API Gateway's CORS, which the stack stands in for).
+                cors: crate::deployed::cors::Cors::from_template(
+                    crate::table::TEMPLATE,
+                    &env("SANDMAN_CORS_ALLOWED_ORIGINS").unwrap_or_default(),
+                )?,
+                // Tests that wait for a tick (the smoke step of `make test`) shorten every schedule.
+                schedule_every: env("SANDMAN_LOCAL_SCHEDULE_SECS")
+                    .map(|s| s.parse().map(Duration::from_secs))
+                    .transpose()
+                    .map_err(|_| "SANDMAN_LOCAL_SCHEDULE_SECS is not a number of seconds")?,
             },
             clock: Clock::System,
             announce: true,
@@ -92,6 +102,8 @@ impl DevOptions {
                 emulator_addr: Some(any),
                 run_timers: false,
                 session_cap: None,
+                cors: None,
+                schedule_every: None,
             },
             clock,
             announce: false,

@@ -10,6 +10,7 @@ pub mod schedules;
 pub mod smoke;
 pub mod stack;
 pub mod table;
+pub mod teardown;
 pub mod testkit;
 pub mod walkthrough;
 pub mod wiring;

@@ -36,6 +36,10 @@ pub struct StackOptions {
     pub run_timers: bool,
     /// E2B's cap on one continuous run, emulated (and handed off by Sandman, with `SESSION_CAP_SECS`).
     pub session_cap: Option<std::time::Duration>,
+    /// API Gateway's CORS as the template configures it (`CorsAllowedOrigins` set); `None`: off.
+    pub cors: Option<crate::deployed::cors::Cors>,
+    /// Every schedule's period, instead of the template's (tests that wait for a tick).
+    pub schedule_every: Option<std::time::Duration>,
 }
 
 pub struct LocalStack {
@@ -92,13 +96,27 @@ impl LocalStack {
         let Functions { api, webhook, jobs } = functions(&sandman);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let api = match options.cors {
+            Some(cors) => Router::new()
+                .fallback_service(api)
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(cors),
+                    crate::deployed::cors::layer,
+                )),
+            None => api,
+        };
         let api_url = serve(&mut tasks, options.api_addr, api, stopped.clone()).await?;
         let webhook_url = serve(&mut tasks, options.webhook_addr, webhook, stopped.clone()).await?;
-        let outbound = LocalOutbound::start(&sandman, &mut tasks, stopped.clone())
-            .await
-            .map_err(StackError::Outbound)?;
+        let outbound = LocalOutbound::start(
+            &sandman.as_function(sandman::secrets::Function::Outbound),
+            &mut tasks,
+            stopped.clone(),
+        )
+        .await
+        .map_err(StackError::Outbound)?;
         if options.run_timers {
-            for schedule in schedules::from_template()? {
+            for mut schedule in schedules::from_template()? {
+                schedule.every = options.schedule_every.unwrap_or(schedule.every);
                 let job = jobs
                     .get(&schedule.binary)
                     .cloned()

@@ -1,6 +1,7 @@
 //! Every metric template.yaml's alarms and dashboard read in namespace `Sandman` is one the code
-//! emits, with the same name and dimensions, from exactly one function (a series two functions
-//! write, like an undimensioned `TickDurationMs`, would mix them). The README states the count.
+//! emits (or the access log's metric filter counts), with the same name and dimensions, from
+//! exactly one function (a series two functions write, like an undimensioned `TickDurationMs`,
+//! would mix them), in the stack's own series (`Stack`). The docs state the count (`docs.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,15 +10,15 @@ use sandman::reconciler::ReconcileReport;
 use sandman::retention::PruneReport;
 use sandman::telemetry::{Metrics, NAMESPACE};
 use sandman::webhook::{Ignored, Receipt, SignatureError, WebhookError};
-use sandman_local::deployed::Deployment;
+use sandman_local::deployed::{Deployment, STACK};
 use sandman_local::table::TEMPLATE;
-
-const README: &str = include_str!("../../../README.md");
 
 type Series = (String, String, BTreeMap<String, String>);
 
 /// Every series the code writes, with the functions that write it. Each report's metrics come
-/// from its `metrics()`, as the function emits them; the webhook's from each kind of outcome.
+/// from its `metrics()`, as the function emits them; the webhook's from each kind of outcome; a
+/// tick skipped for want of an E2B key from both scheduled functions. `Stack` is the value the
+/// template gives every function (`SANDMAN_STACK`), checked below.
 fn emitted() -> BTreeMap<Series, BTreeSet<String>> {
     let mut all: Vec<Metrics> = vec![
         TickReport::default().metrics(),
@@ -28,6 +29,8 @@ fn emitted() -> BTreeMap<Series, BTreeSet<String>> {
             ..PruneReport::default()
         }
         .metrics(),
+        sandman::key_missing_metrics("idle-enforcer"),
+        sandman::key_missing_metrics("snapshot-pruner"),
     ];
     let outcomes = [
         Ok(Receipt::Applied {
@@ -58,7 +61,10 @@ fn emitted() -> BTreeMap<Series, BTreeSet<String>> {
                     .unwrap()
                     .iter()
                     .map(|d| d.as_str().unwrap().to_owned())
-                    .map(|name| (name.clone(), doc[&name].as_str().unwrap_or_default().to_owned()))
+                    .map(|name| match name.as_str() {
+                        "Stack" => (name, STACK.to_owned()),
+                        _ => (name.clone(), doc[&name].as_str().unwrap_or_default().to_owned()),
+                    })
                     .collect();
                 for metric in directive["Metrics"].as_array().unwrap() {
                     let name = metric["Name"].as_str().unwrap().to_owned();
@@ -69,6 +75,13 @@ fn emitted() -> BTreeMap<Series, BTreeSet<String>> {
                 }
             }
         }
+    }
+    // Counted by the template's metric filters from log lines (API Gateway's access log).
+    for filter in deployment().metric_filters().unwrap() {
+        series
+            .entry((filter.namespace, filter.name, filter.dimensions))
+            .or_default()
+            .insert(format!("metric filter {}", filter.reader));
     }
     series
 }
@@ -120,23 +133,50 @@ fn lambda_and_queue_metrics_name_resources_of_the_stack() {
     for read in deployment.metric_reads().unwrap() {
         match read.namespace.as_str() {
             "AWS/Lambda" => assert!(functions.contains(&read.dimensions["FunctionName"]), "{read:?}"),
+            "AWS/ApiGateway" => assert_eq!(read.dimensions["ApiId"], format!("{STACK}-HttpApi"), "{read:?}"),
+            "AWS/Events" => assert!(
+                [
+                    "IdleEnforcerFunctionEnforce",
+                    "IdleEnforcerFunctionReconcile",
+                    "SnapshotPrunerFunctionPrune"
+                ]
+                .iter()
+                .any(|rule| read.dimensions["RuleName"] == format!("{STACK}-{rule}")),
+                "{read:?}"
+            ),
             "AWS/SQS" => assert!(
                 ["sandman-SchedulesDeadLetterQueue", "sandman-OutboundDeadLetterQueue"]
                     .iter()
                     .any(|queue| read.dimensions["QueueName"].starts_with(queue)),
                 "{read:?}"
             ),
-            _ => {}
+            "Sandman" => {}
+            other => panic!("{other}: a namespace this test does not check ({read:?})"),
         }
     }
 }
 
 #[test]
-fn the_readme_states_the_custom_metric_count() {
-    let count = emitted().len();
-    let stated = format!("{count} custom metrics");
+fn the_deploy_guide_states_the_custom_metric_count() {
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/deploy.md")).unwrap();
+    let stated = format!("{} custom metrics", emitted().len());
     assert!(
-        README.contains(&stated),
-        "README.md should say \"{stated}\" (and its monthly cost)"
+        guide.contains(&stated),
+        "docs/deploy.md should say \"{stated}\" (and their monthly cost)"
     );
+}
+
+#[test]
+fn every_function_writes_its_metrics_under_the_stacks_name() {
+    for function in deployment().functions() {
+        assert_eq!(
+            function
+                .environment
+                .get(sandman::telemetry::STACK_VARIABLE)
+                .map(String::as_str),
+            Some(STACK),
+            "{}: the Stack dimension the alarms and the dashboard read",
+            function.logical_id
+        );
+    }
 }

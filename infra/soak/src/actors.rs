@@ -341,7 +341,11 @@ impl Soak {
     }
 
     pub async fn tick(&self, rng: &mut fastrand::Rng, tick: Tick, abandonable: bool) {
-        let sandman = &self.fleet.jobs[rng.usize(0..self.fleet.jobs.len())];
+        let function = match tick {
+            Tick::Prune => sandman::secrets::Function::SnapshotPruner,
+            Tick::Enforce | Tick::Reconcile => sandman::secrets::Function::IdleEnforcer,
+        };
+        let sandman = &self.fleet.jobs[rng.usize(0..self.fleet.jobs.len())].as_function(function);
         let started = std::time::Instant::now();
         let (name, outcome) = match tick {
             Tick::Enforce => {

@@ -18,7 +18,7 @@ use sandman::auth::{Verifier, mint_admin_token, mint_dev_token};
 use sandman::clock::Clock;
 use sandman::config::Config;
 use sandman::domain::{ProjectId, ProjectKey, TeamId};
-use sandman::secrets::{Secret, Secrets};
+use sandman::secrets::{Function, Secret, Secrets};
 use sandman::store::Store;
 use sandman::team_keys::E2bAccount;
 use sandman_local::fixture::{JWT_SECRET, WEBHOOK_SECRET};
@@ -54,7 +54,8 @@ pub struct Fleet {
     pub clock: Clock,
     /// One per API Lambda instance.
     pub apis: Vec<Router>,
-    /// One per scheduled-function instance (the enforcer/reconciler and the pruner).
+    /// One per scheduled-function instance (the enforcer/reconciler and the pruner); a tick runs
+    /// on `as_function` of one, so its AWS calls are recorded under the function it plays.
     pub jobs: Vec<Sandman>,
     /// A store on the clean client, for the checker's reads.
     pub checker: Store,
@@ -125,13 +126,15 @@ impl Fleet {
         };
         let apis = (0..instances)
             .map(|_| {
-                let sandman = instance();
+                let sandman = instance().as_function(Function::Api);
                 let verifier = Verifier::new(&sandman.config.auth, &sandman.secrets).expect("a verifier");
                 sandman_api::router(sandman, verifier)
             })
             .collect();
         let jobs: Vec<Sandman> = (0..instances).map(|_| instance()).collect();
-        let webhooks: Vec<Router> = (0..instances).map(|_| sandman_webhook::router(instance())).collect();
+        let webhooks: Vec<Router> = (0..instances)
+            .map(|_| sandman_webhook::router(instance().as_function(Function::Webhook)))
+            .collect();
         let accounts: Vec<Account> = [DEFAULT_TEAM, OWN_KEY_TEAM]
             .iter()
             .map(|(team, _)| {

@@ -93,7 +93,11 @@ impl E2bError {
             Self::Unavailable { .. } => "E2B is unavailable; try again",
             Self::BadRequest { .. } => "E2B refused the request",
             Self::Unauthorized => "E2B refused this team's API key",
-            Self::NoCredentials => "this team has no E2B API key",
+            // The deployment started without its E2B key: the operator's next step, by name.
+            Self::NoCredentials => {
+                "no E2B API key is set for this team or the deployment: the operator puts one in the field \
+                 e2bApiKey of the stack's E2B secret (output E2bSecretArn)"
+            }
             Self::Unexpected { .. } | Self::Decode { .. } => "E2B answered unexpectedly",
             Self::InvalidSettings { .. } => "the E2B client is misconfigured",
         }

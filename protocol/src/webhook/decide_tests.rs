@@ -124,13 +124,15 @@ fn paused_moves_a_running_session_and_counts_its_compute_once() {
     );
     assert_eq!(w.cause, "e2b: paused");
     assert_eq!(w.at, later(60), "the state began when E2B says it did");
+    let usage = with_execution(event(EventKind::Paused, later(60)), 60_000.0).usage();
     assert_eq!(
-        w.changes.usage,
+        usage,
         Some(Usage {
             run_seconds: 60.0,
             vcpu_seconds: 120.0,
             memory_mb_seconds: 61_440.0
-        })
+        }),
+        "counted apart from the write, once per execution"
     );
     assert_eq!(w.changes.event_at, Some(later(60)));
     let dedupe = w.dedupe.expect("dedupe mark");
@@ -192,7 +194,7 @@ fn a_pause_at_the_e2b_timeout_says_so() {
 }
 
 #[test]
-fn already_paused_still_counts_usage_without_a_transition() {
+fn already_paused_records_the_event_time_without_a_transition() {
     let paused = record(SessionState::Paused, T0);
     let w = write(decide(
         &paused,
@@ -202,7 +204,7 @@ fn already_paused_still_counts_usage_without_a_transition() {
         &RULES,
     ));
     assert_eq!(w.event, None);
-    assert_eq!(w.changes.usage.map(|u| u.run_seconds), Some(1.0));
+    assert_eq!(w.changes.event_at, Some(later(5)));
     assert!(w.dedupe.is_some());
 }
 
@@ -216,10 +218,7 @@ fn a_report_that_moves_nothing_still_records_its_time_once() {
         later(6),
         &RULES,
     ));
-    assert_eq!(
-        (w.event, w.changes.usage, w.changes.event_at),
-        (None, None, Some(later(5)))
-    );
+    assert_eq!((w.event, w.changes.event_at), (None, Some(later(5))));
     paused.session.as_mut().unwrap().last_event_at = Some(later(5));
     assert_eq!(
         ignored(decide(
@@ -235,14 +234,15 @@ fn a_report_that_moves_nothing_still_records_its_time_once() {
 }
 
 #[test]
-fn a_late_paused_after_resumed_moves_nothing_but_its_compute_counts() {
+fn a_late_paused_after_resumed_moves_nothing() {
     let mut resumed = record(SessionState::Running, later(20));
     resumed.session.as_mut().unwrap().last_event_at = Some(later(20));
     let late = with_execution(event(EventKind::Paused, later(10)), 10_000.0);
-    let w = write(decide(&resumed, &late, "e1", later(30), &RULES));
-    assert_eq!(w.event, None, "must not undo the resume");
-    assert_eq!(w.changes.event_at, None, "the newest event seen stays the newest");
-    assert_eq!(w.changes.usage.map(|u| u.run_seconds), Some(10.0));
+    assert_eq!(
+        ignored(decide(&resumed, &late, "e1", later(30), &RULES)),
+        Ignored::Stale,
+        "must not undo the resume (its compute is counted apart)"
+    );
     assert_eq!(
         ignored(decide(
             &resumed,
@@ -318,7 +318,6 @@ fn killed_ends_any_live_session_with_its_reason() {
         let w = write(decide(&record(state, T0), &killed, "e1", later(51), &RULES));
         assert_eq!(w.event, Some(SessionEvent::Killed), "{state:?}");
         assert_eq!(w.cause, "e2b: killed (timeoutsecond line)");
-        assert!(w.changes.usage.is_some());
     }
     let dead = record(SessionState::Killed, T0);
     assert_eq!(
@@ -437,7 +436,7 @@ fn updated_refreshes_the_timeout_unless_it_is_sandmans_own_echo() {
 }
 
 #[test]
-fn reports_the_state_machine_refuses_are_dropped_but_usage_stays() {
+fn reports_the_state_machine_refuses_are_dropped() {
     let stopping = record(SessionState::Stopping, T0);
     let w = write(decide(
         &stopping,
@@ -447,7 +446,6 @@ fn reports_the_state_machine_refuses_are_dropped_but_usage_stays() {
         &RULES,
     ));
     assert_eq!(w.event, None, "STOPPING + PAUSED is illegal");
-    assert!(w.changes.usage.is_some());
     let killed = record(SessionState::Killed, T0);
     assert_eq!(
         ignored(decide(

@@ -9,15 +9,53 @@
 //! environment.
 
 mod http;
+mod record;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
-use aws_types::SdkConfig;
+pub use aws_types::SdkConfig;
 use aws_types::region::Region;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 
 pub use http::ReqwestHttpClient;
+pub use record::{CallRecorder, RECORD_CALLS};
+
+/// `function`'s DynamoDB client over `aws` (recorded when `SANDMAN_RECORD_AWS_CALLS` is set).
+/// A call that hangs is cut: each attempt after 5 s, the call with its retries after 15 s, so a
+/// request fails as `storage_unavailable` well inside the API's 25 s instead of at the Lambda
+/// timeout (DynamoDB answers in milliseconds; E2B calls keep their own deadline).
+pub fn dynamodb_client(aws: &SdkConfig, function: &'static str) -> aws_sdk_dynamodb::Client {
+    let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(5))
+        .operation_timeout(std::time::Duration::from_secs(15))
+        .build();
+    let mut config = aws_sdk_dynamodb::config::Builder::from(aws).timeout_config(timeouts);
+    if let Some(recorder) = CallRecorder::from_env(function) {
+        config = config.interceptor(recorder);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
+/// `client` with `function`'s recorder added (when recording): the local stack and the soak
+/// build one DynamoDB client and give each function its own recorded copy.
+pub fn recorded_dynamodb(client: &aws_sdk_dynamodb::Client, function: &'static str) -> aws_sdk_dynamodb::Client {
+    match CallRecorder::from_env(function) {
+        Some(recorder) => {
+            aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(recorder).build())
+        }
+        None => client.clone(),
+    }
+}
+
+/// `function`'s KMS client over `aws` (recorded when `SANDMAN_RECORD_AWS_CALLS` is set).
+pub fn kms_client(aws: &SdkConfig, function: &'static str) -> aws_sdk_kms::Client {
+    let mut config = aws_sdk_kms::config::Builder::from(aws);
+    if let Some(recorder) = CallRecorder::from_env(function) {
+        config = config.interceptor(recorder);
+    }
+    aws_sdk_kms::Client::from_conf(config.build())
+}
 
 /// What every AWS client a function builds comes from.
 pub async fn aws_sdk_config() -> SdkConfig {
@@ -30,6 +68,12 @@ pub async fn aws_sdk_config() -> SdkConfig {
             .await;
     }
     from_env(&env)
+}
+
+/// The configuration `aws_sdk_config` builds in Lambda, from `env` instead of the process's
+/// environment (tests point it at DynamoDB Local and stand-ins of the other services).
+pub fn sdk_config_from(env: &dyn Fn(&str) -> Option<String>) -> SdkConfig {
+    from_env(env)
 }
 
 fn from_env(env: &dyn Fn(&str) -> Option<String>) -> SdkConfig {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use reqwest::header::HeaderValue;
 
@@ -46,29 +46,57 @@ impl fmt::Display for ApiKey {
 }
 
 /// The E2B credentials of a deployment: a key per team, and optionally a default for teams without one.
+/// Every clone shares them: keys put in later (`install`, when a deployment started before its E2B
+/// key was set) reach every holder at once.
 #[derive(Clone, Debug)]
 pub struct E2bAccounts {
     client: E2bClient,
+    keys: Arc<RwLock<Keys>>,
+}
+
+#[derive(Debug, Default)]
+struct Keys {
     default: Option<E2b>,
     teams: HashMap<String, E2b>,
 }
 
 impl E2bAccounts {
     pub fn new(client: E2bClient, default_key: Option<ApiKey>, team_keys: HashMap<String, ApiKey>) -> Self {
-        let handle = |key| E2b::new(client.clone(), key);
-        Self {
-            client: client.clone(),
+        let accounts = Self {
+            client,
+            keys: Arc::default(),
+        };
+        accounts.install(default_key, team_keys);
+        accounts
+    }
+
+    /// Replaces the deployment's keys (the E2B secret read again).
+    pub fn install(&self, default_key: Option<ApiKey>, team_keys: HashMap<String, ApiKey>) {
+        let handle = |key| E2b::new(self.client.clone(), key);
+        let keys = Keys {
             default: default_key.map(handle),
             teams: team_keys.into_iter().map(|(team, key)| (team, handle(key))).collect(),
-        }
+        };
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// True once the deployment holds any E2B key (its default, or a team's).
+    pub fn is_configured(&self) -> bool {
+        let keys = self.read();
+        keys.default.is_some() || !keys.teams.is_empty()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The team's own key, else the deployment default.
     pub fn for_team(&self, team_id: &str) -> Result<E2b, E2bError> {
-        if let Some(e2b) = self.teams.get(team_id) {
+        let keys = self.read();
+        if let Some(e2b) = keys.teams.get(team_id) {
             return Ok(e2b.clone());
         }
-        self.default.clone().ok_or_else(|| {
+        keys.default.clone().ok_or_else(|| {
             tracing::warn!(team_id, "no E2B API key for team and no default");
             E2bError::NoCredentials
         })
@@ -82,7 +110,8 @@ impl E2bAccounts {
     /// Which of the deployment's keys `team` would use.
     pub fn configured_source(&self, team_id: &str) -> crate::team_keys::KeySource {
         use crate::team_keys::KeySource;
-        match (self.teams.contains_key(team_id), &self.default) {
+        let keys = self.read();
+        match (keys.teams.contains_key(team_id), &keys.default) {
             (true, _) => KeySource::DeploymentTeam,
             (false, Some(_)) => KeySource::DeploymentDefault,
             (false, None) => KeySource::None,
@@ -91,15 +120,16 @@ impl E2bAccounts {
 
     /// The deployment default key (e.g. to register the deployment's webhook).
     pub fn default_account(&self) -> Result<E2b, E2bError> {
-        self.default.clone().ok_or(E2bError::NoCredentials)
+        self.read().default.clone().ok_or(E2bError::NoCredentials)
     }
 
     /// Every distinct E2B account: the default (`None`), then each team key that differs from it
     /// and from the others (`Some(team)`), in a stable order. Listing each once sees every sandbox.
     pub fn all(&self) -> Vec<(Option<String>, E2b)> {
-        let mut teams: Vec<_> = self.teams.iter().collect();
+        let keys = self.read();
+        let mut teams: Vec<_> = keys.teams.iter().collect();
         teams.sort_by(|a, b| a.0.cmp(b.0));
-        let mut all: Vec<(Option<String>, E2b)> = self.default.iter().map(|e2b| (None, e2b.clone())).collect();
+        let mut all: Vec<(Option<String>, E2b)> = keys.default.iter().map(|e2b| (None, e2b.clone())).collect();
         for (team, e2b) in teams {
             if !all.iter().any(|(_, seen)| seen.same_account(e2b)) {
                 all.push((Some(team.clone()), e2b.clone()));

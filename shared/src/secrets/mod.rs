@@ -165,15 +165,18 @@ impl Secrets {
         };
         let local = matches!(source, SecretsSource::Environment);
         if function.calls_e2b() && self.e2b_api_key.is_none() && self.team_e2b_api_keys.is_empty() {
-            let hint = if local {
-                "set E2B_API_KEY (or E2B_TEAM_API_KEYS)".to_owned()
-            } else {
-                format!(
-                    "put your E2B API key in the field e2bApiKey of secret {} (README, \"Set the E2B key\")",
-                    arn(SecretKind::E2b)
-                )
-            };
-            return Err(SecretsError::NoE2bKey { function, hint });
+            if local {
+                let hint = "set E2B_API_KEY (or E2B_TEAM_API_KEYS)".to_owned();
+                return Err(SecretsError::NoE2bKey { function, hint });
+            }
+            // Deployed, the key is put in after the first deploy: the function starts without it,
+            // reads the secret again while it is missing (`Sandman::ensure_e2b_key`), and until
+            // then answers 503 `e2b_not_configured` or skips its ticks.
+            tracing::warn!(
+                %function,
+                secret = arn(SecretKind::E2b),
+                "no E2B API key is set yet: put it in the field e2bApiKey of this secret (docs/deploy.md, \"Set the E2B key\")"
+            );
         }
         if function == Function::Webhook && self.webhook_secrets.is_empty() {
             let hint = if local {
@@ -184,6 +187,25 @@ impl Secrets {
             return Err(SecretsError::NoWebhookSecret { hint });
         }
         Ok(())
+    }
+
+    /// The deployed E2B secret read again, checked as at a cold start: its default key and
+    /// teams' keys (both empty while the operator has not put a key in).
+    pub async fn read_e2b(
+        arns: &crate::config::SecretArns,
+        reader: &impl SecretReader,
+    ) -> Result<(Option<Secret>, HashMap<String, Secret>), SecretsError> {
+        let secret_id = arns.get(SecretKind::E2b).ok_or(SecretsError::NoSecretArn {
+            function: Function::Api,
+            variable: SecretKind::E2b.arn_variable(),
+        })?;
+        let text = reader.read(secret_id).await.map_err(|message| SecretsError::Fetch {
+            secret_id: secret_id.to_owned(),
+            message,
+        })?;
+        let mut secrets = Secrets::default();
+        fields::read_document(SecretKind::E2b, secret_id, &text, &mut secrets)?;
+        Ok((secrets.e2b_api_key, secrets.team_e2b_api_keys))
     }
 
     /// The local environment's variables, parsed but not checked (`make dev` fills in defaults).

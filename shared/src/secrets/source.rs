@@ -9,11 +9,17 @@ pub trait SecretReader {
     fn read(&self, secret_id: &str) -> impl Future<Output = Result<String, String>> + Send;
 }
 
+#[derive(Clone)]
 pub struct SecretsManagerReader(aws_sdk_secretsmanager::Client);
 
 impl SecretsManagerReader {
-    pub fn new(aws: &aws_types::SdkConfig) -> Self {
-        Self(aws_sdk_secretsmanager::Client::new(aws))
+    /// `function`'s reader (its calls recorded under its name when `SANDMAN_RECORD_AWS_CALLS` is set).
+    pub fn new(aws: &aws_types::SdkConfig, function: &'static str) -> Self {
+        let mut config = aws_sdk_secretsmanager::config::Builder::from(aws);
+        if let Some(recorder) = crate::aws::CallRecorder::from_env(function) {
+            config = config.interceptor(recorder);
+        }
+        Self(aws_sdk_secretsmanager::Client::from_conf(config.build()))
     }
 }
 

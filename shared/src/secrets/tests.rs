@@ -41,17 +41,30 @@ async fn each_function_reads_only_its_own_secrets() {
 }
 
 #[tokio::test]
-async fn an_empty_e2b_key_is_not_set_and_the_message_says_where_to_put_it() {
-    let err = load(
+async fn an_empty_e2b_key_is_not_set_and_a_deployed_function_starts_without_it() {
+    // Deployed, the operator puts the key in after the first deploy: the function starts and
+    // reads the secret again later (`Sandman::ensure_e2b_key`).
+    let secrets = load(
         Function::SnapshotPruner,
         r#"{"e2bApiKey": "", "teamE2bApiKeys": {}}"#,
         "{}",
         "{}",
     )
     .await
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("e2bApiKey") && err.contains("arn:e2b"), "{err}");
+    .expect("a deployed function starts without the E2B key");
+    assert!(secrets.e2b_api_key.is_none() && secrets.team_e2b_api_keys.is_empty());
+    let (source, reader) = deployed(r#"{"e2bApiKey": ""}"#, "{}", "{}");
+    let SecretsSource::SecretsManager(arns) = source else {
+        unreachable!()
+    };
+    let (default, teams) = Secrets::read_e2b(&arns, &reader).await.unwrap();
+    assert!(default.is_none() && teams.is_empty());
+    // Locally nothing can put it in later: the stack refuses to start without one.
+    let err = Secrets::load(Function::Api, &SecretsSource::Environment, &HashMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("E2B_API_KEY"), "{err}");
 }
 
 #[tokio::test]

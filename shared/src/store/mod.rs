@@ -54,6 +54,17 @@ impl Store {
         &self.table
     }
 
+    /// The same table and meter, its calls recorded under `function`'s name when
+    /// `SANDMAN_RECORD_AWS_CALLS` is set (the local stack and the soak run every function over one
+    /// client; each gets its own recorded copy).
+    pub fn recorded_as(&self, function: &'static str) -> Store {
+        Store {
+            client: crate::aws::recorded_dynamodb(&self.client, function),
+            table: self.table.clone(),
+            capacity: self.capacity.clone(),
+        }
+    }
+
     /// The answer to a conditional UpdateItem, metered: `None` when its condition did not hold
     /// (DynamoDB bills that write too).
     pub(crate) fn conditional_update(

@@ -145,6 +145,8 @@ impl Sandman {
         {
             return Ok(self.e2b.with_key(key));
         }
+        // A deployment started without its E2B key finds it here once it is put in.
+        self.ensure_e2b_key().await;
         Ok(self.e2b.for_team(team.as_str())?)
     }
 

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Query, State as Shared};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use sandman::domain::{Actor, SessionState};
+use sandman::domain::Actor;
 use sandman::workspace::{Activity, SnapshotFirst, Status, UserPause};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

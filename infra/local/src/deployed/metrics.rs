@@ -16,7 +16,73 @@ pub struct MetricRead {
     pub dimensions: BTreeMap<String, String>,
 }
 
+/// A metric an `AWS::Logs::MetricFilter` writes from log lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricFilter {
+    pub reader: String,
+    pub namespace: String,
+    pub name: String,
+    /// Each dimension's value as it is filled in: a field selector (`$.stack`) is read from the
+    /// access log format of the stage whose log group the filter reads.
+    pub dimensions: BTreeMap<String, String>,
+}
+
 impl Deployment {
+    /// Every metric the template's metric filters write. A dimension read from a log field is
+    /// filled in from the field's literal value in the stage's access log format.
+    pub fn metric_filters(&self) -> Result<Vec<MetricFilter>, String> {
+        let mut filters = Vec::new();
+        for (id, resource) in &self.resources {
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Logs::MetricFilter") {
+                continue;
+            }
+            let reader = id.as_str().unwrap_or_default().to_owned();
+            let properties = resource.get("Properties").cloned().unwrap_or(Value::Null);
+            let format = self.access_log_format().unwrap_or_default();
+            for transformation in properties
+                .get("MetricTransformations")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let text = |name: &str| transformation.get(name).and_then(|v| self.resolve(v));
+                let mut dimensions = BTreeMap::new();
+                for dimension in transformation
+                    .get("Dimensions")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                {
+                    let key = dimension.get("Key").and_then(|v| self.resolve(v)).unwrap_or_default();
+                    let selector = dimension.get("Value").and_then(|v| self.resolve(v)).unwrap_or_default();
+                    let field = selector
+                        .strip_prefix("$.")
+                        .ok_or(format!("{reader}: {selector} is not a field"))?;
+                    let value = literal_field(&format, field)
+                        .ok_or(format!("{reader}: the access log format has no literal field {field}"))?;
+                    dimensions.insert(key, value);
+                }
+                filters.push(MetricFilter {
+                    reader: reader.clone(),
+                    namespace: text("MetricNamespace").ok_or(format!("{reader}: no namespace"))?,
+                    name: text("MetricName").ok_or(format!("{reader}: no metric name"))?,
+                    dimensions,
+                });
+            }
+        }
+        Ok(filters)
+    }
+
+    /// The HTTP API stage's access log format, resolved.
+    pub fn access_log_format(&self) -> Option<String> {
+        self.resources.values().find_map(|resource| {
+            (resource.get("Type")?.as_str()? == "AWS::ApiGatewayV2::Stage")
+                .then(|| resource.get("Properties")?.get("AccessLogSettings")?.get("Format"))
+                .flatten()
+                .and_then(|format| self.resolve(format))
+        })
+    }
+
     /// Every metric read by an `AWS::CloudWatch::Alarm` or an `AWS::CloudWatch::Dashboard`.
     pub fn metric_reads(&self) -> Result<Vec<MetricRead>, String> {
         let mut reads = Vec::new();
@@ -65,6 +131,13 @@ impl Deployment {
             reader,
         })
     }
+}
+
+/// `"field":"literal"` in a JSON log format (a field whose value is no `$context` variable).
+fn literal_field(format: &str, field: &str) -> Option<String> {
+    let start = format.find(&format!("\"{field}\":\""))? + field.len() + 4;
+    let value = &format[start..start + format[start..].find('"')?];
+    (!value.contains('$')).then(|| value.to_owned())
 }
 
 /// `["Namespace", "Name", "Dim", "value", …, {options}]`, the dashboard's metric arrays; the

@@ -3,20 +3,23 @@
 //! representative values), the secrets as the stack creates them, the IAM grants on them, and the
 //! metrics that alarms and the dashboard read.
 
+pub mod aws_cli;
+pub mod cors;
 mod metrics;
+pub mod standins;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_yaml::Value;
 
-pub use metrics::MetricRead;
+pub use metrics::{MetricFilter, MetricRead};
 
 pub const STACK: &str = "sandman";
 pub const REGION: &str = "us-east-1";
 const SECRET_TYPE: &str = "AWS::SecretsManager::Secret";
 
 pub struct Deployment {
-    resources: serde_yaml::Mapping,
+    pub(crate) resources: serde_yaml::Mapping,
     globals: Value,
     parameters: HashMap<String, String>,
 }
@@ -74,12 +77,31 @@ impl Deployment {
         if let Some(value) = self.parameters.get(name) {
             return Some(value.clone());
         }
+        if self.resource_type(name).is_none() && self.generated_by_sam(name) {
+            return Some(format!("{STACK}-{name}"));
+        }
         match self.resource_type(name)? {
             SECRET_TYPE => Some(format!(
                 "arn:aws:secretsmanager:{REGION}:123456789012:secret:{STACK}-{name}"
             )),
             _ => Some(format!("{STACK}-{name}")),
         }
+    }
+
+    /// A resource SAM makes for a function's event: its schedule's rule is `<Function><Event>`.
+    fn generated_by_sam(&self, name: &str) -> bool {
+        self.resources.iter().any(|(id, resource)| {
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            id.as_str().zip(events).is_some_and(|(id, events)| {
+                events
+                    .keys()
+                    .filter_map(Value::as_str)
+                    .any(|event| format!("{id}{event}") == name)
+            })
+        })
     }
 
     /// A property's value with `!Ref`, `!GetAtt` and `!Sub` resolved; `None` for `AWS::NoValue`.
