@@ -88,6 +88,7 @@ impl Config {
             max_failures: 5,
             session_caps: Default::default(),
             heartbeat_interval_max: Duration::from_secs(300),
+            live_per_team: self.live_quota,
         }
     }
 
@@ -144,6 +145,11 @@ impl Config {
                 },
             );
         }
+        table.live = table
+            .projects
+            .values()
+            .filter(|r| r.state().is_some_and(sandman_protocol::domain::is_live))
+            .count() as i64;
         State {
             clock: 0,
             table,
@@ -195,6 +201,7 @@ fn settle(table: &mut Table, e2b: &mut E2bWorld, project: &str, sandbox: &str, s
         failures: 0,
         restored_from: None,
         replaces_session: None,
+        retiring: None,
         last_event_at: None,
         usage: Usage::default(),
     });

@@ -23,6 +23,7 @@ pub enum Effect {
     RecordActivity(ProjectKey, String, ActivityWrite),
     RecordTimeout(ProjectKey, String, OffsetDateTime),
     DeferIdle(IdleDeferral),
+    ReleaseRetiring(ProjectKey, String),
     FindBySandbox(String),
     DeleteProject(ProjectKey, Option<u64>),
     CreateProject(ProjectSpec, Option<ForkSource>),

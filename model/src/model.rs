@@ -99,7 +99,7 @@ impl SandmanModel {
                     }
                 }
             }
-            Role::Reconciler => ops.extend(reconcile_ops(state, &self.rules, false)),
+            Role::Reconciler => ops.extend(reconcile_ops(state, false)),
             Role::Pruner => {
                 for (project, marks) in &state.table.marks {
                     if let Some(due) = marks.prune_at.filter(|due| *due <= at(now))
@@ -169,7 +169,11 @@ impl SandmanModel {
                 *counted
             };
             let held = counted == 1;
-            state.judge(Invariant::UsageOnce, held, format!("execution {execution} counted {counted} times"));
+            state.judge(
+                Invariant::UsageOnce,
+                held,
+                format!("execution {execution} counted {counted} times"),
+            );
         }
         result.outcome
     }
@@ -244,7 +248,11 @@ impl SandmanModel {
         if let Some(sandbox) = &answer.running {
             // True when E2B runs it now, or answered this operation that it ran it (E2B may pause
             // it on its own since: the answer was true when given).
-            let running = state.e2b.sandboxes.get(sandbox).is_some_and(|s| s.state == SbxState::Running)
+            let running = state
+                .e2b
+                .sandboxes
+                .get(sandbox)
+                .is_some_and(|s| s.state == SbxState::Running)
                 || flight.confirmed.contains(sandbox);
             state.judge(
                 Invariant::RunningAnswerIsTrue,
@@ -325,7 +333,7 @@ impl SandmanModel {
             ops_left: u8::MAX,
             op: None,
         });
-        for op in reconcile_ops(state, &self.rules, true) {
+        for op in reconcile_ops(state, true) {
             self.run_to_end(state, finale_slot, op);
         }
         let mut due = Vec::new();
@@ -371,7 +379,7 @@ pub fn candidate(record: &sandman_protocol::record::ProjectRecord) -> IdleCandid
 /// One reconcile's checks, as a run reads them now: the table's RUNNING sessions whose sandbox E2B
 /// does not list running, every listed sandbox that is no RUNNING session's, every session stuck
 /// past `stuck_after`. `all`: also the checks that would find nothing (the finale runs them all).
-fn reconcile_ops(state: &State, rules: &Rules, all: bool) -> Vec<Op> {
+fn reconcile_ops(state: &State, all: bool) -> Vec<Op> {
     let now = state.clock;
     let mut listing = Listing::default();
     listing.listed.insert(sandman_protocol::port::Account(ACCOUNT.into()));
@@ -404,7 +412,7 @@ fn reconcile_ops(state: &State, rules: &Rules, all: bool) -> Vec<Op> {
                 ops.push(Op::CheckRunning(candidate(record), listing.clone()));
             }
         }
-        if session.state.is_transitional() && at(now) - session.state_since >= rules.stuck_after {
+        if session.lease_lapsed(at(now)) {
             let stuck = TransitSession {
                 key: record.project.key(),
                 state: session.state,
@@ -412,7 +420,7 @@ fn reconcile_ops(state: &State, rules: &Rules, all: bool) -> Vec<Op> {
                 version: record.version,
                 state_since: session.state_since,
             };
-            ops.push(Op::RepairStuck(stuck, listing.clone(), now));
+            ops.push(Op::RepairStuck(stuck, now));
         }
     }
     for listed in listing.sandboxes.values() {

@@ -34,7 +34,7 @@ pub enum Op {
     EnforceIdle(IdleCandidate, u32),
     CheckRunning(IdleCandidate, Listing),
     CheckListed(Listed, u32),
-    RepairStuck(TransitSession, Listing, u32),
+    RepairStuck(TransitSession, u32),
     Prune(PruneCandidate, u32),
 }
 
@@ -53,7 +53,7 @@ impl fmt::Display for Op {
             Op::EnforceIdle(c, _) => write!(f, "idle pause {}", c.key.project),
             Op::CheckRunning(c, _) => write!(f, "reconcile running {}", c.key.project),
             Op::CheckListed(l, _) => write!(f, "reconcile listed {}", l.sandbox.sandbox_id),
-            Op::RepairStuck(s, _, _) => write!(f, "reconcile stuck {}", s.key.project),
+            Op::RepairStuck(s, _) => write!(f, "reconcile stuck {}", s.key.project),
             Op::Prune(c, _) => write!(f, "prune {}", c.key.project),
         }
     }
@@ -221,7 +221,7 @@ pub async fn run(op: &Op, port: &ReplayPort<'_>) -> Answer {
         }
         Op::CheckRunning(candidate, listing) => checked(reconcile::check_running(port, candidate, listing).await),
         Op::CheckListed(listed, now) => checked(reconcile::check_listed(port, listed, at(*now)).await),
-        Op::RepairStuck(stuck, listing, now) => checked(reconcile::repair_stuck(port, stuck, listing, at(*now)).await),
+        Op::RepairStuck(stuck, now) => checked(reconcile::repair_stuck(port, stuck, at(*now)).await),
         Op::Prune(candidate, now) => {
             match sandman_protocol::prune::pass(port, candidate.clone(), at(*now), PassOptions::default()).await {
                 Ok(visit) => Answer::said(format!("pruned {} (failed: {})", visit.deleted, visit.failed)),

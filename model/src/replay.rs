@@ -197,6 +197,14 @@ impl Port for ReplayPort<'_> {
         expect!(self.take(Effect::DeferIdle(deferral.clone())).await, Flag)
     }
 
+    async fn release_retiring(&self, key: &ProjectKey, sandbox_id: &str) -> Result<bool, StoreError> {
+        expect!(
+            self.take(Effect::ReleaseRetiring(key.clone(), sandbox_id.to_owned()))
+                .await,
+            Flag
+        )
+    }
+
     async fn find_by_sandbox(&self, sandbox_id: &str) -> Result<Option<ProjectRecord>, StoreError> {
         expect!(self.take(Effect::FindBySandbox(sandbox_id.to_owned())).await, Record)
     }

@@ -51,6 +51,8 @@ pub struct Table {
     pub dedupe: BTreeSet<String>,
     /// Executions whose compute the counters hold.
     pub counted: BTreeSet<String>,
+    /// The team's live-sandbox units.
+    pub live: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,8 +132,12 @@ impl E2bWorld {
         let sandbox = &self.sandboxes[sandbox_id];
         // `paused` and `killed` always carry the execution: a killed paused sandbox reports its
         // last run again, under the same execution id.
-        let execution = matches!(kind, EventKind::Paused | EventKind::Killed)
-            .then(|| (sandbox.execution.to_string(), now.max(sandbox.run_since) - sandbox.run_since + 1));
+        let execution = matches!(kind, EventKind::Paused | EventKind::Killed).then(|| {
+            (
+                sandbox.execution.to_string(),
+                now.max(sandbox.run_since) - sandbox.run_since + 1,
+            )
+        });
         let metadata = sandbox.metadata.clone();
         let id = self.new_id("ev");
         self.events.push(Event {
@@ -425,11 +431,18 @@ impl Table {
                         return done(Outcome::Written(Err(StoreError::NotFound)));
                     }
                 }
+                let delta = write.live_delta(written.state.filter(|_| write.event.is_some()));
+                if let Some(limit) = write.live_limit.filter(|_| delta > 0)
+                    && self.live + delta > i64::from(limit)
+                {
+                    return done(Outcome::Written(Err(StoreError::LiveQuota { limit })));
+                }
                 if let Some(dedupe) = &write.dedupe
                     && !self.dedupe.insert(dedupe.id.clone())
                 {
                     return done(Outcome::Written(Err(StoreError::Duplicate)));
                 }
+                self.live += delta;
                 if let Some(hold) = &write.hold
                     && let Some(row) = self
                         .snapshots
@@ -495,6 +508,23 @@ impl Table {
                 session.idle_at = Some(deferral.idle_at);
                 session.busy_since = session.busy_since.or(Some(deferral.at));
                 done(Outcome::Flag(Ok(true)))
+            }
+            Effect::ReleaseRetiring(key, sandbox_id) => {
+                let session = self
+                    .projects
+                    .get_mut(key.project.as_str())
+                    .and_then(|r| r.session.as_mut());
+                let released = match session {
+                    Some(session) if session.retiring.as_deref() == Some(sandbox_id.as_str()) => {
+                        session.retiring = None;
+                        true
+                    }
+                    _ => false,
+                };
+                if released {
+                    self.live -= 1;
+                }
+                done(Outcome::Flag(Ok(released)))
             }
             Effect::FindBySandbox(sandbox_id) => done(Outcome::Record(Ok(self
                 .projects

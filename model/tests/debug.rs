@@ -7,7 +7,10 @@ use stateright::Model;
 #[test]
 fn debug_open_after_autopause() {
     let scenarios = Config::bound("full").unwrap();
-    let config = scenarios.into_iter().find(|c| c.name == "e2b-pauses-on-its-own").unwrap();
+    let config = scenarios
+        .into_iter()
+        .find(|c| c.name == "e2b-pauses-on-its-own")
+        .unwrap();
     let model = SandmanModel::new(config);
     let mut state = model.init_states().remove(0);
     let steps = vec![
@@ -23,7 +26,10 @@ fn debug_open_after_autopause() {
     ];
     for action in steps {
         state = model.next_state(&state, action.clone()).unwrap();
-        eprintln!("{action:?} -> {:?}", state.slots[0].op.as_ref().map(|f| (&f.asks, &f.confirmed)));
+        eprintln!(
+            "{action:?} -> {:?}",
+            state.slots[0].op.as_ref().map(|f| (&f.asks, &f.confirmed))
+        );
     }
     let end = model.next_state(&state, Action::Finale).unwrap();
     eprintln!("{:?}", end.judged);

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// The webhook event (or delivery) was applied before.
     #[error("this event was already applied")]
     Duplicate,
+    /// A claim that would start compute found the team at its live-sandbox quota.
+    #[error("the team runs as many sandboxes as its quota allows ({limit})")]
+    LiveQuota { limit: u32 },
     #[error(transparent)]
     BadCursor(#[from] BadCursor),
     #[error("a stored item is malformed: {0}")]
@@ -74,6 +77,9 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NotFound("project"),
             StoreError::Conflict { .. } => Error::Conflict("the sandbox was changed concurrently; try again".into()),
             StoreError::Refused(refusal) => Error::from(refusal),
+            StoreError::LiveQuota { limit } => Error::QuotaExceeded(format!(
+                "the team has {limit} running sandboxes, its limit; pause or kill one first"
+            )),
             StoreError::BadCursor(bad) => Error::Invalid {
                 field: "cursor",
                 message: bad.to_string(),

@@ -41,6 +41,8 @@ pub struct Rules {
     pub session_caps: SessionCapConfig,
     /// An upper bound on every project's heartbeat interval.
     pub heartbeat_interval_max: Duration,
+    /// How many sandboxes one team may run at once (its live-sandbox units).
+    pub live_per_team: u32,
 }
 
 impl Default for Rules {
@@ -51,6 +53,7 @@ impl Default for Rules {
             max_failures: 5,
             session_caps: SessionCapConfig::default(),
             heartbeat_interval_max: Duration::from_secs(300),
+            live_per_team: 20,
         }
     }
 }

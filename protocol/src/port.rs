@@ -69,6 +69,9 @@ pub trait Port: Sync {
         at: OffsetDateTime,
     ) -> impl Future<Output = Stored<bool>> + Send;
     fn defer_idle(&self, deferral: &IdleDeferral) -> impl Future<Output = Stored<bool>> + Send;
+    /// The session's `retiring` sandbox is gone: its live-sandbox unit is released. `false` when the
+    /// session no longer names that sandbox as retiring (someone released it first).
+    fn release_retiring(&self, key: &ProjectKey, sandbox_id: &str) -> impl Future<Output = Stored<bool>> + Send;
     /// The project whose current or last sandbox is `sandbox_id` (`bySandbox`: eventually consistent),
     /// read strongly once found.
     fn find_by_sandbox(&self, sandbox_id: &str) -> impl Future<Output = Stored<Option<ProjectRecord>>> + Send;

@@ -192,6 +192,7 @@ impl Sandman {
             max_failures: config.enforcer.max_failures,
             session_caps: config.session_cap.clone(),
             heartbeat_interval_max: config.heartbeat_interval_max,
+            live_per_team: config.quotas.live_sandboxes_per_team,
         };
         Ok(Sandman {
             store,

@@ -86,6 +86,10 @@ impl Port for Sandman {
         self.store.defer_idle(deferral).await
     }
 
+    async fn release_retiring(&self, key: &ProjectKey, sandbox_id: &str) -> Stored<bool> {
+        self.store.release_retiring(key, sandbox_id).await
+    }
+
     async fn find_by_sandbox(&self, sandbox_id: &str) -> Stored<Option<ProjectRecord>> {
         self.store.find_by_sandbox(sandbox_id).await
     }

@@ -14,6 +14,6 @@ pub use ids::{ID_PATTERN, IdError, ProjectId, ProjectKey, SnapshotId, TeamId};
 pub use lifecycle::{Actor, LifecycleRecord};
 pub use project::{CapHandoff, ForkSource, IdlePolicy, InactivityPolicy, Project, ProjectSpec, RetentionPolicy};
 pub use secret::Secret;
-pub use session::{CLAIM_LEASE, SandboxRef, Session, Usage};
+pub use session::{CLAIM_LEASE, SandboxRef, Session, Usage, is_live};
 pub use snapshot::{Snapshot, SnapshotKind, SnapshotStatus};
 pub use state::{Refusal, SessionEvent, SessionState, transition};

@@ -67,6 +67,9 @@ pub struct Session {
     /// A restore's claim (STARTING): the session id of the sandbox it replaces, which stays
     /// `sandbox` until the new one runs. See [`Session::replaced`].
     pub replaces_session: Option<String>,
+    /// A sandbox this session replaced that E2B may still run (a restore's old one, until it is
+    /// killed): it holds one of the team's live-sandbox units meanwhile.
+    pub retiring: Option<String>,
     /// Timestamp of the newest E2B event applied; older deliveries change nothing.
     pub last_event_at: Option<OffsetDateTime>,
     pub usage: Usage,
@@ -75,6 +78,19 @@ pub struct Session {
 /// How long a claim (STARTING, RESUMING, PAUSING, STOPPING) holds the session. Every claimant
 /// budgets its E2B calls to end inside it (see `Deadline`), so a lapsed lease means the claimant died.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(40);
+
+/// The states in which E2B runs (or is about to run) the session's sandbox: each holds one of the
+/// team's live-sandbox units. A paused or killed sandbox holds none.
+pub fn is_live(state: SessionState) -> bool {
+    matches!(
+        state,
+        SessionState::Starting
+            | SessionState::Running
+            | SessionState::Pausing
+            | SessionState::Resuming
+            | SessionState::Stopping
+    )
+}
 
 impl Session {
     /// When the current claim lapses; `None` when the session is not claimed. Rows written before

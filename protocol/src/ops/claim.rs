@@ -24,8 +24,24 @@ pub(crate) struct Claimed<'a, P> {
 }
 
 /// Applies `write` (a request event); a conflict means another writer got there first. Other
-/// store errors, a refusal by the state machine among them, are the caller's.
+/// store errors, a refusal by the state machine or by the team's live-sandbox quota among them,
+/// are the caller's. A claim that starts compute (START, RESTORE, RESUME) takes one of the team's
+/// live-sandbox units in the same transaction, or is refused: the quota holds under any concurrency.
 pub(crate) async fn claim<'a, P: Port>(port: &'a P, write: &SessionWrite) -> Result<Claim<'a, P>, StoreError> {
+    let starts_compute = matches!(
+        write.event,
+        Some(SessionEvent::Start | SessionEvent::Restore | SessionEvent::Resume)
+    );
+    let limited;
+    let write = if starts_compute {
+        limited = SessionWrite {
+            live_limit: Some(port.rules().live_per_team),
+            ..write.clone()
+        };
+        &limited
+    } else {
+        write
+    };
     match port.write(write).await {
         Ok(at) => Ok(Claim::Won(Claimed {
             port,

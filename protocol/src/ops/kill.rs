@@ -44,7 +44,8 @@ pub async fn kill<P: Port>(
     actor: Actor,
     reason: Option<&str>,
 ) -> Result<Killed, Error> {
-    port.within_lease(kill_claimed(port, key, snapshot, actor, reason)).await
+    port.within_lease(kill_claimed(port, key, snapshot, actor, reason))
+        .await
 }
 
 /// The claim, the snapshot before it and the kill, within one claim lease.

@@ -43,12 +43,17 @@ pub(crate) async fn sandbox_of_session<P: Port>(
     Ok(Some((sandbox, kept.state)))
 }
 
-/// Settles a claim whose lease has lapsed from what E2B reports. Does nothing to a session
-/// whose lease still runs; a concurrent writer winning first is fine (the caller re-reads).
-pub(crate) async fn settle_lapsed<P: Port>(port: &P, record: &ProjectRecord, actor: Actor) -> Result<(), Error> {
+/// Settles a claim whose lease has lapsed from what E2B reports, and answers the state it left the
+/// session in. Does nothing to a session whose lease still runs (`None`); a concurrent writer
+/// winning first is fine (`None`: the caller re-reads).
+pub(crate) async fn settle_lapsed<P: Port>(
+    port: &P,
+    record: &ProjectRecord,
+    actor: Actor,
+) -> Result<Option<SessionState>, Error> {
     let now = port.now();
     let Some(session) = record.session.as_ref().filter(|s| s.lease_lapsed(now)) else {
-        return Ok(());
+        return Ok(None);
     };
     let key = record.project.key();
     let account = port.account(&key.team).await?;
@@ -98,20 +103,26 @@ pub(crate) async fn settle_lapsed<P: Port>(port: &P, record: &ProjectRecord, act
             .changes(std::mem::take(&mut changes));
         match port.write(&write).await {
             Ok(written) => at = written,
-            Err(StoreError::Conflict { .. }) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => return Ok(None),
             Err(err) => return Err(err.into()),
         }
     }
     // The restore did make its sandbox: the one it replaced goes, as the restore would have.
+    let mut released = true;
     if let (true, Some((_, replaced))) = (adopted, session.replaced()) {
         match port.kill(&account, &replaced.sandbox_id).await {
             Ok(()) | Err(E2bError::NotFound) => {}
             Err(err) => {
-                tracing::warn!(project = %key, sandbox = %replaced.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler reports it as an orphan");
+                released = false;
+                tracing::warn!(project = %key, sandbox = %replaced.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler kills it as an orphan");
             }
         }
     }
-    Ok(())
+    // The old sandbox is gone, or the session's own again: its second live unit goes back.
+    if let (true, Some(retiring)) = (released, &session.retiring) {
+        port.release_retiring(&key, retiring).await?;
+    }
+    Ok(at.state)
 }
 
 /// What E2B says the sandbox is (`None`: it no longer has it).

@@ -59,6 +59,7 @@ async fn pause_claimed<P: Port>(port: &P, request: PauseRequest) -> Result<Pause
         idle_by: request.idle_by,
         dedupe: None,
         hold: None,
+        live_limit: None,
     };
     let Claim::Won(mut claimed) = claim(port, &write).await? else {
         return Ok(PauseOutcome::LostRace);

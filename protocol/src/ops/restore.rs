@@ -122,6 +122,10 @@ fn restore_claim(
         session_id: Some(session_id.to_owned()),
         restored_from: Field::Clear,
         replaces_session: Field::set_or_clear(replaced.map(|r| r.session_id.clone())),
+        // A running sandbox keeps running until the new one does: it keeps its live unit.
+        retiring: replaced
+            .filter(|r| r.state == SessionState::Running)
+            .map(|r| r.sandbox.sandbox_id.clone()),
         ..SessionChanges::default()
     })
     .hold(SnapshotHold {
@@ -153,7 +157,7 @@ async fn go_back<P: Port>(
     };
     // E2B may have paused (or ended) the old sandbox while the claim was open, its events ignored
     // as another session's: what E2B says now is recorded. E2B silent: the claim's lease settles it.
-    match lease::observe(port, account, &replaced.sandbox.sandbox_id).await? {
+    let recorded = match lease::observe(port, account, &replaced.sandbox.sandbox_id).await? {
         Some(SandboxState::Paused) => claimed.paused(cause, back).await,
         Some(SandboxState::Running) => claimed.running(cause, back).await,
         None => {
@@ -164,7 +168,10 @@ async fn go_back<P: Port>(
             };
             claimed.record(SessionEvent::Killed, cause, gone).await
         }
-    }
+    };
+    // The old sandbox is the session's own again (or gone): it no longer holds a second unit.
+    release(port, claimed.key(), replaced).await;
+    recorded
 }
 
 /// The replaced sandbox, once the new one runs: saved first when the project says so (best
@@ -183,10 +190,20 @@ async fn retire<P: Port>(port: &P, account: &Account, before: &ProjectRecord, re
         tracing::warn!(project = %key, error = %err, "snapshot of the replaced sandbox failed; killing it anyway");
     }
     match port.kill(account, &replaced.sandbox.sandbox_id).await {
-        Ok(()) | Err(E2bError::NotFound) => {}
+        Ok(()) | Err(E2bError::NotFound) => release(port, &key, replaced).await,
         Err(err) => {
-            tracing::warn!(project = %key, sandbox = %replaced.sandbox.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler reports it as an orphan");
+            tracing::warn!(project = %key, sandbox = %replaced.sandbox.sandbox_id, error = %err, "the replaced sandbox could not be killed; the reconciler kills it as an orphan");
         }
+    }
+}
+
+/// The replaced sandbox no longer runs as a second one: its live unit goes back to the team.
+async fn release<P: Port>(port: &P, key: &ProjectKey, replaced: &Replaced) {
+    if replaced.state != SessionState::Running {
+        return;
+    }
+    if let Err(err) = port.release_retiring(key, &replaced.sandbox.sandbox_id).await {
+        tracing::warn!(project = %key, error = %err, "a retired sandbox's live unit stays until the reconciler releases it");
     }
 }
 

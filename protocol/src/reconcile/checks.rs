@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::decide::{self, Finding};
 use super::{Listed, Listing, OrphanAction, Outcome};
-use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, SessionState};
+use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState};
 use crate::e2b::{E2bError, SandboxState};
 use crate::error::{Error, StoreError};
 use crate::policy::OrphanPolicy;
@@ -91,6 +91,20 @@ pub async fn check_listed<P: Port>(port: &P, listed: &Listed, now: OffsetDateTim
     };
     match decide::classify(record.as_ref(), sandbox_id, listed.sandbox.state) {
         Finding::Consistent | Finding::InTransit => Outcome::Consistent,
+        // A restore's old sandbox the restore did not get to kill: killed now, its unit released.
+        Finding::Orphan(_) if record.as_ref().is_some_and(|r| retires(r, sandbox_id)) => {
+            let key = record
+                .as_ref()
+                .map(|r| r.project.key())
+                .unwrap_or_else(|| listed.owner.clone());
+            match port.kill(&listed.account, sandbox_id).await {
+                Ok(()) | Err(E2bError::NotFound) => match port.release_retiring(&key, sandbox_id).await {
+                    Ok(_) => Outcome::Orphan(OrphanAction::Killed),
+                    Err(err) => error("releasing a retired sandbox's unit failed", &key, &err.into()),
+                },
+                Err(err) => error("killing a retired sandbox failed", &key, &err.into()),
+            }
+        }
         Finding::Orphan(reason) => orphan(port, listed, reason, policy, now).await,
         Finding::TableSaysPaused => {
             let Some(record) = record else {
@@ -131,6 +145,15 @@ pub async fn check_listed<P: Port>(port: &P, listed: &Listed, now: OffsetDateTim
 /// `stuck_after`: by then any claim that made it has recorded it or lapsed and been settled, so it
 /// is no one's (a young one may still be a claim's, not yet recorded, and is left for the next run).
 /// Under `pause`, a running orphan is paused and kept; under `report`, only reported.
+/// Whether `sandbox_id` is the sandbox `record`'s session replaced and still counts as running.
+fn retires(record: &crate::record::ProjectRecord, sandbox_id: &str) -> bool {
+    record
+        .session
+        .as_ref()
+        .and_then(|s| s.retiring.as_deref())
+        .is_some_and(|retiring| retiring == sandbox_id)
+}
+
 async fn orphan<P: Port>(
     port: &P,
     listed: &Listed,
@@ -159,101 +182,22 @@ async fn orphan<P: Port>(
 }
 
 /// A session left mid-action (the process died, or E2B's answer and its webhook were both lost):
-/// set it to what E2B says.
-pub async fn repair_stuck<P: Port>(
-    port: &P,
-    stuck: &TransitSession,
-    listing: &Listing,
-    now: OffsetDateTime,
-) -> Outcome {
+/// once its claim's lease has lapsed, it is settled from what E2B says, exactly as the next open or
+/// heartbeat would settle it (`ops::lease::settle_lapsed`).
+pub async fn repair_stuck<P: Port>(port: &P, stuck: &TransitSession, now: OffsetDateTime) -> Outcome {
     // The index may lag: decide from the item itself.
     let record = match port.read(&stuck.key, Consistency::Strong).await {
         Ok(Some(record)) => record,
         Ok(None) => return Outcome::Raced,
         Err(err) => return error("reading a stuck session failed", &stuck.key, &err.into()),
     };
-    let Some(session) = record.session.as_ref().filter(|s| s.state.is_transitional()) else {
-        return Outcome::Raced;
-    };
-    if now - session.state_since < port.rules().stuck_after {
+    if !record.session.as_ref().is_some_and(|s| s.lease_lapsed(now)) {
         return Outcome::Raced;
     }
-    // A start that never recorded its sandbox: E2B may have created it (its metadata names
-    // this session). Any other state concerns the session's recorded sandbox.
-    // A restore's claim that made none goes back to the sandbox it was replacing.
-    let started = match session.state {
-        SessionState::Starting => listing
-            .sandboxes
-            .values()
-            .find(|listed| {
-                listed.owner == stuck.key && listed.session_id.as_deref() == Some(session.session_id.as_str())
-            })
-            .map(|listed| listed.sandbox.sandbox_id.clone()),
-        _ => None,
-    };
-    let back_to = session.replaced().filter(|_| started.is_none());
-    let sandbox_id = match (session.state, &back_to) {
-        (SessionState::Starting, None) => started,
-        (SessionState::Starting, Some((_, replaced))) => Some(replaced.sandbox_id.clone()),
-        _ => session.sandbox.as_ref().map(|s| s.sandbox_id.clone()),
-    };
-    let observed = match &sandbox_id {
-        None => None,
-        Some(id) => {
-            let account = match port.account(&stuck.key.team).await {
-                Ok(account) => account,
-                Err(err) => return error("no E2B account for a stuck session", &stuck.key, &err),
-            };
-            match port.get_sandbox(&account, id).await {
-                Ok(detail) => Some((detail.state, detail.domain)),
-                Err(E2bError::NotFound) => None,
-                Err(err) => {
-                    return error("asking E2B about a stuck session failed", &stuck.key, &err.into());
-                }
-            }
-        }
-    };
-    let mut changes = SessionChanges {
-        session_id: back_to.map(|(session_id, _)| session_id.to_owned()),
-        ..SessionChanges::default()
-    };
-    if let (SessionState::Starting, None, Some(id), Some((_, domain))) =
-        (session.state, back_to, &sandbox_id, &observed)
-    {
-        changes.sandbox = Some(SandboxRef {
-            sandbox_id: id.clone(),
-            domain: domain.clone(),
-            access_token: None,
-        });
-        changes.last_active_at = Some(now);
-    }
-    let observed = observed.map(|(state, _)| state);
-    let minutes = (now - session.state_since).whole_minutes();
-    let cause = format!(
-        "{} for {minutes} min; E2B reports the sandbox {}",
-        session.state.as_str(),
-        describe(observed)
-    );
-    correct(
-        port,
-        Correction {
-            key: &stuck.key,
-            version: record.version,
-            from: session.state,
-            steps: decide::steps(session.state, observed),
-            cause,
-            changes,
-            stuck: true,
-        },
-    )
-    .await
-}
-
-fn describe(state: Option<SandboxState>) -> &'static str {
-    match state {
-        Some(SandboxState::Running) => "running",
-        Some(SandboxState::Paused) => "paused",
-        None => "gone",
+    match crate::ops::lease::settle_lapsed(port, &record, Actor::Reconciler).await {
+        Ok(Some(to)) => Outcome::Repaired { to, stuck: true },
+        Ok(None) => Outcome::Raced,
+        Err(err) => error("settling a stuck session failed", &stuck.key, &err),
     }
 }
 
@@ -305,6 +249,7 @@ async fn correct<P: Port>(port: &P, correction: Correction<'_>) -> Outcome {
             idle_by: None,
             dedupe: None,
             hold: None,
+            live_limit: None,
         };
         match port.write(&write).await {
             Ok(written) => at = (written.version, written.state),

@@ -12,6 +12,9 @@ pub mod decide;
 
 pub use checks::{check_listed, check_running, repair_stuck};
 
+/// How long after a claim a session still mid-action is looked at: its lease has lapsed by then.
+pub const STUCK_AFTER: std::time::Duration = crate::domain::CLAIM_LEASE;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::{ProjectKey, SessionState};

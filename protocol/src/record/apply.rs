@@ -5,8 +5,9 @@
 //!
 //! The transaction also holds items this function does not touch: the lifecycle-log line (with an
 //! event), the webhook's dedupe mark (`Duplicate` when present), a restore's snapshot hold
-//! (`NotFound` unless the snapshot is READY). Their owners apply them. Usage is counted apart
-//! (`Port::count_usage`), once per E2B execution.
+//! (`NotFound` unless the snapshot is READY) and the team's live-sandbox units
+//! (`SessionWrite::live_delta`, refused past `live_limit`). Their owners apply them. Usage is
+//! counted apart (`Port::count_usage`), once per E2B execution.
 
 use time::OffsetDateTime;
 
@@ -109,6 +110,7 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
         failures: 0,
         restored_from: None,
         replaces_session: None,
+        retiring: None,
         last_event_at: None,
         usage: Default::default(),
     });
@@ -181,6 +183,9 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
     }
     if let Some(event_at) = c.event_at {
         session.last_event_at = Some(ms(event_at));
+    }
+    if let Some(retiring) = &c.retiring {
+        session.retiring = Some(retiring.clone());
     }
     let written = Written {
         version: next.version,

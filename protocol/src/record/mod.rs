@@ -108,6 +108,9 @@ pub struct SessionChanges {
     pub replaces_session: Field<String>,
     /// The E2B event time this write applies; later older events are ignored.
     pub event_at: Option<OffsetDateTime>,
+    /// A restore's claim of a RUNNING session: its sandbox keeps running until the new one runs and
+    /// it is killed, so it keeps a live-sandbox unit (`Session::retiring`) until `release_retiring`.
+    pub retiring: Option<String>,
 }
 
 /// A webhook delivery to record in the same transaction, so a redelivery changes nothing.
@@ -142,9 +145,22 @@ pub struct SessionWrite {
     pub idle_by: Option<OffsetDateTime>,
     pub dedupe: Option<Dedupe>,
     pub hold: Option<SnapshotHold>,
+    /// A claim that starts compute (START, RESTORE, RESUME): refused unless the team holds fewer
+    /// live-sandbox units than this. Every write moves the team's units in the same transaction.
+    pub live_limit: Option<u32>,
 }
 
 impl SessionWrite {
+    /// How the team's live-sandbox units move with this write, into `to` (the state machine's answer).
+    pub fn live_delta(&self, to: Option<SessionState>) -> i64 {
+        let live = |state: Option<SessionState>| i64::from(state.is_some_and(crate::domain::is_live));
+        let states = match to {
+            Some(to) => live(Some(to)) - live(self.from),
+            None => 0,
+        };
+        states + i64::from(self.changes.retiring.is_some())
+    }
+
     pub fn new(record: &ProjectRecord, actor: Actor, cause: impl Into<String>, at: OffsetDateTime) -> Self {
         Self {
             key: record.project.key(),
@@ -158,6 +174,7 @@ impl SessionWrite {
             idle_by: None,
             dedupe: None,
             hold: None,
+            live_limit: None,
         }
     }
 
@@ -181,6 +198,7 @@ impl SessionWrite {
             idle_by: None,
             dedupe: None,
             hold: None,
+            live_limit: None,
         }
     }
 

@@ -93,8 +93,7 @@ pub fn decide(
         }
     }
     write.changes.timeout_at = new_timeout(session, event);
-    if write.event.is_none() && write.changes.timeout_at.is_none() && !orders(session, event)
-    {
+    if write.event.is_none() && write.changes.timeout_at.is_none() && !orders(session, event) {
         return Decision::Ignore(Ignored::NoChange);
     }
     write.changes.event_at = Some(event.timestamp);

@@ -102,7 +102,7 @@ impl Sandman {
                 if !in_time() {
                     return Outcome::Skipped;
                 }
-                repair_stuck(self, session, listing, now).await
+                repair_stuck(self, session, now).await
             }
             .boxed()
         }));

@@ -1,5 +1,6 @@
 //! Sessions left mid-action (the process died, or E2B's answer and its webhook were both lost):
-//! set them to what E2B says.
+//! read from the sparse `transit` index once their claim's lease has lapsed, and settled from what
+//! E2B says (`sandman_protocol::reconcile::repair_stuck`).
 
 use time::OffsetDateTime;
 
@@ -8,9 +9,9 @@ use crate::Sandman;
 use crate::store::{StoreError, TransitSession, keys};
 
 impl Sandman {
-    /// Sessions that entered a transitional state more than `stuck_after` ago.
+    /// Sessions that entered a transitional state more than one claim lease ago.
     pub(super) async fn stuck_sessions(&self, now: OffsetDateTime) -> Result<Vec<TransitSession>, StoreError> {
-        let entered_by = now - self.config.enforcer.stuck_after;
+        let entered_by = now - sandman_protocol::reconcile::STUCK_AFTER;
         let mut stuck = Vec::new();
         for shard in keys::transit_shards() {
             let mut cursor = None;

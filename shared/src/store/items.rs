@@ -65,6 +65,7 @@ struct ProjectItem {
     failures: Option<u32>,
     restored_from: Option<String>,
     replaces_session: Option<String>,
+    retiring_sandbox: Option<String>,
     last_event_at: Option<i64>,
     usage_run_seconds: Option<f64>,
     usage_vcpu_seconds: Option<f64>,
@@ -143,6 +144,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             failures: it.failures.unwrap_or(0),
             restored_from: it.restored_from.map(SnapshotId::parse).transpose().map_err(corrupt)?,
             replaces_session: it.replaces_session,
+            retiring: it.retiring_sandbox,
             last_event_at: it.last_event_at.map(from_ms),
             usage: Usage {
                 run_seconds: it.usage_run_seconds.unwrap_or(0.0),

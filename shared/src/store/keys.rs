@@ -9,6 +9,8 @@ pub const EVENT_PREFIX: &str = "EVENT#";
 pub const WEBHOOK_SK: &str = "WEBHOOK";
 pub const USAGE_PREFIX: &str = "USAGE#";
 pub const BUDGET_SK: &str = "BUDGET";
+/// Under `TEAM#<team>`: how many live-sandbox units the team's sessions hold (`live`).
+pub const LIVE_SK: &str = "LIVE";
 /// One partition listing the teams whose budget was reached and whose sandboxes the enforcer
 /// still has to pause: empty almost always, so a tick reads one empty page.
 pub const BUDGET_REACHED_PK: &str = "BUDGET#REACHED";

@@ -41,6 +41,10 @@ impl Store {
             let update = self.hold_update(&write.key, hold)?;
             transaction.push(TransactWriteItem::builder().update(update).build());
         }
+        let live_at = (write.live_delta(to) != 0).then_some(transaction.len());
+        if let Some(update) = self.live_units(write, to)? {
+            transaction.push(TransactWriteItem::builder().update(update).build());
+        }
         let items = transaction.len() as f64;
         match self.transact(transaction).await {
             Ok(out) => {
@@ -51,7 +55,7 @@ impl Store {
                 })
             }
             Err(err) => {
-                let refused = self.cancellation(err, hold_at);
+                let refused = self.cancellation(err, hold_at, live_at.zip(write.live_limit));
                 if matches!(
                     refused,
                     StoreError::Conflict { .. } | StoreError::Duplicate | StoreError::NotFound
@@ -144,6 +148,9 @@ impl Store {
 
     fn apply_changes(&self, e: &mut Expr, write: &SessionWrite, to: Option<SessionState>) {
         let c = &write.changes;
+        if let Some(retiring) = &c.retiring {
+            e.set("retiringSandbox", s(retiring));
+        }
         if let Some(id) = &c.session_id {
             e.set("sessionId", s(id));
         }
@@ -257,7 +264,14 @@ impl Store {
             .map_err(super::error::build)
     }
 
-    fn cancellation(&self, err: super::transact::TransactError, hold_at: Option<usize>) -> StoreError {
+    /// What a cancelled session transaction means: its item 0 is the session, `hold_at` a
+    /// snapshot hold, `live_at` the team's live units (with the limit it was refused at).
+    fn cancellation(
+        &self,
+        err: super::transact::TransactError,
+        hold_at: Option<usize>,
+        live_at: Option<(usize, u32)>,
+    ) -> StoreError {
         let Some(
             aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
                 cancel,
@@ -279,10 +293,65 @@ impl Store {
         if hold_at.is_some_and(failed) {
             return StoreError::NotFound;
         }
+        if let Some((at, limit)) = live_at
+            && failed(at)
+        {
+            return StoreError::LiveQuota { limit };
+        }
         if (1..reasons.len()).any(failed) {
             return StoreError::Duplicate;
         }
         super::transact::spent(err)
+    }
+
+    /// The team's live-sandbox units moved by `write` (into `to`): an ADD in the write's
+    /// transaction, conditional on room under `live_limit` when the write takes a unit to start
+    /// compute. `None` when the write moves no unit.
+    fn live_units(&self, write: &SessionWrite, to: Option<SessionState>) -> Result<Option<Update>, StoreError> {
+        let delta = write.live_delta(to);
+        if delta == 0 {
+            return Ok(None);
+        }
+        let request = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::team_pk(&write.key.team)))
+            .key("sk", s(keys::LIVE_SK))
+            .update_expression("ADD live :delta")
+            .expression_attribute_values(":delta", n(delta));
+        let request = match write.live_limit.filter(|_| delta > 0) {
+            Some(limit) => request
+                .condition_expression("attribute_not_exists(live) OR live <= :room")
+                .expression_attribute_values(":room", n(i64::from(limit) - delta)),
+            None => request,
+        };
+        request.build().map(Some).map_err(super::error::build)
+    }
+
+    /// Releases the unit a session's `retiring` sandbox held, once it no longer runs: only while the
+    /// session still names `sandbox_id` as retiring (one release per retirement).
+    pub async fn release_retiring(&self, key: &ProjectKey, sandbox_id: &str) -> Result<bool, StoreError> {
+        let session = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PROJECT_SK))
+            .update_expression("REMOVE retiringSandbox")
+            .condition_expression("retiringSandbox = :id")
+            .expression_attribute_values(":id", s(sandbox_id))
+            .build()
+            .map_err(super::error::build)?;
+        let units = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(keys::team_pk(&key.team)))
+            .key("sk", s(keys::LIVE_SK))
+            .update_expression("ADD live :minus")
+            .expression_attribute_values(":minus", n(-1))
+            .build()
+            .map_err(super::error::build)?;
+        let items = vec![
+            TransactWriteItem::builder().update(session).build(),
+            TransactWriteItem::builder().update(units).build(),
+        ];
+        self.transact_if(items, 4.0).await
     }
 
     /// A heartbeat: moves `lastActiveAt` (and the idle deadline) of a session still RUNNING
@@ -374,6 +443,7 @@ impl Store {
             idle_by: None,
             dedupe: None,
             hold: None,
+            live_limit: None,
         };
         let transaction = vec![
             TransactWriteItem::builder().update(update).build(),
@@ -386,7 +456,7 @@ impl Store {
                 self.capacity.record_write(out.consumed_capacity());
                 Ok(true)
             }
-            Err(err) => match self.cancellation(err, None) {
+            Err(err) => match self.cancellation(err, None, None) {
                 StoreError::Conflict { .. } => {
                     self.capacity.record_failed_write(4.0);
                     Ok(false)

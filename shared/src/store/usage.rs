@@ -75,7 +75,10 @@ impl Store {
     fn usage_items(&self, key: &ProjectKey, counted: &Counted) -> Result<Vec<TransactWriteItem>, StoreError> {
         let marker = Put::builder()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(keys::execution_pk(&key.team, &counted.execution)))
+            .item(
+                "pk",
+                AttributeValue::S(keys::execution_pk(&key.team, &counted.execution)),
+            )
             .item("sk", AttributeValue::S(keys::WEBHOOK_SK.into()))
             .item("expiresAt", number(ttl_seconds(counted.at + DEDUPE_KEPT) as f64))
             .condition_expression("attribute_not_exists(pk)")
