@@ -618,7 +618,11 @@ impl Table {
                 let row = self.snapshots.get_mut(&(key_of(key), id.as_str().to_owned()));
                 done(Outcome::SnapshotRow(match row {
                     None => Err(StoreError::NotFound),
-                    Some(row) if row.snapshot.pinned || row.held_until.is_some_and(|until| until > now) => {
+                    Some(row)
+                        if row.snapshot.pinned
+                            || row.snapshot.status == SnapshotStatus::Pending
+                            || row.held_until.is_some_and(|until| until > now) =>
+                    {
                         Err(StoreError::Conflict { current: None })
                     }
                     Some(row) => {

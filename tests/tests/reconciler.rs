@@ -119,7 +119,7 @@ async fn a_sandbox_e2b_runs_while_the_table_says_paused_is_marked_running_then_p
 }
 
 #[tokio::test]
-async fn orphans_are_paused_by_default_and_foreign_sandboxes_are_left_alone() {
+async fn orphans_are_killed_once_settled_and_foreign_sandboxes_are_left_alone() {
     let stack = stack(&[]).await;
     let e2b = e2b(&stack);
     let ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("ghost"), "s1")).await;
@@ -129,11 +129,17 @@ async fn orphans_are_paused_by_default_and_foreign_sandboxes_are_left_alone() {
     force(&stack, &dead, SessionEvent::Killed, SessionChanges::default()).await;
     let foreign = sandbox_behind_sandmans_back(&e2b, BTreeMap::from([("user".into(), "x".into())])).await;
 
+    // Young ones may still be a claim's, not yet recorded: left for a later run.
+    let young = stack.sandman.reconcile().await;
+    assert_eq!((young.orphans(), young.errors), (0, 0), "{young:?}");
+    assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Running));
+
+    stack.advance(stack.sandman.config.enforcer.stuck_after).await;
     let report = stack.sandman.reconcile().await;
 
-    assert_eq!((report.orphans_paused, report.errors), (3, 0), "{report:?}");
+    assert_eq!((report.orphans_killed, report.errors), (3, 0), "{report:?}");
     for orphan in [&ghost, &stale, &dead_sandbox] {
-        assert_eq!(e2b_state(&stack, orphan), Some(E2bState::Paused), "{orphan}");
+        assert_eq!(e2b_state(&stack, orphan), Some(E2bState::Killed), "{orphan}");
     }
     assert_eq!(e2b_state(&stack, &current), Some(E2bState::Running));
     assert_eq!(e2b_state(&stack, &foreign), Some(E2bState::Running));
@@ -141,11 +147,7 @@ async fn orphans_are_paused_by_default_and_foreign_sandboxes_are_left_alone() {
     assert_eq!(state(&stack, &dead).await, Some(SessionState::Killed));
 
     let again = stack.sandman.reconcile().await;
-    assert_eq!(
-        again.orphans(),
-        0,
-        "paused orphans cost no compute: nothing more to do: {again:?}"
-    );
+    assert_eq!(again.orphans(), 0, "nothing more to do: {again:?}");
 }
 
 #[tokio::test]
@@ -155,6 +157,7 @@ async fn the_kill_policy_kills_orphans_and_the_report_policy_only_counts_them() 
     let running_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("a"), "s")).await;
     let paused_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("b"), "s")).await;
     e2b.pause(&paused_ghost).await.unwrap();
+    stack.advance(stack.sandman.config.enforcer.stuck_after).await;
     let report = stack.sandman.reconcile().await;
     assert_eq!(report.orphans_killed, 2, "{report:?}");
     assert_eq!(e2b_state(&stack, &running_ghost), Some(E2bState::Killed));
@@ -307,11 +310,12 @@ async fn every_team_account_is_reconciled() {
     )
     .await;
 
+    stack.advance(stack.sandman.config.enforcer.stuck_after).await;
     let report = stack.sandman.reconcile().await;
 
-    assert_eq!((report.drift_paused, report.orphans_paused), (1, 1), "{report:?}");
+    assert_eq!((report.drift_paused, report.orphans_killed), (1, 1), "{report:?}");
     assert_eq!(state(&stack, &key).await, Some(SessionState::Paused));
-    assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Paused));
+    assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Killed));
     let listed_by: BTreeSet<_> = stack
         .emulator
         .calls_to(Route::ListSandboxes)

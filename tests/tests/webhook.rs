@@ -220,7 +220,11 @@ async fn duplicate_deliveries_apply_once() {
     let (delivery, _) = &paused[0];
     let signature = delivery.headers.get("e2b-signature").map(String::as_str);
     let (status, answer) = hooks.post(delivery.body.as_bytes(), signature).await;
-    assert_eq!((status, answer["outcome"].as_str()), (200, Some("duplicate")));
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        matches!(answer["outcome"].as_str(), Some("duplicate" | "ignored")),
+        "{answer}"
+    );
     assert_eq!(hooks.record(&key).await, record, "a replay changes nothing");
 }
 
@@ -347,8 +351,16 @@ async fn events_about_an_older_sandbox_change_nothing() {
     );
     assert_eq!(killed[0].0.status, Some(200));
     let after = hooks.record(&key).await;
-    assert_eq!(after, before, "acknowledged, nothing changed");
+    assert_eq!(
+        (after.state(), after.version, after.sandbox_id()),
+        (before.state(), before.version, before.sandbox_id()),
+        "acknowledged, the session unchanged"
+    );
     assert_eq!(after.state(), Some(SessionState::Running));
+    assert!(
+        after.session.unwrap().usage.run_seconds > before.session.unwrap().usage.run_seconds,
+        "the old sandbox's last run is still counted"
+    );
 }
 
 #[tokio::test]
@@ -439,7 +451,11 @@ async fn one_delivery_posted_four_times_at_once_applies_once() {
 
     assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
     let outcomes = |outcome: &str| answers.iter().filter(|(_, a)| a["outcome"] == outcome).count();
-    assert_eq!((outcomes("applied"), outcomes("duplicate")), (1, 3), "{answers:?}");
+    assert_eq!(
+        (outcomes("applied"), outcomes("duplicate") + outcomes("ignored")),
+        (1, 3),
+        "{answers:?}"
+    );
     let record = hooks.record(&key).await;
     assert_eq!(
         (record.state(), record.version),
@@ -466,22 +482,31 @@ async fn racing_events_for_one_session_each_apply_once() {
         .map(|n| {
             let at = start + Duration::from_secs(n + 1);
             let metadata = support::metadata_of(&key, &session);
-            let body = support::event_body(&format!("evt-{n}"), "paused", at, &sandbox, metadata);
+            let mut body: serde_json::Value = serde_json::from_slice(&support::event_body(
+                &format!("evt-{n}"),
+                "paused",
+                at,
+                &sandbox,
+                metadata,
+            ))
+            .unwrap();
+            // Four runs of the sandbox, each reported once.
+            body["sandbox_execution_id"] = format!("exec-{n}").into();
+            let body = serde_json::to_vec(&body).unwrap();
             let signature = sandman::webhook::sign(support::WEBHOOK_SECRET, &body);
             (body, signature)
         })
         .collect();
     let posts = signed.iter().map(|(body, signature)| hooks.post(body, Some(signature)));
     let answers = futures::future::join_all(posts).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
     assert!(
-        answers
-            .iter()
-            .all(|(status, answer)| *status == 200 && answer["outcome"] == "applied"),
+        answers.iter().any(|(_, answer)| answer["outcome"] == "applied"),
         "{answers:?}"
     );
 
     let record = hooks.record(&key).await;
-    assert_eq!((record.state(), record.version), (Some(SessionState::Paused), 6));
+    assert_eq!(record.state(), Some(SessionState::Paused));
     let session = record.session.unwrap();
     assert_eq!(
         session.usage.run_seconds,

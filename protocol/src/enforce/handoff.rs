@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{Acted, Verdict, pause_not_done};
 use crate::domain::{Actor, CapHandoff};
 use crate::error::Error;
-use crate::ops::kill::{SnapshotFirst, kill};
+use crate::ops::kill::{SnapshotFirst, kill_as_read};
 use crate::ops::open::{open, resume};
 use crate::ops::pause::{PauseOutcome, PauseRequest, pause};
 use crate::port::Port;
@@ -66,9 +66,18 @@ async fn pause_and_resume<P: Port>(port: &P, candidate: &IdleCandidate, now: Off
 }
 
 async fn snapshot_and_reopen<P: Port>(port: &P, candidate: &IdleCandidate) -> Verdict {
-    if let Err(err) = kill(
+    // Only the session the tick read: one restored or reopened since is not handed off.
+    let record = match crate::ops::project(port, &candidate.key).await {
+        Ok(record) if record.version == candidate.version => record,
+        Ok(_) => return Verdict::SkippedActive,
+        Err(err) => {
+            tracing::warn!(error = %err, "handoff could not read the session");
+            return Verdict::Failed { flagged: false };
+        }
+    };
+    if let Err(err) = kill_as_read(
         port,
-        &candidate.key,
+        record,
         SnapshotFirst::Required,
         Actor::IdleEnforcer,
         Some(HANDOFF_CAUSE),

@@ -3,6 +3,8 @@
 //! back a [`Claimed`] session, and what E2B answered is recorded through it. Open, restore, pause
 //! and kill each read as their steps: claim, call, record.
 
+use time::OffsetDateTime;
+
 use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState};
 use crate::error::{Error, StoreError};
 use crate::port::Port;
@@ -21,6 +23,9 @@ pub(crate) struct Claimed<'a, P> {
     key: ProjectKey,
     actor: Actor,
     at: Written,
+    /// When the last write of this request entered the state it left: what tells this request's
+    /// writes apart from another's, should a write that moved nothing bump the version meanwhile.
+    since: OffsetDateTime,
 }
 
 /// Applies `write` (a request event); a conflict means another writer got there first. Other
@@ -48,6 +53,7 @@ pub(crate) async fn claim<'a, P: Port>(port: &'a P, write: &SessionWrite) -> Res
             key: write.key.clone(),
             actor: write.actor,
             at,
+            since: write.at,
         })),
         Err(StoreError::Conflict { .. }) => Ok(Claim::Lost),
         Err(err) => Err(err),
@@ -71,7 +77,8 @@ impl<P: Port> Claimed<'_, P> {
         let write = SessionWrite::following(&self.key, self.at, self.actor, cause, now)
             .event(event)
             .changes(changes);
-        self.at = settle(self.port, write).await?;
+        self.at = settle(self.port, write, self.since).await?;
+        self.since = now;
         Ok(())
     }
 
@@ -106,27 +113,64 @@ impl<P: Port> Claimed<'_, P> {
     }
 }
 
-/// Applies `write`; on a conflict, succeeds if the session already is in `write`'s target state.
-/// A webhook may have recorded the same outcome first (E2B's event can beat its own HTTP answer).
-pub(crate) async fn settle<P: Port>(port: &P, write: SessionWrite) -> Result<Written, Error> {
+/// Applies `write`, the next write of a claim whose last write entered its state at `since`. On a
+/// conflict the session is read again:
+/// - still in the state this claim left it in, entered at `since`: the winner moved nothing (a
+///   webhook's ordering mark, an activity): the write is made again on the new version;
+/// - already in the write's target state: a webhook recorded the same outcome first (E2B's event
+///   can beat its own HTTP answer): success, and the write's changes (the sandbox's address and
+///   token, the timeout, the reset failure count) are still applied, best effort;
+/// - anything else: another writer moved the session: `Conflict`.
+pub(crate) async fn settle<P: Port>(
+    port: &P,
+    mut write: SessionWrite,
+    since: OffsetDateTime,
+) -> Result<Written, Error> {
     let target = write
         .event
         .and_then(|event| crate::domain::transition(write.from, event).ok());
-    match port.write(&write).await {
-        Ok(written) => Ok(written),
-        Err(StoreError::Conflict { .. }) => {
-            let current = super::project(port, &write.key).await?;
-            match (current.state(), target) {
-                (Some(now), Some(target)) if now == target => Ok(Written {
+    for _ in 0..SETTLE_ATTEMPTS {
+        let current = match port.write(&write).await {
+            Ok(written) => return Ok(written),
+            Err(StoreError::Conflict { .. }) => super::project(port, &write.key).await?,
+            Err(err) => return Err(err.into()),
+        };
+        let session = current.session.as_ref();
+        let unmoved = current.state() == write.from && session.is_some_and(|s| same_ms(s.state_since, since));
+        if unmoved {
+            write.expected_version = current.version;
+            continue;
+        }
+        return match (current.state(), target) {
+            (Some(now), Some(target)) if now == target => {
+                let mut written = Written {
                     version: current.version,
                     state: Some(now),
-                }),
-                _ => Err(Error::Conflict(format!(
-                    "the sandbox moved to {} while Sandman was changing it",
-                    current.state().map_or("nothing", SessionState::as_str)
-                ))),
+                };
+                if write.changes != SessionChanges::default() {
+                    let again = SessionWrite::new(&current, write.actor, write.cause.clone(), port.now())
+                        .changes(write.changes.clone());
+                    if let Ok(moved) = port.write(&again).await {
+                        written = moved;
+                    }
+                }
+                Ok(written)
             }
-        }
-        Err(err) => Err(err.into()),
+            _ => Err(Error::Conflict(format!(
+                "the sandbox moved to {} while Sandman was changing it",
+                current.state().map_or("nothing", SessionState::as_str)
+            ))),
+        };
     }
+    Err(Error::Conflict(
+        "the sandbox kept changing while Sandman was recording it".into(),
+    ))
+}
+
+/// How often a claim's write is made again after losing to writes that moved nothing.
+const SETTLE_ATTEMPTS: usize = 4;
+
+/// The store keeps milliseconds.
+fn same_ms(a: OffsetDateTime, b: OffsetDateTime) -> bool {
+    a.unix_timestamp_nanos() / 1_000_000 == b.unix_timestamp_nanos() / 1_000_000
 }

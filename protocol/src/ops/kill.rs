@@ -6,7 +6,7 @@ use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, Snapshot, Sna
 use crate::e2b::E2bError;
 use crate::error::Error;
 use crate::port::Port;
-use crate::record::{SessionChanges, SessionWrite};
+use crate::record::{ProjectRecord, SessionChanges, SessionWrite};
 
 #[derive(Debug, Clone)]
 pub struct Killed {
@@ -44,24 +44,40 @@ pub async fn kill<P: Port>(
     actor: Actor,
     reason: Option<&str>,
 ) -> Result<Killed, Error> {
-    port.within_lease(kill_claimed(port, key, snapshot, actor, reason))
+    port.within_lease(async {
+        let record = project(port, key).await?;
+        kill_claimed(port, record, snapshot, actor, reason).await
+    })
+    .await
+}
+
+/// As [`kill`], of the project as `record` read it: a claim lost to a write since is `Conflict`,
+/// so a policy's kill (an archive, a handoff) never takes a sandbox someone reopened after its read.
+pub async fn kill_as_read<P: Port>(
+    port: &P,
+    record: ProjectRecord,
+    snapshot: SnapshotFirst,
+    actor: Actor,
+    reason: Option<&str>,
+) -> Result<Killed, Error> {
+    port.within_lease(kill_claimed(port, record, snapshot, actor, reason))
         .await
 }
 
 /// The claim, the snapshot before it and the kill, within one claim lease.
 async fn kill_claimed<P: Port>(
     port: &P,
-    key: &ProjectKey,
+    record: ProjectRecord,
     snapshot: SnapshotFirst,
     actor: Actor,
     reason: Option<&str>,
 ) -> Result<Killed, Error> {
+    let key = &record.project.key();
     let (requested, cause) = match reason {
         Some(reason) => (format!("{reason}: kill requested"), reason.to_owned()),
         None if actor == Actor::User => ("kill requested".into(), "killed by user".into()),
         None => ("kill requested".into(), "killed".into()),
     };
-    let record = project(port, key).await?;
     match record.state() {
         Some(SessionState::Running | SessionState::Paused) => {}
         None | Some(SessionState::Killed) => {
@@ -91,11 +107,29 @@ async fn kill_claimed<P: Port>(
         SnapshotFirst::Skip => (false, false),
         SnapshotFirst::ProjectDefault => (record.project.snapshot_before_kill, false),
     };
+    // E2B snapshots a running sandbox: a paused one is woken for it first (the table says
+    // STOPPING meanwhile, so nobody takes it for a sandbox to use).
+    let mut woken = false;
     let saved = if wanted {
-        match snapshot::create_snapshot(port, &record, SnapshotKind::AutoBeforeKill, "saved before kill".into()).await {
+        let woke = match was {
+            Some(SessionState::Paused) => port
+                .connect(&account, &sandbox.sandbox_id, record.project.sandbox_timeout)
+                .await
+                .map(|_| woken = true)
+                .map_err(Error::from),
+            _ => Ok(()),
+        };
+        let taken = match woke {
+            Ok(()) => {
+                snapshot::create_snapshot(port, &record, SnapshotKind::AutoBeforeKill, "saved before kill".into()).await
+            }
+            Err(err) => Err(err),
+        };
+        match taken {
             Ok(saved) => Some(saved),
             Err(err) if required => {
                 let cause = "kill abandoned: snapshot failed";
+                let was = if woken { Some(SessionState::Running) } else { was };
                 abandon(&mut claimed, was, cause, &err.public_message()).await?;
                 return Err(err);
             }

@@ -73,8 +73,9 @@ pub(crate) async fn settle_lapsed<P: Port>(
         (_, None) => (None, None),
         (_, Some(current)) => (None, observe(port, &account, &current.sandbox_id).await?),
     };
+    let by = if actor == Actor::Reconciler { "reconciled: " } else { "" };
     let cause = format!(
-        "lease of {} lapsed; E2B reports the sandbox {}",
+        "{by}lease of {} lapsed; E2B reports the sandbox {}",
         session.state.as_str(),
         match observed {
             Some(SandboxState::Running) => "running",

@@ -135,6 +135,12 @@ pub async fn set_pinned<P: Port>(port: &P, key: &ProjectKey, id: &SnapshotId, pi
 /// record. Pinned snapshots and the one the live sandbox was restored from are refused.
 pub async fn delete_snapshot<P: Port>(port: &P, key: &ProjectKey, id: &SnapshotId) -> Result<(), Error> {
     let snapshot = snapshot(port, key, id).await?;
+    if snapshot.status == SnapshotStatus::Pending {
+        // Its E2B snapshot may be on its way: the writer (or the pruner) finishes it first.
+        return Err(Error::Conflict(
+            "the snapshot is still being taken; try again shortly".into(),
+        ));
+    }
     if snapshot.pinned {
         return Err(Error::Conflict("the snapshot is pinned; unpin it first".into()));
     }

@@ -114,7 +114,7 @@ pub async fn pass<P: Port>(
     if !visit.failed && !record.project.inactivity.is_off() {
         let snapshots = port.list_snapshots(key, usize::MAX).await?;
         let tiers = tier_plan(&record, &snapshots, now);
-        match apply_tier(port, key, &tiers.step, &snapshots).await {
+        match apply_tier(port, &record, &tiers.step, &snapshots).await {
             Ok(deleted) => visit.deleted += u64::from(deleted),
             Err(err) => {
                 tracing::warn!(project = %key, error = %err, "an inactivity tier failed; the project stays due");

@@ -9,8 +9,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{Actor, InactivityPolicy, ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotStatus};
 use crate::error::{Error, StoreError};
-use crate::ops::kill::{SnapshotFirst, kill};
-use crate::ops::open::resume;
+use crate::ops::kill::{SnapshotFirst, kill_as_read};
 use crate::ops::project;
 use crate::ops::snapshot::{finish_delete, set_pinned};
 use crate::port::Port;
@@ -95,34 +94,30 @@ pub fn tier_plan(record: &ProjectRecord, snapshots: &[Snapshot], now: OffsetDate
 /// Applies one tier step. Answers how many snapshots were deleted.
 pub(crate) async fn apply_tier<P: Port>(
     port: &P,
-    key: &ProjectKey,
+    record: &ProjectRecord,
     step: &TierStep,
     snapshots: &[Snapshot],
 ) -> Result<u32, Error> {
+    let key = &record.project.key();
     match step {
         TierStep::Nothing => Ok(0),
         TierStep::Archive { snapshot_first } => {
+            // One claim, from the PAUSED session the plan read: STOPPING while E2B wakes the
+            // sandbox for its snapshot (E2B snapshots a running sandbox) and kills it. A user who
+            // reopened it since wins: the claim fails and the archive waits for the next pause.
             let reason = "archive: paused longer than the project's archiveAfter";
-            if *snapshot_first {
-                // E2B snapshots only a running sandbox: wake it for the snapshot, then kill it.
-                resume(port, key, Actor::Pruner, "resume requested").await?;
-            }
-            // E2B's `resumed` report may land between the resume and the kill's claim: the claim
-            // then meets a newer version and is tried again.
             let snapshot = if *snapshot_first {
                 SnapshotFirst::Required
             } else {
                 SnapshotFirst::Skip
             };
-            let mut killed = kill(port, key, snapshot, Actor::Pruner, Some(reason)).await;
-            for _ in 0..2 {
-                if !matches!(killed, Err(Error::Conflict(_))) {
-                    break;
+            match kill_as_read(port, record.clone(), snapshot, Actor::Pruner, Some(reason)).await {
+                Ok(_) => tracing::info!(project = %key, snapshot_first, "archived"),
+                Err(Error::Conflict(why)) => {
+                    tracing::info!(project = %key, why, "not archived: the project moved since the pass read it")
                 }
-                killed = kill(port, key, snapshot, Actor::Pruner, Some(reason)).await;
+                Err(err) => return Err(err),
             }
-            killed?;
-            tracing::info!(project = %key, snapshot_first, "archived");
             Ok(0)
         }
         TierStep::Delete(doomed) => {

@@ -46,6 +46,7 @@ fn record(state: Option<SessionState>, since: OffsetDateTime, inactivity: Inacti
         failures: 0,
         restored_from: None,
         replaces_session: None,
+        retiring: None,
         last_event_at: None,
         usage: Usage::default(),
     });

@@ -126,6 +126,7 @@ mod tests {
                 failures: 0,
                 restored_from: None,
                 replaces_session: None,
+                retiring: None,
                 last_event_at: None,
                 usage: Usage::default(),
             }),

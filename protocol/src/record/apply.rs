@@ -90,6 +90,7 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
     let c = &write.changes;
     let mut next = record.clone();
     next.version += 1;
+    next.project.updated_at = at;
     let session = next.session.get_or_insert_with(|| Session {
         // A first claim always names its session; the decoder drops a session without one.
         session_id: String::new(),

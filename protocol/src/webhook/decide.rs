@@ -77,7 +77,12 @@ pub fn decide(
     if is_stale(session, event) {
         return Decision::Ignore(Ignored::Stale);
     }
-    let report = report(session, event, now, rules).filter(|report| transition(Some(session.state), *report).is_ok());
+    // While a claim's lease runs, its claimant records what E2B did (it asks E2B before it moves
+    // on): the event is remembered for ordering only. A lapsed claim takes E2B's reports again.
+    let claimed = session.state.is_transitional() && !session.lease_lapsed(now);
+    let report = report(session, event, now, rules)
+        .filter(|_| !claimed)
+        .filter(|report| transition(Some(session.state), *report).is_ok());
     if let Some(report) = report {
         write.event = Some(report);
         if report == SessionEvent::Running {

@@ -4,7 +4,7 @@ use std::time::Duration;
 use time::macros::datetime;
 
 use super::*;
-use crate::domain::{IdlePolicy, Project, ProjectId, ProjectKey, RetentionPolicy, TeamId, Usage};
+use crate::domain::{CLAIM_LEASE, IdlePolicy, Project, ProjectId, ProjectKey, RetentionPolicy, TeamId, Usage};
 use crate::webhook::event::Execution;
 
 const T0: OffsetDateTime = datetime!(2026-11-01 12:00 UTC);
@@ -54,6 +54,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         failures: 0,
         restored_from: None,
         replaces_session: None,
+        retiring: None,
         last_event_at: None,
         usage: Usage::default(),
     };
@@ -384,7 +385,18 @@ fn while_starting_only_the_new_sessions_sandbox_counts() {
     about_new.sandbox_id = "sbx-2".into();
     about_new.metadata = crate::domain::metadata::for_session(&key(), "s2");
     let w = write(decide(&starting, &about_new, "e1", later(2), &RULES));
-    assert_eq!(w.event, Some(SessionEvent::Killed));
+    assert_eq!(
+        w.event, None,
+        "while the claim's lease runs, its claimant records the outcome"
+    );
+    assert_eq!(w.changes.event_at, Some(later(1)), "remembered for ordering");
+    let lapsed = later(1) + CLAIM_LEASE;
+    let w = write(decide(&starting, &about_new, "e1", lapsed, &RULES));
+    assert_eq!(
+        w.event,
+        Some(SessionEvent::Killed),
+        "a lapsed claim takes E2B's reports"
+    );
     assert_eq!(w.changes.sandbox.map(|s| s.sandbox_id).as_deref(), Some("sbx-2"));
 }
 

@@ -14,6 +14,7 @@ use sandman_protocol::enforce::{Step, after_cpu, first_look};
 use time::OffsetDateTime;
 
 use crate::Sandman;
+use crate::domain::TeamId;
 use crate::e2b::MAX_METRICS_BATCH;
 use crate::store::{IdleCandidate, StoreError};
 
@@ -52,19 +53,18 @@ impl Sandman {
     /// The latest CPU of each sandbox, one call per team per 100 ids. A team whose call fails is
     /// left out: its candidates are paused (a pause keeps memory, and the idle policy is the rule).
     async fn read_cpu(&self, candidates: &[IdleCandidate]) -> (HashMap<String, f64>, u64) {
-        let mut by_team: HashMap<String, Vec<String>> = HashMap::new();
+        let mut by_team: HashMap<TeamId, Vec<String>> = HashMap::new();
         for candidate in candidates {
             if let Some(id) = &candidate.sandbox_id {
-                by_team
-                    .entry(candidate.key.team.as_str().to_owned())
-                    .or_default()
-                    .push(id.clone());
+                by_team.entry(candidate.key.team.clone()).or_default().push(id.clone());
             }
         }
         let mut cpu = HashMap::new();
         let mut calls = 0;
-        for (team, ids) in by_team {
-            let e2b = match self.e2b.for_team(&team) {
+        for (team_id, ids) in by_team {
+            let team = team_id.as_str();
+            // The team's own account (a registered key first): its sandboxes are there.
+            let e2b = match self.e2b_for_team(&team_id).await {
                 Ok(e2b) => e2b,
                 Err(err) => {
                     tracing::warn!(team, error = %err, "no E2B account to read metrics with");

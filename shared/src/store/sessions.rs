@@ -91,6 +91,11 @@ impl Store {
                 .set("stateSince", n(at))
                 .set("lastActor", s(write.actor.as_str()))
                 .set("lastCause", s(&write.cause));
+            if c.last_active_at.is_none() {
+                // A first claim starts the activity clock (`record::apply` does the same).
+                let (active, now) = (e.name("lastActiveAt"), e.value(n(at)));
+                e.set_expression("lastActiveAt", format!("if_not_exists({active}, {now})"));
+            }
             if to == SessionState::Running {
                 e.set("idleShard", s(keys::idle_shard(&write.key)));
                 let timeout = e.name("idleTimeoutMs");

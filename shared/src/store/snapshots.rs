@@ -262,10 +262,12 @@ impl Store {
             .key("sk", s(keys::snapshot_sk(id)))
             .update_expression("SET #status = :deleting")
             .condition_expression(
-                "attribute_exists(pk) AND pinned = :false AND (attribute_not_exists(heldUntil) OR heldUntil <= :now)",
+                "attribute_exists(pk) AND pinned = :false AND #status <> :pending \
+                 AND (attribute_not_exists(heldUntil) OR heldUntil <= :now)",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":deleting", s(status_name(SnapshotStatus::Deleting)))
+            .expression_attribute_values(":pending", s(status_name(SnapshotStatus::Pending)))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":now", n(to_ms(now)))
             .return_values(ReturnValue::AllNew)

@@ -173,11 +173,11 @@ impl Store {
         }))
     }
 
-    /// Sets the team's monthly budget. A higher budget lifts a refusal of this period at once.
+    /// Sets the team's monthly budget. A new budget lifts a refusal of this period at once, and
+    /// takes the team off the enforcer's list in the same transaction: a raised budget never has
+    /// the team's sandboxes paused by the tick that follows.
     pub async fn put_budget(&self, team: &TeamId, monthly_usd: f64, now: OffsetDateTime) -> Result<Budget, StoreError> {
-        let out = self
-            .client
-            .update_item()
+        let budget = Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::team_pk(team)))
             .key("sk", AttributeValue::S(keys::BUDGET_SK.into()))
@@ -187,10 +187,21 @@ impl Store {
             .expression_attribute_values(":usd", number(monthly_usd))
             .expression_attribute_values(":now", AttributeValue::N(to_ms(now).to_string()))
             .expression_attribute_values(":team", AttributeValue::S(team.to_string()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
+            .build()
+            .map_err(super::error::build)?;
+        let unlisted = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
+            .key("sk", AttributeValue::S(team.to_string()))
+            .build()
+            .map_err(super::error::build)?;
+        let out = self
+            .transact(vec![
+                TransactWriteItem::builder().update(budget).build(),
+                TransactWriteItem::builder().delete(unlisted).build(),
+            ])
             .await
-            .map_err(super::error::dynamo)?;
+            .map_err(super::transact::spent)?;
         self.capacity.record_write(out.consumed_capacity());
         Ok(Budget {
             monthly_usd,
@@ -230,15 +241,23 @@ impl Store {
     /// Records that the team reached its budget in `period` (first writer only) and, in the same
     /// transaction, lists the team for the enforcer, which pauses its running sandboxes: a writer
     /// cut short leaves both or neither. True for the first writer.
+    /// Only while the budget is still the `monthly_usd` the crossing was computed from: a budget
+    /// raised meanwhile is not marked reached.
     pub async fn mark_budget_reached(
         &self,
         team: &TeamId,
         period: Period,
+        monthly_usd: f64,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mark = self
             .first_of_period(team, "reachedPeriod", period)
             .update_expression("SET reachedPeriod = :period, reachedAt = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND monthlyUsd = :usd \
+                 AND (attribute_not_exists(reachedPeriod) OR reachedPeriod <> :period)",
+            )
+            .expression_attribute_values(":usd", number(monthly_usd))
             .expression_attribute_values(":now", AttributeValue::N(to_ms(now).to_string()))
             .build()
             .map_err(super::error::build)?;
@@ -303,19 +322,26 @@ impl Store {
             .collect())
     }
 
-    /// The enforcer paused what the team had running.
-    pub async fn clear_budget_reached(&self, team: &TeamId) -> Result<(), StoreError> {
+    /// The enforcer paused what the team had running (or the listing is of a period past): the
+    /// listing goes, only while it still names `period` (a new period's listing stays).
+    pub async fn clear_budget_reached(&self, team: &TeamId, period: &str) -> Result<(), StoreError> {
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::BUDGET_REACHED_PK.into()))
             .key("sk", AttributeValue::S(team.to_string()))
+            .condition_expression("#period = :period")
+            .expression_attribute_names("#period", "period")
+            .expression_attribute_values(":period", AttributeValue::S(period.to_owned()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await
-            .map_err(super::error::dynamo)?;
-        self.capacity.record_write(out.consumed_capacity());
+            .await;
+        match out {
+            Ok(out) => self.capacity.record_write(out.consumed_capacity()),
+            Err(err) if super::error::condition_failed(&err) => self.capacity.record_failed_write(1.0),
+            Err(err) => return Err(super::error::dynamo(err)),
+        }
         Ok(())
     }
 }

@@ -108,7 +108,12 @@ impl Sandman {
             );
             self.note(key, &cause).await?;
         }
-        if reach && self.store.mark_budget_reached(team, period, self.now()).await? {
+        if reach
+            && self
+                .store
+                .mark_budget_reached(team, period, budget.monthly_usd, self.now())
+                .await?
+        {
             let cause = format!(
                 "budget: the team's monthly budget of ${:.2} is reached; running sandboxes pause and opens are refused until {}",
                 budget.monthly_usd,
@@ -138,15 +143,18 @@ impl Sandman {
         let current = Period::of(self.now()).to_string();
         for reached in self.store.budgets_reached().await? {
             tick.teams += 1;
-            if reached.period != current {
-                self.store.clear_budget_reached(&reached.team).await?;
+            // A listing of a period past, or of a budget raised or removed since: nothing to pause.
+            let still = self.store.budget(&reached.team, Consistency::Strong).await?;
+            let stands = still.is_some_and(|b| b.reached_period.as_deref() == Some(current.as_str()));
+            if reached.period != current || !stands {
+                self.store.clear_budget_reached(&reached.team, &reached.period).await?;
                 continue;
             }
             let (paused, failures) = self.pause_team(&reached.team).await?;
             tick.paused += paused;
             tick.failures += failures;
             if failures == 0 {
-                self.store.clear_budget_reached(&reached.team).await?;
+                self.store.clear_budget_reached(&reached.team, &reached.period).await?;
             }
         }
         Ok(tick)

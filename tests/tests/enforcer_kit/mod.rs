@@ -22,7 +22,10 @@ pub async fn stack(env: &[(&str, &str)]) -> TestStack {
 }
 
 pub async fn stack_with(emulator: EmulatorConfig, env: &[(&str, &str)]) -> TestStack {
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    // The fleets here run far more than a team's default 20 live sandboxes.
+    env.entry("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM".into())
+        .or_insert_with(|| "100000".into());
     let mut stack = TestStack::start_with(emulator, move |name| env.get(name).cloned()).await;
     stack.sandman.e2b = accounts(&stack, HashMap::new());
     stack
