@@ -156,13 +156,26 @@ impl Soak {
         .await
     }
 
-    pub async fn api_worker(self: Arc<Self>, mut rng: fastrand::Rng) {
+    /// One caller. Its schedule (which project, which operation, and the seed of everything the
+    /// operation draws) comes from `schedule` alone, so a seed replays the same schedule per
+    /// caller whatever the answers; what varies is how the callers interleave with each other, with
+    /// the ticks and the faults, and so what each operation finds.
+    ///
+    /// A caller works on one project for a while (three times in four it stays on the last one),
+    /// as a user in a session does: it opens it, keeps it alive, snapshots and restores it.
+    pub async fn api_worker(self: Arc<Self>, mut schedule: fastrand::Rng) {
+        let mut index = schedule.usize(0..self.model.workable());
         while !self.stopping() {
             if self.ops_left.fetch_sub(1, Ordering::Relaxed) <= 0 {
                 self.stop();
                 return;
             }
-            let index = rng.usize(0..self.model.workable());
+            let (stay, other) = (schedule.u32(0..4) != 0, schedule.usize(0..self.model.workable()));
+            if !stay {
+                index = other;
+            }
+            let op = crate::ops::pick(&mut schedule);
+            let mut rng = fastrand::Rng::with_seed(schedule.u64(..));
             if !self.model.project(index).registered {
                 // A fork slot is filled by a fork only; a regular project deleted is registered again.
                 if !self.model.is_fork_slot(index) {
@@ -170,7 +183,6 @@ impl Soak {
                 }
                 continue;
             }
-            let op = crate::ops::pick(&mut rng);
             self.operate(&mut rng, index, op).await;
         }
     }

@@ -119,8 +119,13 @@ impl Soak {
                 }
             }
             Op::Pin | Op::DeleteSnapshot | Op::Restore if self.model.project(index).snapshots.is_empty() => {
-                // Nothing known to act on yet: look first.
-                Box::pin(self.operate(rng, index, Op::ListSnapshots)).await;
+                // Nothing known to act on yet: look, or (a restore) take one.
+                let first = if matches!(op, Op::Restore) {
+                    Op::Snapshot
+                } else {
+                    Op::ListSnapshots
+                };
+                Box::pin(self.operate(rng, index, first)).await;
             }
             Op::ListSnapshots => {
                 let path = format!("{base}/snapshots");

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2b_emulator::SandboxState;
+use futures::StreamExt;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
@@ -14,6 +15,9 @@ use super::truth::{Truth, history};
 use super::*;
 use crate::actors::Soak;
 use crate::model::Model;
+
+/// API reads at once after the run (each answered by one of the instances).
+const READS_AT_ONCE: usize = 8;
 
 /// One existing project, as the API describes it.
 #[derive(Debug, Clone)]
@@ -40,18 +44,27 @@ pub async fn projects(soak: &Soak) -> Result<Vec<Existing>, String> {
             if page.status != StatusCode::OK {
                 return Err(format!("GET {path} answered {} {}", page.status, page.json));
             }
-            for item in page.json["items"].as_array().into_iter().flatten() {
-                let Some(name) = item["projectId"].as_str() else {
-                    continue;
-                };
+            let names: Vec<String> = page.json["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item["projectId"].as_str().map(str::to_owned))
+                .collect();
+            let views = futures::stream::iter(names.into_iter().enumerate().map(|(n, name)| {
                 let path = format!("/v1/projects/{name}");
-                let view = fleet.api_as(account, 0, Method::GET, &path, None).await;
+                let view = fleet.api_as(account, n % fleet.apis.len(), Method::GET, &path, None);
+                async move { (name, path, view.await) }
+            }))
+            .buffered(READS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+            for (name, path, view) in views {
                 if view.status != StatusCode::OK {
                     return Err(format!("GET {path} answered {} {}", view.status, view.json));
                 }
                 all.push(Existing {
                     account,
-                    name: name.to_owned(),
+                    name,
                     state: view.json["sandbox"]["state"].as_str().map(str::to_owned),
                     sandbox_id: view.json["sandbox"]["sandboxId"].as_str().map(str::to_owned),
                     view: view.json,
@@ -237,15 +250,23 @@ pub async fn retention(soak: &Soak, projects: &[Existing]) {
         .iter()
         .filter_map(|p| p.view["forkOf"]["snapshotId"].as_str())
         .collect();
-    for project in projects {
-        let Some(index) = Model::index_of(&project.name) else {
-            continue;
-        };
-        let Some(keep_last) = soak.model.project(index).keep_last else {
-            continue;
-        };
+    let known: Vec<(&Existing, u32)> = projects
+        .iter()
+        .filter_map(|p| {
+            let index = Model::index_of(&p.name)?;
+            Some((p, soak.model.project(index).keep_last?))
+        })
+        .collect();
+    let fleet = &soak.fleet;
+    let lists = futures::stream::iter(known.into_iter().enumerate().map(|(n, (project, keep_last))| {
         let path = format!("/v1/projects/{}/snapshots?limit=100", project.name);
-        let list = soak.fleet.api_as(project.account, 0, Method::GET, &path, None).await;
+        let list = fleet.api_as(project.account, n % fleet.apis.len(), Method::GET, &path, None);
+        async move { (project, keep_last, list.await) }
+    }))
+    .buffered(READS_AT_ONCE)
+    .collect::<Vec<_>>()
+    .await;
+    for (project, keep_last, list) in lists {
         let Some(items) = list.json["items"].as_array() else {
             continue;
         };

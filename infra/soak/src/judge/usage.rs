@@ -1,5 +1,5 @@
-//! Usage: each team's counters for a month (`GET /v1/usage?period=`) hold exactly the run time of
-//! the executions E2B reported for the team's sandboxes (its `paused` and `killed` events, each
+//! Usage: each team's counters for a month (`GET /v1/usage?period=`), and each project's whose
+//! sandboxes are all its own, hold exactly the run time of the executions E2B reported for them (its `paused` and `killed` events, each
 //! execution once: a `killed` after a `paused` reports the same execution again). More is counted
 //! twice; less is lost (the report says how much of it was in events E2B never got delivered,
 //! which only its events API still holds).
@@ -11,6 +11,7 @@ use sandman::usage::Period;
 
 use super::truth::Truth;
 use super::{Soak, USAGE_NOT_LOST, USAGE_NOT_TWICE};
+use crate::model::Model;
 
 /// Counters are decimal sums of float seconds: this much apart is equal.
 const TOLERANCE_SECS: f64 = 0.01;
@@ -21,6 +22,8 @@ struct Executions {
     seconds: f64,
     /// Of which never delivered to the webhook.
     undelivered: f64,
+    /// Of which reported by two events (a `killed` after a `paused`), counted once here.
+    reported_twice: f64,
 }
 
 /// What E2B reported team `team` used in the month of `now`, at the default rates: each
@@ -50,61 +53,135 @@ pub fn cost_usd(truth: &Truth, team: &str, now: time::OffsetDateTime) -> f64 {
     executions.values().map(|usage| rates.cost_usd(usage)).sum()
 }
 
-pub async fn judge(soak: &Soak, truth: &Truth) {
-    // (team, period) -> executions, each (sandbox, execution id) once.
-    let mut by_execution: HashMap<(&str, &str), (&str, Period, f64, bool)> = HashMap::new();
+/// One execution as E2B reported it (each once, however many events reported it).
+struct Execution<'a> {
+    team: &'a str,
+    /// The project its metadata names (a fork's names its source's: `forked`).
+    project: Option<&'a str>,
+    forked: bool,
+    period: Period,
+    seconds: f64,
+    undelivered: bool,
+    reports: u32,
+}
+
+fn executions(truth: &Truth) -> Vec<Execution<'_>> {
+    let mut by_execution: HashMap<(&str, &str), Execution<'_>> = HashMap::new();
     for event in &truth.events {
         let (Some(execution), Some(team)) = (event.execution, event.metadata.get("sandmanTeam")) else {
             continue;
         };
-        let seconds = execution.execution_ms as f64 / 1000.0;
         let undelivered = truth.undelivered(&event.event_id);
         let entry = by_execution
             .entry((event.sandbox_id.as_str(), event.execution_id.as_str()))
-            .or_insert((team.as_str(), Period::of(event.at), seconds, undelivered));
+            .or_insert_with(|| Execution {
+                team,
+                project: event.metadata.get("sandmanProject").map(String::as_str),
+                forked: truth
+                    .sandbox(&event.sandbox_id)
+                    .is_some_and(|s| s.forked_from.is_some()),
+                period: Period::of(event.at),
+                seconds: execution.execution_ms as f64 / 1000.0,
+                undelivered,
+                reports: 0,
+            });
         // Delivered once is enough for it to have been countable.
-        entry.3 &= undelivered;
+        entry.undelivered &= undelivered;
+        entry.reports += 1;
     }
-    let mut truth_of: BTreeMap<(String, String), Executions> = BTreeMap::new();
-    for (team, period, seconds, undelivered) in by_execution.into_values() {
-        let executions = truth_of.entry((team.to_owned(), period.to_string())).or_default();
-        executions.count += 1;
-        executions.seconds += seconds;
-        if undelivered {
-            executions.undelivered += seconds;
+    by_execution.into_values().collect()
+}
+
+fn add(totals: &mut Executions, execution: &Execution<'_>) {
+    totals.count += 1;
+    totals.seconds += execution.seconds;
+    if execution.undelivered {
+        totals.undelivered += execution.seconds;
+    }
+    if execution.reports > 1 {
+        totals.reported_twice += execution.seconds;
+    }
+}
+
+/// Each team's counters, and each project's whose executions are all its own: never deleted
+/// (nor asked to be), never forked from or into.
+pub async fn judge(soak: &Soak, truth: &Truth) {
+    let executions = executions(truth);
+    let mut of_team: BTreeMap<(String, String), Executions> = BTreeMap::new();
+    let mut of_project: BTreeMap<(String, String), Executions> = BTreeMap::new();
+    for execution in &executions {
+        add(
+            of_team
+                .entry((execution.team.to_owned(), execution.period.to_string()))
+                .or_default(),
+            execution,
+        );
+        if let (Some(project), false) = (execution.project, execution.forked) {
+            add(
+                of_project
+                    .entry((project.to_owned(), execution.period.to_string()))
+                    .or_default(),
+                execution,
+            );
         }
     }
-    for ((team, period), executions) in truth_of {
+    let transcript = soak.transcript.all();
+    let entangled = |name: &str| {
+        let index = Model::index_of(name);
+        index.is_none_or(|i| soak.model.is_fork_slot(i))
+            || transcript.iter().any(|a| {
+                (a.op == "delete-project" && a.index == index)
+                    || (a.op.starts_with("fork") && (a.index == index || a.detail == name))
+            })
+    };
+    for ((team, period), totals) in of_team {
         let Some(account) = soak.fleet.accounts.iter().position(|a| a.team.as_str() == team) else {
             continue;
         };
-        let path = format!("/v1/usage?period={period}");
-        let answer = soak.fleet.api_as(account, 0, Method::GET, &path, None).await;
-        if answer.status != StatusCode::OK {
-            soak.ledger.violation(
-                USAGE_NOT_LOST,
-                &team,
-                format!("GET {path} answered {} {}", answer.status, answer.json),
-            );
+        compare(
+            soak,
+            account,
+            &team,
+            &format!("/v1/usage?period={period}"),
+            &period,
+            totals,
+        )
+        .await;
+    }
+    for ((project, period), totals) in of_project {
+        let Some(index) = Model::index_of(&project).filter(|_| !entangled(&project)) else {
             continue;
-        }
-        let counted = answer.json["used"]["runSeconds"]
-            .as_f64()
-            .or_else(|| answer.json["runSeconds"].as_f64())
-            .unwrap_or(f64::NAN);
-        soak.ledger.judged(USAGE_NOT_TWICE, executions.count);
-        soak.ledger.judged(USAGE_NOT_LOST, executions.count);
-        let seen = format!(
-            "{period}: counted {counted:.1} run seconds; E2B reported {:.1} in {} executions ({:.1} of them in events never delivered)",
-            executions.seconds, executions.count, executions.undelivered
+        };
+        let path = format!("/v1/projects/{project}/usage?period={period}");
+        compare(soak, soak.fleet.account_of(index), &project, &path, &period, totals).await;
+    }
+}
+
+/// What the API's counters at `path` say against what E2B reported.
+async fn compare(soak: &Soak, account: usize, whose: &str, path: &str, period: &str, executions: Executions) {
+    let answer = soak.fleet.api_as(account, 0, Method::GET, path, None).await;
+    soak.ledger.judged(USAGE_NOT_TWICE, executions.count);
+    soak.ledger.judged(USAGE_NOT_LOST, executions.count);
+    if answer.status != StatusCode::OK {
+        soak.ledger.violation(
+            USAGE_NOT_LOST,
+            whose,
+            format!("GET {path} answered {} {}", answer.status, answer.json),
         );
-        if counted.is_nan() {
-            soak.ledger
-                .violation(USAGE_NOT_LOST, &team, format!("no runSeconds in {}", answer.json));
-        } else if counted > executions.seconds + TOLERANCE_SECS {
-            soak.ledger.violation(USAGE_NOT_TWICE, &team, seen);
-        } else if counted < executions.seconds - TOLERANCE_SECS {
-            soak.ledger.violation(USAGE_NOT_LOST, &team, seen);
-        }
+        return;
+    }
+    let counted = answer.json["used"]["runSeconds"].as_f64().unwrap_or(f64::NAN);
+    let seen = format!(
+        "{period}: counted {counted:.1} run seconds; E2B reported {:.1} in {} executions ({:.1} of them in events never \
+         delivered; {:.1} reported twice, by a `killed` after a `paused`)",
+        executions.seconds, executions.count, executions.undelivered, executions.reported_twice
+    );
+    if counted.is_nan() {
+        soak.ledger
+            .violation(USAGE_NOT_LOST, whose, format!("no used.runSeconds in {}", answer.json));
+    } else if counted > executions.seconds + TOLERANCE_SECS {
+        soak.ledger.violation(USAGE_NOT_TWICE, whose, seen);
+    } else if counted < executions.seconds - TOLERANCE_SECS {
+        soak.ledger.violation(USAGE_NOT_LOST, whose, seen);
     }
 }
