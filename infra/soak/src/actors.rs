@@ -26,15 +26,33 @@ pub struct Soak {
     pub receiver: Receiver,
     stop: AtomicBool,
     ops_left: AtomicI64,
-    /// Reconcile ticks under way, and begun (a tick's E2B listings are judged only when no other
-    /// reconcile ran while it did).
-    reconciles_running: AtomicI64,
-    reconciles_begun: AtomicI64,
+    /// The reconciler instances free now (each reconcile tick has one to itself).
+    reconcilers: Slots,
     /// The reconcile ticks that completed, for the judge of E2B's listings.
     pub ticks: crate::judge::listings::Ticks,
 }
 
 const MAX_TICKS_IN_FLIGHT: usize = 2;
+
+/// Which of a function's instances are free.
+struct Slots(std::sync::Mutex<Vec<usize>>);
+
+impl Slots {
+    fn new(instances: usize) -> Slots {
+        Slots(std::sync::Mutex::new((0..instances).collect()))
+    }
+
+    fn take(&self) -> Option<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()
+    }
+
+    fn put_back(&self, slot: usize) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(0, slot);
+    }
+}
 
 /// Who makes the call: a member of the project's team, or one of its admins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +63,7 @@ pub enum As {
 
 impl Soak {
     pub fn new(fleet: Fleet, ledger: Arc<Ledger>, receiver: Receiver, projects: usize, operations: u64) -> Soak {
+        let instances = fleet.instances;
         Soak {
             fleet,
             ledger,
@@ -53,8 +72,7 @@ impl Soak {
             receiver,
             stop: AtomicBool::new(false),
             ops_left: AtomicI64::new(i64::try_from(operations).unwrap_or(i64::MAX)),
-            reconciles_running: AtomicI64::new(0),
-            reconciles_begun: AtomicI64::new(0),
+            reconcilers: Slots::new(instances),
             ticks: Default::default(),
         }
     }
@@ -218,21 +236,25 @@ impl Soak {
                     .map(|r| r.map_err(|e| e.to_string()))
             }
             Job::Reconcile => {
+                // An instance no other reconcile uses now: E2B's call log tells its calls apart.
+                let Some(slot) = self.reconcilers.take() else {
+                    self.ledger.operation("tick reconcile", "skipped (every instance busy)");
+                    return None;
+                };
+                let sandman = &self.fleet.jobs_for(Job::Reconcile)[slot];
                 let input = json!({"task": "reconcile"});
                 let watched = self.fleet.watch.begin();
-                let others = self.reconciles_running.fetch_add(1, Ordering::SeqCst);
-                let begun = self.reconciles_begun.fetch_add(1, Ordering::SeqCst);
                 let e2b_began = self.fleet.e2b_now();
                 let run = sandman_idle_enforcer::run(sandman, &input);
                 let done = chaos::invoke(rng, &self.ledger, "reconcile", run, abandonable).await;
-                self.reconciles_running.fetch_sub(1, Ordering::SeqCst);
-                let alone = others == 0 && self.reconciles_begun.load(Ordering::SeqCst) == begun + 1;
+                let ended = self.fleet.e2b_now();
+                self.reconcilers.put_back(slot);
                 if let Some(Ok(_)) = &done {
                     let tick = crate::judge::listings::ReconcileTick {
                         floor: self.fleet.watch.floor(&watched, self.fleet.accounts.len()),
-                        alone,
+                        caller: format!("{}-{slot}", Job::Reconcile.caller()),
                         began: e2b_began,
-                        ended: self.fleet.e2b_now(),
+                        ended,
                     };
                     crate::judge::listings::record(self, tick);
                 }

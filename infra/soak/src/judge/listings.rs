@@ -1,7 +1,7 @@
 //! One E2B account whose list calls fail must not stall the reconciliation of the others: a
 //! reconcile tick that completed while nothing else could fairly stop a listing (see
-//! [`crate::stalls`]) and no other reconcile ran must have listed, as E2B's call log shows (calls
-//! by a reconciler instance, answered 200), at least the accounts whose lists worked.
+//! [`crate::stalls`]) must have listed, as E2B's call log shows (calls by its reconciler instance,
+//! which no other reconcile used meanwhile, answered 200), at least the accounts whose lists worked.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -12,12 +12,12 @@ use time::OffsetDateTime;
 use super::truth::Truth;
 use super::{RECONCILE_LISTS, Soak};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReconcileTick {
     /// How many accounts it must have listed (`None`: not judged).
     pub floor: Option<usize>,
-    /// No other reconcile ran meanwhile (their listings would be indistinguishable).
-    pub alone: bool,
+    /// The instance's caller name in E2B's call log (no other reconcile used it meanwhile).
+    pub caller: String,
     pub began: OffsetDateTime,
     pub ended: OffsetDateTime,
 }
@@ -45,12 +45,13 @@ pub fn judge(soak: &Soak, truth: &Truth) {
         .filter(|c| c.status == 200)
         .collect();
     for tick in ticks {
-        let (Some(floor), true) = (tick.floor, tick.alone) else {
+        let Some(floor) = tick.floor else {
             continue;
         };
         soak.ledger.judged(RECONCILE_LISTS, 1);
         let teams: HashSet<&str> = listed
             .iter()
+            .filter(|c| c.caller.as_deref() == Some(tick.caller.as_str()))
             .filter(|c| tick.began <= c.received_at && c.at <= tick.ended)
             .filter_map(|c| c.team_id.as_deref())
             .collect();
