@@ -37,7 +37,7 @@ pub async fn run(soak: &Soak, seed: u64) -> String {
     settle(soak).await;
     let mut report = String::new();
     let first = match state::projects(soak).await {
-        Ok(projects) => state::converged(soak, &Truth::take(fleet), &projects, true),
+        Ok(projects) => state::converged(soak, &Truth::take(fleet), &projects, true, "after one reconcile"),
         Err(why) => {
             soak.ledger.violation(CONVERGED, "", why);
             usize::MAX
@@ -53,7 +53,7 @@ pub async fn run(soak: &Soak, seed: u64) -> String {
         tick(soak, &mut rng, Job::Prune).await;
         settle(soak).await;
         if let Ok(projects) = state::projects(soak).await
-            && state::converged(soak, &Truth::take(fleet), &projects, false) == 0
+            && state::converged(soak, &Truth::take(fleet), &projects, false, "") == 0
         {
             converged = Some((round, faults_off.elapsed()));
         }
@@ -80,6 +80,7 @@ pub async fn run(soak: &Soak, seed: u64) -> String {
     let truth = Truth::take(fleet);
     match state::projects(soak).await {
         Ok(projects) => {
+            state::converged(soak, &truth, &projects, true, "at the end");
             state::orphans(soak, &truth, &projects);
             state::snapshots(soak, &truth, &projects).await;
             state::retention(soak, &projects).await;

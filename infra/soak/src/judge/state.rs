@@ -80,8 +80,9 @@ pub async fn projects(soak: &Soak) -> Result<Vec<Existing>, String> {
 }
 
 /// Every project's state agrees with E2B's state of its sandbox, and none is mid-transition.
-/// `judge`: whether to count (the first check counts; later rounds only measure convergence).
-pub fn converged(soak: &Soak, truth: &Truth, projects: &[Existing], judge: bool) -> usize {
+/// `judge`: whether to count (after the first reconcile, and at the very end; the rounds between
+/// only measure how long convergence took). `when` goes into a violation's example.
+pub fn converged(soak: &Soak, truth: &Truth, projects: &[Existing], judge: bool, when: &str) -> usize {
     let mut disagreements = 0;
     for project in projects {
         if judge {
@@ -103,7 +104,7 @@ pub fn converged(soak: &Soak, truth: &Truth, projects: &[Existing], judge: bool)
                     CONVERGED,
                     &project.name,
                     format!(
-                        "API {} sandbox {:?} (last error {}), E2B: {}",
+                        "{when}: API {} sandbox {:?} (last error {}), E2B: {}",
                         project.state.as_deref().unwrap_or("-"),
                         project.sandbox_id,
                         project.view["sandbox"]["lastError"],
@@ -117,11 +118,14 @@ pub fn converged(soak: &Soak, truth: &Truth, projects: &[Existing], judge: bool)
 }
 
 /// Every live E2B sandbox (running or paused) is the current sandbox of exactly one existing project
-/// that the API says is RUNNING or PAUSED.
+/// (one the API does not say is KILLED).
 pub fn orphans(soak: &Soak, truth: &Truth, projects: &[Existing]) {
     let mut owners: HashMap<&str, Vec<&Existing>> = HashMap::new();
     for project in projects {
-        if let (Some(id), Some("RUNNING" | "PAUSED")) = (project.sandbox_id.as_deref(), project.state.as_deref()) {
+        // Its current sandbox, in whatever state but KILLED (one mid-transition is `converged`'s).
+        if let (Some(id), Some(state)) = (project.sandbox_id.as_deref(), project.state.as_deref())
+            && state != "KILLED"
+        {
             owners.entry(id).or_default().push(project);
         }
     }
