@@ -146,6 +146,10 @@ impl Soak {
             json: reply.as_ref().map_or(Value::Null, |r| r.json.clone()),
             detail,
         });
+        // Told to try again later, a client waits a little (as the API's clients do).
+        if reply.as_ref().is_some_and(|r| matches!(r.status.as_u16(), 429 | 503)) {
+            tokio::time::sleep(Duration::from_millis(rng.u64(200..600))).await;
+        }
         reply
     }
 

@@ -352,7 +352,17 @@ impl Fleet {
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .expect("a request");
         async move {
-            let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
+            // In a task of its own: a handler's panic ends that invocation only, as in Lambda,
+            // whose function URL then answers 502 (the panic hook counts it).
+            let response = match Invocation(tokio::spawn(router.oneshot(request))).await {
+                Ok(response) => response.unwrap_or_else(|never| match never {}),
+                Err(_) => {
+                    return Reply {
+                        status: StatusCode::BAD_GATEWAY,
+                        json: serde_json::json!({"error": {"code": "function_error", "message": "the invocation panicked"}}),
+                    };
+                }
+            };
             let status = response.status();
             let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
                 .await
@@ -413,6 +423,24 @@ impl Fleet {
     }
 }
 
+/// A handler run in a task of its own (so that its panic ends only it), cancelled when dropped: a
+/// request cut at its deadline stops where it was, as a Lambda invocation does.
+struct Invocation<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for Invocation<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Invocation<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
@@ -437,7 +465,7 @@ async fn dispatch(State(front): State<Front>, request: Request<Body>) -> Respons
     };
     let router = front.instances[index].clone();
     let sent = std::time::Instant::now();
-    let answer = router.oneshot(request);
+    let answer = Invocation(tokio::spawn(router.oneshot(request)));
     let response = match cut {
         None => answer.await,
         Some(deadline) => match tokio::time::timeout(deadline, answer).await {
@@ -447,6 +475,10 @@ async fn dispatch(State(front): State<Front>, request: Request<Body>) -> Respons
                 return StatusCode::BAD_GATEWAY.into_response();
             }
         },
+    };
+    // A handler's panic: the function URL answers 502 (the panic hook counts it).
+    let Ok(response) = response else {
+        return StatusCode::BAD_GATEWAY.into_response();
     };
     let response = response.unwrap_or_else(|never| match never {});
     front.ledger.operation("webhook", response.status().as_str());
