@@ -156,7 +156,6 @@ mod tests {
         timeline.begin("burst e2b");
         timeline.begin("stretch list");
         timeline.end_all_but(&["stretch"]);
-        std::thread::sleep(Duration::from_millis(5));
         let later = Instant::now();
         assert!(
             timeline.windows().faulty(later, later, Duration::ZERO),
