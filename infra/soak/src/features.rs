@@ -95,10 +95,10 @@ impl Soak {
         if self.fleet.account_of(index) != 1 {
             return;
         }
-        let (method, body, target) = match rng.u32(0..6) {
+        let (method, body, target) = match rng.u32(0..4) {
             0 => (Method::DELETE, None, "team-local"),
             1 => (Method::PUT, Some(json!({"apiKey": ELSEWHERE.1})), ELSEWHERE.0),
-            2 | 3 => (Method::PUT, Some(json!({"apiKey": OWN_KEY_ROTATED})), "team-own"),
+            2 => (Method::PUT, Some(json!({"apiKey": OWN_KEY_ROTATED})), "team-own"),
             _ => (
                 Method::PUT,
                 Some(json!({"apiKey": "e2b_soak_own_key_team_0002"})),

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::actors::Soak;
 use crate::model::{Model, SnapshotSource};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Open,
     Heartbeat,
@@ -53,7 +53,7 @@ const OPS: [(Op, u32); 19] = [
     (Op::Fork, 3),
     (Op::Busy, 2),
     (Op::Budget, 1),
-    (Op::AccountSwitch, 2),
+    (Op::AccountSwitch, 3),
     (Op::Endpoint, 1),
 ];
 
@@ -118,14 +118,17 @@ impl Soak {
                     self.learn_snapshot(index, &reply.json, Some(window));
                 }
             }
-            Op::Pin | Op::DeleteSnapshot | Op::Restore if self.model.project(index).snapshots.is_empty() => {
-                // Nothing known to act on yet: look, or (a restore) take one.
-                let first = if matches!(op, Op::Restore) {
-                    Op::Snapshot
-                } else {
-                    Op::ListSnapshots
-                };
-                Box::pin(self.operate(rng, index, first)).await;
+            Op::Restore if self.model.project(index).snapshots.is_empty() => {
+                // Nothing known to restore yet: open, take one, and restore it.
+                for step in [Op::Open, Op::Snapshot, Op::Restore] {
+                    if step != Op::Restore || !self.model.project(index).snapshots.is_empty() {
+                        Box::pin(self.operate(rng, index, step)).await;
+                    }
+                }
+            }
+            Op::Pin | Op::DeleteSnapshot if self.model.project(index).snapshots.is_empty() => {
+                // Nothing known to act on yet: look first.
+                Box::pin(self.operate(rng, index, Op::ListSnapshots)).await;
             }
             Op::ListSnapshots => {
                 let path = format!("{base}/snapshots");

@@ -98,7 +98,34 @@ pub async fn run(soak: &Soak, seed: u64) -> String {
         Err(why) => soak.ledger.violation(NO_ORPHANS, "", why),
     }
     usage::judge(soak, &truth).await;
+    switch_away(soak).await;
     report
+}
+
+/// The second team tries to move to another E2B account while E2B holds its sandboxes and
+/// snapshots: refused, as [`super::answers::switches`] judges the run's attempts.
+async fn switch_away(soak: &Soak) {
+    let fleet = &soak.fleet;
+    let body = json!({"apiKey": crate::fleet::ELSEWHERE.1});
+    let sent = fleet.e2b_now();
+    let answer = fleet.api_as_admin(1, 0, Method::PUT, "/v1/team/e2b", Some(body)).await;
+    let truth = Truth::take(fleet);
+    if !(truth.holds("team-own", sent) && truth.holds("team-own", fleet.e2b_now())) {
+        return;
+    }
+    soak.ledger.judged(SWITCH_REFUSED, 1);
+    if !answer.status.is_client_error() {
+        soak.ledger.violation(
+            SWITCH_REFUSED,
+            "",
+            format!(
+                "after the run, moving team-own to {} while E2B holds its sandboxes answered {} {}",
+                crate::fleet::ELSEWHERE.0,
+                answer.status.as_u16(),
+                answer.json
+            ),
+        );
+    }
 }
 
 /// Waits (bounded) until the emulator has no webhook queued or in flight.
