@@ -40,6 +40,21 @@ pub fn judge(soak: &Soak, truth: &Truth) {
         }
     }
     let budgets = budget_windows(&transcript);
+    // What the users did to each project that makes a pause fair (by project).
+    let mut acted: HashMap<usize, Vec<(OffsetDateTime, OffsetDateTime)>> = HashMap::new();
+    for answer in &transcript {
+        if let Some(index) = answer.index
+            && matches!(
+                answer.op,
+                "pause" | "kill" | "delete-project" | "restore" | "settings" | "register"
+            )
+        {
+            acted
+                .entry(index)
+                .or_default()
+                .push((answer.e2b_sent, answer.e2b_answered));
+        }
+    }
     let slack = Duration::from_millis(MAX_SKEW_MS.unsigned_abs()) + Duration::from_secs(5);
     for pause in truth.done("enforce-", Route::PauseSandbox) {
         let Some(sandbox_id) = Truth::sandbox_of(pause) else {
@@ -59,15 +74,9 @@ pub fn judge(soak: &Soak, truth: &Truth) {
         };
         drop(model);
         let project = Model::name(index);
-        let user_acted = transcript.iter().any(|a| {
-            a.index == Some(index)
-                && matches!(
-                    a.op,
-                    "pause" | "kill" | "delete-project" | "restore" | "settings" | "register"
-                )
-                && a.e2b_sent <= at
-                && a.e2b_answered >= hb.sent
-        });
+        let user_acted = acted
+            .get(&index)
+            .is_some_and(|spans| spans.iter().any(|(sent, answered)| *sent <= at && *answered >= hb.sent));
         let team_local = soak.fleet.account_of(index) == 0;
         let budgeted = team_local
             && budgets

@@ -2,7 +2,7 @@
 //! history, every call (who made it, when, what the handler did), every event, every snapshot
 //! ever taken, every webhook delivery attempt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use e2b_emulator::{
     DeliveryOutcome, EventView, RecordedCall, Route, SandboxState, SandboxView, SnapshotView, WebhookDelivery,
@@ -21,6 +21,8 @@ pub struct Truth {
     /// Every snapshot ever taken, deleted ones included.
     pub snapshots: Vec<SnapshotView>,
     pub deliveries: Vec<WebhookDelivery>,
+    /// The events at least one delivery attempt of which succeeded.
+    delivered: HashSet<String>,
 }
 
 impl Truth {
@@ -47,8 +49,20 @@ impl Truth {
                 .into_iter()
                 .filter(|s| soaked(&s.team_id))
                 .collect(),
+            delivered: HashSet::new(),
             deliveries: fleet.emulator.deliveries(),
         }
+        .indexed()
+    }
+
+    fn indexed(mut self) -> Truth {
+        self.delivered = self
+            .deliveries
+            .iter()
+            .filter(|d| d.outcome == DeliveryOutcome::Delivered)
+            .map(|d| d.event_id.clone())
+            .collect();
+        self
     }
 
     pub fn sandbox(&self, id: &str) -> Option<&SandboxView> {
@@ -89,10 +103,7 @@ impl Truth {
 
     /// Whether every attempt to deliver event `event_id` failed or was dropped (or none was made).
     pub fn undelivered(&self, event_id: &str) -> bool {
-        !self
-            .deliveries
-            .iter()
-            .any(|d| d.event_id == event_id && d.outcome == DeliveryOutcome::Delivered)
+        !self.delivered.contains(event_id)
     }
 }
 

@@ -4,7 +4,7 @@
 //! twice; less is lost (the report says how much of it was in events E2B never got delivered,
 //! which only its events API still holds).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use http::{Method, StatusCode};
 use sandman::usage::Period;
@@ -125,15 +125,19 @@ pub async fn judge(soak: &Soak, truth: &Truth) {
             );
         }
     }
-    let transcript = soak.transcript.all();
-    let entangled = |name: &str| {
-        let index = Model::index_of(name);
-        index.is_none_or(|i| soak.model.is_fork_slot(i))
-            || transcript.iter().any(|a| {
-                (a.op == "delete-project" && a.index == index)
-                    || (a.op.starts_with("fork") && (a.index == index || a.detail == name))
-            })
-    };
+    // Projects some of whose executions may not be their own: deleted (or asked to be), forked
+    // from or into.
+    let mut tangled: HashSet<String> = HashSet::new();
+    for answer in soak.transcript.all() {
+        if answer.op == "delete-project" || answer.op.starts_with("fork") {
+            tangled.extend(answer.index.map(Model::name));
+        }
+        if answer.op.starts_with("fork") {
+            tangled.insert(answer.detail.clone());
+        }
+    }
+    let entangled =
+        |name: &str| tangled.contains(name) || Model::index_of(name).is_none_or(|i| soak.model.is_fork_slot(i));
     for ((team, period), totals) in of_team {
         let Some(account) = soak.fleet.accounts.iter().position(|a| a.team.as_str() == team) else {
             continue;
