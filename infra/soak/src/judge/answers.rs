@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use e2b_emulator::SandboxState;
+use e2b_emulator::{EventType, SandboxState};
 use http::StatusCode;
 
 use super::truth::{Truth, history};
@@ -105,11 +105,16 @@ fn running(soak: &Soak, truth: &Truth, answer: &Answer, project: &str) {
             format!("{} {how}: E2B never had {sandbox_id}", answer.op),
         ),
         Some(view) if !view.was_in(SandboxState::Running, answer.e2b_sent, answer.e2b_answered) => {
+            let fate = match view.state_at(answer.e2b_sent) {
+                Some(SandboxState::Paused) => truth.fate_of_event(sandbox_id, EventType::Paused, answer.e2b_sent),
+                Some(SandboxState::Killed) => truth.fate_of_event(sandbox_id, EventType::Killed, answer.e2b_sent),
+                _ => String::new(),
+            };
             soak.ledger.violation(
                 RUNNING_ANSWER,
                 project,
                 format!(
-                    "{} {how} answered RUNNING (asked {}, answered {}), E2B: {}",
+                    "{} {how} answered RUNNING (asked {}, answered {}); {fate}; E2B: {}",
                     answer.op,
                     answer.e2b_sent.time(),
                     answer.e2b_answered.time(),

@@ -144,10 +144,11 @@ pub fn orphans(soak: &Soak, truth: &Truth, projects: &[Existing]) {
                     NO_ORPHANS,
                     &named,
                     format!(
-                        "{:?} in E2B, made for {named} {fate}{}: {}",
+                        "{:?} in E2B, made for {named} {fate}{}: {}; {}",
                         view.reported_state(),
                         if view.forked_from.is_some() { " (a fork)" } else { "" },
-                        history(view)
+                        history(view),
+                        story(soak, &named, view.created_at)
                     ),
                 );
             }
@@ -161,6 +162,40 @@ pub fn orphans(soak: &Soak, truth: &Truth, projects: &[Existing]) {
                 ),
             ),
         }
+    }
+}
+
+/// What the API answered about project `name` around `made` (E2B's time): the requests that could
+/// have made a sandbox then, and the project's deletions after.
+fn story(soak: &Soak, name: &str, made: time::OffsetDateTime) -> String {
+    let Some(index) = Model::index_of(name) else {
+        return String::new();
+    };
+    let told: Vec<String> = soak
+        .transcript
+        .all()
+        .into_iter()
+        .filter(|a| a.index == Some(index))
+        .filter(|a| {
+            let made_then = a.e2b_sent <= made && made <= a.e2b_answered + time::Duration::seconds(30);
+            made_then || (a.op == "delete-project" && a.e2b_sent >= made - time::Duration::seconds(30))
+        })
+        .take(4)
+        .map(|a| {
+            let status = a.status.map_or("given up".to_owned(), |s| s.as_u16().to_string());
+            let path = a.json["path"].as_str().unwrap_or("");
+            format!(
+                "{} asked {} answered {} {status} {path}",
+                a.op,
+                a.e2b_sent.time(),
+                a.e2b_answered.time()
+            )
+        })
+        .collect();
+    if told.is_empty() {
+        "no request of the project's about then".to_owned()
+    } else {
+        told.join(", ")
     }
 }
 

@@ -107,6 +107,35 @@ impl Truth {
     }
 }
 
+impl Truth {
+    /// What became of E2B's latest event of `kind` about `sandbox` at or before `at`: never
+    /// emitted, every delivery failed or dropped, or delivered (when first).
+    pub fn fate_of_event(&self, sandbox: &str, kind: e2b_emulator::EventType, at: OffsetDateTime) -> String {
+        let Some(event) = self
+            .events
+            .iter()
+            .filter(|e| e.sandbox_id == sandbox && e.event_type == kind && e.at <= at)
+            .max_by_key(|e| e.at)
+        else {
+            return format!("no {} event", kind.as_str());
+        };
+        let first = self
+            .deliveries
+            .iter()
+            .filter(|d| d.event_id == event.event_id && d.outcome == DeliveryOutcome::Delivered)
+            .map(|d| d.at)
+            .min();
+        let attempts = self.deliveries.iter().filter(|d| d.event_id == event.event_id).count();
+        match first {
+            Some(when) => format!("its {} event was delivered at {}", kind.as_str(), when.time()),
+            None => format!(
+                "its {} event was never delivered ({attempts} attempts or drops)",
+                kind.as_str()
+            ),
+        }
+    }
+}
+
 /// A short account of a sandbox's history, for a violation's example.
 pub fn history(view: &SandboxView) -> String {
     let changes: Vec<String> = view
