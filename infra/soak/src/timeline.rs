@@ -22,8 +22,8 @@ pub struct Timeline {
 struct Spans {
     /// (kind, start, end): `None` while on.
     spans: Vec<(String, Instant, Option<Instant>)>,
-    /// Every webhook delivery the front answered: when it came in, and the answer.
-    webhooks: Vec<(Instant, StatusCode)>,
+    /// Every webhook delivery the front answered: when it came in, when it was answered, the answer.
+    webhooks: Vec<(Instant, Instant, StatusCode)>,
 }
 
 /// The union of the fault spans, sorted: what the judge asks.
@@ -75,10 +75,10 @@ impl Timeline {
     }
 
     pub fn webhook_answered(&self, at: Instant, status: StatusCode) {
-        self.spans().webhooks.push((at, status));
+        self.spans().webhooks.push((at, Instant::now(), status));
     }
 
-    pub fn webhook_answers(&self) -> Vec<(Instant, StatusCode)> {
+    pub fn webhook_answers(&self) -> Vec<(Instant, Instant, StatusCode)> {
         self.spans().webhooks.clone()
     }
 

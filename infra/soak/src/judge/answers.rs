@@ -56,9 +56,9 @@ pub fn judge(soak: &Soak, truth: &Truth) {
             ),
         );
     }
-    for (at, status) in soak.fleet.timeline.webhook_answers() {
+    for (sent, answered, status) in soak.fleet.timeline.webhook_answers() {
         ledger.judged(WEBHOOK_5XX, 1);
-        if status.is_server_error() && !windows.faulty(at, at, AFTER_FAULT) {
+        if status.is_server_error() && !windows.faulty(sent, answered, AFTER_FAULT) {
             ledger.violation(WEBHOOK_5XX, "", format!("{} with no fault on", status.as_u16()));
         }
     }
