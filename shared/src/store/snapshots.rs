@@ -246,11 +246,6 @@ impl Store {
         }
     }
 
-    /// `mark_deleting_at` the system time.
-    pub async fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, StoreError> {
-        self.mark_deleting_at(key, id, OffsetDateTime::now_utc()).await
-    }
-
     /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
     /// (`Conflict`) when it is pinned or held for a restore past `now`, `NotFound` when it does not
     /// exist. Idempotent.
