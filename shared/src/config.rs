@@ -544,6 +544,35 @@ mod tests {
         assert_eq!(named(&[("SANDMAN_TABLE", "t"), ("JWT_HS256", "yes")]), "JWT_HS256");
     }
 
+    /// Security review L4: HS256 tokens are checked against an issuer and an audience, always; a
+    /// deployment without them does not start, and says which to set.
+    #[test]
+    fn hs256_needs_an_issuer_and_an_audience() {
+        let refused = |pairs: &[(&str, &str)]| match Config::from_lookup(lookup(pairs)) {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("{pairs:?} must be refused"),
+        };
+        let hs256 = [("SANDMAN_TABLE", "t"), ("JWT_HS256", "true")];
+        let err = refused(&hs256);
+        assert!(err.contains("JWT_ISSUER"), "{err}");
+        let err = refused(&[hs256[0], hs256[1], ("JWT_ISSUER", "https://id.example")]);
+        assert!(err.contains("JWT_AUDIENCE"), "{err}");
+        let err = refused(&[hs256[0], hs256[1], ("JWT_AUDIENCE", "api")]);
+        assert!(err.contains("JWT_ISSUER"), "{err}");
+        assert!(
+            Config::from_lookup(lookup(&[
+                hs256[0],
+                hs256[1],
+                ("JWT_ISSUER", "https://id.example"),
+                ("JWT_AUDIENCE", "api")
+            ]))
+            .is_ok()
+        );
+        // Without HS256 (and without a JWKS) nothing is checked here: the API refuses to start
+        // for want of any way to check tokens, and the other functions check none.
+        assert!(Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t")])).is_ok());
+    }
+
     #[test]
     fn names_the_malformed_variable() {
         let err = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("ENFORCER_CONCURRENCY", "lots")])).unwrap_err();

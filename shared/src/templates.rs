@@ -181,6 +181,22 @@ mod tests {
         assert!(open.check(&team("team-b"), "acme/web").is_err());
     }
 
+    /// Security review L7: a bare `*` would let every team start from any template of the shared
+    /// account, other teams' private ones included; it is refused, in either list, naming it.
+    #[test]
+    fn a_bare_wildcard_is_refused() {
+        for (deployment, teams) in [
+            ("*", None),
+            ("base, *", None),
+            (" * ", None),
+            ("base", Some(r#"{"team-b": ["*"]}"#)),
+        ] {
+            let err = TemplatePolicy::parse(deployment, teams).unwrap_err();
+            assert!(err.contains("\"*\""), "{deployment} {teams:?}: {err}");
+        }
+        assert!(TemplatePolicy::parse("py*", Some(r#"{"team-b": ["acme/*"]}"#)).is_ok());
+    }
+
     #[test]
     fn malformed_settings_are_named() {
         assert!(TemplatePolicy::parse("a*b", None).is_err());

@@ -318,6 +318,21 @@ mod tests {
         assert!(!spec.snapshot_before_kill && !spec.idle.snapshot_on_idle);
     }
 
+    /// Security review M1: `keepLast` is bounded (100), far below what a team's snapshot quota
+    /// holds across its projects.
+    #[test]
+    fn keep_last_has_a_sane_maximum() {
+        let keep = |n: u32| spec(json!({"templateId": "base", "retention": {"keepLast": n}}));
+        assert_eq!(keep(100).unwrap().retention.keep_last, 100);
+        for n in [101, 1000] {
+            let err = format!("{:?}", keep(n).unwrap_err());
+            assert!(
+                err.contains("field: Some(\"retention.keepLast\")") && err.contains("100"),
+                "{n}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn out_of_range_values_name_their_field() {
         let cases = [
