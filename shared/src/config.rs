@@ -72,6 +72,11 @@ impl Default for AdminRole {
     }
 }
 
+/// The most unpinned snapshots a project's retention may keep (`retention.keepLast`). Retention
+/// keeps them per project; the team's snapshot quota bounds them all (its default, 1,000, is ten
+/// times this); a snapshot worth keeping longer is pinned (pins are limited per project).
+pub const MAX_KEEP_LAST: u32 = 100;
+
 /// Defaults for projects registered without their own policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectDefaults {
@@ -232,6 +237,12 @@ impl Config {
         let env = Env(&get);
         let config = Self::read(&env)?;
         check_auth(&config.auth, &env)?;
+        if config.defaults.keep_last > MAX_KEEP_LAST {
+            return Err(invalid(
+                "DEFAULT_KEEP_SNAPSHOTS",
+                format!("at most {MAX_KEEP_LAST} (a project's retention.keepLast)"),
+            ));
+        }
         Ok(config)
     }
 
@@ -291,6 +302,7 @@ impl Config {
                 projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
                 live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
                 snapshots_per_team: env.number("SANDMAN_MAX_SNAPSHOTS_PER_TEAM", 1000)?,
+                pinned_snapshots_per_project: env.number("SANDMAN_MAX_PINNED_SNAPSHOTS_PER_PROJECT", 5)?,
             },
             team_keys: team_keys(env)?,
             rates: rates(env)?,

@@ -19,6 +19,7 @@ pub mod reconciler;
 pub mod retention;
 pub mod sandbox_metadata;
 pub mod secrets;
+mod snapshot_quota;
 pub mod snapshots;
 pub mod store;
 pub mod team_keys;

@@ -11,7 +11,7 @@ use sandman::domain::{
     Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
 };
 use sandman::retention::{IN_USE_RECHECK, PassOptions, PruneReport, Reason};
-use sandman::store::keys;
+use sandman::store::{SnapshotAdmission, keys};
 use sandman_local::testkit::TestStack;
 use sandman_snapshot_pruner::tick;
 use serde_json::{Value, json};
@@ -502,7 +502,11 @@ async fn recorded(stack: &TestStack, key: &ProjectKey, count: u32) -> Vec<Snapsh
             size_bytes: None,
             file_count: None,
         };
-        stack.store().put_snapshot(&snapshot).await.unwrap();
+        stack
+            .store()
+            .put_snapshot(&snapshot, SnapshotAdmission::Always)
+            .await
+            .unwrap();
         all.push(snapshot);
     }
     all

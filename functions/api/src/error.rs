@@ -84,6 +84,7 @@ impl From<sandman::Error> for ApiError {
             Error::Conflict(message) => Self::conflict(message),
             Error::Invalid { field, message } => Self::invalid(field, message),
             Error::QuotaExceeded(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message),
+            Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::BudgetReached(message) => Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message),
             Error::AccountInUse(message) => Self::new(StatusCode::CONFLICT, "account_in_use", message),
             Error::E2b(err) => e2b(err),
