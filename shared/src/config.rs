@@ -13,6 +13,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("environment variable {name} is required {because}")]
+    MissingFor { name: &'static str, because: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Sandman's core. Functions wire these pieces; every rule lives here.
 
+pub mod access;
 mod app;
 pub mod auth;
 pub mod aws;
