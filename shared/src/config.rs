@@ -55,6 +55,9 @@ pub struct AuthConfig {
     /// Keys fetched from the JWKS are not used past this age: after it they must be fetched again.
     pub jwks_max_age: Duration,
     pub admin: AdminRole,
+    /// The longest a token may live (`JWT_MAX_LIFETIME_SECS`, default a day; 0: no bound): its
+    /// `exp` no further than this from its `iat`, nor from now.
+    pub max_lifetime: Option<Duration>,
 }
 
 /// Who may change a team's settings (its E2B key): callers whose token's `claim` (a string, or an
@@ -261,6 +264,7 @@ impl Config {
                 jwks_url: env.get("JWT_JWKS_URL"),
                 hs256: env.flag("JWT_HS256")?,
                 jwks_max_age: env.seconds("JWT_JWKS_MAX_AGE_SECS", 3600)?,
+                max_lifetime: Some(env.seconds("JWT_MAX_LIFETIME_SECS", 86_400)?).filter(|d| !d.is_zero()),
                 admin: AdminRole {
                     claim: env.get("JWT_ROLE_CLAIM").unwrap_or_else(|| "roles".into()),
                     role: env.get("JWT_ADMIN_ROLE"),
@@ -385,9 +389,27 @@ fn secrets_source<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> SecretsSou
     }
 }
 
-/// Token checking fails closed: a JWKS needs an issuer and an audience and an https URL; HS256
+/// Token checking fails closed: HS256 and a JWKS each need an issuer and an audience (a token
+/// minted for another service with the same key must not pass), a JWKS an https URL; HS256
 /// beside a JWKS must be asked for.
 fn check_auth<F: Fn(&str) -> Option<String>>(auth: &AuthConfig, env: &Env<'_, F>) -> Result<(), ConfigError> {
+    const HS256_NEEDS: &str = "with JWT_HS256=true (the stack's JwtIssuer and JwtAudience parameters): \
+        HS256 tokens must name this deployment's issuer and audience, so that a token another service \
+        signed with the same secret is refused";
+    if auth.hs256 {
+        if auth.issuer.is_none() {
+            return Err(ConfigError::MissingFor {
+                name: "JWT_ISSUER",
+                because: HS256_NEEDS,
+            });
+        }
+        if auth.audience.is_none() {
+            return Err(ConfigError::MissingFor {
+                name: "JWT_AUDIENCE",
+                because: HS256_NEEDS,
+            });
+        }
+    }
     let Some(url) = &auth.jwks_url else {
         return Ok(());
     };

@@ -110,6 +110,8 @@ impl Fleet {
             "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
             "SANDMAN_DEV_MASTER_KEY" => Some(MASTER_KEY.into()),
             "JWT_ADMIN_ROLE" => Some(ADMIN_ROLE.into()),
+            "JWT_ISSUER" => Some("https://issuer.sandman-soak.test".into()),
+            "JWT_AUDIENCE" => Some("sandman-soak".into()),
             _ => None,
         })
         .expect("the soak's configuration is valid");
@@ -141,7 +143,9 @@ impl Fleet {
                     &Secret::new(JWT_SECRET),
                     &team,
                     "soak",
-                    Duration::from_secs(30 * 24 * 3600),
+                    // Real time (tokens are checked against the wall clock): the longest run
+                    // lasts 30 minutes, and a token may live a day (JWT_MAX_LIFETIME_SECS).
+                    Duration::from_secs(12 * 3600),
                 )
                 .expect("a token");
                 Account { team, token }
