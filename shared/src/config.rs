@@ -200,6 +200,71 @@ pub struct Config {
     /// Teams' own E2B keys, registered through the API.
     pub team_keys: TeamKeysConfig,
     pub outbound: OutboundConfig,
+    /// Each team's API request rate, per API instance.
+    pub request_rates: RequestRates,
+}
+
+/// A token bucket: `per_second` tokens a second, at most `burst` saved up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// How many API requests a second each team may make, in each API instance (the API's
+/// `rate.rs`): `SANDMAN_TEAM_REQUESTS_PER_SECOND` (default 50; 0: no limit) with bursts of
+/// `SANDMAN_TEAM_REQUEST_BURST` (default 100), and per team
+/// `SANDMAN_TEAM_REQUEST_RATES=team-a:200/400,team-b:0` (0: no limit for that team).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestRates {
+    pub default: Option<RequestRate>,
+    pub teams: std::collections::HashMap<String, Option<RequestRate>>,
+}
+
+impl RequestRates {
+    /// `None`: the team's requests are not limited.
+    pub fn for_team(&self, team: &str) -> Option<RequestRate> {
+        self.teams.get(team).copied().unwrap_or(self.default)
+    }
+
+    fn parse<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        const RATES: &str = "SANDMAN_TEAM_REQUEST_RATES";
+        let rate = |per_second: u32, burst: u32| {
+            (per_second > 0).then(|| RequestRate {
+                per_second,
+                burst: burst.max(1),
+            })
+        };
+        let default = rate(
+            env.number("SANDMAN_TEAM_REQUESTS_PER_SECOND", 50)?,
+            env.number("SANDMAN_TEAM_REQUEST_BURST", 100)?,
+        );
+        let mut teams = std::collections::HashMap::new();
+        for entry in env.get(RATES).unwrap_or_default().split(',').map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            let parsed = entry.split_once(':').and_then(|(team, limit)| {
+                let (per_second, burst) = match limit.split_once('/') {
+                    Some((per_second, burst)) => (per_second.trim().parse().ok()?, burst.trim().parse().ok()?),
+                    None => (limit.trim().parse().ok()?, 0),
+                };
+                Some((team.trim(), per_second, burst))
+            });
+            match parsed {
+                Some((team, per_second, burst)) if !team.is_empty() && (per_second == 0 || burst > 0) => {
+                    teams.insert(team.to_owned(), rate(per_second, burst));
+                }
+                _ => {
+                    return Err(invalid(
+                        RATES,
+                        format!("{entry:?} is not team:perSecond/burst or team:0"),
+                    ));
+                }
+            }
+        }
+        Ok(RequestRates { default, teams })
+    }
 }
 
 /// How registered team keys are sealed (`SANDMAN_TEAM_KEYS_WRAP`), and how long a decrypted key
@@ -320,6 +385,7 @@ impl Config {
                     crate::outbound::MAX_ENDPOINTS_PER_TEAM,
                 )?,
             },
+            request_rates: RequestRates::parse(env)?,
         })
     }
 }
@@ -607,6 +673,29 @@ mod tests {
         // Without HS256 (and without a JWKS) nothing is checked here: the API refuses to start
         // for want of any way to check tokens, and the other functions check none.
         assert!(Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t")])).is_ok());
+    }
+
+    #[test]
+    fn request_rates_per_deployment_and_team() {
+        let config = Config::from_lookup(lookup(&[
+            ("SANDMAN_TABLE", "t"),
+            ("SANDMAN_TEAM_REQUEST_RATES", "big:500/1000, free:0"),
+        ]))
+        .unwrap();
+        let rates = &config.request_rates;
+        let rate = |per_second, burst| Some(RequestRate { per_second, burst });
+        assert_eq!(rates.for_team("any"), rate(50, 100));
+        assert_eq!(rates.for_team("big"), rate(500, 1000));
+        assert_eq!(rates.for_team("free"), None);
+        let off = Config::from_lookup(lookup(&[
+            ("SANDMAN_TABLE", "t"),
+            ("SANDMAN_TEAM_REQUESTS_PER_SECOND", "0"),
+        ]));
+        assert_eq!(off.unwrap().request_rates.for_team("any"), None);
+        for bad in ["big", "big:x/1", "big:5/0", ":5/10", "big:5/-1"] {
+            let refused = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("SANDMAN_TEAM_REQUEST_RATES", bad)]));
+            assert!(refused.is_err(), "{bad} must be refused");
+        }
     }
 
     #[test]

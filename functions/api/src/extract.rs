@@ -1,6 +1,6 @@
 //! What a handler takes from a request, each refusing with the right `ApiError`: the caller and
-//! its team (from the bearer token, checked before anything else), the project and snapshot named
-//! by the path, and a JSON body.
+//! its team (from the bearer token, checked before anything else, then the team's request rate),
+//! the project and snapshot named by the path, and a JSON body.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use crate::Api;
 use crate::error::ApiError;
 
-/// The verified caller: its token checked (401 otherwise), once per request whatever extracts it.
+/// The verified caller: its token checked (401 otherwise), then its team's request rate (429
+/// otherwise), once per request whatever extracts it.
 pub struct Verified(pub Caller);
 
 impl FromRequestParts<Api> for Verified {
@@ -29,6 +30,9 @@ impl FromRequestParts<Api> for Verified {
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
         let caller = api.verifier.verify_header(header).await?;
+        api.rates
+            .admit(&caller.team, api.sandman.now())
+            .map_err(ApiError::rate_limited)?;
         parts.extensions.insert(caller.clone());
         Ok(Verified(caller))
     }

@@ -248,7 +248,7 @@ async fn list_deliveries(
     query: PageQuery,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
     let list = format!("deliveries:{team}:{endpoint_id}");
-    let (cursor, limit) = (query.cursor(&list)?, query.limit()?);
+    let (cursor, limit) = (query.cursor(&api.cursors, &list)?, query.limit()?);
     let store = &api.sandman.store;
     store
         .get_endpoint(&team, &endpoint_id)
@@ -259,5 +259,11 @@ async fn list_deliveries(
         .list_deliveries(&team, &endpoint_id, cursor.as_ref(), limit)
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(page(found.items, found.next, &list, DeliveryView::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        DeliveryView::from,
+    )))
 }

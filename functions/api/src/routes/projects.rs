@@ -191,10 +191,16 @@ async fn list_projects(
     let found = api
         .sandman
         .store
-        .list_projects(&team, query.cursor(&list)?.as_ref(), query.limit()?)
+        .list_projects(&team, query.cursor(&api.cursors, &list)?.as_ref(), query.limit()?)
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(page(found.items, found.next, &list, ProjectLine::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        ProjectLine::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{projectId}", tag = "projects",

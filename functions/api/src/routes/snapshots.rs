@@ -81,14 +81,21 @@ async fn list_snapshots(
     let list = format!("snapshots:{key}");
     let found = api
         .sandman
-        .list_snapshots(&key, query.cursor(&list)?.as_ref(), query.limit()?)
+        .list_snapshots(&key, query.cursor(&api.cursors, &list)?.as_ref(), query.limit()?)
         .await?;
-    Ok(Json(page(found.items, found.next, &list, SnapshotView::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        SnapshotView::from,
+    )))
 }
 
 #[utoipa::path(patch, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",
     params(("projectId" = String, Path), ("snapshotId" = String, Path)), request_body = SnapshotChange,
-    responses((status = 200, body = SnapshotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = SnapshotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "the project has as many pinned snapshots as it may")),
     security(("bearer" = [])))]
 async fn pin_snapshot(
     Shared(api): Shared<Api>,
