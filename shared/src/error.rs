@@ -13,9 +13,12 @@ pub enum Error {
     Conflict(String),
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
-    /// A per-team limit (projects, live sandboxes) would be passed; nothing was changed.
+    /// A per-team limit (projects, live sandboxes, snapshots, pins) would be passed; nothing was changed.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The caller's token does not carry the role this action needs (`access.rs`).
+    #[error("{0}")]
+    Forbidden(String),
     /// The team's monthly budget is reached: nothing starts or resumes until the period ends.
     #[error("{0}")]
     BudgetReached(String),
@@ -45,6 +48,7 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NotFound("project"),
             StoreError::Conflict { .. } => Error::Conflict("the sandbox was changed concurrently; try again".into()),
             StoreError::Refused(refusal) => Error::from(refusal),
+            StoreError::LimitReached => Error::QuotaExceeded("a per-team limit was reached".into()),
             StoreError::BadCursor(bad) => Error::Invalid {
                 field: "cursor",
                 message: bad.to_string(),

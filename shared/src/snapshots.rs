@@ -4,13 +4,17 @@ use crate::Sandman;
 use crate::domain::{ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus};
 use crate::e2b::E2bError;
 use crate::error::Error;
-use crate::store::{Cursor, Page, ProjectRecord, StoreError};
+use crate::store::{Cursor, Page, ProjectRecord, SnapshotAdmission, StoreError};
 
 impl Sandman {
     /// Saves the project's current sandbox. A PENDING record is written before E2B is asked, and
     /// completed (READY) or removed after, so no E2B snapshot exists that the table does not know:
     /// a request that dies in between, or an ambiguous E2B failure, leaves a PENDING record that
     /// the pruner finishes (`finish_pending`).
+    ///
+    /// Every snapshot counts against the team's quota, in the record's own transaction. A manual
+    /// one past it is refused before E2B is asked; an automatic one is taken all the same, and the
+    /// team's oldest unpinned snapshots make room (`snapshot_quota.rs`).
     pub async fn create_snapshot(
         &self,
         record: &ProjectRecord,
@@ -40,7 +44,24 @@ impl Sandman {
             size_bytes: None,
             file_count: None,
         };
-        self.store.put_snapshot(&snapshot).await?;
+        let limit = self.config.quotas.snapshots_per_team;
+        let over_quota = match self
+            .store
+            .put_snapshot(&snapshot, SnapshotAdmission::Within(limit))
+            .await
+        {
+            Ok(()) => false,
+            Err(StoreError::LimitReached) if kind != SnapshotKind::Manual => {
+                self.store.put_snapshot(&snapshot, SnapshotAdmission::Always).await?;
+                true
+            }
+            Err(StoreError::LimitReached) => {
+                return Err(Error::QuotaExceeded(format!(
+                    "the team has {limit} snapshots, its limit; delete some first"
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        };
         let taken = e2b
             .create_snapshot(&snapshot.source_sandbox_id, Some(&e2b_name(&snapshot.snapshot_id)))
             .await;
@@ -65,7 +86,12 @@ impl Sandman {
             // its answer lost, or the pruner's `finish_pending`), or given up on meanwhile (the
             // pruner found nothing in E2B yet, or the project is being deleted).
             Err(StoreError::NotFound) => match self.store.get_snapshot(&key, &snapshot.snapshot_id).await? {
-                Some(row) if row.status == SnapshotStatus::Ready => return Ok(row),
+                Some(row) if row.status == SnapshotStatus::Ready => {
+                    if over_quota {
+                        self.make_room(&row).await;
+                    }
+                    return Ok(row);
+                }
                 Some(_) => {
                     return Err(Error::Conflict("the snapshot is being deleted".into()));
                 }
@@ -87,6 +113,9 @@ impl Sandman {
         snapshot.e2b_snapshot_id = info.snapshot_id;
         snapshot.status = SnapshotStatus::Ready;
         tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, kind = kind.as_str(), "snapshot saved");
+        if over_quota {
+            self.make_room(&snapshot).await;
+        }
         Ok(snapshot)
     }
 
@@ -138,12 +167,22 @@ impl Sandman {
             .ok_or(Error::NotFound("snapshot"))
     }
 
-    /// Unpinning may put the project over its retention policy: it is marked due for a pass.
+    /// Pins are limited per project (`SANDMAN_MAX_PINNED_SNAPSHOTS_PER_PROJECT`): a pinned
+    /// snapshot is never pruned, by retention or by the team's quota. Unpinning may put the
+    /// project over its retention policy: it is marked due for a pass.
     pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, Error> {
-        let snapshot = self.store.set_pinned(key, id, pinned).await.map_err(|err| match err {
-            StoreError::NotFound => Error::NotFound("snapshot"),
-            other => other.into(),
-        })?;
+        let limit = self.config.quotas.pinned_snapshots_per_project;
+        let snapshot = self
+            .store
+            .set_pinned(key, id, pinned, limit)
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound => Error::NotFound("snapshot"),
+                StoreError::LimitReached => Error::QuotaExceeded(format!(
+                    "the project has {limit} pinned snapshot(s), its limit; unpin one first"
+                )),
+                other => other.into(),
+            })?;
         if !pinned {
             self.store.set_prune_at(key, Some(self.now())).await?;
         }

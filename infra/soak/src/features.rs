@@ -119,8 +119,8 @@ impl Soak {
         .await;
     }
 
-    /// A team registers an outbound endpoint (a URL of its own on the soak's receiver), or
-    /// deletes one it registered.
+    /// A team's admin registers an outbound endpoint (a URL of its own on the soak's receiver),
+    /// or deletes one it registered (endpoints are an admin's).
     pub async fn endpoint(&self, rng: &mut fastrand::Rng, index: usize) {
         let account = self.fleet.account_of(index);
         if rng.u32(0..3) == 0
@@ -130,7 +130,7 @@ impl Soak {
             self.call_as(
                 rng,
                 account,
-                As::Member,
+                As::Admin,
                 "endpoint",
                 None,
                 Method::DELETE,
@@ -154,7 +154,7 @@ impl Soak {
             .call_as(
                 rng,
                 account,
-                As::Member,
+                As::Admin,
                 "endpoint",
                 None,
                 Method::POST,

@@ -178,6 +178,8 @@ impl Fleet {
                 "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
                 "SANDMAN_DEV_MASTER_KEY" => Some(MASTER_KEY.into()),
                 "JWT_ADMIN_ROLE" => Some(ADMIN_ROLE.into()),
+                "JWT_ISSUER" => Some("https://issuer.sandman-soak.test".into()),
+                "JWT_AUDIENCE" => Some("sandman-soak".into()),
                 _ => None,
             })
             .expect("the soak's configuration is valid")
@@ -211,9 +213,11 @@ impl Fleet {
             .iter()
             .map(|(team, _)| {
                 let team = TeamId::parse(*team).expect("a valid team id");
-                let (auth, secret, month) = (&jobs[0].config.auth, Secret::new(JWT_SECRET), 30 * 24 * 3600);
-                let token = mint_dev_token(auth, &secret, &team, "soak", Duration::from_secs(month)).expect("a token");
-                let admin = mint_admin_token(auth, &secret, &team, "soak-admin", Duration::from_secs(month))
+                // Real time (tokens are checked against the wall clock): the longest run lasts 30
+                // minutes, and a token may live a day (JWT_MAX_LIFETIME_SECS).
+                let (auth, secret, day) = (&jobs[0].config.auth, Secret::new(JWT_SECRET), 12 * 3600);
+                let token = mint_dev_token(auth, &secret, &team, "soak", Duration::from_secs(day)).expect("a token");
+                let admin = mint_admin_token(auth, &secret, &team, "soak-admin", Duration::from_secs(day))
                     .expect("an admin token");
                 Account { team, token, admin }
             })

@@ -22,6 +22,9 @@ pub enum StoreError {
     BadCursor(#[from] super::cursor::BadCursor),
     #[error("a stored item is malformed: {0}")]
     Corrupt(String),
+    /// A counted limit (the team's snapshots, a project's pins) would be passed; nothing changed.
+    #[error("a limit was reached")]
+    LimitReached,
     #[error("DynamoDB call failed: {message}")]
     Dynamo { message: String, retryable: bool },
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod capacity;
+mod counters;
 mod cursor;
 mod error;
 mod expr;
@@ -29,7 +30,7 @@ pub use sessions::{
     ActivityWrite, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, SessionChanges, SessionWrite,
     SnapshotHold, Written,
 };
-pub use snapshots::PruneCandidate;
+pub use snapshots::{PruneCandidate, SnapshotAdmission};
 pub use transit::TransitSession;
 pub use usage::{Budget, BudgetReached, PeriodUsage};
 
