@@ -89,6 +89,8 @@ impl Config {
             session_caps: Default::default(),
             heartbeat_interval_max: Duration::from_secs(300),
             live_per_team: self.live_quota,
+            // The model admits every snapshot row (no snapshot quota, no pin limit).
+            ..Rules::default()
         }
     }
 

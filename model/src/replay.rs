@@ -19,7 +19,9 @@ use sandman_protocol::e2b::{
 };
 use sandman_protocol::policy::Rules;
 use sandman_protocol::port::{Account, Consistency, Port};
-use sandman_protocol::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};
+use sandman_protocol::record::{
+    ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, SnapshotAdmission, Written,
+};
 use sandman_protocol::{Error, StoreError};
 use time::OffsetDateTime;
 
@@ -252,7 +254,8 @@ impl Port for ReplayPort<'_> {
         expect!(self.take(Effect::GetSnapshot(key.clone(), id.clone())).await, Snapshot)
     }
 
-    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    /// The model keeps no snapshot quota: every row is admitted.
+    async fn put_snapshot(&self, snapshot: &Snapshot, _admission: SnapshotAdmission) -> Result<(), StoreError> {
         expect!(self.take(Effect::PutSnapshot(Box::new(snapshot.clone()))).await, Done)
     }
 
@@ -291,7 +294,15 @@ impl Port for ReplayPort<'_> {
         expect!(self.take(Effect::ReleaseSnapshot(key.clone(), id.clone())).await, Done)
     }
 
-    async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, StoreError> {
+    async fn make_room(&self, _taken: &Snapshot) {}
+
+    async fn set_pinned(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        pinned: bool,
+        _limit: u32,
+    ) -> Result<Snapshot, StoreError> {
         expect!(
             self.take(Effect::SetPinned(key.clone(), id.clone(), pinned)).await,
             SnapshotRow

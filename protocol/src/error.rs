@@ -21,6 +21,9 @@ pub enum StoreError {
     /// A claim that would start compute found the team at its live-sandbox quota.
     #[error("the team runs as many sandboxes as its quota allows ({limit})")]
     LiveQuota { limit: u32 },
+    /// A counted limit (the team's snapshots, a project's pins) would be passed; nothing changed.
+    #[error("a limit was reached")]
+    LimitReached,
     #[error(transparent)]
     BadCursor(#[from] BadCursor),
     #[error("a stored item is malformed: {0}")]
@@ -45,9 +48,12 @@ pub enum Error {
     Conflict(String),
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
-    /// A per-team limit (projects, live sandboxes) would be passed; nothing was changed.
+    /// A per-team limit (projects, live sandboxes, snapshots, pins) would be passed; nothing was changed.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The caller's token does not carry the role this action needs.
+    #[error("{0}")]
+    Forbidden(String),
     /// The team's monthly budget is reached: nothing starts or resumes until the period ends.
     #[error("{0}")]
     BudgetReached(String),
@@ -80,6 +86,7 @@ impl From<StoreError> for Error {
             StoreError::LiveQuota { limit } => Error::QuotaExceeded(format!(
                 "the team has {limit} running sandboxes, its limit; pause or kill one first"
             )),
+            StoreError::LimitReached => Error::QuotaExceeded("a per-team limit was reached".into()),
             StoreError::BadCursor(bad) => Error::Invalid {
                 field: "cursor",
                 message: bad.to_string(),

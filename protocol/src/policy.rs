@@ -43,6 +43,10 @@ pub struct Rules {
     pub heartbeat_interval_max: Duration,
     /// How many sandboxes one team may run at once (its live-sandbox units).
     pub live_per_team: u32,
+    /// How many snapshots one team may hold (automatic ones pass it, and make room).
+    pub snapshots_per_team: u32,
+    /// How many pinned snapshots one project may hold.
+    pub pins_per_project: u32,
 }
 
 impl Default for Rules {
@@ -54,6 +58,8 @@ impl Default for Rules {
             session_caps: SessionCapConfig::default(),
             heartbeat_interval_max: Duration::from_secs(300),
             live_per_team: 20,
+            snapshots_per_team: 1000,
+            pins_per_project: 5,
         }
     }
 }

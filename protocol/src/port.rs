@@ -17,7 +17,7 @@ use crate::domain::{ProjectId, ProjectKey, ProjectSpec, Snapshot, SnapshotId, Te
 use crate::e2b::{Connected, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo};
 use crate::error::{Error, StoreError};
 use crate::policy::Rules;
-use crate::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};
+use crate::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, SnapshotAdmission, Written};
 
 /// Reads that feed a decision to write use `Strong`; status reads for frontends use `Eventual`
 /// (half the price).
@@ -98,8 +98,16 @@ pub trait Port: Sync {
     /// The project's snapshots, newest first (at most `limit`).
     fn list_snapshots(&self, key: &ProjectKey, limit: usize) -> impl Future<Output = Stored<Vec<Snapshot>>> + Send;
     fn get_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<Option<Snapshot>>> + Send;
-    /// A new PENDING row.
-    fn put_snapshot(&self, snapshot: &Snapshot) -> impl Future<Output = Stored<()>> + Send;
+    /// A new PENDING row, counted against its team in the same write. `NotFound`: the project is
+    /// gone; `LimitReached`: the team holds as many as `Within` allows.
+    fn put_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        admission: SnapshotAdmission,
+    ) -> impl Future<Output = Stored<()>> + Send;
+    /// After an automatic snapshot took its team past its quota: the team's oldest unpinned
+    /// snapshots go until it is within. Never fails: the snapshot taken stands.
+    fn make_room(&self, taken: &Snapshot) -> impl Future<Output = ()> + Send;
     /// PENDING to READY with E2B's id; `NotFound` unless it was PENDING.
     fn complete_snapshot(
         &self,
@@ -123,6 +131,7 @@ pub trait Port: Sync {
         key: &ProjectKey,
         id: &SnapshotId,
         pinned: bool,
+        limit: u32,
     ) -> impl Future<Output = Stored<Snapshot>> + Send;
     /// Asks the pruner to look at the project again now.
     fn mark_prune_due(&self, key: &ProjectKey) -> impl Future<Output = Stored<()>> + Send;

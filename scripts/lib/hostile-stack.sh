@@ -4,14 +4,17 @@
 # an issuer and an audience, fresh random secrets (the suite greps the log for them), a table of
 # its own over the DynamoDB Local already running. Source scripts/lib/common.sh first.
 #
-#   hostile_stack_start LOG   # exports SANDMAN_API_URL, SANDMAN_WEBHOOK_URL, E2B_EMULATOR_URL,
-#                             # SANDMAN_TABLE, HOSTILE_*; the stack's pid in HOSTILE_STACK_PID
+#   hostile_stack_start LOG [NAME=VALUE...]
+#                             # exports SANDMAN_API_URL, SANDMAN_WEBHOOK_URL, E2B_EMULATOR_URL,
+#                             # SANDMAN_TABLE, HOSTILE_*; the stack's pid in HOSTILE_STACK_PID;
+#                             # NAME=VALUE pairs go to the stack's environment
 #   hostile_stack_stop
 
 _hostile_random() { python3 -c 'import secrets; print(secrets.token_urlsafe(36))'; }
 
 hostile_stack_start() {
   local log="$1" api_port webhook_port emulator_port
+  shift
   cargo build --quiet -p sandman-local --bin sandman-local || return 1
   api_port="$(free_port)" webhook_port="$(free_port)" emulator_port="$(free_port)"
   export SANDMAN_TABLE="sandman-hostile-$RANDOM$RANDOM" HOSTILE_STACK_LOG="$log"
@@ -28,7 +31,7 @@ hostile_stack_start() {
     E2B_EMULATOR_TEAMS="e2b-team-a:$HOSTILE_E2B_KEY_A,e2b-team-b:$HOSTILE_E2B_KEY_B" \
     E2B_TEAM_API_KEYS="{\"team-b\":\"$HOSTILE_E2B_KEY_B\"}" \
     SANDMAN_API_PORT="$api_port" SANDMAN_WEBHOOK_PORT="$webhook_port" E2B_EMULATOR_PORT="$emulator_port" \
-    "$(cargo_target_dir)/debug/sandman-local" dev >"$log" 2>&1 &
+    "$@" "$(cargo_target_dir)/debug/sandman-local" dev >"$log" 2>&1 &
   HOSTILE_STACK_PID=$!
   local _
   for _ in $(seq 1 100); do

@@ -24,6 +24,9 @@ pub struct Sandman {
     pub secrets: Arc<Secrets>,
     /// Teams' registered E2B keys; `None` when the deployment does not accept them.
     pub team_keys: Option<Arc<TeamKeys>>,
+    /// Seals and opens outbound endpoints' signing secrets (the same wrapper as team keys, each
+    /// value bound to its endpoint); only the API and the outbound function hold it.
+    pub endpoint_seal: Option<KeyWrapper>,
     pub clock: Clock,
     pub(crate) activity: Arc<ActivityThrottle>,
     /// The protocol's rules, from `config`.
@@ -106,6 +109,17 @@ impl Sandman {
                 last_try: Mutex::new(None),
             }));
         }
+        match function {
+            // It signs every delivery with a sealed secret: without a wrapper it could sign none.
+            Function::Outbound if sandman.endpoint_seal.is_none() => {
+                return Err(StartupError::Config(ConfigError::MissingFor {
+                    name: "SANDMAN_TEAM_KEYS_WRAP",
+                    because: "by the outbound function: endpoints' signing secrets are sealed (kms when deployed)",
+                }));
+            }
+            Function::Api | Function::Outbound => {}
+            _ => sandman.endpoint_seal = None,
+        }
         Ok(sandman)
     }
 
@@ -148,13 +162,18 @@ impl Sandman {
     /// With `SANDMAN_TEAM_KEYS_WRAP=kms`, team keys open through this client (built from the
     /// function's AWS configuration, once per cold start).
     pub fn attach_kms(&mut self, client: aws_sdk_kms::Client) {
-        if let (crate::config::KeyWrapConfig::Kms { key_id }, Some(_)) = (&self.config.team_keys.wrap, &self.team_keys)
-        {
-            let wrapper = KeyWrapper::Kms {
-                client,
-                key_id: key_id.clone(),
-            };
-            self.team_keys = Some(TeamKeys::new(wrapper, self.config.team_keys.cache_ttl));
+        let crate::config::KeyWrapConfig::Kms { key_id } = &self.config.team_keys.wrap else {
+            return;
+        };
+        let wrapper = KeyWrapper::Kms {
+            client,
+            key_id: key_id.clone(),
+        };
+        if self.team_keys.is_some() {
+            self.team_keys = Some(TeamKeys::new(wrapper.clone(), self.config.team_keys.cache_ttl));
+        }
+        if self.endpoint_seal.is_some() {
+            self.endpoint_seal = Some(wrapper);
         }
     }
 
@@ -185,7 +204,9 @@ impl Sandman {
                 key_id: key_id.clone(),
             }),
         };
-        let registered = wrapper.map(|wrapper| TeamKeys::new(wrapper, config.team_keys.cache_ttl));
+        let registered = wrapper
+            .clone()
+            .map(|wrapper| TeamKeys::new(wrapper, config.team_keys.cache_ttl));
         let rules = Rules {
             stuck_after: config.enforcer.stuck_after,
             orphan_policy: config.enforcer.orphan_policy,
@@ -193,10 +214,13 @@ impl Sandman {
             session_caps: config.session_cap.clone(),
             heartbeat_interval_max: config.heartbeat_interval_max,
             live_per_team: config.quotas.live_sandboxes_per_team,
+            snapshots_per_team: config.quotas.snapshots_per_team,
+            pins_per_project: config.quotas.pinned_snapshots_per_project,
         };
         Ok(Sandman {
             store,
             team_keys: registered,
+            endpoint_seal: wrapper,
             e2b: E2bAccounts::new(client, default_key, team_keys),
             config: Arc::new(config),
             secrets: Arc::new(secrets),

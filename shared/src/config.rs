@@ -13,6 +13,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("environment variable {name} is required {because}")]
+    MissingFor { name: &'static str, because: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub struct AuthConfig {
     /// Keys fetched from the JWKS are not used past this age: after it they must be fetched again.
     pub jwks_max_age: Duration,
     pub admin: AdminRole,
+    /// The longest a token may live (`JWT_MAX_LIFETIME_SECS`, default a day; 0: no bound): its
+    /// `exp` no further than this from its `iat`, nor from now.
+    pub max_lifetime: Option<Duration>,
 }
 
 /// Who may change a team's settings (its E2B key): callers whose token's `claim` (a string, or an
@@ -71,6 +76,11 @@ impl Default for AdminRole {
         }
     }
 }
+
+/// The most unpinned snapshots a project's retention may keep (`retention.keepLast`). Retention
+/// keeps them per project; the team's snapshot quota bounds them all (its default, 1,000, is ten
+/// times this); a snapshot worth keeping longer is pinned (pins are limited per project).
+pub const MAX_KEEP_LAST: u32 = 100;
 
 /// Defaults for projects registered without their own policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +180,71 @@ pub struct Config {
     /// Teams' own E2B keys, registered through the API.
     pub team_keys: TeamKeysConfig,
     pub outbound: OutboundConfig,
+    /// Each team's API request rate, per API instance.
+    pub request_rates: RequestRates,
+}
+
+/// A token bucket: `per_second` tokens a second, at most `burst` saved up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// How many API requests a second each team may make, in each API instance (the API's
+/// `rate.rs`): `SANDMAN_TEAM_REQUESTS_PER_SECOND` (default 50; 0: no limit) with bursts of
+/// `SANDMAN_TEAM_REQUEST_BURST` (default 100), and per team
+/// `SANDMAN_TEAM_REQUEST_RATES=team-a:200/400,team-b:0` (0: no limit for that team).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestRates {
+    pub default: Option<RequestRate>,
+    pub teams: std::collections::HashMap<String, Option<RequestRate>>,
+}
+
+impl RequestRates {
+    /// `None`: the team's requests are not limited.
+    pub fn for_team(&self, team: &str) -> Option<RequestRate> {
+        self.teams.get(team).copied().unwrap_or(self.default)
+    }
+
+    fn parse<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        const RATES: &str = "SANDMAN_TEAM_REQUEST_RATES";
+        let rate = |per_second: u32, burst: u32| {
+            (per_second > 0).then(|| RequestRate {
+                per_second,
+                burst: burst.max(1),
+            })
+        };
+        let default = rate(
+            env.number("SANDMAN_TEAM_REQUESTS_PER_SECOND", 50)?,
+            env.number("SANDMAN_TEAM_REQUEST_BURST", 100)?,
+        );
+        let mut teams = std::collections::HashMap::new();
+        for entry in env.get(RATES).unwrap_or_default().split(',').map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            let parsed = entry.split_once(':').and_then(|(team, limit)| {
+                let (per_second, burst) = match limit.split_once('/') {
+                    Some((per_second, burst)) => (per_second.trim().parse().ok()?, burst.trim().parse().ok()?),
+                    None => (limit.trim().parse().ok()?, 0),
+                };
+                Some((team.trim(), per_second, burst))
+            });
+            match parsed {
+                Some((team, per_second, burst)) if !team.is_empty() && (per_second == 0 || burst > 0) => {
+                    teams.insert(team.to_owned(), rate(per_second, burst));
+                }
+                _ => {
+                    return Err(invalid(
+                        RATES,
+                        format!("{entry:?} is not team:perSecond/burst or team:0"),
+                    ));
+                }
+            }
+        }
+        Ok(RequestRates { default, teams })
+    }
 }
 
 /// How registered team keys are sealed (`SANDMAN_TEAM_KEYS_WRAP`), and how long a decrypted key
@@ -212,6 +287,12 @@ impl Config {
         let env = Env(&get);
         let config = Self::read(&env)?;
         check_auth(&config.auth, &env)?;
+        if config.defaults.keep_last > MAX_KEEP_LAST {
+            return Err(invalid(
+                "DEFAULT_KEEP_SNAPSHOTS",
+                format!("at most {MAX_KEEP_LAST} (a project's retention.keepLast)"),
+            ));
+        }
         Ok(config)
     }
 
@@ -228,6 +309,7 @@ impl Config {
                 jwks_url: env.get("JWT_JWKS_URL"),
                 hs256: env.flag("JWT_HS256")?,
                 jwks_max_age: env.seconds("JWT_JWKS_MAX_AGE_SECS", 3600)?,
+                max_lifetime: Some(env.seconds("JWT_MAX_LIFETIME_SECS", 86_400)?).filter(|d| !d.is_zero()),
                 admin: AdminRole {
                     claim: env.get("JWT_ROLE_CLAIM").unwrap_or_else(|| "roles".into()),
                     role: env.get("JWT_ADMIN_ROLE"),
@@ -271,6 +353,7 @@ impl Config {
                 projects_per_team: env.number("SANDMAN_MAX_PROJECTS_PER_TEAM", 100)?,
                 live_sandboxes_per_team: env.number("SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM", 20)?,
                 snapshots_per_team: env.number("SANDMAN_MAX_SNAPSHOTS_PER_TEAM", 1000)?,
+                pinned_snapshots_per_project: env.number("SANDMAN_MAX_PINNED_SNAPSHOTS_PER_PROJECT", 5)?,
             },
             team_keys: team_keys(env)?,
             rates: rates(env)?,
@@ -282,6 +365,7 @@ impl Config {
                     crate::outbound::MAX_ENDPOINTS_PER_TEAM,
                 )?,
             },
+            request_rates: RequestRates::parse(env)?,
         })
     }
 }
@@ -351,9 +435,27 @@ fn secrets_source<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> SecretsSou
     }
 }
 
-/// Token checking fails closed: a JWKS needs an issuer and an audience and an https URL; HS256
+/// Token checking fails closed: HS256 and a JWKS each need an issuer and an audience (a token
+/// minted for another service with the same key must not pass), a JWKS an https URL; HS256
 /// beside a JWKS must be asked for.
 fn check_auth<F: Fn(&str) -> Option<String>>(auth: &AuthConfig, env: &Env<'_, F>) -> Result<(), ConfigError> {
+    const HS256_NEEDS: &str = "with JWT_HS256=true (the stack's JwtIssuer and JwtAudience parameters): \
+        HS256 tokens must name this deployment's issuer and audience, so that a token another service \
+        signed with the same secret is refused";
+    if auth.hs256 {
+        if auth.issuer.is_none() {
+            return Err(ConfigError::MissingFor {
+                name: "JWT_ISSUER",
+                because: HS256_NEEDS,
+            });
+        }
+        if auth.audience.is_none() {
+            return Err(ConfigError::MissingFor {
+                name: "JWT_AUDIENCE",
+                because: HS256_NEEDS,
+            });
+        }
+    }
     let Some(url) = &auth.jwks_url else {
         return Ok(());
     };
@@ -522,6 +624,58 @@ mod tests {
         ]);
         assert_eq!(named(&remote), "JWT_JWKS_URL");
         assert_eq!(named(&[("SANDMAN_TABLE", "t"), ("JWT_HS256", "yes")]), "JWT_HS256");
+    }
+
+    /// Security review L4: HS256 tokens are checked against an issuer and an audience, always; a
+    /// deployment without them does not start, and says which to set.
+    #[test]
+    fn hs256_needs_an_issuer_and_an_audience() {
+        let refused = |pairs: &[(&str, &str)]| match Config::from_lookup(lookup(pairs)) {
+            Err(err) => err.to_string(),
+            Ok(_) => panic!("{pairs:?} must be refused"),
+        };
+        let hs256 = [("SANDMAN_TABLE", "t"), ("JWT_HS256", "true")];
+        let err = refused(&hs256);
+        assert!(err.contains("JWT_ISSUER"), "{err}");
+        let err = refused(&[hs256[0], hs256[1], ("JWT_ISSUER", "https://id.example")]);
+        assert!(err.contains("JWT_AUDIENCE"), "{err}");
+        let err = refused(&[hs256[0], hs256[1], ("JWT_AUDIENCE", "api")]);
+        assert!(err.contains("JWT_ISSUER"), "{err}");
+        assert!(
+            Config::from_lookup(lookup(&[
+                hs256[0],
+                hs256[1],
+                ("JWT_ISSUER", "https://id.example"),
+                ("JWT_AUDIENCE", "api")
+            ]))
+            .is_ok()
+        );
+        // Without HS256 (and without a JWKS) nothing is checked here: the API refuses to start
+        // for want of any way to check tokens, and the other functions check none.
+        assert!(Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t")])).is_ok());
+    }
+
+    #[test]
+    fn request_rates_per_deployment_and_team() {
+        let config = Config::from_lookup(lookup(&[
+            ("SANDMAN_TABLE", "t"),
+            ("SANDMAN_TEAM_REQUEST_RATES", "big:500/1000, free:0"),
+        ]))
+        .unwrap();
+        let rates = &config.request_rates;
+        let rate = |per_second, burst| Some(RequestRate { per_second, burst });
+        assert_eq!(rates.for_team("any"), rate(50, 100));
+        assert_eq!(rates.for_team("big"), rate(500, 1000));
+        assert_eq!(rates.for_team("free"), None);
+        let off = Config::from_lookup(lookup(&[
+            ("SANDMAN_TABLE", "t"),
+            ("SANDMAN_TEAM_REQUESTS_PER_SECOND", "0"),
+        ]));
+        assert_eq!(off.unwrap().request_rates.for_team("any"), None);
+        for bad in ["big", "big:x/1", "big:5/0", ":5/10", "big:5/-1"] {
+            let refused = Config::from_lookup(lookup(&[("SANDMAN_TABLE", "t"), ("SANDMAN_TEAM_REQUEST_RATES", bad)]));
+            assert!(refused.is_err(), "{bad} must be refused");
+        }
     }
 
     #[test]

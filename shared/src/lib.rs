@@ -1,5 +1,6 @@
 //! Sandman's core. Functions wire these pieces; every rule lives here.
 
+pub mod access;
 mod app;
 pub mod auth;
 pub mod aws;
@@ -19,6 +20,7 @@ pub mod reconciler;
 pub mod retention;
 pub use sandman_protocol::domain::metadata as sandbox_metadata;
 pub mod secrets;
+mod snapshot_quota;
 pub mod snapshots;
 pub mod store;
 pub mod team_keys;

@@ -19,7 +19,9 @@ use crate::e2b::{
 };
 use crate::error::Error;
 use crate::policy::Rules;
-use crate::store::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, StoreError, Written};
+use crate::store::{
+    ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, SnapshotAdmission, StoreError, Written,
+};
 
 /// The E2B handles operations were given, by the name they know them by (the key's fingerprint).
 #[derive(Debug, Default, Clone)]
@@ -129,8 +131,13 @@ impl Port for Sandman {
         self.store.get_snapshot(key, id).await
     }
 
-    async fn put_snapshot(&self, snapshot: &Snapshot) -> Stored<()> {
-        self.store.put_snapshot(snapshot).await
+    async fn put_snapshot(&self, snapshot: &Snapshot, admission: SnapshotAdmission) -> Stored<()> {
+        self.store.put_snapshot(snapshot, admission).await
+    }
+
+    async fn make_room(&self, taken: &Snapshot) {
+        // Boxed: its future would otherwise nest inside every operation that snapshots.
+        Box::pin(Sandman::make_room(self, taken)).await
     }
 
     async fn complete_snapshot(&self, key: &ProjectKey, id: &SnapshotId, e2b_snapshot_id: &str) -> Stored<()> {
@@ -153,8 +160,8 @@ impl Port for Sandman {
         self.store.release_snapshot(key, id).await
     }
 
-    async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Stored<Snapshot> {
-        self.store.set_pinned(key, id, pinned).await
+    async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool, limit: u32) -> Stored<Snapshot> {
+        self.store.set_pinned(key, id, pinned, limit).await
     }
 
     async fn mark_prune_due(&self, key: &ProjectKey) -> Stored<()> {

@@ -1,11 +1,14 @@
 //! Per-team limits, so one team cannot exhaust the deployment's E2B account or table: projects
-//! (checked when a new project is registered), live sandboxes (checked before an open or a
-//! resume would start one) and snapshots (checked before a snapshot a user asks for). Counting
-//! reads the team's entries of the `byTeam` index, only on those paths; snapshots add one count
-//! query per project of the team, so a manual snapshot costs about one read unit per project.
-//! Two concurrent requests may each see room for one, so a limit can be passed by the few
-//! requests racing at its edge. Automatic snapshots (on idle, before a kill) are never refused:
-//! refusing one would lose the sandbox's work; each project's retention bounds them.
+//! (checked when a new project is registered) and live sandboxes (checked before an open or a
+//! resume would start one), counted from the team's entries of the `byTeam` index, only on those
+//! paths; two concurrent requests may each see room for one, so these can be passed by the few
+//! requests racing at their edge.
+//!
+//! Snapshots are counted exactly instead (a counter changed in the same transaction as every
+//! snapshot row, `store/counters.rs`), every kind: a snapshot a user asks for (and a fork of a
+//! running sandbox) past the quota is refused; an automatic one (before a kill or an idle pause,
+//! an archive) never is, since that would lose work: the team's oldest unpinned snapshots are
+//! deleted to make room (`snapshot_quota.rs`). Pins are limited per project, exactly the same way.
 
 use crate::Sandman;
 use crate::domain::{ProjectKey, SessionState, TeamId};
@@ -17,6 +20,8 @@ pub struct Quotas {
     pub projects_per_team: u32,
     pub live_sandboxes_per_team: u32,
     pub snapshots_per_team: u32,
+    /// Pinned snapshots are never pruned, so each project may pin only so many.
+    pub pinned_snapshots_per_project: u32,
 }
 
 impl Default for Quotas {
@@ -25,6 +30,7 @@ impl Default for Quotas {
             projects_per_team: 100,
             live_sandboxes_per_team: 20,
             snapshots_per_team: 1000,
+            pinned_snapshots_per_project: 5,
         }
     }
 }
@@ -68,29 +74,6 @@ impl Sandman {
             )));
         }
         Ok(())
-    }
-
-    /// Refuses a manual snapshot once the team's projects hold as many snapshots as its quota allows.
-    pub async fn check_snapshot_quota(&self, key: &ProjectKey) -> Result<(), Error> {
-        let limit = self.config.quotas.snapshots_per_team;
-        let mut held = 0;
-        let mut cursor = None;
-        loop {
-            let page = self.store.list_projects(&key.team, cursor.as_ref(), 100).await?;
-            for project in &page.items {
-                let project = ProjectKey::new(key.team.clone(), project.project_id.clone());
-                held += self.store.count_snapshots(&project).await?;
-                if held >= limit {
-                    return Err(Error::QuotaExceeded(format!(
-                        "the team has {limit} snapshots, its limit; delete some first"
-                    )));
-                }
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(()),
-            }
-        }
     }
 
     async fn team_counts(&self, team: &TeamId) -> Result<TeamCounts, Error> {

@@ -41,7 +41,9 @@ impl Sandman {
         ops::snapshot(self, key, id).await
     }
 
-    /// Unpinning may put the project over its retention policy: it is marked due for a pass.
+    /// Pins are limited per project (`SANDMAN_MAX_PINNED_SNAPSHOTS_PER_PROJECT`): a pinned
+    /// snapshot is never pruned, by retention or by the team's quota. Unpinning may put the
+    /// project over its retention policy: it is marked due for a pass.
     pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, Error> {
         ops::set_pinned(self, key, id, pinned).await
     }

@@ -32,6 +32,12 @@ impl Pattern {
         if text.is_empty() || body.contains('*') || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(format!("{text:?} is not a template name or a prefix ending in '*'"));
         }
+        if body.is_empty() {
+            return Err(format!(
+                "{text:?} alone would let every team start from any template of the E2B account, \
+                 other teams' private ones included; list names or prefixes (\"python-*\")"
+            ));
+        }
         Ok(Pattern(text.to_owned()))
     }
 
@@ -157,7 +163,7 @@ mod tests {
 
     #[test]
     fn snapshot_shapes_are_refused_whatever_the_lists_say() {
-        let open = TemplatePolicy::parse("*", Some(r#"{"team-b": ["*"]}"#)).unwrap();
+        let open = TemplatePolicy::parse("m*", Some(r#"{"team-b": ["a*", "t*", "s*", "S*"]}"#)).unwrap();
         for template in [
             "sandman-01jd2k3m4n5p6q7r8s9t0v1w2x",
             "SANDMAN-01JD",
@@ -177,8 +183,24 @@ mod tests {
     fn namespaced_templates_are_allowed_per_team_only() {
         let err = TemplatePolicy::parse("base,acme/*", None).unwrap_err();
         assert!(err.contains("acme/*"), "{err}");
-        let open = TemplatePolicy::parse("*", None).unwrap();
+        let open = TemplatePolicy::parse("a*", None).unwrap();
         assert!(open.check(&team("team-b"), "acme/web").is_err());
+    }
+
+    /// Security review L7: a bare `*` would let every team start from any template of the shared
+    /// account, other teams' private ones included; it is refused, in either list, naming it.
+    #[test]
+    fn a_bare_wildcard_is_refused() {
+        for (deployment, teams) in [
+            ("*", None),
+            ("base, *", None),
+            (" * ", None),
+            ("base", Some(r#"{"team-b": ["*"]}"#)),
+        ] {
+            let err = TemplatePolicy::parse(deployment, teams).unwrap_err();
+            assert!(err.contains("\"*\""), "{deployment} {teams:?}: {err}");
+        }
+        assert!(TemplatePolicy::parse("py*", Some(r#"{"team-b": ["acme/*"]}"#)).is_ok());
     }
 
     #[test]

@@ -132,7 +132,8 @@ class Stored:
             items += page["Items"]
             start = page.get("LastEvaluatedKey")
             if not start:
-                return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+                # Binary attributes (sealed secrets) come back as bytes: ordered by their repr.
+                return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, default=repr))
 
     def sandboxes(self):
         found = []

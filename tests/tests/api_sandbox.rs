@@ -116,7 +116,20 @@ async fn the_open_ladder_resumes_restores_and_falls_back_to_the_template() {
     assert_eq!(restored.json["path"], "restored", "{restored:?}");
     assert_eq!(restored.json["restoredFrom"], snapshot["snapshotId"]);
     let create = api.stack.emulator.calls_to(Route::CreateSandbox).pop().unwrap();
-    assert_ne!(create.body.unwrap_or_default()["templateID"], "base");
+    let asked = create.body.expect("the create's body was recorded")["templateID"].clone();
+    let taken: Vec<_> = api
+        .stack
+        .emulator
+        .snapshots()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(
+        asked,
+        taken[0].as_str(),
+        "created from E2B's snapshot, not the template"
+    );
 
     // the snapshot is gone from E2B -> the template, saying why
     let later = api.post("/v1/projects/app/snapshots").await.json;
@@ -431,6 +444,7 @@ async fn e2b_failures_map_to_429_503_and_leave_nothing_half_done() {
         "KILLED",
         "the failed start was rolled back"
     );
+    assert!(api.stack.emulator.sandboxes().is_empty(), "and E2B made nothing");
 
     api.stack.emulator.set_fault(
         Route::CreateSandbox,
@@ -445,6 +459,10 @@ async fn e2b_failures_map_to_429_503_and_leave_nothing_half_done() {
         StatusCode::SERVICE_UNAVAILABLE,
         "e2b_unavailable",
     );
+    assert!(
+        api.stack.emulator.sandboxes().is_empty(),
+        "a refused create makes nothing in E2B"
+    );
     api.stack.emulator.clear_faults();
     // A 503 may hide a create that happened: the claim stays until its lease lapses, then the
     // next open looks (and starts one only if E2B has none for it).
@@ -452,7 +470,9 @@ async fn e2b_failures_map_to_429_503_and_leave_nothing_half_done() {
     api.stack
         .advance(sandman::domain::CLAIM_LEASE + std::time::Duration::from_secs(1))
         .await;
-    assert_eq!(api.open("app").await.json["path"], "created");
+    let created = api.open("app").await;
+    assert_eq!(created.json["path"], "created");
+    let sandbox = created.json["sandbox"]["sandboxId"].as_str().expect("an id").to_owned();
 
     api.stack.emulator.set_fault(
         Route::PauseSandbox,
@@ -470,6 +490,12 @@ async fn e2b_failures_map_to_429_503_and_leave_nothing_half_done() {
     let after = api.get("/v1/projects/app/sandbox").await;
     assert_eq!(after.json["state"], "RUNNING", "the failed pause was rolled back");
     assert!(after.json["lastError"].is_string());
+    assert_eq!(
+        api.stack.emulator.sandbox(&sandbox).map(|s| s.reported_state()),
+        Some(SandboxState::Running),
+        "E2B runs it, as the table says"
+    );
+    assert_eq!(api.stack.emulator.sandboxes().len(), 1, "and nothing else");
 }
 
 #[tokio::test]

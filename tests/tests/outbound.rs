@@ -375,8 +375,8 @@ async fn endpoints_are_https_known_events_per_team_and_bounded() {
         .await;
     assert_eq!((status, one["description"].clone()), (StatusCode::OK, json!("ops")));
 
-    // Another team sees none of it.
-    let other_token = sandman::auth::mint_dev_token(
+    // Another team sees none of it, not even its admins.
+    let other_token = sandman::auth::mint_admin_token(
         &stack.sandman.config.auth,
         stack.sandman.secrets.jwt_hs256_secret.as_ref().unwrap(),
         &TeamId::parse("another-team").unwrap(),

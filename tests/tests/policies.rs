@@ -143,11 +143,20 @@ async fn usage_per_period_matches_what_e2b_reported_once_however_often_it_is_del
     assert_usage(project.used, app);
     let team = hooks.stack.sandman.team_usage(&key.team, period).await.unwrap();
     assert_usage(team.used, sum(app, usage_in(&other_killed)));
-    // Saved: from E2B's pause to the timeout Sandman had given E2B (the emulator's clock runs on
-    // in real time beside the test's hand-moved one: seconds apart).
-    let saved_seconds = (timeout_at - paused_at).as_seconds_f64();
+    // Saved: from E2B's pause (the time its event carries: E2B's clock, which runs on in real time
+    // beside the test's hand-moved one) to the timeout Sandman had given E2B.
+    let e2b_paused_at = time::OffsetDateTime::parse(
+        app_paused["timestamp"].as_str().expect("the event's time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
     assert!(
-        (project.saved.run_seconds - saved_seconds).abs() < 100.0 && project.saved.run_seconds <= saved_seconds,
+        e2b_paused_at >= paused_at - time::Duration::seconds(1),
+        "E2B's clock is not behind"
+    );
+    let saved_seconds = (timeout_at - e2b_paused_at).as_seconds_f64();
+    assert!(
+        (project.saved.run_seconds - saved_seconds).abs() < 0.01,
         "{project:?} vs {saved_seconds}"
     );
     assert!((project.saved.vcpu_seconds - 2.0 * project.saved.run_seconds).abs() < 1e-6);

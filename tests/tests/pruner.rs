@@ -11,7 +11,7 @@ use sandman::domain::{
     Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
 };
 use sandman::retention::{IN_USE_RECHECK, PassOptions, PruneReport, Reason};
-use sandman::store::keys;
+use sandman::store::{SnapshotAdmission, keys};
 use sandman_local::testkit::TestStack;
 use sandman_snapshot_pruner::tick;
 use serde_json::{Value, json};
@@ -350,9 +350,17 @@ async fn a_tick_killed_halfway_is_finished_by_the_next() {
     let stack = TestStack::start().await;
     let (key, saved) = with_snapshots(&stack, "app", RetentionPolicy::default(), 4).await;
     // Killed after marking, before E2B was called...
-    stack.store().mark_deleting(&key, &saved[0].snapshot_id).await.unwrap();
+    stack
+        .store()
+        .mark_deleting_at(&key, &saved[0].snapshot_id, stack.clock.now())
+        .await
+        .unwrap();
     // ...and killed after E2B deleted, before the record was removed.
-    stack.store().mark_deleting(&key, &saved[1].snapshot_id).await.unwrap();
+    stack
+        .store()
+        .mark_deleting_at(&key, &saved[1].snapshot_id, stack.clock.now())
+        .await
+        .unwrap();
     stack
         .sandman
         .e2b_for(&key)
@@ -373,7 +381,11 @@ async fn a_tick_killed_halfway_is_finished_by_the_next() {
 async fn a_dry_run_reports_and_changes_nothing() {
     let stack = TestStack::start().await;
     let (key, saved) = with_snapshots(&stack, "app", retention(2, None), 5).await;
-    stack.store().mark_deleting(&key, &saved[4].snapshot_id).await.unwrap();
+    stack
+        .store()
+        .mark_deleting_at(&key, &saved[4].snapshot_id, stack.clock.now())
+        .await
+        .unwrap();
     let table_before = records(&stack, &key).await;
     let e2b_before = stack
         .emulator
@@ -502,7 +514,11 @@ async fn recorded(stack: &TestStack, key: &ProjectKey, count: u32) -> Vec<Snapsh
             size_bytes: None,
             file_count: None,
         };
-        stack.store().put_snapshot(&snapshot).await.unwrap();
+        stack
+            .store()
+            .put_snapshot(&snapshot, SnapshotAdmission::Always)
+            .await
+            .unwrap();
         all.push(snapshot);
     }
     all

@@ -21,7 +21,7 @@ use e2b_emulator::EmulatorConfig;
 use futures::StreamExt;
 use sandman::domain::{Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotKind, SnapshotStatus};
 use sandman::retention::{PassOptions, PruneReport};
-use sandman::store::{Capacity, Consistency, keys};
+use sandman::store::{Capacity, Consistency, SnapshotAdmission, keys};
 use sandman_local::testkit::TestStack;
 use time::OffsetDateTime;
 
@@ -188,7 +188,11 @@ async fn pruner_tick_capacity() {
         size_bytes: Some(512 * 1024 * 1024),
         file_count: Some(12_000),
     };
-    stack.store().put_snapshot(&snapshot).await.unwrap();
+    stack
+        .store()
+        .put_snapshot(&snapshot, SnapshotAdmission::Always)
+        .await
+        .unwrap();
     let project_template = raw_item(client, table, keys::project_pk(&template), keys::PROJECT_SK.into()).await;
     let snapshot_template = raw_item(
         client,

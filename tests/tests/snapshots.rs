@@ -587,7 +587,11 @@ async fn a_snapshot_being_deleted_is_not_restored() {
     let stack = TestStack::start().await;
     let key = running(&stack, "app").await;
     let saved = three_snapshots(&stack, &key).await;
-    stack.store().mark_deleting(&key, &saved[2].snapshot_id).await.unwrap();
+    stack
+        .store()
+        .mark_deleting_at(&key, &saved[2].snapshot_id, stack.clock.now())
+        .await
+        .unwrap();
 
     let refused = stack
         .sandman

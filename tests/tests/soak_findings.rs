@@ -61,7 +61,12 @@ async fn a_transaction_conflict_after_the_create_is_retried_not_a_500_nor_a_stra
         running.first(),
         "the table records the sandbox E2B runs"
     );
-    assert_ne!(opened.status, StatusCode::INTERNAL_SERVER_ERROR, "{opened:?}");
+    assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
+    assert_eq!(opened.json["path"], "created", "{opened:?}");
+    assert_eq!(
+        opened.json["sandbox"]["sandboxId"].as_str(),
+        running.first().map(String::as_str)
+    );
 }
 
 /// DynamoDB throttles (or answers 500) past the SDK's three attempts. The API documents 503

@@ -72,9 +72,19 @@ async fn a_template_named_like_another_teams_snapshot_is_refused_and_creates_not
     assert_eq!(api.stack.table.contents().await, before, "the session was not claimed");
 }
 
+/// A deployment with an admin role, that seals endpoint secrets (so endpoints can be registered).
+fn admin_and_sealing(var: &str) -> Option<String> {
+    match var {
+        "JWT_ADMIN_ROLE" => Some("admin".into()),
+        "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
+        "SANDMAN_DEV_MASTER_KEY" => Some("ef".repeat(32)),
+        _ => None,
+    }
+}
+
 #[tokio::test]
 async fn sandboxes_are_private_and_their_token_goes_only_to_the_owning_team() {
-    let api = ApiStack::start().await;
+    let api = ApiStack::start_with(admin_and_sealing).await;
     api.register("app").await;
     let opened = api.open("app").await;
     assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
@@ -130,13 +140,18 @@ async fn sandboxes_are_private_and_their_token_goes_only_to_the_owning_team() {
         .collect();
     assert_eq!(holding.len(), 1, "only the project's item holds it: {holding:?}");
 
-    let public = api
-        .call(
+    // A team admin's token (`roles.rs`: a member's may not make a sandbox public).
+    let admin = api.admin_token_for(api.stack.team().as_str());
+    let public = api_kit::send(
+        &api.router,
+        api_kit::request(
             Method::PUT,
             "/v1/projects/site",
+            Some(&admin),
             Some(json!({"templateId": "base", "publicTraffic": true})),
-        )
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(public.json["publicTraffic"], true);
     api.open("site").await;
     let create = api.stack.emulator.calls_to(Route::CreateSandbox).pop().unwrap();
@@ -208,15 +223,18 @@ async fn per_team_quotas_answer_429_and_change_nothing() {
 
 #[tokio::test]
 async fn another_teams_token_reaches_nothing_on_any_route() {
-    let api = ApiStack::start().await;
+    let api = ApiStack::start_with(admin_and_sealing).await;
     let snapshot_id = team_a_with_a_snapshot(&api).await;
-    let endpoint = api
-        .call(
+    let endpoint = api_kit::send(
+        &api.router,
+        api_kit::request(
             Method::POST,
             "/v1/webhooks/endpoints",
+            Some(&api.admin_token_for(api.stack.team().as_str())),
             Some(json!({"url": "https://team-a.example.com/hook", "events": ["sandbox.paused"]})),
-        )
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(endpoint.status, StatusCode::CREATED, "{endpoint:?}");
     let endpoint_id = endpoint.json["endpointId"].as_str().unwrap().to_owned();
     let team_b = api.token_for("team-b");

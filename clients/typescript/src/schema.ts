@@ -43,8 +43,9 @@ export interface paths {
         };
         get: operations["get_budget"];
         /**
-         * Sets the team's monthly budget (admins of the team only: the token's admin claim, default
-         *     `role`, must be `admin`). It applies to the current month at once.
+         * Sets the team's monthly budget (admins of the team only: the token's role claim,
+         *     `JWT_ROLE_CLAIM`, default `roles`, must hold the deployment's `JWT_ADMIN_ROLE`; with none
+         *     configured, nobody is an admin). It applies to the current month at once.
          */
         put: operations["put_budget"];
         post?: never;
@@ -82,7 +83,8 @@ export interface paths {
         get: operations["get_project"];
         /**
          * Registers the project, or replaces its settings. Its sandbox is left as it is; a running
-         *     sandbox's idle deadline follows a new idle timeout.
+         *     sandbox's idle deadline follows a new idle timeout. `publicTraffic: true` needs a team admin's
+         *     token.
          */
         put: operations["put_project"];
         post?: never;
@@ -224,7 +226,11 @@ export interface paths {
         /** Newest first. */
         get: operations["list_snapshots"];
         put?: never;
-        /** Saves the running or paused sandbox as a snapshot. */
+        /**
+         * Saves the running or paused sandbox as a snapshot. Every snapshot of the team counts against its
+         *     quota (`SANDMAN_MAX_SNAPSHOTS_PER_TEAM`): past it this answers 429 (automatic snapshots are
+         *     still taken, and the team's oldest unpinned ones make room).
+         */
         post: operations["create_snapshot"];
         delete?: never;
         options?: never;
@@ -340,7 +346,12 @@ export interface paths {
         /** The team's endpoints (never their secrets). */
         get: operations["list_endpoints"];
         put?: never;
-        /** Registers an endpoint. The answer carries its signing secret, shown this once. */
+        /**
+         * Registers an endpoint (team admins only). The answer carries its signing secret, shown this
+         *     once; it is stored sealed. The URL must be https to a public address: a name is resolved now
+         *     and again at every delivery, and any private, loopback, link-local or otherwise non-global
+         *     address is refused.
+         */
         post: operations["create_endpoint"];
         delete?: never;
         options?: never;
@@ -358,7 +369,10 @@ export interface paths {
         get: operations["get_endpoint"];
         put?: never;
         post?: never;
-        /** Stops deliveries to the endpoint (those queued are dropped); its delivery log expires. */
+        /**
+         * Stops deliveries to the endpoint (those queued are dropped); its delivery log expires. Team
+         *     admins only.
+         */
         delete: operations["delete_endpoint"];
         options?: never;
         head?: never;
@@ -771,7 +785,7 @@ export interface components {
         RetentionSettings: {
             /**
              * Format: int32
-             * @description Unpinned snapshots kept, 0 to 1000.
+             * @description Unpinned snapshots kept, 0 to 100 (the team's snapshot quota bounds them all).
              */
             keepLast?: number | null;
             /**
@@ -822,7 +836,10 @@ export interface components {
             version: number;
         };
         SnapshotChange: {
-            /** @description Pinned snapshots are never pruned nor deleted (unpin first). */
+            /**
+             * @description Pinned snapshots are never pruned nor deleted (unpin first); a project may pin only so
+             *     many (`SANDMAN_MAX_PINNED_SNAPSHOTS_PER_PROJECT`, default 5).
+             */
             pinned: boolean;
         };
         /** @enum {string} */
@@ -942,6 +959,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     put_budget: {
@@ -1002,6 +1028,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_budget: {
@@ -1031,6 +1066,15 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1077,6 +1121,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1133,6 +1186,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     put_project: {
@@ -1171,6 +1233,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description publicTraffic: true, and the token is not a team admin's */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1252,6 +1323,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Service Unavailable */
             503: {
                 headers: {
@@ -1311,6 +1391,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1476,6 +1565,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1994,6 +2092,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_snapshot: {
@@ -2149,6 +2256,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Bad Gateway */
             502: {
                 headers: {
@@ -2223,6 +2339,15 @@ export interface operations {
             };
             /** @description the body is larger than 65536 bytes */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the project has as many pinned snapshots as it may */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2368,6 +2493,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_e2b_key: {
@@ -2390,6 +2524,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2615,6 +2758,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     list_endpoints: {
@@ -2637,6 +2789,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2686,6 +2847,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token is not a team admin's */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the deployment cannot seal signing secrets */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Payload Too Large */
             413: {
                 headers: {
@@ -2697,6 +2876,15 @@ export interface operations {
             };
             /** @description the team has as many endpoints as it may */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2753,6 +2941,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_endpoint: {
@@ -2791,8 +2988,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description the token is not a team admin's */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2850,6 +3065,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the team's request rate (`rate_limited`, with Retry-After) or a quota */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -66,6 +66,22 @@ impl ApiError {
         self.status
     }
 
+    /// The team is over its request rate (`rate.rs`).
+    pub fn rate_limited(limited: crate::rate::Limited) -> Self {
+        let rate = limited.rate;
+        ApiError {
+            retry_after: Some(limited.retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this team makes more than {} requests a second (bursts of {}); try again after Retry-After",
+                    rate.per_second, rate.burst
+                ),
+            )
+        }
+    }
+
     fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "unexpected failure");
         Self::new(
@@ -84,6 +100,7 @@ impl From<sandman::Error> for ApiError {
             Error::Conflict(message) => Self::conflict(message),
             Error::Invalid { field, message } => Self::invalid(field, message),
             Error::QuotaExceeded(message) => Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message),
+            Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::BudgetReached(message) => Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", message),
             Error::AccountInUse(message) => Self::new(StatusCode::CONFLICT, "account_in_use", message),
             Error::E2b(err) => e2b(err),
@@ -170,7 +187,11 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(after) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+            // Whole seconds, rounded up: never sooner than the wait.
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from((after.as_secs_f64().ceil() as u64).max(1)),
+            );
         }
         response
     }

@@ -1,16 +1,42 @@
-//! What a handler takes from a request, each refusing with the right `ApiError`: the caller's team
-//! (from the bearer token, checked before anything else), the project and snapshot named by the
-//! path, and a JSON body.
+//! What a handler takes from a request, each refusing with the right `ApiError`: the caller and
+//! its team (from the bearer token, checked before anything else, then the team's request rate),
+//! the project and snapshot named by the path, and a JSON body.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use http::request::Parts;
 use http::{StatusCode, header};
+use sandman::access::Action;
+use sandman::auth::Caller;
 use sandman::domain::{ProjectId, ProjectKey, SnapshotId, TeamId};
 use serde::de::DeserializeOwned;
 
 use crate::Api;
 use crate::error::ApiError;
+
+/// The verified caller: its token checked (401 otherwise), then its team's request rate (429
+/// otherwise), once per request whatever extracts it.
+pub struct Verified(pub Caller);
+
+impl FromRequestParts<Api> for Verified {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(Verified(caller.clone()));
+        }
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let caller = api.verifier.verify_header(header).await?;
+        api.rates
+            .admit(&caller.team, api.sandman.now())
+            .map_err(ApiError::rate_limited)?;
+        parts.extensions.insert(caller.clone());
+        Ok(Verified(caller))
+    }
+}
 
 /// The team of the verified caller.
 pub struct Team(pub TeamId);
@@ -19,39 +45,22 @@ impl FromRequestParts<Api> for Team {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        let caller = api.verifier.verify_header(header).await?;
+        let Verified(caller) = Verified::from_request_parts(parts, api).await?;
         Ok(Team(caller.team))
     }
 }
 
-/// The team of a verified caller whose token carries the deployment's admin role
-/// (`JWT_ADMIN_ROLE`); any other caller gets 403, and without a configured role, everyone does.
+/// The team of a verified caller allowed to manage it (`sandman::access`, `ManageTeam`): its token
+/// carries the deployment's admin role (`JWT_ADMIN_ROLE`); any other caller gets 403, and without
+/// a configured role, everyone does.
 pub struct Admin(pub TeamId);
 
 impl FromRequestParts<Api> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok());
-        let caller = api.verifier.verify_header(header).await?;
-        if !caller.admin {
-            let message = match &api.sandman.config.auth.admin.role {
-                Some(role) => format!(
-                    "only a team admin may change this: the token's {} claim must hold {role:?}",
-                    api.sandman.config.auth.admin.claim
-                ),
-                None => "no admin role is configured on this deployment (JWT_ADMIN_ROLE), so nobody may change this"
-                    .to_owned(),
-            };
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
-        }
+        let Verified(caller) = Verified::from_request_parts(parts, api).await?;
+        api.sandman.authorize(&caller, Action::ManageTeam)?;
         Ok(Admin(caller.team))
     }
 }

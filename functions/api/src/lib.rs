@@ -9,6 +9,7 @@ mod extract;
 mod json_shape;
 mod openapi;
 mod page;
+pub mod rate;
 mod routes;
 mod settings;
 mod views;
@@ -36,6 +37,10 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct Api {
     pub sandman: Sandman,
     pub verifier: Arc<Verifier>,
+    /// Each team's request rate in this instance.
+    pub rates: Arc<rate::TeamRates>,
+    /// Tags page cursors, so only cursors the API issued come back.
+    pub cursors: sandman::crypto::Tagger,
 }
 
 /// What the Lambda runs: the token verifier from the deployment's auth settings and secrets, then
@@ -47,6 +52,8 @@ pub fn app(sandman: Sandman) -> Result<Router, sandman::auth::AuthError> {
 
 pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
     let api = Api {
+        rates: Arc::new(rate::TeamRates::new(sandman.config.request_rates.clone())),
+        cursors: sandman::crypto::Tagger::for_deployment("page cursors", &sandman.secrets),
         sandman,
         verifier: Arc::new(verifier),
     };
@@ -66,6 +73,7 @@ pub fn router(sandman: Sandman, verifier: Verifier) -> Router {
         })
         .layer(axum::Extension(routes::Document(document)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(nosniff))
         .layer(middleware::from_fn(budget))
         .layer(middleware::from_fn(log_request))
         .with_state(api)
@@ -88,6 +96,16 @@ async fn budget(request: Request, next: Next) -> Response {
         deadline = deadline.min(Deadline::from_lambda_ms(context.deadline));
     }
     deadline.scope(next.run(request)).await
+}
+
+/// No answer may be read as anything but its declared type: JSON as JSON, the dashboard's
+/// script as a script.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

@@ -14,7 +14,7 @@ pub fn base() -> OpenApi {
         .scheme(HttpAuthScheme::Bearer)
         .bearer_format("JWT")
         .description(Some(
-            "A JWT naming the caller's team in the configured claim (default `team_id`); the admin claim (default `role`) set to `admin` makes the caller an admin of its team, who may set its budget.",
+            "A JWT naming the caller's team in the configured claim (default `team_id`), its issuer and audience the deployment's, living at most `JWT_MAX_LIFETIME_SECS` (default a day). A token whose role claim (`JWT_ROLE_CLAIM`, default `roles`; a string or a list) holds the deployment's `JWT_ADMIN_ROLE` is a team admin's: it may set the team's E2B key and budget, register and remove webhook endpoints and make sandboxes public. With no `JWT_ADMIN_ROLE`, nobody is an admin. Each team's requests are rate limited: past the limit, 429 `rate_limited` with `Retry-After`.",
         ))
         .build();
     OpenApiBuilder::new()
@@ -90,6 +90,11 @@ fn declare_shared_refusals(operation: &mut Operation) {
         ));
     }
     let responses = &mut operation.responses.responses;
+    if operation.security.is_some() {
+        responses
+            .entry("429".into())
+            .or_insert_with(|| error_response("the team's request rate (`rate_limited`, with Retry-After) or a quota"));
+    }
     if takes_input {
         responses
             .entry("400".into())

@@ -1,11 +1,12 @@
-//! `?limit=&cursor=` for list routes. A cursor is the store's opaque cursor tagged with the list it
-//! came from, so a cursor from another list (or another team's) is a 400, not a storage error.
+//! `?limit=&cursor=` for list routes. A cursor is the store's opaque cursor with a keyed tag
+//! (`sandman::crypto::Tagger`) over it and the list it came from, so a cursor from another list
+//! (or another team's), or one the caller made up, is a 400, never a storage error.
 
 use axum::extract::{FromRequestParts, Query};
 use http::request::Parts;
+use sandman::crypto::Tagger;
 use sandman::store::Cursor;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -57,31 +58,30 @@ impl PageQuery {
     }
 
     /// The store cursor, if the request carried one issued for `list`.
-    pub fn cursor(&self, list: &str) -> Result<Option<Cursor>, ApiError> {
+    pub fn cursor(&self, tagger: &Tagger, list: &str) -> Result<Option<Cursor>, ApiError> {
         let Some(text) = self.cursor.as_deref().filter(|text| !text.is_empty()) else {
             return Ok(None);
         };
         let bad = || ApiError::invalid("cursor", "the cursor is not one this list returned");
         let (tag, inner) = text.split_once('.').ok_or_else(bad)?;
-        if tag != list_tag(list) {
+        if !tagger.verify(&[list, inner], tag) {
             return Err(bad());
         }
         Cursor::parse(inner).map(Some).map_err(|_| bad())
     }
 }
 
-pub fn page<T, U>(items: Vec<T>, next: Option<Cursor>, list: &str, view: impl FnMut(T) -> U) -> Page<U> {
+pub fn page<T, U>(
+    items: Vec<T>,
+    next: Option<Cursor>,
+    tagger: &Tagger,
+    list: &str,
+    view: impl FnMut(T) -> U,
+) -> Page<U> {
     Page {
         items: items.into_iter().map(view).collect(),
-        next_cursor: next.map(|cursor| format!("{}.{}", list_tag(list), cursor.as_str())),
+        next_cursor: next.map(|cursor| format!("{}.{}", tagger.tag(&[list, cursor.as_str()]), cursor.as_str())),
     }
-}
-
-fn list_tag(list: &str) -> String {
-    Sha256::digest(list.as_bytes())[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]
@@ -110,15 +110,26 @@ mod tests {
 
     #[test]
     fn a_cursor_only_works_for_the_list_it_came_from() {
+        let tagger = Tagger::for_deployment("page cursors", &sandman::secrets::Secrets::default());
         let store_cursor = Cursor::parse("eyJwayI6WyJTIiwiUCMxIl19").expect("a store cursor");
-        let issued = page(Vec::<u8>::new(), Some(store_cursor.clone()), "events:t/p", |x| x)
-            .next_cursor
-            .unwrap();
+        let issued = page(
+            Vec::<u8>::new(),
+            Some(store_cursor.clone()),
+            &tagger,
+            "events:t/p",
+            |x| x,
+        )
+        .next_cursor
+        .unwrap();
         assert_eq!(
-            query(None, Some(&issued)).cursor("events:t/p").unwrap(),
+            query(None, Some(&issued)).cursor(&tagger, "events:t/p").unwrap(),
             Some(store_cursor)
         );
-        assert!(query(None, Some(&issued)).cursor("events:t/q").is_err());
-        assert!(query(None, Some("garbage")).cursor("events:t/p").is_err());
+        assert!(query(None, Some(&issued)).cursor(&tagger, "events:t/q").is_err());
+        assert!(query(None, Some("garbage")).cursor(&tagger, "events:t/p").is_err());
+        // The same tag on another start key: forged.
+        let (tag, _) = issued.split_once('.').unwrap();
+        let forged = format!("{tag}.eyJwayI6WyJTIiwiUCMyIl19");
+        assert!(query(None, Some(&forged)).cursor(&tagger, "events:t/p").is_err());
     }
 }

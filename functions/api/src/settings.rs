@@ -99,8 +99,8 @@ pub struct InactivitySettings {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetentionSettings {
-    /// Unpinned snapshots kept, 0 to 1000.
-    #[schema(minimum = 0, maximum = 1000)]
+    /// Unpinned snapshots kept, 0 to 100 (the team's snapshot quota bounds them all).
+    #[schema(minimum = 0, maximum = 100)]
     #[serde(default, deserialize_with = "whole")]
     pub keep_last: Option<u32>,
     /// Unpinned snapshots older than this are deleted, 3600 seconds to 3 years.
@@ -111,7 +111,7 @@ pub struct RetentionSettings {
 
 const TIMEOUT_SECONDS: RangeInclusive<u64> = 60..=86_400;
 const MAX_AGE_SECONDS: RangeInclusive<u64> = 3_600..=3 * 365 * 86_400;
-const MAX_KEEP_LAST: u32 = 1000;
+const MAX_KEEP_LAST: u32 = sandman::config::MAX_KEEP_LAST;
 const BUSY_DEFERRAL_SECONDS: RangeInclusive<u64> = 300..=7 * 86_400;
 const BUSY_FOR_SECONDS: RangeInclusive<u64> = 60..=86_400;
 const ARCHIVE_AFTER_SECONDS: RangeInclusive<u64> = 60..=365 * 86_400;
@@ -318,6 +318,21 @@ mod tests {
         assert!(!spec.snapshot_before_kill && !spec.idle.snapshot_on_idle);
     }
 
+    /// Security review M1: `keepLast` is bounded (100), far below what a team's snapshot quota
+    /// holds across its projects.
+    #[test]
+    fn keep_last_has_a_sane_maximum() {
+        let keep = |n: u32| spec(json!({"templateId": "base", "retention": {"keepLast": n}}));
+        assert_eq!(keep(100).unwrap().retention.keep_last, 100);
+        for n in [101, 1000] {
+            let err = format!("{:?}", keep(n).unwrap_err());
+            assert!(
+                err.contains("field: Some(\"retention.keepLast\")") && err.contains("100"),
+                "{n}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn out_of_range_values_name_their_field() {
         let cases = [
@@ -330,7 +345,7 @@ mod tests {
                 "sandboxTimeoutSeconds",
             ),
             (
-                json!({"templateId": "base", "retention": {"keepLast": 1001}}),
+                json!({"templateId": "base", "retention": {"keepLast": 101}}),
                 "retention.keepLast",
             ),
             (

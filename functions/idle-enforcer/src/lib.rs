@@ -35,10 +35,11 @@ pub async fn run(sandman: &Sandman, payload: &Value) -> Result<Value, lambda_run
     }
     match Task::of(payload) {
         Task::Enforce => {
-            let report = sandman.enforce_idle().await;
+            // Each pass boxed: their futures are deep, and the handler's would be deeper still.
+            let report = Box::pin(sandman.enforce_idle()).await;
             report.metrics().emit();
             // Teams whose budget was reached: their running sandboxes are paused (one query when none).
-            let budgets = sandman.enforce_budgets().await;
+            let budgets = Box::pin(sandman.enforce_budgets()).await;
             if report.read_errors > 0 {
                 return Err(format!("{} idle-index read(s) failed; see the logs", report.read_errors).into());
             }
@@ -46,7 +47,7 @@ pub async fn run(sandman: &Sandman, payload: &Value) -> Result<Value, lambda_run
             Ok(serde_json::json!({ "task": "enforce", "report": report, "budgets": budgets }))
         }
         Task::Reconcile => {
-            let report = sandman.reconcile().await;
+            let report = Box::pin(sandman.reconcile()).await;
             report.metrics().emit();
             if report.aborted {
                 return Err("the running sessions could not be read; nothing was reconciled".into());

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
         .ok_or("environment variable OUTBOUND_QUEUE_URL is required")?;
     let aws = sandman::aws_sdk_config().await;
     let outbound = Outbound {
-        sender: Sender::new(sandman.config.outbound.retry_base)?,
+        sender: Sender::of(&sandman)?,
         queue: SqsQueue::new(sandman_outbound::sqs::client(&aws), queue_url),
         sandman,
     };

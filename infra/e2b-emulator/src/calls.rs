@@ -16,7 +16,16 @@ pub struct RecordedCall {
     pub query: Option<String>,
     /// The request body, when it was JSON.
     pub body: Option<Value>,
+    /// What the caller was (or would have been) answered.
     pub status: u16,
+    /// What the handler answered, when the call reached it (`None`: refused before it, so nothing
+    /// was done): a 2xx here under another `status` is work done whose answer was lost.
+    pub handler_status: Option<u16>,
+    /// Who called, when the call came through `/callers/{caller}/…` (see the README).
+    pub caller: Option<String>,
+    /// When the call was taken in (emulated time); `at` is when it was answered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
     /// The team whose API key was presented, if it was a valid one.
     pub team_id: Option<String>,
     /// Which key was presented (valid or not): its fingerprint, never the key.

@@ -55,9 +55,14 @@ impl Emulator {
         let app = App::new(config, clock, publisher, world);
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = http::router(app.clone());
+        // `/callers/{caller}/…` is stripped (and the caller noted) before routing.
+        let service = tower::Layer::layer(
+            &tower::util::MapRequestLayer::new(http::strip_caller),
+            http::router(app.clone()),
+        );
+        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(service);
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let serve = axum::serve(listener, service).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
             if let Err(err) = serve.await {
@@ -203,6 +208,16 @@ impl Emulator {
 
     pub fn sandboxes(&self) -> Vec<SandboxView> {
         self.app.world().sandbox_views()
+    }
+
+    /// Every lifecycle event emitted so far, of every team (whatever became of its deliveries).
+    pub fn events(&self) -> Vec<crate::events::EventView> {
+        self.app.world().event_views()
+    }
+
+    /// Every snapshot ever taken, deleted ones included (`deleted_at`), oldest first.
+    pub fn snapshot_history(&self) -> Vec<SnapshotView> {
+        self.app.world().snapshot_history()
     }
 
     /// Existing (not deleted) snapshots of every team, oldest first.

@@ -71,6 +71,30 @@ pub(crate) struct EventDetail {
     pub snapshot_id: Option<String>,
 }
 
+/// One lifecycle event as E2B emitted it (whatever became of its deliveries): for a judge of
+/// what Sandman was told, e.g. the compute each execution used.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub sandbox_id: String,
+    pub team_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// New on every resume: what E2B bills an execution by.
+    pub execution_id: String,
+    /// On `paused` and `killed`: the execution's length (ms) and size.
+    pub execution: Option<ExecutionView>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExecutionView {
+    pub execution_ms: i64,
+    pub vcpu_count: u32,
+    pub memory_mb: u32,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct LifecycleEvent {
     pub id: String,
@@ -81,11 +105,26 @@ pub(crate) struct LifecycleEvent {
     pub webhook_body: Value,
     /// The same event as the events API returns it (camelCase).
     pub api_body: Value,
+    pub view: EventView,
 }
 
 impl LifecycleEvent {
     pub(crate) fn new(event_type: EventType, sandbox: &SandboxView, at: OffsetDateTime, detail: EventDetail) -> Self {
         let id = ids::uuid();
+        let view = EventView {
+            event_id: id.clone(),
+            event_type,
+            sandbox_id: sandbox.sandbox_id.clone(),
+            team_id: sandbox.team_id.clone(),
+            at,
+            execution_id: sandbox.execution_id.clone(),
+            execution: matches!(event_type, EventType::Paused | EventType::Killed).then(|| ExecutionView {
+                execution_ms: sandbox.execution_ms(at),
+                vcpu_count: sandbox.cpu_count,
+                memory_mb: sandbox.memory_mb,
+            }),
+            metadata: sandbox.metadata.clone(),
+        };
         let data = event_data(event_type, sandbox, at, detail);
         let mut webhook_body = json!({
             "id": id,
@@ -124,6 +163,7 @@ impl LifecycleEvent {
             team_id: sandbox.team_id.clone(),
             webhook_body,
             api_body,
+            view,
         }
     }
 }

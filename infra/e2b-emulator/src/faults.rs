@@ -86,6 +86,15 @@ pub struct Fault {
     pub applied_then_hang_next: u32,
     #[serde(with = "millis")]
     pub hang_for: Duration,
+    /// The next N calls are taken in, then done only after `apply_after` (in a task of their own,
+    /// whether or not the caller still waits): work E2B does after a client with a shorter
+    /// deadline gave up on it, e.g. a create that lands after the caller rolled back.
+    pub apply_late_next: u32,
+    #[serde(with = "millis")]
+    pub apply_after: Duration,
+    /// The next N fork calls answer 201 with each fork's `error` (status `error_status`) in place
+    /// of its sandbox, and start nothing: E2B's per-fork failure.
+    pub fork_error_next: u32,
 }
 
 impl Default for Fault {
@@ -99,6 +108,9 @@ impl Default for Fault {
             applied_then_fail_next: 0,
             applied_then_hang_next: 0,
             hang_for: Duration::ZERO,
+            apply_late_next: 0,
+            apply_after: Duration::ZERO,
+            fork_error_next: 0,
         }
     }
 }
@@ -148,6 +160,10 @@ pub enum FaultKind {
     AppliedThenFailed,
     /// Applied, then held back (`applied_then_hang_next`).
     AppliedThenHung,
+    /// Applied only after a wait (`apply_late_next`), whoever still waits for the answer.
+    AppliedLate,
+    /// A fork answered with a per-fork error (`fork_error_next`).
+    ForkFailed,
     /// Delayed by `latency`.
     Delayed,
 }
@@ -228,6 +244,8 @@ impl FaultBook {
             Verdict::Refuse(_) => Some(FaultKind::Refused),
             Verdict::AppliedThenFail(_) => Some(FaultKind::AppliedThenFailed),
             Verdict::AppliedThenHang(_) => Some(FaultKind::AppliedThenHung),
+            Verdict::ApplyLate(_) => Some(FaultKind::AppliedLate),
+            Verdict::ForkError(_) => Some(FaultKind::ForkFailed),
         };
         if let Some(kind) = kind {
             self.hit(route, kind);
@@ -250,6 +268,10 @@ pub(crate) enum Verdict {
     AppliedThenFail(ApiError),
     /// The handler runs; its answer is held back this long.
     AppliedThenHang(Duration),
+    /// The handler runs after this long, in a task of its own; its answer goes back if anyone waits.
+    ApplyLate(Duration),
+    /// A fork's results are errors with this status; nothing is started.
+    ForkError(StatusCode),
 }
 
 impl Fault {
@@ -270,6 +292,14 @@ impl Fault {
         if self.applied_then_hang_next > 0 {
             self.applied_then_hang_next -= 1;
             return Verdict::AppliedThenHang(self.hang_for);
+        }
+        if self.apply_late_next > 0 {
+            self.apply_late_next -= 1;
+            return Verdict::ApplyLate(self.apply_after);
+        }
+        if self.fork_error_next > 0 {
+            self.fork_error_next -= 1;
+            return Verdict::ForkError(status);
         }
         if self.error_rate > 0.0 && rng.f64() < self.error_rate {
             return Verdict::Refuse(ApiError::Injected(status));

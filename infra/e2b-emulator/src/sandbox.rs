@@ -74,6 +74,17 @@ pub struct SandboxView {
     pub files: BTreeMap<String, String>,
     /// The sandbox this one was forked from (`POST /sandboxes/{id}/fork`).
     pub forked_from: Option<String>,
+    /// Every state it has been in, oldest first, each from the emulated time it began (a pause
+    /// from the moment it began pausing): what E2B ran when, for a judge of answers given meanwhile.
+    pub history: Vec<StateChange>,
+}
+
+/// The sandbox entered `state` at `at` (emulated time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StateChange {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub state: SandboxState,
 }
 
 impl SandboxView {
@@ -83,6 +94,38 @@ impl SandboxView {
             Some(Transition::Pausing) => SandboxState::Paused,
             _ => self.state,
         }
+    }
+
+    /// The state it was in at `at` (`None`: not created yet).
+    pub fn state_at(&self, at: OffsetDateTime) -> Option<SandboxState> {
+        self.history
+            .iter()
+            .take_while(|change| change.at <= at)
+            .last()
+            .map(|change| change.state)
+    }
+
+    /// Whether it was in `state` at some instant from `from` to `to` (emulated time, both included).
+    pub fn was_in(&self, state: SandboxState, from: OffsetDateTime, to: OffsetDateTime) -> bool {
+        self.state_at(from) == Some(state)
+            || self
+                .history
+                .iter()
+                .any(|change| change.at > from && change.at <= to && change.state == state)
+    }
+
+    /// Records a change of state at `at`, keeping the history in time order (an expiry is applied
+    /// at its own deadline, which may lie before the last change recorded).
+    pub(crate) fn record(&mut self, at: OffsetDateTime, state: SandboxState) {
+        if self
+            .history
+            .last()
+            .is_some_and(|last| last.state == state && last.at <= at)
+        {
+            return;
+        }
+        let index = self.history.partition_point(|change| change.at <= at);
+        self.history.insert(index, StateChange { at, state });
     }
 
     pub fn is_live(&self) -> bool {

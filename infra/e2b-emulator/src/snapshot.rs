@@ -26,6 +26,9 @@ pub struct SnapshotView {
     pub created_at: OffsetDateTime,
     /// The source sandbox's files when the snapshot was taken.
     pub files: std::collections::BTreeMap<String, String>,
+    /// When it was deleted (only in [`crate::Emulator::snapshot_history`]).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
 }
 
 /// A reference to a snapshot as clients write it: a raw id, `<id>:tag`, `name`,

@@ -18,6 +18,9 @@ use sandman::store::Store;
 pub const DEV_TEAM: &str = "team-local";
 const DEV_WEBHOOK_SECRET: &str = "sandman-local-webhook-secret";
 const DEV_JWT_SECRET: &str = "sandman-local-jwt-secret";
+/// The development tokens' issuer and audience (HS256 is checked against both).
+const DEV_ISSUER: &str = "sandman-local";
+const DEV_AUDIENCE: &str = "sandman";
 /// Wraps teams' registered E2B keys in the local stack (`SANDMAN_TEAM_KEYS_WRAP=local`); a
 /// deployed configuration refuses the local wrapper.
 const DEV_MASTER_KEY: &str = "5a4d414e2d6c6f63616c2d6465762d6d61737465722d6b65792d6f6e6c792121";
@@ -157,13 +160,17 @@ pub async fn start(options: DevOptions) -> Result<LocalStack, String> {
                 ("E2B_API_ALLOW_HTTP_LOOPBACK", Some(_)) => Some("true".into()),
                 ("SESSION_CAP_SECS", _) if session_cap.is_some() => session_cap.clone(),
                 ("SESSION_CAP_MARGIN_SECS", _) if margin.is_some() => margin.clone(),
-                // The local receiver, and tests' receivers, listen on 127.0.0.1 over http.
-                ("OUTBOUND_ALLOW_HTTP_LOOPBACK", _) => Some("true".into()),
+                // The local receiver, and tests' receivers, listen on 127.0.0.1 over http (the
+                // hostile suite's stack turns it off, to meet the deployed address policy).
+                ("OUTBOUND_ALLOW_HTTP_LOOPBACK", _) => env(name).or_else(|| Some("true".into())),
                 ("OUTBOUND_RETRY_BASE_MS", _) => {
                     env(name).or_else(|| Some(outbound_retry_base.as_millis().to_string()))
                 }
                 // The development token is HS256, unless the developer brings a JWKS.
                 ("JWT_HS256", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| "true".into())),
+                // HS256 needs an issuer and an audience; a developer's JWKS brings its own.
+                ("JWT_ISSUER", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| DEV_ISSUER.into())),
+                ("JWT_AUDIENCE", _) => env(name).or_else(|| env("JWT_JWKS_URL").is_none().then(|| DEV_AUDIENCE.into())),
                 ("SANDMAN_TEAM_KEYS_WRAP", _) => env(name).or_else(|| Some("local".into())),
                 ("SANDMAN_DEV_MASTER_KEY", _) => env(name).or_else(|| Some(DEV_MASTER_KEY.into())),
                 ("JWT_ADMIN_ROLE", _) => env(name).or_else(|| Some(DEV_ADMIN_ROLE.into())),

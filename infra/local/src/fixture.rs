@@ -15,6 +15,9 @@ use crate::testkit::TestTable;
 
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const JWT_SECRET: &str = "test-jwt-secret";
+/// HS256 tokens name an issuer and an audience, always (`Config` refuses HS256 without them).
+pub const JWT_ISSUER: &str = "https://issuer.sandman.test";
+pub const JWT_AUDIENCE: &str = "sandman-test";
 
 pub struct TestStack {
     pub sandman: Sandman,
@@ -39,6 +42,8 @@ impl TestStack {
                 "E2B_API_URL" => Some(url.clone()),
                 "SANDMAN_TEMPLATES" => Some("base,other".into()),
                 "JWT_HS256" | "E2B_API_ALLOW_HTTP_LOOPBACK" => Some("true".into()),
+                "JWT_ISSUER" => Some(JWT_ISSUER.into()),
+                "JWT_AUDIENCE" => Some(JWT_AUDIENCE.into()),
                 _ => None,
             })
         })

@@ -80,7 +80,7 @@ impl LocalOutbound {
             hidden_for: Arc::default(),
         };
         let outbound = Arc::new(Outbound {
-            sender: Sender::new(sandman.config.outbound.retry_base).map_err(|e| e.to_string())?,
+            sender: Sender::of(sandman).map_err(|e| e.to_string())?,
             queue: queue.clone(),
             sandman: sandman.clone(),
         });

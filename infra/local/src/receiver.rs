@@ -8,8 +8,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use sandman::Sandman;
+use sandman::auth::Caller;
 use sandman::domain::TeamId;
-use sandman::outbound::{Endpoint, EventType, SigningSecret, generate_secret, new_endpoint_id, verify};
+use sandman::outbound::{EventType, SigningSecret, verify};
 use tokio::net::TcpListener;
 
 /// Starts the receiver on `addr` and registers it for `team`; the URL it listens on.
@@ -18,26 +19,20 @@ pub async fn start(sandman: &Sandman, team: &TeamId, addr: SocketAddr) -> Result
         .await
         .map_err(|e| format!("the webhook receiver cannot listen on {addr}: {e}"))?;
     let url = format!("http://{}/webhooks", listener.local_addr().map_err(|e| e.to_string())?);
-    let endpoint = Endpoint {
+    // Registered as the team's admin would: its secret sealed like any endpoint's.
+    let admin = Caller {
         team: team.clone(),
-        endpoint_id: new_endpoint_id(),
-        url: url.clone(),
-        events: EventType::ALL.to_vec(),
-        description: "make dev's receiver".into(),
-        secret: generate_secret(),
-        created_at: sandman.now(),
+        subject: Some("make dev".into()),
+        admin: true,
     };
-    let registered = sandman
-        .store
-        .put_endpoint(&endpoint, sandman.config.outbound.max_endpoints_per_team)
+    let events: Vec<String> = EventType::ALL.iter().map(|e| e.as_str().to_owned()).collect();
+    let (endpoint, secret) = sandman
+        .register_endpoint(&admin, &url, &events, Some("make dev's receiver"))
         .await
         .map_err(|e| e.to_string())?;
-    if !registered {
-        return Err(format!("team {team} has as many webhook endpoints as it may"));
-    }
     let app = Router::new()
         .route("/webhooks", axum::routing::post(receive))
-        .with_state(endpoint.secret.clone());
+        .with_state(secret);
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "the webhook receiver stopped");

@@ -35,9 +35,10 @@ async fn smoke_proves_the_loop_and_the_schedules_and_cleans_up() {
         .jwt_hs256_secret
         .clone()
         .expect("the stack's HS256 key");
+    // The stack's issuer and audience: HS256 tokens must name both.
     let minting = Minting {
-        issuer: None,
-        audience: None,
+        issuer: stack.sandman.config.auth.issuer.clone(),
+        audience: stack.sandman.config.auth.audience.clone(),
         team_claim: None,
         team: "smoke-team".into(),
     };

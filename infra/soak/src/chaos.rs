@@ -1,6 +1,8 @@
 //! The fault table and the actor that draws from it. Each entry turns one kind of misbehaviour on
 //! for a burst; every step the previous bursts end and new ones begin. A new fault (say the
-//! emulator's "applied, then failed") is one more entry here.
+//! emulator's "applied, then failed") is one more entry here. Storms alternate with calm stretches
+//! (no fault but the 4% of invocations cut at their deadline), so that the progress floors have
+//! calm time to be judged in; every fault's span goes to the fleet's timeline.
 
 use std::time::Duration;
 
@@ -16,8 +18,10 @@ use crate::stalls::{Step, Stretch};
 pub const ABANDON_PERCENT: u32 = 4;
 
 /// The E2B routes Sandman calls, all of which may fail.
-const ROUTES: [Route; 11] = [
+const ROUTES: [Route; 13] = [
     Route::CreateSandbox,
+    Route::ForkSandbox,
+    Route::BatchMetrics,
     Route::GetSandbox,
     Route::ListSandboxes,
     Route::PauseSandbox,
@@ -96,6 +100,42 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
             };
             fleet.emulator.set_fault(route, fault);
             format!("{route:?}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.applied-late",
+        weight: 3,
+        inject: |fleet, rng| {
+            // Taken in, then done only after the caller's deadline: a create that lands after the
+            // caller rolled back, a pause after it gave up.
+            let route = [
+                Route::CreateSandbox,
+                Route::ConnectSandbox,
+                Route::PauseSandbox,
+                Route::KillSandbox,
+            ][rng.usize(0..4)];
+            let route = if rng.u32(0..3) == 0 { self::route(rng) } else { route };
+            let fault = Fault {
+                apply_late_next: rng.u32(1..3),
+                apply_after: E2B_CALL_DEADLINE + Duration::from_millis(rng.u64(100..1500)),
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(route, fault);
+            format!("{route:?}")
+        },
+    },
+    FaultEntry {
+        name: "e2b.fork-error",
+        weight: 2,
+        inject: |fleet, rng| {
+            let status = [500, 503, 409][rng.usize(0..3)];
+            let fault = Fault {
+                fork_error_next: rng.u32(1..4),
+                error_status: status,
+                ..Fault::default()
+            };
+            fleet.emulator.set_fault(Route::ForkSandbox, fault);
+            format!("ForkSandbox {status}")
         },
     },
     FaultEntry {
@@ -221,6 +261,38 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
         },
     },
     FaultEntry {
+        name: "webhook.concurrent",
+        weight: 4,
+        inject: |fleet, rng| {
+            let jitter = Duration::from_millis(rng.u64(50..400));
+            fleet.emulator.set_webhook_faults(WebhookFaults {
+                concurrent: true,
+                jitter,
+                drop_next: rng.u32(0..3),
+                ..WebhookFaults::default()
+            });
+            format!("{}ms", jitter.as_millis())
+        },
+    },
+    FaultEntry {
+        name: "clock.e2b-behind",
+        weight: 2,
+        inject: |fleet, rng| {
+            let ms = rng.i64(5_000..=MAX_SKEW_MS);
+            fleet.set_skew(ms);
+            format!("{}s", ms / 1000)
+        },
+    },
+    FaultEntry {
+        name: "clock.e2b-ahead",
+        weight: 2,
+        inject: |fleet, rng| {
+            let ms = rng.i64(5_000..=MAX_SKEW_MS);
+            fleet.set_skew(-ms);
+            format!("{}s", ms / 1000)
+        },
+    },
+    FaultEntry {
         name: "webhook.delay",
         weight: 2,
         inject: |fleet, rng| {
@@ -253,6 +325,7 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
         inject: |fleet, rng| {
             let length = Duration::from_millis(rng.u64(200..800));
             fleet.chaos.outage(length);
+            fleet.timeline.for_length("dynamodb.unreachable", length);
             format!("{}ms", length.as_millis())
         },
     },
@@ -266,10 +339,14 @@ pub const FAULT_TABLE: &[FaultEntry] = &[
     },
 ];
 
+/// How far Sandman's clock and E2B's drift apart at most (under `decide`'s 30 s tolerance).
+pub const MAX_SKEW_MS: i64 = 25_000;
+
 /// Turns every fault off: what the run ends with before the quiescence checks.
 pub fn all_off(fleet: &Fleet) {
     fleet.watch.end_stretch();
     end_bursts(fleet);
+    fleet.timeline.end("");
 }
 
 /// Ends the bursts (a stretch of one account's failing lists goes on: see [`step`]).
@@ -277,7 +354,48 @@ fn end_bursts(fleet: &Fleet) {
     fleet.emulator.clear_faults();
     fleet.emulator.set_webhook_faults(WebhookFaults::default());
     fleet.chaos.off();
+    fleet.set_skew(0);
     fleet.watch.calm();
+    fleet.timeline.end_all_but(&[STRETCH, "dynamodb.restart"]);
+}
+
+const STRETCH: &str = "stretch";
+
+/// Ends a stretch of one account's failing lists, if one is on.
+fn end_stretch(fleet: &Fleet) {
+    if let Some(Stretch { account, .. }) = fleet.watch.end_stretch() {
+        let team = fleet.accounts[account].team.as_str();
+        fleet.emulator.clear_team_fault(team, Route::ListSandboxes);
+    }
+    fleet.timeline.end(STRETCH);
+}
+
+/// Where the chaos actor is: a storm of bursts, or a calm stretch (no fault at all), for so many
+/// more steps.
+#[derive(Debug, Clone, Copy)]
+pub enum Weather {
+    Storm(u32),
+    Calm(u32),
+}
+
+impl Weather {
+    /// The weather of the next step; whether it just turned calm.
+    pub fn next(self, rng: &mut fastrand::Rng) -> (Weather, bool) {
+        match self {
+            Weather::Storm(0) => (Weather::Calm(rng.u32(6..13)), true),
+            Weather::Calm(0) => (Weather::Storm(rng.u32(4..11)), false),
+            Weather::Storm(n) => (Weather::Storm(n - 1), false),
+            Weather::Calm(n) => (Weather::Calm(n - 1), false),
+        }
+    }
+}
+
+/// A calm step: everything off (the first one ends the storm, stretch included).
+pub fn calm(fleet: &Fleet, turned: bool) {
+    if turned {
+        end_stretch(fleet);
+        end_bursts(fleet);
+    }
 }
 
 /// Whether a burst may stop any account's listing (so reconcile ticks under it are not judged
@@ -302,6 +420,7 @@ pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[Str
         Step::Ended(Stretch { account, .. }) => {
             let team = fleet.accounts[account].team.as_str();
             fleet.emulator.clear_team_fault(team, Route::ListSandboxes);
+            fleet.timeline.end(STRETCH);
         }
         Step::None => {}
     }
@@ -327,6 +446,13 @@ pub fn step(fleet: &Fleet, rng: &mut fastrand::Rng, ledger: &Ledger, skip: &[Str
             })
             .expect("the weights cover the pick");
         let target = (entry.inject)(fleet, rng);
+        match entry.name {
+            "e2b.list-fails-one-account" if !target.starts_with('(') => {
+                fleet.timeline.begin(&format!("{STRETCH} {}", entry.name));
+            }
+            "dynamodb.unreachable" | "e2b.list-fails-one-account" => {}
+            name => fleet.timeline.begin(name),
+        }
         // Right after the fault is on: a tick that listed under it ends later still (it has the
         // table to correct), so it sees the count move and is not judged.
         if disturbs_listing(entry.name, &target) {

@@ -1,5 +1,5 @@
-//! What the soak saw: operations by kind and answer, faults injected by kind, and invariant
-//! violations by kind with a few examples each.
+//! What the soak saw: operations by kind and answer, faults injected by kind, and for every
+//! invariant how many cases it judged and the violations it found (a few examples each).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,9 +18,11 @@ struct Books {
     /// Real time spent per operation kind: count, total, longest.
     timings: BTreeMap<String, (u64, std::time::Duration, std::time::Duration)>,
     faults: BTreeMap<String, u64>,
-    /// Invariants judged along the way, by kind (those judged only when conditions allow).
-    checks: BTreeMap<&'static str, u64>,
+    /// Cases judged, by invariant.
+    judged: BTreeMap<&'static str, u64>,
     violations: BTreeMap<&'static str, Vec<Violation>>,
+    /// DynamoDB Local restarts done.
+    restarts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -55,8 +57,21 @@ impl Ledger {
         *self.books().faults.entry(kind.to_owned()).or_default() += 1;
     }
 
-    pub fn check(&self, kind: &'static str) {
-        *self.books().checks.entry(kind).or_default() += 1;
+    /// `cases` more cases of invariant `kind` were judged.
+    pub fn judged(&self, kind: &'static str, cases: u64) {
+        *self.books().judged.entry(kind).or_default() += cases;
+    }
+
+    pub fn judged_count(&self, kind: &'static str) -> u64 {
+        self.books().judged.get(kind).copied().unwrap_or(0)
+    }
+
+    pub fn restarted(&self) {
+        self.books().restarts += 1;
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.books().restarts
     }
 
     pub fn violation(&self, kind: &'static str, project: impl Into<String>, seen: impl Into<String>) {
@@ -68,6 +83,10 @@ impl Ledger {
 
     pub fn violation_count(&self) -> usize {
         self.books().violations.values().map(Vec::len).sum()
+    }
+
+    pub fn violations_of(&self, kind: &'static str) -> usize {
+        self.books().violations.get(kind).map_or(0, Vec::len)
     }
 
     pub fn operation_count(&self) -> u64 {
@@ -94,10 +113,31 @@ impl Ledger {
         for (kind, count) in &books.faults {
             let _ = writeln!(out, "  {count:>7}  {kind}");
         }
-        let _ = writeln!(out, "invariants judged along the way:");
-        for (kind, count) in &books.checks {
-            let _ = writeln!(out, "  {count:>7}  {kind}");
+        out
+    }
+
+    /// The invariants' table (every one of `invariants`, judged count and violations; one that
+    /// judged nothing is marked and counts as failed), then a few examples of each violation. The
+    /// text, and how many invariants failed.
+    pub fn invariants(&self, invariants: &[(&'static str, &'static str)]) -> (String, usize) {
+        let books = self.books();
+        let mut out = String::new();
+        let mut failed = 0;
+        let _ = writeln!(out, "invariants ({}):", invariants.len());
+        let _ = writeln!(out, "  {:>8}  {:>10}  invariant", "judged", "violations");
+        for (kind, description) in invariants {
+            let judged = books.judged.get(kind).copied().unwrap_or(0);
+            let violations = books.violations.get(kind).map_or(0, Vec::len);
+            let mark = if judged == 0 { "  <- judged nothing: FAILS" } else { "" };
+            failed += usize::from(judged == 0 || violations > 0);
+            let _ = writeln!(out, "  {judged:>8}  {violations:>10}  {kind}: {description}{mark}");
         }
+        let unknown: Vec<&&str> = books
+            .violations
+            .keys()
+            .filter(|kind| !invariants.iter().any(|(k, _)| k == *kind))
+            .collect();
+        failed += unknown.len();
         let total: usize = books.violations.values().map(Vec::len).sum();
         let _ = writeln!(out, "invariant violations ({total}):");
         for (kind, found) in &books.violations {
@@ -106,6 +146,6 @@ impl Ledger {
                 let _ = writeln!(out, "             {}: {}", example.project, example.seen);
             }
         }
-        out
+        (out, failed)
     }
 }

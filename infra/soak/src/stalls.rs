@@ -123,9 +123,9 @@ impl ReconcileWatch {
         Step::GoesOn(stretch.clone())
     }
 
-    /// Quiescence: no stretch any more.
-    pub fn end_stretch(&self) {
-        self.state().stretch = None;
+    /// No stretch any more (a calm stretch, or quiescence): the one that was on, if any.
+    pub fn end_stretch(&self) -> Option<Stretch> {
+        self.state().stretch.take()
     }
 }
 

@@ -5,12 +5,16 @@ use crate::domain::{ProjectKey, SessionState, Snapshot, SnapshotId, SnapshotKind
 use crate::e2b::E2bError;
 use crate::error::{Error, StoreError};
 use crate::port::Port;
-use crate::record::ProjectRecord;
+use crate::record::{ProjectRecord, SnapshotAdmission};
 
 /// Saves the project's current sandbox. A PENDING record is written before E2B is asked, and
 /// completed (READY) or removed after, so no E2B snapshot exists that the table does not know:
 /// a request that dies in between, or an ambiguous E2B failure, leaves a PENDING record that
 /// the pruner finishes (`finish_pending`).
+///
+/// Every snapshot counts against the team's quota, in the row's own write. A manual one past it
+/// is refused before E2B is asked; an automatic one is taken all the same, and the team's oldest
+/// unpinned snapshots make room (`Port::make_room`).
 pub async fn create_snapshot<P: Port>(
     port: &P,
     record: &ProjectRecord,
@@ -40,7 +44,20 @@ pub async fn create_snapshot<P: Port>(
         size_bytes: None,
         file_count: None,
     };
-    port.put_snapshot(&snapshot).await?;
+    let limit = port.rules().snapshots_per_team;
+    let over_quota = match port.put_snapshot(&snapshot, SnapshotAdmission::Within(limit)).await {
+        Ok(()) => false,
+        Err(StoreError::LimitReached) if kind != SnapshotKind::Manual => {
+            port.put_snapshot(&snapshot, SnapshotAdmission::Always).await?;
+            true
+        }
+        Err(StoreError::LimitReached) => {
+            return Err(Error::QuotaExceeded(format!(
+                "the team has {limit} snapshots, its limit; delete some first"
+            )));
+        }
+        Err(err) => return Err(err.into()),
+    };
     let taken = port
         .create_e2b_snapshot(&account, &snapshot.source_sandbox_id, &e2b_name(&snapshot.snapshot_id))
         .await;
@@ -64,7 +81,12 @@ pub async fn create_snapshot<P: Port>(
         // its answer lost, or the pruner's `finish_pending`), or given up on meanwhile (the
         // pruner found nothing in E2B yet, or the project is being deleted).
         Err(StoreError::NotFound) => match port.get_snapshot(&key, &snapshot.snapshot_id).await? {
-            Some(row) if row.status == SnapshotStatus::Ready => return Ok(row),
+            Some(row) if row.status == SnapshotStatus::Ready => {
+                if over_quota {
+                    port.make_room(&row).await;
+                }
+                return Ok(row);
+            }
             Some(_) => {
                 return Err(Error::Conflict("the snapshot is being deleted".into()));
             }
@@ -86,6 +108,9 @@ pub async fn create_snapshot<P: Port>(
     snapshot.e2b_snapshot_id = info.snapshot_id;
     snapshot.status = SnapshotStatus::Ready;
     tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, kind = kind.as_str(), "snapshot saved");
+    if over_quota {
+        port.make_room(&snapshot).await;
+    }
     Ok(snapshot)
 }
 
@@ -119,10 +144,16 @@ pub async fn snapshot<P: Port>(port: &P, key: &ProjectKey, id: &SnapshotId) -> R
     port.get_snapshot(key, id).await?.ok_or(Error::NotFound("snapshot"))
 }
 
-/// Unpinning may put the project over its retention policy: it is marked due for a pass.
+/// Pins are limited per project: a pinned snapshot is never pruned, by retention or by the
+/// team's quota. Unpinning may put the project over its retention policy: it is marked due for a
+/// pass.
 pub async fn set_pinned<P: Port>(port: &P, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, Error> {
-    let snapshot = port.set_pinned(key, id, pinned).await.map_err(|err| match err {
+    let limit = port.rules().pins_per_project;
+    let snapshot = port.set_pinned(key, id, pinned, limit).await.map_err(|err| match err {
         StoreError::NotFound => Error::NotFound("snapshot"),
+        StoreError::LimitReached => Error::QuotaExceeded(format!(
+            "the project has {limit} pinned snapshot(s), its limit; unpin one first"
+        )),
         other => other.into(),
     })?;
     if !pinned {

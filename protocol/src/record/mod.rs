@@ -49,6 +49,15 @@ pub struct Counted {
     pub on_project: bool,
 }
 
+/// Whether a new snapshot row may pass the team's snapshot quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SnapshotAdmission {
+    /// Only while the team holds fewer than this many (a snapshot a user asked for).
+    Within(u32),
+    /// Whatever the count (an automatic snapshot: refusing it would lose work).
+    Always,
+}
+
 /// A project the `prune` index says is due.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PruneCandidate {

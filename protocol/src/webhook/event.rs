@@ -58,6 +58,15 @@ impl std::hash::Hash for Execution {
 }
 
 impl Execution {
+    /// Negative figures count as zero: usage (and the budgets read from it) only ever grows.
+    fn clamped(self) -> Execution {
+        Execution {
+            vcpu_count: self.vcpu_count.max(0.0),
+            memory_mb: self.memory_mb.max(0.0),
+            execution_time: self.execution_time.max(0.0),
+        }
+    }
+
     pub fn usage(&self) -> Usage {
         let seconds = (self.execution_time / 1000.0).max(0.0);
         Usage {
@@ -121,7 +130,7 @@ impl LifecycleEvent {
             e2b_team_id: wire.sandbox_team_id.filter(|team| !team.is_empty()),
             execution_id: wire.sandbox_execution_id,
             metadata,
-            execution: data.execution,
+            execution: data.execution.map(Execution::clamped),
             kill_reason: data.kill_reason,
             set_timeout: data.set_timeout,
         })

@@ -128,3 +128,15 @@ fn kinds_are_read_with_or_without_the_prefix() {
     assert_eq!(EventKind::parse("checkpointed"), EventKind::Checkpointed);
     assert_eq!(EventKind::parse("sandbox.lifecycle."), EventKind::Other);
 }
+
+/// Security review L3: a report of negative vCPUs or memory adds nothing negative to usage.
+#[test]
+fn negative_execution_figures_count_as_zero() {
+    let body = SNAKE
+        .replace(r#""vcpu_count": 2"#, r#""vcpu_count": -4"#)
+        .replace(r#""memory_mb": 512"#, r#""memory_mb": -1e12"#);
+    let usage = LifecycleEvent::parse(body.as_bytes()).unwrap().usage().unwrap();
+    assert_eq!(usage.run_seconds, 120.0);
+    assert_eq!(usage.vcpu_seconds, 0.0, "{usage:?}");
+    assert_eq!(usage.memory_mb_seconds, 0.0, "{usage:?}");
+}

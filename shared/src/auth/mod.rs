@@ -51,12 +51,14 @@ const LEEWAY: Duration = Duration::from_secs(30);
 
 /// Built once per cold start; cheap to share behind an `Arc`.
 pub struct Verifier {
-    hs256: Option<DecodingKey>,
+    /// The current HS256 secret first, then the previous ones still accepted (rotation).
+    hs256: Vec<DecodingKey>,
     jwks: Option<jwks::Jwks>,
     issuer: Option<String>,
     audience: Option<String>,
     team_claim: String,
     admin: crate::config::AdminRole,
+    max_lifetime: Option<Duration>,
 }
 
 impl Verifier {
@@ -85,11 +87,14 @@ impl Verifier {
 
     fn with_jwks(config: &AuthConfig, secrets: &Secrets, jwks: Option<jwks::Jwks>) -> Result<Verifier, AuthError> {
         let hs256 = match (config.hs256, &secrets.jwt_hs256_secret) {
-            (false, _) => None,
-            (true, Some(secret)) => Some(DecodingKey::from_secret(secret.expose().as_bytes())),
+            (false, _) => Vec::new(),
+            (true, Some(secret)) => std::iter::once(secret)
+                .chain(&secrets.jwt_hs256_previous)
+                .map(|secret| DecodingKey::from_secret(secret.expose().as_bytes()))
+                .collect(),
             (true, None) => return Err(AuthError::NotConfigured),
         };
-        if hs256.is_none() && jwks.is_none() {
+        if hs256.is_empty() && jwks.is_none() {
             return Err(AuthError::NotConfigured);
         }
         Ok(Verifier {
@@ -99,6 +104,7 @@ impl Verifier {
             audience: config.audience.clone(),
             team_claim: config.team_claim.clone(),
             admin: config.admin.clone(),
+            max_lifetime: config.max_lifetime,
         })
     }
 
@@ -116,13 +122,13 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         // `alg: none` (and any algorithm jsonwebtoken does not know) fails here: it is no `Algorithm`.
         let header = jsonwebtoken::decode_header(token).map_err(|err| rejected(&err))?;
-        let key = match header.alg {
-            Algorithm::HS256 => self
-                .hs256
-                .clone()
-                .ok_or_else(|| AuthError::Rejected("HS256 tokens are not accepted".into()))?,
+        let keys = match header.alg {
+            Algorithm::HS256 if self.hs256.is_empty() => {
+                return Err(AuthError::Rejected("HS256 tokens are not accepted".into()));
+            }
+            Algorithm::HS256 => self.hs256.clone(),
             Algorithm::RS256 | Algorithm::ES256 => match &self.jwks {
-                Some(jwks) => jwks.key_for(header.kid.as_deref(), header.alg).await?,
+                Some(jwks) => vec![jwks.key_for(header.kid.as_deref(), header.alg).await?],
                 None => {
                     return Err(AuthError::Rejected(format!("{:?} tokens are not accepted", header.alg)));
                 }
@@ -131,9 +137,22 @@ impl Verifier {
                 return Err(AuthError::Rejected(format!("{other:?} tokens are not accepted")));
             }
         };
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(header.alg))
-            .map_err(|err| rejected(&err))?
-            .claims;
+        let validation = self.validation(header.alg);
+        // The current key, then the previous ones: only a signature that does not match moves on.
+        let mut decoded = None;
+        for key in &keys {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
+                Err(err) if *err.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    decoded = Some(Err(err))
+                }
+                other => {
+                    decoded = Some(other);
+                    break;
+                }
+            }
+        }
+        let claims = decoded.expect("at least one key").map_err(|err| rejected(&err))?.claims;
+        self.check_lifetime(&claims)?;
         let team = match claims.get(&self.team_claim) {
             Some(Value::String(team)) => TeamId::parse(team.as_str())
                 .map_err(|_| AuthError::Rejected(format!("the {} claim is not a valid team id", self.team_claim)))?,
@@ -155,6 +174,28 @@ impl Verifier {
                 _ => false,
             });
         Ok(Caller { team, subject, admin })
+    }
+
+    /// A token lives at most `max_lifetime`: from its `iat` to its `exp`, and from now to its `exp`
+    /// (an `iat` in the future must not stretch it).
+    fn check_lifetime(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        let Some(max) = self.max_lifetime else {
+            return Ok(());
+        };
+        let bound = max.as_secs().saturating_add(LEEWAY.as_secs());
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let now = jsonwebtoken::get_current_timestamp();
+        let from_iat = claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .map_or(0, |iat| exp.saturating_sub(iat));
+        if from_iat > bound || exp.saturating_sub(now) > bound {
+            return Err(AuthError::Rejected(format!(
+                "the token's lifetime is longer than this API accepts ({}s from iat to exp)",
+                max.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {

@@ -19,6 +19,7 @@ fn config() -> AuthConfig {
         hs256: true,
         jwks_max_age: Duration::from_secs(3600),
         admin: Default::default(),
+        max_lifetime: Some(Duration::from_secs(3600)),
     }
 }
 
@@ -197,7 +198,22 @@ async fn without_a_configured_audience_or_issuer_neither_is_required() {
         hs256: true,
         jwks_max_age: Duration::from_secs(3600),
         admin: Default::default(),
+        max_lifetime: None,
     };
     let token = sign(json!({"team_id": "t1", "exp": now() + 60, "aud": "anything"}), SECRET);
     assert_eq!(verifier(&config).verify(&token).await.unwrap().team.as_str(), "t1");
+}
+
+/// An `iat` set in the future does not stretch a token's life past the bound: it is also counted
+/// from now.
+#[tokio::test]
+async fn a_token_lives_at_most_the_bound_from_iat_and_from_now() {
+    let verifier = verifier(&config());
+    let mut claims = good_claims();
+    claims["iat"] = json!(now() + 29 * 86_400);
+    claims["exp"] = json!(now() + 30 * 86_400);
+    assert!(refusal(verifier.verify(&sign(claims.clone(), SECRET)).await).contains("lifetime"));
+    claims["iat"] = json!(now() - 100);
+    claims["exp"] = json!(now() + 3000);
+    assert!(verifier.verify(&sign(claims, SECRET)).await.is_ok());
 }

@@ -4,8 +4,11 @@
 //! (provided.al2023's CA bundle; `SSL_CERT_FILE` overrides it), for the AWS SDK and reqwest alike.
 
 mod jwt;
+mod tag;
 
 use std::sync::Once;
+
+pub use tag::Tagger;
 
 /// Makes ring the process default for rustls (reqwest reads it when it builds a client) and for
 /// jsonwebtoken. Idempotent; every constructor that needs either calls it.

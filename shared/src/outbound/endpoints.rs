@@ -3,8 +3,9 @@
 use reqwest::Url;
 use time::OffsetDateTime;
 
-use super::{EventType, SigningSecret};
+use super::{EventType, SigningSecret, address};
 use crate::domain::TeamId;
+use crate::team_keys::Sealed;
 
 /// At most this many endpoints per team (each lifecycle change is one delivery per endpoint).
 pub const MAX_ENDPOINTS_PER_TEAM: u32 = 10;
@@ -18,8 +19,18 @@ pub struct Endpoint {
     pub url: String,
     pub events: Vec<EventType>,
     pub description: String,
-    pub secret: SigningSecret,
+    pub secret: StoredSecret,
     pub created_at: OffsetDateTime,
+}
+
+/// An endpoint's signing secret as the table holds it.
+#[derive(Debug, Clone)]
+pub enum StoredSecret {
+    /// Sealed like a team's E2B key (`team_keys::seal`), for this endpoint only.
+    Sealed(Sealed),
+    /// In clear: an endpoint registered before secrets were sealed. Still used; registering the
+    /// endpoint again seals its (new) secret.
+    Clear(SigningSecret),
 }
 
 impl Endpoint {
@@ -75,8 +86,8 @@ impl NewEndpoint {
 }
 
 /// https only; plain http only to this machine and only when the deployment allows it (the
-/// local stack). Hosts that are private or link-local addresses are refused: a team must not make
-/// Sandman call into its own network.
+/// local stack). The host must be a public address (`address.rs`): a literal IP is checked here,
+/// a name again after DNS at registration (`register.rs`) and at every delivery.
 pub fn check_url(text: &str, allow_http_loopback: bool) -> Result<String, EndpointError> {
     if text.len() > MAX_URL_LEN {
         return Err(EndpointError::Url(format!("at most {MAX_URL_LEN} characters")));
@@ -92,20 +103,8 @@ pub fn check_url(text: &str, allow_http_loopback: bool) -> Result<String, Endpoi
         "http" => return Err(EndpointError::Url("must be https".into())),
         other => return Err(EndpointError::Url(format!("must be https, not {other}"))),
     }
-    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        let private = match ip {
-            std::net::IpAddr::V4(v4) => {
-                v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-            }
-            std::net::IpAddr::V6(v6) => v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-        };
-        if private || (ip.is_loopback() && !allow_http_loopback) {
-            return Err(EndpointError::Url("must not be a private or loopback address".into()));
-        }
-    } else if host == "localhost" && !allow_http_loopback {
-        return Err(EndpointError::Url("must not be a private or loopback address".into()));
-    }
+    let host = url.host().ok_or_else(|| EndpointError::Url("has no host".into()))?;
+    address::check_host(&host, allow_http_loopback).map_err(|refused| EndpointError::Url(refused.to_string()))?;
     Ok(url.to_string())
 }
 

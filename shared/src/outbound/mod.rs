@@ -3,9 +3,11 @@
 //! signature; the TypeScript package's verifier is tested against it (`sandman-local
 //! webhook-sample`).
 
+pub mod address;
 mod delivery;
 mod endpoints;
 mod events;
+mod register;
 mod signature;
 pub mod stream;
 
@@ -16,7 +18,8 @@ pub use delivery::{
     Attempt, Delivery, DeliveryJob, DeliveryStatus, MAX_ATTEMPTS, REQUEST_TIMEOUT, SendError, Sender, backoff, fan_out,
 };
 pub use endpoints::{
-    Endpoint, EndpointError, MAX_ENDPOINTS_PER_TEAM, NewEndpoint, check_url, generate_secret, new_endpoint_id,
+    Endpoint, EndpointError, MAX_ENDPOINTS_PER_TEAM, NewEndpoint, StoredSecret, check_url, generate_secret,
+    new_endpoint_id,
 };
 pub use events::EventType;
 pub use signature::{SigningSecret, SigningSecretError, VerifyError, sign, verify};

@@ -1,6 +1,7 @@
 //! The table's change stream, as Lambda hands it over (DynamoDB JSON images), and which changes an
 //! app hears about: a lifecycle-log line written (INSERT of `EVENT#`), a snapshot that became
-//! READY, a snapshot row removed after it was READY or DELETING. The event source mapping's
+//! READY, a snapshot row removed after it was READY or DELETING (with why, when the team's
+//! snapshot quota took it: `reason`). The event source mapping's
 //! filter (template.yaml) lets only these through; `classify` decides again, so the local stack's
 //! poller, which has no filter, delivers exactly what AWS would.
 
@@ -179,7 +180,7 @@ fn snapshot_event(
     let (team, project) = project_of(pk)?;
     let snapshot_id = &sk[keys::SNAPSHOT_PREFIX.len()..];
     let image = image.ok_or(StreamError::Missing("image"))?;
-    let data = json!({
+    let mut data = json!({
         "projectId": project,
         "snapshotId": snapshot_id,
         "kind": text(image, "kind"),
@@ -188,6 +189,8 @@ fn snapshot_event(
     let verb = if event_type == EventType::SnapshotCreated {
         "created"
     } else {
+        // Why, when it was not the user's nor its project's retention (`team-snapshot-quota`).
+        data["reason"] = json!(text(image, "deleteReason"));
         "deleted"
     };
     let id = format!("msg_snapshot_{snapshot_id}_{verb}");

@@ -242,3 +242,73 @@ fn a_receiver_verifies_the_signature_and_refuses_a_stale_or_altered_one() {
         Err(VerifyError::BadTimestamp)
     );
 }
+
+/// Security review L1: every address that is not global unicast is refused at registration,
+/// whatever its spelling (IPv4-mapped and -compatible IPv6, NAT64, shorthand IPv4) and a
+/// `localhost` with a trailing dot or under `.localhost`.
+#[test]
+fn endpoint_urls_never_name_a_non_global_address() {
+    for url in [
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://[::ffff:10.0.0.1]/hook",
+        "https://[::ffff:169.254.169.254]/latest",
+        "https://[::127.0.0.1]/hook",
+        "https://[::1]/hook",
+        "https://[fe80::1]/hook",
+        "https://[febf::1]/hook",
+        "https://[fc00::1]/hook",
+        "https://[ff02::1]/hook",
+        "https://[2001:db8::1]/hook",
+        "https://[64:ff9b::7f00:1]/hook",
+        "https://100.64.0.1/hook",
+        "https://100.127.255.254/hook",
+        "https://0.1.2.3/hook",
+        "https://127.1/hook",
+        "https://0x7f000001/hook",
+        "https://198.18.0.1/hook",
+        "https://198.19.255.254/hook",
+        "https://224.0.0.1/hook",
+        "https://239.255.255.250/hook",
+        "https://240.0.0.1/hook",
+        "https://255.255.255.255/hook",
+        "https://192.0.0.8/hook",
+        "https://192.0.2.1/hook",
+        "https://198.51.100.1/hook",
+        "https://203.0.113.1/hook",
+        "https://localhost./hook",
+        "https://LOCALHOST/hook",
+        "https://api.localhost/hook",
+        "https://api.localhost./hook",
+    ] {
+        let refused = check_url(url, false);
+        assert!(refused.is_err(), "{url} must be refused: {refused:?}");
+    }
+    for url in [
+        "https://93.184.215.14/hook",
+        "https://[2606:4700:4700::1111]/hook",
+        "https://100.128.0.1/hook",
+        "https://198.20.0.1/hook",
+        "https://hooks.example.com/hook",
+    ] {
+        assert!(check_url(url, false).is_ok(), "{url} is public");
+    }
+}
+
+/// Security review M1: a snapshot deleted to keep its team within the snapshot quota says so in
+/// its `snapshot.deleted` event.
+#[test]
+fn a_snapshot_pruned_for_the_quota_says_so_in_its_event() {
+    let keys = serde_json::json!({"pk": {"S": "PROJECT#t1#p1"}, "sk": {"S": "SNAPSHOT#01JSNAP"}});
+    let old = serde_json::json!({"status": {"S": "DELETING"}, "kind": {"S": "manual"}, "deleteReason": {"S": "team-snapshot-quota"}});
+    let deleted = classify(&record("REMOVE", keys.clone(), None, Some(old)), NOW)
+        .unwrap()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&deleted.body).unwrap();
+    assert_eq!(body["data"]["reason"], "team-snapshot-quota", "{body}");
+    let plain = serde_json::json!({"status": {"S": "DELETING"}, "kind": {"S": "manual"}});
+    let deleted = classify(&record("REMOVE", keys, None, Some(plain)), NOW)
+        .unwrap()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&deleted.body).unwrap();
+    assert_eq!(body["data"]["reason"], serde_json::Value::Null, "{body}");
+}

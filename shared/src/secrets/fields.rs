@@ -145,7 +145,8 @@ pub(super) fn read_document(
         }
         SecretKind::Jwt => {
             secrets.jwt_hs256_secret = place.optional(&doc, "jwtHs256Secret")?;
-            &["jwtHs256Secret"]
+            secrets.jwt_hs256_previous = place.list(&doc, "previousJwtHs256Secrets")?;
+            &["jwtHs256Secret", "previousJwtHs256Secrets"]
         }
     };
     for field in doc.keys().filter(|field| !known.contains(&field.as_str())) {
@@ -178,6 +179,15 @@ pub(super) fn parse_environment(get: impl Fn(&str) -> Option<String>) -> Result<
             })
             .unwrap_or_default(),
         jwt_hs256_secret: get("JWT_HS256_SECRET").map(Secret::new),
+        jwt_hs256_previous: get("JWT_HS256_PREVIOUS_SECRETS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -201,6 +211,9 @@ pub(super) fn from_environment(get: impl Fn(&str) -> Option<String>) -> Result<S
     }
     if let Some(secret) = &secrets.jwt_hs256_secret {
         checked("JWT_HS256_SECRET".into(), secret)?;
+    }
+    for (i, secret) in secrets.jwt_hs256_previous.iter().enumerate() {
+        checked(format!("JWT_HS256_PREVIOUS_SECRETS[{i}]"), secret)?;
     }
     Ok(secrets)
 }

@@ -24,6 +24,9 @@ pub struct Secrets {
     /// Accepted webhook signing secrets: the current one first, then those still accepted while rotating.
     pub webhook_secrets: Vec<Secret>,
     pub jwt_hs256_secret: Option<Secret>,
+    /// HS256 secrets still accepted while tokens signed with them live out (rotation); tokens
+    /// are only ever minted with `jwt_hs256_secret`.
+    pub jwt_hs256_previous: Vec<Secret>,
 }
 
 /// The deployed secrets, one per concern, so IAM can grant each function only what it reads.
@@ -33,7 +36,7 @@ pub enum SecretKind {
     E2b,
     /// `{"webhookSecret": "...", "previousWebhookSecrets": ["..."]}`
     Webhook,
-    /// `{"jwtHs256Secret": "..."}`
+    /// `{"jwtHs256Secret": "...", "previousJwtHs256Secrets": ["..."]}`
     Jwt,
 }
 

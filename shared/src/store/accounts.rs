@@ -152,11 +152,11 @@ impl AccountRecord {
     }
 }
 
-fn binary(bytes: &[u8]) -> AttributeValue {
+pub(super) fn binary(bytes: &[u8]) -> AttributeValue {
     AttributeValue::B(Blob::new(bytes))
 }
 
-fn bytes(item: &Item, name: &str) -> Option<Vec<u8>> {
+pub(super) fn bytes(item: &Item, name: &str) -> Option<Vec<u8>> {
     item.get(name).and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec())
 }
 

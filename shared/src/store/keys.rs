@@ -17,6 +17,10 @@ pub const BUDGET_REACHED_PK: &str = "BUDGET#REACHED";
 pub const ENDPOINT_PREFIX: &str = "ENDPOINT#";
 pub const ENDPOINT_COUNT_SK: &str = "ENDPOINTS";
 pub const DELIVERY_PREFIX: &str = "DELIVERY#";
+/// Under a team's partition: how many snapshots its projects hold (`counters.rs`).
+pub const SNAPSHOT_COUNT_SK: &str = "SNAPSHOTS";
+/// Under a project's partition: how many of its snapshots are pinned (`counters.rs`).
+pub const PINNED_COUNT_SK: &str = "PINNED";
 
 pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";

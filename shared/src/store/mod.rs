@@ -3,6 +3,7 @@
 
 mod accounts;
 mod capacity;
+mod counters;
 mod cursor;
 mod error;
 mod expr;
@@ -30,6 +31,7 @@ pub use sandman_protocol::record::{
     ActivityWrite, Counted, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, PruneCandidate, SessionChanges,
     SessionWrite, SnapshotHold, TransitSession, Written,
 };
+pub use snapshots::SnapshotAdmission;
 pub use usage::{Budget, BudgetReached, PeriodUsage};
 
 use aws_sdk_dynamodb::Client;

@@ -1,17 +1,19 @@
-//! Outbound webhooks' items: a team's endpoints (and their count, which bounds them), and each
-//! endpoint's delivery log. Layout and cost: `TABLE.md`.
+//! Outbound webhooks' items: a team's endpoints (and their count, which bounds them), their
+//! signing secrets sealed, and each endpoint's delivery log. Layout and cost: `TABLE.md`.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
+use super::accounts::{binary, bytes};
 use super::expr::{n, s};
 use super::items::Item;
 use super::query::{number, text};
 use super::time_ms::{from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::TeamId;
-use crate::outbound::{Delivery, DeliveryStatus, Endpoint, EventType, SigningSecret};
+use crate::outbound::{Delivery, DeliveryStatus, Endpoint, EventType, SigningSecret, StoredSecret};
+use crate::team_keys::Sealed;
 
 /// How long a delivery stays in its endpoint's log.
 const DELIVERY_LOG_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -38,12 +40,22 @@ impl Store {
             ("teamId", s(endpoint.team.as_str())),
             ("endpointId", s(&endpoint.endpoint_id)),
             ("url", s(&endpoint.url)),
-            ("secret", s(endpoint.secret.expose())),
             ("createdAt", n(to_ms(endpoint.created_at))),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        match &endpoint.secret {
+            StoredSecret::Sealed(sealed) => {
+                item.insert("secretWrap".into(), s(&sealed.wrap));
+                item.insert("secretWrappedKey".into(), binary(&sealed.wrapped_key));
+                item.insert("secretNonce".into(), binary(&sealed.nonce));
+                item.insert("secretCiphertext".into(), binary(&sealed.ciphertext));
+            }
+            StoredSecret::Clear(secret) => {
+                item.insert("secret".into(), s(secret.expose()));
+            }
+        }
         item.insert(
             "events".into(),
             AttributeValue::L(endpoint.events.iter().map(|e| s(e.as_str())).collect()),
@@ -215,9 +227,25 @@ fn endpoint(item: &Item) -> Result<Endpoint, StoreError> {
         url: field("url")?,
         events,
         description: text(item, "description").unwrap_or_default(),
-        secret: SigningSecret::parse(&field("secret")?).map_err(|_| corrupt("secret"))?,
+        secret: stored_secret(item)?,
         created_at: from_ms(number(item, "createdAt").ok_or_else(|| corrupt("createdAt"))?),
     })
+}
+
+fn stored_secret(item: &Item) -> Result<StoredSecret, StoreError> {
+    if let Some(ciphertext) = bytes(item, "secretCiphertext") {
+        let part = |name: &str| bytes(item, name).ok_or_else(|| corrupt(name));
+        return Ok(StoredSecret::Sealed(Sealed {
+            wrap: text(item, "secretWrap").ok_or_else(|| corrupt("secretWrap"))?,
+            wrapped_key: part("secretWrappedKey")?,
+            nonce: part("secretNonce")?,
+            ciphertext,
+        }));
+    }
+    let clear = text(item, "secret").ok_or_else(|| corrupt("secret"))?;
+    Ok(StoredSecret::Clear(
+        SigningSecret::parse(&clear).map_err(|_| corrupt("secret"))?,
+    ))
 }
 
 fn delivery(team: &TeamId, endpoint_id: &str, item: &Item) -> Result<Delivery, StoreError> {

@@ -241,19 +241,29 @@ impl Store {
         };
         let out = request.send().await;
         match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(())
-            }
+            Ok(out) => self.capacity.record_write(out.consumed_capacity()),
             Err(err) if condition_failed(&err) => {
                 self.capacity.record_failed_write(1.0);
-                match version {
+                return match version {
                     Some(_) => Err(StoreError::Conflict { current: None }),
                     None => Err(StoreError::NotFound),
-                }
+                };
             }
-            Err(err) => Err(super::error::dynamo(err)),
+            Err(err) => return Err(super::error::dynamo(err)),
         }
+        // Its pin count (zero: every snapshot went first), if it ever pinned one.
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::PINNED_COUNT_SK))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(super::error::dynamo)?;
+        self.capacity.record_write(out.consumed_capacity());
+        Ok(())
     }
 }
 

@@ -1,10 +1,11 @@
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use time::OffsetDateTime;
 
+use super::counters::{Counter, Tally};
 use super::expr::{n, s};
 use super::items::{Item, snapshot};
 use super::query::{number, project_key};
@@ -12,11 +13,13 @@ use super::time_ms::{from_ms, to_ms};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 
-pub use sandman_protocol::record::PruneCandidate;
+pub use sandman_protocol::record::{PruneCandidate, SnapshotAdmission};
 
 impl Store {
-    /// Records a snapshot and, in the same transaction, marks its project due for a retention pass.
-    pub async fn put_snapshot(&self, snap: &Snapshot) -> Result<(), StoreError> {
+    /// Records a snapshot and, in the same transaction, marks its project due for a retention pass
+    /// and counts it against its team. `NotFound`: the project is gone; `LimitReached`: the team
+    /// holds as many as `Within` allows.
+    pub async fn put_snapshot(&self, snap: &Snapshot, admission: SnapshotAdmission) -> Result<(), StoreError> {
         let key = ProjectKey::new(snap.team_id.clone(), snap.project_id.clone());
         let mut item: Item = [
             ("pk", s(keys::project_pk(&key))),
@@ -57,23 +60,24 @@ impl Store {
             .expression_attribute_values(":now", n(to_ms(snap.created_at)))
             .build()
             .map_err(super::error::build)?;
-        let out = self
-            .transact(vec![
-                TransactWriteItem::builder().put(put).build(),
-                TransactWriteItem::builder().update(mark).build(),
-            ])
-            .await;
-        match out {
-            Ok(out) => {
-                self.capacity.record_write(out.consumed_capacity());
-                Ok(())
-            }
-            // Cancelled for its condition (the project is gone), not for a conflict that outlasted the retries.
-            Err(err) if is_cancelled(&err) && !super::transact::is_transient(&err) => {
-                self.capacity.record_failed_write(4.0);
-                Err(StoreError::NotFound)
-            }
-            Err(err) => Err(super::transact::spent(err)),
+        let team = Counter::TeamSnapshots(&snap.team_id);
+        let below = match admission {
+            SnapshotAdmission::Within(limit) => Some(limit),
+            SnapshotAdmission::Always => None,
+        };
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(mark).build(),
+            self.count_change(team, 1, below)?,
+        ];
+        match self.counted(items, &[(2, team)]).await? {
+            Tally::Applied => Ok(()),
+            Tally::Refused(2) => Err(StoreError::LimitReached),
+            Tally::Refused(1) => Err(StoreError::NotFound),
+            Tally::Refused(_) => Err(StoreError::Corrupt(format!(
+                "snapshot {} exists already",
+                snap.snapshot_id
+            ))),
         }
     }
 
@@ -101,34 +105,6 @@ impl Store {
         self.page(query, cursor, limit, |item| snapshot(item.clone())).await
     }
 
-    /// How many snapshot records a project has (any status), read as a count: a page of up to
-    /// 1 MB of its snapshot items per request, so about one read unit per 8 KB of snapshots.
-    pub async fn count_snapshots(&self, key: &ProjectKey) -> Result<u32, StoreError> {
-        let mut count = 0;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(keys::project_pk(key)))
-                .expression_attribute_values(":prefix", s(keys::SNAPSHOT_PREFIX))
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(super::error::dynamo)?;
-            self.capacity.record_read(out.consumed_capacity());
-            count += u32::try_from(out.count()).unwrap_or(0);
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(count);
-            }
-        }
-    }
-
     /// Every snapshot of a project, newest first.
     pub async fn all_snapshots(&self, key: &ProjectKey) -> Result<Vec<Snapshot>, StoreError> {
         let mut all = Vec::new();
@@ -143,25 +119,42 @@ impl Store {
         }
     }
 
-    pub async fn set_pinned(&self, key: &ProjectKey, id: &SnapshotId, pinned: bool) -> Result<Snapshot, StoreError> {
-        let out = self
-            .client
-            .update_item()
+    /// Pins (within `limit` pinned snapshots per project) or unpins a READY snapshot, changing the
+    /// project's pin count in the same transaction. `NotFound`: no such READY snapshot;
+    /// `LimitReached`: the project has `limit` pinned already. Pinning a pinned snapshot (or
+    /// unpinning an unpinned one) changes nothing.
+    pub async fn set_pinned(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        pinned: bool,
+        limit: u32,
+    ) -> Result<Snapshot, StoreError> {
+        let change = Update::builder()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::snapshot_sk(id)))
-            .update_expression("SET pinned = :pinned")
-            .condition_expression("attribute_exists(pk) AND #status = :ready")
+            .update_expression("SET pinned = :to")
+            .condition_expression("#status = :ready AND pinned = :from")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pinned", AttributeValue::Bool(pinned))
+            .expression_attribute_values(":to", AttributeValue::Bool(pinned))
+            .expression_attribute_values(":from", AttributeValue::Bool(!pinned))
             .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match self.conditional_update(out)? {
-            Some(out) => snapshot(out.attributes.unwrap_or_default()),
-            None => Err(StoreError::NotFound),
+            .build()
+            .map_err(super::error::build)?;
+        let pins = Counter::ProjectPins(key);
+        let count = match pinned {
+            true => self.count_change(pins, 1, Some(limit))?,
+            false => self.count_change(pins, -1, None)?,
+        };
+        let items = vec![TransactWriteItem::builder().update(change).build(), count];
+        match self.counted(items, &[(1, pins)]).await? {
+            Tally::Refused(1) => return Err(StoreError::LimitReached),
+            Tally::Applied | Tally::Refused(_) => {}
+        }
+        match self.get_snapshot(key, id).await? {
+            Some(snapshot) if snapshot.status == SnapshotStatus::Ready && snapshot.pinned == pinned => Ok(snapshot),
+            _ => Err(StoreError::NotFound),
         }
     }
 
@@ -240,11 +233,6 @@ impl Store {
         }
     }
 
-    /// `mark_deleting_at` the system time.
-    pub async fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, StoreError> {
-        self.mark_deleting_at(key, id, OffsetDateTime::now_utc()).await
-    }
-
     /// Marks an unpinned snapshot as being deleted, before its E2B snapshot is deleted. Refused
     /// (`Conflict`) when it is pinned or held for a restore past `now`, `NotFound` when it does not
     /// exist. Idempotent.
@@ -254,13 +242,31 @@ impl Store {
         id: &SnapshotId,
         now: OffsetDateTime,
     ) -> Result<Snapshot, StoreError> {
-        let out = self
+        self.mark_deleting_for(key, id, now, None).await
+    }
+
+    /// `mark_deleting_at`, with why it goes (`deleteReason`, carried into its `snapshot.deleted`
+    /// event) when that is not the user's or its project's retention.
+    pub async fn mark_deleting_for(
+        &self,
+        key: &ProjectKey,
+        id: &SnapshotId,
+        now: OffsetDateTime,
+        reason: Option<&str>,
+    ) -> Result<Snapshot, StoreError> {
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
-            .key("sk", s(keys::snapshot_sk(id)))
-            .update_expression("SET #status = :deleting")
+            .key("sk", s(keys::snapshot_sk(id)));
+        let request = match reason {
+            Some(reason) => request
+                .update_expression("SET #status = :deleting, deleteReason = :reason")
+                .expression_attribute_values(":reason", s(reason)),
+            None => request.update_expression("SET #status = :deleting"),
+        };
+        let out = request
             .condition_expression(
                 "attribute_exists(pk) AND pinned = :false AND #status <> :pending \
                  AND (attribute_not_exists(heldUntil) OR heldUntil <= :now)",
@@ -290,19 +296,25 @@ impl Store {
         }
     }
 
+    /// Removes a snapshot row and gives its place in the team's count back, in one transaction.
+    /// A row already gone changes nothing.
     pub async fn delete_snapshot_record(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::snapshot_sk(id)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(super::error::dynamo)?;
-        self.capacity.record_write(out.consumed_capacity());
-        Ok(())
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(super::error::build)?;
+        let team = Counter::TeamSnapshots(&key.team);
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.count_change(team, -1, None)?,
+        ];
+        match self.counted(items, &[(1, team)]).await? {
+            Tally::Applied | Tally::Refused(0) => Ok(()),
+            Tally::Refused(_) => Err(StoreError::Corrupt("the team's snapshot count".into())),
+        }
     }
 
     /// One page of one prune-index shard: projects due for a retention pass at or before `now`.
@@ -392,14 +404,4 @@ pub(super) fn status_name(status: SnapshotStatus) -> &'static str {
         SnapshotStatus::Ready => "READY",
         SnapshotStatus::Deleting => "DELETING",
     }
-}
-
-fn is_cancelled<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        R,
-    >,
-) -> bool {
-    err.as_service_error()
-        .is_some_and(|e| e.is_transaction_canceled_exception())
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 pub use account::E2bAccount;
-pub use seal::{KeyWrapper, SealError, Sealed, parse_master_key};
+pub use seal::{KeyWrapper, SealError, Sealed, SealedFor, parse_master_key};
 
 use crate::Sandman;
 use crate::domain::TeamId;

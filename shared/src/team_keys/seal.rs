@@ -1,7 +1,8 @@
-//! Envelope encryption of a team's E2B key: a fresh 256-bit data key per registration encrypts the
-//! key with AES-256-GCM (the team id as associated data, so a sealed key copied onto another team's
-//! item does not open); the data key itself is stored wrapped, by KMS when deployed or by a local
-//! development master key. Plaintext exists only in memory.
+//! Envelope encryption of a team's E2B key, and of its outbound endpoints' signing secrets: a fresh
+//! 256-bit data key per value encrypts it with AES-256-GCM (what it belongs to as associated data,
+//! so a sealed value copied onto another team's or endpoint's item does not open); the data key
+//! itself is stored wrapped, by KMS when deployed (what it belongs to as encryption context) or by
+//! a local development master key. Plaintext exists only in memory.
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
@@ -14,6 +15,52 @@ const DATA_KEY_LEN: usize = 32;
 /// KMS binds the wrapped data key to the team with this encryption context entry (and CloudTrail
 /// shows it on every Decrypt).
 const CONTEXT_TEAM: &str = "sandmanTeam";
+/// An endpoint secret's data key also names its endpoint. IAM can grant `kms:Decrypt` only for
+/// data keys carrying this entry (`kms:EncryptionContextKeys`): the outbound function opens
+/// endpoint secrets and never a team's E2B key.
+const CONTEXT_ENDPOINT: &str = "sandmanEndpoint";
+
+/// What a sealed value belongs to: it opens for that owner only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedFor<'a> {
+    /// A team's registered E2B key.
+    TeamKey(&'a str),
+    /// The signing secret of a team's outbound endpoint.
+    EndpointSecret { team: &'a str, endpoint: &'a str },
+}
+
+impl SealedFor<'_> {
+    fn team(&self) -> &str {
+        match self {
+            SealedFor::TeamKey(team) | SealedFor::EndpointSecret { team, .. } => team,
+        }
+    }
+
+    /// The value's associated data (a team key's is its team id, as it always was).
+    fn aad(&self) -> Vec<u8> {
+        match self {
+            SealedFor::TeamKey(team) => team.as_bytes().to_vec(),
+            SealedFor::EndpointSecret { team, endpoint } => format!("endpoint:{team}:{endpoint}").into_bytes(),
+        }
+    }
+
+    /// The associated data of the local wrapper's wrapped data key.
+    fn wrap_aad(&self) -> Vec<u8> {
+        match self {
+            SealedFor::TeamKey(team) => format!("sandman-data-key:{team}").into_bytes(),
+            SealedFor::EndpointSecret { team, endpoint } => {
+                format!("sandman-data-key:{team}:endpoint:{endpoint}").into_bytes()
+            }
+        }
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        match self {
+            SealedFor::TeamKey(_) => None,
+            SealedFor::EndpointSecret { endpoint, .. } => Some(endpoint),
+        }
+    }
+}
 
 /// A team's E2B key as stored: nothing here opens without the wrapping key.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,9 +115,19 @@ impl KeyWrapper {
         }
     }
 
+    /// Seals a team's E2B key.
     pub async fn seal(&self, team: &str, plaintext: &str) -> Result<Sealed, SealError> {
-        let (data_key, wrapped_key) = self.new_data_key(team).await?;
-        let (nonce, ciphertext) = encrypt(&data_key, team.as_bytes(), plaintext.as_bytes())?;
+        self.seal_for(SealedFor::TeamKey(team), plaintext).await
+    }
+
+    /// Opens a team's E2B key.
+    pub async fn open(&self, team: &str, sealed: &Sealed) -> Result<Secret, SealError> {
+        self.open_for(SealedFor::TeamKey(team), sealed).await
+    }
+
+    pub async fn seal_for(&self, owner: SealedFor<'_>, plaintext: &str) -> Result<Sealed, SealError> {
+        let (data_key, wrapped_key) = self.new_data_key(owner).await?;
+        let (nonce, ciphertext) = encrypt(&data_key, &owner.aad(), plaintext.as_bytes())?;
         Ok(Sealed {
             wrap: self.name().to_owned(),
             wrapped_key,
@@ -79,28 +136,32 @@ impl KeyWrapper {
         })
     }
 
-    pub async fn open(&self, team: &str, sealed: &Sealed) -> Result<Secret, SealError> {
+    pub async fn open_for(&self, owner: SealedFor<'_>, sealed: &Sealed) -> Result<Secret, SealError> {
         if sealed.wrap != self.name() {
             return Err(SealError::OtherWrapper {
                 stored: sealed.wrap.clone(),
                 configured: self.name(),
             });
         }
-        let data_key = self.unwrap_data_key(team, &sealed.wrapped_key).await?;
-        let plaintext = decrypt(&data_key, team.as_bytes(), &sealed.nonce, &sealed.ciphertext)?;
+        let data_key = self.unwrap_data_key(owner, &sealed.wrapped_key).await?;
+        let plaintext = decrypt(&data_key, &owner.aad(), &sealed.nonce, &sealed.ciphertext)?;
         String::from_utf8(plaintext)
             .map(Secret::new)
             .map_err(|_| SealError::Corrupt)
     }
 
-    async fn new_data_key(&self, team: &str) -> Result<(Vec<u8>, Vec<u8>), SealError> {
+    async fn new_data_key(&self, owner: SealedFor<'_>) -> Result<(Vec<u8>, Vec<u8>), SealError> {
         match self {
             KeyWrapper::Kms { client, key_id } => {
-                let out = client
+                let mut request = client
                     .generate_data_key()
                     .key_id(key_id)
                     .key_spec(DataKeySpec::Aes256)
-                    .encryption_context(CONTEXT_TEAM, team)
+                    .encryption_context(CONTEXT_TEAM, owner.team());
+                if let Some(endpoint) = owner.endpoint() {
+                    request = request.encryption_context(CONTEXT_ENDPOINT, endpoint);
+                }
+                let out = request
                     .send()
                     .await
                     .map_err(|err| SealError::Kms(aws_sdk_kms::error::DisplayErrorContext(err).to_string()))?;
@@ -117,20 +178,24 @@ impl KeyWrapper {
                 SystemRandom::new()
                     .fill(&mut data_key)
                     .map_err(|_| SealError::Corrupt)?;
-                let (nonce, wrapped) = encrypt(&master_key(master)?, &wrap_aad(team), &data_key)?;
+                let (nonce, wrapped) = encrypt(&master_key(master)?, &owner.wrap_aad(), &data_key)?;
                 Ok((data_key, [nonce, wrapped].concat()))
             }
         }
     }
 
-    async fn unwrap_data_key(&self, team: &str, wrapped: &[u8]) -> Result<Vec<u8>, SealError> {
+    async fn unwrap_data_key(&self, owner: SealedFor<'_>, wrapped: &[u8]) -> Result<Vec<u8>, SealError> {
         match self {
             KeyWrapper::Kms { client, key_id } => {
-                let out = client
+                let mut request = client
                     .decrypt()
                     .key_id(key_id)
                     .ciphertext_blob(Blob::new(wrapped))
-                    .encryption_context(CONTEXT_TEAM, team)
+                    .encryption_context(CONTEXT_TEAM, owner.team());
+                if let Some(endpoint) = owner.endpoint() {
+                    request = request.encryption_context(CONTEXT_ENDPOINT, endpoint);
+                }
+                let out = request
                     .send()
                     .await
                     .map_err(|err| SealError::Kms(aws_sdk_kms::error::DisplayErrorContext(err).to_string()))?;
@@ -141,7 +206,7 @@ impl KeyWrapper {
                     return Err(SealError::Corrupt);
                 }
                 let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
-                decrypt(&master_key(master)?, &wrap_aad(team), nonce, ciphertext)
+                decrypt(&master_key(master)?, &owner.wrap_aad(), nonce, ciphertext)
             }
         }
     }
@@ -159,10 +224,6 @@ fn master_key(master: &Secret) -> Result<Vec<u8>, SealError> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| SealError::Corrupt))
         .collect()
-}
-
-fn wrap_aad(team: &str) -> Vec<u8> {
-    format!("sandman-data-key:{team}").into_bytes()
 }
 
 fn aead_key(key: &[u8]) -> Result<LessSafeKey, SealError> {
@@ -219,6 +280,33 @@ mod tests {
             wrapper.open("team-a", &tampered).await,
             Err(SealError::Corrupt)
         ));
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_secret_opens_for_its_endpoint_only() {
+        let wrapper = local();
+        let owner = SealedFor::EndpointSecret {
+            team: "team-a",
+            endpoint: "ep_1",
+        };
+        let sealed = wrapper.seal_for(owner, "whsec_abc").await.unwrap();
+        assert_eq!(wrapper.open_for(owner, &sealed).await.unwrap().expose(), "whsec_abc");
+        for other in [
+            SealedFor::EndpointSecret {
+                team: "team-a",
+                endpoint: "ep_2",
+            },
+            SealedFor::EndpointSecret {
+                team: "team-b",
+                endpoint: "ep_1",
+            },
+            SealedFor::TeamKey("team-a"),
+        ] {
+            assert!(
+                matches!(wrapper.open_for(other, &sealed).await, Err(SealError::Corrupt)),
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

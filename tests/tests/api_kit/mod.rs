@@ -73,6 +73,20 @@ impl ApiStack {
         .expect("a token")
     }
 
+    /// A token for `team` carrying the deployment's admin role (`JWT_ADMIN_ROLE`, when the stack
+    /// sets one).
+    pub fn admin_token_for(&self, team: &str) -> String {
+        let team = TeamId::parse(team).expect("a valid team id");
+        sandman::auth::mint_admin_token(
+            &self.stack.sandman.config.auth,
+            &Secret::new(JWT_SECRET),
+            &team,
+            "admin",
+            Duration::from_secs(600),
+        )
+        .expect("a token")
+    }
+
     /// The same table, E2B and clock through a second `Sandman`: another Lambda instance, with its
     /// own per-instance memory.
     /// Its store is returned to read the capacity it used.

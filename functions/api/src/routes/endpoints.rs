@@ -1,10 +1,10 @@
-//! Outbound webhooks: a team's endpoints (URL, the events it wants, a signing secret shown once)
-//! and each endpoint's delivery log.
+//! Outbound webhooks: a team's endpoints (URL, the events it wants, a signing secret shown once;
+//! registered and removed by team admins) and each endpoint's delivery log.
 
 use axum::Json;
 use axum::extract::State as Shared;
 use http::StatusCode;
-use sandman::outbound::{Delivery, Endpoint, NewEndpoint, generate_secret, new_endpoint_id};
+use sandman::outbound::{Delivery, Endpoint};
 use sandman::store::Consistency;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::Api;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, Team, TeamEndpoint};
+use crate::extract::{JsonBody, Team, TeamEndpoint, Verified};
 use crate::page::{Page, PageQuery, page};
 
 pub fn routes() -> OpenApiRouter<Api> {
@@ -157,55 +157,31 @@ impl From<Delivery> for DeliveryView {
     }
 }
 
-/// Registers an endpoint. The answer carries its signing secret, shown this once.
+/// Registers an endpoint (team admins only). The answer carries its signing secret, shown this
+/// once; it is stored sealed. The URL must be https to a public address: a name is resolved now
+/// and again at every delivery, and any private, loopback, link-local or otherwise non-global
+/// address is refused.
 #[utoipa::path(post, path = "/v1/webhooks/endpoints", tag = "webhooks", request_body = NewEndpointBody,
     responses((status = 201, body = CreatedEndpoint), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody, description = "the team has as many endpoints as it may")),
+        (status = 403, body = ErrorBody, description = "the token is not a team admin's"),
+        (status = 409, body = ErrorBody, description = "the deployment cannot seal signing secrets"),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody, description = "the team has as many endpoints as it may"),
+        (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_endpoint(
     Shared(api): Shared<Api>,
-    Team(team): Team,
+    Verified(caller): Verified,
     JsonBody(body): JsonBody<NewEndpointBody>,
 ) -> Result<(StatusCode, Json<CreatedEndpoint>), ApiError> {
-    let config = &api.sandman.config.outbound;
-    let new = NewEndpoint::parse(
-        &body.url,
-        &body.events,
-        body.description.as_deref(),
-        config.allow_http_loopback,
-    )
-    .map_err(|err| ApiError::invalid(err.field(), err.to_string()))?;
-    let endpoint = Endpoint {
-        team,
-        endpoint_id: new_endpoint_id(),
-        url: new.url,
-        events: new.events,
-        description: new.description,
-        secret: generate_secret(),
-        created_at: api.sandman.now(),
-    };
-    let stored = api
+    let (endpoint, secret) = api
         .sandman
-        .store
-        .put_endpoint(&endpoint, config.max_endpoints_per_team)
-        .await
-        .map_err(sandman::Error::from)?;
-    if !stored {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "quota_exceeded",
-            format!(
-                "a team may have {} webhook endpoints; delete one first",
-                config.max_endpoints_per_team
-            ),
-        ));
-    }
-    let secret = endpoint.secret.expose();
+        .register_endpoint(&caller, &body.url, &body.events, body.description.as_deref())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedEndpoint {
             endpoint: endpoint.into(),
-            secret,
+            secret: secret.expose(),
         }),
     ))
 }
@@ -243,20 +219,18 @@ async fn get_endpoint(
     Ok(Json(endpoint.into()))
 }
 
-/// Stops deliveries to the endpoint (those queued are dropped); its delivery log expires.
+/// Stops deliveries to the endpoint (those queued are dropped); its delivery log expires. Team
+/// admins only.
 #[utoipa::path(delete, path = "/v1/webhooks/endpoints/{endpointId}", tag = "webhooks", params(("endpointId" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "the token is not a team admin's"), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete_endpoint(
     Shared(api): Shared<Api>,
-    TeamEndpoint(team, endpoint_id): TeamEndpoint,
+    TeamEndpoint(_team, endpoint_id): TeamEndpoint,
+    Verified(caller): Verified,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = api
-        .sandman
-        .store
-        .delete_endpoint(&team, &endpoint_id)
-        .await
-        .map_err(sandman::Error::from)?;
+    let deleted = api.sandman.remove_endpoint(&caller, &endpoint_id).await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -274,7 +248,7 @@ async fn list_deliveries(
     query: PageQuery,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
     let list = format!("deliveries:{team}:{endpoint_id}");
-    let (cursor, limit) = (query.cursor(&list)?, query.limit()?);
+    let (cursor, limit) = (query.cursor(&api.cursors, &list)?, query.limit()?);
     let store = &api.sandman.store;
     store
         .get_endpoint(&team, &endpoint_id)
@@ -285,5 +259,11 @@ async fn list_deliveries(
         .list_deliveries(&team, &endpoint_id, cursor.as_ref(), limit)
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(page(found.items, found.next, &list, DeliveryView::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        DeliveryView::from,
+    )))
 }

@@ -73,7 +73,7 @@ async fn list_events(
     query: PageQuery,
 ) -> Result<Json<Page<EventView>>, ApiError> {
     let list = format!("events:{key}");
-    let (cursor, limit) = (query.cursor(&list)?, query.limit()?);
+    let (cursor, limit) = (query.cursor(&api.cursors, &list)?, query.limit()?);
     // The log outlives its project until it expires: a deleted project has no events to show.
     let store = &api.sandman.store;
     store
@@ -85,5 +85,11 @@ async fn list_events(
         .list_events(&key, cursor.as_ref(), limit)
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(page(found.items, found.next, &list, EventView::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        EventView::from,
+    )))
 }

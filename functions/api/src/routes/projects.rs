@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State as Shared;
 use http::StatusCode;
+use sandman::access::Action;
 use sandman::domain::Project as StoredProject;
 use sandman::domain::{ProjectId, SnapshotId};
 use sandman::fork::ForkFrom;
@@ -16,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::Api;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, Project, Team};
+use crate::extract::{JsonBody, Project, Team, Verified};
 use crate::page::{Page, PageQuery, page};
 use crate::settings::ProjectSettings;
 use crate::views::{SandboxStatus, State};
@@ -145,17 +146,24 @@ impl From<ProjectSummary> for ProjectLine {
 }
 
 /// Registers the project, or replaces its settings. Its sandbox is left as it is; a running
-/// sandbox's idle deadline follows a new idle timeout.
+/// sandbox's idle deadline follows a new idle timeout. `publicTraffic: true` needs a team admin's
+/// token.
 #[utoipa::path(put, path = "/v1/projects/{projectId}", tag = "projects", request_body = ProjectSettings,
     params(("projectId" = String, Path, description = "1 to 128 of letters, digits, '-', '_', '.'")),
-    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)),
+    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "publicTraffic: true, and the token is not a team admin's"),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn put_project(
     Shared(api): Shared<Api>,
     Project(key): Project,
+    Verified(caller): Verified,
     JsonBody(settings): JsonBody<ProjectSettings>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let spec = settings.into_spec(key, &api.sandman.config)?;
+    if spec.public_traffic {
+        api.sandman.authorize(&caller, Action::PublicSandboxes)?;
+    }
     api.sandman.check_project_quota(&spec.key).await?;
     let record = api
         .sandman
@@ -183,10 +191,16 @@ async fn list_projects(
     let found = api
         .sandman
         .store
-        .list_projects(&team, query.cursor(&list)?.as_ref(), query.limit()?)
+        .list_projects(&team, query.cursor(&api.cursors, &list)?.as_ref(), query.limit()?)
         .await
         .map_err(sandman::Error::from)?;
-    Ok(Json(page(found.items, found.next, &list, ProjectLine::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        ProjectLine::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/projects/{projectId}", tag = "projects",

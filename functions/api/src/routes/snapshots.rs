@@ -37,11 +37,14 @@ pub struct NewSnapshot {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotChange {
-    /// Pinned snapshots are never pruned nor deleted (unpin first).
+    /// Pinned snapshots are never pruned nor deleted (unpin first); a project may pin only so
+    /// many (`SANDMAN_MAX_PINNED_SNAPSHOTS_PER_PROJECT`, default 5).
     pub pinned: bool,
 }
 
-/// Saves the running or paused sandbox as a snapshot.
+/// Saves the running or paused sandbox as a snapshot. Every snapshot of the team counts against its
+/// quota (`SANDMAN_MAX_SNAPSHOTS_PER_TEAM`): past it this answers 429 (automatic snapshots are
+/// still taken, and the team's oldest unpinned ones make room).
 #[utoipa::path(post, path = "/v1/projects/{projectId}/snapshots", tag = "snapshots", params(("projectId" = String, Path)), request_body = NewSnapshot,
     responses((status = 201, body = SnapshotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "no live sandbox"), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
@@ -59,7 +62,6 @@ async fn create_snapshot(
         ));
     }
     let record = api.sandman.project(&key).await?;
-    api.sandman.check_snapshot_quota(&key).await?;
     let snapshot = api
         .sandman
         .create_snapshot(&record, SnapshotKind::Manual, new.description)
@@ -79,14 +81,21 @@ async fn list_snapshots(
     let list = format!("snapshots:{key}");
     let found = api
         .sandman
-        .list_snapshots(&key, query.cursor(&list)?.as_ref(), query.limit()?)
+        .list_snapshots(&key, query.cursor(&api.cursors, &list)?.as_ref(), query.limit()?)
         .await?;
-    Ok(Json(page(found.items, found.next, &list, SnapshotView::from)))
+    Ok(Json(page(
+        found.items,
+        found.next,
+        &api.cursors,
+        &list,
+        SnapshotView::from,
+    )))
 }
 
 #[utoipa::path(patch, path = "/v1/projects/{projectId}/snapshots/{snapshotId}", tag = "snapshots",
     params(("projectId" = String, Path), ("snapshotId" = String, Path)), request_body = SnapshotChange,
-    responses((status = 200, body = SnapshotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = SnapshotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "the project has as many pinned snapshots as it may")),
     security(("bearer" = [])))]
 async fn pin_snapshot(
     Shared(api): Shared<Api>,

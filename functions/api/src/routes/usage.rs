@@ -186,8 +186,9 @@ async fn get_budget(Shared(api): Shared<Api>, Team(team): Team) -> Result<Json<B
     Ok(Json(BudgetView::of(&api, &team, budget).await?))
 }
 
-/// Sets the team's monthly budget (admins of the team only: the token's admin claim, default
-/// `role`, must be `admin`). It applies to the current month at once.
+/// Sets the team's monthly budget (admins of the team only: the token's role claim,
+/// `JWT_ROLE_CLAIM`, default `roles`, must hold the deployment's `JWT_ADMIN_ROLE`; with none
+/// configured, nobody is an admin). It applies to the current month at once.
 #[utoipa::path(put, path = "/v1/budget", tag = "usage", request_body = BudgetSettings,
     responses((status = 200, body = BudgetView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]

@@ -16,6 +16,8 @@ use axum::routing::{delete, get, post};
 use crate::app::App;
 use crate::error::ApiError;
 
+pub(crate) use gate::strip_caller;
+
 pub(crate) fn router(app: App) -> Router {
     let api = Router::new()
         .route("/sandboxes", get(sandboxes::list_running).post(sandboxes::create))

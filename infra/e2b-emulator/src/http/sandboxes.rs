@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
+use super::gate::ForkFailure;
 use super::wire::{
     self, ForkBody, ForkResultBody, NewSandboxBody, PauseBody, RefreshBody, SandboxBody, SandboxDetailBody, TimeoutBody,
 };
@@ -163,7 +164,7 @@ pub(crate) async fn pause(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let _: PauseBody = wire::parse_optional(&body)?;
-    app.world().begin(&team, &id, Transition::Pausing)?;
+    app.world().begin(&team, &id, Transition::Pausing, app.now())?;
     let hold = app.config.pause_duration;
     app.shared()
         .after(hold, move |shared| {
@@ -179,6 +180,7 @@ pub(crate) async fn pause(
 pub(crate) async fn fork(
     State(app): State<App>,
     Extension(Team(team)): Extension<Team>,
+    failure: Option<Extension<ForkFailure>>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Vec<ForkResultBody>>), ApiError> {
@@ -189,7 +191,22 @@ pub(crate) async fn fork(
         .ok()
         .filter(|c| (1..=MAX_FORK_COUNT as u32).contains(c))
         .ok_or_else(|| ApiError::BadRequest(format!("count must be between 1 and {MAX_FORK_COUNT}")))?;
-    app.world().begin_fork(&team, &id, timeout)?;
+    if let Some(Extension(ForkFailure(status))) = failure {
+        // E2B's per-fork failure: 201, each result an error, nothing started.
+        app.world().get(&team, &id)?;
+        let error = serde_json::json!({
+            "code": status.as_u16(),
+            "message": format!("fork of {id} failed to start (injected)"),
+        });
+        let results = (0..count)
+            .map(|_| ForkResultBody {
+                sandbox: None,
+                error: Some(error.clone()),
+            })
+            .collect();
+        return Ok((StatusCode::CREATED, Json(results)));
+    }
+    app.world().begin_fork(&team, &id, timeout, app.now())?;
     let hold = app.config.snapshot_duration;
     let forks = app
         .shared()

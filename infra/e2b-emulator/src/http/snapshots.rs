@@ -28,7 +28,7 @@ pub(crate) async fn create(
             "invalid snapshot name {name:?}: use lowercase letters, digits, '-', '_' or '.'"
         )));
     }
-    app.world().begin(&team, &id, Transition::Snapshotting)?;
+    app.world().begin(&team, &id, Transition::Snapshotting, app.now())?;
     let hold = app.config.snapshot_duration;
     let snapshot = app
         .shared()
@@ -71,6 +71,6 @@ pub(crate) async fn delete(
     Extension(Team(team)): Extension<Team>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.world().delete_snapshot(&team, &id)?;
+    app.world().delete_snapshot(&team, &id, app.now())?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -102,6 +102,7 @@ impl World {
             return;
         };
         sandbox.state = SandboxState::Paused;
+        sandbox.record(at, SandboxState::Paused);
         sandbox.transition = None;
         sandbox.paused_at = Some(at);
         sandbox.end_at = at;
@@ -115,6 +116,7 @@ impl World {
         };
         let team = sandbox.team_id.clone();
         sandbox.state = SandboxState::Killed;
+        sandbox.record(at, SandboxState::Killed);
         sandbox.transition = None;
         sandbox.killed_at = Some(at);
         sandbox.kill_reason = Some(reason.to_owned());

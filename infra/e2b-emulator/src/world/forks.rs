@@ -17,9 +17,15 @@ use crate::sandbox::{SandboxState, SandboxView, Transition};
 impl World {
     /// Checks the request, then holds the running source mid-transition (a pause, snapshot or
     /// another fork meanwhile gets 409) while its checkpoint is taken.
-    pub(crate) fn begin_fork(&mut self, team: &str, id: &str, timeout_secs: i64) -> Result<(), ApiError> {
+    pub(crate) fn begin_fork(
+        &mut self,
+        team: &str,
+        id: &str,
+        timeout_secs: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
         self.check_timeout(timeout_secs)?;
-        self.begin(team, id, Transition::Forking)
+        self.begin(team, id, Transition::Forking, now)
     }
 
     /// Ends a fork begun with [`World::begin_fork`]: starts `count` sandboxes from the checkpoint
@@ -57,6 +63,10 @@ impl World {
                 killed_at: None,
                 kill_reason: None,
                 forked_from: Some(id.to_owned()),
+                history: vec![crate::sandbox::StateChange {
+                    at: now,
+                    state: SandboxState::Running,
+                }],
                 ..source.clone()
             };
             if let Some(snapshot) = &source.from_snapshot {

@@ -42,6 +42,8 @@ pub(crate) struct World {
     deadline_of: HashMap<String, OffsetDateTime>,
     /// Keyed by raw template id.
     snapshots: HashMap<String, SnapshotView>,
+    /// Deleted ones, in the order they were deleted.
+    deleted_snapshots: Vec<SnapshotView>,
     snapshot_names: HashMap<(String, String), String>,
     /// Sandboxes created from each snapshot (raw template id).
     snapshot_children: HashMap<String, HashSet<String>>,
@@ -60,6 +62,7 @@ impl World {
             deadlines: BTreeSet::new(),
             deadline_of: HashMap::new(),
             snapshots: HashMap::new(),
+            deleted_snapshots: Vec::new(),
             snapshot_names: HashMap::new(),
             snapshot_children: HashMap::new(),
             template_builds: HashMap::new(),
@@ -85,6 +88,17 @@ impl World {
 
     pub(crate) fn snapshot_views(&self) -> Vec<SnapshotView> {
         let mut all: Vec<_> = self.snapshots.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.template_id).cmp(&(b.created_at, &b.template_id)));
+        all
+    }
+
+    pub(crate) fn snapshot_history(&self) -> Vec<SnapshotView> {
+        let mut all: Vec<_> = self
+            .snapshots
+            .values()
+            .chain(&self.deleted_snapshots)
+            .cloned()
+            .collect();
         all.sort_by(|a, b| (a.created_at, &a.template_id).cmp(&(b.created_at, &b.template_id)));
         all
     }
@@ -138,6 +152,14 @@ impl World {
             .entry(event.team_id.clone())
             .or_default()
             .push(event);
+    }
+
+    /// Every event emitted so far, of every team, oldest first per team.
+    pub(crate) fn event_views(&self) -> Vec<crate::events::EventView> {
+        self.events_by_team
+            .values()
+            .flat_map(|events| events.iter().map(|event| event.view.clone()))
+            .collect()
     }
 
     pub(crate) fn events(&self, team: &str, sandbox_id: Option<&str>) -> Vec<Arc<LifecycleEvent>> {

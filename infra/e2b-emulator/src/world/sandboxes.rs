@@ -92,6 +92,10 @@ impl World {
             cpu_used_pct: None,
             files: snapshot.as_ref().map(|s| s.files.clone()).unwrap_or_default(),
             forked_from: None,
+            history: vec![crate::sandbox::StateChange {
+                at: now,
+                state: SandboxState::Running,
+            }],
         };
         if let Some(snapshot) = &snapshot {
             self.snapshot_children
@@ -124,11 +128,21 @@ impl World {
             .collect()
     }
 
-    /// Starts a transition (pause or snapshot) on a running, idle sandbox.
-    pub(crate) fn begin(&mut self, team: &str, id: &str, transition: Transition) -> Result<(), ApiError> {
+    /// Starts a transition (pause, snapshot or fork) on a running, idle sandbox. A pausing sandbox
+    /// already reads as paused, and its history says so from now (`now`).
+    pub(crate) fn begin(
+        &mut self,
+        team: &str,
+        id: &str,
+        transition: Transition,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
         let sandbox = self.live_mut(team, id)?;
         sandbox.ensure_running()?;
         sandbox.transition = Some(transition);
+        if transition == Transition::Pausing {
+            sandbox.record(now, SandboxState::Paused);
+        }
         self.reschedule(id);
         Ok(())
     }
@@ -188,6 +202,7 @@ impl World {
             return;
         };
         sandbox.state = SandboxState::Running;
+        sandbox.record(now, SandboxState::Running);
         sandbox.paused_at = None;
         sandbox.started_at = now;
         sandbox.end_at = clock::add(now, timeout);

@@ -66,6 +66,7 @@ impl World {
             disk_size_mb,
             created_at: now,
             files,
+            deleted_at: None,
         };
         if let Some(name) = name {
             self.snapshot_names.insert((team.to_owned(), name), template_id.clone());
@@ -107,7 +108,7 @@ impl World {
     }
 
     /// Refused (400, as E2B does) while a sandbox created from it runs.
-    pub(crate) fn delete_snapshot(&mut self, team: &str, reference: &str) -> Result<(), ApiError> {
+    pub(crate) fn delete_snapshot(&mut self, team: &str, reference: &str, now: OffsetDateTime) -> Result<(), ApiError> {
         let parsed = SnapshotRef::parse(reference);
         let Some(snapshot) = self.find_snapshot(team, &parsed).cloned() else {
             return Err(ApiError::NotFound(format!("template '{reference}' not found")));
@@ -124,6 +125,10 @@ impl World {
             ));
         }
         self.snapshots.remove(&snapshot.template_id);
+        self.deleted_snapshots.push(SnapshotView {
+            deleted_at: Some(now),
+            ..snapshot.clone()
+        });
         self.snapshot_children.remove(&snapshot.template_id);
         if let Some(name) = snapshot.name {
             self.snapshot_names.remove(&(team.to_owned(), name));
