@@ -95,7 +95,9 @@ fn random_write(rng: &mut fastrand::Rng, record: &ProjectRecord, at: OffsetDateT
     if rng.u8(..6) == 0 {
         c.retiring = Some(format!("retiring{n}"));
     }
-    if rng.u8(..4) == 0 {
+    // Only the enforcer names an idle deadline, one it read from a session. (A project item without
+    // a session holds `idleAt` from its settings, outside the index and outside the decoded record.)
+    if record.session.is_some() && rng.u8(..4) == 0 {
         write.idle_by = Some(at + time::Duration::seconds(rng.i64(-900..900)));
     }
     write

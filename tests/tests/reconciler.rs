@@ -16,6 +16,8 @@ use sandman::store::{SessionChanges, SessionWrite};
 use sandman::workspace::PauseRequest;
 use sandman_local::testkit::TestStack;
 
+const SECOND: Duration = Duration::from_secs(1);
+
 /// A sandbox created straight in E2B with these metadata, as a lost or foreign one would be.
 async fn sandbox_behind_sandmans_back(e2b: &E2b, metadata: BTreeMap<String, String>) -> String {
     let new = NewSandbox {
@@ -134,7 +136,8 @@ async fn orphans_are_killed_once_settled_and_foreign_sandboxes_are_left_alone() 
     assert_eq!((young.orphans(), young.errors), (0, 0), "{young:?}");
     assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Running));
 
-    stack.advance(stack.sandman.config.enforcer.stuck_after).await;
+    // Past the grace: the stack's clock counts whole seconds, E2B's start times do not.
+    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
     let report = stack.sandman.reconcile().await;
 
     assert_eq!((report.orphans_killed, report.errors), (3, 0), "{report:?}");
@@ -157,7 +160,8 @@ async fn the_kill_policy_kills_orphans_and_the_report_policy_only_counts_them() 
     let running_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("a"), "s")).await;
     let paused_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("b"), "s")).await;
     e2b.pause(&paused_ghost).await.unwrap();
-    stack.advance(stack.sandman.config.enforcer.stuck_after).await;
+    // Past the grace: the stack's clock counts whole seconds, E2B's start times do not.
+    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
     let report = stack.sandman.reconcile().await;
     assert_eq!(report.orphans_killed, 2, "{report:?}");
     assert_eq!(e2b_state(&stack, &running_ghost), Some(E2bState::Killed));
@@ -310,7 +314,8 @@ async fn every_team_account_is_reconciled() {
     )
     .await;
 
-    stack.advance(stack.sandman.config.enforcer.stuck_after).await;
+    // Past the grace: the stack's clock counts whole seconds, E2B's start times do not.
+    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
     let report = stack.sandman.reconcile().await;
 
     assert_eq!((report.drift_paused, report.orphans_killed), (1, 1), "{report:?}");

@@ -273,14 +273,14 @@ async fn a_first_deploy_runs_without_the_e2b_key_and_uses_it_once_merged_in_with
     // Outbound: a lifecycle change fans out to the team's endpoint through SQS, and a delivery
     // that fails is hidden for its backoff.
     let endpoint = json!({"url": "http://127.0.0.1:9/hook", "events": ["sandbox.running"]});
-    let (status, body) = call(&router, &own, "POST", "/v1/webhooks/endpoints", Some(endpoint)).await;
+    let (status, body) = call(&router, &admin, "POST", "/v1/webhooks/endpoints", Some(endpoint)).await;
     assert!(status.is_success(), "{status}: {body}");
     let queue = SqsQueue::new(
         sandman_outbound::sqs::client(&stack.aws_config()),
         stack.queue_url.clone(),
     );
     let outbound = Outbound {
-        sender: Sender::new(outbound.config.outbound.retry_base).unwrap(),
+        sender: Sender::of(&outbound).unwrap(),
         queue,
         sandman: outbound,
     };

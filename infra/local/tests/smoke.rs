@@ -89,7 +89,8 @@ async fn smoke_proves_the_loop_and_the_schedules_and_cleans_up() {
 
 /// A stand-in AWS CLI: the stack's outputs and parameters, its secret, its rules and functions,
 /// each call recorded in `calls.log` beside it.
-fn stand_in_aws(dir: &std::path::Path, api_url: &str, jwt_secret: &str) -> std::path::PathBuf {
+fn stand_in_aws(dir: &std::path::Path, api_url: &str, jwt_secret: &str, claims: (&str, &str)) -> std::path::PathBuf {
+    let (issuer, audience) = claims;
     let describe = serde_json::json!({"Stacks": [{
     "Outputs": [
         {"OutputKey": "ApiUrl", "OutputValue": api_url},
@@ -97,8 +98,8 @@ fn stand_in_aws(dir: &std::path::Path, api_url: &str, jwt_secret: &str) -> std::
     ],
     "Parameters": [
         {"ParameterKey": "JwtAcceptHs256", "ParameterValue": "true"},
-        {"ParameterKey": "JwtIssuer", "ParameterValue": "https://auth.example.com/"},
-        {"ParameterKey": "JwtAudience", "ParameterValue": "sandman"},
+        {"ParameterKey": "JwtIssuer", "ParameterValue": issuer},
+        {"ParameterKey": "JwtAudience", "ParameterValue": audience},
         {"ParameterKey": "CorsAllowedOrigins", "ParameterValue": format!("{ORIGIN}, https://other.example.com")}
     ]}]});
     let script = format!(
@@ -132,7 +133,12 @@ async fn the_guides_smoke_command_reads_the_stack_through_the_aws_cli() {
     let secret = stack.sandman.secrets.jwt_hs256_secret.clone().unwrap();
     let dir = std::env::temp_dir().join(format!("sandman-smoke-aws-{}", ulid::Ulid::new()));
     std::fs::create_dir_all(&dir).unwrap();
-    let aws = stand_in_aws(&dir, &format!("{}/", stack.api_url), secret.expose());
+    let auth = &stack.sandman.config.auth;
+    let claims = (
+        auth.issuer.as_deref().expect("HS256 names an issuer"),
+        auth.audience.as_deref().expect("and an audience"),
+    );
+    let aws = stand_in_aws(&dir, &format!("{}/", stack.api_url), secret.expose(), claims);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sandman-local"))
         .args(["smoke", "--stack", "sandman", "--schedule-timeout", "120"])
         .env("SANDMAN_AWS_CLI", &aws)
