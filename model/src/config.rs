@@ -256,7 +256,7 @@ fn scenarios() -> Vec<Config> {
             "e2b-pauses-on-its-own",
             &["settled"],
             vec![
-                api(2, &["open p1", "heartbeat p1"]),
+                api(2, &["open p1", "heartbeat p1", "resume p1"]),
                 actor(Webhook, 2),
                 actor(IdleEnforcer, 1),
             ],

@@ -169,6 +169,9 @@ impl Fleet {
                 "E2B_API_URL" => Some(url.clone()),
                 "E2B_API_ALLOW_HTTP_LOOPBACK" | "JWT_HS256" | "OUTBOUND_ALLOW_HTTP_LOOPBACK" => Some("true".into()),
                 "SANDMAN_MAX_PROJECTS_PER_TEAM" => Some("100000".into()),
+                // The soak's callers and its judge's reads run at emulated speed: far past a
+                // team's real request rate, which `api_rate.rs` tests on its own.
+                "SANDMAN_TEAM_REQUESTS_PER_SECOND" | "SANDMAN_TEAM_REQUEST_BURST" => Some("1000000".into()),
                 "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM" => Some(LIVE_QUOTA.to_string()),
                 "RECONCILE_STUCK_AFTER_SECS" => Some(STUCK_AFTER.as_secs().to_string()),
                 "E2B_CALL_DEADLINE_SECS" => Some(e2b_deadline.as_secs().to_string()),

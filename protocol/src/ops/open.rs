@@ -103,27 +103,32 @@ pub async fn resume<P: Port>(port: &P, key: &ProjectKey, actor: Actor, cause: &s
 }
 
 async fn resume_paused<P: Port>(port: &P, key: &ProjectKey, actor: Actor, cause: &str) -> Result<Opened, Error> {
-    let record = project(port, key).await?;
-    if actor == Actor::User && record.state() == Some(SessionState::Paused) {
-        port.budget_allows(&key.team).await?;
+    for _ in 0..3 {
+        let record = project(port, key).await?;
+        if actor == Actor::User && matches!(record.state(), Some(SessionState::Paused | SessionState::Running)) {
+            // A running one too: E2B may have paused it on its own, and `connect` resumes it.
+            port.budget_allows(&key.team).await?;
+        }
+        match record.state() {
+            Some(SessionState::Paused) => match resume_or_replace(port, record, actor, cause).await? {
+                Step::Done(opened) => return Ok(*opened),
+                Step::Lost => return Err(Error::Conflict("another request is changing the sandbox".into())),
+            },
+            // The table says RUNNING: only E2B can say it still runs (its pause webhook may be late).
+            Some(SessionState::Running) => match confirm_running(port, record, actor).await? {
+                Some(opened) => return Ok(opened),
+                None => continue,
+            },
+            Some(state) => {
+                return Err(Error::Conflict(format!(
+                    "the sandbox is {}, not paused",
+                    state.as_str()
+                )));
+            }
+            None => return Err(Error::Conflict("the project has no sandbox; open it first".into())),
+        }
     }
-    match record.state() {
-        Some(SessionState::Paused) => match resume_or_replace(port, record, actor, cause).await? {
-            Step::Done(opened) => Ok(*opened),
-            Step::Lost => Err(Error::Conflict("another request is changing the sandbox".into())),
-        },
-        Some(SessionState::Running) => Ok(Opened {
-            path: OpenPath::AlreadyRunning,
-            record,
-            restored_from: None,
-            fallback_reason: None,
-        }),
-        Some(state) => Err(Error::Conflict(format!(
-            "the sandbox is {}, not paused",
-            state.as_str()
-        ))),
-        None => Err(Error::Conflict("the project has no sandbox; open it first".into())),
-    }
+    Err(Error::Conflict("another request is changing the sandbox".into()))
 }
 
 pub(crate) async fn resume_or_replace<P: Port>(
