@@ -43,6 +43,7 @@ pub enum Effect {
     ReschedulePrune(ProjectKey, OffsetDateTime, Option<OffsetDateTime>),
     NoteEvent(ProjectKey, Actor, String, SessionState),
     CountUsage(ProjectKey, Counted),
+    ExecutionCounted(String),
     // Team policies.
     BudgetAllows,
     ProjectRoom(ProjectKey),

@@ -340,6 +340,10 @@ impl Port for ReplayPort<'_> {
         expect!(self.take(Effect::CountUsage(key.clone(), counted.clone())).await, Flag)
     }
 
+    async fn execution_counted(&self, _: &TeamId, execution: &str) -> Result<bool, StoreError> {
+        expect!(self.take(Effect::ExecutionCounted(execution.to_owned())).await, Flag)
+    }
+
     async fn budget_allows(&self, _: &TeamId) -> Result<(), Error> {
         expect!(self.take(Effect::BudgetAllows).await, Allowed)
     }

@@ -677,6 +677,7 @@ impl Table {
                     counted_usage: first.then(|| counted.execution.clone()),
                 }
             }
+            Effect::ExecutionCounted(execution) => done(Outcome::Flag(Ok(self.counted.contains(execution)))),
             Effect::BudgetAllows => done(Outcome::Allowed(if budget_reached {
                 Err(Error::BudgetReached("the team's budget is reached".into()))
             } else {

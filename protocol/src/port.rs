@@ -161,6 +161,9 @@ pub trait Port: Sync {
     fn live_room(&self, team: &TeamId) -> impl Future<Output = Result<(), Error>> + Send;
     /// Counts `counted` once for its execution (`false`: it was counted before), in one transaction.
     fn count_usage(&self, key: &ProjectKey, counted: &Counted) -> impl Future<Output = Stored<bool>> + Send;
+    /// Whether `execution` of `team` was counted already (an eventually consistent read: a `false`
+    /// only means `count_usage` may try, and its own condition decides).
+    fn execution_counted(&self, team: &TeamId, execution: &str) -> impl Future<Output = Stored<bool>> + Send;
     /// Counted usage of `key` at `at` may have crossed the team's budget marks.
     fn after_usage(&self, key: &ProjectKey, at: OffsetDateTime) -> impl Future<Output = ()> + Send;
     /// This instance saw activity on `key` after `since` (a per-instance memory that spares writes).

@@ -99,6 +99,10 @@ pub struct EnforcerConfig {
     /// Transitional states older than this are repaired by the reconciler.
     pub stuck_after: Duration,
     pub orphan_policy: OrphanPolicy,
+    /// At most this many pages (of 100) of one E2B account's sandboxes per reconcile
+    /// (`RECONCILE_MAX_LIST_PAGES`): an account with more is reconciled in part, never at the
+    /// expense of the others.
+    pub list_pages: usize,
 }
 
 pub use sandman_protocol::policy::{OrphanPolicy, SessionCapConfig};
@@ -327,6 +331,7 @@ impl Config {
                 tick_deadline: env.seconds("TICK_DEADLINE_SECS", 90)?,
                 max_failures: env.number("ENFORCER_MAX_FAILURES", 5)?,
                 stuck_after: env.seconds("RECONCILE_STUCK_AFTER_SECS", 300)?,
+                list_pages: env.number::<usize>("RECONCILE_MAX_LIST_PAGES", 50)?.max(1),
                 orphan_policy: match env.get("ORPHAN_POLICY").as_deref() {
                     Some("pause") => OrphanPolicy::Pause,
                     None | Some("kill") => OrphanPolicy::Kill,

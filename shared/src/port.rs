@@ -197,6 +197,10 @@ impl Port for Sandman {
         self.store.count_usage(key, counted).await
     }
 
+    async fn execution_counted(&self, team: &TeamId, execution: &str) -> Stored<bool> {
+        self.store.execution_counted(team, execution).await
+    }
+
     async fn after_usage(&self, key: &ProjectKey, at: OffsetDateTime) {
         Sandman::after_usage(self, key, at).await
     }

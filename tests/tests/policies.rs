@@ -645,3 +645,69 @@ async fn fork_through_the_api_applies_the_project_quota_and_checks_its_input() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// Security review L3 / the soak's `usage-not-lost`: E2B gives up on a webhook after three
+/// attempts, and the compute its event reported was never counted. The reconciler reads E2B's
+/// events and counts what no delivery did, once, however often it runs; judged by E2B's own record
+/// of what it reported (the emulator's events), not by Sandman's.
+#[tokio::test]
+async fn usage_whose_webhook_was_dropped_is_counted_from_e2bs_events_once() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    hooks.settle().await;
+    hooks.stack.emulator.set_webhook_faults(WebhookFaults {
+        drop_next: 100,
+        ..WebhookFaults::default()
+    });
+    hooks.stack.advance(Duration::from_secs(600)).await;
+    pause(&hooks, &key).await;
+    sync(&hooks);
+    hooks
+        .stack
+        .sandman
+        .kill(&key, Some(false), Actor::User)
+        .await
+        .expect("killed");
+    hooks.settle().await;
+    let stopped = [hooks.delivered("paused"), hooks.delivered("killed")].concat();
+    assert!(
+        !stopped.is_empty()
+            && stopped
+                .iter()
+                .all(|(d, _)| d.outcome == e2b_emulator::DeliveryOutcome::Dropped),
+        "both dropped: {stopped:?}"
+    );
+    let reported: Vec<_> = hooks
+        .stack
+        .emulator
+        .events()
+        .into_iter()
+        .filter(|e| e.sandbox_id == sandbox && e.execution.is_some())
+        .collect();
+    let executions: std::collections::BTreeSet<_> = reported.iter().map(|e| e.execution_id.clone()).collect();
+    assert_eq!(
+        executions.len(),
+        1,
+        "one run, reported by its pause (and again by its kill)"
+    );
+    let seconds = reported[0].execution.unwrap().execution_ms as f64 / 1000.0;
+    let period = Period::of(hooks.stack.clock.now());
+    let before = hooks.stack.sandman.team_usage(&key.team, period).await.unwrap();
+    assert_eq!(before.used.run_seconds, 0.0, "nothing delivered, nothing counted");
+
+    let report = hooks.stack.sandman.reconcile().await;
+    assert_eq!((report.usage_backfilled, report.errors), (1, 0), "{report:?}");
+    assert!(report.usage_events_read >= 2, "{report:?}");
+    let team = hooks.stack.sandman.team_usage(&key.team, period).await.unwrap();
+    let project = hooks.stack.sandman.project_usage(&key, period).await.unwrap();
+    assert!((team.used.run_seconds - seconds).abs() < 1e-6, "{team:?} vs {seconds}");
+    assert!(
+        (project.used.run_seconds - seconds).abs() < 1e-6,
+        "{project:?} vs {seconds}"
+    );
+
+    let again = hooks.stack.sandman.reconcile().await;
+    assert_eq!((again.usage_backfilled, again.errors), (0, 0), "{again:?}");
+    let after = hooks.stack.sandman.team_usage(&key.team, period).await.unwrap();
+    assert_eq!(after.used, team.used, "never twice");
+}

@@ -18,6 +18,17 @@ use sandman_local::testkit::TestStack;
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// Moves both clocks past the orphans' grace. E2B's clock runs on in real time beside the
+/// stack's hand-moved one (and counts milliseconds, where the stack's counts whole seconds): the
+/// stack's catches up first, so a loaded machine's slow seconds cannot leave a sandbox young.
+async fn past_the_grace(stack: &TestStack) {
+    let lag = stack.emulator.now() - stack.clock.now();
+    if lag.is_positive() {
+        stack.clock.advance(lag.unsigned_abs());
+    }
+    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
+}
+
 /// A sandbox created straight in E2B with these metadata, as a lost or foreign one would be.
 async fn sandbox_behind_sandmans_back(e2b: &E2b, metadata: BTreeMap<String, String>) -> String {
     let new = NewSandbox {
@@ -136,8 +147,7 @@ async fn orphans_are_killed_once_settled_and_foreign_sandboxes_are_left_alone() 
     assert_eq!((young.orphans(), young.errors), (0, 0), "{young:?}");
     assert_eq!(e2b_state(&stack, &ghost), Some(E2bState::Running));
 
-    // Past the grace: the stack's clock counts whole seconds, E2B's start times do not.
-    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
+    past_the_grace(&stack).await;
     let report = stack.sandman.reconcile().await;
 
     assert_eq!((report.orphans_killed, report.errors), (3, 0), "{report:?}");
@@ -160,8 +170,7 @@ async fn the_kill_policy_kills_orphans_and_the_report_policy_only_counts_them() 
     let running_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("a"), "s")).await;
     let paused_ghost = sandbox_behind_sandmans_back(&e2b, sandbox_metadata::for_session(&stack.key("b"), "s")).await;
     e2b.pause(&paused_ghost).await.unwrap();
-    // Past the grace: the stack's clock counts whole seconds, E2B's start times do not.
-    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
+    past_the_grace(&stack).await;
     let report = stack.sandman.reconcile().await;
     assert_eq!(report.orphans_killed, 2, "{report:?}");
     assert_eq!(e2b_state(&stack, &running_ghost), Some(E2bState::Killed));
@@ -314,8 +323,7 @@ async fn every_team_account_is_reconciled() {
     )
     .await;
 
-    // Past the grace: the stack's clock counts whole seconds, E2B's start times do not.
-    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
+    past_the_grace(&stack).await;
     let report = stack.sandman.reconcile().await;
 
     assert_eq!((report.drift_paused, report.orphans_killed), (1, 1), "{report:?}");
@@ -343,4 +351,75 @@ async fn the_reconcile_input_runs_a_reconciliation() {
     assert_eq!(answer["task"], "reconcile");
     assert_eq!(answer["report"]["driftKilled"], 1);
     assert_eq!(state(&stack, &key).await, Some(SessionState::Killed));
+}
+
+/// Security review L5: one account with many sandboxes must not take every run. A team's own
+/// account is listed by its team's metadata (its other sandboxes cost nothing), and an account
+/// with more pages than a run reads is reconciled in part while the others are reconciled whole.
+#[tokio::test]
+async fn a_team_account_is_listed_by_its_metadata_and_a_crowded_one_in_part() {
+    let emulator = EmulatorConfig {
+        teams: vec![
+            TeamAccount::new("team-local", "key-local"),
+            TeamAccount::new("team-b", "key-b"),
+        ],
+        ..EmulatorConfig::default()
+    };
+    let mut stack = stack_with(emulator, &[("RECONCILE_MAX_LIST_PAGES", "1")]).await;
+    stack.sandman.e2b = accounts(&stack, HashMap::from([("team-b".into(), "key-b".into())]));
+    let team_b = stack.sandman.e2b.for_team("team-b").unwrap();
+    let key = ProjectKey::new(TeamId::parse("team-b").unwrap(), ProjectId::parse("app").unwrap());
+    let spec = sandman::domain::ProjectSpec {
+        key: key.clone(),
+        ..stack.spec("app")
+    };
+    stack.register(&spec).await;
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+    let sandbox = opened.record.session.unwrap().sandbox.unwrap().sandbox_id;
+    team_b.pause(&sandbox).await.unwrap();
+    // Team B's account also holds 150 sandboxes that are not Sandman's; the default account holds
+    // 120 of Sandman's, more than one page.
+    for _ in 0..150 {
+        sandbox_behind_sandmans_back(&team_b, BTreeMap::from([("user".into(), "x".into())])).await;
+    }
+    let default = e2b(&stack);
+    for i in 0..120 {
+        let ghost = ProjectKey::new(stack.key("app").team, ProjectId::parse(format!("ghost-{i}")).unwrap());
+        sandbox_behind_sandmans_back(&default, sandbox_metadata::for_session(&ghost, "s")).await;
+    }
+    stack.emulator.clear_calls();
+
+    let report = stack.sandman.reconcile().await;
+
+    assert_eq!(
+        (
+            report.accounts_listed,
+            report.accounts_partial,
+            report.drift_paused,
+            report.errors
+        ),
+        (2, 1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(state(&stack, &key).await, Some(SessionState::Paused));
+    let lists = stack.emulator.calls_to(Route::ListSandboxes);
+    let of = |team: &str| {
+        lists
+            .iter()
+            .filter(|c| c.team_id.as_deref() == Some(team))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("team-b").len(), 1, "one page: only Sandman's sandboxes of team B");
+    assert!(
+        of("team-b")
+            .iter()
+            .all(|c| c.query.as_deref().is_some_and(|q| q.contains("sandmanTeam"))),
+        "{:?}",
+        of("team-b")
+    );
+    assert_eq!(
+        of("team-local").len(),
+        1,
+        "the crowded account: one page, as configured"
+    );
 }

@@ -17,6 +17,11 @@ pub fn for_session(key: &ProjectKey, session_id: &str) -> BTreeMap<String, Strin
     ])
 }
 
+/// What every sandbox Sandman made for `team` carries: a listing filter for the team's own account.
+pub fn of_team(team: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(TEAM.to_string(), team.to_string())])
+}
+
 /// The project and session a sandbox belongs to, if Sandman created it.
 pub fn owner(metadata: &BTreeMap<String, String>) -> Option<(ProjectKey, Option<String>)> {
     let team = TeamId::parse(metadata.get(TEAM)?.as_str()).ok()?;

@@ -103,21 +103,18 @@ async fn count_usage<P: Port>(
     record: Option<&ProjectRecord>,
     event: &LifecycleEvent,
     dedupe_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let Some(used) = event.usage() else {
-        return Ok(());
+        return Ok(false);
     };
     let key = match record {
         Some(record) => record.project.key(),
         None => match metadata::owner(&event.metadata) {
             Some((key, _)) => key,
-            None => return Ok(()),
+            None => return Ok(false),
         },
     };
-    let execution = match &event.execution_id {
-        Some(execution) => format!("{}:{execution}", event.sandbox_id),
-        None => format!("event:{dedupe_id}"),
-    };
+    let execution = execution_of(event, dedupe_id);
     let saved = record
         .and_then(|r| r.session.as_ref())
         .filter(|s| s.sandbox.as_ref().is_some_and(|b| b.sandbox_id == event.sandbox_id))
@@ -129,10 +126,35 @@ async fn count_usage<P: Port>(
         at: event.timestamp,
         on_project: record.is_some(),
     };
-    if port.count_usage(&key, &counted).await? {
+    let first = port.count_usage(&key, &counted).await?;
+    if first {
         port.after_usage(&key, event.timestamp).await;
     }
-    Ok(())
+    Ok(first)
+}
+
+/// The execution an event reports on: E2B's `sandbox_execution_id` (a `paused` and then a `killed`
+/// of one run name the same), else the event itself.
+fn execution_of(event: &LifecycleEvent, dedupe_id: &str) -> String {
+    match &event.execution_id {
+        Some(execution) => format!("{}:{execution}", event.sandbox_id),
+        None => format!("event:{dedupe_id}"),
+    }
+}
+
+/// Counts the compute an event read from E2B's events API reports, unless a delivery counted it
+/// (E2B gives up on a webhook after three attempts: its usage would be lost). Only Sandman's
+/// sandboxes (their metadata names the project); the session is not changed (the reconciler
+/// corrects state from E2B's listing). `true`: counted now.
+pub async fn backfill_usage<P: Port>(port: &P, event: &LifecycleEvent) -> Result<bool, StoreError> {
+    let (Some(_), Some((owner, _)), Some(id)) = (event.usage(), metadata::owner(&event.metadata), &event.id) else {
+        return Ok(false);
+    };
+    if port.execution_counted(&owner.team, &execution_of(event, id)).await? {
+        return Ok(false);
+    }
+    let record = session_of(port, event).await?;
+    count_usage(port, record.as_ref(), event, id).await
 }
 
 /// The project whose session the event may concern: by Sandman's metadata on the sandbox, else

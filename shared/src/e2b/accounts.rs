@@ -137,6 +137,31 @@ impl E2bAccounts {
         }
         all
     }
+
+    /// `all`, each account with the teams whose own key it is: none for the deployment's default
+    /// account (every team without a key of its own uses it).
+    pub fn all_with_owners(&self) -> Vec<(Option<String>, E2b, Vec<String>)> {
+        let all = self.all();
+        let keys = self.read();
+        all.into_iter()
+            .map(|(label, e2b)| {
+                let owners = match &label {
+                    None => Vec::new(),
+                    Some(_) => {
+                        let mut owners: Vec<String> = keys
+                            .teams
+                            .iter()
+                            .filter(|(_, key)| key.same_account(&e2b))
+                            .map(|(team, _)| team.clone())
+                            .collect();
+                        owners.sort();
+                        owners
+                    }
+                };
+                (label, e2b, owners)
+            })
+            .collect()
+    }
 }
 
 /// The first 8 bytes of SHA-256 of a key, in hex: what logs and call logs may show of a key.

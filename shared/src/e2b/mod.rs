@@ -8,6 +8,7 @@
 
 mod accounts;
 mod client;
+mod events;
 mod pages;
 mod request;
 mod retry;
@@ -18,6 +19,7 @@ mod webhooks;
 pub use accounts::{ApiKey, E2b, E2bAccounts, key_fingerprint};
 pub(crate) use client::is_loopback;
 pub use client::{E2bClient, E2bSettings};
+pub use events::EVENTS_PAGE;
 pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_after};
 pub use sandboxes::MAX_METRICS_BATCH;
 pub use sandman_protocol::e2b::E2bError;

@@ -15,9 +15,18 @@ impl E2b {
         &self,
         request: impl Fn() -> Request<'a>,
     ) -> Result<Vec<T>, E2bError> {
+        Ok(self.pages_up_to(request, usize::MAX).await?.0)
+    }
+
+    /// At most `max_pages` pages of a list call, and whether that was every page.
+    pub(crate) async fn pages_up_to<'a, T: DeserializeOwned>(
+        &self,
+        request: impl Fn() -> Request<'a>,
+        max_pages: usize,
+    ) -> Result<(Vec<T>, bool), E2bError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
-        loop {
+        for _ in 0..max_pages {
             let mut page = request().with_query("limit", PAGE_SIZE);
             if let Some(token) = &cursor {
                 page = page.with_query("nextToken", token.clone());
@@ -30,7 +39,7 @@ impl E2b {
                 .filter(|token| !token.is_empty())
                 .map(str::to_owned);
             match next {
-                None => return Ok(items),
+                None => return Ok((items, true)),
                 Some(token) if cursor.as_ref() == Some(&token) => {
                     return Err(E2bError::Unexpected {
                         status: reply.status.as_u16(),
@@ -40,5 +49,6 @@ impl E2b {
                 Some(token) => cursor = Some(token),
             }
         }
+        Ok((items, false))
     }
 }

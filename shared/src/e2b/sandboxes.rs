@@ -62,6 +62,15 @@ impl E2b {
 
     /// Every matching sandbox, across all pages.
     pub async fn list_sandboxes(&self, filter: &SandboxFilter) -> Result<Vec<ListedSandbox>, E2bError> {
+        Ok(self.list_sandboxes_up_to(filter, usize::MAX).await?.0)
+    }
+
+    /// At most `max_pages` pages (of 100) of the listing, and whether that was all of it.
+    pub async fn list_sandboxes_up_to(
+        &self,
+        filter: &SandboxFilter,
+        max_pages: usize,
+    ) -> Result<(Vec<ListedSandbox>, bool), E2bError> {
         const ROUTE: &str = "GET /v2/sandboxes";
         let states = filter
             .states
@@ -70,16 +79,19 @@ impl E2b {
             .collect::<Vec<_>>()
             .join(",");
         let metadata = metadata_query(&filter.metadata);
-        self.all_pages(|| {
-            let mut request = Request::new(Method::GET, ROUTE, &["v2", "sandboxes"]);
-            if !states.is_empty() {
-                request = request.with_query("state", states.clone());
-            }
-            if !metadata.is_empty() {
-                request = request.with_query("metadata", metadata.clone());
-            }
-            request
-        })
+        self.pages_up_to(
+            || {
+                let mut request = Request::new(Method::GET, ROUTE, &["v2", "sandboxes"]);
+                if !states.is_empty() {
+                    request = request.with_query("state", states.clone());
+                }
+                if !metadata.is_empty() {
+                    request = request.with_query("metadata", metadata.clone());
+                }
+                request
+            },
+            max_pages,
+        )
         .await
     }
 

@@ -77,6 +77,7 @@ impl Sandman {
         let view = self.list_e2b().await;
         report.accounts_listed = (view.accounts - view.unlisted) as u64;
         report.accounts_unlisted = view.unlisted as u64;
+        report.accounts_partial = view.partial as u64;
         report.listed = view.listing.sandboxes.len() as u64;
         report.running = running.len() as u64;
         report.stuck = stuck.len() as u64;
@@ -128,6 +129,25 @@ impl Sandman {
             .collect()
             .await;
         outcomes.into_iter().for_each(|outcome| report.record(outcome));
+        // Usage whose webhook E2B gave up on, from each listed account's events.
+        let backfills = view.listed.iter().map(|e2b| async move {
+            match tokio::time::timeout_at(deadline, self.backfill_usage(e2b)).await {
+                Ok(done) => done,
+                Err(_) => Ok(crate::usage::Backfill::default()),
+            }
+        });
+        for done in futures::future::join_all(backfills).await {
+            match done {
+                Ok(backfill) => {
+                    report.usage_events_read += backfill.events_read;
+                    report.usage_backfilled += backfill.counted;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "reading E2B's events for missed usage failed; the next run reads them");
+                    report.errors += 1;
+                }
+            }
+        }
         report
     }
 }

@@ -15,6 +15,8 @@ pub struct ReconcileReport {
     /// E2B accounts listed (each reconciled this run), and those whose listing failed (not).
     pub accounts_listed: u64,
     pub accounts_unlisted: u64,
+    /// Accounts listed only in part: more sandboxes than `RECONCILE_MAX_LIST_PAGES` pages.
+    pub accounts_partial: u64,
     /// RUNNING sessions in the table.
     pub running: u64,
     /// Sessions stuck in a transitional state past `stuck_after`.
@@ -30,6 +32,9 @@ pub struct ReconcileReport {
     pub orphans_reported: u64,
     pub raced: u64,
     pub skipped: u64,
+    /// E2B events read for usage no delivery brought, and executions counted from them.
+    pub usage_events_read: u64,
+    pub usage_backfilled: u64,
     pub errors: u64,
     /// The table's running sessions could not be read: nothing was reconciled.
     pub aborted: bool,
@@ -76,6 +81,7 @@ impl ReconcileReport {
             ("ReconcileListed", self.listed),
             ("ReconcileAccountsListed", self.accounts_listed),
             ("ReconcileAccountsUnlisted", self.accounts_unlisted),
+            ("ReconcileAccountsPartial", self.accounts_partial),
             ("ReconcileRunning", self.running),
             ("ReconcileStuck", self.stuck),
             ("DriftPaused", self.drift_paused),
@@ -87,6 +93,8 @@ impl ReconcileReport {
             ("OrphansReported", self.orphans_reported),
             ("ReconcileRaced", self.raced),
             ("ReconcileSkipped", self.skipped),
+            ("UsageEventsRead", self.usage_events_read),
+            ("UsageBackfilled", self.usage_backfilled),
             ("ReconcileErrors", self.errors),
         ] {
             metrics.count(name, value);

@@ -21,6 +21,8 @@ pub const DELIVERY_PREFIX: &str = "DELIVERY#";
 pub const SNAPSHOT_COUNT_SK: &str = "SNAPSHOTS";
 /// Under a project's partition: how many of its snapshots are pinned (`counters.rs`).
 pub const PINNED_COUNT_SK: &str = "PINNED";
+/// Under an E2B account's partition: how far back its events were read for usage (`backfill.rs`).
+pub const EVENTS_SEEN_SK: &str = "EVENTS";
 
 pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";
@@ -84,6 +86,11 @@ pub fn webhook_pk(event_id: &str) -> String {
 }
 
 /// The marker of one E2B execution whose compute was counted.
+/// An E2B account, by its key's fingerprint (never the key).
+pub fn account_pk(fingerprint: &str) -> String {
+    format!("ACCOUNT#{fingerprint}")
+}
+
 pub fn execution_pk(team: &TeamId, execution: &str) -> String {
     format!("EXECUTION#{team}#{execution}")
 }

@@ -2,6 +2,7 @@
 //! conditional on the version the writer read, so concurrent writers cannot both win.
 
 mod accounts;
+mod backfill;
 mod capacity;
 mod counters;
 mod cursor;

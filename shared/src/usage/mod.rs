@@ -5,8 +5,11 @@
 //! budget's name and the period's end, and the idle enforcer pauses the team's running sandboxes
 //! (`enforce_budgets`). A new period starts from zero: nothing resets the counters.
 
+mod backfill;
 mod period;
 mod rates;
+
+pub use backfill::Backfill;
 
 pub use period::Period;
 pub use rates::{DEFAULT_GIB_SECOND_USD, DEFAULT_VCPU_SECOND_USD, PRICES_AS_OF, Rates};
