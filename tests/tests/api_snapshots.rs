@@ -239,3 +239,22 @@ async fn events_are_paged_newest_first() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_project_created_again_with_an_old_id_shows_only_its_own_events() {
+    let api = ApiStack::start().await;
+    api.register("app").await;
+    api.open("app").await;
+    let deleted = api.call(Method::DELETE, "/v1/projects/app", None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+    api.advance(std::time::Duration::from_secs(1)).await;
+    api.register("app").await;
+    assert_eq!(
+        api.get("/v1/projects/app/events").await.json,
+        json!({"items": [], "nextCursor": null}),
+        "the earlier project's lines are not this project's"
+    );
+    api.open("app").await;
+    let events = api.get("/v1/projects/app/events").await;
+    assert_eq!(events.json["items"].as_array().map(Vec::len), Some(2), "{events:?}");
+}

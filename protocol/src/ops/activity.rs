@@ -33,7 +33,12 @@ pub enum Activity {
 /// awake that long (capped by the project's `maxBusyForSeconds`), so a long job needs no heartbeat
 /// loop; such activity is always written, never throttled.
 pub async fn activity<P: Port>(port: &P, key: &ProjectKey, busy_for: Option<Duration>) -> Result<Activity, Error> {
-    let mut consistency = Consistency::Eventual;
+    // A hold is written whatever was recorded before, so it decides from a strong read: a stale one
+    // could carry an old handoff deadline into the idle index (concurrency review #24).
+    let mut consistency = match busy_for {
+        Some(_) => Consistency::Strong,
+        None => Consistency::Eventual,
+    };
     for _ in 0..3 {
         let record = port.read(key, consistency).await?.ok_or(Error::NotFound("project"))?;
         match activity_on(port, key, &record, busy_for).await? {

@@ -64,6 +64,23 @@ impl Status {
 }
 
 impl Sandman {
+    /// The project's lifecycle log, newest first: only this project's lines, not those of an
+    /// earlier project with the same id (concurrency review #20).
+    pub async fn project_events(
+        &self,
+        key: &ProjectKey,
+        cursor: Option<&crate::store::Cursor>,
+        limit: i32,
+    ) -> Result<crate::store::Page<crate::domain::LifecycleRecord>, Error> {
+        let record = self
+            .store
+            .get_project(key, Consistency::Eventual)
+            .await?
+            .ok_or(Error::NotFound("project"))?;
+        let since = record.project.created_at;
+        Ok(self.store.list_events_since(key, Some(since), cursor, limit).await?)
+    }
+
     pub async fn status(&self, key: &ProjectKey) -> Result<Status, Error> {
         let record = self
             .store

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State as Shared;
 use sandman::domain::{Actor, LifecycleRecord};
-use sandman::store::Consistency;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -75,16 +74,7 @@ async fn list_events(
     let list = format!("events:{key}");
     let (cursor, limit) = (query.cursor(&api.cursors, &list)?, query.limit()?);
     // The log outlives its project until it expires: a deleted project has no events to show.
-    let store = &api.sandman.store;
-    store
-        .get_project(&key, Consistency::Eventual)
-        .await
-        .map_err(sandman::Error::from)?
-        .ok_or_else(|| ApiError::not_found("project not found"))?;
-    let found = store
-        .list_events(&key, cursor.as_ref(), limit)
-        .await
-        .map_err(sandman::Error::from)?;
+    let found = api.sandman.project_events(&key, cursor.as_ref(), limit).await?;
     Ok(Json(page(
         found.items,
         found.next,
