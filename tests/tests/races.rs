@@ -339,3 +339,52 @@ async fn a_lost_live_count_is_recounted_by_the_reconciler_and_the_quota_holds_ag
     let again = stack.sandman.reconcile().await;
     assert_eq!((again.live_checked, again.live_recounted), (1, 0), "{again:?}");
 }
+
+// 9e9c62b (concurrency review #17): a sandbox adopted after its create's answer was lost was
+// recorded with no token, and the session kept the previous sandbox's: a frontend could not reach
+// the sandbox until its next resume. The adoption now asks E2B for the sandbox's own.
+#[tokio::test]
+async fn a_sandbox_adopted_after_a_lost_answer_carries_its_own_envd_token() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    let first = stack.sandman.open(&key, Actor::User).await.unwrap().record;
+    let old = sandbox_of(&first);
+    stack.sandman.kill(&key, None, Actor::User).await.unwrap();
+    stack.emulator.set_fault(
+        Route::CreateSandbox,
+        Fault {
+            applied_then_fail_next: 1,
+            error_status: 502,
+            ..Fault::default()
+        },
+    );
+    // The create answers 502 though E2B made the sandbox: the open finds it by its claim and adopts it.
+    let reopened = stack.sandman.open(&key, Actor::User).await.unwrap().record;
+
+    let adopted = sandbox_of(&reopened);
+    assert_ne!(adopted, old);
+    assert_eq!(
+        live(&stack).len(),
+        1,
+        "the lost create's sandbox was adopted, not a second one made"
+    );
+    let in_e2b = stack
+        .emulator
+        .sandboxes()
+        .into_iter()
+        .find(|s| s.sandbox_id == adopted)
+        .expect("E2B has it")
+        .envd_access_token;
+    let session = reopened.session.as_ref().expect("a session");
+    let token = session
+        .sandbox
+        .as_ref()
+        .and_then(|s| s.access_token.as_ref())
+        .map(|t| t.expose().to_owned());
+    assert_eq!(
+        token.as_deref(),
+        Some(in_e2b.as_str()),
+        "the adopted sandbox's own token"
+    );
+}
