@@ -30,6 +30,7 @@ use crate::ops::{Answer, Op, run};
 use crate::world::{T0, at};
 
 /// Where a replayed operation stands.
+#[allow(clippy::large_enum_variant, reason = "lives for one step of a replay")]
 pub enum Replayed<A> {
     /// It asks for this effect next.
     Asks(Effect),

@@ -22,11 +22,9 @@ const SECOND: Duration = Duration::from_secs(1);
 /// stack's hand-moved one (and counts milliseconds, where the stack's counts whole seconds): the
 /// stack's catches up first, so a loaded machine's slow seconds cannot leave a sandbox young.
 async fn past_the_grace(stack: &TestStack) {
-    let lag = stack.emulator.now() - stack.clock.now();
-    if lag.is_positive() {
-        stack.clock.advance(lag.unsigned_abs());
-    }
-    stack.advance(stack.sandman.config.enforcer.stuck_after + SECOND).await;
+    stack
+        .advance_past_e2b(stack.sandman.config.enforcer.stuck_after + SECOND)
+        .await;
 }
 
 /// A sandbox created straight in E2B with these metadata, as a lost or foreign one would be.

@@ -104,4 +104,16 @@ impl TestStack {
         self.clock.advance(by);
         self.emulator.advance_clock(by).await;
     }
+
+    /// Moves both clocks until `by` has passed since anything E2B did so far. E2B's clock runs on in
+    /// real time beside the stack's hand-moved one, so on a loaded machine a sandbox made a few
+    /// seconds into a test is "younger" by the stack's clock than `by` after `advance(by)`: the
+    /// stack's clock catches up with E2B's first.
+    pub async fn advance_past_e2b(&self, by: Duration) {
+        let lag = self.emulator.now() - self.clock.now();
+        if lag.is_positive() {
+            self.clock.advance(lag.unsigned_abs());
+        }
+        self.advance(by).await;
+    }
 }
