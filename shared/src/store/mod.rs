@@ -15,6 +15,7 @@ mod outbound;
 mod projects;
 mod query;
 mod sessions;
+mod settings;
 mod snapshots;
 mod time_ms;
 mod transact;
@@ -32,6 +33,7 @@ pub use sandman_protocol::record::{
     ActivityWrite, Counted, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, PruneCandidate, SessionChanges,
     SessionWrite, SnapshotHold, TransitSession, Written,
 };
+pub use settings::{Delivery, ProjectNote, Scope, ScopeSettings, SecretWrite, SettingsWrite, StoredSecret, Synced};
 pub use snapshots::SnapshotAdmission;
 pub use usage::{Budget, BudgetReached, PeriodUsage};
 
