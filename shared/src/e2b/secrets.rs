@@ -36,13 +36,16 @@ impl E2b {
     }
 
     /// Makes `value` the current version of the account's secret `name` (canonical lower case):
-    /// an update (a new version) of an existing one, else a create. Running sandboxes whose rules
-    /// name it use the new version from their next request. `NotFound` from both: the account has
-    /// no secrets API.
-    pub async fn put_secret(&self, name: &str, value: &Secret) -> Result<(), E2bError> {
-        match self.update_secret(name, value).await {
-            Err(E2bError::NotFound) => {}
-            other => return other,
+    /// a new version when `exists` (E2B holds it already), else a create. One call carries the
+    /// value, unless E2B's answer says otherwise (a create that finds it: an update; an update
+    /// that does not: a create). Running sandboxes whose rules name it use it from their next
+    /// request. `NotFound` from both: the account has no secrets API.
+    pub async fn put_secret(&self, name: &str, value: &Secret, exists: bool) -> Result<(), E2bError> {
+        if exists {
+            match self.update_secret(name, value).await {
+                Err(E2bError::NotFound) => {}
+                other => return other,
+            }
         }
         const ROUTE: &str = "POST /secrets";
         let request = Request::new(Method::POST, ROUTE, &["secrets"])

@@ -72,8 +72,15 @@ impl Sandman {
         {
             return Ok(Delivery::Proxy);
         }
+        let held = secret.synced.as_ref().is_some_and(|s| s.account == account);
+        if !held && !e2b.has_secrets_api().await? {
+            self.store
+                .mark_env_delivery(scope, &secret.name, secret.revision)
+                .await?;
+            return Ok(Delivery::Env);
+        }
         let value = self.open_secret(scope, secret).await?;
-        match e2b.put_secret(&e2b_secret_name(scope, &secret.name), &value).await {
+        match e2b.put_secret(&e2b_secret_name(scope, &secret.name), &value, held).await {
             Ok(()) => {
                 // Lost to a newer write: that writer syncs its own revision.
                 self.store

@@ -31,7 +31,7 @@ mod write;
 pub use merge::{e2b_secret_name, placeholder};
 pub use rules::{
     MAX_HOSTS, MAX_SECRET_BYTES, MAX_SECRETS, MAX_SECRETS_TOTAL_BYTES, MAX_VAR_BYTES, MAX_VARS, MAX_VARS_TOTAL_BYTES,
-    SECRET_NAME_PATTERN, SecretSpec,
+    SECRET_NAME_PATTERN, SecretSpec, check_secret_name,
 };
 pub use write::{EnvView, SecretChange, SecretView, SecretsView};
 

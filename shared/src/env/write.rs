@@ -173,11 +173,18 @@ impl Sandman {
         // E2B's copy: the account holds the new version from here on.
         let e2b = self.e2b_for_team(scope.team()).await?;
         let e2b_name = e2b_secret_name(scope, name);
-        match e2b.put_secret(&e2b_name, &spec.value).await {
+        let account = e2b.fingerprint();
+        let held = old.and_then(|old| old.synced.as_ref()).is_some_and(|s| s.account == account);
+        // Asked first (no value sent) unless E2B holds it already: an account without the API
+        // is never sent a value.
+        let outcome = if held || e2b.has_secrets_api().await? {
+            e2b.put_secret(&e2b_name, &spec.value, held).await
+        } else {
+            Err(E2bError::NotFound)
+        };
+        match outcome {
             Ok(()) => {
-                self.store
-                    .mark_synced(scope, name, revision, &e2b.fingerprint())
-                    .await?;
+                self.store.mark_synced(scope, name, revision, &account).await?;
                 stored.delivery = Delivery::Proxy;
             }
             Err(E2bError::NotFound) => {
