@@ -15,8 +15,8 @@ pub const MAX_VAR_BYTES: usize = 16 * 1024;
 pub const MAX_VARS_TOTAL_BYTES: usize = 48 * 1024;
 /// At most this many secrets per project, and per team.
 pub const MAX_SECRETS: usize = 50;
-/// One secret's value, in bytes (Daytona's bound).
-pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+/// One secret's value, in bytes: it and its request fit in the API's 64 KiB body limit.
+pub const MAX_SECRET_BYTES: usize = 32 * 1024;
 /// All of a scope's secret values together, in bytes.
 pub const MAX_SECRETS_TOTAL_BYTES: usize = 256 * 1024;
 /// The hosts one secret is sent to.
@@ -86,7 +86,7 @@ pub fn check_secret(mut spec: SecretSpec) -> Result<SecretSpec, Error> {
     if value.len() > MAX_SECRET_BYTES {
         return Err(invalid(
             "value",
-            format!("a secret's value is at most {MAX_SECRET_BYTES} bytes (64 KiB)"),
+            format!("a secret's value is at most {MAX_SECRET_BYTES} bytes (32 KiB)"),
         ));
     }
     // It goes into an HTTP header: a line break would start another header.

@@ -64,7 +64,7 @@ impl From<EnvView> for EnvAnswer {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSettings {
-    /// The value: write-only, never shown again (1 byte to 64 KiB, no line breaks).
+    /// The value: write-only, never shown again (1 byte to 32 KiB, no line breaks).
     pub value: String,
     /// The hosts whose HTTPS requests carry it (exact names, 1 to 10).
     pub hosts: Vec<String>,

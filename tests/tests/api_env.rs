@@ -1,0 +1,150 @@
+//! A project's env vars through the API (issue #29): a team's set inherited, the project's value
+//! winning, both delivered to E2B when it creates a sandbox (the emulator's record is the judge),
+//! `restartRequired` while a sandbox runs with older ones, and each limit a clear 400.
+
+mod api_kit;
+
+use std::collections::BTreeMap;
+
+use api_kit::{ApiStack, Reply, assert_error, request, send};
+use e2b_emulator::Route;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn as_admin(api: &ApiStack, method: Method, path: &str, body: Option<Value>) -> Reply {
+    let token = api.admin_token_for(api.stack.team().as_str());
+    send(&api.router, request(method, path, Some(&token), body)).await
+}
+
+async fn start() -> ApiStack {
+    ApiStack::start_with(|var| match var {
+        "JWT_ADMIN_ROLE" => Some("admin".into()),
+        "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
+        "SANDMAN_DEV_MASTER_KEY" => Some("cd".repeat(32)),
+        _ => None,
+    })
+    .await
+}
+
+/// The env vars E2B holds for the project's live sandbox.
+async fn env_in_e2b(api: &ApiStack, project: &str) -> BTreeMap<String, String> {
+    let status = api.get(&format!("/v1/projects/{project}/sandbox")).await;
+    let id = status.json["sandboxId"].as_str().expect("a live sandbox");
+    api.stack.emulator.sandbox(id).expect("E2B knows it").env_vars
+}
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[tokio::test]
+async fn team_vars_are_inherited_the_projects_win_and_a_change_shows_as_restart_required() {
+    let api = start().await;
+    for project in ["p1", "p2"] {
+        api.register(project).await;
+    }
+    let team_env = json!({"vars": {"SHARED": "team", "REGION": "eu"}});
+    let refused = api.call(Method::PUT, "/v1/team/env", Some(team_env.clone())).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let team = as_admin(&api, Method::PUT, "/v1/team/env", Some(team_env)).await;
+    assert_eq!(team.status, StatusCode::OK, "{team:?}");
+    let own = api
+        .call(Method::PUT, "/v1/projects/p1/env", Some(json!({"vars": {"REGION": "us", "P1": "x"}})))
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
+    assert_eq!(own.json["vars"], json!({"REGION": "us", "P1": "x"}));
+    assert_eq!(own.json["updatedBy"], "tester");
+    assert_eq!(own.json["restartRequired"], false);
+
+    for project in ["p1", "p2"] {
+        assert_eq!(api.open(project).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        env_in_e2b(&api, "p1").await,
+        vars(&[("SHARED", "team"), ("REGION", "us"), ("P1", "x")])
+    );
+    assert_eq!(env_in_e2b(&api, "p2").await, vars(&[("SHARED", "team"), ("REGION", "eu")]));
+    let status = api.get("/v1/projects/p1/sandbox").await;
+    assert_eq!(status.json["restartRequired"], false, "{status:?}");
+
+    // A change: E2B takes env vars only at create, so the running sandbox needs a restart.
+    let changed = api
+        .call(Method::PUT, "/v1/projects/p1/env", Some(json!({"vars": {"REGION": "ap"}})))
+        .await;
+    assert_eq!(changed.json["restartRequired"], true, "{changed:?}");
+    assert_eq!(api.get("/v1/projects/p1/sandbox").await.json["restartRequired"], true);
+    assert_eq!(api.get("/v1/projects/p2/sandbox").await.json["restartRequired"], false);
+    let team = as_admin(&api, Method::PUT, "/v1/team/env", Some(json!({"vars": {"SHARED": "v2"}}))).await;
+    assert_eq!(team.json["restartRequired"], true, "{team:?}");
+    assert_eq!(api.get("/v1/projects/p2/sandbox").await.json["restartRequired"], true);
+
+    // The next create takes them: kill, open again.
+    let creates = api.stack.emulator.calls_to(Route::CreateSandbox).len();
+    let killed = api.call(Method::DELETE, "/v1/projects/p1/sandbox", None).await;
+    assert!(killed.status.is_success(), "{killed:?}");
+    assert_eq!(api.open("p1").await.status, StatusCode::OK);
+    assert_eq!(api.stack.emulator.calls_to(Route::CreateSandbox).len(), creates + 1);
+    assert_eq!(env_in_e2b(&api, "p1").await, vars(&[("SHARED", "v2"), ("REGION", "ap")]));
+    assert_eq!(api.get("/v1/projects/p1/sandbox").await.json["restartRequired"], false);
+
+    // The log names what changed, and who changed it.
+    let events = api.get("/v1/projects/p1/events").await;
+    let causes: Vec<&str> = events.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["cause"].as_str())
+        .collect();
+    assert!(causes.contains(&"env vars changed by tester: P1, REGION"), "{causes:?}");
+    assert!(causes.contains(&"env vars changed by tester: P1, REGION"), "{causes:?}");
+    assert!(causes.iter().any(|c| c.starts_with("team env vars changed by admin")), "{causes:?}");
+}
+
+#[tokio::test]
+async fn each_limit_is_a_clear_400_and_nothing_is_stored() {
+    let api = start().await;
+    api.register("p1").await;
+    let many: BTreeMap<String, String> = (0..=100).map(|i| (format!("V{i}"), "x".to_string())).collect();
+    let bad_env = [
+        json!({"vars": {"1X": "v"}}),
+        json!({"vars": {"A-B": "v"}}),
+        json!({"vars": {"E2B_THING": "v"}}),
+        json!({"vars": {"BIG": "x".repeat(16 * 1024 + 1)}}),
+        json!({"vars": many}),
+        json!({"vars": {"A": 1}}),
+        json!({"other": {}}),
+    ];
+    let mut refused = 0;
+    for body in bad_env {
+        let reply = api.call(Method::PUT, "/v1/projects/p1/env", Some(body.clone())).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {reply:?}");
+        assert!(!reply.message().is_empty(), "{reply:?}");
+        refused += 1;
+    }
+    let secret = |value: &str, hosts: Value| json!({"value": value, "hosts": hosts});
+    let bad_secrets = [
+        ("lower", secret("v", json!(["a.example.com"])), "name"),
+        ("E2B_X", secret("v", json!(["a.example.com"])), "name"),
+        ("OK", secret("", json!(["a.example.com"])), "value"),
+        ("OK", secret(&"x".repeat(32 * 1024 + 1), json!(["a.example.com"])), "value"),
+        ("OK", secret("a\r\nX-Evil: 1", json!(["a.example.com"])), "value"),
+        ("OK", secret("v", json!([])), "hosts"),
+        ("OK", secret("v", json!(["https://a.example.com"])), "hosts"),
+        ("OK", secret("v", json!(["*.example.com"])), "hosts"),
+    ];
+    for (name, body, field) in bad_secrets {
+        let reply = api
+            .call(Method::PUT, &format!("/v1/projects/p1/secrets/{name}"), Some(body))
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(reply.json["error"]["field"], field, "{name}: {reply:?}");
+        refused += 1;
+    }
+    assert_eq!(refused, 15);
+    let env = api.get("/v1/projects/p1/env").await;
+    assert_eq!(env.json["vars"], json!({}));
+    assert_eq!(api.get("/v1/projects/p1/secrets").await.json["items"], json!([]));
+    assert_eq!(api.stack.emulator.calls_to(Route::Secrets).len(), 0);
+    let missing = api.call(Method::PUT, "/v1/projects/nope/env", Some(json!({"vars": {}}))).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+}
