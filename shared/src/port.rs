@@ -15,7 +15,8 @@ use crate::domain::{
     Actor, CLAIM_LEASE, ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId, TeamId,
 };
 use crate::e2b::{
-    Connected, E2b, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
+    Connected, E2b, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter,
+    SnapshotInfo,
 };
 use crate::error::Error;
 use crate::policy::Rules;

@@ -270,7 +270,11 @@ async fn the_event_log_records_every_transition_newest_first() {
         record = read(&store, &record.project.key()).await;
     }
     let log = store.list_events(&record.project.key(), None, 100).await.unwrap().items;
-    let path: Vec<_> = log.iter().rev().map(|e| (e.from, e.to.expect("a transition"))).collect();
+    let path: Vec<_> = log
+        .iter()
+        .rev()
+        .map(|e| (e.from, e.to.expect("a transition")))
+        .collect();
     use SessionState::*;
     assert_eq!(
         path,

@@ -65,9 +65,8 @@ impl E2b {
     /// A new version of an existing secret (safe to repeat: the same value again).
     async fn update_secret(&self, name: &str, value: &Secret) -> Result<(), E2bError> {
         const ROUTE: &str = "POST /secrets/{id}";
-        let request = Request::new(Method::POST, ROUTE, &["secrets", name]).with_json(&SecretUpdate {
-            value: value.expose(),
-        })?;
+        let request =
+            Request::new(Method::POST, ROUTE, &["secrets", name]).with_json(&SecretUpdate { value: value.expose() })?;
         self.send(request).await.map(drop)
     }
 

@@ -80,7 +80,10 @@ impl Sandman {
             return Ok(Delivery::Env);
         }
         let value = self.open_secret(scope, secret).await?;
-        match e2b.put_secret(&e2b_secret_name(scope, &secret.name), &value, held).await {
+        match e2b
+            .put_secret(&e2b_secret_name(scope, &secret.name), &value, held)
+            .await
+        {
             Ok(()) => {
                 // Lost to a newer write: that writer syncs its own revision.
                 self.store

@@ -11,7 +11,10 @@ impl Sandman {
     /// Gives `fork` the env vars of `source` and the names, hosts and headers of its secrets,
     /// unset. A fork that has settings of its own already keeps them.
     pub(crate) async fn copy_settings_to_fork(&self, source: &ProjectKey, fork: &ProjectKey) -> Result<(), Error> {
-        let from = self.store.settings(&Scope::Project(source.clone()), Consistency::Strong).await?;
+        let from = self
+            .store
+            .settings(&Scope::Project(source.clone()), Consistency::Strong)
+            .await?;
         let scope = Scope::Project(fork.clone());
         let to = self.store.settings(&scope, Consistency::Strong).await?;
         if from.revision == 0 || to.revision > 0 {
@@ -23,7 +26,7 @@ impl Sandman {
             .secrets
             .iter()
             .map(|secret| {
-                SecretWrite::Put(StoredSecret {
+                SecretWrite::Put(Box::new(StoredSecret {
                     sealed: None,
                     size: 0,
                     last_four: None,
@@ -34,7 +37,7 @@ impl Sandman {
                     updated_by: by.clone(),
                     forked_from: Some(source.project.to_string()),
                     ..secret.clone()
-                })
+                }))
             })
             .collect();
         let write = SettingsWrite {

@@ -88,7 +88,10 @@ mod tests {
         assert_ne!(a, t);
         for name in [a, b, t] {
             assert!(name.len() <= 128);
-            assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-'));
+            assert!(
+                name.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+            );
         }
     }
 

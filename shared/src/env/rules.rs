@@ -68,7 +68,9 @@ pub fn check_secret_name(name: &str) -> Result<(), Error> {
     if !(first_ok && rest_ok && name.len() <= MAX_NAME) {
         return Err(invalid(
             "name",
-            format!("a secret's name is 1 to {MAX_NAME} of A-Z, 0-9 and '_', not starting with a digit ({SECRET_NAME_PATTERN})"),
+            format!(
+                "a secret's name is 1 to {MAX_NAME} of A-Z, 0-9 and '_', not starting with a digit ({SECRET_NAME_PATTERN})"
+            ),
         ));
     }
     if name.starts_with(RESERVED_PREFIX) {
@@ -142,7 +144,9 @@ fn check_host(host: &str) -> Result<(), Error> {
     if host.len() > 253 || !host.contains('.') || !labels_ok || ip_like {
         return Err(invalid(
             "hosts",
-            format!("{host:?} is not a host name (exact names such as api.openai.com; no scheme, port, path or wildcard)"),
+            format!(
+                "{host:?} is not a host name (exact names such as api.openai.com; no scheme, port, path or wildcard)"
+            ),
         ));
     }
     Ok(())
@@ -154,7 +158,10 @@ pub fn check_secret_room(settings: &ScopeSettings, name: &str, size: usize) -> R
     let others = settings.secrets.iter().filter(|s| s.name != name);
     let (count, bytes) = others.fold((1, size), |(count, bytes), s| (count + 1, bytes + s.size as usize));
     if count > MAX_SECRETS {
-        return Err(invalid("name", format!("a project or team holds at most {MAX_SECRETS} secrets")));
+        return Err(invalid(
+            "name",
+            format!("a project or team holds at most {MAX_SECRETS} secrets"),
+        ));
     }
     if bytes > MAX_SECRETS_TOTAL_BYTES {
         return Err(invalid(
@@ -184,11 +191,16 @@ pub fn check_vars(vars: &BTreeMap<String, String>, secrets: &[StoredSecret]) -> 
         if !(first_ok && rest_ok && name.len() <= MAX_VAR_NAME) {
             return Err(invalid(
                 "vars",
-                format!("{name:?} is not an env var name (1 to {MAX_VAR_NAME} of letters, digits and '_', not starting with a digit)"),
+                format!(
+                    "{name:?} is not an env var name (1 to {MAX_VAR_NAME} of letters, digits and '_', not starting with a digit)"
+                ),
             ));
         }
         if name.to_ascii_uppercase().starts_with(RESERVED_PREFIX) {
-            return Err(invalid("vars", format!("{name}: names starting with E2B_ are E2B's own")));
+            return Err(invalid(
+                "vars",
+                format!("{name}: names starting with E2B_ are E2B's own"),
+            ));
         }
         if value.len() > MAX_VAR_BYTES || value.contains('\0') {
             return Err(invalid(
@@ -197,7 +209,10 @@ pub fn check_vars(vars: &BTreeMap<String, String>, secrets: &[StoredSecret]) -> 
             ));
         }
         if secrets.iter().any(|secret| &secret.name == name) {
-            return Err(invalid("vars", format!("{name} is a secret here; a name is one or the other")));
+            return Err(invalid(
+                "vars",
+                format!("{name} is a secret here; a name is one or the other"),
+            ));
         }
         total += name.len() + value.len();
     }
@@ -242,30 +257,65 @@ mod tests {
         for good in ["OPENAI_API_KEY", "_X", "A1", &"A".repeat(64)] {
             assert!(check_secret_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "openai", "1ABC", "A-B", "A B", "É", &"A".repeat(65), "E2B_TOKEN", "A#B"] {
+        for bad in [
+            "",
+            "openai",
+            "1ABC",
+            "A-B",
+            "A B",
+            "É",
+            &"A".repeat(65),
+            "E2B_TOKEN",
+            "A#B",
+        ] {
             assert_eq!(field(check_secret_name(bad)), "name", "{bad:?}");
         }
     }
 
     #[test]
     fn a_secret_is_checked_and_normalised() {
-        let ok = check_secret(spec("sk-1", &["API.OpenAI.com ", "api.openai.com"], " Authorization ", "Bearer ")).unwrap();
+        let ok = check_secret(spec(
+            "sk-1",
+            &["API.OpenAI.com ", "api.openai.com"],
+            " Authorization ",
+            "Bearer ",
+        ))
+        .unwrap();
         assert_eq!(ok.hosts, ["api.openai.com"]);
         assert_eq!(ok.header, "Authorization");
         assert_eq!(field(check_secret(spec("", &["a.com"], "X", ""))), "value");
         assert_eq!(
-            field(check_secret(spec(&"x".repeat(MAX_SECRET_BYTES + 1), &["a.com"], "X", ""))),
+            field(check_secret(spec(
+                &"x".repeat(MAX_SECRET_BYTES + 1),
+                &["a.com"],
+                "X",
+                ""
+            ))),
             "value"
         );
         assert!(check_secret(spec(&"x".repeat(MAX_SECRET_BYTES), &["a.com"], "X", "")).is_ok());
-        assert_eq!(field(check_secret(spec("a\r\nX-Evil: 1", &["a.com"], "X", ""))), "value");
+        assert_eq!(
+            field(check_secret(spec("a\r\nX-Evil: 1", &["a.com"], "X", ""))),
+            "value"
+        );
         assert_eq!(field(check_secret(spec("v", &[], "X", ""))), "hosts");
-        for host in ["localhost", "https://a.com", "a.com:443", "*.a.com", "a.com/x", "10.0.0.1", "-a.com"] {
+        for host in [
+            "localhost",
+            "https://a.com",
+            "a.com:443",
+            "*.a.com",
+            "a.com/x",
+            "10.0.0.1",
+            "-a.com",
+        ] {
             assert_eq!(field(check_secret(spec("v", &[host], "X", ""))), "hosts", "{host}");
         }
         assert_eq!(field(check_secret(spec("v", &["a.com"], "Host", ""))), "header");
         assert_eq!(field(check_secret(spec("v", &["a.com"], "X Y", ""))), "header");
-        assert_eq!(field(check_secret(spec("v", &["a.com"], "X", "${e2b.secrets.other}"))), "prefix");
+        assert_eq!(
+            field(check_secret(spec("v", &["a.com"], "X", "${e2b.secrets.other}"))),
+            "prefix"
+        );
         assert_eq!(field(check_secret(spec("v", &["a.com"], "X", "tab\t"))), "prefix");
     }
 

@@ -130,7 +130,13 @@ impl Sandman {
     /// Seals and stores the secret, then hands it to E2B's secrets API (so a running sandbox's
     /// next request to its hosts carries the new value), or marks it for env delivery where the
     /// account has no secrets API.
-    pub async fn put_secret(&self, scope: &Scope, name: &str, spec: SecretSpec, by: &str) -> Result<SecretChange, Error> {
+    pub async fn put_secret(
+        &self,
+        scope: &Scope,
+        name: &str,
+        spec: SecretSpec,
+        by: &str,
+    ) -> Result<SecretChange, Error> {
         check_secret_name(name)?;
         let spec = check_secret(spec)?;
         let settings = self.read_for_write(scope).await?;
@@ -168,13 +174,15 @@ impl Sandman {
         let cause = format!("secret {name} set by {by}");
         let revision = secret.revision;
         let mut stored = secret.clone();
-        self.write_scope(scope, &settings, None, vec![SecretWrite::Put(secret)], restart, cause)
+        self.write_scope(scope, &settings, None, vec![SecretWrite::Put(Box::new(secret))], restart, cause)
             .await?;
         // E2B's copy: the account holds the new version from here on.
         let e2b = self.e2b_for_team(scope.team()).await?;
         let e2b_name = e2b_secret_name(scope, name);
         let account = e2b.fingerprint();
-        let held = old.and_then(|old| old.synced.as_ref()).is_some_and(|s| s.account == account);
+        let held = old
+            .and_then(|old| old.synced.as_ref())
+            .is_some_and(|s| s.account == account);
         // Asked first (no value sent) unless E2B holds it already: an account without the API
         // is never sent a value.
         let outcome = if held || e2b.has_secrets_api().await? {
@@ -275,7 +283,13 @@ impl Sandman {
         Ok(())
     }
 
-    async fn settings_note(&self, key: &ProjectKey, bump: bool, cause: &str, at: OffsetDateTime) -> Result<ProjectNote, Error> {
+    async fn settings_note(
+        &self,
+        key: &ProjectKey,
+        bump: bool,
+        cause: &str,
+        at: OffsetDateTime,
+    ) -> Result<ProjectNote, Error> {
         let record = self.store.get_project(key, Consistency::Eventual).await?;
         Ok(ProjectNote {
             bump,

@@ -71,7 +71,9 @@ impl Delivery {
     }
 
     fn parse(text: &str) -> Option<Delivery> {
-        [Delivery::Proxy, Delivery::Env].into_iter().find(|d| d.as_str() == text)
+        [Delivery::Proxy, Delivery::Env]
+            .into_iter()
+            .find(|d| d.as_str() == text)
     }
 }
 
@@ -136,7 +138,7 @@ pub struct SettingsWrite<'a> {
 
 #[derive(Debug)]
 pub enum SecretWrite {
-    Put(StoredSecret),
+    Put(Box<StoredSecret>),
     Delete(String),
 }
 
@@ -188,7 +190,11 @@ impl Store {
     /// Applies `write`; `Ok(false)` when the scope moved since it was read, or the project is gone.
     pub async fn write_settings(&self, write: &SettingsWrite<'_>) -> Result<bool, StoreError> {
         let pk = write.scope.pk();
-        let mut items = vec![TransactWriteItem::builder().update(self.head_update(write, &pk)?).build()];
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(self.head_update(write, &pk)?)
+                .build(),
+        ];
         for secret in &write.secrets {
             items.push(match secret {
                 SecretWrite::Put(secret) => {
@@ -224,15 +230,33 @@ impl Store {
     }
 
     /// E2B's account `account` holds `revision` of the secret (only while it is the secret's).
-    pub async fn mark_synced(&self, scope: &Scope, name: &str, revision: u64, account: &str) -> Result<bool, StoreError> {
-        self.update_secret(scope, name, revision, "SET e2bAccount = :account, e2bRevision = :rev", Some(account))
-            .await
+    pub async fn mark_synced(
+        &self,
+        scope: &Scope,
+        name: &str,
+        revision: u64,
+        account: &str,
+    ) -> Result<bool, StoreError> {
+        self.update_secret(
+            scope,
+            name,
+            revision,
+            "SET e2bAccount = :account, e2bRevision = :rev",
+            Some(account),
+        )
+        .await
     }
 
     /// The account has no secrets API: this revision of the secret goes as an env var.
     pub async fn mark_env_delivery(&self, scope: &Scope, name: &str, revision: u64) -> Result<bool, StoreError> {
-        self.update_secret(scope, name, revision, "SET delivery = :env REMOVE e2bAccount, e2bRevision", None)
-            .await
+        self.update_secret(
+            scope,
+            name,
+            revision,
+            "SET delivery = :env REMOVE e2bAccount, e2bRevision",
+            None,
+        )
+        .await
     }
 
     /// Removes every settings item of the scope (a project being deleted).

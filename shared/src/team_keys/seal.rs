@@ -337,7 +337,10 @@ mod tests {
         };
         let sealed = wrapper.seal_for(owner, "sk-canary-1234").await.unwrap();
         assert!(!sealed.ciphertext.windows(6).any(|w| w == b"canary"));
-        assert_eq!(wrapper.open_for(owner, &sealed).await.unwrap().expose(), "sk-canary-1234");
+        assert_eq!(
+            wrapper.open_for(owner, &sealed).await.unwrap().expose(),
+            "sk-canary-1234"
+        );
         for other in [
             SealedFor::Secret {
                 team: "team-b",
