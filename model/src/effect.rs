@@ -8,8 +8,7 @@ use sandman_protocol::domain::{
     Actor, ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId,
 };
 use sandman_protocol::e2b::{
-    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter,
-    SnapshotInfo,
+    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
 };
 use sandman_protocol::port::Account;
 use sandman_protocol::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};

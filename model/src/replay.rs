@@ -15,8 +15,7 @@ use sandman_protocol::domain::{
     Actor, ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId, TeamId,
 };
 use sandman_protocol::e2b::{
-    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter,
-    SnapshotInfo,
+    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
 };
 use sandman_protocol::policy::Rules;
 use sandman_protocol::port::{Account, Consistency, Port};

@@ -49,7 +49,11 @@ async fn team_vars_are_inherited_the_projects_win_and_a_change_shows_as_restart_
     let team = as_admin(&api, Method::PUT, "/v1/team/env", Some(team_env)).await;
     assert_eq!(team.status, StatusCode::OK, "{team:?}");
     let own = api
-        .call(Method::PUT, "/v1/projects/p1/env", Some(json!({"vars": {"REGION": "us", "P1": "x"}})))
+        .call(
+            Method::PUT,
+            "/v1/projects/p1/env",
+            Some(json!({"vars": {"REGION": "us", "P1": "x"}})),
+        )
         .await;
     assert_eq!(own.status, StatusCode::OK, "{own:?}");
     assert_eq!(own.json["vars"], json!({"REGION": "us", "P1": "x"}));
@@ -63,18 +67,31 @@ async fn team_vars_are_inherited_the_projects_win_and_a_change_shows_as_restart_
         env_in_e2b(&api, "p1").await,
         vars(&[("SHARED", "team"), ("REGION", "us"), ("P1", "x")])
     );
-    assert_eq!(env_in_e2b(&api, "p2").await, vars(&[("SHARED", "team"), ("REGION", "eu")]));
+    assert_eq!(
+        env_in_e2b(&api, "p2").await,
+        vars(&[("SHARED", "team"), ("REGION", "eu")])
+    );
     let status = api.get("/v1/projects/p1/sandbox").await;
     assert_eq!(status.json["restartRequired"], false, "{status:?}");
 
     // A change: E2B takes env vars only at create, so the running sandbox needs a restart.
     let changed = api
-        .call(Method::PUT, "/v1/projects/p1/env", Some(json!({"vars": {"REGION": "ap"}})))
+        .call(
+            Method::PUT,
+            "/v1/projects/p1/env",
+            Some(json!({"vars": {"REGION": "ap"}})),
+        )
         .await;
     assert_eq!(changed.json["restartRequired"], true, "{changed:?}");
     assert_eq!(api.get("/v1/projects/p1/sandbox").await.json["restartRequired"], true);
     assert_eq!(api.get("/v1/projects/p2/sandbox").await.json["restartRequired"], false);
-    let team = as_admin(&api, Method::PUT, "/v1/team/env", Some(json!({"vars": {"SHARED": "v2"}}))).await;
+    let team = as_admin(
+        &api,
+        Method::PUT,
+        "/v1/team/env",
+        Some(json!({"vars": {"SHARED": "v2"}})),
+    )
+    .await;
     assert_eq!(team.json["restartRequired"], true, "{team:?}");
     assert_eq!(api.get("/v1/projects/p2/sandbox").await.json["restartRequired"], true);
 
@@ -84,7 +101,10 @@ async fn team_vars_are_inherited_the_projects_win_and_a_change_shows_as_restart_
     assert!(killed.status.is_success(), "{killed:?}");
     assert_eq!(api.open("p1").await.status, StatusCode::OK);
     assert_eq!(api.stack.emulator.calls_to(Route::CreateSandbox).len(), creates + 1);
-    assert_eq!(env_in_e2b(&api, "p1").await, vars(&[("SHARED", "v2"), ("REGION", "ap")]));
+    assert_eq!(
+        env_in_e2b(&api, "p1").await,
+        vars(&[("SHARED", "v2"), ("REGION", "ap")])
+    );
     assert_eq!(api.get("/v1/projects/p1/sandbox").await.json["restartRequired"], false);
 
     // The log names what changed, and who changed it.
@@ -97,7 +117,10 @@ async fn team_vars_are_inherited_the_projects_win_and_a_change_shows_as_restart_
         .collect();
     assert!(causes.contains(&"env vars changed by tester: P1, REGION"), "{causes:?}");
     assert!(causes.contains(&"env vars changed by tester: P1, REGION"), "{causes:?}");
-    assert!(causes.iter().any(|c| c.starts_with("team env vars changed by admin")), "{causes:?}");
+    assert!(
+        causes.iter().any(|c| c.starts_with("team env vars changed by admin")),
+        "{causes:?}"
+    );
 }
 
 #[tokio::test]
@@ -126,7 +149,11 @@ async fn each_limit_is_a_clear_400_and_nothing_is_stored() {
         ("lower", secret("v", json!(["a.example.com"])), "name"),
         ("E2B_X", secret("v", json!(["a.example.com"])), "name"),
         ("OK", secret("", json!(["a.example.com"])), "value"),
-        ("OK", secret(&"x".repeat(32 * 1024 + 1), json!(["a.example.com"])), "value"),
+        (
+            "OK",
+            secret(&"x".repeat(32 * 1024 + 1), json!(["a.example.com"])),
+            "value",
+        ),
         ("OK", secret("a\r\nX-Evil: 1", json!(["a.example.com"])), "value"),
         ("OK", secret("v", json!([])), "hosts"),
         ("OK", secret("v", json!(["https://a.example.com"])), "hosts"),
@@ -145,6 +172,8 @@ async fn each_limit_is_a_clear_400_and_nothing_is_stored() {
     assert_eq!(env.json["vars"], json!({}));
     assert_eq!(api.get("/v1/projects/p1/secrets").await.json["items"], json!([]));
     assert_eq!(api.stack.emulator.calls_to(Route::Secrets).len(), 0);
-    let missing = api.call(Method::PUT, "/v1/projects/nope/env", Some(json!({"vars": {}}))).await;
+    let missing = api
+        .call(Method::PUT, "/v1/projects/nope/env", Some(json!({"vars": {}})))
+        .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
 }

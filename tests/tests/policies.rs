@@ -417,8 +417,9 @@ async fn an_archived_project_reopens_from_its_snapshot_with_its_files() {
     assert_eq!(snapshots[0].kind, SnapshotKind::AutoBeforeKill);
     let log = hooks.log(&key).await;
     assert!(
-        log.iter()
-            .any(|l| l.actor == Actor::Pruner && l.to == Some(SessionState::Killed) && l.cause.starts_with("archive: ")),
+        log.iter().any(|l| l.actor == Actor::Pruner
+            && l.to == Some(SessionState::Killed)
+            && l.cause.starts_with("archive: ")),
         "{log:?}"
     );
 

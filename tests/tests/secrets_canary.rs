@@ -13,8 +13,8 @@ use api_kit::{ApiStack, Reply};
 use base64::Engine;
 use e2b_emulator::{EmulatorConfig, Route};
 use http::{Method, StatusCode};
-use sandman::outbound::stream::{Change, StreamRecord, classify};
 use sandman::outbound::Message;
+use sandman::outbound::stream::{Change, StreamRecord, classify};
 use sandman_local::fixture::TestStack;
 use serde_json::{Value, json};
 
@@ -112,7 +112,8 @@ struct Run {
 impl Run {
     async fn call(&mut self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let reply = self.api.call(method, path, body).await;
-        self.replies.push(format!("{} {:?} {}", reply.status, reply.headers, reply.json));
+        self.replies
+            .push(format!("{} {:?} {}", reply.status, reply.headers, reply.json));
         reply
     }
 }
@@ -172,14 +173,18 @@ fn outbound_events(items: &[HashMap<String, aws_sdk_dynamodb::types::AttributeVa
 
 /// Searches every place; returns how many lifecycle lines name the secret.
 async fn search_everywhere(run: &mut Run, canaries: &Canaries, logs: &Logs, carriers: &[Route]) -> usize {
-    let events = run.call(Method::GET, &format!("/v1/projects/{PROJECT}/events"), None).await;
+    let events = run
+        .call(Method::GET, &format!("/v1/projects/{PROJECT}/events"), None)
+        .await;
     assert_eq!(events.status, StatusCode::OK);
     let stack = &run.api.stack;
     let table = items(stack).await;
     let sealed = table
         .iter()
         .filter(|item| {
-            item.get("sk").and_then(|sk| sk.as_s().ok()).is_some_and(|sk| sk.starts_with("SETTINGS#SECRET#"))
+            item.get("sk")
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("SETTINGS#SECRET#"))
                 && item.contains_key("ciphertext")
         })
         .count();
@@ -199,7 +204,10 @@ async fn search_everywhere(run: &mut Run, canaries: &Canaries, logs: &Logs, carr
             .filter_map(|line| Message::of(PROJECT, line))
             .map(|message| serde_json::to_string(&message).unwrap()),
     );
-    let named = lines.iter().filter(|line| line.cause.contains("secret OPENAI_KEY")).count();
+    let named = lines
+        .iter()
+        .filter(|line| line.cause.contains("secret OPENAI_KEY"))
+        .count();
     let searched_lifecycle = canaries.search("lifecycle log", &lifecycle);
 
     // E2B: the carrying calls hold the value; every other call holds none.
@@ -209,10 +217,20 @@ async fn search_everywhere(run: &mut Run, canaries: &Canaries, logs: &Logs, carr
         canaries.0.iter().any(|c| body.contains(c.as_str()))
     });
     for call in &carrying {
-        assert!(carriers.contains(&call.route), "a call that must not carry the value did: {call:?}");
-        assert!((200..300).contains(&call.status), "a carrying call E2B refused: {call:?}");
+        assert!(
+            carriers.contains(&call.route),
+            "a call that must not carry the value did: {call:?}"
+        );
+        assert!(
+            (200..300).contains(&call.status),
+            "a carrying call E2B refused: {call:?}"
+        );
     }
-    assert_eq!(carrying.len(), canaries.0.len(), "one call carries each value: {carrying:?}");
+    assert_eq!(
+        carrying.len(),
+        canaries.0.len(),
+        "one call carries each value: {carrying:?}"
+    );
     let other_calls: Vec<String> = others.iter().map(|call| format!("{call:?}")).collect();
     let searched_calls = canaries.search("E2B calls", &other_calls);
 
@@ -231,31 +249,50 @@ async fn search_everywhere(run: &mut Run, canaries: &Canaries, logs: &Logs, carr
 async fn a_proxied_secret_leaks_nowhere_and_a_rotation_reaches_the_running_sandbox() {
     let logs = logs();
     let api = ApiStack::start_with(stack_env).await;
-    let mut run = Run { api, replies: Vec::new() };
+    let mut run = Run {
+        api,
+        replies: Vec::new(),
+    };
     let (first, second) = (canary("one"), canary("two"));
     run.api.register(PROJECT).await;
 
     let put = run
-        .call(Method::PUT, &format!("/v1/projects/{PROJECT}/secrets/OPENAI_KEY"), Some(secret(&first)))
+        .call(
+            Method::PUT,
+            &format!("/v1/projects/{PROJECT}/secrets/OPENAI_KEY"),
+            Some(secret(&first)),
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{put:?}");
     assert_eq!(put.json["secret"]["lastFour"], json!(first[first.len() - 4..]));
     assert_eq!(put.json["secret"]["delivery"], "proxy");
-    let opened = run.call(Method::POST, &format!("/v1/projects/{PROJECT}/sandbox"), None).await;
+    let opened = run
+        .call(Method::POST, &format!("/v1/projects/{PROJECT}/sandbox"), None)
+        .await;
     assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
-    let sandbox = opened.json["sandbox"]["sandboxId"].as_str().expect("a sandbox").to_owned();
+    let sandbox = opened.json["sandbox"]["sandboxId"]
+        .as_str()
+        .expect("a sandbox")
+        .to_owned();
     let emulator = &run.api.stack.emulator;
     assert_eq!(
         emulator.egress_headers(&sandbox, HOST).unwrap()["Authorization"],
         format!("Bearer {first}")
     );
     let inside = emulator.sandbox(&sandbox).unwrap();
-    assert!(!format!("{:?}", inside.env_vars).contains(&first), "the value entered the sandbox");
+    assert!(
+        !format!("{:?}", inside.env_vars).contains(&first),
+        "the value entered the sandbox"
+    );
     let creates = emulator.calls_to(Route::CreateSandbox).len();
 
     // Rotation: E2B's proxy uses the new value at once, in the same sandbox, with no restart.
     let rotated = run
-        .call(Method::PUT, &format!("/v1/projects/{PROJECT}/secrets/OPENAI_KEY"), Some(secret(&second)))
+        .call(
+            Method::PUT,
+            &format!("/v1/projects/{PROJECT}/secrets/OPENAI_KEY"),
+            Some(secret(&second)),
+        )
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
     assert_eq!(rotated.json["restartRequired"], false);
@@ -267,10 +304,14 @@ async fn a_proxied_secret_leaks_nowhere_and_a_rotation_reaches_the_running_sandb
     assert_eq!(emulator.calls_to(Route::CreateSandbox).len(), creates);
 
     for path in ["secrets", "env", "sandbox", "events"] {
-        let reply = run.call(Method::GET, &format!("/v1/projects/{PROJECT}/{path}"), None).await;
+        let reply = run
+            .call(Method::GET, &format!("/v1/projects/{PROJECT}/{path}"), None)
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {reply:?}");
     }
-    let listed = run.call(Method::GET, &format!("/v1/projects/{PROJECT}/secrets"), None).await;
+    let listed = run
+        .call(Method::GET, &format!("/v1/projects/{PROJECT}/secrets"), None)
+        .await;
     assert_eq!(listed.json["items"][0]["name"], "OPENAI_KEY");
     assert_eq!(listed.json["items"][0]["updatedBy"], "tester");
     run.call(Method::GET, &format!("/v1/projects/{PROJECT}"), None).await;
@@ -288,22 +329,32 @@ async fn without_a_secrets_api_the_value_goes_only_in_the_create() {
         ..EmulatorConfig::default()
     };
     let api = ApiStack::start_with_emulator(config, stack_env).await;
-    let mut run = Run { api, replies: Vec::new() };
+    let mut run = Run {
+        api,
+        replies: Vec::new(),
+    };
     let value = canary("env");
     run.api.register(PROJECT).await;
     let put = run
-        .call(Method::PUT, &format!("/v1/projects/{PROJECT}/secrets/OPENAI_KEY"), Some(secret(&value)))
+        .call(
+            Method::PUT,
+            &format!("/v1/projects/{PROJECT}/secrets/OPENAI_KEY"),
+            Some(secret(&value)),
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{put:?}");
     assert_eq!(put.json["secret"]["delivery"], "env");
-    let opened = run.call(Method::POST, &format!("/v1/projects/{PROJECT}/sandbox"), None).await;
+    let opened = run
+        .call(Method::POST, &format!("/v1/projects/{PROJECT}/sandbox"), None)
+        .await;
     assert_eq!(opened.status, StatusCode::OK, "{opened:?}");
     let sandbox = opened.json["sandbox"]["sandboxId"].as_str().unwrap().to_owned();
     assert_eq!(
         run.api.stack.emulator.sandbox(&sandbox).unwrap().env_vars["OPENAI_KEY"],
         value
     );
-    run.call(Method::GET, &format!("/v1/projects/{PROJECT}/secrets"), None).await;
+    run.call(Method::GET, &format!("/v1/projects/{PROJECT}/secrets"), None)
+        .await;
     let canaries = Canaries(vec![value]);
     let named = search_everywhere(&mut run, &canaries, &logs, &[Route::CreateSandbox]).await;
     assert_eq!(named, 1);

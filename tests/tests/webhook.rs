@@ -143,7 +143,10 @@ async fn a_kill_by_e2b_ends_the_session_and_counts_its_compute() {
     assert!(session.usage.run_seconds >= 120.0);
     assert!(!idle_index_holds(&hooks, &key).await);
     let log = hooks.log(&key).await;
-    assert_eq!((log[0].actor, log[0].to.expect("a transition")), (Actor::Webhook, SessionState::Killed));
+    assert_eq!(
+        (log[0].actor, log[0].to.expect("a transition")),
+        (Actor::Webhook, SessionState::Killed)
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,6 @@ pub use delivery::{DeliveryOutcome, WebhookDelivery, webhook_signature};
 pub use emulator::Emulator;
 pub use events::{EventType, EventView, ExecutionView};
 pub use faults::{Fault, FaultHit, FaultKind, Route, WebhookFaults};
-pub use secrets::{NetworkRule, NetworkRules, NetworkTransform, SecretMeta};
 pub use sandbox::{OnTimeout, SandboxState, SandboxView, StateChange, Transition};
+pub use secrets::{NetworkRule, NetworkRules, NetworkTransform, SecretMeta};
 pub use snapshot::SnapshotView;

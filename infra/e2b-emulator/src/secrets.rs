@@ -55,7 +55,9 @@ pub(crate) struct SecretBook {
 fn canonical(name: &str) -> Result<String, ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         && !name.to_ascii_lowercase().starts_with("sec_");
     if !ok {
         return Err(ApiError::BadRequest(format!("invalid secret name {name:?}")));
@@ -71,7 +73,13 @@ impl SecretBook {
             .unwrap_or_default()
     }
 
-    pub(crate) fn create(&mut self, team: &str, name: &str, value: String, now: OffsetDateTime) -> Result<SecretMeta, ApiError> {
+    pub(crate) fn create(
+        &mut self,
+        team: &str,
+        name: &str,
+        value: String,
+        now: OffsetDateTime,
+    ) -> Result<SecretMeta, ApiError> {
         let name = canonical(name)?;
         let all = self.by_team.entry(team.to_owned()).or_default();
         if all.contains_key(&name) {
@@ -110,7 +118,13 @@ impl SecretBook {
             .ok_or_else(|| ApiError::NotFound(format!("secret {id} not found")))
     }
 
-    pub(crate) fn update(&mut self, team: &str, id: &str, value: String, now: OffsetDateTime) -> Result<SecretMeta, ApiError> {
+    pub(crate) fn update(
+        &mut self,
+        team: &str,
+        id: &str,
+        value: String,
+        now: OffsetDateTime,
+    ) -> Result<SecretMeta, ApiError> {
         let stored = self
             .find(team, id)
             .ok_or_else(|| ApiError::NotFound(format!("secret {id} not found")))?;
@@ -190,10 +204,16 @@ mod tests {
         let got = book.egress_headers("t", &rules, "api.x.com");
         assert_eq!(got, BTreeMap::from([("Authorization".into(), "Bearer v1".into())]));
         book.update("t", "key-1", "v2".into(), now).unwrap();
-        assert_eq!(book.egress_headers("t", &rules, "api.x.com")["Authorization"], "Bearer v2");
+        assert_eq!(
+            book.egress_headers("t", &rules, "api.x.com")["Authorization"],
+            "Bearer v2"
+        );
         assert!(book.egress_headers("other-team", &rules, "api.x.com").is_empty());
         assert!(book.egress_headers("t", &rules, "elsewhere.com").is_empty());
-        assert!(matches!(book.create("t", "KEY-1", "x".into(), now), Err(ApiError::Conflict(_))));
+        assert!(matches!(
+            book.create("t", "KEY-1", "x".into(), now),
+            Err(ApiError::Conflict(_))
+        ));
         book.delete("t", "key-1").unwrap();
         assert!(book.egress_headers("t", &rules, "api.x.com").is_empty());
     }

@@ -202,7 +202,10 @@ async fn put_project_env(
     params(("projectId" = String, Path)),
     responses((status = 200, body = SecretsAnswer), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn list_project_secrets(Shared(api): Shared<Api>, Project(key): Project) -> Result<Json<SecretsAnswer>, ApiError> {
+async fn list_project_secrets(
+    Shared(api): Shared<Api>,
+    Project(key): Project,
+) -> Result<Json<SecretsAnswer>, ApiError> {
     Ok(Json(api.sandman.secrets_of(&Scope::Project(key)).await?.into()))
 }
 
@@ -264,7 +267,10 @@ async fn put_team_env(
     Admin(team): Admin,
     JsonBody(settings): JsonBody<EnvSettings>,
 ) -> Result<Json<EnvAnswer>, ApiError> {
-    let view = api.sandman.set_env(&Scope::Team(team), settings.vars, &by(&caller)).await?;
+    let view = api
+        .sandman
+        .set_env(&Scope::Team(team), settings.vars, &by(&caller))
+        .await?;
     Ok(Json(view.into()))
 }
 
@@ -272,7 +278,10 @@ async fn put_team_env(
 #[utoipa::path(get, path = "/v1/team/secrets", tag = "settings",
     responses((status = 200, body = SecretsAnswer), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn list_team_secrets(Shared(api): Shared<Api>, Verified(caller): Verified) -> Result<Json<SecretsAnswer>, ApiError> {
+async fn list_team_secrets(
+    Shared(api): Shared<Api>,
+    Verified(caller): Verified,
+) -> Result<Json<SecretsAnswer>, ApiError> {
     Ok(Json(api.sandman.secrets_of(&Scope::Team(caller.team)).await?.into()))
 }
 
@@ -312,4 +321,3 @@ async fn delete_team_secret(
         .await?;
     Ok(Json(SecretDeleted { restart_required }))
 }
-

@@ -38,7 +38,10 @@ fn value_of(body: NewSecretBody) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("value is required".to_owned()))
 }
 
-pub(crate) async fn list(State(app): State<App>, Extension(Team(team)): Extension<Team>) -> Result<Json<Vec<SecretMeta>>, ApiError> {
+pub(crate) async fn list(
+    State(app): State<App>,
+    Extension(Team(team)): Extension<Team>,
+) -> Result<Json<Vec<SecretMeta>>, ApiError> {
     available(&app)?;
     Ok(Json(app.secret_book().list(&team)))
 }
