@@ -1,5 +1,5 @@
 //! A project's environment variables and secrets (issue #29), and its team's, which every project
-//! of the team inherits (a project's own name wins). Design and guarantees: `docs/secrets.md`.
+//! of the team inherits (a project's own name wins). Design and guarantees: `docs/SECRETS.md`.
 //!
 //! - **Env vars** are plain settings: editors read them back. E2B takes them only when it creates a
 //!   sandbox (a restore is a create from a snapshot; a resume is a connect and takes none), so a
