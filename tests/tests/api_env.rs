@@ -177,3 +177,66 @@ async fn each_limit_is_a_clear_400_and_nothing_is_stored() {
         .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn a_team_secret_reaches_every_project_and_a_deleted_project_takes_its_own_along() {
+    let api = start().await;
+    api.register("p1").await;
+    let team = as_admin(
+        &api,
+        Method::PUT,
+        "/v1/team/secrets/GIT_TOKEN",
+        Some(json!({"value": "team-token-value-1", "hosts": ["git.example.com"], "header": "X-Token"})),
+    )
+    .await;
+    assert_eq!(team.status, StatusCode::OK, "{team:?}");
+    let member = api
+        .call(Method::PUT, "/v1/team/secrets/GIT_TOKEN", Some(json!({"value": "x", "hosts": ["a.example.com"]})))
+        .await;
+    assert_error(&member, StatusCode::FORBIDDEN, "forbidden");
+    let own = api
+        .call(
+            Method::PUT,
+            "/v1/projects/p1/secrets/API_KEY",
+            Some(json!({"value": "project-key-value-1", "hosts": ["api.example.com"], "prefix": "Bearer "})),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
+    assert_eq!(api.open("p1").await.status, StatusCode::OK);
+    let status = api.get("/v1/projects/p1/sandbox").await;
+    let sandbox = status.json["sandboxId"].as_str().unwrap().to_owned();
+    let emulator = &api.stack.emulator;
+    assert_eq!(
+        emulator.egress_headers(&sandbox, "git.example.com").unwrap(),
+        BTreeMap::from([("X-Token".to_string(), "team-token-value-1".to_string())])
+    );
+    assert_eq!(
+        emulator.egress_headers(&sandbox, "api.example.com").unwrap()["Authorization"],
+        "Bearer project-key-value-1"
+    );
+    assert!(emulator.egress_headers(&sandbox, "other.example.com").unwrap().is_empty());
+    let team_id = api.stack.emulator.team_id();
+    assert_eq!(emulator.secrets(&team_id).len(), 2);
+
+    // A delete revokes at once: the header is gone from the running sandbox's requests.
+    let deleted = api.call(Method::DELETE, "/v1/projects/p1/secrets/API_KEY", None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
+    assert!(emulator.egress_headers(&sandbox, "api.example.com").unwrap().is_empty());
+    let again = api.call(Method::DELETE, "/v1/projects/p1/secrets/API_KEY", None).await;
+    assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+
+    // A deleted project's settings go with it, here and in E2B; the team's stay.
+    api.call(Method::PUT, "/v1/projects/p1/secrets/API_KEY", Some(json!({"value": "v-2-long-enough", "hosts": ["api.example.com"]})))
+        .await;
+    assert_eq!(emulator.secrets(&team_id).len(), 2);
+    let gone = api.call(Method::DELETE, "/v1/projects/p1", None).await;
+    assert!(gone.status.is_success(), "{gone:?}");
+    assert_eq!(emulator.secrets(&team_id).len(), 1, "only the team's secret is left in E2B");
+    let items = api.stack.table.contents().await;
+    let project_settings = items
+        .iter()
+        .filter(|item| item.contains("PROJECT#") && item.contains("SETTINGS"))
+        .count();
+    assert_eq!(project_settings, 0, "{items:#?}");
+    assert!(items.iter().any(|item| item.contains("SETTINGS#SECRET#GIT_TOKEN")), "{} items", items.len());
+}

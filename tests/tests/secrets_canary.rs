@@ -316,6 +316,20 @@ async fn a_proxied_secret_leaks_nowhere_and_a_rotation_reaches_the_running_sandb
     assert_eq!(listed.json["items"][0]["updatedBy"], "tester");
     run.call(Method::GET, &format!("/v1/projects/{PROJECT}"), None).await;
 
+    // A fork carries the name, never the value.
+    let fork = run
+        .call(
+            Method::POST,
+            &format!("/v1/projects/{PROJECT}/fork"),
+            Some(json!({"projectId": "canary-fork", "from": "running"})),
+        )
+        .await;
+    assert_eq!(fork.status, StatusCode::CREATED, "{fork:?}");
+    let forked = run.call(Method::GET, "/v1/projects/canary-fork/secrets", None).await;
+    assert_eq!(forked.json["items"][0]["name"], "OPENAI_KEY", "{forked:?}");
+    assert_eq!(forked.json["items"][0]["set"], false);
+    assert_eq!(forked.json["items"][0]["lastFour"], Value::Null);
+
     let canaries = Canaries(vec![first, second]);
     let named = search_everywhere(&mut run, &canaries, &logs, &[Route::Secrets]).await;
     assert_eq!(named, 2, "the lifecycle log names each change");

@@ -1,15 +1,14 @@
-//! E2B's secrets API (`/secrets`, 2026) and the network update of a running sandbox. A secret's
+//! E2B's secrets API (`/secrets`, 2026). A secret's
 //! value is write-only there: E2B keeps versions and its egress proxy fills the marker
 //! `${e2b.secrets.NAME}` in a sandbox's header rules with the current one, so a value sent here
 //! never enters a sandbox. Answers carry metadata only; nothing here logs a body.
 
 use reqwest::Method;
 use serde::Serialize;
-use serde_json::json;
 
 use super::accounts::E2b;
 use super::request::Request;
-use sandman_protocol::e2b::{E2bError, NetworkRules, Secret};
+use sandman_protocol::e2b::{E2bError, Secret};
 
 #[derive(Serialize)]
 struct NewSecret<'a> {
@@ -79,15 +78,5 @@ impl E2b {
             Ok(_) | Err(E2bError::NotFound) => Ok(()),
             Err(err) => Err(err),
         }
-    }
-
-    /// Replaces a running sandbox's egress rules (`PUT /sandboxes/{id}/network`; the fields not
-    /// sent are cleared, and Sandman sets no others). A paused sandbox answers 409.
-    pub async fn set_network_rules(&self, sandbox_id: &str, rules: &NetworkRules) -> Result<(), E2bError> {
-        const ROUTE: &str = "PUT /sandboxes/{id}/network";
-        let request = Request::new(Method::PUT, ROUTE, &["sandboxes", sandbox_id, "network"])
-            .with_json(&json!({ "rules": rules }))?
-            .for_sandbox(sandbox_id);
-        self.send(request).await.map(drop)
     }
 }
