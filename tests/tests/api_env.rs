@@ -191,7 +191,11 @@ async fn a_team_secret_reaches_every_project_and_a_deleted_project_takes_its_own
     .await;
     assert_eq!(team.status, StatusCode::OK, "{team:?}");
     let member = api
-        .call(Method::PUT, "/v1/team/secrets/GIT_TOKEN", Some(json!({"value": "x", "hosts": ["a.example.com"]})))
+        .call(
+            Method::PUT,
+            "/v1/team/secrets/GIT_TOKEN",
+            Some(json!({"value": "x", "hosts": ["a.example.com"]})),
+        )
         .await;
     assert_error(&member, StatusCode::FORBIDDEN, "forbidden");
     let own = api
@@ -214,7 +218,12 @@ async fn a_team_secret_reaches_every_project_and_a_deleted_project_takes_its_own
         emulator.egress_headers(&sandbox, "api.example.com").unwrap()["Authorization"],
         "Bearer project-key-value-1"
     );
-    assert!(emulator.egress_headers(&sandbox, "other.example.com").unwrap().is_empty());
+    assert!(
+        emulator
+            .egress_headers(&sandbox, "other.example.com")
+            .unwrap()
+            .is_empty()
+    );
     let team_id = api.stack.emulator.team_id();
     assert_eq!(emulator.secrets(&team_id).len(), 2);
 
@@ -226,17 +235,29 @@ async fn a_team_secret_reaches_every_project_and_a_deleted_project_takes_its_own
     assert_error(&again, StatusCode::NOT_FOUND, "not_found");
 
     // A deleted project's settings go with it, here and in E2B; the team's stay.
-    api.call(Method::PUT, "/v1/projects/p1/secrets/API_KEY", Some(json!({"value": "v-2-long-enough", "hosts": ["api.example.com"]})))
-        .await;
+    api.call(
+        Method::PUT,
+        "/v1/projects/p1/secrets/API_KEY",
+        Some(json!({"value": "v-2-long-enough", "hosts": ["api.example.com"]})),
+    )
+    .await;
     assert_eq!(emulator.secrets(&team_id).len(), 2);
     let gone = api.call(Method::DELETE, "/v1/projects/p1", None).await;
     assert!(gone.status.is_success(), "{gone:?}");
-    assert_eq!(emulator.secrets(&team_id).len(), 1, "only the team's secret is left in E2B");
+    assert_eq!(
+        emulator.secrets(&team_id).len(),
+        1,
+        "only the team's secret is left in E2B"
+    );
     let items = api.stack.table.contents().await;
     let project_settings = items
         .iter()
         .filter(|item| item.contains("PROJECT#") && item.contains("SETTINGS"))
         .count();
     assert_eq!(project_settings, 0, "{items:#?}");
-    assert!(items.iter().any(|item| item.contains("SETTINGS#SECRET#GIT_TOKEN")), "{} items", items.len());
+    assert!(
+        items.iter().any(|item| item.contains("SETTINGS#SECRET#GIT_TOKEN")),
+        "{} items",
+        items.len()
+    );
 }

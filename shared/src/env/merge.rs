@@ -96,6 +96,53 @@ mod tests {
     }
 
     #[test]
+    fn only_a_rotation_of_a_proxied_secret_with_the_same_rules_skips_the_restart() {
+        let old = StoredSecret {
+            name: "K".into(),
+            sealed: Some(crate::team_keys::Sealed {
+                wrap: "local".into(),
+                wrapped_key: vec![1],
+                nonce: vec![2],
+                ciphertext: vec![3],
+            }),
+            size: 1,
+            last_four: None,
+            hosts: vec!["a.example.com".into()],
+            header: "Authorization".into(),
+            prefix: String::new(),
+            delivery: Delivery::Proxy,
+            revision: 1,
+            synced: None,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_by: "t".into(),
+            forked_from: None,
+        };
+        let hosts = ["a.example.com".to_string()];
+        assert!(!secret_write_needs_restart(Some(&old), &hosts, "Authorization", ""));
+        assert!(secret_write_needs_restart(None, &hosts, "Authorization", ""));
+        assert!(secret_write_needs_restart(
+            Some(&old),
+            &["b.example.com".into()],
+            "Authorization",
+            ""
+        ));
+        assert!(secret_write_needs_restart(Some(&old), &hosts, "X-Key", ""));
+        assert!(secret_write_needs_restart(
+            Some(&old),
+            &hosts,
+            "Authorization",
+            "Bearer "
+        ));
+        let env = StoredSecret {
+            delivery: Delivery::Env,
+            ..old.clone()
+        };
+        assert!(secret_write_needs_restart(Some(&env), &hosts, "Authorization", ""));
+        let unset = StoredSecret { sealed: None, ..old };
+        assert!(secret_write_needs_restart(Some(&unset), &hosts, "Authorization", ""));
+    }
+
+    #[test]
     fn a_projects_own_name_hides_the_teams() {
         let team = ScopeSettings {
             vars: BTreeMap::from([("A".into(), "team".into()), ("B".into(), "team".into())]),

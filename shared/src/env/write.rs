@@ -174,8 +174,15 @@ impl Sandman {
         let cause = format!("secret {name} set by {by}");
         let revision = secret.revision;
         let mut stored = secret.clone();
-        self.write_scope(scope, &settings, None, vec![SecretWrite::Put(Box::new(secret))], restart, cause)
-            .await?;
+        self.write_scope(
+            scope,
+            &settings,
+            None,
+            vec![SecretWrite::Put(Box::new(secret))],
+            restart,
+            cause,
+        )
+        .await?;
         // E2B's copy: the account holds the new version from here on.
         let e2b = self.e2b_for_team(scope.team()).await?;
         let e2b_name = e2b_secret_name(scope, name);
