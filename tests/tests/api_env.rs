@@ -7,8 +7,9 @@ mod api_kit;
 use std::collections::BTreeMap;
 
 use api_kit::{ApiStack, Reply, assert_error, request, send};
-use e2b_emulator::Route;
+use e2b_emulator::{EmulatorConfig, Route};
 use http::{Method, StatusCode};
+use sandman::domain::Actor;
 use serde_json::{Value, json};
 
 async fn as_admin(api: &ApiStack, method: Method, path: &str, body: Option<Value>) -> Reply {
@@ -264,4 +265,42 @@ async fn a_team_secret_reaches_every_project_and_a_deleted_project_takes_its_own
         "{} items",
         items.len()
     );
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_open_secrets_creates_without_them_and_says_restart_required() {
+    let config = EmulatorConfig {
+        secrets_api: false,
+        ..EmulatorConfig::default()
+    };
+    let api = ApiStack::start_with_emulator(config, |var| match var {
+        "SANDMAN_TEAM_KEYS_WRAP" => Some("local".into()),
+        "SANDMAN_DEV_MASTER_KEY" => Some("cd".repeat(32)),
+        _ => None,
+    })
+    .await;
+    api.register("p1").await;
+    api.call(
+        Method::PUT,
+        "/v1/projects/p1/env",
+        Some(json!({"vars": {"PLAIN": "1"}})),
+    )
+    .await;
+    let put = api
+        .call(
+            Method::PUT,
+            "/v1/projects/p1/secrets/TOKEN",
+            Some(json!({"value": "env-delivered-value", "hosts": ["a.example.com"]})),
+        )
+        .await;
+    assert_eq!(put.json["secret"]["delivery"], "env", "{put:?}");
+    // The enforcer (its snapshot-reopen handoff) holds no seal: the create goes ahead without it.
+    let mut enforcer = api.stack.sandman.clone();
+    enforcer.endpoint_seal = None;
+    enforcer
+        .open(&api.stack.key("p1"), Actor::IdleEnforcer)
+        .await
+        .expect("the create goes ahead");
+    assert_eq!(env_in_e2b(&api, "p1").await, vars(&[("PLAIN", "1")]));
+    assert_eq!(api.get("/v1/projects/p1/sandbox").await.json["restartRequired"], true);
 }

@@ -31,9 +31,22 @@ impl Sandman {
             rules: BTreeMap::new(),
             version,
         };
+        // Only the API holds the seal: another function creating a sandbox (the enforcer's
+        // snapshot-reopen handoff) delivers what needs no opening and reports the rest as a
+        // restart required, rather than failing the create.
+        let (account, can_open) = (e2b.fingerprint(), self.endpoint_seal.is_some());
+        let mut left_out = 0;
         for (scope, secret) in merged.secrets {
             if secret.sealed.is_none() {
                 continue; // named (a fork's copy), not set
+            }
+            let held_now = secret
+                .synced
+                .as_ref()
+                .is_some_and(|s| s.account == account && s.revision == secret.revision);
+            if !can_open && !(secret.delivery == Delivery::Proxy && held_now) {
+                left_out += 1;
+                continue;
             }
             let delivery = match secret.delivery {
                 Delivery::Proxy => self.sync(e2b, &scope, secret).await?,
@@ -57,6 +70,10 @@ impl Sandman {
                     launch.env_vars.insert(secret.name.clone(), value);
                 }
             }
+        }
+        if left_out > 0 {
+            tracing::warn!(project = %key, left_out, "a sandbox created without secrets this function cannot open");
+            launch.version = 0;
         }
         Ok(launch)
     }
