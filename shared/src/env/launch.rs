@@ -44,7 +44,8 @@ impl Sandman {
                 .synced
                 .as_ref()
                 .is_some_and(|s| s.account == account && s.revision == secret.revision);
-            if !can_open && !(secret.delivery == Delivery::Proxy && held_now) {
+            let needs_opening = secret.delivery == Delivery::Env || !held_now;
+            if needs_opening && !can_open {
                 left_out += 1;
                 continue;
             }
