@@ -206,6 +206,7 @@ fn settle(table: &mut Table, e2b: &mut E2bWorld, project: &str, sandbox: &str, s
         retiring: None,
         last_event_at: None,
         usage: Usage::default(),
+        settings_version: None,
     });
     e2b.sandboxes.insert(
         sandbox.into(),

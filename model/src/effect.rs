@@ -8,7 +8,7 @@ use sandman_protocol::domain::{
     Actor, ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId,
 };
 use sandman_protocol::e2b::{
-    Connected, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
+    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
 };
 use sandman_protocol::port::Account;
 use sandman_protocol::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, Written};
@@ -50,6 +50,8 @@ pub enum Effect {
     LiveRoom,
     AfterUsage(ProjectKey),
     Account,
+    /// A create's env vars and secret rules (`Port::launch_settings`).
+    LaunchSettings(ProjectKey),
     // E2B.
     Create(NewSandbox),
     Connect(String, Duration),
@@ -68,7 +70,10 @@ impl Effect {
     /// Whether the effect's result depends on nothing another actor can change meanwhile, so the
     /// model delivers it in the same step as the one before (it adds no interleaving).
     pub fn is_silent(&self) -> bool {
-        matches!(self, Effect::Account | Effect::AfterUsage(_) | Effect::ProjectRoom(_))
+        matches!(
+            self,
+            Effect::Account | Effect::AfterUsage(_) | Effect::ProjectRoom(_) | Effect::LaunchSettings(_)
+        )
     }
 
     /// Whether this is a call to E2B (which may fail, or succeed and lose its answer).
@@ -110,6 +115,7 @@ pub enum Outcome {
     SnapshotRow(Stored<Snapshot>),
     Allowed(Result<(), Error>),
     Account(Result<Account, Error>),
+    Launch(Result<LaunchSettings, Error>),
     Nothing,
     Sandbox(Called<Sandbox>),
     Connected(Called<Connected>),

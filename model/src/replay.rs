@@ -15,7 +15,7 @@ use sandman_protocol::domain::{
     Actor, ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId, TeamId,
 };
 use sandman_protocol::e2b::{
-    Connected, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
+    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
 };
 use sandman_protocol::policy::Rules;
 use sandman_protocol::port::{Account, Consistency, Port};
@@ -375,6 +375,10 @@ impl Port for ReplayPort<'_> {
 
     async fn account(&self, _: &TeamId) -> Result<Account, Error> {
         expect!(self.take(Effect::Account).await, Account)
+    }
+
+    async fn launch_settings(&self, _: &Account, key: &ProjectKey) -> Result<LaunchSettings, Error> {
+        expect!(self.take(Effect::LaunchSettings(key.clone())).await, Launch)
     }
 
     async fn create_sandbox(&self, _: &Account, new: &NewSandbox) -> Result<Sandbox, E2bError> {

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sandman_protocol::domain::{Project, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotStatus, metadata};
-use sandman_protocol::e2b::{Connected, E2bError, ListedSandbox, Sandbox, SandboxDetail, SandboxState, SnapshotInfo};
+use sandman_protocol::e2b::{
+    Connected, E2bError, LaunchSettings, ListedSandbox, Sandbox, SandboxDetail, SandboxState, SnapshotInfo,
+};
 use sandman_protocol::port::Account;
 use sandman_protocol::record::{ApplyError, ProjectRecord, apply};
 use sandman_protocol::{Error, StoreError};
@@ -710,6 +712,9 @@ impl Table {
             }
             Effect::AfterUsage(_) => done(Outcome::Nothing),
             Effect::Account => done(Outcome::Account(Ok(Account(ACCOUNT.into())))),
+            // The model's projects have no env vars or secrets: what they are is the store's and
+            // E2B's business (tests/secrets_*.rs), not the lifecycle's. An empty answer, at once.
+            Effect::LaunchSettings(_) => done(Outcome::Launch(Ok(LaunchSettings::default()))),
             other => unreachable!("not a table effect: {other:?}"),
         }
     }
@@ -738,6 +743,7 @@ pub fn new_record(
         },
         session: None,
         version: 1,
+        settings_version: 0,
     }
 }
 

@@ -14,7 +14,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::{ProjectId, ProjectKey, ProjectSpec, Snapshot, SnapshotId, TeamId};
-use crate::e2b::{Connected, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo};
+use crate::e2b::{
+    Connected, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
+};
 use crate::error::{Error, StoreError};
 use crate::policy::Rules;
 use crate::record::{ActivityWrite, Counted, IdleDeferral, ProjectRecord, SessionWrite, SnapshotAdmission, Written};
@@ -176,6 +178,15 @@ pub trait Port: Sync {
     /// The team's E2B account (its registered key, else the deployment's): resolved before any
     /// claim, so a team without credentials never leaves a session mid-transition.
     fn account(&self, team: &TeamId) -> impl Future<Output = Result<Account, Error>> + Send;
+    /// What a new sandbox of `key` is given besides its template: the project's env vars (its
+    /// team's too) and the egress rules that carry its secrets by reference, the secrets put into
+    /// `account` first where E2B's copy is not current. Read before a create claims the session, so
+    /// a failure leaves nothing mid-transition. Values stay in memory: never in a record or a log.
+    fn launch_settings(
+        &self,
+        account: &Account,
+        key: &ProjectKey,
+    ) -> impl Future<Output = Result<LaunchSettings, Error>> + Send;
     fn create_sandbox(&self, account: &Account, new: &NewSandbox) -> impl Future<Output = Called<Sandbox>> + Send;
     fn connect(
         &self,

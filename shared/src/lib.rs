@@ -11,6 +11,7 @@ pub mod deadline;
 pub use sandman_protocol::domain;
 pub mod e2b;
 pub mod enforcer;
+pub mod env;
 pub mod error;
 pub use sandman_protocol::policy;
 pub mod outbound;

@@ -15,7 +15,8 @@ use crate::domain::{
     Actor, CLAIM_LEASE, ForkSource, ProjectId, ProjectKey, ProjectSpec, SessionState, Snapshot, SnapshotId, TeamId,
 };
 use crate::e2b::{
-    Connected, E2b, E2bError, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter, SnapshotInfo,
+    Connected, E2b, E2bError, LaunchSettings, ListedSandbox, NewSandbox, Sandbox, SandboxDetail, SandboxFilter,
+    SnapshotInfo,
 };
 use crate::error::Error;
 use crate::policy::Rules;
@@ -220,6 +221,11 @@ impl Port for Sandman {
     async fn account(&self, team: &TeamId) -> Result<Account, Error> {
         let e2b = self.e2b_for_team(team).await?;
         Ok(self.accounts.name(&e2b))
+    }
+
+    async fn launch_settings(&self, account: &Account, key: &ProjectKey) -> Result<LaunchSettings, Error> {
+        let e2b = self.handle(account)?;
+        self.launch_settings_for(&e2b, key).await
     }
 
     async fn create_sandbox(&self, account: &Account, new: &NewSandbox) -> Called<Sandbox> {

@@ -56,10 +56,11 @@ fn new_sandbox(project: &str) -> NewSandbox {
         timeout: Duration::from_secs(300),
         auto_pause: true,
         metadata: BTreeMap::from([("projectId".into(), project.into())]),
-        env_vars: BTreeMap::from([("GREETING".into(), "hello".into())]),
+        env_vars: BTreeMap::from([("GREETING".into(), sandman::e2b::Secret::new("hello"))]),
         secure: true,
         network: SandboxNetwork {
             allow_public_traffic: false,
+            rules: Default::default(),
         },
     }
 }

@@ -183,7 +183,7 @@ async fn of_many_concurrent_writers_exactly_one_wins() {
         (Some(SessionState::Pausing), record.version + 1)
     );
     let log = store.list_events(&record.project.key(), None, 50).await.unwrap().items;
-    assert_eq!(log.iter().filter(|e| e.to == SessionState::Pausing).count(), 1);
+    assert_eq!(log.iter().filter(|e| e.to == Some(SessionState::Pausing)).count(), 1);
 }
 
 #[tokio::test]
@@ -270,7 +270,11 @@ async fn the_event_log_records_every_transition_newest_first() {
         record = read(&store, &record.project.key()).await;
     }
     let log = store.list_events(&record.project.key(), None, 100).await.unwrap().items;
-    let path: Vec<_> = log.iter().rev().map(|e| (e.from, e.to)).collect();
+    let path: Vec<_> = log
+        .iter()
+        .rev()
+        .map(|e| (e.from, e.to.expect("a transition")))
+        .collect();
     use SessionState::*;
     assert_eq!(
         path,

@@ -63,7 +63,7 @@ async fn every_documented_route_but_docs_and_health_needs_a_token() {
             }
         }
     }
-    assert_eq!(checked, 30, "every protected operation was tried");
+    assert_eq!(checked, 40, "every protected operation was tried");
 }
 
 #[tokio::test]

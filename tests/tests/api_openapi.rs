@@ -55,6 +55,16 @@ async fn the_document_is_openapi_3_1_and_lists_every_route() {
         "GET /v1/webhooks/endpoints/{endpointId}",
         "DELETE /v1/webhooks/endpoints/{endpointId}",
         "GET /v1/webhooks/endpoints/{endpointId}/deliveries",
+        "GET /v1/projects/{projectId}/env",
+        "PUT /v1/projects/{projectId}/env",
+        "GET /v1/projects/{projectId}/secrets",
+        "PUT /v1/projects/{projectId}/secrets/{name}",
+        "DELETE /v1/projects/{projectId}/secrets/{name}",
+        "GET /v1/team/env",
+        "PUT /v1/team/env",
+        "GET /v1/team/secrets",
+        "PUT /v1/team/secrets/{name}",
+        "DELETE /v1/team/secrets/{name}",
     ]
     .into_iter()
     .map(String::from)

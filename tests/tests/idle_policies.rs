@@ -38,7 +38,10 @@ fn busy_aware(idle_timeout: Duration, cpu: u8) -> IdlePolicy {
 async fn causes(stack: &TestStack, key: &ProjectKey) -> Vec<(String, SessionState)> {
     let mut lines: Vec<_> = events(stack, key).await;
     lines.sort_by_key(|line| line.at);
-    lines.into_iter().map(|line| (line.cause, line.to)).collect()
+    lines
+        .into_iter()
+        .map(|line| (line.cause, line.to.expect("a transition")))
+        .collect()
 }
 
 #[tokio::test]
@@ -223,6 +226,7 @@ async fn an_active_sandbox_crosses_the_session_cap_without_losing_its_memory() {
             secure: false,
             network: sandman::e2b::SandboxNetwork {
                 allow_public_traffic: false,
+                rules: Default::default(),
             },
         })
         .await

@@ -226,6 +226,7 @@ async fn a_start_whose_claimant_died_after_e2b_created_adopts_that_sandbox() {
             secure: true,
             network: SandboxNetwork {
                 allow_public_traffic: false,
+                rules: Default::default(),
             },
         })
         .await

@@ -281,7 +281,7 @@ async fn a_team_over_budget_has_its_sandboxes_paused_and_its_opens_refused_with_
     assert!(
         b_log
             .iter()
-            .any(|l| l.cause == "budget: the team's monthly budget is reached" && l.to == SessionState::Pausing)
+            .any(|l| l.cause == "budget: the team's monthly budget is reached" && l.to == Some(SessionState::Pausing))
     );
     assert_eq!(
         hooks.stack.sandman.enforce_budgets().await.unwrap().teams,
@@ -417,8 +417,9 @@ async fn an_archived_project_reopens_from_its_snapshot_with_its_files() {
     assert_eq!(snapshots[0].kind, SnapshotKind::AutoBeforeKill);
     let log = hooks.log(&key).await;
     assert!(
-        log.iter()
-            .any(|l| l.actor == Actor::Pruner && l.to == SessionState::Killed && l.cause.starts_with("archive: ")),
+        log.iter().any(|l| l.actor == Actor::Pruner
+            && l.to == Some(SessionState::Killed)
+            && l.cause.starts_with("archive: ")),
         "{log:?}"
     );
 

@@ -166,6 +166,7 @@ async fn a_paused_sandbox_no_project_holds_is_killed_by_the_reconciler() {
             secure: true,
             network: SandboxNetwork {
                 allow_public_traffic: false,
+                rules: Default::default(),
             },
         })
         .await

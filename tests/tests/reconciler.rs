@@ -38,6 +38,7 @@ async fn sandbox_behind_sandmans_back(e2b: &E2b, metadata: BTreeMap<String, Stri
         secure: true,
         network: SandboxNetwork {
             allow_public_traffic: false,
+            rules: Default::default(),
         },
     };
     e2b.create_sandbox(&new).await.expect("sandbox created").sandbox_id

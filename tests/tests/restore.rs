@@ -256,6 +256,7 @@ async fn a_restore_whose_claimant_died_after_e2b_created_adopts_it_and_kills_the
             secure: true,
             network: SandboxNetwork {
                 allow_public_traffic: false,
+                rules: Default::default(),
             },
         })
         .await

@@ -133,6 +133,7 @@ async fn stray_sandbox_from(fleet: &Fleet, project: &str, e2b_snapshot: &str) ->
             secure: true,
             network: SandboxNetwork {
                 allow_public_traffic: false,
+                rules: Default::default(),
             },
         })
         .await

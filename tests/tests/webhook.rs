@@ -79,7 +79,7 @@ async fn an_e2b_timeout_pause_is_recorded_with_its_compute() {
     let log = hooks.log(&key).await;
     assert_eq!(log.len(), 3);
     assert_eq!(
-        (log[0].actor, log[0].from, log[0].to),
+        (log[0].actor, log[0].from, log[0].to.expect("a transition")),
         (Actor::Webhook, Some(SessionState::Running), SessionState::Paused)
     );
     assert_eq!(log[0].cause, "e2b: paused (timeout)");
@@ -122,7 +122,7 @@ async fn a_resume_started_elsewhere_runs_the_session() {
         "the stored sandbox is kept, domain included"
     );
     assert!(idle_index_holds(&hooks, &key).await);
-    assert_eq!(hooks.log(&key).await[0].to, SessionState::Running);
+    assert_eq!(hooks.log(&key).await[0].to, Some(SessionState::Running));
 }
 
 #[tokio::test]
@@ -143,7 +143,10 @@ async fn a_kill_by_e2b_ends_the_session_and_counts_its_compute() {
     assert!(session.usage.run_seconds >= 120.0);
     assert!(!idle_index_holds(&hooks, &key).await);
     let log = hooks.log(&key).await;
-    assert_eq!((log[0].actor, log[0].to), (Actor::Webhook, SessionState::Killed));
+    assert_eq!(
+        (log[0].actor, log[0].to.expect("a transition")),
+        (Actor::Webhook, SessionState::Killed)
+    );
 }
 
 #[tokio::test]
@@ -314,7 +317,7 @@ async fn compute_is_counted_when_sandman_paused_first() {
     let session = record.session.unwrap();
     assert_usage(session.usage, usage_in(&paused[0].1));
     let log = hooks.log(&key).await;
-    assert_eq!(log.iter().filter(|l| l.to == SessionState::Paused).count(), 1);
+    assert_eq!(log.iter().filter(|l| l.to == Some(SessionState::Paused)).count(), 1);
 }
 
 #[tokio::test]
@@ -386,6 +389,7 @@ async fn a_start_abandoned_by_its_writer_is_completed_by_created() {
         secure: true,
         network: SandboxNetwork {
             allow_public_traffic: false,
+            rules: Default::default(),
         },
     };
     let sandbox = hooks.e2b().create_sandbox(&new).await.expect("created").sandbox_id;
@@ -424,6 +428,7 @@ async fn a_recent_start_is_left_to_its_writer() {
         secure: true,
         network: SandboxNetwork {
             allow_public_traffic: false,
+            rules: Default::default(),
         },
     };
     hooks.e2b().create_sandbox(&new).await.expect("created");
@@ -467,7 +472,7 @@ async fn one_delivery_posted_four_times_at_once_applies_once() {
     assert_eq!(written.last_event_at, Some(at));
     let log = hooks.log(&key).await;
     assert_eq!(log.len(), 3, "start, running, one PAUSED line: {log:?}");
-    assert_eq!(log[0].to, SessionState::Paused);
+    assert_eq!(log[0].to, Some(SessionState::Paused));
 }
 
 #[tokio::test]
@@ -519,7 +524,7 @@ async fn racing_events_for_one_session_each_apply_once() {
         "the newest event's time is kept, whichever order they were applied in"
     );
     let log = hooks.log(&key).await;
-    assert_eq!(log.iter().filter(|l| l.to == SessionState::Paused).count(), 1);
+    assert_eq!(log.iter().filter(|l| l.to == Some(SessionState::Paused)).count(), 1);
 }
 
 #[tokio::test]

@@ -142,6 +142,7 @@ async fn unknown_sandboxes_are_acknowledged_and_store_nothing() {
         secure: true,
         network: SandboxNetwork {
             allow_public_traffic: false,
+            rules: Default::default(),
         },
     };
     let sandbox = hooks.e2b().create_sandbox(&foreign).await.expect("created").sandbox_id;

@@ -205,7 +205,7 @@ async fn a_failed_kill_leaves_a_paused_sandbox_paused() {
     assert_eq!(state(&stack, &sandbox), Some(e2b_emulator::SandboxState::Paused));
     let log = stack.store().list_events(&key, None, 3).await.unwrap().items;
     assert_eq!(
-        log.iter().map(|e| e.to).collect::<Vec<_>>(),
+        log.iter().map(|e| e.to.expect("a transition")).collect::<Vec<_>>(),
         vec![SessionState::Paused, SessionState::Running, SessionState::Stopping]
     );
 }

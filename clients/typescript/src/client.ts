@@ -20,6 +20,12 @@ export type NewEndpoint = Schemas["NewEndpointBody"];
 export type EndpointView = Schemas["EndpointView"];
 export type CreatedEndpoint = Schemas["CreatedEndpoint"];
 export type DeliveryView = Schemas["DeliveryView"];
+export type EnvAnswer = Schemas["EnvAnswer"];
+export type SecretSettings = Schemas["SecretSettings"];
+export type SecretAnswer = Schemas["SecretAnswer"];
+export type SecretsAnswer = Schemas["SecretsAnswer"];
+export type SecretChangeAnswer = Schemas["SecretChangeAnswer"];
+export type SecretDeleted = Schemas["SecretDeleted"];
 export interface Page<T> {
   items: T[];
   nextCursor?: string | null;
@@ -94,6 +100,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 const path = (id: string) => `/v1/projects/${encodeURIComponent(id)}`;
+const scope = (id: string | null) => (id === null ? "/v1/team" : path(id));
 const periodQuery = (period?: string) => (period ? `?period=${encodeURIComponent(period)}` : "");
 
 export class Sandman {
@@ -250,6 +257,27 @@ export class Sandman {
   /** The lifecycle log, newest first. */
   events(projectId: string, page?: PageOptions): Promise<Page<EventView>> {
     return this.list(`${path(projectId)}/events`, page);
+  }
+
+  // Env vars and secrets: a project's own (`projectId`), or the team's (`null`), which every
+  // project inherits. A secret's value is write-only: listings show its name and last 4 characters.
+  /** The env vars, and whether a sandbox runs with older ones (`restartRequired`). */
+  getEnv(projectId: string | null): Promise<EnvAnswer> {
+    return this.call("GET", `${scope(projectId)}/env`);
+  }
+  /** Replaces the env vars; they reach a sandbox at its next start or restore. */
+  setEnv(projectId: string | null, vars: Record<string, string>): Promise<EnvAnswer> {
+    return this.call("PUT", `${scope(projectId)}/env`, { vars });
+  }
+  listSecrets(projectId: string | null): Promise<SecretsAnswer> {
+    return this.call("GET", `${scope(projectId)}/secrets`);
+  }
+  /** Sets or rotates a secret: E2B's egress proxy adds it to requests to `hosts` (a rotation at once). */
+  putSecret(projectId: string | null, name: string, secret: SecretSettings): Promise<SecretChangeAnswer> {
+    return this.call("PUT", `${scope(projectId)}/secrets/${encodeURIComponent(name)}`, secret);
+  }
+  deleteSecret(projectId: string | null, name: string): Promise<SecretDeleted> {
+    return this.call("DELETE", `${scope(projectId)}/secrets/${encodeURIComponent(name)}`);
   }
 
   // Outbound webhooks

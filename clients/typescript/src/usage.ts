@@ -26,7 +26,9 @@ export const DEFAULT_HOURLY_RATE = 0.1008;
 /** The periods of a log in time order, from the log newest first as the API lists it. */
 export function periods(events: EventView[]): Period[] {
   // Reversed first so that two events in the same millisecond keep the log's order.
-  const ordered = [...events].reverse().sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  // A settings line of a project without a sandbox (`to` null) moves nothing.
+  const transitions = events.filter((event): event is EventView & { to: NonNullable<EventView["to"]> } => event.to != null);
+  const ordered = [...transitions].reverse().sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   return ordered.map((event, i) => ({
     state: event.to,
     start: new Date(event.at),

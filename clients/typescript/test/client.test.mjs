@@ -175,6 +175,24 @@ test("errors carry the API's status and code; waitUntil does not retry what cann
   await assert.rejects(stranger.listProjects(), (error) => error.status === 401 && typeof error.code === "string");
 });
 
+test("env vars and secrets: set, listed without values, delivered at the next start", async () => {
+  const sandman = new Sandman({ baseUrl, token });
+  await sandman.putProject("with-env", { templateId: "base" });
+  const env = await sandman.setEnv("with-env", { DATABASE_URL: "postgres://db/app" });
+  assert.deepEqual(env.vars, { DATABASE_URL: "postgres://db/app" });
+  const set = await sandman.putSecret("with-env", "OPENAI_API_KEY", { value: "sk-test-0123456789", hosts: ["api.openai.com"], prefix: "Bearer " });
+  assert.equal(set.secret.lastFour, "6789");
+  assert.equal(JSON.stringify(set).includes("sk-test-0123456789"), false);
+  const listed = await sandman.listSecrets("with-env");
+  assert.deepEqual(listed.items.map((s) => s.name), ["OPENAI_API_KEY"]);
+  await sandman.open("with-env");
+  await sandman.waitUntil("with-env", "RUNNING");
+  assert.equal((await sandman.setEnv("with-env", { DATABASE_URL: "postgres://db/other" })).restartRequired, true);
+  await sandman.deleteSecret("with-env", "OPENAI_API_KEY");
+  assert.deepEqual((await sandman.listSecrets("with-env")).items, []);
+  await assert.rejects(sandman.setEnv("with-env", { "1BAD": "x" }), (err) => err instanceof SandmanError && err.status === 400);
+});
+
 test("the team's projects list what the tests registered", async () => {
   const sandman = new Sandman({ baseUrl, token });
   const projects = await sandman.all((page) => sandman.listProjects(page));

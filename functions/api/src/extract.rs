@@ -95,6 +95,34 @@ impl FromRequestParts<Api> for ProjectSnapshot {
 }
 
 /// `/webhooks/endpoints/{endpointId}` of the caller's team (`ep_` + a lowercase ULID).
+/// A project's secret, by its name in the path.
+pub struct ProjectSecret(pub ProjectKey, pub String);
+
+impl FromRequestParts<Api> for ProjectSecret {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Project(key) = Project::from_request_parts(parts, api).await?;
+        let name = path_param(parts, api, "name").await?;
+        sandman::env::check_secret_name(&name)?;
+        Ok(ProjectSecret(key, name))
+    }
+}
+
+/// A team's secret, by its name in the path; only a team admin may change one.
+pub struct TeamSecret(pub TeamId, pub String);
+
+impl FromRequestParts<Api> for TeamSecret {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Admin(team) = Admin::from_request_parts(parts, api).await?;
+        let name = path_param(parts, api, "name").await?;
+        sandman::env::check_secret_name(&name)?;
+        Ok(TeamSecret(team, name))
+    }
+}
+
 pub struct TeamEndpoint(pub TeamId, pub String);
 
 impl FromRequestParts<Api> for TeamEndpoint {

@@ -64,6 +64,9 @@ pub struct SandboxStatus {
     pub poll_after_ms: Option<u64>,
     pub last_error: Option<String>,
     pub version: u64,
+    /// The sandbox runs with older env vars or secret rules than the project now has: they apply
+    /// from its next start or restore (`PUT /v1/projects/{id}/env`).
+    pub restart_required: bool,
 }
 
 impl From<Status> for SandboxStatus {
@@ -80,6 +83,7 @@ impl From<Status> for SandboxStatus {
             poll_after_ms: status.poll_after.map(|d| d.as_millis() as u64),
             last_error: status.last_error,
             version: status.version,
+            restart_required: status.restart_required,
         }
     }
 }

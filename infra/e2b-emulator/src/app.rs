@@ -12,6 +12,7 @@ use crate::config::EmulatorConfig;
 use crate::delivery::Publisher;
 use crate::error::ApiError;
 use crate::faults::{FaultBook, lock};
+use crate::secrets::SecretBook;
 use crate::world::World;
 
 #[derive(Clone)]
@@ -24,6 +25,7 @@ pub(crate) struct Shared {
     pub calls: CallLog,
     pub publisher: Publisher,
     world: Mutex<World>,
+    secrets: Mutex<SecretBook>,
     /// API key -> team id.
     teams: HashMap<String, String>,
     /// Keys revoked since start: E2B answers 401 to them, as to a key it never issued.
@@ -57,6 +59,7 @@ impl App {
             calls: CallLog::default(),
             publisher,
             world: Mutex::new(world),
+            secrets: Mutex::default(),
             teams,
             revoked: Mutex::default(),
         }))
@@ -66,6 +69,10 @@ impl App {
 impl Shared {
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
         lock(&self.world)
+    }
+
+    pub(crate) fn secret_book(&self) -> MutexGuard<'_, SecretBook> {
+        lock(&self.secrets)
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
@@ -146,6 +153,7 @@ impl Shared {
             world.reset();
             world.set_session_cap(self.config.session_cap);
         }
+        self.secret_book().clear();
         self.faults.clear();
         self.faults.clear_hits();
         self.publisher.set_faults(crate::faults::WebhookFaults::default());

@@ -47,6 +47,8 @@ pub struct EmulatorConfig {
     /// Seeds the draws of faults' `error_rate`, so a seeded run fails the same calls; `None`
     /// draws from entropy.
     pub fault_seed: Option<u64>,
+    /// Whether the account has E2B's secrets API (`/secrets`); off, its routes answer 404.
+    pub secrets_api: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -64,6 +66,7 @@ impl Default for EmulatorConfig {
             max_timeout: Duration::from_secs(24 * 3600),
             session_cap: None,
             fault_seed: None,
+            secrets_api: true,
         }
     }
 }
@@ -116,6 +119,9 @@ impl EmulatorConfig {
         if let Some(value) = lookup("E2B_EMULATOR_SESSION_CAP_SECS") {
             let secs: u64 = parse_number("E2B_EMULATOR_SESSION_CAP_SECS", &value)?;
             config.session_cap = Some(Duration::from_secs(secs));
+        }
+        if let Some(value) = lookup("E2B_EMULATOR_SECRETS_API") {
+            config.secrets_api = value.trim() != "false";
         }
         if let Some(value) = lookup("E2B_EMULATOR_SNAPSHOT_DURATION_MS") {
             config.snapshot_duration = millis("E2B_EMULATOR_SNAPSHOT_DURATION_MS", &value)?;

@@ -206,6 +206,23 @@ impl Emulator {
         self.app.world().write_file(id, path, content).is_ok()
     }
 
+    /// The headers E2B's egress proxy would add to a request from sandbox `id` to `host` now:
+    /// its rules' markers filled with the current versions of its team's secrets. `None`: no such
+    /// sandbox.
+    pub fn egress_headers(&self, id: &str, host: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let sandbox = self.app.world().sandbox_view(id)?;
+        Some(
+            self.app
+                .secret_book()
+                .egress_headers(&sandbox.team_id, &sandbox.network_rules, host),
+        )
+    }
+
+    /// The account's secrets' metadata, as `GET /secrets` answers it.
+    pub fn secrets(&self, team_id: &str) -> Vec<crate::secrets::SecretMeta> {
+        self.app.secret_book().list(team_id)
+    }
+
     pub fn sandboxes(&self) -> Vec<SandboxView> {
         self.app.world().sandbox_views()
     }

@@ -31,6 +31,10 @@ pub enum Route {
     BatchMetrics,
     SandboxEvents,
     Webhooks,
+    /// `/secrets` and `/secrets/{id}`, every method.
+    Secrets,
+    /// `PUT /sandboxes/{id}/network`.
+    SetNetwork,
     Unknown,
 }
 
@@ -57,6 +61,8 @@ impl Route {
             ("GET", "/sandboxes/{id}/metrics") => Route::SandboxMetrics,
             ("GET", "/snapshots") => Route::ListSnapshots,
             ("DELETE", "/templates/{id}") => Route::DeleteSnapshot,
+            ("PUT", "/sandboxes/{id}/network") => Route::SetNetwork,
+            (_, p) if p.starts_with("/secrets") => Route::Secrets,
             (_, p) if p.starts_with("/events/webhooks") => Route::Webhooks,
             (_, p) if p.starts_with("/events/sandboxes") => Route::SandboxEvents,
             _ => Route::Unknown,

@@ -48,6 +48,9 @@ pub struct SandboxView {
     pub auto_resume: bool,
     pub metadata: BTreeMap<String, String>,
     pub env_vars: BTreeMap<String, String>,
+    /// `network.rules` from create (or `PUT /sandboxes/{id}/network`): what E2B's egress proxy
+    /// adds to the sandbox's outbound requests (`Emulator::egress_headers`).
+    pub network_rules: crate::secrets::NetworkRules,
     pub cpu_count: u32,
     pub memory_mb: u32,
     pub disk_size_mb: u32,

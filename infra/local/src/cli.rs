@@ -311,10 +311,11 @@ fn webhook_sample() -> Result<(), String> {
         actor: Actor::IdleEnforcer,
         cause: "idle for 600s".into(),
         from: Some(SessionState::Pausing),
-        to: SessionState::Paused,
+        to: Some(SessionState::Paused),
         sandbox_id: Some("sbx-sample".into()),
     };
-    let body = serde_json::to_string(&Message::of("sample-project", &record)).map_err(|e| e.to_string())?;
+    let message = Message::of("sample-project", &record).ok_or("a transition has a message")?;
+    let body = serde_json::to_string(&message).map_err(|e| e.to_string())?;
     let id = format!("msg_{}", ulid::Ulid::new());
     let headers: serde_json::Map<String, serde_json::Value> =
         headers(&secret, &id, now.unix_timestamp(), body.as_bytes())

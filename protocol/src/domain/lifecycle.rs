@@ -39,7 +39,9 @@ impl Actor {
     }
 }
 
-/// One line of a project's append-only lifecycle log.
+/// One line of a project's append-only lifecycle log: a transition, or a change of the project's
+/// settings (env vars, secrets: who changed which names, never a value), which moves nothing and
+/// names the state the session was in (`None` for both when the project has no session).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleRecord {
@@ -48,6 +50,7 @@ pub struct LifecycleRecord {
     pub actor: Actor,
     pub cause: String,
     pub from: Option<SessionState>,
-    pub to: SessionState,
+    /// Always set on a transition.
+    pub to: Option<SessionState>,
     pub sandbox_id: Option<String>,
 }

@@ -73,6 +73,10 @@ pub struct Session {
     /// Timestamp of the newest E2B event applied; older deliveries change nothing.
     pub last_event_at: Option<OffsetDateTime>,
     pub usage: Usage,
+    /// The project's settings version (env vars, secrets) the sandbox was created with; `None`
+    /// when not known (a sandbox from before settings, a live fork's). E2B takes env vars only
+    /// at create: a newer version means a restart is required to apply it.
+    pub settings_version: Option<u64>,
 }
 
 /// How long a claim (STARTING, RESUMING, PAUSING, STOPPING) holds the session. Every claimant
@@ -108,6 +112,15 @@ impl Session {
             (SessionState::Starting, Some(session_id), Some(sandbox)) => Some((session_id, sandbox)),
             _ => None,
         }
+    }
+
+    /// Whether the live sandbox runs with settings older than `current` (the project's settings
+    /// version): E2B takes env vars (and network rules) only at create, so they apply from the next
+    /// create or restore. A killed (or never started) sandbox needs nothing.
+    pub fn restart_required(&self, current: u64) -> bool {
+        self.state != super::SessionState::Killed
+            && self.sandbox.is_some()
+            && self.settings_version.unwrap_or(0) < current
     }
 
     /// A claim whose claimant can no longer be working.

@@ -35,17 +35,58 @@ pub struct NewSandbox {
     pub timeout: Duration,
     pub auto_pause: bool,
     pub metadata: BTreeMap<String, String>,
-    pub env_vars: BTreeMap<String, String>,
+    /// Values never reach a log line (`Secret`'s `Debug` is redacted): where an account has no
+    /// secrets API, a project's secrets travel here.
+    pub env_vars: BTreeMap<String, Secret>,
     /// envd then requires the `envdAccessToken` create and connect return.
     pub secure: bool,
     pub network: SandboxNetwork,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxNetwork {
     /// E2B's default is true; Sandman sends false unless the project asks for public URLs.
     pub allow_public_traffic: bool,
+    /// Per-host transforms of the sandbox's outbound HTTP(S) requests, applied by E2B's egress
+    /// proxy: how a secret reaches a host by reference (`${e2b.secrets.NAME}`) without entering
+    /// the sandbox. Not sent when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: NetworkRules,
+}
+
+/// `network.rules`: host (`api.example.com`) to the transforms of requests to it.
+pub type NetworkRules = BTreeMap<String, Vec<NetworkRule>>;
+
+/// One transform rule of `network.rules`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NetworkRule {
+    pub transform: NetworkTransform,
+}
+
+/// Headers E2B's egress proxy sets on matching requests (an existing header of the same name is
+/// replaced). A value holds markers, `${e2b.secrets.NAME}`, never a secret itself; a marker the
+/// proxy cannot resolve drops the header.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NetworkTransform {
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a project's new sandbox is given besides its template (`Port::launch_settings`): its
+/// environment (plain variables; secrets too where the E2B account has no secrets API) and the
+/// egress rules that carry secrets by reference. `version` is the project's settings version they
+/// were read at: a session records it, and a later change shows as a restart required. Values
+/// are `Secret`s: never in a record, never in a log line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LaunchSettings {
+    pub env_vars: BTreeMap<String, Secret>,
+    pub rules: NetworkRules,
+    pub version: u64,
+}
+
+/// The marker E2B's egress proxy fills in with the current version of the account's secret `name`.
+pub fn secret_marker(name: &str) -> String {
+    format!("${{e2b.secrets.{name}}}")
 }
 
 /// A sandbox as returned by create and connect.
@@ -223,6 +264,7 @@ mod tests {
             secure: true,
             network: SandboxNetwork {
                 allow_public_traffic: false,
+                rules: NetworkRules::new(),
             },
         };
         assert_eq!(
@@ -231,6 +273,34 @@ mod tests {
                    "metadata": {"projectId": "p1"}, "envVars": {},
                    "secure": true, "network": {"allowPublicTraffic": false}})
         );
+    }
+
+    #[test]
+    fn env_values_and_rules_go_on_the_wire_but_never_into_debug() {
+        let rule = NetworkRule {
+            transform: NetworkTransform {
+                headers: BTreeMap::from([("Authorization".into(), format!("Bearer {}", secret_marker("sm-x")))]),
+            },
+        };
+        let new = NewSandbox {
+            template_id: "base".into(),
+            timeout: Duration::from_secs(60),
+            auto_pause: true,
+            metadata: BTreeMap::new(),
+            env_vars: BTreeMap::from([("TOKEN".into(), Secret::new("v4lue-never-logged"))]),
+            secure: true,
+            network: SandboxNetwork {
+                allow_public_traffic: false,
+                rules: NetworkRules::from([("api.example.com".into(), vec![rule])]),
+            },
+        };
+        let wire = serde_json::to_value(&new).unwrap();
+        assert_eq!(wire["envVars"], json!({"TOKEN": "v4lue-never-logged"}));
+        assert_eq!(
+            wire["network"]["rules"],
+            json!({"api.example.com": [{"transform": {"headers": {"Authorization": "Bearer ${e2b.secrets.sm-x}"}}}]})
+        );
+        assert!(!format!("{new:?}").contains("v4lue"));
     }
 
     #[test]

@@ -51,6 +51,8 @@ async fn restore_claimed<P: Port>(
     }
     let chosen = snapshot::snapshot(port, key, snapshot).await?;
     let account = port.account(&key.team).await?;
+    // A restore is a create from the snapshot: it takes the project's settings as they are now.
+    let launch = port.launch_settings(&account, key).await?;
     let mut record = project(port, key).await?;
     let mut lost = 0;
     let (mut claimed, replaced, session_id) = loop {
@@ -84,7 +86,15 @@ async fn restore_claimed<P: Port>(
         }
     };
     // An outcome E2B could not tell (`?`) leaves the claim and the hold to their leases.
-    let created = create_ladder(port, &account, &record, &session_id, Ladder::Exactly(chosen.clone())).await?;
+    let created = create_ladder(
+        port,
+        &account,
+        &record,
+        &session_id,
+        &launch,
+        Ladder::Exactly(chosen.clone()),
+    )
+    .await?;
     let outcome = match created {
         Ok(started) => record_started(port, &mut claimed, &record, started).await,
         Err(err) => go_back(port, &account, &mut claimed, replaced.as_ref(), &err)

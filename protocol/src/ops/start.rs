@@ -8,7 +8,7 @@ use super::open::{OpenPath, Opened, Step, opened};
 use crate::domain::{
     Actor, Project, ProjectKey, SandboxRef, SessionEvent, Snapshot, SnapshotId, SnapshotStatus, metadata,
 };
-use crate::e2b::{E2bError, NewSandbox, SandboxNetwork};
+use crate::e2b::{E2bError, LaunchSettings, NewSandbox, SandboxNetwork};
 use crate::error::Error;
 use crate::port::{Account, Port};
 use crate::record::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
@@ -22,6 +22,8 @@ pub(crate) struct Started {
     pub sandbox: SandboxRef,
     pub restored_from: Option<SnapshotId>,
     pub fallback_reason: Option<String>,
+    /// The settings version it was created with.
+    pub settings_version: u64,
 }
 
 impl Started {
@@ -42,6 +44,7 @@ impl Started {
             replaces_session: Field::Clear,
             failures: FailureCount::Reset,
             last_error: Field::Clear,
+            settings_version: Some(self.settings_version),
             ..SessionChanges::default()
         }
     }
@@ -78,6 +81,7 @@ pub(crate) async fn start_fresh<P: Port>(
     // A project stored before its template was refused must not reach E2B with it.
     port.check_template(&key.team, &record.project.template_id)?;
     let account = port.account(&key.team).await?;
+    let launch = port.launch_settings(&account, &key).await?;
     let session_id = port.new_id();
     let write = SessionWrite::new(&record, actor, cause, port.now())
         .event(SessionEvent::Start)
@@ -90,7 +94,7 @@ pub(crate) async fn start_fresh<P: Port>(
         return Ok(Step::Lost);
     };
     let ladder = preferred.map_or(Ladder::Newest, Ladder::First);
-    match create_ladder(port, &account, &record, &session_id, ladder).await? {
+    match create_ladder(port, &account, &record, &session_id, &launch, ladder).await? {
         Ok(started) => Ok(Step::Done(Box::new(
             record_started(port, &mut claimed, &record, started).await?,
         ))),
@@ -123,13 +127,15 @@ pub(crate) async fn record_started<P: Port>(
     .await
 }
 
-/// Creates the session's sandbox down `ladder`'s rungs. `Ok(Err)`: every rung refused (the
+/// Creates the session's sandbox down `ladder`'s rungs, each with `launch`'s env vars and rules
+/// (a restore is a create from a snapshot: it takes them too). `Ok(Err)`: every rung refused (the
 /// last one's error); `Err`: an outcome could not be looked up, and the claim is left to its lease.
 pub(crate) async fn create_ladder<P: Port>(
     port: &P,
     account: &Account,
     record: &ProjectRecord,
     session_id: &str,
+    launch: &LaunchSettings,
     ladder: Ladder,
 ) -> Result<Result<Started, E2bError>, Error> {
     let key = record.project.key();
@@ -139,10 +145,11 @@ pub(crate) async fn create_ladder<P: Port>(
         timeout: project.sandbox_timeout,
         auto_pause: true,
         metadata: metadata::for_session(&key, session_id),
-        env_vars: Default::default(),
+        env_vars: launch.env_vars.clone(),
         secure: true,
         network: SandboxNetwork {
             allow_public_traffic: project.public_traffic,
+            rules: launch.rules.clone(),
         },
     };
     let mut fallback_reason = None;
@@ -156,6 +163,7 @@ pub(crate) async fn create_ladder<P: Port>(
                     sandbox,
                     restored_from: Some(snapshot.snapshot_id),
                     fallback_reason,
+                    settings_version: launch.version,
                 }));
             }
             Err(err) => {
@@ -177,6 +185,7 @@ pub(crate) async fn create_ladder<P: Port>(
         sandbox,
         restored_from: None,
         fallback_reason,
+        settings_version: launch.version,
     }))
 }
 

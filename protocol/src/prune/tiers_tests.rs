@@ -49,11 +49,13 @@ fn record(state: Option<SessionState>, since: OffsetDateTime, inactivity: Inacti
         retiring: None,
         last_event_at: None,
         usage: Usage::default(),
+        settings_version: None,
     });
     ProjectRecord {
         project,
         session,
         version: 1,
+        settings_version: 0,
     }
 }
 

@@ -129,8 +129,10 @@ mod tests {
                 retiring: None,
                 last_event_at: None,
                 usage: Usage::default(),
+                settings_version: None,
             }),
             version: 3,
+            settings_version: 0,
         }
     }
 

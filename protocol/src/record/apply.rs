@@ -114,6 +114,7 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
         retiring: None,
         last_event_at: None,
         usage: Default::default(),
+        settings_version: None,
     });
     if let Some(to) = to {
         let index = index_attributes(to);
@@ -187,6 +188,9 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
     }
     if let Some(retiring) = &c.retiring {
         session.retiring = Some(retiring.clone());
+    }
+    if let Some(version) = c.settings_version {
+        session.settings_version = Some(version);
     }
     let written = Written {
         version: next.version,

@@ -20,6 +20,10 @@ pub struct ProjectRecord {
     pub project: Project,
     pub session: Option<Session>,
     pub version: u64,
+    /// The version of the project's launch settings (its env vars and secrets, and its team's):
+    /// moved by every change that a sandbox only takes at create. Not a session write: it never
+    /// conflicts with one.
+    pub settings_version: u64,
 }
 
 impl ProjectRecord {
@@ -120,6 +124,8 @@ pub struct SessionChanges {
     /// A restore's claim of a RUNNING session: its sandbox keeps running until the new one runs and
     /// it is killed, so it keeps a live-sandbox unit (`Session::retiring`) until `release_retiring`.
     pub retiring: Option<String>,
+    /// The settings version a new sandbox was created with (`LaunchSettings::version`).
+    pub settings_version: Option<u64>,
 }
 
 /// A webhook delivery to record in the same transaction, so a redelivery changes nothing.

@@ -57,11 +57,13 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         retiring: None,
         last_event_at: None,
         usage: Usage::default(),
+        settings_version: None,
     };
     ProjectRecord {
         project,
         session: Some(session),
         version: 7,
+        settings_version: 0,
     }
 }
 

@@ -13,6 +13,7 @@ mod pages;
 mod request;
 mod retry;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod webhooks;
 
@@ -24,7 +25,8 @@ pub use retry::{AttemptFailure, FailedAttempt, Repeat, RetryPolicy, parse_retry_
 pub use sandboxes::MAX_METRICS_BATCH;
 pub use sandman_protocol::e2b::E2bError;
 pub use sandman_protocol::e2b::{
-    Connected, ListedSandbox, NewSandbox, OnTimeout, Sandbox, SandboxDetail, SandboxFilter, SandboxLifecycle,
-    SandboxMetric, SandboxNetwork, SandboxState, Secret, SnapshotInfo,
+    Connected, LaunchSettings, ListedSandbox, NetworkRule, NetworkRules, NetworkTransform, NewSandbox, OnTimeout,
+    Sandbox, SandboxDetail, SandboxFilter, SandboxLifecycle, SandboxMetric, SandboxNetwork, SandboxState, Secret,
+    SnapshotInfo, secret_marker,
 };
 pub use webhooks::{NewWebhook, Webhook, WebhookUpdate};

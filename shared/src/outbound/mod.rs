@@ -55,19 +55,22 @@ pub struct MessageData<'a> {
 }
 
 impl<'a> Message<'a> {
-    pub fn of(project_id: &'a str, record: &'a LifecycleRecord) -> Self {
-        Message {
-            event_type: event_type(record.from, record.to),
+    /// The message of a transition; `None` for a settings line of a project without a session
+    /// (apps are not told of settings changes: `stream.rs` passes over them).
+    pub fn of(project_id: &'a str, record: &'a LifecycleRecord) -> Option<Self> {
+        let to = record.to?;
+        Some(Message {
+            event_type: event_type(record.from, to),
             timestamp: record.at,
             data: MessageData {
                 project_id,
                 from: record.from.map(SessionState::as_str),
-                to: record.to.as_str(),
+                to: to.as_str(),
                 actor: record.actor.as_str(),
                 cause: &record.cause,
                 sandbox_id: record.sandbox_id.as_deref(),
             },
-        }
+        })
     }
 }
 

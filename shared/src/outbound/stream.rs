@@ -115,6 +115,11 @@ pub fn classify(record: &StreamRecord, now: OffsetDateTime) -> Result<Option<Out
                 .new_image
                 .as_ref()
                 .ok_or(StreamError::Missing("NewImage"))?;
+            // A settings change (env vars, secrets: `store/settings.rs`) moves no sandbox: apps
+            // are not told of it (its names stay in the project's own log).
+            if matches!(image.get("settings"), Some(serde_dynamo::AttributeValue::Bool(true))) {
+                return Ok(None);
+            }
             let (team, project) = project_of(pk)?;
             let to = state(image, "to")?.ok_or(StreamError::Missing("to"))?;
             let from = state(image, "from")?;

@@ -50,10 +50,10 @@ fn a_message_names_the_transition_its_actor_and_cause() {
         actor: Actor::IdleEnforcer,
         cause: "idle for 600s".into(),
         from: Some(SessionState::Pausing),
-        to: SessionState::Paused,
+        to: Some(SessionState::Paused),
         sandbox_id: Some("sbx1".into()),
     };
-    let json = serde_json::to_value(Message::of("p1", &record)).unwrap();
+    let json = serde_json::to_value(Message::of("p1", &record).unwrap()).unwrap();
     assert_eq!(
         json,
         serde_json::json!({"type": "sandbox.paused", "timestamp": "2026-11-27T12:00:00Z",

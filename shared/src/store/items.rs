@@ -70,6 +70,12 @@ struct ProjectItem {
     usage_run_seconds: Option<f64>,
     usage_vcpu_seconds: Option<f64>,
     usage_memory_mb_seconds: Option<f64>,
+    /// The project's launch settings version (`env/`), moved by every change a sandbox takes
+    /// only at create.
+    #[serde(default)]
+    settings_version: u64,
+    /// The settings version the session's sandbox was created with.
+    sandbox_settings_version: Option<u64>,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -151,6 +157,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
                 vcpu_seconds: it.usage_vcpu_seconds.unwrap_or(0.0),
                 memory_mb_seconds: it.usage_memory_mb_seconds.unwrap_or(0.0),
             },
+            settings_version: it.sandbox_settings_version,
         }),
         _ => None,
     };
@@ -158,6 +165,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
         project,
         session,
         version: it.version,
+        settings_version: it.settings_version,
     })
 }
 
@@ -207,7 +215,8 @@ struct EventItem {
     actor: String,
     cause: String,
     from: Option<String>,
-    to: String,
+    /// Absent only on a settings line of a project without a session.
+    to: Option<String>,
     sandbox_id: Option<String>,
 }
 
@@ -219,7 +228,7 @@ pub(crate) fn lifecycle_record(item: Item) -> Result<LifecycleRecord, StoreError
         actor: Actor::parse(&it.actor).ok_or_else(|| corrupt(format!("unknown actor {}", it.actor)))?,
         cause: it.cause,
         from: it.from.as_deref().map(state).transpose()?,
-        to: state(&it.to)?,
+        to: it.to.as_deref().map(state).transpose()?,
         sandbox_id: it.sandbox_id,
     })
 }

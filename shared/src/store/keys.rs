@@ -24,6 +24,11 @@ pub const PINNED_COUNT_SK: &str = "PINNED";
 /// Under an E2B account's partition: how far back its events were read for usage (`backfill.rs`).
 pub const EVENTS_SEEN_SK: &str = "EVENTS";
 
+/// Under a project's or a team's partition: its env vars and the revision that orders every
+/// change to its settings (`store/settings.rs`); its secrets sort right after it.
+pub const SETTINGS_SK: &str = "SETTINGS";
+pub const SECRET_PREFIX: &str = "SETTINGS#SECRET#";
+
 pub const IDLE_INDEX: &str = "idle";
 pub const SANDBOX_INDEX: &str = "bySandbox";
 pub const TEAM_INDEX: &str = "byTeam";
@@ -93,6 +98,11 @@ pub fn account_pk(fingerprint: &str) -> String {
 /// The marker of one E2B execution whose compute was counted.
 pub fn execution_pk(team: &TeamId, execution: &str) -> String {
     format!("EXECUTION#{team}#{execution}")
+}
+
+/// One secret of a project or a team, by its name (`^[A-Z_][A-Z0-9_]*$`: never a `#`).
+pub fn secret_sk(name: &str) -> String {
+    format!("{SECRET_PREFIX}{name}")
 }
 
 pub fn endpoint_sk(endpoint_id: &str) -> String {

@@ -16,6 +16,7 @@ mod outbound;
 mod projects;
 mod query;
 mod sessions;
+mod settings;
 mod snapshots;
 mod time_ms;
 mod transact;
@@ -34,6 +35,7 @@ pub use sandman_protocol::record::{
     ActivityWrite, Counted, Dedupe, FailureCount, Field, IdleCandidate, IdleDeferral, PruneCandidate, SessionChanges,
     SessionWrite, SnapshotHold, TransitSession, Written,
 };
+pub use settings::{Delivery, ProjectNote, Scope, ScopeSettings, SecretWrite, SettingsWrite, StoredSecret, Synced};
 pub use snapshots::SnapshotAdmission;
 pub use usage::{Budget, BudgetReached, PeriodUsage};
 

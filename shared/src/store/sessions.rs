@@ -211,6 +211,9 @@ impl Store {
         if let Some(event_at) = c.event_at {
             e.set("lastEventAt", n(to_ms(event_at)));
         }
+        if let Some(version) = c.settings_version {
+            e.set("sandboxSettingsVersion", n(version));
+        }
     }
 
     fn log_put(&self, write: &SessionWrite, to: SessionState) -> Result<Put, StoreError> {

@@ -1,4 +1,5 @@
-//! Envelope encryption of a team's E2B key, and of its outbound endpoints' signing secrets: a fresh
+//! Envelope encryption of a team's E2B key, of its outbound endpoints' signing secrets and of its
+//! projects' (and its own) secrets (`env/`): a fresh
 //! 256-bit data key per value encrypts it with AES-256-GCM (what it belongs to as associated data,
 //! so a sealed value copied onto another team's or endpoint's item does not open); the data key
 //! itself is stored wrapped, by KMS when deployed (what it belongs to as encryption context) or by
@@ -19,6 +20,11 @@ const CONTEXT_TEAM: &str = "sandmanTeam";
 /// data keys carrying this entry (`kms:EncryptionContextKeys`): the outbound function opens
 /// endpoint secrets and never a team's E2B key.
 const CONTEXT_ENDPOINT: &str = "sandmanEndpoint";
+/// A project's (or the team's) secret names its scope and its name too: a sealed value copied to
+/// another project's item, or under another name, does not open. The functions that never hand a
+/// secret to E2B are denied `kms:Decrypt` of data keys carrying `sandmanSecret` (template.yaml).
+const CONTEXT_SCOPE: &str = "sandmanScope";
+const CONTEXT_SECRET: &str = "sandmanSecret";
 
 /// What a sealed value belongs to: it opens for that owner only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +33,18 @@ pub enum SealedFor<'a> {
     TeamKey(&'a str),
     /// The signing secret of a team's outbound endpoint.
     EndpointSecret { team: &'a str, endpoint: &'a str },
+    /// A secret of a project (`scope` = `project:<id>`) or of the whole team (`team`).
+    Secret {
+        team: &'a str,
+        scope: &'a str,
+        name: &'a str,
+    },
 }
 
 impl SealedFor<'_> {
     fn team(&self) -> &str {
         match self {
-            SealedFor::TeamKey(team) | SealedFor::EndpointSecret { team, .. } => team,
+            SealedFor::TeamKey(team) | SealedFor::EndpointSecret { team, .. } | SealedFor::Secret { team, .. } => team,
         }
     }
 
@@ -41,6 +53,7 @@ impl SealedFor<'_> {
         match self {
             SealedFor::TeamKey(team) => team.as_bytes().to_vec(),
             SealedFor::EndpointSecret { team, endpoint } => format!("endpoint:{team}:{endpoint}").into_bytes(),
+            SealedFor::Secret { team, scope, name } => format!("secret:{team}:{scope}:{name}").into_bytes(),
         }
     }
 
@@ -51,13 +64,18 @@ impl SealedFor<'_> {
             SealedFor::EndpointSecret { team, endpoint } => {
                 format!("sandman-data-key:{team}:endpoint:{endpoint}").into_bytes()
             }
+            SealedFor::Secret { team, scope, name } => {
+                format!("sandman-data-key:{team}:secret:{scope}:{name}").into_bytes()
+            }
         }
     }
 
-    fn endpoint(&self) -> Option<&str> {
+    /// The encryption context's entries beyond the team.
+    fn context(&self) -> Vec<(&'static str, &str)> {
         match self {
-            SealedFor::TeamKey(_) => None,
-            SealedFor::EndpointSecret { endpoint, .. } => Some(endpoint),
+            SealedFor::TeamKey(_) => Vec::new(),
+            SealedFor::EndpointSecret { endpoint, .. } => vec![(CONTEXT_ENDPOINT, endpoint)],
+            SealedFor::Secret { scope, name, .. } => vec![(CONTEXT_SCOPE, scope), (CONTEXT_SECRET, name)],
         }
     }
 }
@@ -158,8 +176,8 @@ impl KeyWrapper {
                     .key_id(key_id)
                     .key_spec(DataKeySpec::Aes256)
                     .encryption_context(CONTEXT_TEAM, owner.team());
-                if let Some(endpoint) = owner.endpoint() {
-                    request = request.encryption_context(CONTEXT_ENDPOINT, endpoint);
+                for (key, value) in owner.context() {
+                    request = request.encryption_context(key, value);
                 }
                 let out = request
                     .send()
@@ -192,8 +210,8 @@ impl KeyWrapper {
                     .key_id(key_id)
                     .ciphertext_blob(Blob::new(wrapped))
                     .encryption_context(CONTEXT_TEAM, owner.team());
-                if let Some(endpoint) = owner.endpoint() {
-                    request = request.encryption_context(CONTEXT_ENDPOINT, endpoint);
+                for (key, value) in owner.context() {
+                    request = request.encryption_context(key, value);
                 }
                 let out = request
                     .send()
@@ -299,6 +317,50 @@ mod tests {
             SealedFor::EndpointSecret {
                 team: "team-b",
                 endpoint: "ep_1",
+            },
+            SealedFor::TeamKey("team-a"),
+        ] {
+            assert!(
+                matches!(wrapper.open_for(other, &sealed).await, Err(SealError::Corrupt)),
+                "{other:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_project_secret_opens_for_its_team_scope_and_name_only() {
+        let wrapper = local();
+        let owner = SealedFor::Secret {
+            team: "team-a",
+            scope: "project:p1",
+            name: "OPENAI_API_KEY",
+        };
+        let sealed = wrapper.seal_for(owner, "sk-canary-1234").await.unwrap();
+        assert!(!sealed.ciphertext.windows(6).any(|w| w == b"canary"));
+        assert_eq!(
+            wrapper.open_for(owner, &sealed).await.unwrap().expose(),
+            "sk-canary-1234"
+        );
+        for other in [
+            SealedFor::Secret {
+                team: "team-b",
+                scope: "project:p1",
+                name: "OPENAI_API_KEY",
+            },
+            SealedFor::Secret {
+                team: "team-a",
+                scope: "project:p2",
+                name: "OPENAI_API_KEY",
+            },
+            SealedFor::Secret {
+                team: "team-a",
+                scope: "team",
+                name: "OPENAI_API_KEY",
+            },
+            SealedFor::Secret {
+                team: "team-a",
+                scope: "project:p1",
+                name: "OTHER",
             },
             SealedFor::TeamKey("team-a"),
         ] {

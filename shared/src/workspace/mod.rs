@@ -113,13 +113,16 @@ impl Sandman {
     }
 
     pub async fn fork(&self, source: &ProjectKey, project: ProjectId, from: ForkFrom) -> Result<ProjectRecord, Error> {
-        ops::fork::fork(self, source, project, from).await
+        let record = ops::fork::fork(self, source, project, from).await?;
+        self.copy_settings_to_fork(source, &record.project.key()).await?;
+        Ok(record)
     }
 
     /// Removes a project: its sandbox and every snapshot. A failure part-way leaves the project in
     /// place, so deleting it again finishes the job.
     pub async fn delete_project(&self, key: &ProjectKey) -> Result<(), Error> {
         ops::delete::delete_project(self, key).await?;
+        self.forget_settings(key).await?;
         tracing::info!(project = %key, "project deleted");
         Ok(())
     }

@@ -25,6 +25,8 @@ pub struct Status {
     pub poll_after: Option<Duration>,
     pub last_error: Option<String>,
     pub version: u64,
+    /// The sandbox runs with older env vars or secret rules than the project's (`env/`).
+    pub restart_required: bool,
 }
 
 /// How soon a frontend should ask again: soon while something is changing, rarely while running,
@@ -59,6 +61,7 @@ impl Status {
             poll_after: poll_after(state),
             last_error: session.and_then(|s| s.last_error.clone()),
             version: record.version,
+            restart_required: live.is_some_and(|s| s.restart_required(record.settings_version)),
         }
     }
 }

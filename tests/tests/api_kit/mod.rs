@@ -49,7 +49,12 @@ impl ApiStack {
 
     /// `env` overrides configuration variables, e.g. `JWT_AUDIENCE`.
     pub async fn start_with(env: impl Fn(&str) -> Option<String>) -> ApiStack {
-        let stack = TestStack::start_with(EmulatorConfig::default(), env).await;
+        Self::start_with_emulator(EmulatorConfig::default(), env).await
+    }
+
+    /// `start_with` over an emulator configured as `emulator`.
+    pub async fn start_with_emulator(emulator: EmulatorConfig, env: impl Fn(&str) -> Option<String>) -> ApiStack {
+        let stack = TestStack::start_with(emulator, env).await;
         let router = router_for(stack.sandman.clone());
         let team = stack.team();
         let mut api = ApiStack {

@@ -69,6 +69,7 @@ pub async fn sandboxes(stack: &TestStack, prefix: &str, count: usize) -> Vec<(Pr
                     secure: true,
                     network: SandboxNetwork {
                         allow_public_traffic: false,
+                        rules: Default::default(),
                     },
                 };
                 let sandbox = e2b.create_sandbox(&new).await.expect("sandbox created");

@@ -142,5 +142,5 @@ pub async fn event_into(
     events(stack, key)
         .await
         .into_iter()
-        .find(|e| e.actor == actor && e.to == to)
+        .find(|e| e.actor == actor && e.to == Some(to))
 }

@@ -39,7 +39,8 @@ pub struct EventView {
     pub cause: String,
     /// Null for a project's first sandbox.
     pub from: Option<State>,
-    pub to: State,
+    /// Null only on a settings change (env vars, secrets) of a project that has no sandbox yet.
+    pub to: Option<State>,
     pub sandbox_id: Option<String>,
 }
 
@@ -56,7 +57,7 @@ impl From<LifecycleRecord> for EventView {
             },
             cause: event.cause,
             from: event.from.map(State::from),
-            to: event.to.into(),
+            to: event.to.map(State::from),
             sandbox_id: event.sandbox_id,
         }
     }

@@ -3,6 +3,7 @@
 
 mod docs;
 mod endpoints;
+mod env;
 mod events;
 mod projects;
 pub(crate) mod sandbox;
@@ -25,5 +26,6 @@ pub fn all() -> OpenApiRouter<Api> {
         .merge(team::routes())
         .merge(usage::routes())
         .merge(endpoints::routes())
+        .merge(env::routes())
         .merge(docs::routes())
 }

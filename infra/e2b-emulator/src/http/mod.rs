@@ -4,6 +4,7 @@ mod admin;
 mod gate;
 mod metrics;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod webhooks;
 pub(crate) mod wire;
@@ -11,7 +12,7 @@ pub(crate) mod wire;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -32,6 +33,12 @@ pub(crate) fn router(app: App) -> Router {
         .route("/sandboxes/{id}/timeout", post(sandboxes::set_timeout))
         .route("/sandboxes/{id}/refreshes", post(sandboxes::refresh))
         .route("/sandboxes/{id}/metrics", get(metrics::metrics))
+        .route("/sandboxes/{id}/network", put(secrets::set_network))
+        .route("/secrets", get(secrets::list).post(secrets::create))
+        .route(
+            "/secrets/{id}",
+            get(secrets::get_one).post(secrets::update).delete(secrets::delete),
+        )
         .route("/sandboxes/{id}/snapshots", post(snapshots::create))
         .route("/snapshots", get(snapshots::list))
         .route("/templates/{id}", delete(snapshots::delete))

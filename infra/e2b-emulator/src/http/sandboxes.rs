@@ -52,6 +52,7 @@ pub(crate) async fn create(
         auto_resume,
         metadata: body.metadata.unwrap_or_default(),
         env_vars: body.env_vars.unwrap_or_default(),
+        network_rules: body.network.map(|n| n.rules).unwrap_or_default(),
     };
     let sandbox = app.world().create(&team, request, app.now())?;
     Ok((StatusCode::CREATED, Json(SandboxBody::from(&sandbox))))

@@ -53,6 +53,13 @@ pub(crate) struct NewSandboxBody {
     pub lifecycle: Option<LifecycleBody>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub env_vars: Option<BTreeMap<String, String>>,
+    pub network: Option<NetworkBody>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NetworkBody {
+    #[serde(default)]
+    pub rules: crate::secrets::NetworkRules,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,6 +27,7 @@ pub(crate) struct NewSandbox {
     pub auto_resume: bool,
     pub metadata: BTreeMap<String, String>,
     pub env_vars: BTreeMap<String, String>,
+    pub network_rules: crate::secrets::NetworkRules,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,6 +79,7 @@ impl World {
             auto_resume: request.auto_resume,
             metadata: request.metadata,
             env_vars: request.env_vars,
+            network_rules: request.network_rules,
             cpu_count: resources.0,
             memory_mb: resources.1,
             disk_size_mb: resources.2,
@@ -275,6 +277,21 @@ impl World {
             }
             None => Err(ApiError::SandboxNotFound(id.to_owned())),
         }
+    }
+
+    /// `PUT /sandboxes/{id}/network`: a running sandbox only (a paused one answers 409).
+    pub(crate) fn set_network_rules(
+        &mut self,
+        team: &str,
+        id: &str,
+        rules: crate::secrets::NetworkRules,
+    ) -> Result<(), ApiError> {
+        let sandbox = self.live_mut(team, id)?;
+        if sandbox.state != SandboxState::Running {
+            return Err(ApiError::Conflict(format!("sandbox {id} is not running")));
+        }
+        sandbox.network_rules = rules;
+        Ok(())
     }
 
     pub(crate) fn kill(&mut self, team: &str, id: &str, now: OffsetDateTime) -> Result<(), ApiError> {
