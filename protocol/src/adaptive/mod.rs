@@ -1,0 +1,263 @@
+//! Adaptive idle and proactive warm-up, as pure functions over what a project has learned.
+//!
+//! - **Adaptive idle** (`idle: {mode: "adaptive", minSeconds, maxSeconds}`): the project's idle
+//!   gaps go into a fixed-size histogram ([`GapHistogram`]); the idle timeout is the one within the
+//!   bounds that costs least per gap, a cold resume weighing [`COLD_RESUME_WEIGHT`] of running
+//!   time. The timeout is written as the project's `idleTimeoutMs`, so the idle index's `idleAt`
+//!   simply follows it: the enforcer reads what is due, as before.
+//! - **Warm-up** (`warmup: {enabled, leadSeconds}`): returns after an hour or more away go into a
+//!   histogram over the day ([`ReturnClock`]); the next likely window after the session would go
+//!   idle is the [`WarmPlan`]: resume `lead` before it, and pause again if nobody came by its end.
+//!
+//! Learning happens in writes Sandman makes anyway: the activity write after a gap (a heartbeat,
+//! an open of a running sandbox) and the claim of a wake (a paused sandbox resumed by activity).
+//! [`learn`] is the one rule both use. Nothing here reads a clock or the store.
+
+mod clock;
+mod gaps;
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+pub use clock::{MIN_CHANCE, Predicted, RETURN_AWAY, ReturnClock, SLOT, WINDOW_SLOTS};
+pub use gaps::{EDGES as GAP_EDGES, GAP_FLOOR, GapHistogram, MIN_GAPS};
+
+/// The running time one cold resume is worth when an adaptive timeout is chosen: keeping a
+/// sandbox up 20 more minutes is worth it if it spares one user a cold resume.
+pub const COLD_RESUME_WEIGHT: Duration = Duration::from_secs(20 * 60);
+
+/// An adaptive project's timeout until it has seen [`MIN_GAPS`] gaps (clamped into its bounds).
+pub const FIRST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Adaptive projects write a heartbeat at least this often while their user is there, so a gap
+/// of [`GAP_FLOOR`] is never continuous activity.
+pub const ADAPTIVE_HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// How often an activity write is made for a project with `idle_timeout`: the fixed rule
+/// ([`IdlePolicy::heartbeat_interval`](crate::domain::IdlePolicy::heartbeat_interval)), at most
+/// [`ADAPTIVE_HEARTBEAT`] while adaptive idle is on, so a recorded gap of [`GAP_FLOOR`] or more is
+/// never continuous activity.
+pub fn heartbeat_interval(idle_timeout: Duration, adaptive: bool) -> Duration {
+    let fixed = crate::domain::IdlePolicy {
+        idle_timeout,
+        ..crate::domain::IdlePolicy::default()
+    }
+    .heartbeat_interval();
+    if adaptive { fixed.min(ADAPTIVE_HEARTBEAT) } else { fixed }
+}
+
+/// The bounds of an adaptive idle timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AdaptiveIdle {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// Warm-up: resume a paused sandbox `lead` before its predicted return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Warmup {
+    pub lead: Duration,
+}
+
+/// A warm-up scheduled for a predicted return: resume at `at`; an unused warm-up is paused again
+/// `hold` later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WarmPlan {
+    pub at: OffsetDateTime,
+    pub hold: Duration,
+}
+
+/// What a project has learned (kept on its item only while adaptive idle or warm-up is on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Learned {
+    pub gaps: GapHistogram,
+    pub returns: ReturnClock,
+    /// The next warm-up, while one is predicted.
+    pub warm: Option<WarmPlan>,
+}
+
+/// What one observation leaves: the learned state to write, and the idle timeout it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lesson {
+    pub learned: Learned,
+    pub idle_timeout: Duration,
+}
+
+/// A project's adaptive settings, as [`learn`] needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub adaptive: Option<AdaptiveIdle>,
+    pub warmup: Option<Warmup>,
+    /// The timeout the project has now (its fixed one, or the last learned).
+    pub idle_timeout: Duration,
+}
+
+/// Activity at `now`, after the last recorded one at `last_active` (`None`: not a return, as a
+/// warm-up's own resume): the gap is counted, a return after an hour away is placed on the
+/// clock, and the timeout and next warm-up follow. `None` when the project uses neither setting.
+pub fn learn(
+    settings: Settings,
+    learned: &Learned,
+    last_active: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Option<Lesson> {
+    if settings.adaptive.is_none() && settings.warmup.is_none() {
+        return None;
+    }
+    let mut next = *learned;
+    if let Some(last) = last_active.filter(|last| *last < now) {
+        let gap = (now - last).unsigned_abs();
+        if settings.adaptive.is_some() {
+            next.gaps.record(gap);
+        }
+        if settings.warmup.is_some() && gap >= RETURN_AWAY {
+            next.returns.record(now);
+        }
+    }
+    if settings.warmup.is_some() && next.returns.since().is_none() {
+        next.returns = ReturnClock::started(now);
+    }
+    let idle_timeout = timeout(settings, &next.gaps);
+    next.warm = settings
+        .warmup
+        .and_then(|warmup| plan(&next.returns, warmup, now + idle_timeout, now));
+    Some(Lesson {
+        learned: next,
+        idle_timeout,
+    })
+}
+
+/// A warm-up resumed the sandbox and holds it until `until`: nothing is learned (nobody came
+/// back yet), and the next warm-up is for the first predicted return after the hold, so an
+/// unused warm-up paused again is not warmed again for the same return.
+pub fn after_warmup(settings: Settings, learned: &Learned, until: OffsetDateTime, now: OffsetDateTime) -> Lesson {
+    let mut next = *learned;
+    next.warm = settings
+        .warmup
+        .and_then(|warmup| plan(&next.returns, warmup, until, now));
+    Lesson {
+        learned: next,
+        idle_timeout: settings.idle_timeout,
+    }
+}
+
+/// The idle timeout `settings` give with `gaps`: the learned one for an adaptive project (its
+/// first timeout until enough gaps were seen), else the one it has.
+pub fn timeout(settings: Settings, gaps: &GapHistogram) -> Duration {
+    match settings.adaptive {
+        Some(bounds) => gaps
+            .timeout(bounds.min, bounds.max, COLD_RESUME_WEIGHT)
+            .unwrap_or(FIRST_TIMEOUT.clamp(bounds.min, bounds.min.max(bounds.max))),
+        None => settings.idle_timeout,
+    }
+}
+
+/// The warm-up for the first predicted return after `idle_from` (when the session would be
+/// paused): it starts `lead` before the window, at or after `idle_from`, and holds to its end.
+pub fn plan(returns: &ReturnClock, warmup: Warmup, idle_from: OffsetDateTime, now: OffsetDateTime) -> Option<WarmPlan> {
+    let predicted = returns.next_return(idle_from + warmup.lead, now)?;
+    Some(WarmPlan {
+        at: predicted.from - warmup.lead,
+        hold: (predicted.until - predicted.from).unsigned_abs() + warmup.lead,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const MONDAY: OffsetDateTime = datetime!(2027-01-04 00:00 UTC);
+
+    fn minutes(m: i64) -> time::Duration {
+        time::Duration::minutes(m)
+    }
+
+    fn adaptive() -> Settings {
+        Settings {
+            adaptive: Some(AdaptiveIdle {
+                min: Duration::from_secs(120),
+                max: Duration::from_secs(3600),
+            }),
+            warmup: None,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn adaptive_heartbeats_are_frequent_enough_to_tell_gaps_from_activity() {
+        for minutes in [2, 10, 60, 240] {
+            let timeout = Duration::from_secs(minutes * 60);
+            assert!(heartbeat_interval(timeout, true) * 3 <= GAP_FLOOR, "{minutes} min");
+            assert!(heartbeat_interval(timeout, true) <= heartbeat_interval(timeout, false));
+        }
+        assert_eq!(
+            heartbeat_interval(Duration::from_secs(3600), false),
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn nothing_to_learn_without_either_setting() {
+        let fixed = Settings {
+            adaptive: None,
+            warmup: None,
+            idle_timeout: Duration::from_secs(600),
+        };
+        assert_eq!(
+            learn(fixed, &Learned::default(), Some(MONDAY), MONDAY + minutes(30)),
+            None
+        );
+    }
+
+    #[test]
+    fn an_adaptive_project_starts_at_ten_minutes_then_follows_its_gaps() {
+        let mut learned = Learned::default();
+        let mut at = MONDAY + time::Duration::hours(9);
+        let first = learn(adaptive(), &learned, None, at).unwrap();
+        assert_eq!(first.idle_timeout, Duration::from_secs(600));
+        // A project whose user comes back after 15 minutes, again and again: covering a gap costs
+        // 15 minutes of running, less than a cold resume's weight (20) plus the minimum (2).
+        for _ in 0..12 {
+            let last = at;
+            at += minutes(15);
+            learned = learn(adaptive(), &learned, Some(last), at).unwrap().learned;
+        }
+        let lesson = learn(adaptive(), &learned, None, at).unwrap();
+        assert_eq!(
+            lesson.idle_timeout,
+            Duration::from_secs(1200),
+            "the 15-20 minute bucket's end"
+        );
+        assert_eq!(lesson.learned.warm, None, "warm-up is off");
+    }
+
+    #[test]
+    fn warm_up_plans_the_next_morning_from_the_idle_deadline() {
+        let settings = Settings {
+            adaptive: None,
+            warmup: Some(Warmup {
+                lead: Duration::from_secs(300),
+            }),
+            idle_timeout: Duration::from_secs(600),
+        };
+        let mut learned = Learned::default();
+        // Monday to Thursday evenings, back at 9:10 the next morning.
+        for day in 0..4 {
+            let evening = MONDAY + time::Duration::days(day) + time::Duration::hours(17);
+            let morning = evening + time::Duration::hours(16) + minutes(10);
+            learned = learn(settings, &learned, Some(evening), morning).unwrap().learned;
+        }
+        // Friday 16:50: the project would go idle at 17:00; next predicted return Monday 9:00.
+        let friday = MONDAY + time::Duration::days(4) + time::Duration::hours(16) + minutes(50);
+        let lesson = learn(settings, &learned, Some(friday - minutes(1)), friday).unwrap();
+        let warm = lesson.learned.warm.expect("a warm-up is planned");
+        assert_eq!(
+            warm.at,
+            MONDAY + time::Duration::days(7) + time::Duration::hours(9) - minutes(5)
+        );
+        assert_eq!(warm.hold, Duration::from_secs(3600 + 300));
+    }
+}
