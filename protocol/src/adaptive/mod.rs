@@ -7,11 +7,12 @@
 //!   simply follows it: the enforcer reads what is due, as before.
 //! - **Warm-up** (`warmup: {enabled, leadSeconds}`): returns after an hour or more away go into a
 //!   histogram over the day ([`ReturnClock`]); the next likely window after the session would go
-//!   idle is the [`WarmPlan`]: resume `lead` before it, and pause again if nobody came by its end.
+//!   paused is the [`WarmPlan`]: resume `lead` before it, and pause again if nobody came by its end.
 //!
 //! Learning happens in writes Sandman makes anyway: the activity write after a gap (a heartbeat,
 //! an open of a running sandbox) and the claim of a wake (a paused sandbox resumed by activity).
-//! [`learn`] is the one rule both use. Nothing here reads a clock or the store.
+//! [`learn`] is the one rule both use, and answers `None` for the many writes that change nothing.
+//! The warm-up is planned once per pause ([`warm_plan`]). Nothing here reads a clock or the store.
 
 mod clock;
 mod gaps;
@@ -52,6 +53,8 @@ pub fn heartbeat_interval(idle_timeout: Duration, adaptive: bool) -> Duration {
 pub struct AdaptiveIdle {
     pub min: Duration,
     pub max: Duration,
+    /// The running time one cold resume is worth ([`COLD_RESUME_WEIGHT`] unless stated).
+    pub cold_weight: Duration,
 }
 
 /// Warm-up: resume a paused sandbox `lead` before its predicted return.
@@ -73,15 +76,6 @@ pub struct WarmPlan {
 pub struct Learned {
     pub gaps: GapHistogram,
     pub returns: ReturnClock,
-    /// The next warm-up, while one is predicted.
-    pub warm: Option<WarmPlan>,
-}
-
-/// What one observation leaves: the learned state to write, and the idle timeout it gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Lesson {
-    pub learned: Learned,
-    pub idle_timeout: Duration,
 }
 
 /// A project's adaptive settings, as [`learn`] needs them.
@@ -89,65 +83,63 @@ pub struct Lesson {
 pub struct Settings {
     pub adaptive: Option<AdaptiveIdle>,
     pub warmup: Option<Warmup>,
-    /// The timeout the project has now (its fixed one, or the last learned).
+    /// The project's fixed idle timeout (used when adaptive idle is off).
     pub idle_timeout: Duration,
 }
 
-/// Activity at `now`, after the last recorded one at `last_active` (`None`: not a return, as a
-/// warm-up's own resume): the gap is counted, a return after an hour away is placed on the
-/// clock, and the timeout and next warm-up follow. `None` when the project uses neither setting.
+/// An activity write at `now`, after the last recorded one at `last_active` (`None`: the first):
+/// a gap of [`GAP_FLOOR`] or more is counted, and a
+/// return after [`RETURN_AWAY`] is placed on the clock. `None` when nothing changed (most writes:
+/// a heartbeat during continuous activity), so the project's learned state is written only after
+/// a real gap, and never while the project uses neither setting.
 pub fn learn(
     settings: Settings,
     learned: &Learned,
     last_active: Option<OffsetDateTime>,
     now: OffsetDateTime,
-) -> Option<Lesson> {
+) -> Option<Learned> {
     if settings.adaptive.is_none() && settings.warmup.is_none() {
         return None;
     }
     let mut next = *learned;
+    let mut changed = false;
+    if settings.warmup.is_some() && next.returns.since().is_none() {
+        next.returns = ReturnClock::started(now);
+        changed = true;
+    }
     if let Some(last) = last_active.filter(|last| *last < now) {
         let gap = (now - last).unsigned_abs();
         if settings.adaptive.is_some() {
-            next.gaps.record(gap);
+            changed |= next.gaps.record(gap);
         }
         if settings.warmup.is_some() && gap >= RETURN_AWAY {
             next.returns.record(now);
+            changed = true;
         }
     }
-    if settings.warmup.is_some() && next.returns.since().is_none() {
-        next.returns = ReturnClock::started(now);
-    }
-    let idle_timeout = timeout(settings, &next.gaps);
-    next.warm = settings
-        .warmup
-        .and_then(|warmup| plan(&next.returns, warmup, now + idle_timeout, now));
-    Some(Lesson {
-        learned: next,
-        idle_timeout,
-    })
+    changed.then_some(next)
 }
 
-/// A warm-up resumed the sandbox and holds it until `until`: nothing is learned (nobody came
-/// back yet), and the next warm-up is for the first predicted return after the hold, so an
-/// unused warm-up paused again is not warmed again for the same return.
-pub fn after_warmup(settings: Settings, learned: &Learned, until: OffsetDateTime, now: OffsetDateTime) -> Lesson {
-    let mut next = *learned;
-    next.warm = settings
-        .warmup
-        .and_then(|warmup| plan(&next.returns, warmup, until, now));
-    Lesson {
-        learned: next,
-        idle_timeout: settings.idle_timeout,
-    }
+/// The warm-up to schedule when a sandbox is paused at `idle_from` (by the idle enforcer, or
+/// again after an unused warm-up's hold): the first predicted return after it, so an unused
+/// warm-up is never repeated for the same return. Computed once per pause, not per write.
+pub fn warm_plan(
+    learned: &Learned,
+    warmup: Warmup,
+    idle_from: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Option<WarmPlan> {
+    plan(&learned.returns, warmup, idle_from, now)
 }
 
-/// The idle timeout `settings` give with `gaps`: the learned one for an adaptive project (its
-/// first timeout until enough gaps were seen), else the one it has.
-pub fn timeout(settings: Settings, gaps: &GapHistogram) -> Duration {
+/// The idle timeout: for an adaptive project, the cheapest one for its gaps once [`MIN_GAPS`]
+/// were seen, else [`FIRST_TIMEOUT`] (within its bounds); the fixed one otherwise. It changes only
+/// when [`learn`] answers a change, so it is written with the learned state.
+pub fn timeout(settings: Settings, learned: &Learned) -> Duration {
     match settings.adaptive {
-        Some(bounds) => gaps
-            .timeout(bounds.min, bounds.max, COLD_RESUME_WEIGHT)
+        Some(bounds) => learned
+            .gaps
+            .timeout(bounds.min, bounds.max, bounds.cold_weight)
             .unwrap_or(FIRST_TIMEOUT.clamp(bounds.min, bounds.min.max(bounds.max))),
         None => settings.idle_timeout,
     }
@@ -180,6 +172,7 @@ mod tests {
             adaptive: Some(AdaptiveIdle {
                 min: Duration::from_secs(120),
                 max: Duration::from_secs(3600),
+                cold_weight: COLD_RESUME_WEIGHT,
             }),
             warmup: None,
             idle_timeout: Duration::from_secs(600),
@@ -216,26 +209,30 @@ mod tests {
     fn an_adaptive_project_starts_at_ten_minutes_then_follows_its_gaps() {
         let mut learned = Learned::default();
         let mut at = MONDAY + time::Duration::hours(9);
-        let first = learn(adaptive(), &learned, None, at).unwrap();
-        assert_eq!(first.idle_timeout, Duration::from_secs(600));
+        assert_eq!(timeout(adaptive(), &learned), Duration::from_secs(600));
         // A project whose user comes back after 15 minutes, again and again: covering a gap costs
         // 15 minutes of running, less than a cold resume's weight (20) plus the minimum (2).
         for _ in 0..12 {
             let last = at;
             at += minutes(15);
-            learned = learn(adaptive(), &learned, Some(last), at).unwrap().learned;
+            learned = learn(adaptive(), &learned, Some(last), at).unwrap();
         }
-        let lesson = learn(adaptive(), &learned, None, at).unwrap();
         assert_eq!(
-            lesson.idle_timeout,
+            timeout(adaptive(), &learned),
             Duration::from_secs(1200),
             "the 15-20 minute bucket's end"
         );
-        assert_eq!(lesson.learned.warm, None, "warm-up is off");
     }
 
     #[test]
-    fn warm_up_plans_the_next_morning_from_the_idle_deadline() {
+    fn a_heartbeat_during_activity_changes_nothing() {
+        let learned = learn(adaptive(), &Learned::default(), Some(MONDAY), MONDAY + minutes(20)).unwrap();
+        let beat = learn(adaptive(), &learned, Some(MONDAY + minutes(20)), MONDAY + minutes(21));
+        assert_eq!(beat, None, "a one-minute gap is activity: nothing to write");
+    }
+
+    #[test]
+    fn warm_up_plans_the_next_morning_from_the_pause() {
         let settings = Settings {
             adaptive: None,
             warmup: Some(Warmup {
@@ -243,21 +240,23 @@ mod tests {
             }),
             idle_timeout: Duration::from_secs(600),
         };
-        let mut learned = Learned::default();
+        let warmup = settings.warmup.unwrap();
+        let mut learned = learn(settings, &Learned::default(), None, MONDAY).unwrap();
         // Monday to Thursday evenings, back at 9:10 the next morning.
         for day in 0..4 {
             let evening = MONDAY + time::Duration::days(day) + time::Duration::hours(17);
             let morning = evening + time::Duration::hours(16) + minutes(10);
-            learned = learn(settings, &learned, Some(evening), morning).unwrap().learned;
+            learned = learn(settings, &learned, Some(evening), morning).unwrap();
         }
-        // Friday 16:50: the project would go idle at 17:00; next predicted return Monday 9:00.
-        let friday = MONDAY + time::Duration::days(4) + time::Duration::hours(16) + minutes(50);
-        let lesson = learn(settings, &learned, Some(friday - minutes(1)), friday).unwrap();
-        let warm = lesson.learned.warm.expect("a warm-up is planned");
-        assert_eq!(
-            warm.at,
-            MONDAY + time::Duration::days(7) + time::Duration::hours(9) - minutes(5)
-        );
+        // Paused on Friday at 17:00: the next predicted return is Monday 9:00, not the weekend.
+        let friday = MONDAY + time::Duration::days(4) + time::Duration::hours(17);
+        let warm = warm_plan(&learned, warmup, friday, friday).expect("a warm-up is planned");
+        let monday_nine = MONDAY + time::Duration::days(7) + time::Duration::hours(9);
+        assert_eq!(warm.at, monday_nine - minutes(5));
         assert_eq!(warm.hold, Duration::from_secs(3600 + 300));
+        // Unused: paused again at its hold's end, the next plan is Tuesday's, never Monday's again.
+        let again = warm.at + warm.hold;
+        let next = warm_plan(&learned, warmup, again, again).unwrap();
+        assert_eq!(next.at, monday_nine + time::Duration::days(1) - minutes(5));
     }
 }
