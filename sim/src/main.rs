@@ -97,6 +97,16 @@ fn main() -> ExitCode {
             .collect();
         println!("\n{}", report::by_kind(&trace, &policies));
     }
+    if std::env::var_os("SIM_CEILING").is_some()
+        && let Some(base) = rows.iter().find(|r| r.policy.name == policy::BASELINE)
+    {
+        let (cold, running) = report::hindsight_ceiling(&trace, base.outcome.running_secs);
+        println!(
+            "\nHindsight ceiling of one fixed timeout per project, within fixed 10m's running time: {cold} cold resumes ({:+.1}%), {:.0} running h",
+            100.0 * (cold as f64 - base.outcome.cold_resumes as f64) / base.outcome.cold_resumes as f64,
+            running as f64 / 3600.0
+        );
+    }
     if let Some(verdict) = report::Verdict::of(&rows) {
         println!("\nDone-when targets:");
         for (line, met) in verdict.targets() {

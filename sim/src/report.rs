@@ -190,3 +190,52 @@ impl Verdict {
         ]
     }
 }
+
+/// The hindsight ceiling of any per-project fixed timeout: each project gets the one timeout
+/// (from 2 to 60 minutes) that, knowing its whole trace in advance, trades running time for cold
+/// resumes at one common exchange rate; the rate is the highest whose total running time stays
+/// within `running_budget_secs`. Answers (cold resumes, running seconds). No learning policy that
+/// picks one timeout per project can do better on both at once.
+pub fn hindsight_ceiling(trace: &Trace, running_budget_secs: i64) -> (u64, i64) {
+    use std::time::Duration;
+    let end = trace.span().map_or(0, |(_, last)| last);
+    let grid = [2u64, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60];
+    let outcomes: Vec<Vec<Outcome>> = trace
+        .projects
+        .iter()
+        .map(|project| {
+            grid.iter()
+                .map(|m| {
+                    let policy = Policy {
+                        name: format!("fixed {m}m"),
+                        idle: crate::policy::Idle::Fixed(Duration::from_secs(m * 60)),
+                        warmup: None,
+                    };
+                    simulate(&policy, &project.events, end)
+                })
+                .collect()
+        })
+        .collect();
+    let choose = |rate: f64| -> (u64, i64) {
+        outcomes.iter().fold((0, 0), |(cold, running), options| {
+            let best = options
+                .iter()
+                .min_by(|a, b| {
+                    let cost = |o: &Outcome| o.running_secs as f64 + rate * o.cold_resumes as f64;
+                    cost(a).total_cmp(&cost(b))
+                })
+                .expect("the grid is not empty");
+            (cold + best.cold_resumes, running + best.running_secs)
+        })
+    };
+    let (mut low, mut high) = (0.0, 1e7);
+    for _ in 0..60 {
+        let mid = (low + high) / 2.0;
+        if choose(mid).1 <= running_budget_secs {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    choose(low)
+}
