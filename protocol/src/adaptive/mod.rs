@@ -35,17 +35,47 @@ pub const FIRST_TIMEOUT: Duration = Duration::from_secs(600);
 /// of [`GAP_FLOOR`] is never continuous activity.
 pub const ADAPTIVE_HEARTBEAT: Duration = Duration::from_secs(30);
 
-/// How often an activity write is made for a project with `idle_timeout`: the fixed rule
-/// ([`IdlePolicy::heartbeat_interval`](crate::domain::IdlePolicy::heartbeat_interval)), at most
+/// How often an activity write is made for a project with `idle_timeout`: an eighth of it, from
+/// 30 s to 5 minutes, never more than a quarter of it (the idle deadline only needs this
+/// precision, and a session is never paused while a recent heartbeat is still unwritten); at most
 /// [`ADAPTIVE_HEARTBEAT`] while adaptive idle is on, so a recorded gap of [`GAP_FLOOR`] or more is
 /// never continuous activity.
 pub fn heartbeat_interval(idle_timeout: Duration, adaptive: bool) -> Duration {
-    let fixed = crate::domain::IdlePolicy {
-        idle_timeout,
-        ..crate::domain::IdlePolicy::default()
-    }
-    .heartbeat_interval();
+    let eighth = (idle_timeout / 8).clamp(Duration::from_secs(30), Duration::from_secs(300));
+    let fixed = eighth.min(idle_timeout / 4);
     if adaptive { fixed.min(ADAPTIVE_HEARTBEAT) } else { fixed }
+}
+
+/// What an adaptive project's write after a gap changes: its gaps and the idle timeout they give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdleLesson {
+    pub gaps: GapHistogram,
+    pub idle_timeout: Duration,
+}
+
+/// Activity (or a user's resume) at `now` after the last recorded activity at `last_active`, for
+/// a project with adaptive idle `bounds` and `gaps` so far: `None` when nothing changes (idle is
+/// not adaptive, or the gap is under [`GAP_FLOOR`]), which is almost every heartbeat.
+pub fn idle_lesson(
+    bounds: Option<AdaptiveIdle>,
+    gaps: &GapHistogram,
+    last_active: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Option<IdleLesson> {
+    let settings = Settings {
+        adaptive: Some(bounds?),
+        warmup: None,
+        idle_timeout: FIRST_TIMEOUT,
+    };
+    let known = Learned {
+        gaps: *gaps,
+        ..Learned::default()
+    };
+    let learned = learn(settings, &known, Some(last_active), now)?;
+    Some(IdleLesson {
+        gaps: learned.gaps,
+        idle_timeout: timeout(settings, &learned),
+    })
 }
 
 /// The bounds of an adaptive idle timeout.
@@ -222,6 +252,25 @@ mod tests {
             Duration::from_secs(1200),
             "the 15-20 minute bucket's end"
         );
+    }
+
+    #[test]
+    fn an_idle_lesson_is_only_for_adaptive_projects_after_a_real_gap() {
+        let bounds = adaptive().adaptive;
+        let gaps = GapHistogram::default();
+        assert_eq!(
+            idle_lesson(None, &gaps, MONDAY, MONDAY + minutes(30)),
+            None,
+            "fixed idle"
+        );
+        assert_eq!(
+            idle_lesson(bounds, &gaps, MONDAY, MONDAY + minutes(1)),
+            None,
+            "a heartbeat"
+        );
+        let lesson = idle_lesson(bounds, &gaps, MONDAY, MONDAY + minutes(30)).unwrap();
+        assert_eq!(lesson.gaps.total(), 1);
+        assert_eq!(lesson.idle_timeout, FIRST_TIMEOUT, "until enough gaps were seen");
     }
 
     #[test]
