@@ -137,9 +137,10 @@ pub fn adaptive(
 #[serde(rename_all = "camelCase")]
 pub struct IdleView {
     pub mode: IdleMode,
-    /// Adaptive only: the bounds; `idleTimeoutSeconds` is then the timeout learned so far.
+    /// Adaptive only: the shortest timeout it may learn (`idleTimeoutSeconds` is the one so far).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_seconds: Option<u64>,
+    /// Adaptive only: the longest timeout it may learn.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_seconds: Option<u64>,
     /// Adaptive only: idle gaps learned from (the last ones weigh most; counts halve at 255).
