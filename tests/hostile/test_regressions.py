@@ -18,10 +18,12 @@ def test_deleting_a_project_whose_snapshot_backs_its_running_sandbox(api_url, st
     assert c.call("DELETE", "/v1/projects/gamma").status == 204
     assert c.call("GET", "/v1/projects/gamma").status == 404
     left = [item for item in stored.items() if "team-c" in item["pk"]["S"]]
-    # Only the lifecycle log stays, until its TTL (`expiresAt`) removes it, the month's usage
-    # counters, which the team's bill still counts, and the team's snapshot count (now zero).
-    counter = lambda item: item["pk"]["S"] == "TEAM#team-c" and item["sk"]["S"] == "SNAPSHOTS" and item.get("snapshotCount", {}).get("N", "0") == "0"
-    kept = lambda item: (item["sk"]["S"].startswith("EVENT#") and "expiresAt" in item) or item["sk"]["S"].startswith("USAGE#") or counter(item)
-    assert left and all(kept(item) for item in left), left
+    # Only the lifecycle log and the counted executions stay, until their TTL (`expiresAt`), the usage
+    # counters, which the team's bill still counts, and the team's snapshot and live counts (now zero).
+    zero = lambda item, sk, name: item["pk"]["S"] == "TEAM#team-c" and item["sk"]["S"] == sk and item.get(name, {}).get("N", "0") == "0"
+    counter = lambda item: zero(item, "SNAPSHOTS", "snapshotCount") or zero(item, "LIVE", "live")
+    expiring = lambda item: (item["sk"]["S"].startswith("EVENT#") or item["pk"]["S"].startswith("EXECUTION#")) and "expiresAt" in item
+    kept = lambda item: expiring(item) or item["sk"]["S"].startswith("USAGE#") or counter(item)
+    assert left and all(kept(item) for item in left), [item for item in left if not kept(item)]
     assert any(item["sk"]["S"].startswith("EVENT#") for item in left), left
     assert sandbox not in {s["sandboxID"] for account in stored.sandboxes() for s in account}

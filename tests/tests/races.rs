@@ -258,7 +258,7 @@ async fn parallel_opens_wakes_and_restores_never_run_more_than_the_quota() {
         stack.register(&stack.spec(key.project.as_str())).await;
     }
     let mut tasks = Vec::new();
-    for key in fresh.iter().cloned() {
+    for key in fresh.clone() {
         let sandman = stack.sandman.clone();
         tasks.push(tokio::spawn(
             async move { sandman.open(&key, Actor::User).await.map(drop) },
@@ -289,4 +289,102 @@ async fn parallel_opens_wakes_and_restores_never_run_more_than_the_quota() {
     assert_eq!(running, QUOTA, "the quota is used, not undershot");
     assert_eq!(done + refused, 14);
     assert!(refused >= 14 - QUOTA, "{refused} refused");
+}
+
+// A team whose count was lost (a deployment from before the count existed, or a fault) runs
+// sandboxes the count does not know of: the reconciler recounts it from the sessions, and the
+// quota holds again. Without the repair the fourth open below is admitted.
+#[tokio::test]
+async fn a_lost_live_count_is_recounted_by_the_reconciler_and_the_quota_holds_again() {
+    const QUOTA: usize = 3;
+    let stack = TestStack::start_with(Default::default(), |name| {
+        (name == "SANDMAN_MAX_LIVE_SANDBOXES_PER_TEAM").then(|| QUOTA.to_string())
+    })
+    .await;
+    let keys: Vec<_> = (0..=QUOTA).map(|i| stack.key(&format!("p{i}"))).collect();
+    for key in &keys {
+        stack.register(&stack.spec(key.project.as_str())).await;
+    }
+    for key in &keys[..QUOTA] {
+        stack.sandman.open(key, Actor::User).await.unwrap();
+    }
+    let team = keys[0].team.clone();
+    stack
+        .table
+        .client
+        .delete_item()
+        .table_name(&stack.table.name)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TEAM#{team}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("LIVE".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let report = stack.sandman.reconcile().await;
+
+    assert_eq!(
+        (report.live_checked, report.live_recounted, report.errors),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let count = stack.sandman.store.live_count(&team).await.unwrap();
+    assert_eq!(count.live, Some(QUOTA as i64));
+    let refused = stack.sandman.open(&keys[QUOTA], Actor::User).await;
+    assert!(matches!(refused, Err(sandman::Error::QuotaExceeded(_))), "{refused:?}");
+    let running = live(&stack)
+        .into_iter()
+        .filter(|s| s.state == E2bState::Running)
+        .count();
+    assert_eq!(running, QUOTA, "E2B runs the quota, no more");
+    let again = stack.sandman.reconcile().await;
+    assert_eq!((again.live_checked, again.live_recounted), (1, 0), "{again:?}");
+}
+
+// 9e9c62b (concurrency review #17): a sandbox adopted after its create's answer was lost was
+// recorded with no token, and the session kept the previous sandbox's: a frontend could not reach
+// the sandbox until its next resume. The adoption now asks E2B for the sandbox's own.
+#[tokio::test]
+async fn a_sandbox_adopted_after_a_lost_answer_carries_its_own_envd_token() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    let first = stack.sandman.open(&key, Actor::User).await.unwrap().record;
+    let old = sandbox_of(&first);
+    stack.sandman.kill(&key, None, Actor::User).await.unwrap();
+    stack.emulator.set_fault(
+        Route::CreateSandbox,
+        Fault {
+            applied_then_fail_next: 1,
+            error_status: 502,
+            ..Fault::default()
+        },
+    );
+    // The create answers 502 though E2B made the sandbox: the open finds it by its claim and adopts it.
+    let reopened = stack.sandman.open(&key, Actor::User).await.unwrap().record;
+
+    let adopted = sandbox_of(&reopened);
+    assert_ne!(adopted, old);
+    assert_eq!(
+        live(&stack).len(),
+        1,
+        "the lost create's sandbox was adopted, not a second one made"
+    );
+    let in_e2b = stack
+        .emulator
+        .sandboxes()
+        .into_iter()
+        .find(|s| s.sandbox_id == adopted)
+        .expect("E2B has it")
+        .envd_access_token;
+    let session = reopened.session.as_ref().expect("a session");
+    let token = session
+        .sandbox
+        .as_ref()
+        .and_then(|s| s.access_token.as_ref())
+        .map(|t| t.expose().to_owned());
+    assert_eq!(
+        token.as_deref(),
+        Some(in_e2b.as_str()),
+        "the adopted sandbox's own token"
+    );
 }

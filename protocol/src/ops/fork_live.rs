@@ -201,9 +201,5 @@ async fn sandbox_of_fork<P: Port>(
             tracing::error!(project = %new, sandbox = %extra.sandbox_id, error = %err, "could not kill the extra sandbox");
         }
     }
-    Ok(Some(SandboxRef {
-        sandbox_id: kept.sandbox_id,
-        domain: None,
-        access_token: None,
-    }))
+    Ok(Some(super::lease::adopted(port, account, kept.sandbox_id).await))
 }

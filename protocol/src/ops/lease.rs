@@ -35,12 +35,28 @@ pub(crate) async fn sandbox_of_session<P: Port>(
             tracing::error!(project = %key, sandbox = %extra.sandbox_id, error = %err, "could not kill the extra sandbox");
         }
     }
-    let sandbox = SandboxRef {
-        sandbox_id: kept.sandbox_id,
-        domain: None,
-        access_token: None,
-    };
-    Ok(Some((sandbox, kept.state)))
+    Ok(Some((adopted(port, account, kept.sandbox_id).await, kept.state)))
+}
+
+/// A sandbox adopted from a listing (a claim whose answer was lost), with its domain and envd
+/// token from E2B: the session must not keep the previous sandbox's token (concurrency review #17).
+/// When E2B cannot say, it is recorded without them (the next resume brings a fresh token).
+pub(crate) async fn adopted<P: Port>(port: &P, account: &Account, sandbox_id: String) -> SandboxRef {
+    match port.get_sandbox(account, &sandbox_id).await {
+        Ok(detail) => SandboxRef {
+            sandbox_id,
+            domain: detail.domain,
+            access_token: detail.envd_access_token,
+        },
+        Err(err) => {
+            tracing::warn!(sandbox = %sandbox_id, error = %err, "an adopted sandbox's token could not be read; the next resume brings it");
+            SandboxRef {
+                sandbox_id,
+                domain: None,
+                access_token: None,
+            }
+        }
+    }
 }
 
 /// Settles a claim whose lease has lapsed from what E2B reports, and answers the state it left the

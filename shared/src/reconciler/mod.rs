@@ -17,6 +17,7 @@
 //! Nothing is corrected on the list alone: a `GET` of the sandbox confirms E2B's state first (a
 //! list can be older than the table read it is compared with). Only disagreements cost that call.
 
+mod live;
 mod report;
 mod stuck;
 mod view;
@@ -129,6 +130,11 @@ impl Sandman {
             .collect()
             .await;
         outcomes.into_iter().for_each(|outcome| report.record(outcome));
+        // The live quota's count, against what E2B now runs for each team (after the repairs).
+        let live = self.repair_live_counts(&running, listing, deadline).await;
+        report.live_checked = live.checked;
+        report.live_recounted = live.recounted;
+        report.errors += live.errors;
         // Usage whose webhook E2B gave up on, from each listed account's events.
         let backfills = view.listed.iter().map(|e2b| async move {
             match tokio::time::timeout_at(deadline, self.backfill_usage(e2b)).await {

@@ -35,6 +35,9 @@ pub struct ReconcileReport {
     /// E2B events read for usage no delivery brought, and executions counted from them.
     pub usage_events_read: u64,
     pub usage_backfilled: u64,
+    /// Teams whose live count was compared with E2B, and those recounted from their sessions.
+    pub live_checked: u64,
+    pub live_recounted: u64,
     pub errors: u64,
     /// The table's running sessions could not be read: nothing was reconciled.
     pub aborted: bool,
@@ -95,6 +98,7 @@ impl ReconcileReport {
             ("ReconcileSkipped", self.skipped),
             ("UsageEventsRead", self.usage_events_read),
             ("UsageBackfilled", self.usage_backfilled),
+            ("LiveRecounted", self.live_recounted),
             ("ReconcileErrors", self.errors),
         ] {
             metrics.count(name, value);

@@ -85,12 +85,12 @@ pub fn webhook_pk(event_id: &str) -> String {
     format!("WEBHOOK#{event_id}")
 }
 
-/// The marker of one E2B execution whose compute was counted.
 /// An E2B account, by its key's fingerprint (never the key).
 pub fn account_pk(fingerprint: &str) -> String {
     format!("ACCOUNT#{fingerprint}")
 }
 
+/// The marker of one E2B execution whose compute was counted.
 pub fn execution_pk(team: &TeamId, execution: &str) -> String {
     format!("EXECUTION#{team}#{execution}")
 }

@@ -326,8 +326,9 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(keys::team_pk(&write.key.team)))
             .key("sk", s(keys::LIVE_SK))
-            .update_expression("ADD live :delta")
-            .expression_attribute_values(":delta", n(delta));
+            .update_expression("ADD live :delta, liveWrites :one")
+            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":one", n(1));
         let request = match write.live_limit.filter(|_| delta > 0) {
             Some(limit) => request
                 .condition_expression("attribute_not_exists(live) OR live <= :room")
@@ -353,8 +354,9 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(keys::team_pk(&key.team)))
             .key("sk", s(keys::LIVE_SK))
-            .update_expression("ADD live :minus")
+            .update_expression("ADD live :minus, liveWrites :one")
             .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":one", n(1))
             .build()
             .map_err(super::error::build)?;
         let items = vec![

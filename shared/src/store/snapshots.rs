@@ -95,9 +95,20 @@ impl Store {
         cursor: Option<&Cursor>,
         limit: i32,
     ) -> Result<Page<Snapshot>, StoreError> {
+        self.snapshots_page(key, cursor, limit, false).await
+    }
+
+    async fn snapshots_page(
+        &self,
+        key: &ProjectKey,
+        cursor: Option<&Cursor>,
+        limit: i32,
+        consistent: bool,
+    ) -> Result<Page<Snapshot>, StoreError> {
         let query = self
             .client
             .query()
+            .consistent_read(consistent)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(keys::project_pk(key)))
             .expression_attribute_values(":prefix", s(keys::SNAPSHOT_PREFIX))
@@ -105,12 +116,14 @@ impl Store {
         self.page(query, cursor, limit, |item| snapshot(item.clone())).await
     }
 
-    /// Every snapshot of a project, newest first.
+    /// Every snapshot of a project, newest first, read strongly: the pruner and a project's delete
+    /// decide from it, and an eventually consistent read could miss one recorded just before (the
+    /// pruner would then reschedule the project past it, and `keepLast` would not hold).
     pub async fn all_snapshots(&self, key: &ProjectKey) -> Result<Vec<Snapshot>, StoreError> {
         let mut all = Vec::new();
         let mut cursor = None;
         loop {
-            let page = self.list_snapshots(key, cursor.as_ref(), 100).await?;
+            let page = self.snapshots_page(key, cursor.as_ref(), 100, true).await?;
             all.extend(page.items);
             match page.next {
                 Some(next) => cursor = Some(next),

@@ -83,7 +83,7 @@ pub async fn run(soak: &Soak, seed: u64) -> String {
             state::converged(soak, &truth, &projects, true, "at the end");
             state::orphans(soak, &truth, &projects);
             state::snapshots(soak, &truth, &projects).await;
-            state::retention(soak, &projects).await;
+            state::retention(soak, &truth, &projects).await;
             let live = truth.live().count();
             let paused = truth
                 .live()

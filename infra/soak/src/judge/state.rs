@@ -283,8 +283,24 @@ pub async fn snapshots(soak: &Soak, truth: &Truth, projects: &[Existing]) {
 }
 
 /// No project keeps more unpinned READY snapshots than its `keepLast` (when the soak knows it),
-/// snapshots held for a fork's first open aside.
-pub async fn retention(soak: &Soak, projects: &[Existing]) {
+/// aside from snapshots held for a fork's first open and the one E2B made the project's live
+/// sandbox from (kept while that sandbox lives: the restore ladder goes back to it).
+pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
+    // The raw E2B template each live sandbox was made from, and each E2B snapshot's template.
+    let made_from: HashMap<&str, &str> = projects
+        .iter()
+        .filter_map(|p| {
+            let view = truth.sandbox(p.sandbox_id.as_deref()?)?;
+            Some((p.name.as_str(), view.from_snapshot.as_deref()?))
+        })
+        .collect();
+    let template_of = |e2b_id: &str| {
+        truth
+            .snapshots
+            .iter()
+            .find(|s| s.snapshot_id == e2b_id || s.template_id == e2b_id)
+            .map(|s| s.template_id.clone())
+    };
     let held: HashSet<&str> = projects
         .iter()
         .filter_map(|p| p.view["forkOf"]["snapshotId"].as_str())
@@ -310,10 +326,15 @@ pub async fn retention(soak: &Soak, projects: &[Existing]) {
             continue;
         };
         soak.ledger.judged(RETENTION, 1);
+        let live_source = made_from.get(project.name.as_str()).copied();
         let kept = items
             .iter()
             .filter(|s| s["status"] == "READY" && s["pinned"] == false)
             .filter(|s| !s["snapshotId"].as_str().is_some_and(|id| held.contains(id)))
+            .filter(|s| {
+                let template = s["e2bSnapshotId"].as_str().and_then(template_of);
+                live_source.is_none() || template.as_deref() != live_source
+            })
             .count();
         if kept > keep_last as usize {
             soak.ledger.violation(
