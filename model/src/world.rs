@@ -481,6 +481,10 @@ impl Table {
                 if let Some(until) = activity.busy_until {
                     session.busy_until = Some(until);
                 }
+                if let Some(lesson) = activity.idle_lesson {
+                    record.project.idle_gaps = lesson.gaps;
+                    record.project.idle.idle_timeout = lesson.idle_timeout;
+                }
                 done(Outcome::Flag(Ok(true)))
             }
             Effect::RecordTimeout(key, sandbox_id, until) => {
@@ -738,6 +742,7 @@ pub fn new_record(
             public_traffic: spec.public_traffic,
             inactivity: spec.inactivity,
             fork_of: fork,
+            idle_gaps: Default::default(),
             created_at: now,
             updated_at: now,
         },

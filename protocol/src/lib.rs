@@ -4,6 +4,7 @@
 //! store could give and a Lambda cut between any two steps.
 //!
 //! # Layout
+//! - `adaptive/`: adaptive idle and warm-up: what a project learns from its gaps and returns.
 //! - `domain/`: projects, sessions, snapshots, ids, and the state machine (`STATE_MACHINE.md`).
 //! - `e2b/`: what E2B's calls send and answer, and how a failure is classified.
 //! - `record/`: the stored session and the conditional writes that move it (`apply`: their meaning).
@@ -13,6 +14,7 @@
 //! - `enforce/`: the idle enforcer's plan and actions. `prune/`: retention and inactivity tiers.
 //! - `error.rs`: the store's and the operations' errors.
 
+pub mod adaptive;
 pub mod domain;
 pub mod e2b;
 pub mod enforce;

@@ -99,7 +99,8 @@ function render(data: ProjectData[], rate: number) {
     const state = status.state ?? "NONE";
     const first = time.periods[0]?.start ?? now;
     const from = new Date(Math.max(since.getTime(), first.getTime() - 1000));
-    const policy = `pause after ${duration(d.project.idleTimeoutSeconds * 1000)} idle${d.project.snapshotOnIdle ? ", snapshot first" : ""} · keep ${d.project.retention.keepLast} snapshots`;
+    const learned = d.project.idle.mode === "adaptive" ? ` (learned from ${d.project.idle.gapsSeen ?? 0} gaps)` : "";
+    const policy = `pause after ${duration(d.project.idleTimeoutSeconds * 1000)} idle${learned}${d.project.snapshotOnIdle ? ", snapshot first" : ""} · keep ${d.project.retention.keepLast} snapshots`;
     const snapshots = d.snapshots.length
       ? h("ul", { class: "snapshots" }, ...d.snapshots.slice(0, 5).map((s) => h("li", {}, `${new Date(s.createdAt).toLocaleTimeString()} · ${s.description || s.kind}${s.pinned ? " · pinned" : ""}`)))
       : h("p", { class: "muted" }, "no snapshots");

@@ -690,6 +690,42 @@ export interface components {
         };
         /** @enum {string} */
         Heartbeat: "throttled" | "recorded" | "woke" | "ignored";
+        /** @enum {string} */
+        IdleMode: "fixed" | "adaptive";
+        /** @description How the idle timeout is chosen. */
+        IdleSettings: {
+            /**
+             * Format: int64
+             * @description Adaptive only: the longest learned timeout, 120 to 86400 seconds, at least `minSeconds`
+             *     and at most `sandboxTimeoutSeconds` less 300 (default 3600, or that if less).
+             */
+            maxSeconds?: number | null;
+            /**
+             * Format: int64
+             * @description Adaptive only: the shortest learned timeout, 120 to 86400 seconds (default 120).
+             */
+            minSeconds?: number | null;
+            mode?: components["schemas"]["IdleMode"] | null;
+        };
+        /** @description How a project's idle timeout is chosen, as `GET` shows it. */
+        IdleView: {
+            /**
+             * Format: int32
+             * @description Adaptive only: idle gaps learned from (the last ones weigh most; counts halve at 255).
+             */
+            gapsSeen?: number | null;
+            /**
+             * Format: int64
+             * @description Adaptive only: the longest timeout it may learn.
+             */
+            maxSeconds?: number | null;
+            /**
+             * Format: int64
+             * @description Adaptive only: the shortest timeout it may learn (`idleTimeoutSeconds` is the one so far).
+             */
+            minSeconds?: number | null;
+            mode: components["schemas"]["IdleMode"];
+        };
         /** @description Inactivity tiers, all off unless set. */
         InactivitySettings: {
             /**
@@ -837,9 +873,11 @@ export interface components {
              */
             busyCpuPercent?: number | null;
             capHandoff?: components["schemas"]["CapHandoffSetting"] | null;
+            idle?: components["schemas"]["IdleSettings"] | null;
             /**
              * Format: int64
-             * @description Idle time after which the sandbox is paused, 60 to 86400 seconds.
+             * @description Idle time after which the sandbox is paused, 60 to 86400 seconds (with `idle.mode`
+             *     "adaptive" it is learned instead, and must not be set).
              */
             idleTimeoutSeconds?: number | null;
             inactivity?: components["schemas"]["InactivitySettings"] | null;
@@ -889,7 +927,11 @@ export interface components {
              * @description Heartbeats closer together than this are throttled: a client need not send them more often.
              */
             heartbeatIntervalSeconds: number;
-            /** Format: int64 */
+            idle: components["schemas"]["IdleView"];
+            /**
+             * Format: int64
+             * @description The idle timeout now: the fixed one, or with adaptive idle the one learned so far.
+             */
             idleTimeoutSeconds: number;
             inactivity: components["schemas"]["InactivityView"];
             /** Format: int64 */

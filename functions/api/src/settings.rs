@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::json_shape::{object, whole};
 
+mod idle;
+pub use idle::{IdleSettings, IdleView};
+
 /// A project's settings. `PUT` replaces them: an omitted field takes the deployment's default.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -19,10 +22,14 @@ pub struct ProjectSettings {
     /// deployment or the team allows, 1 to 128 visible ASCII characters.
     #[schema(pattern = "^[!-~]{1,128}$", min_length = 1, max_length = 128)]
     pub template_id: String,
-    /// Idle time after which the sandbox is paused, 60 to 86400 seconds.
+    /// Idle time after which the sandbox is paused, 60 to 86400 seconds (with `idle.mode`
+    /// "adaptive" it is learned instead, and must not be set).
     #[schema(minimum = 60, maximum = 86400)]
     #[serde(default, deserialize_with = "whole")]
     pub idle_timeout_seconds: Option<u64>,
+    /// Fixed (the default) or adaptive idle timeout.
+    #[serde(default, deserialize_with = "object")]
+    pub idle: Option<IdleSettings>,
     /// Save a snapshot before each idle pause.
     pub snapshot_on_idle: Option<bool>,
     /// Save a snapshot before the sandbox is killed (unless the kill says otherwise).
@@ -158,7 +165,10 @@ impl ProjectSettings {
                 "busyCpuPercent must be from 1 to 100",
             ));
         }
-        let idle_timeout = idle_timeout.unwrap_or(defaults.idle_timeout);
+        let handoff = config.session_cap.handoff_after(key.team.as_str());
+        let backstop = sandbox_timeout.unwrap_or(defaults.sandbox_timeout);
+        let adaptive = idle::adaptive(self.idle, idle_timeout.is_some(), handoff, backstop)?;
+        let idle_timeout = adaptive.map_or(idle_timeout.unwrap_or(defaults.idle_timeout), |(_, first)| first);
         // The idle index finds a session at the earlier of its idle and handoff deadlines; a new
         // run's first deadline is its idle one, so it must come before the handoff.
         if let Some(handoff_after) = config.session_cap.handoff_after(key.team.as_str())
@@ -204,6 +214,7 @@ impl ProjectSettings {
                 max_busy_deferral: max_busy_deferral.unwrap_or(policy_defaults.max_busy_deferral),
                 max_busy_for: max_busy_for.unwrap_or(policy_defaults.max_busy_for),
                 cap_handoff: self.cap_handoff.map(CapHandoff::from).unwrap_or_default(),
+                adaptive: adaptive.map(|(bounds, _)| bounds),
             },
             retention: RetentionPolicy { keep_last, max_age },
             sandbox_timeout: sandbox_timeout.unwrap_or(defaults.sandbox_timeout),
@@ -279,6 +290,60 @@ mod tests {
             let err = format!("{:?}", spec(body.clone()).unwrap_err());
             assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn adaptive_idle_parses_with_bounds_and_refuses_what_contradicts_it() {
+        let fixed = spec(json!({"templateId": "base", "idle": {"mode": "fixed"}})).unwrap();
+        assert_eq!(fixed.idle.adaptive, None);
+        let parsed = spec(json!({"templateId": "base", "idle": {"mode": "adaptive", "minSeconds": 300}})).unwrap();
+        let bounds = parsed.idle.adaptive.expect("adaptive");
+        assert_eq!(
+            (bounds.min.as_secs(), bounds.max.as_secs()),
+            (300, 1500),
+            "under the 1800 s backstop"
+        );
+        assert_eq!(
+            parsed.idle.idle_timeout,
+            Duration::from_secs(600),
+            "10 minutes until gaps are seen"
+        );
+        let capped = [("SESSION_CAP_SECS", "1200"), ("SESSION_CAP_MARGIN_SECS", "300")];
+        for (body, field, env) in [
+            (
+                json!({"mode": "adaptive", "minSeconds": 60}),
+                "idle.minSeconds",
+                &[][..],
+            ),
+            (
+                json!({"mode": "adaptive", "minSeconds": 900, "maxSeconds": 600}),
+                "idle.maxSeconds",
+                &[][..],
+            ),
+            (
+                json!({"mode": "adaptive", "maxSeconds": 86401}),
+                "idle.maxSeconds",
+                &[][..],
+            ),
+            (
+                json!({"mode": "adaptive", "maxSeconds": 1501}),
+                "idle.maxSeconds",
+                &[][..],
+            ),
+            (json!({"mode": "fixed", "maxSeconds": 600}), "idle.maxSeconds", &[][..]),
+            (json!({"mode": "adaptive"}), "idle.maxSeconds", &capped[..]),
+        ] {
+            let err = format!(
+                "{:?}",
+                spec_with(json!({"templateId": "base", "idle": body}), env).unwrap_err()
+            );
+            assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
+        }
+        let both = json!({"templateId": "base", "idleTimeoutSeconds": 600, "idle": {"mode": "adaptive"}});
+        assert!(format!("{:?}", spec(both).unwrap_err()).contains("is learned"));
+        assert!(
+            serde_json::from_value::<ProjectSettings>(json!({"templateId": "b", "idle": {"mode": "smart"}})).is_err()
+        );
     }
 
     #[test]

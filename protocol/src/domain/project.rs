@@ -3,6 +3,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{ProjectId, ProjectKey, TeamId};
+use crate::adaptive::{AdaptiveIdle, GapHistogram};
 
 /// When a running sandbox counts as idle, and what to do before pausing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,6 +19,9 @@ pub struct IdlePolicy {
     pub max_busy_for: Duration,
     /// What a session-cap handoff does with an active sandbox.
     pub cap_handoff: CapHandoff,
+    /// Adaptive idle (`idle.mode: "adaptive"`): `idle_timeout` is then learned from the project's
+    /// own idle gaps (`Project::idle_gaps`) within these bounds. `None`: the timeout is fixed.
+    pub adaptive: Option<AdaptiveIdle>,
 }
 
 /// Before E2B's cap on one continuous run ends an active sandbox, Sandman hands it off.
@@ -49,9 +53,9 @@ impl IdlePolicy {
     /// How often a heartbeat is written: the idle deadline only needs this precision, so it
     /// follows the idle timeout (an eighth of it, from 30 s to 5 minutes) and never exceeds a
     /// quarter of it, so a session is never paused while a recent heartbeat is still unwritten.
+    /// An adaptive project's is at most 30 s, so that its gaps can be told from activity.
     pub fn heartbeat_interval(&self) -> Duration {
-        let eighth = (self.idle_timeout / 8).clamp(Duration::from_secs(30), Duration::from_secs(300));
-        eighth.min(self.idle_timeout / 4)
+        crate::adaptive::heartbeat_interval(self.idle_timeout, self.adaptive.is_some())
     }
 
     /// How far one busy deferral moves the idle deadline: a quarter of the idle timeout, at least
@@ -71,6 +75,7 @@ impl Default for IdlePolicy {
             max_busy_deferral: Duration::from_secs(2 * 3600),
             max_busy_for: Duration::from_secs(3600),
             cap_handoff: CapHandoff::PauseResume,
+            adaptive: None,
         }
     }
 }
@@ -144,6 +149,8 @@ pub struct Project {
     pub inactivity: InactivityPolicy,
     /// Set by a fork until the project's first sandbox is restored from it.
     pub fork_of: Option<ForkSource>,
+    /// The idle gaps adaptive idle has learned from (empty while it is off).
+    pub idle_gaps: GapHistogram,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -176,5 +183,20 @@ mod tests {
         for idle in [1, 10, 60, 119, 120, 600, 86_400] {
             assert!(interval(idle) * 4 <= idle, "never more than a quarter of {idle}s");
         }
+    }
+
+    #[test]
+    fn an_adaptive_project_beats_at_least_every_30_seconds() {
+        let adaptive = IdlePolicy {
+            idle_timeout: Duration::from_secs(3600),
+            adaptive: Some(AdaptiveIdle {
+                min: Duration::from_secs(120),
+                max: Duration::from_secs(7200),
+                cold_weight: crate::adaptive::COLD_RESUME_WEIGHT,
+            }),
+            ..IdlePolicy::default()
+        };
+        assert_eq!(adaptive.heartbeat_interval(), Duration::from_secs(30));
+        assert!(adaptive.heartbeat_interval() * 3 <= crate::adaptive::GAP_FLOOR);
     }
 }

@@ -9,10 +9,15 @@ use time::OffsetDateTime;
 
 use super::lease;
 use super::open::{OpenPath, Opened, resume};
+use crate::adaptive;
 use crate::domain::{Actor, Project, ProjectKey, Session, SessionState};
 use crate::error::Error;
 use crate::port::{Consistency, Port};
 use crate::record::{ActivityWrite, ProjectRecord};
+
+/// E2B's own timeout is kept at least this far past the idle deadline: two enforcer ticks and a
+/// late one, so the backstop never pauses a sandbox before Sandman would.
+pub const BACKSTOP_MARGIN: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 pub enum Activity {
@@ -94,11 +99,18 @@ async fn activity_on<P: Port>(
         return Ok(None);
     }
     port.remember_activity(key, now);
-    // A hold longer than E2B's timeout would end in E2B's own pause: the timeout covers it.
-    let timeout = busy_for.map_or(record.project.sandbox_timeout, |hold| {
-        hold.max(record.project.sandbox_timeout)
-    });
-    let running_out = session.timeout_at.is_none_or(|at| at - now < timeout / 2);
+    // A hold longer than E2B's timeout would end in E2B's own pause: the timeout covers it. So
+    // does the idle deadline: E2B's timeout is a backstop, never earlier than the enforcer's pause
+    // (a learned idle timeout may exceed the sandbox timeout, or half of it).
+    let idle_deadline = write.idle_at.unwrap_or(now + record.project.idle.idle_timeout);
+    let timeout = busy_for
+        .map_or(record.project.sandbox_timeout, |hold| {
+            hold.max(record.project.sandbox_timeout)
+        })
+        .max((idle_deadline - now).unsigned_abs() + BACKSTOP_MARGIN);
+    let running_out = session
+        .timeout_at
+        .is_none_or(|at| at - now < timeout / 2 || at < idle_deadline + BACKSTOP_MARGIN);
     let mut extended_timeout = false;
     if running_out {
         let account = port.account(&key.team).await?;
@@ -115,7 +127,8 @@ async fn activity_on<P: Port>(
 
 /// The idle deadline this activity sets: the idle timeout from now, or a longer hold
 /// (`busyForSeconds`, now or still standing), but never past the session-cap handoff, so the
-/// idle index's one range query finds both.
+/// idle index's one range query finds both. An adaptive project learns from the gap since the
+/// last recorded activity in the same write; with a new timeout the deadline is set outright.
 fn activity_write<P: Port>(
     port: &P,
     record: &ProjectRecord,
@@ -124,7 +137,10 @@ fn activity_write<P: Port>(
     since: OffsetDateTime,
     busy_for: Option<Duration>,
 ) -> ActivityWrite {
-    let idle_deadline = now + record.project.idle.idle_timeout;
+    let project = &record.project;
+    let lesson = adaptive::idle_lesson(project.idle.adaptive, &project.idle_gaps, session.last_active_at, now);
+    let stored_deadline = now + project.idle.idle_timeout;
+    let idle_deadline = now + lesson.map_or(project.idle.idle_timeout, |l| l.idle_timeout);
     let busy_until = busy_for.map(|hold| now + hold);
     let held = session
         .busy_until
@@ -136,9 +152,10 @@ fn activity_write<P: Port>(
     ActivityWrite {
         at: now,
         not_since: busy_for.is_none().then_some(since),
-        idle_at: (idle_at != idle_deadline).then_some(idle_at),
+        idle_at: (lesson.is_some() || idle_at != stored_deadline).then_some(idle_at),
         busy_until,
         held_at_most: Some(floor),
+        idle_lesson: lesson,
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::claim::{Claim, claim};
 use super::start::start_fresh;
 use super::{fork, lease, project};
+use crate::adaptive;
 use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId};
 use crate::e2b::{E2bError, SandboxState};
 use crate::error::{Error, StoreError};
@@ -143,7 +144,16 @@ pub(crate) async fn resume_or_replace<P: Port>(
     };
     // Resolved before any claim: a team without E2B credentials must not leave the session mid-transition.
     let account = port.account(&key.team).await?;
-    let write = SessionWrite::new(&record, actor, cause, port.now()).event(SessionEvent::Resume);
+    let now = port.now();
+    let mut write = SessionWrite::new(&record, actor, cause, now).event(SessionEvent::Resume);
+    if actor == Actor::User
+        && let Some(session) = &record.session
+    {
+        // A user back after a pause: the gap it ends is the one adaptive idle most needs to see.
+        let project = &record.project;
+        write.changes.idle_lesson =
+            adaptive::idle_lesson(project.idle.adaptive, &project.idle_gaps, session.last_active_at, now);
+    }
     let Claim::Won(mut claimed) = claim(port, &write).await? else {
         return Ok(Step::Lost);
     };

@@ -24,6 +24,7 @@ fn record(state: Option<SessionState>, since: OffsetDateTime, inactivity: Inacti
         public_traffic: false,
         inactivity,
         fork_of: None,
+        idle_gaps: Default::default(),
         created_at: NOW - DAY * 100,
         updated_at: NOW - DAY * 100,
     };

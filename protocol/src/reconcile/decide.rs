@@ -100,6 +100,7 @@ mod tests {
                 sandbox_timeout: Duration::from_secs(900),
                 snapshot_before_kill: false,
                 public_traffic: false,
+                idle_gaps: Default::default(),
                 created_at: t,
                 updated_at: t,
             },

@@ -192,6 +192,11 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
     if let Some(version) = c.settings_version {
         session.settings_version = Some(version);
     }
+    // Last: every deadline above counted from the timeout the item had.
+    if let Some(lesson) = c.idle_lesson {
+        next.project.idle_gaps = lesson.gaps;
+        next.project.idle.idle_timeout = lesson.idle_timeout;
+    }
     let written = Written {
         version: next.version,
         state: to.or(write.from),

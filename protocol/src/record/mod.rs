@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::adaptive::IdleLesson;
+
 use crate::domain::{
     Actor, CapHandoff, Project, ProjectKey, SandboxRef, Session, SessionEvent, SessionState, SnapshotId, Usage,
 };
@@ -126,6 +128,10 @@ pub struct SessionChanges {
     pub retiring: Option<String>,
     /// The settings version a new sandbox was created with (`LaunchSettings::version`).
     pub settings_version: Option<u64>,
+    /// What adaptive idle learned from the gap a user's resume ends: the project's gaps and its
+    /// idle timeout (`idleTimeoutMs`). An idle deadline set in the same write still counts from the
+    /// timeout the item had, as DynamoDB evaluates every value against the old item.
+    pub idle_lesson: Option<IdleLesson>,
 }
 
 /// A webhook delivery to record in the same transaction, so a redelivery changes nothing.
@@ -252,6 +258,9 @@ pub struct ActivityWrite {
     pub busy_until: Option<OffsetDateTime>,
     /// Refuse when a stored hold lasts beyond this (the caller did not see it).
     pub held_at_most: Option<OffsetDateTime>,
+    /// What adaptive idle learned from the gap this activity ends (see
+    /// `SessionChanges::idle_lesson`); `idle_at` is then always set.
+    pub idle_lesson: Option<IdleLesson>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

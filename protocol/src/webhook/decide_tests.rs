@@ -28,6 +28,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         sandbox_timeout: Duration::from_secs(900),
         snapshot_before_kill: false,
         public_traffic: false,
+        idle_gaps: Default::default(),
         created_at: T0,
         updated_at: T0,
     };

@@ -6,6 +6,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
 
+use sandman_protocol::adaptive::{AdaptiveIdle, COLD_RESUME_WEIGHT, GapHistogram};
+
 use super::StoreError;
 use super::time_ms::from_ms;
 use crate::domain::{
@@ -29,6 +31,10 @@ struct ProjectItem {
     busy_defer_max_ms: Option<u64>,
     busy_for_max_ms: Option<u64>,
     cap_handoff: Option<String>,
+    idle_mode: Option<String>,
+    idle_min_ms: Option<u64>,
+    idle_max_ms: Option<u64>,
+    learned_gaps: Option<String>,
     keep_last: u32,
     max_age_ms: Option<u64>,
     sandbox_timeout_ms: u64,
@@ -82,8 +88,29 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
+/// Adaptive idle's bounds (`idleMode` "adaptive", `idleMinMs`, `idleMaxMs`), or `None` (fixed).
+fn adaptive_idle(it: &ProjectItem) -> Result<Option<AdaptiveIdle>, StoreError> {
+    match (it.idle_mode.as_deref(), it.idle_min_ms, it.idle_max_ms) {
+        (None, _, _) => Ok(None),
+        (Some(IDLE_MODE_ADAPTIVE), Some(min), Some(max)) => Ok(Some(AdaptiveIdle {
+            min: Duration::from_millis(min),
+            max: Duration::from_millis(max),
+            cold_weight: COLD_RESUME_WEIGHT,
+        })),
+        (Some(mode), _, _) => Err(corrupt(format!("idleMode {mode:?} without its bounds"))),
+    }
+}
+
+/// `idleMode` of an adaptive project.
+pub(crate) const IDLE_MODE_ADAPTIVE: &str = "adaptive";
+
 pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
     let it: ProjectItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+    let adaptive = adaptive_idle(&it)?;
+    let idle_gaps = match &it.learned_gaps {
+        Some(text) => GapHistogram::decode(text).ok_or_else(|| corrupt("learnedGaps"))?,
+        None => GapHistogram::default(),
+    };
     let project = Project {
         team_id: TeamId::parse(it.team_id).map_err(corrupt)?,
         project_id: ProjectId::parse(it.project_id).map_err(corrupt)?,
@@ -103,6 +130,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
                 .as_deref()
                 .and_then(CapHandoff::parse)
                 .unwrap_or_default(),
+            adaptive,
         },
         retention: RetentionPolicy {
             keep_last: it.keep_last,
@@ -123,6 +151,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
             }),
             _ => None,
         },
+        idle_gaps,
         created_at: from_ms(it.created_at),
         updated_at: from_ms(it.updated_at),
     };

@@ -146,6 +146,19 @@ impl Store {
             // A changed retention policy may make snapshots prunable: let the pruner look once.
             .set("pruneShard", s(keys::prune_shard(&spec.key)))
             .set("pruneAt", n(now_ms));
+        // Adaptive idle: its bounds; `idleTimeoutMs` (the spec's first timeout) is then rewritten by
+        // each lesson, and `learnedGaps` by activity after a gap. Fixed: neither is kept.
+        match spec.idle.adaptive {
+            Some(bounds) => e
+                .set("idleMode", s(super::items::IDLE_MODE_ADAPTIVE))
+                .set("idleMinMs", n(duration_ms(bounds.min)))
+                .set("idleMaxMs", n(duration_ms(bounds.max))),
+            None => e
+                .remove("idleMode")
+                .remove("idleMinMs")
+                .remove("idleMaxMs")
+                .remove("learnedGaps"),
+        };
         match spec.idle.busy_cpu_percent {
             Some(percent) => e.set("busyCpuPercent", n(percent)),
             None => e.remove("busyCpuPercent"),

@@ -5,10 +5,12 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
+use sandman_protocol::adaptive::IdleLesson;
+
 use super::expr::{Expr, n, s};
 use super::items::{Item, ProjectRecord, project_record};
 use super::query::{number, project_key, text};
-use super::time_ms::{from_ms, to_ms, ttl_seconds};
+use super::time_ms::{duration_ms, from_ms, to_ms, ttl_seconds};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
 use crate::domain::{
     Actor, CLAIM_LEASE, CapHandoff, IdlePolicy, ProjectId, ProjectKey, SessionState, SnapshotStatus, TeamId, transition,
@@ -155,6 +157,9 @@ impl Store {
         let c = &write.changes;
         if let Some(retiring) = &c.retiring {
             e.set("retiringSandbox", s(retiring));
+        }
+        if let Some(lesson) = &c.idle_lesson {
+            learn(e, lesson);
         }
         if let Some(id) = &c.session_id {
             e.set("sessionId", s(id));
@@ -380,6 +385,7 @@ impl Store {
             idle_at: None,
             busy_until: None,
             held_at_most: None,
+            idle_lesson: None,
         };
         self.record_activity_with(key, sandbox_id, &activity).await
     }
@@ -403,6 +409,9 @@ impl Store {
         };
         if let Some(busy_until) = activity.busy_until {
             e.set("busyUntil", n(to_ms(busy_until)));
+        }
+        if let Some(lesson) = &activity.idle_lesson {
+            learn(&mut e, lesson);
         }
         if let Some(not_since) = activity.not_since {
             let (active, since) = (e.name("lastActiveAt"), e.value(n(to_ms(not_since))));
@@ -606,6 +615,14 @@ impl Store {
         };
         self.get_project(&key, Consistency::Strong).await
     }
+}
+
+/// What adaptive idle learned: the project's gaps and the idle timeout they give. Any `idleAt`
+/// set from `idleTimeoutMs` in the same write still reads the old timeout (DynamoDB evaluates
+/// against the old item), as `record::apply` does.
+fn learn(e: &mut Expr, lesson: &IdleLesson) {
+    e.set("learnedGaps", s(lesson.gaps.encode()))
+        .set("idleTimeoutMs", n(duration_ms(lesson.idle_timeout)));
 }
 
 fn project_key_of(item: &Item) -> Option<ProjectKey> {

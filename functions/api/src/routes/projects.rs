@@ -19,7 +19,7 @@ use crate::Api;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, Project, Team, Verified};
 use crate::page::{Page, PageQuery, page};
-use crate::settings::ProjectSettings;
+use crate::settings::{IdleView, ProjectSettings};
 use crate::views::{SandboxStatus, State};
 
 pub fn routes() -> OpenApiRouter<Api> {
@@ -34,7 +34,9 @@ pub fn routes() -> OpenApiRouter<Api> {
 pub struct ProjectView {
     pub project_id: String,
     pub template_id: String,
+    /// The idle timeout now: the fixed one, or with adaptive idle the one learned so far.
     pub idle_timeout_seconds: u64,
+    pub idle: IdleView,
     /// Heartbeats closer together than this are throttled: a client need not send them more often.
     pub heartbeat_interval_seconds: u64,
     pub snapshot_on_idle: bool,
@@ -91,6 +93,7 @@ impl ProjectView {
             project_id: project.project_id.to_string(),
             template_id: project.template_id.clone(),
             idle_timeout_seconds: project.idle.idle_timeout.as_secs(),
+            idle: IdleView::of(project),
             heartbeat_interval_seconds: heartbeat_interval.as_secs(),
             snapshot_on_idle: project.idle.snapshot_on_idle,
             snapshot_before_kill: project.snapshot_before_kill,
