@@ -51,9 +51,20 @@ impl Soak {
             }
         };
         if exists {
+            // The fork has its source's settings: known only if the source's are, with none in flight
+            // (a project once in this slot may have had others).
+            let (idle, keep_last) = {
+                let source = self.model.project(source);
+                match source.settings_in_flight {
+                    0 => (source.idle_timeout_secs, source.keep_last),
+                    _ => (None, None),
+                }
+            };
             let mut model = self.model.project(target);
             model.registered = true;
             model.snapshots.clear();
+            model.idle_timeout_secs = idle;
+            model.keep_last = keep_last;
         }
     }
 

@@ -220,6 +220,9 @@ impl Soak {
             let mut model = self.model.project(index);
             model.registered = false;
             model.snapshots.clear();
+            // A project made in this slot again (a fork) has settings of its own.
+            model.idle_timeout_secs = None;
+            model.keep_last = None;
         }
     }
 

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use super::expr::{n, s};
 use super::query::number;
 use super::{Consistency, Store, StoreError, keys};
-use crate::domain::{ProjectKey, SessionState, TeamId};
+use crate::domain::{ProjectKey, TeamId};
 
 /// The count as read: `None` where the attribute does not exist yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,24 +33,28 @@ impl Store {
 
     /// Counts the units the team's sessions hold (a live state, and a restore's retiring sandbox)
     /// and stores the count, only if no unit moved since `seen` was read. Reads the team's
-    /// projects from `byTeam` (about half a read unit per 30 projects) and, for the few mid-restore,
-    /// their item strongly. Answers the count written, or `None` when a claim raced it.
+    /// projects from `byTeam` (about half a read unit per 30 projects) and each live one's item
+    /// strongly (at most the quota's worth). Answers the count written, or `None` when a claim
+    /// raced it.
     pub async fn recount_live(&self, team: &TeamId, seen: LiveCount) -> Result<Option<i64>, StoreError> {
         let mut units = 0i64;
         let mut cursor = None;
         loop {
             let page = self.list_projects(team, cursor.as_ref(), 100).await?;
             for project in &page.items {
-                let Some(state) = project.state else { continue };
-                units += i64::from(sandman_protocol::domain::is_live(state));
-                if state == SessionState::Starting {
-                    let key = ProjectKey::new(team.clone(), project.project_id.clone());
-                    let retiring = self
-                        .get_project(&key, Consistency::Strong)
-                        .await?
-                        .and_then(|record| record.session)
-                        .is_some_and(|session| session.retiring.is_some());
-                    units += i64::from(retiring);
+                if !project.state.is_some_and(sandman_protocol::domain::is_live) {
+                    continue;
+                }
+                // A live session, read strongly: its state, and a restore's retiring sandbox (which
+                // holds a unit from the claim until it is killed, after the session runs again).
+                let key = ProjectKey::new(team.clone(), project.project_id.clone());
+                if let Some(session) = self
+                    .get_project(&key, Consistency::Strong)
+                    .await?
+                    .and_then(|r| r.session)
+                {
+                    units += i64::from(sandman_protocol::domain::is_live(session.state));
+                    units += i64::from(session.retiring.is_some());
                 }
             }
             match page.next {

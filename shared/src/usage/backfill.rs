@@ -23,7 +23,7 @@ const OVERLAP: Duration = Duration::from_secs(15 * 60);
 const FIRST_LOOK: Duration = Duration::from_secs(24 * 3600);
 /// At most this many pages per account and run; a run that stops short leaves its mark where it
 /// was, and the next one reads again from the newest.
-const MAX_PAGES: usize = 20;
+const MAX_PAGES: usize = 100;
 
 /// What one account's backfill read and counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
