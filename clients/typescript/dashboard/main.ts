@@ -1,10 +1,13 @@
 // The dashboard served at /dashboard: the team's projects, each with its timeline of running and
-// paused periods, its snapshots and what pausing saved. Only the public API, through the client.
+// paused periods, its snapshots, what pausing saved, and its env vars and secrets (env.ts). Only
+// the public API, through the client.
 // The token comes from the URL fragment (`make dev` prints such a URL; fragments never reach a
 // server) or is pasted; it is kept in sessionStorage, so it leaves with the tab.
 import { DEFAULT_HOURLY_RATE, Sandman, SandmanError, usage } from "../src/index.js";
 import type { EventView, ProjectLine, ProjectView, SnapshotView } from "../src/index.js";
 import { COLORS, duration, timeline, usageBars } from "./charts.js";
+import { h } from "./dom.js";
+import { environment, forgetExcept } from "./env.js";
 
 const REFRESH_MS = 5000;
 const MAX_PROJECTS = 50;
@@ -15,13 +18,6 @@ interface ProjectData {
   project: ProjectView;
   events: EventView[];
   snapshots: SnapshotView[];
-}
-
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attributes: Record<string, string> = {}, ...children: (Node | string)[]) {
-  const element = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
-  element.append(...children);
-  return element;
 }
 
 function takeToken(): string | null {
@@ -73,7 +69,7 @@ function stat(label: string, value: string, id: string) {
   return h("div", { class: "stat", "data-stat": id }, h("span", { class: "value" }, value), h("span", { class: "label" }, label));
 }
 
-function render(data: ProjectData[], rate: number) {
+function render(client: Sandman, data: ProjectData[], rate: number) {
   const now = new Date();
   const since = new Date(now.getTime() - WINDOW_MS);
   const rows = data.map((d) => ({ d, time: usage(d.events, { now, since, hourlyRate: rate }) }));
@@ -128,11 +124,16 @@ function render(data: ProjectData[], rate: number) {
       timeline(time.periods, d.snapshots, from, now),
       h("h4", {}, `Snapshots (${d.snapshots.length})`),
       snapshots,
+      environment(client, d.line.projectId),
     );
   });
+  forgetExcept(data.map((d) => d.line.projectId));
   const legend = h("p", { class: "legend" }, ...(["RUNNING", "PAUSED", "STARTING"] as const).map((s) => h("span", {}, h("i", { style: `background:${COLORS[s]}` }), s.toLowerCase())), h("span", {}, "▼ snapshot"));
   const list = data.length ? h("section", { class: "projects" }, legend, ...projects) : h("p", { class: "muted" }, "No projects yet: register one with PUT /v1/projects/{id}.");
+  // The environment sections move into the new cards: give back the focus of a half-typed form.
+  const focused = document.activeElement;
   document.querySelector("main")!.replaceChildren(summary, chart, list);
+  if (focused instanceof HTMLInputElement && focused.isConnected && document.activeElement !== focused) focused.focus();
   document.querySelector("#updated")!.textContent = `updated ${now.toLocaleTimeString()}`;
 }
 
@@ -146,7 +147,7 @@ async function start() {
   const rate = () => Number(rateInput.value) || DEFAULT_HOURLY_RATE;
   rateInput.addEventListener("change", () => {
     localStorage.setItem("sandman-rate", rateInput.value);
-    render(data, rate());
+    render(client, data, rate());
   });
   document.querySelector("#signout")!.addEventListener("click", () => {
     sessionStorage.removeItem("sandman-token");
@@ -155,7 +156,7 @@ async function start() {
   for (;;) {
     try {
       data = await load(client);
-      render(data, rate());
+      render(client, data, rate());
       document.body.dataset.loaded = "true";
     } catch (error) {
       if (error instanceof SandmanError && (error.status === 401 || error.status === 403)) {
