@@ -712,3 +712,82 @@ async fn usage_whose_webhook_was_dropped_is_counted_from_e2bs_events_once() {
     let after = hooks.stack.sandman.team_usage(&key.team, period).await.unwrap();
     assert_eq!(after.used, team.used, "never twice");
 }
+
+/// The long soak's `converged`: E2B killed a PAUSED session's sandbox, and the `killed` webhook
+/// was lost. The reconciler looks only at what runs, so nothing moved the session: it stayed PAUSED
+/// on a sandbox E2B no longer had. The events E2B kept are replayed as late deliveries would be.
+#[tokio::test]
+async fn a_paused_session_whose_sandbox_e2b_killed_unseen_is_killed_by_one_reconcile() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    pause(&hooks, &key).await;
+    hooks.settle().await;
+    hooks.stack.emulator.set_webhook_faults(WebhookFaults {
+        drop_next: 100,
+        ..WebhookFaults::default()
+    });
+    let e2b = hooks.stack.sandman.e2b_for(&key).await.unwrap();
+    e2b.kill(&sandbox).await.expect("E2B kills it");
+    hooks.settle().await;
+    assert_eq!(
+        hooks.record(&key).await.state(),
+        Some(SessionState::Paused),
+        "nothing told Sandman"
+    );
+
+    let report = hooks.stack.sandman.reconcile().await;
+
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert_eq!(
+        hooks.stack.emulator.sandbox(&sandbox).map(|s| s.state),
+        Some(SandboxState::Killed)
+    );
+    assert_eq!(
+        hooks.record(&key).await.state(),
+        Some(SessionState::Killed),
+        "E2B's truth, after one reconcile"
+    );
+}
+
+/// The short soak's `quiet-ticks`: a PAUSED project due for its archive whose sandbox E2B had
+/// ended unseen failed every prune tick (waking it to save it answered 404). Nothing is left to
+/// save: the archive records what E2B did, and the tick succeeds.
+#[tokio::test]
+async fn an_archive_of_a_sandbox_e2b_ended_unseen_records_it_killed_and_fails_nothing() {
+    let hooks = Hooks::start().await;
+    let stack = &hooks.stack;
+    let mut spec = stack.spec("app");
+    spec.inactivity = InactivityPolicy {
+        archive_after: Some(HOUR),
+        ..InactivityPolicy::default()
+    };
+    stack.register(&spec).await;
+    let key = stack.key("app");
+    stack.sandman.open(&key, Actor::User).await.expect("opened");
+    let sandbox = sandbox_of(&hooks.record(&key).await);
+    pause(&hooks, &key).await;
+    hooks.settle().await;
+    stack.emulator.set_webhook_faults(WebhookFaults {
+        drop_next: 100,
+        ..WebhookFaults::default()
+    });
+    stack
+        .sandman
+        .e2b_for(&key)
+        .await
+        .unwrap()
+        .kill(&sandbox)
+        .await
+        .expect("E2B ends it");
+    hooks.settle().await;
+
+    stack.advance(HOUR + Duration::from_secs(60)).await;
+    let report = stack
+        .sandman
+        .prune(PassOptions::default())
+        .await
+        .expect("a pruner tick");
+
+    assert_eq!(report.failures, 0, "{report:?}");
+    assert_eq!(hooks.record(&key).await.state(), Some(SessionState::Killed));
+}

@@ -692,20 +692,17 @@ export interface components {
         Heartbeat: "throttled" | "recorded" | "woke" | "ignored";
         /** @enum {string} */
         IdleMode: "fixed" | "adaptive";
-        /** @description How the idle timeout is chosen. */
+        /** @description How the idle timeout is chosen: `fixed` (the default), `idleTimeoutSeconds`; `adaptive`, learned from the project's own idle gaps within `minSeconds` (default 120) and `maxSeconds` (default 3600), kept under the session-cap handoff and, unless `minSeconds` is past it, under `sandboxTimeoutSeconds` less 300; `idleTimeoutSeconds` is then the timeout to start from (default 600). `GET` shows the bounds applied. */
         IdleSettings: {
-            /**
-             * Format: int64
-             * @description Adaptive only: the longest learned timeout, 120 to 86400 seconds, at least `minSeconds`
-             *     and at most `sandboxTimeoutSeconds` less 300 (default 3600, or that if less).
-             */
+            maxSeconds?: null;
+            minSeconds?: null;
+            /** @enum {string|null} */
+            mode?: "fixed" | null;
+        } | {
             maxSeconds?: number | null;
-            /**
-             * Format: int64
-             * @description Adaptive only: the shortest learned timeout, 120 to 86400 seconds (default 120).
-             */
             minSeconds?: number | null;
-            mode?: components["schemas"]["IdleMode"] | null;
+            /** @enum {string} */
+            mode: "adaptive";
         };
         /** @description How a project's idle timeout is chosen, as `GET` shows it. */
         IdleView: {

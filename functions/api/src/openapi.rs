@@ -35,6 +35,22 @@ pub fn base() -> OpenApi {
 /// requires a description on every response: where a route gives none, the status code's reason
 /// phrase ("Not Found") stands in.
 pub fn finish(mut document: OpenApi) -> OpenApi {
+    if let Some(components) = document.components.as_mut() {
+        components
+            .schemas
+            .insert("IdleSettings".into(), RefOr::T(idle_settings()));
+        if let Some(RefOr::T(Schema::Object(env))) = components.schemas.get_mut("EnvSettings")
+            && let Some(RefOr::T(Schema::Object(vars))) = env.properties.get_mut("vars")
+        {
+            vars.property_names = Some(Box::new(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(ENV_NAME))
+                    .into(),
+            ));
+            vars.max_properties = Some(100);
+        }
+    }
     for item in document.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -64,6 +80,12 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
 
 /// An outbound endpoint's id, as `routes/endpoints.rs` checks it.
 const ENDPOINT_ID_PATTERN: &str = "^ep_[0-9a-z]{26}$";
+/// A secret's name as `env/rules.rs` checks it (`^[A-Z_][A-Z0-9_]{0,63}$`, not `E2B_…`), spelled
+/// without a lookahead so that any JSON Schema tool can generate from it.
+const SECRET_NAME_IN_PATH: &str = "^(?:[A-DF-Z_][A-Z0-9_]{0,63}|E(?:[A-Z013-9_][A-Z0-9_]{0,62}|2(?:[AC-Z0-9_][A-Z0-9_]{0,61}|B(?:[A-Z0-9][A-Z0-9_]{0,60})?)?)?)$";
+/// An env var's name (letters, digits and `_`, not starting with a digit, at most 128, not
+/// `E2B_…` in any case), the same way.
+const ENV_NAME: &str = "^(?:[A-DF-Za-df-z_][A-Za-z0-9_]{0,127}|[Ee](?:[A-Za-z013-9_][A-Za-z0-9_]{0,126}|2(?:[AC-Zac-z0-9_][A-Za-z0-9_]{0,125}|[Bb](?:[A-Za-z0-9][A-Za-z0-9_]{0,124})?)?)?)$";
 /// A usage period: a month, `YYYY-MM`.
 const PERIOD_PATTERN: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$";
 
@@ -76,6 +98,7 @@ fn declare_shared_refusals(operation: &mut Operation) {
         };
         let pattern = match (&parameter.parameter_in, parameter.name.as_str()) {
             (ParameterIn::Path, "endpointId") => ENDPOINT_ID_PATTERN,
+            (ParameterIn::Path, "name") => SECRET_NAME_IN_PATH,
             (ParameterIn::Path, _) => ID_PATTERN,
             (ParameterIn::Query, "period") => PERIOD_PATTERN,
             _ => continue,
@@ -108,6 +131,38 @@ fn declare_shared_refusals(operation: &mut Operation) {
             .entry("413".into())
             .or_insert_with(|| error_response(&format!("the body is larger than {} bytes", crate::BODY_LIMIT)));
     }
+}
+
+/// `idle`: the fixed mode takes no bounds, the adaptive one may (each 120 to 86400 seconds; how
+/// they fit each other and the deployment is settled by `settings/idle.rs`, not refused). One of
+/// two shapes, which the derived schema cannot say.
+fn idle_settings() -> Schema {
+    let bound = serde_json::json!({"type": ["integer", "null"], "minimum": 120, "maximum": 86400});
+    let document = serde_json::json!({
+        "description": "How the idle timeout is chosen: `fixed` (the default), `idleTimeoutSeconds`; `adaptive`, learned from the project's own idle gaps within `minSeconds` (default 120) and `maxSeconds` (default 3600), kept under the session-cap handoff and, unless `minSeconds` is past it, under `sandboxTimeoutSeconds` less 300; `idleTimeoutSeconds` is then the timeout to start from (default 600). `GET` shows the bounds applied.",
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "mode": {"type": ["string", "null"], "enum": ["fixed", null]},
+                    "minSeconds": {"type": "null"},
+                    "maxSeconds": {"type": "null"}
+                },
+                "additionalProperties": false
+            },
+            {
+                "type": "object",
+                "required": ["mode"],
+                "properties": {
+                    "mode": {"type": "string", "enum": ["adaptive"]},
+                    "minSeconds": bound,
+                    "maxSeconds": bound
+                },
+                "additionalProperties": false
+            }
+        ]
+    });
+    serde_json::from_value(document).expect("the idle settings' schema is a schema")
 }
 
 fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {

@@ -167,7 +167,7 @@ impl ProjectSettings {
         }
         let handoff = config.session_cap.handoff_after(key.team.as_str());
         let backstop = sandbox_timeout.unwrap_or(defaults.sandbox_timeout);
-        let adaptive = idle::adaptive(self.idle, idle_timeout.is_some(), handoff, backstop)?;
+        let adaptive = idle::adaptive(self.idle, idle_timeout, handoff, backstop)?;
         let idle_timeout = adaptive.map_or(idle_timeout.unwrap_or(defaults.idle_timeout), |(_, first)| first);
         // The idle index finds a session at the earlier of its idle and handoff deadlines; a new
         // run's first deadline is its idle one, so it must come before the handoff.
@@ -309,38 +309,54 @@ mod tests {
             "10 minutes until gaps are seen"
         );
         let capped = [("SESSION_CAP_SECS", "1200"), ("SESSION_CAP_MARGIN_SECS", "300")];
-        for (body, field, env) in [
-            (
-                json!({"mode": "adaptive", "minSeconds": 60}),
-                "idle.minSeconds",
-                &[][..],
-            ),
+        // A bound out of its own range, or one given with the fixed mode, is refused.
+        for (body, field) in [
+            (json!({"mode": "adaptive", "minSeconds": 60}), "idle.minSeconds"),
+            (json!({"mode": "adaptive", "maxSeconds": 86401}), "idle.maxSeconds"),
+            (json!({"mode": "fixed", "maxSeconds": 600}), "idle.maxSeconds"),
+        ] {
+            let err = format!("{:?}", spec(json!({"templateId": "base", "idle": body})).unwrap_err());
+            assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
+        }
+        // How the bounds fit each other and the deployment is settled, and shown as applied.
+        for (body, env, idle_timeout, expected) in [
             (
                 json!({"mode": "adaptive", "minSeconds": 900, "maxSeconds": 600}),
-                "idle.maxSeconds",
                 &[][..],
-            ),
-            (
-                json!({"mode": "adaptive", "maxSeconds": 86401}),
-                "idle.maxSeconds",
-                &[][..],
+                None,
+                (900, 900, 900),
             ),
             (
                 json!({"mode": "adaptive", "maxSeconds": 1501}),
-                "idle.maxSeconds",
                 &[][..],
+                None,
+                (120, 1500, 600),
             ),
-            (json!({"mode": "fixed", "maxSeconds": 600}), "idle.maxSeconds", &[][..]),
-            (json!({"mode": "adaptive"}), "idle.maxSeconds", &capped[..]),
+            (json!({"mode": "adaptive"}), &capped[..], None, (120, 899, 600)),
+            (json!({"mode": "adaptive"}), &[][..], Some(1000), (120, 1500, 1000)),
+            (
+                json!({"mode": "adaptive", "maxSeconds": 300}),
+                &[][..],
+                Some(1000),
+                (120, 300, 300),
+            ),
         ] {
-            let err = format!(
-                "{:?}",
-                spec_with(json!({"templateId": "base", "idle": body}), env).unwrap_err()
+            let mut settings = json!({"templateId": "base", "idle": body});
+            if let Some(seconds) = idle_timeout {
+                settings["idleTimeoutSeconds"] = json!(seconds);
+            }
+            let parsed = spec_with(settings, env).unwrap();
+            let bounds = parsed.idle.adaptive.expect("adaptive");
+            assert_eq!(
+                (
+                    bounds.min.as_secs(),
+                    bounds.max.as_secs(),
+                    parsed.idle.idle_timeout.as_secs()
+                ),
+                expected,
+                "{body} {idle_timeout:?}"
             );
-            assert!(err.contains(&format!("field: Some(\"{field}\")")), "{body}: {err}");
         }
-        let both = json!({"templateId": "base", "idleTimeoutSeconds": 600, "idle": {"mode": "adaptive"}});
-        assert!(format!("{:?}", spec(both).unwrap_err()).contains("is learned"));
         assert!(
             serde_json::from_value::<ProjectSettings>(json!({"templateId": "b", "idle": {"mode": "smart"}})).is_err()
         );

@@ -127,6 +127,17 @@ async fn kill_claimed<P: Port>(
         };
         match taken {
             Ok(saved) => Some(saved),
+            // Woken to be saved, the paused sandbox was gone: E2B ended it unseen (its `killed`
+            // lost). Nothing is left to save; the session records what E2B did.
+            Err(Error::E2b(E2bError::NotFound)) if !woken && was == Some(SessionState::Paused) => {
+                claimed
+                    .killed(format!("{cause}: E2B no longer had the sandbox"))
+                    .await?;
+                return Ok(Killed {
+                    snapshot: None,
+                    already: true,
+                });
+            }
             Err(err) if required => {
                 let cause = "kill abandoned: snapshot failed";
                 let was = if woken { Some(SessionState::Running) } else { was };

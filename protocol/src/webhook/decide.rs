@@ -127,6 +127,13 @@ fn is_current(record: &ProjectRecord, session: &Session, event: &LifecycleEvent)
 }
 
 fn is_stale(session: &Session, event: &LifecycleEvent) -> bool {
+    // A kill is the sandbox's last word (it never runs again), whatever the clocks say: E2B's can
+    // run behind Sandman's, and a `killed` timed before the session's last write (a failed resume
+    // put back to PAUSED, say) would leave the session on a sandbox that is gone, which nothing
+    // but an open would ever find (the long soak's `converged`).
+    if event.kind == EventKind::Killed {
+        return false;
+    }
     session.last_event_at.is_some_and(|seen| event.timestamp < seen)
         || event.timestamp < session.state_since
         || reports_a_pause_already_undone(session, event)

@@ -24,6 +24,19 @@ impl Store {
         Ok(marker.is_some())
     }
 
+    /// Whether a delivery of event `event_id` changed a session (its dedupe mark: an eventually
+    /// consistent read, half a read unit).
+    pub async fn webhook_applied(&self, event_id: &str) -> Result<bool, StoreError> {
+        let mark = self
+            .item(
+                keys::webhook_pk(event_id),
+                keys::WEBHOOK_SK.to_owned(),
+                Consistency::Eventual,
+            )
+            .await?;
+        Ok(mark.is_some())
+    }
+
     /// Until when the account's events were read (`None`: never).
     pub async fn events_seen(&self, fingerprint: &str) -> Result<Option<OffsetDateTime>, StoreError> {
         let item = self

@@ -273,11 +273,18 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::snapshot_sk(id)));
+        // The DELETING row is itself in the prune index (it carries its project's ids) until it
+        // is removed: whatever befalls the deleter after this write, the pruner finishes it.
+        let request = request
+            .expression_attribute_values(":shard", s(keys::prune_shard(key)))
+            .expression_attribute_values(":due", n(to_ms(now)));
         let request = match reason {
             Some(reason) => request
-                .update_expression("SET #status = :deleting, deleteReason = :reason")
+                .update_expression(
+                    "SET #status = :deleting, deleteReason = :reason, pruneShard = :shard, pruneAt = :due",
+                )
                 .expression_attribute_values(":reason", s(reason)),
-            None => request.update_expression("SET #status = :deleting"),
+            None => request.update_expression("SET #status = :deleting, pruneShard = :shard, pruneAt = :due"),
         };
         let out = request
             .condition_expression(

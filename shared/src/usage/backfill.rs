@@ -37,7 +37,35 @@ pub struct Backfill {
 }
 
 impl Sandman {
-    /// Reads `e2b`'s events since the last run and counts what no delivery counted.
+    /// An event no delivery brought, taken now as a late delivery would be: its compute counted
+    /// once per execution, and, unless a delivery already changed a session by it, what it
+    /// reports decided against the session (a `killed` whose webhook was lost moves a PAUSED
+    /// session, which nothing else looks at, to KILLED). `true`: its compute was counted now.
+    async fn replay(&self, event: &sandman_protocol::webhook::LifecycleEvent) -> Result<bool, Error> {
+        use sandman_protocol::webhook::{Receipt, WebhookFailure, apply, backfill_usage, session_of};
+        let counted = backfill_usage(self, event).await?;
+        if counted {
+            tracing::warn!(sandbox = %event.sandbox_id, event = ?event.id, "usage no webhook delivered, counted from E2B's events");
+        }
+        // Without an id nothing tells a replay from a delivery: only its usage (by execution) is taken.
+        let Some(id) = event.id.as_deref() else {
+            return Ok(counted);
+        };
+        if self.store.webhook_applied(id).await? {
+            return Ok(counted);
+        }
+        let record = session_of(self, event).await?;
+        match apply(self, record, event, id).await {
+            Ok(Receipt::Applied { state, .. }) => {
+                tracing::warn!(sandbox = %event.sandbox_id, event = id, ?state, "an event no webhook delivered, applied from E2B's events");
+            }
+            Ok(_) | Err(WebhookFailure::Contended) => {}
+            Err(WebhookFailure::Store(err)) => return Err(err.into()),
+        }
+        Ok(counted)
+    }
+
+    /// Reads `e2b`'s events since the last run and applies what no delivery applied.
     pub(crate) async fn backfill_usage(&self, e2b: &E2b) -> Result<Backfill, Error> {
         let fingerprint = e2b.fingerprint();
         let seen = self.store.events_seen(&fingerprint).await?;
@@ -56,8 +84,7 @@ impl Sandman {
                 }
                 newest = newest.max(Some(event.timestamp));
                 report.events_read += 1;
-                if sandman_protocol::webhook::backfill_usage(self, event).await? {
-                    tracing::warn!(sandbox = %event.sandbox_id, event = ?event.id, "usage no webhook delivered, counted from E2B's events");
+                if self.replay(event).await? {
                     report.counted += 1;
                 }
             }

@@ -46,12 +46,17 @@ const DEFAULT_MIN: u64 = 120;
 const DEFAULT_MAX: u64 = 3_600;
 
 /// The adaptive bounds `idle` asks for, and the idle timeout to start from; `None` for fixed.
-/// `idle_timeout_given`: whether the body set `idleTimeoutSeconds` (refused with adaptive).
-/// `handoff_after`: the team's session-cap handoff, which every idle timeout must stay under.
-/// `sandbox_timeout`: E2B's own timeout, the backstop, which must outlast the longest timeout.
+/// `idle_timeout`: the body's `idleTimeoutSeconds`, with adaptive the timeout to start from.
+/// `handoff_after`: the team's session-cap handoff, which every idle timeout stays under.
+/// `sandbox_timeout`: E2B's own timeout, the backstop, which the longest timeout stays under.
+///
+/// Each bound is checked alone (120 to 86400, as the OpenAPI document says); how they fit each
+/// other and the deployment is settled, not refused, and `GET` shows the bounds applied: a
+/// maximum under the minimum is raised to it, both stay under the handoff, and the maximum under
+/// the backstop unless the minimum is past it (E2B's own pause, on its timeout, then comes first).
 pub fn adaptive(
     idle: Option<IdleSettings>,
-    idle_timeout_given: bool,
+    idle_timeout: Option<Duration>,
     handoff_after: Option<Duration>,
     sandbox_timeout: Duration,
 ) -> Result<Option<(AdaptiveIdle, Duration)>, ApiError> {
@@ -71,12 +76,6 @@ pub fn adaptive(
         }
         return Ok(None);
     }
-    if idle_timeout_given {
-        return Err(ApiError::invalid(
-            "idleTimeoutSeconds",
-            "idleTimeoutSeconds is learned when idle.mode is \"adaptive\": set idle.minSeconds and idle.maxSeconds instead",
-        ));
-    }
     let bound = |field: &'static str, value: u64| {
         if BOUND_SECONDS.contains(&value) {
             Ok(value)
@@ -92,44 +91,24 @@ pub fn adaptive(
         }
     };
     let min = bound("idle.minSeconds", idle.min_seconds.unwrap_or(DEFAULT_MIN))?;
-    let backstop_max = sandbox_timeout.saturating_sub(BACKSTOP_MARGIN).as_secs();
-    let max = bound(
-        "idle.maxSeconds",
-        idle.max_seconds.unwrap_or(DEFAULT_MAX.min(backstop_max).max(min)),
-    )?;
-    if max < min {
-        return Err(ApiError::invalid(
-            "idle.maxSeconds",
-            format!("idle.maxSeconds ({max}) must be at least idle.minSeconds ({min})"),
-        ));
-    }
-    if let Some(handoff_after) = handoff_after
-        && max >= handoff_after.as_secs()
-    {
-        return Err(ApiError::invalid(
-            "idle.maxSeconds",
-            format!(
-                "idle.maxSeconds must be under {} (the team's session cap less its handoff margin)",
-                handoff_after.as_secs()
-            ),
-        ));
-    }
     let backstop = sandbox_timeout.saturating_sub(BACKSTOP_MARGIN).as_secs();
-    if max > backstop {
-        return Err(ApiError::invalid(
-            "idle.maxSeconds",
-            format!(
-                "idle.maxSeconds must be at most {backstop} (sandboxTimeoutSeconds less {} s: E2B's own pause comes after Sandman's)",
-                BACKSTOP_MARGIN.as_secs()
-            ),
-        ));
-    }
+    let max = match idle.max_seconds {
+        Some(max) => bound("idle.maxSeconds", max)?,
+        None => DEFAULT_MAX,
+    };
+    let max = max.min(backstop).max(min);
+    // Under the handoff: a run's first deadline is its idle one (settings.rs says why).
+    let (min, max) = match handoff_after.map(|h| h.as_secs().saturating_sub(1).max(1)) {
+        Some(ceiling) => (min.min(ceiling), max.min(ceiling)),
+        None => (min, max),
+    };
     let bounds = AdaptiveIdle {
         min: Duration::from_secs(min),
         max: Duration::from_secs(max),
         cold_weight: COLD_RESUME_WEIGHT,
     };
-    Ok(Some((bounds, FIRST_TIMEOUT.clamp(bounds.min, bounds.max))))
+    let first = idle_timeout.unwrap_or(FIRST_TIMEOUT);
+    Ok(Some((bounds, first.clamp(bounds.min, bounds.max))))
 }
 
 /// How a project's idle timeout is chosen, as `GET` shows it.

@@ -294,11 +294,14 @@ pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
             Some((p.name.as_str(), view.from_snapshot.as_deref()?))
         })
         .collect();
-    let template_of = |e2b_id: &str| {
+    // E2B knows a Sandman snapshot by the name Sandman gives it (`sandman-<id>`, as E2B's own record
+    // of the snapshot says); the API does not show E2B's id.
+    let template_of = |snapshot_id: &str| {
+        let name = sandman::protocol::ops::snapshot::e2b_name(&sandman::domain::SnapshotId::parse(snapshot_id).ok()?);
         truth
             .snapshots
             .iter()
-            .find(|s| s.snapshot_id == e2b_id || s.template_id == e2b_id)
+            .find(|s| s.names.contains(&name))
             .map(|s| s.template_id.clone())
     };
     let held: HashSet<&str> = projects
@@ -327,20 +330,37 @@ pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
         };
         soak.ledger.judged(RETENTION, 1);
         let live_source = made_from.get(project.name.as_str()).copied();
-        let kept = items
+        let kept: Vec<&Value> = items
             .iter()
             .filter(|s| s["status"] == "READY" && s["pinned"] == false)
             .filter(|s| !s["snapshotId"].as_str().is_some_and(|id| held.contains(id)))
             .filter(|s| {
-                let template = s["e2bSnapshotId"].as_str().and_then(template_of);
+                let template = s["snapshotId"].as_str().and_then(template_of);
                 live_source.is_none() || template.as_deref() != live_source
             })
-            .count();
-        if kept > keep_last as usize {
+            .collect();
+        if kept.len() > keep_last as usize {
+            let which: Vec<String> = kept
+                .iter()
+                .map(|s| {
+                    let template = s["snapshotId"].as_str().and_then(template_of);
+                    format!(
+                        "{} {} {} (E2B template {template:?})",
+                        s["snapshotId"], s["kind"], s["createdAt"]
+                    )
+                })
+                .collect();
             soak.ledger.violation(
                 RETENTION,
                 &project.name,
-                format!("{kept} unpinned READY snapshots kept, keepLast {keep_last}"),
+                format!(
+                    "{} unpinned READY snapshots kept, keepLast {keep_last}: {}; the project: state {}, sandbox {} (made from {:?})",
+                    kept.len(),
+                    which.join(", "),
+                    project.state.as_deref().unwrap_or("-"),
+                    project.sandbox_id.as_deref().unwrap_or("-"),
+                    live_source
+                ),
             );
         }
     }
