@@ -277,6 +277,11 @@ impl Port for ReplayPort<'_> {
         )
     }
 
+    /// The model's E2B never refuses a snapshot's deletion, so nothing here asks for this.
+    async fn unmark_deleting(&self, _key: &ProjectKey, _id: &SnapshotId) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<Snapshot, StoreError> {
         expect!(
             self.take(Effect::MarkDeleting(key.clone(), id.clone())).await,

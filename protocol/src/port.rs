@@ -120,6 +120,8 @@ pub trait Port: Sync {
     fn delete_snapshot_row(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<()>> + Send;
     /// Marks an unpinned, unheld snapshot DELETING; `Conflict` when pinned or held, `NotFound` when absent.
     fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<Snapshot>> + Send;
+    /// A DELETING snapshot E2B would not delete (a sandbox made from it runs) is READY again.
+    fn unmark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<()>> + Send;
     /// Holds a READY snapshot until `until`; `NotFound` when it is not READY.
     fn hold_snapshot(
         &self,

@@ -153,6 +153,10 @@ impl Port for Sandman {
         self.store.mark_deleting_at(key, id, self.clock.now()).await
     }
 
+    async fn unmark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Stored<()> {
+        self.store.unmark_deleting(key, id).await
+    }
+
     async fn hold_snapshot(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Stored<()> {
         self.store.hold_snapshot(key, id, until).await
     }

@@ -199,7 +199,10 @@ pub async fn finish_delete<P: Port>(port: &P, key: &ProjectKey, snapshot: &Snaps
         // E2B refuses while a sandbox made from it runs (one the table no longer calls current).
         Err(E2bError::BadRequest { message }) => {
             tracing::warn!(project = %key, snapshot = %snapshot.snapshot_id, error = %message, "E2B refused to delete the snapshot");
-            port.mark_prune_due(key).await.ok();
+            // It is still E2B's, and usable: READY again (else it stays DELETING, and due).
+            if port.unmark_deleting(key, &snapshot.snapshot_id).await.is_err() {
+                port.mark_prune_due(key).await.ok();
+            }
             return Err(Error::Conflict(
                 "a sandbox made from this snapshot still runs in E2B; try again later".into(),
             ));

@@ -90,13 +90,15 @@ pub async fn pass<P: Port>(
     }
     let by_id: HashMap<&SnapshotId, &Snapshot> = snapshots.iter().map(|s| (&s.snapshot_id, s)).collect();
     let mut visit = Visit::default();
+    let mut kept_by_e2b = false;
     for (id, reason) in doomed.iter().take(MAX_DELETES_PER_VISIT) {
         let Some(snapshot) = by_id.get(id) else {
             continue;
         };
         match delete_for_retention(port, key, snapshot, *reason).await {
-            Ok(true) => visit.deleted += 1,
-            Ok(false) => {}
+            Ok(Deletion::Done) => visit.deleted += 1,
+            Ok(Deletion::Skipped) => {}
+            Ok(Deletion::KeptByE2b) => kept_by_e2b = true,
             Err(err) => {
                 tracing::warn!(project = %key, snapshot = %id, error = %err, "deleting a snapshot failed; the next tick retries");
                 visit.failed = true;
@@ -110,6 +112,11 @@ pub async fn pass<P: Port>(
         .map(|s| s.created_at + PENDING_GRACE)
         .min();
     let next_due = earliest(plan.next_due, pending_due);
+    // E2B keeps a snapshot while a sandbox made from it runs: looked at again later.
+    let next_due = match kept_by_e2b {
+        true => earliest(next_due, Some(now + super::plan::IN_USE_RECHECK)),
+        false => next_due,
+    };
     let mut next_due = next_due;
     if !visit.failed && !record.project.inactivity.is_off() {
         let snapshots = port.list_snapshots(key, usize::MAX).await?;
@@ -131,25 +138,41 @@ pub async fn pass<P: Port>(
 }
 
 /// Marks and deletes one snapshot. `Ok(false)`: it was pinned or deleted meanwhile.
+/// What became of one snapshot the plan would delete.
+enum Deletion {
+    Done,
+    /// Pinned, held or deleted meanwhile.
+    Skipped,
+    /// E2B keeps it while a sandbox made from it runs (a fork's, say): READY again, not a failure.
+    KeptByE2b,
+}
+
 async fn delete_for_retention<P: Port>(
     port: &P,
     key: &ProjectKey,
     snapshot: &Snapshot,
     reason: Reason,
-) -> Result<bool, Error> {
+) -> Result<Deletion, Error> {
     let marked = match reason {
         Reason::Unfinished => snapshot.clone(),
         Reason::BeyondKeepLast | Reason::OlderThanMaxAge => {
             match port.mark_deleting(key, &snapshot.snapshot_id).await {
                 Ok(marked) => marked,
-                Err(StoreError::Conflict { .. } | StoreError::NotFound) => return Ok(false),
+                Err(StoreError::Conflict { .. } | StoreError::NotFound) => return Ok(Deletion::Skipped),
                 Err(err) => return Err(err.into()),
             }
         }
     };
-    finish_delete(port, key, &marked).await?;
+    match finish_delete(port, key, &marked).await {
+        Ok(()) => {}
+        Err(Error::Conflict(why)) => {
+            tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, why, "snapshot kept by E2B for now");
+            return Ok(Deletion::KeptByE2b);
+        }
+        Err(err) => return Err(err),
+    }
     tracing::info!(project = %key, snapshot = %snapshot.snapshot_id, reason = ?reason, "snapshot deleted by retention");
-    Ok(true)
+    Ok(Deletion::Done)
 }
 
 fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {

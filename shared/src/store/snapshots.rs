@@ -316,6 +316,26 @@ impl Store {
         }
     }
 
+    /// A DELETING row back to READY (and out of the prune index), while it is still DELETING.
+    pub async fn unmark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::project_pk(key)))
+            .key("sk", s(keys::snapshot_sk(id)))
+            .update_expression("SET #status = :ready REMOVE pruneShard, pruneAt, deleteReason")
+            .condition_expression("#status = :deleting")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
+            .expression_attribute_values(":deleting", s(status_name(SnapshotStatus::Deleting)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        self.conditional_update(out)?;
+        Ok(())
+    }
+
     /// Removes a snapshot row and gives its place in the team's count back, in one transaction.
     /// A row already gone changes nothing.
     pub async fn delete_snapshot_record(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {

@@ -40,6 +40,47 @@ pub fn judge(soak: &Soak, truth: &Truth) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    judge_ticks(soak, truth, ticks);
+}
+
+/// After the run, once faults are off: one account's lists fail for one whole reconcile, which
+/// must list the others. The run's storms meet a reconcile inside such a stretch only by chance;
+/// this one makes sure the invariant judges at least one, whatever the timing.
+pub async fn one_account_down(soak: &Soak, rng: &mut fastrand::Rng) {
+    let fleet = &soak.fleet;
+    let account = rng.usize(0..fleet.accounts.len());
+    let team = fleet.accounts[account].team.clone();
+    let fault = e2b_emulator::Fault {
+        error_rate: 1.0,
+        error_status: 503,
+        ..e2b_emulator::Fault::default()
+    };
+    let stretch = crate::stalls::Stretch {
+        account,
+        fault: fault.clone(),
+        steps_left: 0,
+    };
+    if !fleet.watch.begin_stretch(stretch) {
+        return;
+    }
+    fleet
+        .emulator
+        .set_team_fault(team.as_str(), Route::ListSandboxes, fault);
+    let before = soak
+        .ticks
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .len();
+    let _ = soak.tick(rng, crate::fleet::Job::Reconcile, false).await;
+    fleet.emulator.clear_team_fault(team.as_str(), Route::ListSandboxes);
+    fleet.watch.end_stretch();
+    let new: Vec<ReconcileTick> =
+        soak.ticks.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[before..].to_vec();
+    judge_ticks(soak, &Truth::take(fleet), new);
+}
+
+fn judge_ticks(soak: &Soak, truth: &Truth, ticks: Vec<ReconcileTick>) {
     let listed: Vec<_> = truth
         .done("reconcile-", Route::ListSandboxes)
         .filter(|c| c.status == 200)

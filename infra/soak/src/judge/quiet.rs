@@ -99,6 +99,8 @@ pub async fn run(soak: &Soak, seed: u64) -> String {
     }
     usage::judge(soak, &truth).await;
     switch_away(soak).await;
+    // Last, so that it helps no convergence above.
+    super::listings::one_account_down(soak, &mut rng).await;
     report
 }
 

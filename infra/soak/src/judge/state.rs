@@ -283,8 +283,9 @@ pub async fn snapshots(soak: &Soak, truth: &Truth, projects: &[Existing]) {
 }
 
 /// No project keeps more unpinned READY snapshots than its `keepLast` (when the soak knows it),
-/// aside from snapshots held for a fork's first open and the one E2B made the project's live
-/// sandbox from (kept while that sandbox lives: the restore ladder goes back to it).
+/// aside from snapshots held for a fork's first open, the one E2B made the project's live sandbox
+/// from (kept while that sandbox lives: the restore ladder goes back to it), and any other that a
+/// live sandbox was made from (a fork's, say: E2B refuses to delete those).
 pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
     // The raw E2B template each live sandbox was made from, and each E2B snapshot's template.
     let made_from: HashMap<&str, &str> = projects
@@ -294,6 +295,7 @@ pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
             Some((p.name.as_str(), view.from_snapshot.as_deref()?))
         })
         .collect();
+    let in_use: HashSet<&str> = truth.live().filter_map(|v| v.from_snapshot.as_deref()).collect();
     // E2B knows a Sandman snapshot by the name Sandman gives it (`sandman-<id>`, as E2B's own record
     // of the snapshot says); the API does not show E2B's id.
     let template_of = |snapshot_id: &str| {
@@ -301,7 +303,7 @@ pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
         truth
             .snapshots
             .iter()
-            .find(|s| s.names.contains(&name))
+            .find(|s| s.name.as_deref() == Some(name.as_str()))
             .map(|s| s.template_id.clone())
     };
     let held: HashSet<&str> = projects
@@ -336,7 +338,8 @@ pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
             .filter(|s| !s["snapshotId"].as_str().is_some_and(|id| held.contains(id)))
             .filter(|s| {
                 let template = s["snapshotId"].as_str().and_then(template_of);
-                live_source.is_none() || template.as_deref() != live_source
+                let live = template.as_deref().is_some_and(|t| in_use.contains(t));
+                !live && (live_source.is_none() || template.as_deref() != live_source)
             })
             .collect();
         if kept.len() > keep_last as usize {
