@@ -225,7 +225,7 @@ async fn a_failed_e2b_delete_leaves_the_record_deleting_and_the_project_due() {
         Route::DeleteSnapshot,
         Fault {
             error_rate: 1.0,
-            error_status: 400,
+            error_status: 503,
             ..Fault::default()
         },
     );
@@ -235,8 +235,7 @@ async fn a_failed_e2b_delete_leaves_the_record_deleting_and_the_project_due() {
         .delete_snapshot(&key, &saved.snapshot_id)
         .await
         .unwrap_err();
-    // E2B's 400 on a delete is its refusal while a sandbox made from the snapshot runs.
-    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(matches!(err, Error::E2b(_)), "{err}");
     assert_eq!(
         stack.sandman.snapshot(&key, &saved.snapshot_id).await.unwrap().status,
         SnapshotStatus::Deleting
@@ -635,4 +634,34 @@ async fn a_restore_that_fails_everywhere_leaves_the_old_sandbox_running() {
     assert_eq!(sandbox_of(&record), before);
     assert_eq!(stack.emulator.sandbox(&before).unwrap().state, SandboxState::Running);
     assert_eq!(record.session.unwrap().restored_from, None::<SnapshotId>);
+}
+
+// E2B's 400 on a delete is its refusal while a sandbox made from the snapshot runs (a fork's, say):
+// the snapshot is still E2B's and usable, so its record is READY again, not left DELETING.
+#[tokio::test]
+async fn a_delete_e2b_refuses_leaves_the_snapshot_ready() {
+    let stack = TestStack::start().await;
+    let key = running(&stack, "app").await;
+    let saved = snapshot(&stack, &key, "x").await;
+    stack.emulator.set_fault(
+        Route::DeleteSnapshot,
+        Fault {
+            error_rate: 1.0,
+            error_status: 400,
+            ..Fault::default()
+        },
+    );
+
+    let err = stack
+        .sandman
+        .delete_snapshot(&key, &saved.snapshot_id)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(
+        stack.sandman.snapshot(&key, &saved.snapshot_id).await.unwrap().status,
+        SnapshotStatus::Ready
+    );
+    assert!(e2b_snapshots(&stack).contains(&saved.e2b_snapshot_id));
 }

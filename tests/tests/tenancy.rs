@@ -269,6 +269,17 @@ async fn another_teams_token_reaches_nothing_on_any_route() {
                 assert!(!reply.json.to_string().contains("team-a"), "{path}: {reply:?}");
                 continue;
             }
+            if method == Method::GET && (path == "/v1/team/env" || path == "/v1/team/secrets") {
+                assert_eq!(reply.status, StatusCode::OK, "team B's own {path}: {reply:?}");
+                let empty = |v: &serde_json::Value| {
+                    v.as_object().is_none_or(|o| o.is_empty()) && v.as_array().is_none_or(|a| a.is_empty())
+                };
+                assert!(
+                    empty(&reply.json["vars"]) && empty(&reply.json["items"]),
+                    "team B's own {path}: {reply:?}"
+                );
+                continue;
+            }
             if method == Method::GET && path == "/v1/team/e2b" {
                 assert_eq!(reply.json["registered"], false, "team B's own settings: {reply:?}");
                 continue;
