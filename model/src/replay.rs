@@ -324,6 +324,8 @@ impl Port for ReplayPort<'_> {
         key: &ProjectKey,
         seen: OffsetDateTime,
         next: Option<OffsetDateTime>,
+        // The model's clock never gives two snapshots one `pruneAt`: `seen` alone decides there.
+        _listed: &[SnapshotId],
     ) -> Result<bool, StoreError> {
         expect!(self.take(Effect::ReschedulePrune(key.clone(), seen, next)).await, Flag)
     }

@@ -141,11 +141,13 @@ pub trait Port: Sync {
     fn mark_prune_due(&self, key: &ProjectKey) -> impl Future<Output = Stored<()>> + Send;
     /// After a pass: the project is next due at `next` (`None`: it leaves the index), only if its
     /// `pruneAt` is still `seen`. Answers whether it was rescheduled.
+    /// `listed`: the snapshots the pass read, newest first (a snapshot recorded since keeps it due).
     fn reschedule_prune(
         &self,
         key: &ProjectKey,
         seen: OffsetDateTime,
         next: Option<OffsetDateTime>,
+        listed: &[SnapshotId],
     ) -> impl Future<Output = Stored<bool>> + Send;
     /// A lifecycle-log line that moves nothing (`state` to `state`).
     fn note_event(

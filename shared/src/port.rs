@@ -178,8 +178,9 @@ impl Port for Sandman {
         key: &ProjectKey,
         seen: OffsetDateTime,
         next: Option<OffsetDateTime>,
+        listed: &[SnapshotId],
     ) -> Stored<bool> {
-        self.store.reschedule_prune(key, seen, next).await
+        self.store.reschedule_prune(key, seen, next, listed).await
     }
 
     async fn note_event(&self, key: &ProjectKey, actor: Actor, cause: &str, state: SessionState) -> Stored<()> {

@@ -566,14 +566,23 @@ async fn a_snapshot_recorded_during_a_pass_keeps_the_project_due() {
         .items
         .remove(0);
 
-    stack.clock.advance(Duration::from_secs(1));
+    let listed: Vec<_> = stack
+        .store()
+        .all_snapshots(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+
+    // Recorded in the same millisecond (the clock has not moved): `pruneAt` alone cannot tell.
     recorded(&stack, &key, 1).await;
     let moved = stack
         .store()
-        .reschedule_prune(&key, candidate.due_at, None)
+        .reschedule_prune(&key, candidate.due_at, None, &listed)
         .await
         .unwrap();
-    assert!(!moved, "pruneAt moved since the pass read it");
+    assert!(!moved, "a snapshot the pass did not list was recorded since it read");
     assert_eq!(due(&stack, stack.clock.now()).await, names(&["app"]));
 
     let fresh = stack
@@ -583,6 +592,53 @@ async fn a_snapshot_recorded_during_a_pass_keeps_the_project_due() {
         .unwrap()
         .items
         .remove(0);
-    assert!(stack.store().reschedule_prune(&key, fresh.due_at, None).await.unwrap());
+    let listed: Vec<_> = stack
+        .store()
+        .all_snapshots(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+    assert!(
+        stack
+            .store()
+            .reschedule_prune(&key, fresh.due_at, None, &listed)
+            .await
+            .unwrap()
+    );
     assert!(due(&stack, stack.clock.now()).await.is_empty());
+}
+
+/// A team whose snapshot count does not exist yet (a deployment from before counting began) is
+/// counted once, from its projects' rows, by the first counted write: here the pruner's, as its
+/// own function (the IAM check holds the pruner's role to the `byTeam` query this makes).
+#[tokio::test]
+async fn the_pruner_seeds_a_teams_missing_snapshot_count_from_its_rows() {
+    let stack = TestStack::start().await;
+    let (key, _saved) = with_snapshots(&stack, "app", retention(1, None), 3).await;
+    stack
+        .table
+        .client
+        .delete_item()
+        .table_name(&stack.table.name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("TEAM#{}", key.team)),
+        )
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("SNAPSHOTS".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let pruner = stack.sandman.as_function(sandman::secrets::Function::SnapshotPruner);
+    let report = pruner.prune(PassOptions::default()).await.expect("the tick runs");
+
+    assert_eq!((report.snapshots_deleted, report.failures), (2, 0), "{report:?}");
+    assert_eq!(records(&stack, &key).await.len(), 1);
+    assert_eq!(
+        stack.store().team_snapshot_count(&key.team).await.unwrap(),
+        1,
+        "seeded, then counted down"
+    );
 }

@@ -57,6 +57,8 @@ pub async fn pass<P: Port>(
         return Ok(Visit::default());
     };
     let mut snapshots = port.list_snapshots(key, usize::MAX).await?;
+    // Newest first: what this pass knew of, so that one recorded since keeps the project due.
+    let listed: Vec<SnapshotId> = snapshots.iter().map(|s| s.snapshot_id.clone()).collect();
     let (stale_pending, rest): (Vec<Snapshot>, Vec<Snapshot>) = snapshots
         .into_iter()
         .partition(|s| s.status == SnapshotStatus::Pending && now - s.created_at >= PENDING_GRACE);
@@ -131,7 +133,7 @@ pub async fn pass<P: Port>(
         next_due = earliest(next_due, tiers.next_due);
     }
     let finished = doomed.len() <= MAX_DELETES_PER_VISIT && !visit.failed;
-    if finished && !port.reschedule_prune(key, candidate.due_at, next_due).await? {
+    if finished && !port.reschedule_prune(key, candidate.due_at, next_due, &listed).await? {
         tracing::debug!(project = %key, "the project was marked due during the pass; it stays due");
     }
     Ok(visit)

@@ -15,6 +15,8 @@ use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 
 pub use sandman_protocol::record::{PruneCandidate, SnapshotAdmission};
 
+/// A condition's `IN` takes at most 100 values: the newest snapshots a pass listed.
+const MAX_LISTED_IN_CONDITION: usize = 99;
 impl Store {
     /// Records a snapshot and, in the same transaction, marks its project due for a retention pass
     /// and counts it against its team. `NotFound`: the project is gone; `LimitReached`: the team
@@ -54,7 +56,8 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(&key)))
             .key("sk", s(keys::PROJECT_SK))
-            .update_expression("SET pruneShard = :shard, pruneAt = :now")
+            .update_expression("SET pruneShard = :shard, pruneAt = :now, pruneLast = :last")
+            .expression_attribute_values(":last", s(snap.snapshot_id.as_str()))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":shard", s(keys::prune_shard(&key)))
             .expression_attribute_values(":now", n(to_ms(snap.created_at)))
@@ -415,21 +418,34 @@ impl Store {
         key: &ProjectKey,
         seen: OffsetDateTime,
         next: Option<OffsetDateTime>,
+        listed: &[SnapshotId],
     ) -> Result<bool, StoreError> {
-        let request = self
+        // `pruneLast` names the last snapshot recorded: one the pass did not list came after its
+        // read, whatever the clocks (two snapshots can share a millisecond, and so a `pruneAt`).
+        let listed: Vec<&SnapshotId> = listed.iter().take(MAX_LISTED_IN_CONDITION).collect();
+        let mut condition = String::from("pruneAt = :seen AND (attribute_not_exists(pruneLast)");
+        if !listed.is_empty() {
+            let names: Vec<String> = (0..listed.len()).map(|i| format!(":l{i}")).collect();
+            condition.push_str(&format!(" OR pruneLast IN ({})", names.join(", ")));
+        }
+        condition.push(')');
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::PROJECT_SK))
-            .condition_expression("pruneAt = :seen")
+            .condition_expression(condition)
             .expression_attribute_values(":seen", n(to_ms(seen)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (i, id) in listed.iter().enumerate() {
+            request = request.expression_attribute_values(format!(":l{i}"), s(id.as_str()));
+        }
         let request = match next {
             Some(at) => request
-                .update_expression("SET pruneAt = :at")
+                .update_expression("SET pruneAt = :at REMOVE pruneLast")
                 .expression_attribute_values(":at", n(to_ms(at))),
-            None => request.update_expression("REMOVE pruneShard, pruneAt"),
+            None => request.update_expression("REMOVE pruneShard, pruneAt, pruneLast"),
         };
         match self.conditional_update(request.send().await)? {
             Some(_) => Ok(true),
