@@ -2,7 +2,8 @@
 //!
 //! - An event about another sandbox than the session's current one changes nothing.
 //! - An event older than the newest one applied, or than the session's current state, is stale:
-//!   it moves nothing (a late `paused` must not undo a `resumed`).
+//!   it moves nothing (a late `paused` must not undo a `resumed`). A `killed` of a settled
+//!   session's sandbox is the exception: a sandbox never runs again, whatever the clocks say.
 //! - The compute an event reports is counted apart from all this (`apply`), once per E2B
 //!   execution, whether the event moves the session or not, and whoever's sandbox it was.
 //! - Otherwise the event becomes a report through the state machine (`paused` -> PAUSED,
@@ -131,7 +132,9 @@ fn is_stale(session: &Session, event: &LifecycleEvent) -> bool {
     // run behind Sandman's, and a `killed` timed before the session's last write (a failed resume
     // put back to PAUSED, say) would leave the session on a sandbox that is gone, which nothing
     // but an open would ever find (the long soak's `converged`).
-    if event.kind == EventKind::Killed {
+    // Not while a claim is open: a STARTING session still names its previous sandbox, whose late
+    // `killed` must not end the new one.
+    if event.kind == EventKind::Killed && !session.state.is_transitional() {
         return false;
     }
     session.last_event_at.is_some_and(|seen| event.timestamp < seen)

@@ -511,3 +511,22 @@ fn a_live_forks_sandbox_names_its_source_and_counts_for_the_project_holding_it()
         "while starting, only the session's own metadata counts"
     );
 }
+
+#[test]
+fn a_late_kill_ends_a_settled_session_but_not_a_claim_that_still_names_the_old_sandbox() {
+    let killed = event(EventKind::Killed, later(19));
+    let paused = record(SessionState::Paused, later(20));
+    let w = write(decide(&paused, &killed, "e1", later(100), &RULES));
+    assert_eq!(
+        w.event,
+        Some(SessionEvent::Killed),
+        "a sandbox never runs again, whatever the clocks"
+    );
+    // A STARTING session (its claim lapsed) still names its previous sandbox: that sandbox's late
+    // `killed` must not end the new session.
+    let starting = record(SessionState::Starting, later(20));
+    assert_eq!(
+        ignored(decide(&starting, &killed, "e1", later(100), &RULES)),
+        Ignored::Stale
+    );
+}
