@@ -136,6 +136,7 @@ impl Config {
                 created_at: at(0),
                 size_bytes: None,
                 file_count: None,
+                held_until: None,
             };
             e2b.snapshots
                 .insert("e2bsnap0".into(), ("sb1".into(), "sandman-snap1".into()));
@@ -144,6 +145,8 @@ impl Config {
                 SnapshotRow {
                     snapshot,
                     held_until: None,
+                    fork_holds: 0,
+                    fork_held_until: None,
                 },
             );
         }

@@ -38,9 +38,11 @@ pub enum Effect {
     MarkDeleting(ProjectKey, SnapshotId),
     HoldSnapshot(ProjectKey, SnapshotId, OffsetDateTime),
     ReleaseSnapshot(ProjectKey, SnapshotId),
+    ReleaseForkHold(ProjectKey, SnapshotId),
     SetPinned(ProjectKey, SnapshotId, bool),
     MarkPruneDue(ProjectKey),
-    ReschedulePrune(ProjectKey, OffsetDateTime, Option<OffsetDateTime>),
+    /// `pruneAt` seen, `pruneMarks` read, the next due time.
+    ReschedulePrune(ProjectKey, OffsetDateTime, u64, Option<OffsetDateTime>),
     NoteEvent(ProjectKey, Actor, String, SessionState),
     CountUsage(ProjectKey, Counted),
     ExecutionCounted(String),

@@ -215,7 +215,7 @@ impl SandmanModel {
                 .snapshots
                 .values()
                 .find(|row| row.snapshot.e2b_snapshot_id == *snapshot);
-            let held_until = row.and_then(|row| row.held_until);
+            let held_until = row.and_then(|row| row.view().held_until);
             let held = held_until.is_none_or(|until| until <= at(state.clock));
             state.judge(
                 Invariant::HeldSnapshotKept,

@@ -223,8 +223,8 @@ impl Port for ReplayPort<'_> {
         )
     }
 
-    async fn clear_fork(&self, key: &ProjectKey) -> Result<(), StoreError> {
-        expect!(self.take(Effect::ClearFork(key.clone())).await, Done)
+    async fn clear_fork(&self, key: &ProjectKey) -> Result<bool, StoreError> {
+        expect!(self.take(Effect::ClearFork(key.clone())).await, Flag)
     }
 
     async fn mark_live_fork(
@@ -289,7 +289,7 @@ impl Port for ReplayPort<'_> {
         )
     }
 
-    async fn hold_snapshot(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Result<(), StoreError> {
+    async fn hold_for_fork(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Result<(), StoreError> {
         expect!(
             self.take(Effect::HoldSnapshot(key.clone(), id.clone(), until)).await,
             Done
@@ -298,6 +298,10 @@ impl Port for ReplayPort<'_> {
 
     async fn release_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
         expect!(self.take(Effect::ReleaseSnapshot(key.clone(), id.clone())).await, Done)
+    }
+
+    async fn release_fork_hold(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
+        expect!(self.take(Effect::ReleaseForkHold(key.clone(), id.clone())).await, Done)
     }
 
     async fn make_room(&self, _taken: &Snapshot) {}
@@ -323,11 +327,13 @@ impl Port for ReplayPort<'_> {
         &self,
         key: &ProjectKey,
         seen: OffsetDateTime,
+        marks: u64,
         next: Option<OffsetDateTime>,
-        // The model's clock never gives two snapshots one `pruneAt`: `seen` alone decides there.
-        _listed: &[SnapshotId],
     ) -> Result<bool, StoreError> {
-        expect!(self.take(Effect::ReschedulePrune(key.clone(), seen, next)).await, Flag)
+        expect!(
+            self.take(Effect::ReschedulePrune(key.clone(), seen, marks, next)).await,
+            Flag
+        )
     }
 
     async fn note_event(

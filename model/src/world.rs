@@ -34,7 +34,11 @@ pub const ACCOUNT: &str = "acct";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SnapshotRow {
     pub snapshot: Snapshot,
+    /// A restore's hold (`heldUntil`).
     pub held_until: Option<OffsetDateTime>,
+    /// Forks' holds (`forkHolds`, `forkHeldUntil`).
+    pub fork_holds: u32,
+    pub fork_held_until: Option<OffsetDateTime>,
 }
 
 /// What the store's items hold beside the session: the index marks the protocol reads.
@@ -42,6 +46,26 @@ pub struct SnapshotRow {
 pub struct Marks {
     pub live_fork: Option<(String, OffsetDateTime)>,
     pub prune_at: Option<OffsetDateTime>,
+    /// `pruneMarks`: how many times the project was marked due.
+    pub prune_marks: u64,
+}
+
+impl Marks {
+    fn mark_prune_due(&mut self, now: OffsetDateTime) {
+        self.prune_at = Some(now);
+        self.prune_marks += 1;
+    }
+}
+
+impl SnapshotRow {
+    /// The row as the store reads it.
+    pub fn view(&self) -> Snapshot {
+        let forks = self.fork_held_until.filter(|_| self.fork_holds > 0);
+        Snapshot {
+            held_until: self.held_until.max(forks),
+            ..self.snapshot.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -389,7 +413,7 @@ impl Table {
             .snapshots
             .iter()
             .filter(|((p, _), _)| p == project)
-            .map(|(_, row)| row.snapshot.clone())
+            .map(|(_, row)| row.view())
             .collect();
         rows.sort_by(|a, b| b.snapshot_id.as_str().cmp(a.snapshot_id.as_str()));
         rows
@@ -409,7 +433,14 @@ impl Table {
         };
         let key_of = |key: &ProjectKey| key.project.as_str().to_owned();
         match effect {
-            Effect::Read(key) => done(Outcome::Record(Ok(self.record(key).cloned()))),
+            Effect::Read(key) => {
+                let marks = self.marks.get(&key_of(key)).map_or(0, |m| m.prune_marks);
+                let record = self.record(key).cloned().map(|record| ProjectRecord {
+                    prune_marks: marks,
+                    ..record
+                });
+                done(Outcome::Record(Ok(record)))
+            }
             Effect::Write(write) => {
                 let project = key_of(&write.key);
                 let Some(record) = self.projects.get(&project) else {
@@ -453,7 +484,7 @@ impl Table {
                     row.held_until = Some(hold.until);
                 }
                 if matches!(written.state, Some(SessionState::Paused | SessionState::Killed)) && write.event.is_some() {
-                    self.marks.entry(project.clone()).or_default().prune_at = Some(now);
+                    self.marks.entry(project.clone()).or_default().mark_prune_due(now);
                 }
                 self.projects.insert(project, next);
                 done(Outcome::Written(Ok(written)))
@@ -563,10 +594,13 @@ impl Table {
                 done(Outcome::Created(Ok(record)))
             }
             Effect::ClearFork(key) => {
-                if let Some(record) = self.projects.get_mut(key.project.as_str()) {
-                    record.project.fork_of = None;
-                }
-                done(Outcome::Done(Ok(())))
+                let record = self.projects.get_mut(key.project.as_str());
+                let cleared = record.is_some_and(|record| {
+                    let was = record.project.fork_of.take().is_some();
+                    record.version += u64::from(was);
+                    was
+                });
+                done(Outcome::Flag(Ok(cleared)))
             }
             Effect::MarkLiveFork(source, fork, until) => {
                 let running = self.record(source).and_then(ProjectRecord::state) == Some(SessionState::Running);
@@ -592,7 +626,7 @@ impl Table {
             Effect::GetSnapshot(key, id) => done(Outcome::Snapshot(Ok(self
                 .snapshots
                 .get(&(key_of(key), id.as_str().to_owned()))
-                .map(|row| row.snapshot.clone())))),
+                .map(|row| row.view())))),
             Effect::PutSnapshot(snapshot) => {
                 let project = snapshot.project_id.as_str().to_owned();
                 self.snapshots.insert(
@@ -600,9 +634,11 @@ impl Table {
                     SnapshotRow {
                         snapshot: (**snapshot).clone(),
                         held_until: None,
+                        fork_holds: 0,
+                        fork_held_until: None,
                     },
                 );
-                self.marks.entry(project).or_default().prune_at = Some(now);
+                self.marks.entry(project).or_default().mark_prune_due(now);
                 done(Outcome::Done(Ok(())))
             }
             Effect::CompleteSnapshot(key, id, e2b_id) => {
@@ -627,13 +663,13 @@ impl Table {
                     Some(row)
                         if row.snapshot.pinned
                             || row.snapshot.status == SnapshotStatus::Pending
-                            || row.held_until.is_some_and(|until| until > now) =>
+                            || row.view().held_until.is_some_and(|until| until > now) =>
                     {
                         Err(StoreError::Conflict { current: None })
                     }
                     Some(row) => {
                         row.snapshot.status = SnapshotStatus::Deleting;
-                        Ok(row.snapshot.clone())
+                        Ok(row.view())
                     }
                 }))
             }
@@ -641,7 +677,8 @@ impl Table {
                 let row = self.snapshots.get_mut(&(key_of(key), id.as_str().to_owned()));
                 done(Outcome::Done(match row {
                     Some(row) if row.snapshot.status == SnapshotStatus::Ready => {
-                        row.held_until = Some(*until);
+                        row.fork_holds += 1;
+                        row.fork_held_until = row.fork_held_until.max(Some(*until));
                         Ok(())
                     }
                     _ => Err(StoreError::NotFound),
@@ -653,23 +690,29 @@ impl Table {
                 }
                 done(Outcome::Done(Ok(())))
             }
+            Effect::ReleaseForkHold(key, id) => {
+                if let Some(row) = self.snapshots.get_mut(&(key_of(key), id.as_str().to_owned())) {
+                    row.fork_holds = row.fork_holds.saturating_sub(1);
+                }
+                done(Outcome::Done(Ok(())))
+            }
             Effect::SetPinned(key, id, pinned) => {
                 let row = self.snapshots.get_mut(&(key_of(key), id.as_str().to_owned()));
                 done(Outcome::SnapshotRow(match row {
                     Some(row) if row.snapshot.status == SnapshotStatus::Ready => {
                         row.snapshot.pinned = *pinned;
-                        Ok(row.snapshot.clone())
+                        Ok(row.view())
                     }
                     _ => Err(StoreError::NotFound),
                 }))
             }
             Effect::MarkPruneDue(key) => {
-                self.marks.entry(key_of(key)).or_default().prune_at = Some(now);
+                self.marks.entry(key_of(key)).or_default().mark_prune_due(now);
                 done(Outcome::Done(Ok(())))
             }
-            Effect::ReschedulePrune(key, seen, next) => {
+            Effect::ReschedulePrune(key, seen, read_marks, next) => {
                 let marks = self.marks.entry(key_of(key)).or_default();
-                let moved = marks.prune_at == Some(*seen);
+                let moved = marks.prune_at == Some(*seen) && marks.prune_marks == *read_marks;
                 if moved {
                     marks.prune_at = *next;
                 }
@@ -749,6 +792,7 @@ pub fn new_record(
         session: None,
         version: 1,
         settings_version: 0,
+        prune_marks: 0,
     }
 }
 

@@ -85,7 +85,9 @@ pub trait Port: Sync {
         spec: &ProjectSpec,
         fork: Option<&crate::domain::ForkSource>,
     ) -> impl Future<Output = Stored<ProjectRecord>> + Send;
-    fn clear_fork(&self, key: &ProjectKey) -> impl Future<Output = Stored<()>> + Send;
+    /// The project is no longer a fork waiting for its first open. Answers whether this call
+    /// cleared the mark (it is cleared once, and the fork's hold is taken back once).
+    fn clear_fork(&self, key: &ProjectKey) -> impl Future<Output = Stored<bool>> + Send;
     /// Marks `source` (RUNNING) as the source of `fork`'s live fork until `until`; `false` when it is
     /// not RUNNING or another live fork's mark has not lapsed.
     fn mark_live_fork(
@@ -122,14 +124,18 @@ pub trait Port: Sync {
     fn mark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<Snapshot>> + Send;
     /// A DELETING snapshot E2B would not delete (a sandbox made from it runs) is READY again.
     fn unmark_deleting(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<()>> + Send;
-    /// Holds a READY snapshot until `until`; `NotFound` when it is not READY.
-    fn hold_snapshot(
+    /// One more fork holds a READY snapshot, until at least `until`; `NotFound` when it is not
+    /// READY. Each fork takes its hold back once (`release_fork_hold`).
+    fn hold_for_fork(
         &self,
         key: &ProjectKey,
         id: &SnapshotId,
         until: OffsetDateTime,
     ) -> impl Future<Output = Stored<()>> + Send;
+    /// Ends a restore's hold; forks' holds stay.
     fn release_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<()>> + Send;
+    /// A fork takes its hold back; nothing held changes nothing.
+    fn release_fork_hold(&self, key: &ProjectKey, id: &SnapshotId) -> impl Future<Output = Stored<()>> + Send;
     fn set_pinned(
         &self,
         key: &ProjectKey,
@@ -140,14 +146,14 @@ pub trait Port: Sync {
     /// Asks the pruner to look at the project again now.
     fn mark_prune_due(&self, key: &ProjectKey) -> impl Future<Output = Stored<()>> + Send;
     /// After a pass: the project is next due at `next` (`None`: it leaves the index), only if its
-    /// `pruneAt` is still `seen`. Answers whether it was rescheduled.
-    /// `listed`: the snapshots the pass read, newest first (a snapshot recorded since keeps it due).
+    /// `pruneAt` is still `seen` and it was marked due no more than the `marks` times the pass
+    /// read (`ProjectRecord::prune_marks`). Answers whether it was rescheduled.
     fn reschedule_prune(
         &self,
         key: &ProjectKey,
         seen: OffsetDateTime,
+        marks: u64,
         next: Option<OffsetDateTime>,
-        listed: &[SnapshotId],
     ) -> impl Future<Output = Stored<bool>> + Send;
     /// A lifecycle-log line that moves nothing (`state` to `state`).
     fn note_event(

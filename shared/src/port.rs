@@ -108,7 +108,7 @@ impl Port for Sandman {
         }
     }
 
-    async fn clear_fork(&self, key: &ProjectKey) -> Stored<()> {
+    async fn clear_fork(&self, key: &ProjectKey) -> Stored<bool> {
         self.store.clear_fork(key).await
     }
 
@@ -157,8 +157,12 @@ impl Port for Sandman {
         self.store.unmark_deleting(key, id).await
     }
 
-    async fn hold_snapshot(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Stored<()> {
-        self.store.hold_snapshot(key, id, until).await
+    async fn hold_for_fork(&self, key: &ProjectKey, id: &SnapshotId, until: OffsetDateTime) -> Stored<()> {
+        self.store.hold_for_fork(key, id, until).await
+    }
+
+    async fn release_fork_hold(&self, key: &ProjectKey, id: &SnapshotId) -> Stored<()> {
+        self.store.release_fork_hold(key, id).await
     }
 
     async fn release_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Stored<()> {
@@ -177,10 +181,10 @@ impl Port for Sandman {
         &self,
         key: &ProjectKey,
         seen: OffsetDateTime,
+        marks: u64,
         next: Option<OffsetDateTime>,
-        listed: &[SnapshotId],
     ) -> Stored<bool> {
-        self.store.reschedule_prune(key, seen, next, listed).await
+        self.store.reschedule_prune(key, seen, marks, next).await
     }
 
     async fn note_event(&self, key: &ProjectKey, actor: Actor, cause: &str, state: SessionState) -> Stored<()> {

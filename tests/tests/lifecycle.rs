@@ -473,13 +473,13 @@ async fn two_snapshots(stack: &TestStack, project: &str) -> (sandman::domain::Pr
 }
 
 #[tokio::test]
-async fn the_pruner_cannot_take_a_snapshot_held_for_a_restore() {
+async fn the_pruner_cannot_take_a_held_snapshot_until_the_hold_lapses() {
     let stack = TestStack::start().await;
     let (held, held_older) = two_snapshots(&stack, "held").await;
     let (control, control_older) = two_snapshots(&stack, "control").await;
     stack
         .store()
-        .hold_snapshot(&held, &held_older.snapshot_id, stack.clock.now() + CLAIM_LEASE)
+        .hold_for_fork(&held, &held_older.snapshot_id, stack.clock.now() + CLAIM_LEASE)
         .await
         .unwrap();
 

@@ -375,10 +375,18 @@ async fn an_archived_project_reopens_from_its_snapshot_with_its_files() {
         archive_after: Some(HOUR),
         ..InactivityPolicy::default()
     };
+    spec.retention.keep_last = 1;
     stack.register(&spec).await;
     let key = stack.key("app");
     stack.sandman.open(&key, Actor::User).await.expect("opened");
     let first = sandbox_of(&hooks.record(&key).await);
+    // Beyond keepLast once the archive takes its own: the same pass prunes it.
+    let record = hooks.record(&key).await;
+    stack
+        .sandman
+        .create_snapshot(&record, SnapshotKind::Manual, "before".into())
+        .await
+        .expect("a snapshot");
     assert!(
         stack
             .emulator

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use e2b_emulator::{EmulatorConfig, Fault, Route};
 use sandman::domain::{
-    Actor, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
+    Actor, ProjectId, ProjectKey, ProjectSpec, RetentionPolicy, Snapshot, SnapshotId, SnapshotKind, SnapshotStatus,
 };
+use sandman::fork::{FORK_HOLD, ForkFrom};
 use sandman::retention::{IN_USE_RECHECK, PassOptions, PruneReport, Reason};
 use sandman::store::{SnapshotAdmission, keys};
 use sandman_local::testkit::TestStack;
@@ -513,6 +514,7 @@ async fn recorded(stack: &TestStack, key: &ProjectKey, count: u32) -> Vec<Snapsh
             created_at: stack.clock.now() - HOUR * (count - n),
             size_bytes: None,
             file_count: None,
+            held_until: None,
         };
         stack
             .store()
@@ -566,23 +568,16 @@ async fn a_snapshot_recorded_during_a_pass_keeps_the_project_due() {
         .items
         .remove(0);
 
-    let listed: Vec<_> = stack
-        .store()
-        .all_snapshots(&key)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.snapshot_id)
-        .collect();
+    let marks = stack.sandman.project(&key).await.unwrap().prune_marks;
 
     // Recorded in the same millisecond (the clock has not moved): `pruneAt` alone cannot tell.
     recorded(&stack, &key, 1).await;
     let moved = stack
         .store()
-        .reschedule_prune(&key, candidate.due_at, None, &listed)
+        .reschedule_prune(&key, candidate.due_at, marks, None)
         .await
         .unwrap();
-    assert!(!moved, "a snapshot the pass did not list was recorded since it read");
+    assert!(!moved, "a snapshot was recorded since the pass read");
     assert_eq!(due(&stack, stack.clock.now()).await, names(&["app"]));
 
     let fresh = stack
@@ -592,18 +587,31 @@ async fn a_snapshot_recorded_during_a_pass_keeps_the_project_due() {
         .unwrap()
         .items
         .remove(0);
-    let listed: Vec<_> = stack
-        .store()
-        .all_snapshots(&key)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.snapshot_id)
-        .collect();
+    let marks = stack.sandman.project(&key).await.unwrap().prune_marks;
+    // Marked due again in the same millisecond (a fork's hold released, a policy changed).
+    stack.store().set_prune_at(&key, Some(stack.clock.now())).await.unwrap();
+    assert!(
+        !stack
+            .store()
+            .reschedule_prune(&key, fresh.due_at, marks, None)
+            .await
+            .unwrap(),
+        "marked due since the pass read"
+    );
+    let (marks, fresh) = (
+        stack.sandman.project(&key).await.unwrap().prune_marks,
+        stack
+            .store()
+            .prune_page(&shard, stack.clock.now(), 10, None)
+            .await
+            .unwrap()
+            .items
+            .remove(0),
+    );
     assert!(
         stack
             .store()
-            .reschedule_prune(&key, fresh.due_at, None, &listed)
+            .reschedule_prune(&key, fresh.due_at, marks, None)
             .await
             .unwrap()
     );
@@ -641,4 +649,68 @@ async fn the_pruner_seeds_a_teams_missing_snapshot_count_from_its_rows() {
         1,
         "seeded, then counted down"
     );
+}
+
+/// A snapshot a fork holds is kept past `keepLast` only while the fork needs it: the fork's first
+/// open releases it and makes its source due again, and a hold never released (a fork never
+/// opened) brings the source back when it lapses.
+#[tokio::test]
+async fn a_snapshot_held_by_a_fork_goes_once_the_fork_no_longer_needs_it() {
+    let stack = TestStack::start().await;
+    let keys = open_projects(&stack, &[("app", retention(1, None)), ("other", retention(1, None))]).await;
+    let first = save_hourly(&stack, &keys, 1).await;
+    for (source, fork) in keys.iter().zip(["copy", "copy-never-opened"]) {
+        stack
+            .sandman
+            .fork(source, ProjectId::parse(fork).unwrap(), ForkFrom::Snapshot(None))
+            .await
+            .expect("forked from the newest snapshot");
+    }
+    stack.clock.advance(HOUR);
+    let second = save_hourly(&stack, &keys, 1).await;
+    assert_eq!(
+        prune(&stack).await.snapshots_deleted,
+        0,
+        "both held snapshots stay while held"
+    );
+    for (key, (first, second)) in keys.iter().zip(first.iter().zip(&second)) {
+        assert_eq!(ids(&records(&stack, key).await), ids([&first[0], &second[0]]));
+    }
+
+    stack
+        .sandman
+        .open(&stack.key("copy"), Actor::User)
+        .await
+        .expect("the fork opens");
+    // E2B keeps a snapshot while a sandbox made from it runs: the fork's is paused first.
+    stack
+        .sandman
+        .pause_by_user(&stack.key("copy"))
+        .await
+        .expect("the fork pauses");
+    assert_eq!(
+        prune(&stack).await.snapshots_deleted,
+        1,
+        "the fork's open released its hold"
+    );
+    assert_eq!(ids(&records(&stack, &keys[0]).await), ids(&second[0]));
+    assert_eq!(
+        due(&stack, stack.clock.now() + FORK_HOLD - 2 * HOUR).await,
+        BTreeSet::new(),
+        "nothing is due before the other hold lapses"
+    );
+    // The hold was taken an hour ago.
+    assert_eq!(
+        due(&stack, stack.clock.now() + FORK_HOLD - HOUR).await,
+        names(&["other"])
+    );
+
+    stack.clock.advance(FORK_HOLD - HOUR);
+    assert_eq!(
+        prune(&stack).await.snapshots_deleted,
+        1,
+        "the lapsed hold keeps nothing"
+    );
+    assert_eq!(ids(&records(&stack, &keys[1]).await), ids(&second[1]));
+    assert_eq!(e2b_ids(&stack), recorded_e2b_ids(&stack, &keys).await);
 }

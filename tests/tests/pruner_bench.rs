@@ -187,6 +187,7 @@ async fn pruner_tick_capacity() {
         created_at: now,
         size_bytes: Some(512 * 1024 * 1024),
         file_count: Some(12_000),
+        held_until: None,
     };
     stack
         .store()

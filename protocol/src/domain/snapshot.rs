@@ -57,4 +57,7 @@ pub struct Snapshot {
     pub size_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_count: Option<u64>,
+    /// Until when a restore or a fork holds it: nothing deletes it meanwhile. Never shown.
+    #[serde(skip)]
+    pub held_until: Option<OffsetDateTime>,
 }

@@ -45,7 +45,13 @@ pub async fn delete_project<P: Port>(port: &P, key: &ProjectKey) -> Result<(), E
         return Err(reopened());
     }
     match port.delete_project(key, Some(last.version)).await {
-        Ok(()) => {}
+        // A fork deleted before its first open no longer needs its source's snapshot. The
+        // version held, so no open has cleared the mark (`clear_fork` moves it) since `last`.
+        Ok(()) => {
+            if let Some(fork) = &last.project.fork_of {
+                super::fork::release_fork_hold(port, key, fork).await;
+            }
+        }
         Err(StoreError::Conflict { .. }) => return Err(reopened()),
         Err(err) => return Err(err.into()),
     }

@@ -76,7 +76,7 @@ pub async fn fork<P: Port>(
     if snapshot.status != SnapshotStatus::Ready {
         return Err(Error::Conflict("the snapshot is not ready".into()));
     }
-    port.hold_snapshot(source, &snapshot.snapshot_id, port.now() + FORK_HOLD)
+    port.hold_for_fork(source, &snapshot.snapshot_id, port.now() + FORK_HOLD)
         .await
         .map_err(|err| match err {
             StoreError::NotFound => Error::Conflict("the snapshot is being deleted".into()),
@@ -125,17 +125,29 @@ pub(crate) async fn fork_snapshot<P: Port>(port: &P, record: &ProjectRecord) -> 
 }
 
 /// After the fork's first sandbox: the project stops being a fork and its source's snapshot
-/// is released. Failures only leave a hold that lapses on its own.
+/// is released, by whichever open cleared the mark. Failures only leave a hold that lapses on
+/// its own.
 pub(crate) async fn fork_opened<P: Port>(port: &P, key: &ProjectKey, fork: &ForkSource) {
-    if let Err(err) = port.clear_fork(key).await {
-        tracing::warn!(project = %key, error = %err, "could not clear the fork mark");
+    match port.clear_fork(key).await {
+        Ok(true) => release_fork_hold(port, key, fork).await,
+        Ok(false) => {}
+        Err(err) => tracing::warn!(project = %key, error = %err, "could not clear the fork mark"),
     }
-    release_fork_hold(port, key, fork).await;
 }
 
-async fn release_fork_hold<P: Port>(port: &P, key: &ProjectKey, fork: &ForkSource) {
+/// Takes back the hold fork `key` put on its source's snapshot: once per fork, from the write
+/// that ended its need (its first open's `clear_fork`, its deletion unopened, or its creation
+/// lost).
+pub(crate) async fn release_fork_hold<P: Port>(port: &P, key: &ProjectKey, fork: &ForkSource) {
     let source = ProjectKey::new(key.team.clone(), fork.project_id.clone());
-    if let Err(err) = port.release_snapshot(&source, &fork.snapshot_id).await {
+    if let Err(err) = port.release_fork_hold(&source, &fork.snapshot_id).await {
         tracing::warn!(project = %key, error = %err, "the fork's hold lapses on its own");
+        return;
+    }
+    // Retention may have kept the snapshot only for the fork: the source's pruner looks again
+    // now (failing that, it looks when the hold would have lapsed).
+    match port.mark_prune_due(&source).await {
+        Ok(()) | Err(StoreError::NotFound) => {}
+        Err(err) => tracing::warn!(project = %source, error = %err, "the source is looked at when the hold lapses"),
     }
 }

@@ -43,6 +43,7 @@ pub async fn create_snapshot<P: Port>(
         created_at: port.now(),
         size_bytes: None,
         file_count: None,
+        held_until: None,
     };
     let limit = port.rules().snapshots_per_team;
     let over_quota = match port.put_snapshot(&snapshot, SnapshotAdmission::Within(limit)).await {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::plan::{Reason, plan};
-use super::tiers::{apply_tier, tier_plan};
+use super::tiers::{TierStep, apply_tier, tier_plan};
 use crate::domain::{ProjectId, ProjectKey, Snapshot, SnapshotId, SnapshotStatus, TeamId};
 use crate::error::{Error, StoreError};
 use crate::ops::snapshot::{finish_delete, finish_pending, in_use};
@@ -53,12 +53,43 @@ pub async fn pass<P: Port>(
     options: PassOptions,
 ) -> Result<Visit, Error> {
     let key = &candidate.key;
-    let Some(record) = port.read(key, Consistency::Strong).await? else {
+    let Some(mut record) = port.read(key, Consistency::Strong).await? else {
         return Ok(Visit::default());
     };
+    let mut visit = Visit::default();
+    let mut tier_due = None;
+    let mut tier_acted = false;
+    if !options.dry_run && !record.project.inactivity.is_off() {
+        // The tiers first: the snapshot an archive takes is then kept or pruned by this pass.
+        let snapshots = port.list_snapshots(key, usize::MAX).await?;
+        let tiers = tier_plan(&record, &snapshots, now);
+        match apply_tier(port, &record, &tiers.step, &snapshots).await {
+            Ok(deleted) => visit.deleted += u64::from(deleted),
+            Err(err) => {
+                tracing::warn!(project = %key, error = %err, "an inactivity tier failed; the project stays due");
+                visit.failed = true;
+            }
+        }
+        tier_due = tiers.next_due;
+        if tiers.step != TierStep::Nothing {
+            // Read again before listing: its marks then count the archive's snapshot.
+            match port.read(key, Consistency::Strong).await? {
+                Some(now_record) => record = now_record,
+                None => return Ok(visit),
+            }
+            tier_acted = true;
+        }
+    }
     let mut snapshots = port.list_snapshots(key, usize::MAX).await?;
-    // Newest first: what this pass knew of, so that one recorded since keeps the project due.
-    let listed: Vec<SnapshotId> = snapshots.iter().map(|s| s.snapshot_id.clone()).collect();
+    if tier_acted {
+        // The marks just read include the tier's own writes: the next tier is scheduled from the
+        // project as it now is (one that is due already keeps it due).
+        let next = tier_plan(&record, &snapshots, now);
+        tier_due = match next.step {
+            TierStep::Nothing => next.next_due,
+            _ => Some(now),
+        };
+    }
     let (stale_pending, rest): (Vec<Snapshot>, Vec<Snapshot>) = snapshots
         .into_iter()
         .partition(|s| s.status == SnapshotStatus::Pending && now - s.created_at >= PENDING_GRACE);
@@ -91,15 +122,16 @@ pub async fn pass<P: Port>(
         });
     }
     let by_id: HashMap<&SnapshotId, &Snapshot> = snapshots.iter().map(|s| (&s.snapshot_id, s)).collect();
-    let mut visit = Visit::default();
     let mut kept_by_e2b = false;
+    let mut held_until = None;
     for (id, reason) in doomed.iter().take(MAX_DELETES_PER_VISIT) {
         let Some(snapshot) = by_id.get(id) else {
             continue;
         };
-        match delete_for_retention(port, key, snapshot, *reason).await {
+        match delete_for_retention(port, key, snapshot, *reason, now).await {
             Ok(Deletion::Done) => visit.deleted += 1,
             Ok(Deletion::Skipped) => {}
+            Ok(Deletion::Held(until)) => held_until = earliest(held_until, Some(until)),
             Ok(Deletion::KeptByE2b) => kept_by_e2b = true,
             Err(err) => {
                 tracing::warn!(project = %key, snapshot = %id, error = %err, "deleting a snapshot failed; the next tick retries");
@@ -113,38 +145,32 @@ pub async fn pass<P: Port>(
         .filter(|s| s.status == SnapshotStatus::Pending)
         .map(|s| s.created_at + PENDING_GRACE)
         .min();
-    let next_due = earliest(plan.next_due, pending_due);
+    // Held since the listing: due again when the hold lapses, if its release has not marked it.
+    let next_due = earliest(earliest(plan.next_due, pending_due), held_until);
     // E2B keeps a snapshot while a sandbox made from it runs: looked at again later.
     let next_due = match kept_by_e2b {
         true => earliest(next_due, Some(now + super::plan::IN_USE_RECHECK)),
         false => next_due,
     };
-    let mut next_due = next_due;
-    if !visit.failed && !record.project.inactivity.is_off() {
-        let snapshots = port.list_snapshots(key, usize::MAX).await?;
-        let tiers = tier_plan(&record, &snapshots, now);
-        match apply_tier(port, &record, &tiers.step, &snapshots).await {
-            Ok(deleted) => visit.deleted += u64::from(deleted),
-            Err(err) => {
-                tracing::warn!(project = %key, error = %err, "an inactivity tier failed; the project stays due");
-                visit.failed = true;
-            }
-        }
-        next_due = earliest(next_due, tiers.next_due);
-    }
+    let next_due = earliest(next_due, tier_due);
     let finished = doomed.len() <= MAX_DELETES_PER_VISIT && !visit.failed;
-    if finished && !port.reschedule_prune(key, candidate.due_at, next_due, &listed).await? {
+    if finished
+        && !port
+            .reschedule_prune(key, candidate.due_at, record.prune_marks, next_due)
+            .await?
+    {
         tracing::debug!(project = %key, "the project was marked due during the pass; it stays due");
     }
     Ok(visit)
 }
 
-/// Marks and deletes one snapshot. `Ok(false)`: it was pinned or deleted meanwhile.
 /// What became of one snapshot the plan would delete.
 enum Deletion {
     Done,
-    /// Pinned, held or deleted meanwhile.
+    /// Pinned or deleted meanwhile (an unpin marks the project due).
     Skipped,
+    /// Held by a restore or a fork since the listing, until then.
+    Held(OffsetDateTime),
     /// E2B keeps it while a sandbox made from it runs (a fork's, say): READY again, not a failure.
     KeptByE2b,
 }
@@ -154,13 +180,21 @@ async fn delete_for_retention<P: Port>(
     key: &ProjectKey,
     snapshot: &Snapshot,
     reason: Reason,
+    now: OffsetDateTime,
 ) -> Result<Deletion, Error> {
     let marked = match reason {
         Reason::Unfinished => snapshot.clone(),
         Reason::BeyondKeepLast | Reason::OlderThanMaxAge => {
             match port.mark_deleting(key, &snapshot.snapshot_id).await {
                 Ok(marked) => marked,
-                Err(StoreError::Conflict { .. } | StoreError::NotFound) => return Ok(Deletion::Skipped),
+                Err(StoreError::NotFound) => return Ok(Deletion::Skipped),
+                Err(StoreError::Conflict { .. }) => {
+                    let now_held = port.get_snapshot(key, &snapshot.snapshot_id).await?;
+                    return Ok(match now_held.and_then(|s| s.held_until).filter(|until| *until > now) {
+                        Some(until) => Deletion::Held(until),
+                        None => Deletion::Skipped,
+                    });
+                }
                 Err(err) => return Err(err.into()),
             }
         }

@@ -45,7 +45,8 @@ pub struct Plan {
 
 /// Keeps the `keep_last` newest unpinned snapshots that are younger than `max_age`, and every
 /// pinned one. Whatever the policy, the newest READY snapshot (the first rung of the restore
-/// ladder) and the one the live sandbox was restored from (`in_use`) are kept.
+/// ladder), the one the live sandbox was restored from (`in_use`) and those a restore or a fork
+/// holds are kept.
 ///
 /// "Newest" orders by `created_at`, then by id (ULIDs, so creation order as well). A snapshot
 /// expires at exactly `created_at + max_age`.
@@ -80,18 +81,28 @@ pub fn plan(snapshots: &[Snapshot], policy: RetentionPolicy, now: OffsetDateTime
         };
         let is_newest = newest.as_ref() == Some(&snapshot.snapshot_id);
         let is_in_use = in_use == Some(&snapshot.snapshot_id);
+        let held_until = snapshot.held_until.filter(|until| *until > now);
         match verdict {
-            Some(reason) if !is_newest && !is_in_use => {
+            Some(reason) if !is_newest && !is_in_use && held_until.is_none() => {
                 result.delete.push(Doomed {
                     snapshot_id: snapshot.snapshot_id.clone(),
                     reason,
                 });
                 continue;
             }
-            // Held only by the live sandbox: look again later, it may be gone by then. The newest
-            // needs no timer: a newer snapshot marks the project due when it is recorded.
-            Some(_) if is_in_use && !is_newest => consider(&mut result.next_due, now + IN_USE_RECHECK),
-            Some(_) => {}
+            // The newest needs no timer: a newer snapshot marks the project due when it is recorded.
+            Some(_) if is_newest => {}
+            // Kept only by the live sandbox, or by a restore's or a fork's hold: looked at again
+            // when the hold lapses (a fork's release marks the project due sooner), and after
+            // `IN_USE_RECHECK` for the live sandbox, which may be gone by then.
+            Some(_) => {
+                if is_in_use {
+                    consider(&mut result.next_due, now + IN_USE_RECHECK);
+                }
+                if let Some(until) = held_until {
+                    consider(&mut result.next_due, until);
+                }
+            }
             None if is_newest => {}
             None => {
                 if let Some(at) = expires_at {

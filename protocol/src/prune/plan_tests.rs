@@ -26,6 +26,7 @@ fn snap(n: u32, hours_ago: u64) -> Snapshot {
         created_at: NOW - HOUR * hours_ago as u32,
         size_bytes: None,
         file_count: None,
+        held_until: None,
     }
 }
 
@@ -256,4 +257,21 @@ proptest! {
             prop_assert!(!plan(&kept, policy, due, in_use.as_ref()).delete.is_empty(), "due at {} but nothing to delete", due);
         }
     }
+}
+
+#[test]
+fn a_held_snapshot_is_kept_until_its_hold_lapses() {
+    let mut snapshots = hourly(3);
+    snapshots[0].held_until = Some(NOW + HOUR * 5);
+    snapshots[1].held_until = Some(NOW);
+    let result = plan(&snapshots, policy(1, None), NOW, None);
+    assert_eq!(deleted(&result), ids([1]), "a hold ends at its time");
+    assert!(result.keep.contains(&id(0)));
+    assert_eq!(
+        result.next_due,
+        Some(NOW + HOUR * 5),
+        "looked at again when the hold lapses"
+    );
+    let later = plan(&snapshots, policy(1, None), NOW + HOUR * 5, None);
+    assert_eq!(deleted(&later), ids([0, 1]));
 }

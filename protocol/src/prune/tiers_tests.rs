@@ -57,6 +57,7 @@ fn record(state: Option<SessionState>, since: OffsetDateTime, inactivity: Inacti
         session,
         version: 1,
         settings_version: 0,
+        prune_marks: 0,
     }
 }
 
@@ -74,6 +75,7 @@ fn snap(n: u32, taken: OffsetDateTime, pinned: bool) -> Snapshot {
         created_at: taken,
         size_bytes: None,
         file_count: None,
+        held_until: None,
     }
 }
 

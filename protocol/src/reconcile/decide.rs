@@ -134,6 +134,7 @@ mod tests {
             }),
             version: 3,
             settings_version: 0,
+            prune_marks: 0,
         }
     }
 

@@ -26,6 +26,10 @@ pub struct ProjectRecord {
     /// moved by every change that a sandbox only takes at create. Not a session write: it never
     /// conflicts with one.
     pub settings_version: u64,
+    /// How many times the project was marked due for a retention pass (a snapshot recorded, a
+    /// policy changed, a pause or a kill, a fork's hold released). A pass reschedules the project
+    /// only if no mark came after its read: clocks cannot tell two marks in one millisecond apart.
+    pub prune_marks: u64,
 }
 
 impl ProjectRecord {

@@ -65,6 +65,7 @@ fn record(state: SessionState, since: OffsetDateTime) -> ProjectRecord {
         session: Some(session),
         version: 7,
         settings_version: 0,
+        prune_marks: 0,
     }
 }
 

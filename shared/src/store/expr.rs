@@ -40,6 +40,14 @@ impl Expr {
         self
     }
 
+    /// Marks the project due for a retention pass at `at_ms` in shard `shard`, and counts the mark
+    /// (`pruneMarks`): a pass that read fewer marks does not reschedule it.
+    pub fn mark_prune_due(&mut self, shard: String, at_ms: i64) -> &mut Self {
+        self.set("pruneShard", s(shard)).set("pruneAt", n(at_ms));
+        let (marks, zero, one) = (self.name("pruneMarks"), self.value(n(0)), self.value(n(1)));
+        self.set_expression("pruneMarks", format!("if_not_exists({marks}, {zero}) + {one}"))
+    }
+
     pub fn remove(&mut self, attribute: &str) -> &mut Self {
         let name = self.name(attribute);
         self.removes.push(name);

@@ -82,6 +82,8 @@ struct ProjectItem {
     settings_version: u64,
     /// The settings version the session's sandbox was created with.
     sandbox_settings_version: Option<u64>,
+    #[serde(default)]
+    prune_marks: u64,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -195,6 +197,7 @@ pub(crate) fn project_record(item: Item) -> Result<ProjectRecord, StoreError> {
         session,
         version: it.version,
         settings_version: it.settings_version,
+        prune_marks: it.prune_marks,
     })
 }
 
@@ -213,6 +216,9 @@ struct SnapshotItem {
     created_at: i64,
     size_bytes: Option<u64>,
     file_count: Option<u64>,
+    held_until: Option<i64>,
+    fork_holds: Option<i64>,
+    fork_held_until: Option<i64>,
 }
 
 pub(crate) fn snapshot(item: Item) -> Result<Snapshot, StoreError> {
@@ -234,6 +240,14 @@ pub(crate) fn snapshot(item: Item) -> Result<Snapshot, StoreError> {
         created_at: from_ms(it.created_at),
         size_bytes: it.size_bytes,
         file_count: it.file_count,
+        // A restore's hold, or the forks' while any is counted: whichever ends later.
+        held_until: it
+            .held_until
+            .max(
+                it.fork_held_until
+                    .filter(|_| it.fork_holds.is_some_and(|holds| holds > 0)),
+            )
+            .map(from_ms),
     })
 }
 

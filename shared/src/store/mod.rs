@@ -8,6 +8,7 @@ mod counters;
 mod cursor;
 mod error;
 mod expr;
+mod holds;
 mod items;
 pub mod keys;
 mod live;

@@ -96,18 +96,20 @@ impl Store {
     }
 
     /// Once the fork's first sandbox is restored (or it could not be), it is a project like any other.
-    pub async fn clear_fork(&self, key: &ProjectKey) -> Result<(), StoreError> {
+    /// Clears a fork's mark; answers whether this call did (it was there).
+    pub async fn clear_fork(&self, key: &ProjectKey) -> Result<bool, StoreError> {
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(key)))
             .key("sk", s(keys::PROJECT_SK))
-            .update_expression("REMOVE forkProject, forkSnapshot")
-            .condition_expression("attribute_exists(pk)")
+            // The version moves: a delete that read the mark cannot also take the hold back.
+            .update_expression("REMOVE forkProject, forkSnapshot ADD version :one")
+            .condition_expression("attribute_exists(pk) AND attribute_exists(forkProject)")
+            .expression_attribute_values(":one", n(1))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        self.conditional_update(request.send().await)?;
-        Ok(())
+        Ok(self.conditional_update(request.send().await)?.is_some())
     }
 
     async fn write_project(
@@ -144,8 +146,7 @@ impl Store {
             .set("publicTraffic", AttributeValue::Bool(spec.public_traffic))
             .set("updatedAt", n(now_ms))
             // A changed retention policy may make snapshots prunable: let the pruner look once.
-            .set("pruneShard", s(keys::prune_shard(&spec.key)))
-            .set("pruneAt", n(now_ms));
+            .mark_prune_due(keys::prune_shard(&spec.key), now_ms);
         // Adaptive idle: its bounds; `idleTimeoutMs` (the spec's first timeout) is then rewritten by
         // each lesson, and `learnedGaps` by activity after a gap. Fixed: neither is kept.
         match spec.idle.adaptive {

@@ -135,8 +135,7 @@ impl Store {
             if matches!(to, SessionState::Paused | SessionState::Killed) {
                 // The inactivity tiers start counting: the pruner looks at the project once more
                 // and schedules them (a due time is only ever moved earlier here).
-                e.set("pruneShard", s(keys::prune_shard(&write.key)))
-                    .set("pruneAt", n(at));
+                e.mark_prune_due(keys::prune_shard(&write.key), at);
             }
         }
         self.apply_changes(&mut e, write, to);

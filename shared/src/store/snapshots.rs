@@ -15,8 +15,10 @@ use crate::domain::{ProjectKey, Snapshot, SnapshotId, SnapshotStatus};
 
 pub use sandman_protocol::record::{PruneCandidate, SnapshotAdmission};
 
-/// A condition's `IN` takes at most 100 values: the newest snapshots a pass listed.
-const MAX_LISTED_IN_CONDITION: usize = 99;
+/// Marks a project due for a retention pass at `:at`, and counts the mark: a pass that read fewer
+/// marks does not reschedule it (two marks in one millisecond share a `pruneAt`).
+const MARK_PRUNE_DUE: &str =
+    "SET pruneShard = :shard, pruneAt = :at, pruneMarks = if_not_exists(pruneMarks, :zero) + :one";
 impl Store {
     /// Records a snapshot and, in the same transaction, marks its project due for a retention pass
     /// and counts it against its team. `NotFound`: the project is gone; `LimitReached`: the team
@@ -56,11 +58,12 @@ impl Store {
             .table_name(&self.table)
             .key("pk", s(keys::project_pk(&key)))
             .key("sk", s(keys::PROJECT_SK))
-            .update_expression("SET pruneShard = :shard, pruneAt = :now, pruneLast = :last")
-            .expression_attribute_values(":last", s(snap.snapshot_id.as_str()))
+            .update_expression(MARK_PRUNE_DUE)
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":shard", s(keys::prune_shard(&key)))
-            .expression_attribute_values(":now", n(to_ms(snap.created_at)))
+            .expression_attribute_values(":at", n(to_ms(snap.created_at)))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .build()
             .map_err(super::error::build)?;
         let team = Counter::TeamSnapshots(&snap.team_id);
@@ -174,34 +177,6 @@ impl Store {
         }
     }
 
-    /// Holds a READY snapshot for a restore until `until`: neither the pruner nor a user's delete
-    /// can mark it meanwhile. `NotFound` when it is missing or already being deleted.
-    pub async fn hold_snapshot(
-        &self,
-        key: &ProjectKey,
-        id: &SnapshotId,
-        until: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::project_pk(key)))
-            .key("sk", s(keys::snapshot_sk(id)))
-            .update_expression("SET heldUntil = :until")
-            .condition_expression("attribute_exists(pk) AND #status = :ready")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":until", n(to_ms(until)))
-            .expression_attribute_values(":ready", s(status_name(SnapshotStatus::Ready)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match self.conditional_update(out)? {
-            Some(_) => Ok(()),
-            None => Err(StoreError::NotFound),
-        }
-    }
-
     /// A pending snapshot E2B has taken: READY, with E2B's id. `NotFound` unless it was pending.
     pub async fn complete_snapshot(
         &self,
@@ -227,25 +202,6 @@ impl Store {
         match self.conditional_update(out)? {
             Some(_) => Ok(()),
             None => Err(StoreError::NotFound),
-        }
-    }
-
-    /// Ends a restore's hold (the restore finished, either way).
-    pub async fn release_snapshot(&self, key: &ProjectKey, id: &SnapshotId) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::project_pk(key)))
-            .key("sk", s(keys::snapshot_sk(id)))
-            .update_expression("REMOVE heldUntil")
-            .condition_expression("attribute_exists(pk)")
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match self.conditional_update(out)? {
-            Some(_) => Ok(()),
-            None => Ok(()),
         }
     }
 
@@ -290,10 +246,11 @@ impl Store {
             None => request.update_expression("SET #status = :deleting, pruneShard = :shard, pruneAt = :due"),
         };
         let out = request
-            .condition_expression(
-                "attribute_exists(pk) AND pinned = :false AND #status <> :pending \
-                 AND (attribute_not_exists(heldUntil) OR heldUntil <= :now)",
-            )
+            .condition_expression(format!(
+                "attribute_exists(pk) AND pinned = :false AND #status <> :pending AND {}",
+                super::holds::NOT_HELD
+            ))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":deleting", s(status_name(SnapshotStatus::Deleting)))
             .expression_attribute_values(":pending", s(status_name(SnapshotStatus::Pending)))
@@ -399,9 +356,11 @@ impl Store {
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match at {
             Some(at) => request
-                .update_expression("SET pruneShard = :shard, pruneAt = :at")
+                .update_expression(MARK_PRUNE_DUE)
                 .expression_attribute_values(":shard", s(keys::prune_shard(key)))
-                .expression_attribute_values(":at", n(to_ms(at))),
+                .expression_attribute_values(":at", n(to_ms(at)))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1)),
             None => request.update_expression("REMOVE pruneShard, pruneAt"),
         };
         match self.conditional_update(request.send().await)? {
@@ -411,25 +370,22 @@ impl Store {
     }
 
     /// After a retention pass: the project is next due at `next` (`None`: it leaves the index),
-    /// but only if `pruneAt` is still `seen`. A snapshot recorded or a policy changed during the
-    /// pass moved it, and the project stays due. Answers whether it was rescheduled.
+    /// but only if `pruneAt` is still `seen` and `pruneMarks` still the `marks` the pass read
+    /// before listing. A snapshot recorded, a policy changed or a hold released during the pass
+    /// marked it again, and the project stays due. Answers whether it was rescheduled.
     pub async fn reschedule_prune(
         &self,
         key: &ProjectKey,
         seen: OffsetDateTime,
+        marks: u64,
         next: Option<OffsetDateTime>,
-        listed: &[SnapshotId],
     ) -> Result<bool, StoreError> {
-        // `pruneLast` names the last snapshot recorded: one the pass did not list came after its
-        // read, whatever the clocks (two snapshots can share a millisecond, and so a `pruneAt`).
-        let listed: Vec<&SnapshotId> = listed.iter().take(MAX_LISTED_IN_CONDITION).collect();
-        let mut condition = String::from("pruneAt = :seen AND (attribute_not_exists(pruneLast)");
-        if !listed.is_empty() {
-            let names: Vec<String> = (0..listed.len()).map(|i| format!(":l{i}")).collect();
-            condition.push_str(&format!(" OR pruneLast IN ({})", names.join(", ")));
-        }
-        condition.push(')');
-        let mut request = self
+        // Marks, not times: two marks can share a millisecond, and so a `pruneAt`.
+        let condition = match marks {
+            0 => "pruneAt = :seen AND attribute_not_exists(pruneMarks)",
+            _ => "pruneAt = :seen AND pruneMarks = :marks",
+        };
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -438,9 +394,11 @@ impl Store {
             .condition_expression(condition)
             .expression_attribute_values(":seen", n(to_ms(seen)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        for (i, id) in listed.iter().enumerate() {
-            request = request.expression_attribute_values(format!(":l{i}"), s(id.as_str()));
-        }
+        let request = match marks {
+            0 => request,
+            _ => request.expression_attribute_values(":marks", n(marks)),
+        };
+        // `pruneLast` (the mark before `pruneMarks`) goes with the first pass over the project.
         let request = match next {
             Some(at) => request
                 .update_expression("SET pruneAt = :at REMOVE pruneLast")

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2b_emulator::SandboxState;
+use e2b_emulator::{Route, SandboxState};
 use futures::StreamExt;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -284,9 +284,18 @@ pub async fn snapshots(soak: &Soak, truth: &Truth, projects: &[Existing]) {
 
 /// No project keeps more unpinned READY snapshots than its `keepLast` (when the soak knows it),
 /// aside from snapshots held for a fork's first open, the one E2B made the project's live sandbox
-/// from (kept while that sandbox lives: the restore ladder goes back to it), and any other that a
-/// live sandbox was made from (a fork's, say: E2B refuses to delete those).
+/// from (kept while that sandbox lives: the restore ladder goes back to it), any other that a
+/// live sandbox was made from (a fork's, say: E2B refuses to delete those), and any whose deletion
+/// E2B refused (its call log) within `IN_USE_RECHECK`: Sandman looks again only after that long.
 pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
+    let end = truth.calls.iter().map(|c| c.at).max();
+    let refused: HashSet<&str> = truth
+        .calls
+        .iter()
+        .filter(|c| c.route == Route::DeleteSnapshot && c.handler_status == Some(400))
+        .filter(|c| end.is_some_and(|end| end - c.at < sandman::retention::IN_USE_RECHECK))
+        .filter_map(|c| c.path.rsplit('/').next())
+        .collect();
     // The raw E2B template each live sandbox was made from, and each E2B snapshot's template.
     let made_from: HashMap<&str, &str> = projects
         .iter()
@@ -338,7 +347,9 @@ pub async fn retention(soak: &Soak, truth: &Truth, projects: &[Existing]) {
             .filter(|s| !s["snapshotId"].as_str().is_some_and(|id| held.contains(id)))
             .filter(|s| {
                 let template = s["snapshotId"].as_str().and_then(template_of);
-                let live = template.as_deref().is_some_and(|t| in_use.contains(t));
+                let live = template
+                    .as_deref()
+                    .is_some_and(|t| in_use.contains(t) || refused.contains(t));
                 !live && (live_source.is_none() || template.as_deref() != live_source)
             })
             .collect();
