@@ -8,7 +8,7 @@ use e2b_emulator::{Fault, Route, SandboxState as E2bState};
 use sandman::domain::{Actor, CLAIM_LEASE, SessionState, SnapshotKind};
 use sandman::e2b::{NewSandbox, SandboxNetwork};
 use sandman::sandbox_metadata;
-use sandman::workspace::{OpenPath, PauseOutcome, PauseRequest};
+use sandman::workspace::{OpenPath, PauseOutcome, PauseRequest, UserPause};
 use sandman_local::testkit::TestStack;
 
 fn live(stack: &TestStack) -> Vec<e2b_emulator::SandboxView> {
@@ -389,4 +389,36 @@ async fn a_sandbox_adopted_after_a_lost_answer_carries_its_own_envd_token() {
         Some(in_e2b.as_str()),
         "the adopted sandbox's own token"
     );
+}
+
+// 9a3ed73 (the 30-minute soak's `paused-answer`): the table said PAUSED while E2B ran the sandbox
+// (resumed behind Sandman's back, as a resume whose answer was lost, or E2B's auto-resume, does),
+// and a user's pause answered `already-paused` from the table, leaving it running and billed.
+#[tokio::test]
+async fn a_pause_of_a_sandbox_e2b_resumed_unseen_pauses_it_in_e2b() {
+    let stack = TestStack::start().await;
+    let key = stack.key("app");
+    stack.register(&stack.spec("app")).await;
+    let opened = stack.sandman.open(&key, Actor::User).await.unwrap();
+    let sandbox = sandbox_of(&opened.record);
+    stack.sandman.pause_by_user(&key).await.expect("paused");
+    stack
+        .sandman
+        .e2b
+        .default_account()
+        .expect("a default account")
+        .connect(&sandbox, Duration::from_secs(300))
+        .await
+        .expect("E2B resumes it");
+    assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, E2bState::Running);
+
+    let answer = stack.sandman.pause_by_user(&key).await.expect("a pause");
+    assert_eq!(answer, UserPause::Paused, "E2B ran it: this pause paused it");
+    assert_eq!(stack.emulator.sandbox(&sandbox).unwrap().state, E2bState::Paused);
+    assert_eq!(
+        stack.sandman.project(&key).await.unwrap().state(),
+        Some(SessionState::Paused)
+    );
+    let again = stack.sandman.pause_by_user(&key).await.expect("a pause");
+    assert_eq!(again, UserPause::AlreadyPaused, "E2B confirms it paused");
 }

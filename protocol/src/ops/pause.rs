@@ -6,9 +6,9 @@ use super::claim::{Claim, Claimed, claim};
 use super::{project, snapshot};
 use crate::domain::{Actor, ProjectKey, SessionEvent, SessionState, SnapshotKind};
 use crate::e2b::{E2bError, SandboxState};
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::port::Port;
-use crate::record::{FailureCount, Field, SessionChanges, SessionWrite};
+use crate::record::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
 
 #[derive(Debug, Clone)]
 pub struct PauseRequest {
@@ -138,9 +138,58 @@ pub enum UserPause {
 }
 
 /// A user's pause of the project's sandbox: paused if it runs; already paused is an answer, not
-/// an error; any other state (or a race lost to another writer) is a conflict.
+/// an error, given only once E2B confirms it; any other state (or a race lost to another writer)
+/// is a conflict.
 pub async fn pause_by_user<P: Port>(port: &P, key: &ProjectKey) -> Result<UserPause, Error> {
     let record = project(port, key).await?;
+    if let (Some(SessionState::Paused), Some(sandbox_id)) = (record.state(), record.sandbox_id()) {
+        if !runs_though_paused(port, &record, sandbox_id).await? {
+            return Ok(UserPause::AlreadyPaused);
+        }
+        return pause_running(port, &project(port, key).await?).await;
+    }
+    pause_running(port, &record).await
+}
+
+/// The table says PAUSED; E2B is asked before that is the answer: a resume whose answer was lost,
+/// or E2B's auto-resume, can run the sandbox unseen. When E2B runs it, the session is recorded
+/// RUNNING (as the reconciler would), to be paused as asked.
+async fn runs_though_paused<P: Port>(port: &P, record: &ProjectRecord, sandbox_id: &str) -> Result<bool, Error> {
+    let key = record.project.key();
+    let account = port.account(&key.team).await?;
+    match port.get_sandbox(&account, sandbox_id).await {
+        Ok(detail) if detail.state == SandboxState::Running => {}
+        // Paused, or gone: either way E2B does not run it.
+        Ok(_) | Err(E2bError::NotFound) => return Ok(false),
+        Err(err) => return Err(err.into()),
+    }
+    let write = SessionWrite {
+        key: key.clone(),
+        expected_version: record.version,
+        from: Some(SessionState::Paused),
+        event: Some(SessionEvent::Running),
+        actor: Actor::User,
+        cause: "pause asked: E2B runs the sandbox the table had paused".into(),
+        at: port.now(),
+        changes: SessionChanges::default(),
+        idle_by: None,
+        dedupe: None,
+        hold: None,
+        live_limit: None,
+    };
+    match port.write(&write).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Err(changed_meanwhile()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn changed_meanwhile() -> Error {
+    Error::Conflict("the sandbox changed while pausing it; try again".into())
+}
+
+async fn pause_running<P: Port>(port: &P, record: &ProjectRecord) -> Result<UserPause, Error> {
+    let key = &record.project.key();
     match (record.state(), record.sandbox_id()) {
         (Some(SessionState::Running), Some(sandbox_id)) => {
             let request = PauseRequest {
@@ -156,9 +205,7 @@ pub async fn pause_by_user<P: Port>(port: &P, key: &ProjectKey) -> Result<UserPa
                 PauseOutcome::Paused => Ok(UserPause::Paused),
                 PauseOutcome::AlreadyPaused => Ok(UserPause::AlreadyPaused),
                 PauseOutcome::Gone => Ok(UserPause::Gone),
-                PauseOutcome::LostRace => Err(Error::Conflict(
-                    "the sandbox changed while pausing it; try again".into(),
-                )),
+                PauseOutcome::LostRace => Err(changed_meanwhile()),
                 PauseOutcome::Failed(err) => Err(Error::E2b(err)),
             }
         }

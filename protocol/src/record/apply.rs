@@ -91,6 +91,8 @@ pub fn apply(record: &ProjectRecord, write: &SessionWrite) -> Result<(ProjectRec
     let mut next = record.clone();
     next.version += 1;
     next.project.updated_at = at;
+    // Marked due for a retention pass (`pruneMarks`), as the item's index attributes say.
+    next.prune_marks += u64::from(to.is_some_and(|to| index_attributes(to).prune_now));
     let session = next.session.get_or_insert_with(|| Session {
         // A first claim always names its session; the decoder drops a session without one.
         session_id: String::new(),
