@@ -6,7 +6,10 @@ mod support;
 
 use std::time::Duration;
 
+use e2b_emulator::{SandboxState, WebhookFaults};
+use sandman::domain::{Actor, SessionState};
 use sandman::webhook::sign;
+use sandman::workspace::OpenPath;
 use serde_json::Value;
 use support::{Hooks, WEBHOOK_SECRET, event_body, metadata_of};
 
@@ -73,4 +76,47 @@ async fn a_body_past_tens_of_kilobytes_is_refused_unread() {
     let (status, _) = hooks.post(&body, Some(&sign(WEBHOOK_SECRET, &body))).await;
     assert_eq!(status, 413);
     assert_eq!(hooks.stack.table.contents().await, before);
+}
+
+/// E2B paused the sandbox on its own and both its webhooks were lost; an open resumed it (E2B's
+/// connect). The `paused`, delivered late and timed by an E2B clock 20 s ahead of Sandman's, must
+/// not mark the running sandbox PAUSED: the table would then count one live sandbox fewer than E2B
+/// runs (the short soak's `live-quota`, 21 of 20) and answer a pause `already-paused`.
+#[tokio::test]
+async fn a_late_paused_of_a_pause_an_open_undid_is_stale() {
+    let hooks = Hooks::start().await;
+    let (key, sandbox) = hooks.running("app").await;
+    let session = hooks.record(&key).await.session.unwrap().session_id;
+    hooks.stack.emulator.set_webhook_faults(WebhookFaults {
+        drop_next: 2,
+        ..WebhookFaults::default()
+    });
+    hooks.e2b().pause(&sandbox).await.expect("E2B pauses it");
+    let paused_at = hooks.stack.clock.now();
+    let opened = hooks
+        .stack
+        .sandman
+        .open(&key, Actor::User)
+        .await
+        .expect("the open resumes it");
+    assert_eq!(opened.path, OpenPath::Resumed);
+    assert_eq!(
+        hooks.stack.emulator.sandbox(&sandbox).unwrap().state,
+        SandboxState::Running
+    );
+
+    let late = event_body(
+        "evt-late-paused",
+        "paused",
+        paused_at + Duration::from_secs(20),
+        &sandbox,
+        metadata_of(&key, &session),
+    );
+    let (status, answer) = hooks.post(&late, Some(&sign(WEBHOOK_SECRET, &late))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        hooks.record(&key).await.state(),
+        Some(SessionState::Running),
+        "E2B runs it: {answer}"
+    );
 }

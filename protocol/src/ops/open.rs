@@ -241,6 +241,18 @@ async fn confirm_running<P: Port>(port: &P, record: ProjectRecord, actor: Actor)
     };
     let now = port.now();
     let session = record.session.as_ref().expect("a running session");
+    if resumed {
+        // E2B had paused it on its own, unreported so far. Its `paused` may still come, timed by
+        // E2B's clock (at most `CLOCK_SKEW` ahead of ours): every report from before this resume
+        // is then older than the mark written here, and stale.
+        let mut mark = SessionWrite::new(&record, actor, "open: E2B had paused the sandbox; resumed", now);
+        mark.changes.event_at = session.last_event_at.max(Some(now + crate::webhook::CLOCK_SKEW));
+        match port.write(&mark).await {
+            // A writer since the read: the reconciler still confirms a PAUSED with E2B.
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
     let activity = super::activity::opened_activity(port, &record, session, now);
     if !port.record_activity(&key, &sandbox.sandbox_id, &activity).await? {
         return Ok(None);

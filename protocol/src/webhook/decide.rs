@@ -144,7 +144,7 @@ fn is_stale(session: &Session, event: &LifecycleEvent) -> bool {
 
 /// How far E2B's clock may run ahead of Sandman's. Under E2B's shortest timeout (60 s), so E2B's own
 /// next pause of a resumed sandbox always comes later than this after the pause Sandman recorded.
-const CLOCK_SKEW: Duration = Duration::from_secs(30);
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 /// The `paused` report of a pause Sandman recorded itself and has since undone (a session-cap
 /// handoff pauses and resumes at once): with E2B's clock ahead of Sandman's, it can carry a time

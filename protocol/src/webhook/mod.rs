@@ -7,5 +7,5 @@ mod decide;
 mod event;
 
 pub use apply::{Receipt, WebhookFailure, apply, backfill_usage, session_of};
-pub use decide::{DEDUPE_FOR, Decision, Ignored, Rules, TIMEOUT_TOLERANCE, decide, saved};
+pub use decide::{CLOCK_SKEW, DEDUPE_FOR, Decision, Ignored, Rules, TIMEOUT_TOLERANCE, decide, saved};
 pub use event::{EventKind, Execution, LifecycleEvent, MalformedEvent};
