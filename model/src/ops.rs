@@ -10,12 +10,12 @@ use sandman_protocol::ops;
 use sandman_protocol::ops::fork::ForkFrom;
 use sandman_protocol::ops::kill::SnapshotFirst;
 use sandman_protocol::ops::open::Opened;
+use sandman_protocol::port::Port;
 use sandman_protocol::prune::PassOptions;
 use sandman_protocol::reconcile::{self, Listed, Listing, Outcome as Checked};
 use sandman_protocol::record::{IdleCandidate, PruneCandidate, TransitSession};
 use sandman_protocol::webhook::{self, EventKind as WebhookKind, Execution, LifecycleEvent, Receipt};
 
-use crate::replay::ReplayPort;
 use crate::world::{Event, EventKind, TEAM, at};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -133,7 +133,8 @@ pub fn lifecycle_event(event: &Event) -> LifecycleEvent {
     }
 }
 
-pub async fn run(op: &Op, port: &ReplayPort<'_>) -> Answer {
+/// Runs `op` against `port` (the model's `ReplayPort`).
+pub async fn run<P: Port>(op: &Op, port: &P) -> Answer {
     match op {
         Op::Open(p) => opened(ops::open::open(port, &key(p), Actor::User).await),
         Op::Resume(p) => opened(ops::open::resume(port, &key(p), Actor::User, "resume requested").await),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::e2b::is_loopback;
 use crate::secrets::SecretKind;
+pub use crate::secrets::{SecretArns, SecretsSource};
 use crate::templates::{DEFAULT_TEMPLATES, TemplatePolicy};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,32 +16,6 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error("environment variable {name} is required {because}")]
     MissingFor { name: &'static str, because: &'static str },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretsSource {
-    /// Local runs and tests: `E2B_API_KEY`, `E2B_TEAM_API_KEYS`, `E2B_WEBHOOK_SECRETS`, `JWT_HS256_SECRET`.
-    Environment,
-    /// Deployed: Secrets Manager secrets, one per concern; a function is given the ARNs of those it reads.
-    SecretsManager(SecretArns),
-}
-
-/// The ARNs in `SANDMAN_E2B_SECRET_ARN`, `SANDMAN_WEBHOOK_SECRET_ARN`, `SANDMAN_JWT_SECRET_ARN`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SecretArns {
-    pub e2b: Option<String>,
-    pub webhook: Option<String>,
-    pub jwt: Option<String>,
-}
-
-impl SecretArns {
-    pub fn get(&self, kind: SecretKind) -> Option<&str> {
-        match kind {
-            SecretKind::E2b => self.e2b.as_deref(),
-            SecretKind::Webhook => self.webhook.as_deref(),
-            SecretKind::Jwt => self.jwt.as_deref(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,13 +9,9 @@ use std::time::Duration;
 use e2b_emulator::{Fault, Route, WebhookFaults};
 
 use crate::dynamo_faults::DynamoFault;
-use crate::fleet::{E2B_CALL_DEADLINE, Fleet};
+use crate::fleet::{ABANDON_PERCENT, E2B_CALL_DEADLINE, Fleet};
 use crate::ledger::Ledger;
 use crate::stalls::{Step, Stretch};
-
-/// Percent of invocations (API requests, webhook deliveries, ticks) cut short at a random await,
-/// as a Lambda that reaches its deadline is.
-pub const ABANDON_PERCENT: u32 = 4;
 
 /// The E2B routes Sandman calls, all of which may fail.
 const ROUTES: [Route; 13] = [

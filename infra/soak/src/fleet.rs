@@ -37,6 +37,10 @@ use crate::ledger::Ledger;
 use crate::stalls::ReconcileWatch;
 use crate::timeline::Timeline;
 
+/// Percent of invocations (API requests, webhook deliveries, ticks) cut short at a random await,
+/// as a Lambda that reaches its deadline is.
+pub const ABANDON_PERCENT: u32 = 4;
+
 /// The reconciler's stuck threshold in this soak (the deployment default).
 pub const STUCK_AFTER: Duration = Duration::from_secs(300);
 
@@ -476,7 +480,7 @@ struct Front {
 async fn dispatch(State(front): State<Front>, request: Request<Body>) -> Response {
     let (index, cut) = {
         let mut rng = front.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cut = (rng.u32(0..100) < crate::chaos::ABANDON_PERCENT).then(|| Duration::from_millis(rng.u64(0..30)));
+        let cut = (rng.u32(0..100) < ABANDON_PERCENT).then(|| Duration::from_millis(rng.u64(0..30)));
         (rng.usize(0..front.instances.len()), cut)
     };
     let router = front.instances[index].clone();

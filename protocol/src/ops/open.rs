@@ -2,54 +2,17 @@
 //! restore the latest snapshot, falling back to older ones and then to the template. Concurrent
 //! opens collapse into one E2B action: only the writer that wins the claim calls E2B.
 
-use serde::Serialize;
-
 use super::claim::{Claim, claim};
+pub use super::opened::{OpenPath, Opened};
+use super::opened::{Step, opened};
 use super::start::start_fresh;
 use super::{fork, lease, project};
 use crate::adaptive;
-use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, SessionState, SnapshotId};
+use crate::domain::{Actor, ProjectKey, SandboxRef, SessionEvent, SessionState};
 use crate::e2b::{E2bError, SandboxState};
 use crate::error::{Error, StoreError};
 use crate::port::Port;
 use crate::record::{FailureCount, Field, ProjectRecord, SessionChanges, SessionWrite};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OpenPath {
-    AlreadyRunning,
-    Resumed,
-    Restored,
-    Created,
-    /// Another request is starting, resuming or pausing it: poll the status.
-    InProgress,
-}
-
-#[derive(Debug, Clone)]
-pub struct Opened {
-    pub path: OpenPath,
-    pub record: ProjectRecord,
-    pub restored_from: Option<SnapshotId>,
-    /// Why an earlier rung of the ladder was passed over (a snapshot that failed to restore).
-    pub fallback_reason: Option<String>,
-}
-
-impl Opened {
-    pub(crate) fn in_progress(record: ProjectRecord) -> Opened {
-        Opened {
-            path: OpenPath::InProgress,
-            record,
-            restored_from: None,
-            fallback_reason: None,
-        }
-    }
-}
-
-/// A step of the open ladder: this request did it, or another writer was first.
-pub(crate) enum Step {
-    Done(Box<Opened>),
-    Lost,
-}
 
 /// The ladder, within one claim lease (and the caller's deadline): an E2B call that could not
 /// finish inside it is not sent, and the claim is left to its lease.
@@ -253,7 +216,7 @@ async fn confirm_running<P: Port>(port: &P, record: ProjectRecord, actor: Actor)
             Err(err) => return Err(err.into()),
         }
     }
-    let activity = super::activity::opened_activity(port, &record, session, now);
+    let activity = super::idle_deadline::opened_activity(port, &record, session, now);
     if !port.record_activity(&key, &sandbox.sandbox_id, &activity).await? {
         return Ok(None);
     }
@@ -265,19 +228,4 @@ async fn confirm_running<P: Port>(port: &P, record: ProjectRecord, actor: Actor)
         OpenPath::AlreadyRunning
     };
     Ok(Some(opened(port, path, &key, None, None).await?))
-}
-
-pub(crate) async fn opened<P: Port>(
-    port: &P,
-    path: OpenPath,
-    key: &ProjectKey,
-    restored_from: Option<SnapshotId>,
-    fallback_reason: Option<String>,
-) -> Result<Opened, Error> {
-    Ok(Opened {
-        path,
-        record: project(port, key).await?,
-        restored_from,
-        fallback_reason,
-    })
 }

@@ -5,7 +5,7 @@
 //! killed). A restore that fails goes back to the sandbox it was replacing.
 
 use super::claim::{Claim, Claimed, claim};
-use super::open::Opened;
+use super::opened::Opened;
 use super::start::{Ladder, create_ladder, record_started};
 use super::{lease, project, snapshot};
 use crate::domain::{

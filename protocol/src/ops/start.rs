@@ -4,7 +4,7 @@
 
 use super::claim::{Claim, Claimed, claim};
 use super::lease::sandbox_of_session;
-use super::open::{OpenPath, Opened, Step, opened};
+use super::opened::{OpenPath, Opened, Step, opened};
 use crate::domain::{
     Actor, Project, ProjectKey, SandboxRef, SessionEvent, Snapshot, SnapshotId, SnapshotStatus, metadata,
 };

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::accounts::ApiKey;
+use super::api_key::ApiKey;
 use super::request::{Reply, Request};
 use super::retry::{AttemptFailure, FailedAttempt, RetryPolicy, parse_retry_after};
 use crate::deadline::{Deadline, MIN_E2B_CALL};

@@ -7,6 +7,7 @@
 //! Every call has a deadline and retries what is safe to retry (see [`RetryPolicy`]).
 
 mod accounts;
+mod api_key;
 mod client;
 mod events;
 mod pages;
@@ -17,7 +18,8 @@ mod secrets;
 mod snapshots;
 mod webhooks;
 
-pub use accounts::{ApiKey, E2b, E2bAccounts, key_fingerprint};
+pub use accounts::{E2b, E2bAccounts, key_fingerprint};
+pub use api_key::ApiKey;
 pub(crate) use client::is_loopback;
 pub use client::{E2bClient, E2bSettings};
 pub use events::EVENTS_PAGE;

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 pub use fields::{MIN_SECRET_BYTES, Problem};
-pub use source::{SecretReader, SecretsManagerReader};
-
-use crate::config::SecretsSource;
+pub use source::{SecretArns, SecretKind, SecretReader, SecretsManagerReader, SecretsSource};
 
 pub use sandman_protocol::domain::Secret;
 
@@ -27,30 +25,6 @@ pub struct Secrets {
     /// HS256 secrets still accepted while tokens signed with them live out (rotation); tokens
     /// are only ever minted with `jwt_hs256_secret`.
     pub jwt_hs256_previous: Vec<Secret>,
-}
-
-/// The deployed secrets, one per concern, so IAM can grant each function only what it reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecretKind {
-    /// `{"e2bApiKey": "...", "teamE2bApiKeys": {"team": "..."}}`
-    E2b,
-    /// `{"webhookSecret": "...", "previousWebhookSecrets": ["..."]}`
-    Webhook,
-    /// `{"jwtHs256Secret": "...", "previousJwtHs256Secrets": ["..."]}`
-    Jwt,
-}
-
-impl SecretKind {
-    pub const ALL: [SecretKind; 3] = [SecretKind::E2b, SecretKind::Webhook, SecretKind::Jwt];
-
-    /// The environment variable that holds this secret's ARN (template.yaml sets it per function).
-    pub fn arn_variable(self) -> &'static str {
-        match self {
-            SecretKind::E2b => "SANDMAN_E2B_SECRET_ARN",
-            SecretKind::Webhook => "SANDMAN_WEBHOOK_SECRET_ARN",
-            SecretKind::Jwt => "SANDMAN_JWT_SECRET_ARN",
-        }
-    }
 }
 
 /// The Lambda functions, by what each needs from the secrets.
@@ -195,7 +169,7 @@ impl Secrets {
     /// The deployed E2B secret read again, checked as at a cold start: its default key and
     /// teams' keys (both empty while the operator has not put a key in).
     pub async fn read_e2b(
-        arns: &crate::config::SecretArns,
+        arns: &SecretArns,
         reader: &impl SecretReader,
     ) -> Result<(Option<Secret>, HashMap<String, Secret>), SecretsError> {
         let secret_id = arns.get(SecretKind::E2b).ok_or(SecretsError::NoSecretArn {

@@ -44,3 +44,53 @@ impl SecretReader for HashMap<String, String> {
         self.get(secret_id).cloned().ok_or_else(|| "no such secret".to_owned())
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsSource {
+    /// Local runs and tests: `E2B_API_KEY`, `E2B_TEAM_API_KEYS`, `E2B_WEBHOOK_SECRETS`, `JWT_HS256_SECRET`.
+    Environment,
+    /// Deployed: Secrets Manager secrets, one per concern; a function is given the ARNs of those it reads.
+    SecretsManager(SecretArns),
+}
+
+/// The ARNs in `SANDMAN_E2B_SECRET_ARN`, `SANDMAN_WEBHOOK_SECRET_ARN`, `SANDMAN_JWT_SECRET_ARN`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretArns {
+    pub e2b: Option<String>,
+    pub webhook: Option<String>,
+    pub jwt: Option<String>,
+}
+
+impl SecretArns {
+    pub fn get(&self, kind: SecretKind) -> Option<&str> {
+        match kind {
+            SecretKind::E2b => self.e2b.as_deref(),
+            SecretKind::Webhook => self.webhook.as_deref(),
+            SecretKind::Jwt => self.jwt.as_deref(),
+        }
+    }
+}
+
+/// The deployed secrets, one per concern, so IAM can grant each function only what it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    /// `{"e2bApiKey": "...", "teamE2bApiKeys": {"team": "..."}}`
+    E2b,
+    /// `{"webhookSecret": "...", "previousWebhookSecrets": ["..."]}`
+    Webhook,
+    /// `{"jwtHs256Secret": "...", "previousJwtHs256Secrets": ["..."]}`
+    Jwt,
+}
+
+impl SecretKind {
+    pub const ALL: [SecretKind; 3] = [SecretKind::E2b, SecretKind::Webhook, SecretKind::Jwt];
+
+    /// The environment variable that holds this secret's ARN (template.yaml sets it per function).
+    pub fn arn_variable(self) -> &'static str {
+        match self {
+            SecretKind::E2b => "SANDMAN_E2B_SECRET_ARN",
+            SecretKind::Webhook => "SANDMAN_WEBHOOK_SECRET_ARN",
+            SecretKind::Jwt => "SANDMAN_JWT_SECRET_ARN",
+        }
+    }
+}

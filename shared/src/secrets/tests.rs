@@ -1,5 +1,5 @@
+use super::SecretArns;
 use super::*;
-use crate::config::SecretArns;
 
 const KEY: &str = "e2b_0123456789abcdef0123456789abcdef01234567";
 const SIGNING: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL";

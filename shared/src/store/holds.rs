@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionChe
 use time::OffsetDateTime;
 
 use super::expr::{n, s};
-use super::snapshots::status_name;
+use super::items::status_name;
 use super::time_ms::to_ms;
 use super::{Store, StoreError, keys};
 use crate::domain::{ProjectKey, SnapshotId, SnapshotStatus};

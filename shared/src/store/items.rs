@@ -275,3 +275,12 @@ pub(crate) fn lifecycle_record(item: Item) -> Result<LifecycleRecord, StoreError
         sandbox_id: it.sandbox_id,
     })
 }
+
+/// How a snapshot's status is stored (`status`), the inverse of `snapshot`'s reading.
+pub(super) fn status_name(status: SnapshotStatus) -> &'static str {
+    match status {
+        SnapshotStatus::Pending => "PENDING",
+        SnapshotStatus::Ready => "READY",
+        SnapshotStatus::Deleting => "DELETING",
+    }
+}

@@ -271,7 +271,7 @@ impl Store {
             .condition_expression("attribute_exists(pk) AND #status = :ready")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":until", n(to_ms(hold.until)))
-            .expression_attribute_values(":ready", s(super::snapshots::status_name(SnapshotStatus::Ready)))
+            .expression_attribute_values(":ready", s(super::items::status_name(SnapshotStatus::Ready)))
             .build()
             .map_err(super::error::build)
     }

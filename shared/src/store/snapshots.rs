@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::counters::{Counter, Tally};
 use super::expr::{n, s};
-use super::items::{Item, snapshot};
+use super::items::{Item, snapshot, status_name};
 use super::query::{number, project_key};
 use super::time_ms::{from_ms, to_ms};
 use super::{Consistency, Cursor, Page, Store, StoreError, keys};
@@ -409,13 +409,5 @@ impl Store {
             Some(_) => Ok(true),
             None => Ok(false),
         }
-    }
-}
-
-pub(super) fn status_name(status: SnapshotStatus) -> &'static str {
-    match status {
-        SnapshotStatus::Pending => "PENDING",
-        SnapshotStatus::Ready => "READY",
-        SnapshotStatus::Deleting => "DELETING",
     }
 }
